@@ -1,0 +1,38 @@
+# Every target that needs the environment sets it up first (once).
+PYTHON ?= python3
+VENV ?= .venv
+BIN := $(VENV)/bin
+# The torch build to install. Here the local mirror serves these versions; elsewhere
+# override, e.g. `make setup TORCH_SPEC="torch torchvision"`.
+TORCH_SPEC ?= torch==2.14.1 torchvision==0.29.1
+PYTEST_ARGS ?=
+
+DEMO ?= demo
+DEMO_SIZE ?= 112
+
+.PHONY: setup test demo bench clean-demo
+
+setup: $(VENV)/.installed
+
+$(VENV)/.installed: pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install -q --upgrade pip
+	$(BIN)/pip install -q $(TORCH_SPEC)
+	$(BIN)/pip install -q -e ".[dev]"
+	touch $@
+
+test: setup
+	$(BIN)/python -m pytest -q $(PYTEST_ARGS)
+
+# Synthetic "in the wild" dataset -> ResNet-50 conv4 feature cache.
+demo: setup
+	$(BIN)/vava data synth $(DEMO)/data --wild --actions 3 --videos 8 --size $(DEMO_SIZE) --frames 40:64 --seed 0
+	$(BIN)/vava extract --dataset folder --root $(DEMO)/data --cache $(DEMO)/cache --weights random --image-size $(DEMO_SIZE)
+	$(BIN)/vava cache ls $(DEMO)/cache
+
+bench: setup
+	$(BIN)/python bench/bench_extract.py
+	$(BIN)/python bench/bench_cache.py
+
+clean-demo:
+	rm -rf $(DEMO)

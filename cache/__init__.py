@@ -1,0 +1,16 @@
+"""The zarr feature cache shared by every stage after extraction."""
+from cache.fingerprint import FORMAT_VERSION, feature_set_fingerprint, stable_hash
+from cache.locks import VideoLock, video_lock
+from cache.store import CachedVideo, FeatureSet, open_feature_sets, remove_feature_set
+
+__all__ = [
+    "FORMAT_VERSION",
+    "CachedVideo",
+    "FeatureSet",
+    "VideoLock",
+    "feature_set_fingerprint",
+    "open_feature_sets",
+    "remove_feature_set",
+    "stable_hash",
+    "video_lock",
+]

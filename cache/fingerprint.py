@@ -1,0 +1,64 @@
+"""Content fingerprints: a stable hash of everything that determines a feature set."""
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+from pathlib import Path
+from typing import Any
+
+from pipeline.datasets.record import VideoRecord
+
+FORMAT_VERSION = 1
+
+
+def stable_hash(obj: Any) -> str:
+    """SHA-256 (hex) of the canonical JSON form of `obj`."""
+    text = json.dumps(obj, sort_keys=True, separators=(",", ":"), default=str)
+    return hashlib.sha256(text.encode()).hexdigest()
+
+
+def source_identity(path: Path) -> dict[str, Any]:
+    """Size and modification time of a video file, or of every file in a frame folder.
+
+    The absolute path is left out on purpose: a dataset moved with its timestamps keeps its
+    fingerprint. A missing file is recorded as such (its extraction then fails on its own).
+    """
+    if path.is_dir():
+        entries = sorted(os.scandir(path), key=lambda e: e.name)
+        stats = [(e.name, e.stat().st_size, e.stat().st_mtime_ns) for e in entries if e.is_file()]
+        return {"kind": "frames", "name": path.name, "files": len(stats), "digest": stable_hash(stats)}
+    if path.is_file():
+        stat = path.stat()
+        return {"kind": "file", "name": path.name, "size": stat.st_size, "mtime_ns": stat.st_mtime_ns}
+    return {"kind": "missing", "name": path.name}
+
+
+def video_inputs(record: VideoRecord) -> dict[str, Any]:
+    """Everything about one video that its cached features and metadata depend on."""
+    return {
+        "id": record.id,
+        "source": source_identity(record.path),
+        "split": record.split,
+        "action": record.action,
+        "labels": stable_hash(record.labels.tolist()),
+        "phases": list(record.phases),
+        "fps": record.fps,
+        "background_label": record.background_label,
+    }
+
+
+def feature_set_fingerprint(records: list[VideoRecord], settings: dict[str, Any]) -> tuple[str, dict[str, Any]]:
+    """Return (fingerprint, readable inputs) for extracting `records` with `settings`.
+
+    `settings` holds the extraction choices (backbone, weights identity, layer, image size,
+    preprocessing, frame sampling, dtype, ...). The fingerprint is 16 hex digits.
+    """
+    per_video = [video_inputs(r) for r in records]
+    inputs = {
+        "format_version": FORMAT_VERSION,
+        "num_videos": len(records),
+        "manifest_digest": stable_hash(per_video),
+        **settings,
+    }
+    return stable_hash(inputs)[:16], inputs

@@ -1,0 +1,1 @@
+"""Orchestration layer: CLI, configs, dataset adapters."""

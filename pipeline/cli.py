@@ -1,0 +1,209 @@
+"""The `vava` command line: a thin layer that parses options and calls the stages."""
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+
+import click
+
+from pipeline.errors import VavaError
+
+
+class _Group(click.Group):
+    """Turns `VavaError` into a one-line message and exit code 1, never a traceback."""
+
+    def invoke(self, ctx: click.Context):
+        try:
+            return super().invoke(ctx)
+        except VavaError as err:
+            raise click.ClickException(str(err)) from None
+
+
+@click.group(cls=_Group, context_settings={"help_option_names": ["-h", "--help"]})
+def main() -> None:
+    """Self-supervised video alignment (VAVA) on a cached-feature pipeline."""
+
+
+# -- data ----------------------------------------------------------------------------------
+@main.group(cls=_Group)
+def data() -> None:
+    """Build and inspect datasets."""
+
+
+def _frames_range(ctx: click.Context, param: click.Parameter, value: str) -> tuple[int, int]:
+    try:
+        low, _, high = value.partition(":")
+        return int(low), int(high or low)
+    except ValueError:
+        raise click.BadParameter(f"{value!r} is not MIN:MAX (e.g. 40:80)") from None
+
+
+@data.command("synth")
+@click.argument("out_dir", type=click.Path(file_okay=False, path_type=Path))
+@click.option("--actions", default=3, show_default=True, help="Number of action classes.")
+@click.option("--videos", default=10, show_default=True, help="Videos per action.")
+@click.option("--val-fraction", default=0.3, show_default=True, help="Share of each action's videos in val.")
+@click.option("--size", default=64, show_default=True, help="Frame width and height in pixels.")
+@click.option("--frames", default="40:80", show_default=True, callback=_frames_range,
+              help="Procedure length range MIN:MAX in frames (background frames come on top).")
+@click.option("--fps", default=15.0, show_default=True, help="Frame rate of the written videos.")
+@click.option("--seed", default=0, show_default=True)
+@click.option("--clean", "preset", flag_value="clean", default=True, help="No wild variations (default).")
+@click.option("--wild", "preset", flag_value="wild", help="Background, redundant and non-monotonic frames on.")
+@click.option("--speed", type=float, help="Strength 0-1 of speed changes and temporal warping.")
+@click.option("--appearance", type=float, help="Strength 0-1 of colour, texture, size and position changes.")
+@click.option("--jitter", type=float, help="Strength 0-1 of camera jitter.")
+@click.option("--noise", type=float, help="Strength 0-1 of pixel noise.")
+@click.option("--background", type=float, help="Strength 0-1 of inserted background frames.")
+@click.option("--redundant", type=float, help="Strength 0-1 of pauses/holds.")
+@click.option("--nonmonotonic", type=float, help="Strength 0-1 of repeated or swapped phases.")
+def data_synth(out_dir: Path, preset: str, seed: int, frames: tuple[int, int], **options) -> None:
+    """Render the built-in synthetic dataset into OUT_DIR (generic folder format)."""
+    import dataclasses
+
+    from pipeline.datasets import synthetic
+
+    base = synthetic.WILD if preset == "wild" else synthetic.CLEAN
+    strengths = {f.name: options.pop(f.name) for f in dataclasses.fields(synthetic.Variations)}
+    overrides = {name: value for name, value in strengths.items() if value is not None}
+    for name, value in overrides.items():
+        if not 0.0 <= value <= 1.0:
+            raise click.BadParameter(f"{value} is outside [0, 1]", param_hint=f"--{name}")
+    config = synthetic.SynthConfig(variations=dataclasses.replace(base, **overrides), frames=frames, seed=seed, **options)
+    total = config.actions * config.videos
+    with click.progressbar(length=total, label="synth", file=sys.stderr) as bar:
+        entries = synthetic.synthesize(out_dir, config, progress=lambda done, _: bar.update(done - bar.pos))
+    frames_total = sum(len(e["labels"]) for e in entries)
+    click.echo(f"{len(entries)} videos, {frames_total} frames", err=True)
+    click.echo(str(out_dir))
+
+
+# -- extract -------------------------------------------------------------------------------
+@main.command()
+@click.option("--dataset", default="folder", show_default=True, help="Dataset adapter.")
+@click.option("--root", required=True, type=click.Path(path_type=Path), help="Dataset root folder.")
+@click.option("--cache", required=True, type=click.Path(file_okay=False, path_type=Path), help="Feature cache folder.")
+@click.option("--backbone", default="resnet50", show_default=True)
+@click.option("--weights", default="imagenet", show_default=True, help="imagenet | random | PATH to a state dict.")
+@click.option("--seed", default=0, show_default=True, help="Seed of --weights random.")
+@click.option("--image-size", default=224, show_default=True, help="Input size in pixels (multiple of 16).")
+@click.option("--resize", type=click.Choice(["stretch", "center_crop"]), default="stretch", show_default=True)
+@click.option("--fps", "target_fps", type=float, default=None, help="Resample to this frame rate (default: every frame).")
+@click.option("--on-length-mismatch", type=click.Choice(["error", "truncate"]), default="error", show_default=True,
+              help="When label and decoded frame counts differ: fail the video, or keep the common prefix.")
+@click.option("--batch-size", default=32, show_default=True, help="Frames per backbone batch.")
+@click.option("--device", default="auto", show_default=True, help="auto | cpu | cuda[:N]")
+@click.option("--workers", default=2, show_default=True, help="Decode threads.")
+@click.option("--quiet", is_flag=True, help="No progress bar.")
+def extract(dataset: str, root: Path, cache: Path, quiet: bool, **options) -> None:
+    """Decode videos, run the frozen backbone and cache its conv4 maps (zarr).
+
+    The last line printed on stdout is the feature set's path.
+    """
+    from pipeline.datasets import load_dataset
+    from stages.extract.run import ExtractOptions, extract as run_extract
+
+    if not root.exists():
+        raise click.BadParameter(f"{root} does not exist", param_hint="--root")
+    extract_options = ExtractOptions(progress=not quiet, **options)
+    try:
+        extract_options.validate()
+    except VavaError as err:
+        option, _, message = str(err).partition(": ")
+        raise click.BadParameter(message, param_hint=option) from None
+    records = load_dataset(dataset, root)
+    summary = run_extract(records, cache, extract_options, dataset={"adapter": dataset, "root": str(root.resolve())})
+    for reason in summary.failed.values():
+        click.echo(f"failed: {reason}", err=True)
+    rate = summary.frames / summary.seconds if summary.seconds else 0.0
+    click.echo(
+        f"{len(records)} videos: {len(summary.extracted)} extracted ({summary.frames} frames, {rate:.1f} frames/s), "
+        f"{len(summary.cached)} already cached, {len(summary.by_others)} done by another process, "
+        f"{len(summary.failed)} failed", err=True)
+    if not summary.extracted and not summary.failed and not summary.by_others:
+        click.echo("nothing to do: every video is already in the cache", err=True)
+    click.echo(str(summary.path))
+    if summary.failed:
+        sys.exit(1)
+
+
+# -- cache ---------------------------------------------------------------------------------
+@main.group(cls=_Group)
+def cache() -> None:
+    """List, inspect, verify and remove feature sets."""
+
+
+@cache.command("ls")
+@click.argument("cache_dir", type=click.Path(file_okay=False, path_type=Path))
+def cache_ls(cache_dir: Path) -> None:
+    """List the feature sets in CACHE_DIR."""
+    from cache.store import open_feature_sets
+
+    sets = open_feature_sets(cache_dir)
+    if not sets:
+        click.echo(f"no feature sets in {cache_dir}", err=True)
+    for feature_set in sets:
+        inputs = feature_set.attrs.get("inputs", {})
+        videos = feature_set.videos(include_incomplete=True)
+        done = sum(v.complete for v in videos)
+        click.echo(f"{feature_set.path}  {inputs.get('backbone')}/{inputs.get('layer')}  "
+                   f"{inputs.get('preprocessing', {}).get('image_size')}px  {inputs.get('weights', '')[:24]}  "
+                   f"{done}/{inputs.get('num_videos')} videos  {feature_set.attrs.get('dataset', {}).get('root', '')}")
+
+
+@cache.command("info")
+@click.argument("path", type=click.Path(path_type=Path))
+@click.option("--json", "as_json", is_flag=True, help="Print everything as JSON.")
+def cache_info(path: Path, as_json: bool) -> None:
+    """Videos, frames, bytes on disk, compression and fingerprint inputs of a feature set."""
+    from cache.inspect import describe
+    from cache.store import FeatureSet
+
+    info = describe(FeatureSet.open(path))
+    if as_json:
+        click.echo(json.dumps(info, indent=2))
+        return
+    ratio = info["compression_ratio"]
+    size = f"{info['bytes_on_disk'] / 2**20:.1f} MiB"
+    if ratio:
+        size += f" (raw float16 {info['bytes_raw_float16'] / 2**20:.1f} MiB, {ratio:.2f}x smaller)"
+    click.echo(f"path:        {info['path']}")
+    click.echo(f"fingerprint: {info['fingerprint']}")
+    click.echo(f"created:     {info['created']}")
+    click.echo(f"videos:      {info['videos_complete']} complete, {info['videos_incomplete']} incomplete {info['splits']}")
+    click.echo(f"frames:      {info['frames']} of shape {info['frame_shape']}")
+    click.echo(f"on disk:     {size}")
+    click.echo("inputs:\n" + json.dumps(info["inputs"], indent=2))
+
+
+@cache.command("verify")
+@click.argument("path", type=click.Path(path_type=Path))
+def cache_verify(path: Path) -> None:
+    """Read every complete video; report incomplete and damaged ones (exit 1 if any)."""
+    from cache.inspect import verify
+    from cache.store import FeatureSet
+
+    report = verify(FeatureSet.open(path))
+    for video_id in report.incomplete:
+        click.echo(f"incomplete: {video_id}", err=True)
+    for video_id, problem in report.damaged.items():
+        click.echo(f"damaged: {video_id}: {problem}", err=True)
+    click.echo(f"{report.checked} complete videos checked, {len(report.damaged)} damaged, "
+               f"{len(report.incomplete)} incomplete")
+    if not report.ok:
+        sys.exit(1)
+
+
+@cache.command("rm")
+@click.argument("path", type=click.Path(path_type=Path))
+@click.option("--yes", "-y", is_flag=True, help="Do not ask for confirmation.")
+def cache_rm(path: Path, yes: bool) -> None:
+    """Delete a feature set."""
+    from cache.store import FeatureSet, remove_feature_set
+
+    FeatureSet.open(path)
+    if not yes:
+        click.confirm(f"delete feature set {path}?", abort=True)
+    remove_feature_set(path)
+    click.echo(f"removed {path}")

@@ -1,0 +1,1 @@
+"""The pipeline stages: extract, train, embed, evaluate."""

@@ -1,0 +1,94 @@
+"""Frozen image backbones cut at an intermediate layer, behind a small registry."""
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+from torch import nn
+from torchvision import models
+
+from pipeline.errors import VavaError
+
+
+@dataclass(frozen=True)
+class BackboneSpec:
+    """A torchvision classifier truncated after `layer`; `stride` is its spatial down-sampling."""
+
+    build: Callable[[], nn.Module]
+    imagenet: models.WeightsEnum
+    layer: str
+    channels: int
+    stride: int
+
+
+def _resnet_trunk(net: nn.Module, layer: str) -> nn.Sequential:
+    names = ["conv1", "bn1", "relu", "maxpool", "layer1", "layer2", "layer3", "layer4"]
+    kept = names[: names.index(layer) + 1]
+    return nn.Sequential(*(getattr(net, name) for name in kept))
+
+
+# conv4 = torchvision's `layer3` (all 6 blocks for ResNet-50): 1024 channels at stride 16.
+BACKBONES: dict[str, BackboneSpec] = {
+    "resnet50": BackboneSpec(models.resnet50, models.ResNet50_Weights.IMAGENET1K_V1, "layer3", 1024, 16),
+    "resnet18": BackboneSpec(models.resnet18, models.ResNet18_Weights.IMAGENET1K_V1, "layer3", 256, 16),
+}
+
+
+def imagenet_weights_path(name: str) -> Path:
+    """Where torch's hub cache keeps the ImageNet weights of backbone `name`."""
+    url = BACKBONES[name].imagenet.url
+    return Path(torch.hub.get_dir()) / "checkpoints" / url.rsplit("/", 1)[-1]
+
+
+def file_sha256(path: Path) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as handle:
+        for block in iter(lambda: handle.read(1 << 22), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def _state_digest(module: nn.Module) -> str:
+    digest = hashlib.sha256()
+    for name, tensor in module.state_dict().items():
+        digest.update(name.encode())
+        digest.update(tensor.detach().cpu().contiguous().numpy().tobytes())
+    return digest.hexdigest()
+
+
+def load_backbone(name: str, weights: str, seed: int = 0) -> tuple[nn.Module, str]:
+    """Build the truncated, frozen backbone in eval mode and say which weights it carries.
+
+    `weights` is "imagenet" (read from the torch hub cache, never downloaded), "random" (seeded
+    initialisation) or a path to a state-dict file. The returned identity is "random:<seed>:<digest>"
+    or "sha256:<hash of the weights file>".
+    """
+    if name not in BACKBONES:
+        raise VavaError(f"--backbone: unknown backbone {name!r} (known: {', '.join(sorted(BACKBONES))})")
+    spec = BACKBONES[name]
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(seed)
+        net = spec.build()
+    if weights == "random":
+        trunk = _resnet_trunk(net, spec.layer)
+        identity = f"random:{seed}:{_state_digest(trunk)[:16]}"
+    else:
+        path = imagenet_weights_path(name) if weights == "imagenet" else Path(weights)
+        if not path.is_file():
+            if weights == "imagenet":
+                raise VavaError(
+                    f"--weights imagenet: {path} not found and nothing is downloaded at run time; fetch "
+                    f"{spec.imagenet.url} on a machine with network and place it there, or pass --weights FILE")
+            raise VavaError(f"--weights: file {path} not found")
+        try:
+            state = torch.load(path, map_location="cpu", weights_only=True)
+            net.load_state_dict(state)
+        except Exception as err:  # torch raises many types for a bad file; all mean the same to a user
+            raise VavaError(f"--weights: {path} is not a {name} state dict ({str(err).splitlines()[0]})") from None
+        trunk = _resnet_trunk(net, spec.layer)
+        identity = f"sha256:{file_sha256(path)}"
+    trunk.eval().requires_grad_(False)
+    return trunk, identity

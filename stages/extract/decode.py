@@ -1,0 +1,129 @@
+"""Decoding videos (PyAV) and frame folders (torchvision) into chunks of RGB frames."""
+from __future__ import annotations
+
+import math
+import re
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import av
+import numpy as np
+import torch
+from torchvision.io import ImageReadMode, decode_image, read_file
+
+from pipeline.datasets.record import VideoRecord
+from pipeline.errors import VavaError
+
+FRAME_EXTENSIONS = (".jpg", ".jpeg", ".png")
+
+
+@dataclass(frozen=True)
+class FrameChunk:
+    """Consecutive kept frames of one video: uint8 (n, 3, H, W) and their decoded-frame indices."""
+
+    frames: torch.Tensor
+    indices: np.ndarray
+
+
+def is_kept(index: int, source_fps: float | None, target_fps: float | None) -> bool:
+    """Whether decoded frame `index` survives resampling `source_fps` to `target_fps`.
+
+    Frame i is kept when floor(i * target / source) moves on, so kept frames are evenly spread and
+    the first frame is always kept. Without a target (or when it is not lower), every frame is kept.
+    """
+    if target_fps is None or source_fps is None or target_fps >= source_fps:
+        return True
+    ratio = target_fps / source_fps
+    return math.floor(index * ratio) > math.floor((index - 1) * ratio)
+
+
+def natural_key(name: str) -> list:
+    """Sort key that puts frame2 before frame10."""
+    return [int(part) if part.isdigit() else part for part in re.split(r"(\d+)", name)]
+
+
+def frame_files(folder: Path) -> list[Path]:
+    files = [p for p in folder.iterdir() if p.suffix.lower() in FRAME_EXTENSIONS and p.is_file()]
+    return sorted(files, key=lambda p: natural_key(p.name))
+
+
+class VideoDecoder:
+    """Iterates a video's kept frames in chunks; `decoded_frames` is the total once exhausted."""
+
+    def __init__(self, record: VideoRecord, chunk_frames: int = 16, target_fps: float | None = None):
+        self.record = record
+        self.chunk_frames = chunk_frames
+        self.target_fps = target_fps
+        self.decoded_frames = 0
+        self.source_fps: float | None = record.fps
+
+    def __iter__(self) -> Iterator[FrameChunk]:
+        path = self.record.path
+        if not path.exists():
+            raise VavaError(f"video {self.record.id!r}: file not found: {path}")
+        source = self._frames_from_folder() if path.is_dir() else self._frames_from_file()
+        yield from self._chunked(source)
+        if self.decoded_frames == 0:
+            raise VavaError(f"video {self.record.id!r}: no frames could be decoded from {path}")
+
+    def _chunked(self, source: Iterator[tuple[int, object]]) -> Iterator[FrameChunk]:
+        frames: list[torch.Tensor] = []
+        indices: list[int] = []
+        for index, frame in source:
+            frames.append(self._to_tensor(frame))
+            indices.append(index)
+            if len(frames) == self.chunk_frames:
+                yield self._stack(frames, indices)
+                frames, indices = [], []
+        if frames:
+            yield self._stack(frames, indices)
+
+    def _stack(self, frames: list[torch.Tensor], indices: list[int]) -> FrameChunk:
+        shapes = {tuple(f.shape) for f in frames}
+        if len(shapes) > 1:
+            raise VavaError(f"video {self.record.id!r}: frames change size within the video ({sorted(shapes)})")
+        return FrameChunk(torch.stack(frames), np.asarray(indices, dtype=np.int64))
+
+    def _to_tensor(self, frame: object) -> torch.Tensor:
+        if isinstance(frame, torch.Tensor):
+            return frame
+        return torch.from_numpy(frame.to_ndarray(format="rgb24")).permute(2, 0, 1)
+
+    def _frames_from_file(self) -> Iterator[tuple[int, object]]:
+        path = self.record.path
+        try:
+            with av.open(str(path)) as container:
+                if not container.streams.video:
+                    raise VavaError(f"video {self.record.id!r}: {path} has no video stream")
+                stream = container.streams.video[0]
+                stream.thread_type = "AUTO"
+                if stream.average_rate:
+                    self.source_fps = float(stream.average_rate)
+                source_fps = self.source_fps
+                self._check_fps(source_fps)
+                for frame in container.decode(stream):
+                    index = self.decoded_frames
+                    self.decoded_frames += 1
+                    if is_kept(index, source_fps, self.target_fps):
+                        yield index, frame
+        except av.FFmpegError as err:
+            raise VavaError(f"video {self.record.id!r}: cannot decode {path} ({err.strerror or err})") from None
+
+    def _frames_from_folder(self) -> Iterator[tuple[int, object]]:
+        files = frame_files(self.record.path)
+        self._check_fps(self.record.fps)
+        for index, file in enumerate(files):
+            self.decoded_frames += 1
+            if not is_kept(index, self.record.fps, self.target_fps):
+                continue
+            try:
+                image = decode_image(read_file(str(file)), mode=ImageReadMode.RGB)
+            except (RuntimeError, ValueError) as err:
+                raise VavaError(f"video {self.record.id!r}: cannot decode frame {file} ({err})") from None
+            yield index, image
+
+    def _check_fps(self, source_fps: float | None) -> None:
+        if self.target_fps is not None and not source_fps:
+            raise VavaError(f"video {self.record.id!r}: frame rate unknown, cannot resample to {self.target_fps} fps "
+                            "(give `fps` in the manifest)")

@@ -1,0 +1,364 @@
+"""Stage 1: decode videos, run the frozen backbone, write conv4 maps into the feature cache.
+
+Three kinds of threads overlap the work: decode workers (decode + preprocess, one video each at a
+time) feed a bounded queue; the calling thread fills fixed-size batches with frames from several
+videos and runs the backbone; a writer thread appends the results to the zarr store and marks each
+video complete. Per-video file locks let several processes share one cache.
+"""
+from __future__ import annotations
+
+import queue
+import sys
+import threading
+import time
+from collections import deque
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import torch
+from tqdm import tqdm
+
+from cache.fingerprint import feature_set_fingerprint, source_identity
+from cache.locks import VideoLock, video_lock
+from cache.store import FeatureSet, VideoWriter
+from pipeline.datasets.record import VideoRecord
+from pipeline.errors import VavaError
+from stages.extract.backbone import BACKBONES, load_backbone
+from stages.extract.decode import VideoDecoder
+from stages.extract.preprocess import RESIZE_MODES, Preprocessing
+
+LENGTH_MISMATCH_MODES = ("error", "truncate")
+
+
+@dataclass(frozen=True)
+class ExtractOptions:
+    """Everything `extract` can be told; the fields that change features enter the fingerprint."""
+
+    backbone: str = "resnet50"
+    weights: str = "imagenet"
+    seed: int = 0
+    image_size: int = 224
+    resize: str = "stretch"
+    target_fps: float | None = None
+    on_length_mismatch: str = "error"
+    batch_size: int = 32
+    device: str = "auto"
+    workers: int = 2
+    chunk_frames: int = 16
+    progress: bool = True
+
+    def validate(self) -> None:
+        if self.backbone not in BACKBONES:
+            raise VavaError(f"--backbone: unknown backbone {self.backbone!r} (known: {', '.join(sorted(BACKBONES))})")
+        stride = BACKBONES[self.backbone].stride
+        if self.image_size <= 0 or self.image_size % stride:
+            raise VavaError(f"--image-size: {self.image_size} is not a positive multiple of {stride}")
+        if self.resize not in RESIZE_MODES:
+            raise VavaError(f"--resize: {self.resize!r} is not one of {', '.join(RESIZE_MODES)}")
+        if self.on_length_mismatch not in LENGTH_MISMATCH_MODES:
+            raise VavaError(f"--on-length-mismatch: {self.on_length_mismatch!r} is not one of error, truncate")
+        for name in ("batch_size", "workers", "chunk_frames"):
+            if getattr(self, name) < 1:
+                raise VavaError(f"--{name.replace('_', '-')}: must be at least 1")
+        if self.target_fps is not None and self.target_fps <= 0:
+            raise VavaError("--fps: must be positive")
+
+
+@dataclass
+class ExtractSummary:
+    """What one `extract` call did, video by video."""
+
+    path: Path
+    fingerprint: str
+    extracted: list[str] = field(default_factory=list)
+    cached: list[str] = field(default_factory=list)
+    by_others: list[str] = field(default_factory=list)
+    failed: dict[str, str] = field(default_factory=dict)
+    frames: int = 0
+    seconds: float = 0.0
+
+    @property
+    def ok(self) -> bool:
+        return not self.failed
+
+
+def resolve_device(device: str) -> torch.device:
+    if device == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    if device.startswith("cuda") and not torch.cuda.is_available():
+        raise VavaError(f"--device: {device} asked for but no CUDA device is available")
+    try:
+        return torch.device(device)
+    except RuntimeError:
+        raise VavaError(f"--device: {device!r} is not a device (use auto, cpu or cuda)") from None
+
+
+def extract(records: list[VideoRecord], cache: str | Path, options: ExtractOptions,
+            dataset: dict | None = None) -> ExtractSummary:
+    """Extract every video of `records` into its feature set under `cache`; return the summary.
+
+    Videos already complete are skipped; a video that fails is reported and left out while the
+    others go on. The feature set path is `cache/<fingerprint>`.
+    """
+    options.validate()
+    start = time.perf_counter()
+    device = resolve_device(options.device)
+    backbone, weights_identity = load_backbone(options.backbone, options.weights, options.seed)
+    spec = BACKBONES[options.backbone]
+    preprocessing = Preprocessing(options.image_size, options.resize)
+    settings = {
+        "backbone": options.backbone,
+        "layer": spec.layer,
+        "weights": weights_identity,
+        "preprocessing": preprocessing.describe(),
+        "sampling": {"target_fps": options.target_fps},
+        "on_length_mismatch": options.on_length_mismatch,
+        "dtype": "float16",
+    }
+    fingerprint, inputs = feature_set_fingerprint(records, settings)
+    feature_set = FeatureSet.create(Path(cache) / fingerprint, fingerprint, inputs, {"dataset": dataset or {}})
+    summary = ExtractSummary(path=feature_set.path, fingerprint=fingerprint)
+    pending = []
+    for record in records:
+        (summary.cached if feature_set.is_complete(record.id) else pending).append(record)
+    if pending:
+        side = options.image_size // spec.stride
+        backbone = backbone.to(device)
+        if device.type == "cuda":
+            backbone = backbone.to(memory_format=torch.channels_last)
+        run = _ExtractionRun(feature_set, backbone, preprocessing, options, device, (spec.channels, side, side), summary)
+        deferred = run.run(pending, blocking=False)
+        if deferred:  # held by another process: wait for it, then take over whatever it left undone
+            run.run(deferred, blocking=True)
+    summary.seconds = time.perf_counter() - start
+    return summary
+
+
+# Messages passed between the threads. `job` carries one video through the pipeline.
+@dataclass
+class _VideoJob:
+    record: VideoRecord
+    lock: VideoLock
+    writer: VideoWriter | None = None
+    indices: list[np.ndarray] = field(default_factory=list)
+
+
+@dataclass
+class _Frames:
+    job: _VideoJob
+    data: torch.Tensor | np.ndarray
+    indices: np.ndarray
+
+    def __len__(self) -> int:
+        return int(self.indices.shape[0])
+
+
+@dataclass
+class _End:
+    job: _VideoJob
+    decoded_frames: int
+    fps: float | None
+
+
+@dataclass
+class _Failed:
+    job: _VideoJob
+    reason: str
+
+
+_WORKER_DONE = object()
+_WRITER_STOP = object()
+
+
+class _ExtractionRun:
+    def __init__(self, feature_set: FeatureSet, backbone: torch.nn.Module, preprocessing: Preprocessing,
+                 options: ExtractOptions, device: torch.device, frame_shape: tuple[int, int, int],
+                 summary: ExtractSummary):
+        self.feature_set = feature_set
+        self.backbone = backbone
+        self.preprocessing = preprocessing
+        self.options = options
+        self.device = device
+        self.frame_shape = frame_shape
+        self.summary = summary
+        self._stop = threading.Event()
+        self._summary_lock = threading.Lock()
+
+    def run(self, records: list[VideoRecord], blocking: bool) -> list[VideoRecord]:
+        """Extract `records`; return those another process held (only when not `blocking`)."""
+        todo: queue.Queue[VideoRecord] = queue.Queue()
+        for record in records:
+            todo.put(record)
+        deferred: list[VideoRecord] = []
+        workers = min(self.options.workers, len(records))
+        frames_q: queue.Queue = queue.Queue(maxsize=4 * workers)
+        write_q: queue.Queue = queue.Queue(maxsize=8)
+        total = sum(r.num_frames for r in records)
+        bar = tqdm(total=total, unit="frame", desc="extract", file=sys.stderr, disable=not self.options.progress,
+                   dynamic_ncols=True)
+        threads = [threading.Thread(target=self._decode_worker, args=(todo, frames_q, deferred, blocking), daemon=True)
+                   for _ in range(workers)]
+        writer = threading.Thread(target=self._write_loop, args=(write_q,), daemon=True)
+        for thread in (*threads, writer):
+            thread.start()
+        try:
+            self._compute_loop(frames_q, write_q, workers, bar)
+        except BaseException:
+            self._stop.set()
+            raise
+        finally:
+            write_q.put(_WRITER_STOP)
+            writer.join()
+            for thread in threads:
+                thread.join(timeout=5)
+            bar.close()
+        return deferred
+
+    # -- decode workers ------------------------------------------------------------------
+    def _decode_worker(self, todo: queue.Queue, frames_q: queue.Queue, deferred: list, blocking: bool) -> None:
+        while not self._stop.is_set():
+            try:
+                record = todo.get_nowait()
+            except queue.Empty:
+                break
+            lock = video_lock(self.feature_set.path, record.id)
+            if not lock.acquire(blocking=blocking):
+                deferred.append(record)
+                continue
+            if self.feature_set.is_complete(record.id):  # finished by another process meanwhile
+                lock.release()
+                with self._summary_lock:
+                    self.summary.by_others.append(record.id)
+                continue
+            job = _VideoJob(record, lock)
+            decoder = VideoDecoder(record, self.options.chunk_frames, self.options.target_fps)
+            try:
+                for chunk in decoder:
+                    self._put(frames_q, _Frames(job, self.preprocessing(chunk.frames), chunk.indices))
+                self._put(frames_q, _End(job, decoder.decoded_frames, decoder.source_fps))
+            except VavaError as err:
+                self._put(frames_q, _Failed(job, str(err)))
+            except Exception as err:  # a decoder bug must not take the other videos down
+                self._put(frames_q, _Failed(job, f"video {record.id!r}: {type(err).__name__}: {err}"))
+        self._put(frames_q, _WORKER_DONE)
+
+    def _put(self, q: queue.Queue, item: object) -> None:
+        while not self._stop.is_set():
+            try:
+                q.put(item, timeout=0.1)
+                return
+            except queue.Full:
+                continue
+
+    # -- backbone (calling thread) -------------------------------------------------------
+    def _compute_loop(self, frames_q: queue.Queue, write_q: queue.Queue, workers: int, bar: tqdm) -> None:
+        pending: deque = deque()  # frames and end/failure messages, in arrival order
+        pending_frames = 0
+        finished_workers = 0
+        batch = self.options.batch_size
+        while finished_workers < workers or pending:
+            if finished_workers < workers:
+                item = frames_q.get()
+                if item is _WORKER_DONE:
+                    finished_workers += 1
+                else:
+                    pending.append(item)
+                    pending_frames += len(item) if isinstance(item, _Frames) else 0
+            flush = finished_workers == workers
+            while pending_frames >= batch or (flush and pending_frames):
+                segments = self._take(pending, min(batch, pending_frames))
+                pending_frames -= sum(len(s) for s in segments)
+                for segment in self._embed(segments):
+                    write_q.put(segment)
+                bar.update(sum(len(s) for s in segments))
+            while pending and not isinstance(pending[0], _Frames):
+                write_q.put(pending.popleft())
+
+    @staticmethod
+    def _take(pending: deque, count: int) -> list[_Frames]:
+        """Pop exactly `count` frames from the front of `pending`, splitting a chunk if needed.
+
+        End/failure messages met on the way are kept in place, so each still follows its frames.
+        """
+        segments: list[_Frames] = []
+        held: list[object] = []
+        while count:
+            item = pending.popleft()
+            if not isinstance(item, _Frames):
+                held.append(item)
+                continue
+            if len(item) > count:
+                head = _Frames(item.job, item.data[:count], item.indices[:count])
+                pending.appendleft(_Frames(item.job, item.data[count:], item.indices[count:]))
+                item = head
+            segments.append(item)
+            count -= len(item)
+        pending.extendleft(reversed(held))
+        return segments
+
+    @torch.inference_mode()
+    def _embed(self, segments: list[_Frames]) -> list[_Frames]:
+        images = torch.cat([s.data for s in segments]).to(self.device, non_blocking=True)
+        if self.device.type == "cuda":
+            images = images.contiguous(memory_format=torch.channels_last)
+            with torch.autocast("cuda", dtype=torch.bfloat16):
+                maps = self.backbone(images)
+        else:
+            maps = self.backbone(images)
+        maps = maps.to(torch.float16).cpu().numpy()
+        bounds = np.cumsum([0] + [len(s) for s in segments])
+        return [_Frames(s.job, maps[a:b], s.indices) for s, a, b in zip(segments, bounds[:-1], bounds[1:])]
+
+    # -- writer thread -------------------------------------------------------------------
+    def _write_loop(self, write_q: queue.Queue) -> None:
+        failed_jobs: set[int] = set()
+        while (item := write_q.get()) is not _WRITER_STOP:
+            job = item.job
+            if id(job) in failed_jobs:
+                continue
+            try:
+                if isinstance(item, _Frames):
+                    if job.writer is None:
+                        job.writer = self.feature_set.begin_video(job.record.id, self.frame_shape, self._attrs(job.record))
+                    job.writer.append(item.data)
+                    job.indices.append(item.indices)
+                elif isinstance(item, _End):
+                    self._finish(job, item)
+                else:
+                    raise VavaError(item.reason)
+            except Exception as err:
+                failed_jobs.add(id(job))
+                reason = str(err) if isinstance(err, VavaError) else f"video {job.record.id!r}: cannot write to cache ({err})"
+                self._fail(job, reason)
+
+    def _attrs(self, record: VideoRecord) -> dict:
+        return {"split": record.split, "action": record.action, "phases": list(record.phases),
+                "background_label": record.background_label, "source": source_identity(record.path)}
+
+    def _finish(self, job: _VideoJob, end: _End) -> None:
+        record = job.record
+        labels = record.labels
+        if end.decoded_frames != labels.shape[0]:
+            difference = end.decoded_frames - labels.shape[0]
+            if self.options.on_length_mismatch == "error":
+                raise VavaError(
+                    f"video {record.id!r}: {labels.shape[0]} labels but {end.decoded_frames} decoded frames "
+                    f"({difference:+d} frames); fix the manifest or pass --on-length-mismatch truncate")
+        indices = np.concatenate(job.indices)
+        indices = indices[indices < labels.shape[0]]
+        target = self.options.target_fps
+        fps = min(end.fps, target) if end.fps and target else end.fps
+        job.writer.finish(labels[indices], indices, {"decoded_frames": end.decoded_frames, "fps": fps})
+        job.lock.release()
+        with self._summary_lock:
+            self.summary.extracted.append(record.id)
+            self.summary.frames += int(indices.shape[0])
+
+    def _fail(self, job: _VideoJob, reason: str) -> None:
+        try:
+            self.feature_set.remove_video(job.record.id)
+        finally:
+            job.lock.release()
+            with self._summary_lock:
+                self.summary.failed[job.record.id] = reason
