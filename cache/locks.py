@@ -1,7 +1,7 @@
-"""Per-video advisory locks, so several `extract` processes can share one cache.
+"""Advisory file locks, so several `extract` processes can share one cache.
 
 `flock` locks vanish with the process that holds them, even on SIGKILL, so a killed run never
-leaves a stale lock behind.
+leaves a stale lock behind. They live beside the feature sets, outside the zarr hierarchy.
 """
 from __future__ import annotations
 
@@ -10,8 +10,8 @@ import os
 from pathlib import Path
 
 
-class VideoLock:
-    """An exclusive lock on one video of one feature set."""
+class FileLock:
+    """An exclusive lock on one lock file; usable as a (blocking) context manager."""
 
     def __init__(self, path: Path):
         self.path = path
@@ -19,6 +19,7 @@ class VideoLock:
 
     def acquire(self, blocking: bool) -> bool:
         """Take the lock; without blocking, return False when another process holds it."""
+        self.path.parent.mkdir(parents=True, exist_ok=True)
         fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o644)
         try:
             fcntl.flock(fd, fcntl.LOCK_EX | (0 if blocking else fcntl.LOCK_NB))
@@ -34,13 +35,24 @@ class VideoLock:
             os.close(self._fd)
             self._fd = None
 
+    def __enter__(self) -> FileLock:
+        self.acquire(blocking=True)
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.release()
+
 
 def lock_folder(feature_set_path: Path) -> Path:
-    """Where the locks of a feature set live (beside it, outside the zarr hierarchy)."""
+    """Where the locks of a feature set live."""
     return feature_set_path.parent / ".locks" / feature_set_path.name
 
 
-def video_lock(feature_set_path: Path, video_id: str) -> VideoLock:
-    folder = lock_folder(feature_set_path)
-    folder.mkdir(parents=True, exist_ok=True)
-    return VideoLock(folder / f"{video_id}.lock")
+def video_lock(feature_set_path: Path, video_id: str) -> FileLock:
+    """Held while one video of a feature set is being written."""
+    return FileLock(lock_folder(feature_set_path) / f"{video_id}.lock")
+
+
+def creation_lock(feature_set_path: Path) -> FileLock:
+    """Held while a feature set's group is created."""
+    return FileLock(lock_folder(feature_set_path) / "create.lock")

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import datetime as dt
 import shutil
+import warnings
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -22,8 +23,9 @@ from typing import Any
 import numpy as np
 import zarr
 from zarr.codecs import BloscCodec
+from zarr.errors import ZarrUserWarning
 
-from cache.locks import lock_folder
+from cache.locks import creation_lock, lock_folder
 from pipeline.errors import VavaError
 
 FEATURE_SET_KIND = "vava-feature-set"
@@ -75,13 +77,12 @@ class FeatureSet:
     def create(cls, path: str | Path, fingerprint: str, inputs: dict[str, Any], extra: dict[str, Any]) -> FeatureSet:
         """Open the feature set at `path`, creating it with these attributes if it is new."""
         path = Path(path)
-        if (path / "zarr.json").is_file():
-            return cls.open(path)
-        group = zarr.open_group(store=str(path), mode="a")
-        group.attrs.update({"kind": FEATURE_SET_KIND, "fingerprint": fingerprint, "inputs": inputs,
-                            "created": _now(), **extra})
-        group.require_group("videos")
-        return cls(path, group)
+        with creation_lock(path):
+            if not (path / "zarr.json").is_file():
+                group = zarr.open_group(store=str(path), mode="w-", attributes={
+                    "kind": FEATURE_SET_KIND, "fingerprint": fingerprint, "inputs": inputs, "created": _now(), **extra})
+                group.create_group("videos")
+        return cls.open(path)
 
     @property
     def fingerprint(self) -> str:
@@ -93,13 +94,17 @@ class FeatureSet:
 
     @property
     def _videos(self) -> zarr.Group:
-        return self._group.require_group("videos")
+        return self._group["videos"]
 
     # -- reading -------------------------------------------------------------------------
     def videos(self, *, include_incomplete: bool = False) -> list[CachedVideo]:
         """Cached videos in id order; only complete ones unless asked."""
         found = []
-        for video_id, group in sorted(self._videos.groups()):
+        with warnings.catch_warnings():
+            # a video another process is creating right now has a folder but no metadata yet
+            warnings.simplefilter("ignore", ZarrUserWarning)
+            groups = sorted(self._videos.groups())
+        for video_id, group in groups:
             meta = self._describe(video_id, group.attrs)
             if meta.complete or include_incomplete:
                 found.append(meta)

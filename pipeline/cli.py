@@ -207,3 +207,7 @@ def cache_rm(path: Path, yes: bool) -> None:
         click.confirm(f"delete feature set {path}?", abort=True)
     remove_feature_set(path)
     click.echo(f"removed {path}")
+
+
+if __name__ == "__main__":
+    main()

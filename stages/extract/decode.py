@@ -1,4 +1,8 @@
-"""Decoding videos (PyAV) and frame folders (torchvision) into chunks of RGB frames."""
+"""Decoding videos (PyAV) and frame folders (Pillow) into chunks of RGB frames.
+
+Frame folders use Pillow rather than torchvision.io, whose image decoding is deprecated since
+torchvision 0.29.
+"""
 from __future__ import annotations
 
 import math
@@ -10,7 +14,7 @@ from pathlib import Path
 import av
 import numpy as np
 import torch
-from torchvision.io import ImageReadMode, decode_image, read_file
+from PIL import Image, UnidentifiedImageError
 
 from pipeline.datasets.record import VideoRecord
 from pipeline.errors import VavaError
@@ -118,10 +122,11 @@ class VideoDecoder:
             if not is_kept(index, self.record.fps, self.target_fps):
                 continue
             try:
-                image = decode_image(read_file(str(file)), mode=ImageReadMode.RGB)
-            except (RuntimeError, ValueError) as err:
+                with Image.open(file) as image:
+                    pixels = np.array(image.convert("RGB"))
+            except (OSError, UnidentifiedImageError) as err:
                 raise VavaError(f"video {self.record.id!r}: cannot decode frame {file} ({err})") from None
-            yield index, image
+            yield index, torch.from_numpy(pixels).permute(2, 0, 1)
 
     def _check_fps(self, source_fps: float | None) -> None:
         if self.target_fps is not None and not source_fps:

@@ -20,7 +20,7 @@ import torch
 from tqdm import tqdm
 
 from cache.fingerprint import feature_set_fingerprint, source_identity
-from cache.locks import VideoLock, video_lock
+from cache.locks import FileLock, video_lock
 from cache.store import FeatureSet, VideoWriter
 from pipeline.datasets.record import VideoRecord
 from pipeline.errors import VavaError
@@ -121,7 +121,10 @@ def extract(records: list[VideoRecord], cache: str | Path, options: ExtractOptio
     summary = ExtractSummary(path=feature_set.path, fingerprint=fingerprint)
     pending = []
     for record in records:
-        (summary.cached if feature_set.is_complete(record.id) else pending).append(record)
+        if feature_set.is_complete(record.id):
+            summary.cached.append(record.id)
+        else:
+            pending.append(record)
     if pending:
         side = options.image_size // spec.stride
         backbone = backbone.to(device)
@@ -139,7 +142,7 @@ def extract(records: list[VideoRecord], cache: str | Path, options: ExtractOptio
 @dataclass
 class _VideoJob:
     record: VideoRecord
-    lock: VideoLock
+    lock: FileLock
     writer: VideoWriter | None = None
     indices: list[np.ndarray] = field(default_factory=list)
 

@@ -1,0 +1,50 @@
+"""Shared fixtures: tiny datasets written to temporary folders."""
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from pipeline.datasets.folder import write_manifest
+from pipeline.videoio import write_video
+
+SIZE = 64
+
+
+def moving_square(num_frames: int, seed: int, size: int = SIZE) -> np.ndarray:
+    """(T, size, size, 3) uint8: a bright square sliding left to right over a dark textured field."""
+    rng = np.random.default_rng(seed)
+    base = (rng.random((size, size, 3)) * 60).astype(np.uint8)
+    frames = np.broadcast_to(base, (num_frames, size, size, 3)).copy()
+    xs = np.linspace(0, size - 16, num_frames).astype(int)
+    cols = np.arange(size)
+    inside = (cols[None, :] >= xs[:, None]) & (cols[None, :] < xs[:, None] + 16)  # (T, size)
+    rows = slice(size // 2 - 8, size // 2 + 8)
+    frames[:, rows][inside[:, None, :].repeat(16, axis=1)] = (230, 200, 40)
+    return frames
+
+
+def make_folder_dataset(root: Path, lengths: list[int], fps: float = 15.0, split_val: int = 1) -> list[dict]:
+    """Write videos of the given lengths plus a manifest (two phases, halves); return the entries."""
+    (root / "videos").mkdir(parents=True, exist_ok=True)
+    entries = []
+    for i, length in enumerate(lengths):
+        write_video(root / "videos" / f"v{i}.mp4", moving_square(length, seed=i), fps)
+        labels = [0] * (length // 2) + [1] * (length - length // 2)
+        entries.append({"id": f"v{i}", "path": f"videos/v{i}.mp4", "split": "val" if i < split_val else "train",
+                        "action": "slide", "labels": labels, "phases": ["left", "right"], "fps": fps})
+    write_manifest(root, entries)
+    return entries
+
+
+def read_manifest(root: Path) -> list[dict]:
+    return [json.loads(line) for line in (root / "manifest.jsonl").read_text().splitlines()]
+
+
+@pytest.fixture
+def tiny_dataset(tmp_path: Path) -> Path:
+    root = tmp_path / "data"
+    make_folder_dataset(root, [18, 22, 25])
+    return root

@@ -1,0 +1,54 @@
+"""The truncated backbones and their weights identities."""
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+import torch
+from torchvision import models
+
+from pipeline.errors import VavaError
+from stages.extract.backbone import file_sha256, imagenet_weights_path, load_backbone
+
+
+def test_resnet50_conv4_shape_and_frozen() -> None:
+    net, identity = load_backbone("resnet50", "random", seed=0)
+    assert identity.startswith("random:0:")
+    assert not net.training and not any(p.requires_grad for p in net.parameters())
+    with torch.inference_mode():
+        out = net(torch.zeros(2, 3, 64, 64))
+    assert out.shape == (2, 1024, 4, 4)  # conv4: 1024 channels at stride 16
+
+
+def test_random_weights_are_seeded() -> None:
+    a, id_a = load_backbone("resnet18", "random", seed=3)
+    b, id_b = load_backbone("resnet18", "random", seed=3)
+    c, id_c = load_backbone("resnet18", "random", seed=4)
+    assert id_a == id_b != id_c
+    assert torch.equal(a[0].weight, b[0].weight) and not torch.equal(a[0].weight, c[0].weight)
+
+
+def test_weights_file_is_loaded_and_hashed(tmp_path: Path) -> None:
+    reference = models.resnet18()
+    path = tmp_path / "r18.pth"
+    torch.save(reference.state_dict(), path)
+    net, identity = load_backbone("resnet18", str(path))
+    assert identity == f"sha256:{file_sha256(path)}"
+    assert torch.equal(net[0].weight, reference.conv1.weight)
+    assert torch.equal(net[6][0].conv1.weight, reference.layer3[0].conv1.weight)
+
+
+def test_weights_errors(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("TORCH_HOME", str(tmp_path / "hub"))
+    expected = imagenet_weights_path("resnet50")
+    assert str(expected).startswith(str(tmp_path / "hub"))
+    with pytest.raises(VavaError, match=rf"--weights imagenet: {expected} not found .*resnet50-0676ba61.pth"):
+        load_backbone("resnet50", "imagenet")
+    with pytest.raises(VavaError, match="--weights: file .*missing.pth not found"):
+        load_backbone("resnet50", str(tmp_path / "missing.pth"))
+    bad = tmp_path / "bad.pth"
+    bad.write_bytes(b"nonsense")
+    with pytest.raises(VavaError, match="--weights: .*bad.pth is not a resnet50 state dict"):
+        load_backbone("resnet50", str(bad))
+    with pytest.raises(VavaError, match="--backbone: unknown backbone 'vgg'"):
+        load_backbone("vgg", "random")

@@ -1,0 +1,79 @@
+"""The `vava` CLI: option errors, summaries, the printed path, and the cache commands."""
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+from click.testing import CliRunner
+
+from pipeline.cli import main
+
+EXTRACT = ["extract", "--weights", "random", "--image-size", "64", "--quiet"]
+
+
+def run(*args: str) -> "object":
+    return CliRunner().invoke(main, list(args))
+
+
+@pytest.mark.parametrize(
+    ("extra", "message"),
+    [(["--backbone", "vgg"], "Invalid value for --backbone: unknown backbone 'vgg'"),
+     (["--image-size", "100"], "Invalid value for --image-size: 100 is not a positive multiple of 16"),
+     (["--resize", "zoom"], "Invalid value for '--resize'"),
+     (["--workers", "0"], "Invalid value for --workers: must be at least 1")],
+)
+def test_bad_extract_options(tiny_dataset: Path, tmp_path: Path, extra: list[str], message: str) -> None:
+    result = run(*EXTRACT, "--root", str(tiny_dataset), "--cache", str(tmp_path / "c"), *extra)
+    assert result.exit_code == 2 and message in result.output
+    assert "Traceback" not in result.output and not (tmp_path / "c").exists()
+
+
+def test_missing_root_and_manifest_errors(tmp_path: Path) -> None:
+    result = run(*EXTRACT, "--root", str(tmp_path / "nope"), "--cache", str(tmp_path / "c"))
+    assert result.exit_code == 2 and "Invalid value for --root:" in result.output and "does not exist" in result.output
+    result = run(*EXTRACT, "--root", str(tmp_path), "--cache", str(tmp_path / "c"))
+    assert result.exit_code == 1 and "Error: " in result.output and "manifest.jsonl: missing" in result.output
+    assert "Traceback" not in result.output
+
+
+def test_extract_then_cache_commands(tiny_dataset: Path, tmp_path: Path) -> None:
+    cache = tmp_path / "cache"
+    result = run(*EXTRACT, "--root", str(tiny_dataset), "--cache", str(cache))
+    assert result.exit_code == 0, result.output
+    path = result.stdout.strip().splitlines()[-1]
+    assert Path(path).parent == cache
+    assert "3 videos: 3 extracted (65 frames" in result.stderr
+
+    again = run(*EXTRACT, "--root", str(tiny_dataset), "--cache", str(cache))
+    assert again.stdout.strip().splitlines()[-1] == path
+    assert "0 extracted" in again.stderr and "3 already cached" in again.stderr and "nothing to do" in again.stderr
+
+    listing = run("cache", "ls", str(cache))
+    assert listing.exit_code == 0 and path in listing.output and "resnet50/layer3" in listing.output
+    assert "3/3 videos" in listing.output
+
+    info = run("cache", "info", path, "--json")
+    data = json.loads(info.stdout)
+    assert data["videos_complete"] == 3 and data["frames"] == 65 and data["frame_shape"] == [1024, 4, 4]
+    assert data["inputs"]["weights"].startswith("random:0:") and data["compression_ratio"] > 1
+    assert "fingerprint: " in run("cache", "info", path).output
+
+    assert run("cache", "verify", path).exit_code == 0
+    assert run("cache", "rm", path).exit_code == 1  # asks first; no input means no
+    assert Path(path).exists()
+    assert run("cache", "rm", "--yes", path).exit_code == 0 and not Path(path).exists()
+
+
+def test_failed_videos_give_exit_code_one_and_still_print_path(tiny_dataset: Path, tmp_path: Path) -> None:
+    (tiny_dataset / "videos" / "v1.mp4").unlink()
+    result = run(*EXTRACT, "--root", str(tiny_dataset), "--cache", str(tmp_path / "c"))
+    assert result.exit_code == 1
+    assert "failed: video 'v1': file not found" in result.stderr and "1 failed" in result.stderr
+    assert result.stdout.strip().splitlines()[-1].startswith(str(tmp_path / "c"))
+
+
+def test_cache_commands_on_bad_paths(tmp_path: Path) -> None:
+    for args in (["cache", "info", str(tmp_path)], ["cache", "verify", str(tmp_path)], ["cache", "ls", str(tmp_path / "x")]):
+        result = run(*args)
+        assert result.exit_code == 1 and result.output.startswith("Error: ") and "Traceback" not in result.output

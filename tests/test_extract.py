@@ -1,0 +1,126 @@
+"""Stage 1 in-process: values, batching across videos, resampling, bad videos, reuse."""
+from __future__ import annotations
+
+from fractions import Fraction
+from pathlib import Path
+
+import av
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+
+from cache.store import FeatureSet
+from pipeline.datasets.folder import load_folder, write_manifest
+from pipeline.errors import VavaError
+from stages.extract.backbone import load_backbone
+from stages.extract.decode import VideoDecoder
+from stages.extract.preprocess import Preprocessing
+from stages.extract.run import ExtractOptions, extract
+from tests.conftest import make_folder_dataset, moving_square, read_manifest
+
+FAST = ExtractOptions(weights="random", image_size=64, batch_size=7, workers=2, progress=False)
+
+
+def test_cached_frames_equal_backbone_of_decoded_frames(tiny_dataset: Path, tmp_path: Path) -> None:
+    records = load_folder(tiny_dataset)
+    summary = extract(records, tmp_path / "cache", FAST)
+    assert summary.ok and sorted(summary.extracted) == ["v0", "v1", "v2"] and summary.frames == 18 + 22 + 25
+    fs = FeatureSet.open(summary.path)
+    assert summary.path == tmp_path / "cache" / summary.fingerprint
+    net, _ = load_backbone("resnet50", "random", seed=0)
+    for record in records:
+        cached = fs.read(record.id)
+        assert cached.dtype == np.float16 and cached.shape == (record.num_frames, 1024, 4, 4)
+        assert np.array_equal(fs.labels(record.id), record.labels)
+        assert np.array_equal(fs.frame_index(record.id), np.arange(record.num_frames))
+        frames = torch.cat([c.frames for c in VideoDecoder(record)])
+        with torch.inference_mode():
+            expected = net(Preprocessing(64)(frames)).numpy()
+        scale = np.abs(expected).max()
+        assert np.abs(cached.astype(np.float32) - expected).max() < 2e-3 * scale
+    video = fs.video("v1")
+    assert (video.split, video.action, video.fps, video.phases) == ("train", "slide", 15.0, ("left", "right"))
+
+
+def test_second_run_does_no_work(tiny_dataset: Path, tmp_path: Path) -> None:
+    records = load_folder(tiny_dataset)
+    first = extract(records, tmp_path / "cache", FAST)
+    second = extract(load_folder(tiny_dataset), tmp_path / "cache", FAST)
+    assert second.path == first.path and second.extracted == [] and sorted(second.cached) == ["v0", "v1", "v2"]
+    other = extract(records, tmp_path / "cache", ExtractOptions(**{**FAST.__dict__, "image_size": 32}))
+    assert other.path != first.path and FeatureSet.open(other.path).read("v0").shape == (18, 1024, 2, 2)
+
+
+def test_resampling_keeps_matching_labels(tiny_dataset: Path, tmp_path: Path) -> None:
+    records = load_folder(tiny_dataset)
+    summary = extract(records, tmp_path / "cache", ExtractOptions(**{**FAST.__dict__, "target_fps": 5.0}))
+    fs = FeatureSet.open(summary.path)
+    index = fs.frame_index("v2")
+    assert index.tolist() == list(range(0, 25, 3))
+    assert np.array_equal(fs.labels("v2"), records[2].labels[index])
+    assert fs.video("v2").fps == 5.0 and fs.video("v2").decoded_frames == 25
+
+
+def test_length_mismatch_error_or_truncate(tmp_path: Path) -> None:
+    root = tmp_path / "data"
+    entries = make_folder_dataset(root, [12, 14])
+    entries[0]["labels"] += [1, 1]  # two labels too many
+    entries[1]["labels"] = entries[1]["labels"][:-3]  # three too few
+    write_manifest(root, entries)
+    summary = extract(load_folder(root), tmp_path / "cache", FAST)
+    assert summary.failed["v0"] == ("video 'v0': 14 labels but 12 decoded frames (-2 frames); fix the manifest "
+                                    "or pass --on-length-mismatch truncate")
+    assert "11 labels but 14 decoded frames (+3 frames)" in summary.failed["v1"]
+    assert FeatureSet.open(summary.path).videos(include_incomplete=True) == []
+
+    truncated = extract(load_folder(root), tmp_path / "cache", ExtractOptions(**{**FAST.__dict__, "on_length_mismatch": "truncate"}))
+    fs = FeatureSet.open(truncated.path)
+    assert truncated.ok and fs.read("v0").shape[0] == 12 and fs.labels("v0").tolist() == entries[0]["labels"][:12]
+    assert fs.read("v1").shape[0] == 11 and fs.video("v1").decoded_frames == 14
+
+
+def write_empty_video(path: Path) -> None:
+    with av.open(str(path), mode="w") as container:
+        stream = container.add_stream("libx264", rate=Fraction(15))
+        stream.width, stream.height, stream.pix_fmt = 64, 64, "yuv420p"
+        container.start_encoding()  # header only, no frames
+
+
+def test_bad_videos_fail_alone_and_nothing_cached_is_lost(tmp_path: Path) -> None:
+    root = tmp_path / "data"
+    entries = make_folder_dataset(root, [10, 10, 10, 10, 10])
+    (root / "videos" / "v1.mp4").unlink()                                 # missing file
+    (root / "videos" / "v2.mp4").write_bytes(b"\x00garbage" * 64)        # corrupt file
+    write_empty_video(root / "videos" / "v3.mp4")                         # zero frames
+    frames = root / "frames4"
+    frames.mkdir()
+    for i, frame in enumerate(moving_square(10, seed=4)):
+        Image.fromarray(frame).save(frames / f"{i:04d}.png")
+    (frames / "0005.png").write_bytes(b"broken")                          # unreadable frame
+    entries[4]["path"] = "frames4"
+    write_manifest(root, entries)
+
+    summary = extract(load_folder(root), tmp_path / "cache", FAST)
+    assert summary.extracted == ["v0"]
+    assert set(summary.failed) == {"v1", "v2", "v3", "v4"}
+    assert "file not found" in summary.failed["v1"]
+    assert "cannot decode" in summary.failed["v2"]
+    assert "no video stream" in summary.failed["v3"] or "no frames could be decoded" in summary.failed["v3"]
+    assert "cannot decode frame" in summary.failed["v4"] and "0005.png" in summary.failed["v4"]
+    fs = FeatureSet.open(summary.path)
+    kept = fs.read("v0")
+    assert [v.id for v in fs.videos(include_incomplete=True)] == ["v0"]  # failed partials are removed
+
+    again = extract(load_folder(root), tmp_path / "cache", FAST)
+    assert again.cached == ["v0"] and set(again.failed) == {"v1", "v2", "v3", "v4"}
+    assert np.array_equal(FeatureSet.open(again.path).read("v0"), kept)
+
+
+def test_invalid_options_are_named() -> None:
+    with pytest.raises(VavaError, match="--image-size: 50 is not a positive multiple of 16"):
+        ExtractOptions(image_size=50).validate()
+    with pytest.raises(VavaError, match="--batch-size: must be at least 1"):
+        ExtractOptions(batch_size=0).validate()
+    with pytest.raises(VavaError, match="--on-length-mismatch"):
+        ExtractOptions(on_length_mismatch="pad").validate()

@@ -1,0 +1,91 @@
+"""The generic folder format: loading and validation messages."""
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from pipeline.datasets import load_dataset
+from pipeline.datasets.folder import load_folder, write_manifest
+from pipeline.errors import VavaError
+
+GOOD = {"id": "a", "path": "videos/a.mp4", "split": "train", "action": "pour", "labels": [0, 0, 1, 2],
+        "phases": ["start", "pour", "end"], "fps": 30, "background_label": 2}
+
+
+def write_lines(root: Path, lines: list[str]) -> None:
+    root.mkdir(parents=True, exist_ok=True)
+    (root / "manifest.jsonl").write_text("\n".join(lines) + "\n")
+
+
+def test_round_trip(tmp_path: Path) -> None:
+    second = {**GOOD, "id": "b", "split": "val", "path": "frames/b"}
+    write_manifest(tmp_path, [GOOD, second])
+    records = load_folder(tmp_path)
+    assert [r.id for r in records] == ["a", "b"]
+    a = records[0]
+    assert a.path == (tmp_path / "videos/a.mp4").resolve()
+    assert a.labels.dtype == np.int64 and a.labels.tolist() == [0, 0, 1, 2]
+    assert a.num_frames == 4
+    assert a.phases == ("start", "pour", "end") and a.fps == 30.0 and a.background_label == 2
+    assert records[1].split == "val"
+
+
+def test_registry_loads_folder_and_rejects_unknown_adapter(tmp_path: Path) -> None:
+    write_manifest(tmp_path, [GOOD])
+    assert [r.id for r in load_dataset("folder", tmp_path)] == ["a"]
+    with pytest.raises(VavaError, match="unknown dataset 'pennaction'"):
+        load_dataset("pennaction", tmp_path)
+
+
+@pytest.mark.parametrize(
+    ("change", "message"),
+    [
+        ({"split": "test"}, r"manifest.jsonl:1: video 'a': unknown split 'test' \(use one of train, val\)"),
+        ({"labels": []}, r"video 'a': labels are empty \(zero-frame video\)"),
+        ({"labels": [0, 1.5]}, r"video 'a': labels must be a list of integers"),
+        ({"labels": [0, -2]}, r"video 'a': labels must be >= -1"),
+        ({"labels": [0, 3]}, r"video 'a': label 3 has no name in phases \(3 given\)"),
+        ({"fps": 0}, r"video 'a': fps must be a positive number"),
+        ({"colour": "red"}, r"video 'a': unknown key\(s\) colour"),
+        ({"id": "a/b"}, r"video id 'a/b' must be non-empty, contain no '/'"),
+    ],
+)
+def test_bad_entries_name_line_and_video(tmp_path: Path, change: dict, message: str) -> None:
+    write_lines(tmp_path, [json.dumps({**GOOD, **change})])
+    with pytest.raises(VavaError, match=message):
+        load_folder(tmp_path)
+
+
+def test_missing_keys_listed(tmp_path: Path) -> None:
+    entry = {k: v for k, v in GOOD.items() if k not in ("split", "labels")}
+    write_lines(tmp_path, [json.dumps(entry)])
+    with pytest.raises(VavaError, match=r":1: video 'a': missing key\(s\) split, labels"):
+        load_folder(tmp_path)
+
+
+def test_duplicate_ids(tmp_path: Path) -> None:
+    write_lines(tmp_path, [json.dumps(GOOD), "", json.dumps(GOOD)])
+    with pytest.raises(VavaError, match=r"manifest.jsonl:3: video 'a': duplicate id \(first on line 1\)"):
+        load_folder(tmp_path)
+
+
+def test_invalid_json_and_non_object(tmp_path: Path) -> None:
+    write_lines(tmp_path, [json.dumps(GOOD), "{not json"])
+    with pytest.raises(VavaError, match=r"manifest.jsonl:2: not valid JSON"):
+        load_folder(tmp_path)
+    write_lines(tmp_path, ["[1, 2]"])
+    with pytest.raises(VavaError, match=r":1: expected a JSON object, got list"):
+        load_folder(tmp_path)
+
+
+def test_missing_root_manifest_and_empty(tmp_path: Path) -> None:
+    with pytest.raises(VavaError, match="is not a directory"):
+        load_folder(tmp_path / "nope")
+    with pytest.raises(VavaError, match="manifest.jsonl: missing"):
+        load_folder(tmp_path)
+    write_lines(tmp_path, [""])
+    with pytest.raises(VavaError, match="no videos listed"):
+        load_folder(tmp_path)
