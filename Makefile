@@ -9,6 +9,8 @@ PYTEST_ARGS ?=
 
 DEMO ?= demo
 DEMO_SIZE ?= 112
+# random keeps the demo offline; use imagenet once resnet50-0676ba61.pth is in the torch hub cache
+DEMO_WEIGHTS ?= random
 
 .PHONY: setup test demo bench clean-demo
 
@@ -27,7 +29,7 @@ test: setup
 # Synthetic "in the wild" dataset -> ResNet-50 conv4 feature cache.
 demo: setup
 	$(BIN)/vava data synth $(DEMO)/data --wild --actions 3 --videos 8 --size $(DEMO_SIZE) --frames 40:64 --seed 0
-	$(BIN)/vava extract --dataset folder --root $(DEMO)/data --cache $(DEMO)/cache --weights random --image-size $(DEMO_SIZE)
+	$(BIN)/vava extract --dataset folder --root $(DEMO)/data --cache $(DEMO)/cache --weights $(DEMO_WEIGHTS) --image-size $(DEMO_SIZE)
 	$(BIN)/vava cache ls $(DEMO)/cache
 
 bench: setup

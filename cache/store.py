@@ -79,9 +79,10 @@ class FeatureSet:
         path = Path(path)
         with creation_lock(path):
             if not (path / "zarr.json").is_file():
-                group = zarr.open_group(store=str(path), mode="w-", attributes={
+                # The root's metadata is written last: once it exists, so does `videos`.
+                zarr.open_group(store=str(path / "videos"), mode="a")
+                zarr.open_group(store=str(path), mode="a", attributes={
                     "kind": FEATURE_SET_KIND, "fingerprint": fingerprint, "inputs": inputs, "created": _now(), **extra})
-                group.create_group("videos")
         return cls.open(path)
 
     @property

@@ -76,7 +76,7 @@ class ExtractSummary:
     by_others: list[str] = field(default_factory=list)
     failed: dict[str, str] = field(default_factory=dict)
     frames: int = 0
-    seconds: float = 0.0
+    seconds: float = 0.0  # spent decoding, embedding and writing (start-up not included)
 
     @property
     def ok(self) -> bool:
@@ -102,7 +102,6 @@ def extract(records: list[VideoRecord], cache: str | Path, options: ExtractOptio
     others go on. The feature set path is `cache/<fingerprint>`.
     """
     options.validate()
-    start = time.perf_counter()
     device = resolve_device(options.device)
     backbone, weights_identity = load_backbone(options.backbone, options.weights, options.seed)
     spec = BACKBONES[options.backbone]
@@ -125,6 +124,7 @@ def extract(records: list[VideoRecord], cache: str | Path, options: ExtractOptio
             summary.cached.append(record.id)
         else:
             pending.append(record)
+    start = time.perf_counter()
     if pending:
         side = options.image_size // spec.stride
         backbone = backbone.to(device)

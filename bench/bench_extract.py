@@ -1,0 +1,79 @@
+"""Extraction throughput on synthetic 224 px videos: decode-only, backbone-only, end-to-end.
+
+Prints frames/s of each and the ratio end-to-end / backbone-only (1.0 = decoding and writing are
+fully hidden behind the backbone). Run: `.venv/bin/python bench/bench_extract.py [--size 224]`.
+"""
+from __future__ import annotations
+
+import argparse
+import os
+import tempfile
+import time
+from pathlib import Path
+
+import torch
+
+from pipeline.datasets.folder import load_folder
+from pipeline.datasets.synthetic import SynthConfig, synthesize
+from stages.extract.backbone import load_backbone
+from stages.extract.decode import VideoDecoder
+from stages.extract.preprocess import Preprocessing
+from stages.extract.run import ExtractOptions, extract
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--size", type=int, default=224)
+    parser.add_argument("--videos", type=int, default=4, help="videos per action (2 actions)")
+    parser.add_argument("--batch-size", type=int, default=32)
+    parser.add_argument("--workers", type=int, default=2)
+    parser.add_argument("--device", default="cpu")
+    args = parser.parse_args()
+    device = torch.device(args.device)
+
+    with tempfile.TemporaryDirectory() as tmp:
+        root = Path(tmp) / "data"
+        synthesize(root, SynthConfig(actions=2, videos=args.videos, size=args.size, frames=(48, 64), seed=0))
+        records = load_folder(root)
+        frames = sum(r.num_frames for r in records)
+        preprocessing = Preprocessing(args.size)
+
+        start = time.perf_counter()
+        batches = [preprocessing(chunk.frames) for r in records for chunk in VideoDecoder(r, chunk_frames=args.batch_size)]
+        decode_s = time.perf_counter() - start
+
+        net, _ = load_backbone("resnet50", "random")
+        net = net.to(device)
+        if device.type == "cuda":
+            net = net.to(memory_format=torch.channels_last)
+        images = torch.cat(batches)
+        with torch.inference_mode():
+            net(images[: args.batch_size].to(device))  # warm-up
+            start = time.perf_counter()
+            for i in range(0, frames, args.batch_size):
+                batch = images[i:i + args.batch_size].to(device)
+                if device.type == "cuda":
+                    with torch.autocast("cuda", dtype=torch.bfloat16):
+                        net(batch.contiguous(memory_format=torch.channels_last)).to(torch.float16).cpu()
+                else:
+                    net(batch).to(torch.float16)
+            backbone_s = time.perf_counter() - start
+
+        options = ExtractOptions(weights="random", image_size=args.size, batch_size=args.batch_size,
+                                 workers=args.workers, device=args.device, progress=False)
+        summary = extract(records, Path(tmp) / "cache", options)
+        assert summary.ok and summary.frames == frames
+        end_to_end_s = summary.seconds
+
+    decode_fps, backbone_fps, e2e_fps = frames / decode_s, frames / backbone_s, frames / end_to_end_s
+    print(f"machine: {os.cpu_count()} CPUs, torch threads {torch.get_num_threads()}, device {device}")
+    print(f"dataset: {len(records)} videos, {frames} frames at {args.size} px, batch {args.batch_size}, "
+          f"{args.workers} decode workers")
+    print(f"decode+preprocess only (1 thread): {decode_fps:8.1f} frames/s")
+    print(f"backbone only:                     {backbone_fps:8.1f} frames/s")
+    print(f"end-to-end extract:                {e2e_fps:8.1f} frames/s")
+    print(f"ratio end-to-end / backbone-only:  {e2e_fps / backbone_fps:8.3f}  (target >= 0.9)")
+
+
+if __name__ == "__main__":
+    main()

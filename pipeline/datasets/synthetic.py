@@ -1,0 +1,549 @@
+"""Built-in synthetic "in the wild" dataset: procedural videos of multi-phase actions.
+
+Each action is a procedure of ordered phases (labels 0..P-1) drawn with a few shapes; label P is
+reserved for background frames. `Variations` sets how far each video strays from a clean, monotone
+performance (speed, appearance, camera jitter, noise, inserted background, holds, reordered phases).
+Everything is drawn from one generator per video, seeded from (seed, action index, video index), so a
+video never depends on the others or on how many were requested.
+
+Rendering works on whole videos at once: the scene coordinates are (T, 1, S) and (T, S, 1) arrays
+(one per axis and frame, camera shake included), and each shape is a soft mask broadcast to (T, S, S).
+"""
+from __future__ import annotations
+
+import json
+import math
+from collections.abc import Callable
+from dataclasses import asdict, dataclass, fields, replace
+from pathlib import Path
+from types import MappingProxyType
+from typing import NamedTuple
+
+import numpy as np
+
+from pipeline.datasets.folder import MANIFEST_NAME, write_manifest
+from pipeline.errors import VavaError
+from pipeline.videoio import write_video
+
+PROVENANCE_NAME = "synth.json"
+GENERATOR = "vava-synthetic/1"
+MIN_PROCEDURE_FRAMES = 16
+_MIN_PHASE_FRAMES = 2
+
+
+@dataclass(frozen=True)
+class Variations:
+    """Strength in [0, 1] of each departure from a clean performance (0 = off).
+
+    speed: spread of the procedure length over the `frames` range, per-phase duration spread and
+        monotone time warping inside phases.
+    appearance: colours, background texture, object size, scene position and zoom.
+    jitter: per-frame camera translation.
+    noise: per-pixel gaussian noise.
+    background: unrelated frames (label P) inserted at the start, middle and/or end.
+    redundant: holds (the state frozen for a while) inside phases.
+    nonmonotonic: per-video probability that a phase is repeated or two adjacent phases swapped.
+    """
+
+    speed: float = 0.0
+    appearance: float = 0.0
+    jitter: float = 0.0
+    noise: float = 0.0
+    background: float = 0.0
+    redundant: float = 0.0
+    nonmonotonic: float = 0.0
+
+    def __post_init__(self) -> None:
+        for item in fields(self):
+            value = getattr(self, item.name)
+            if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0.0 <= value <= 1.0:
+                raise VavaError(f"--{item.name}: strength must be a number in [0, 1], got {value!r}")
+
+
+CLEAN = Variations(speed=0.3, appearance=0.3)
+WILD = replace(CLEAN, background=0.5, redundant=0.5, nonmonotonic=0.3, jitter=0.3, noise=0.3)
+
+
+@dataclass(frozen=True)
+class SynthConfig:
+    """What to generate.
+
+    `frames` bounds the length of the procedure itself: each video's length is drawn around the
+    middle of the range, over all of it at `speed` 1. Inserted background frames come on top, so a
+    video can be longer than `frames[1]`. `videos` and `val_fraction` are per action.
+    """
+
+    actions: int = 3
+    videos: int = 10
+    val_fraction: float = 0.3
+    size: int = 64
+    frames: tuple[int, int] = (40, 80)
+    fps: float = 15.0
+    seed: int = 0
+    variations: Variations = CLEAN
+
+    def __post_init__(self) -> None:
+        _check_int("--actions", self.actions, 1)
+        if self.actions > len(ACTIONS):
+            raise VavaError(f"--actions: at most {len(ACTIONS)} available ({', '.join(ACTIONS)}), got {self.actions}")
+        _check_int("--videos", self.videos, 1)
+        if not isinstance(self.val_fraction, (int, float)) or not 0.0 < self.val_fraction < 1.0:
+            raise VavaError(f"--val-fraction: must be in (0, 1), got {self.val_fraction!r}")
+        _check_int("--size", self.size, 32)
+        if self.size % 2:
+            raise VavaError(f"--size: must be even (yuv420p video), got {self.size}")
+        if not (isinstance(self.frames, (tuple, list)) and len(self.frames) == 2):
+            raise VavaError(f"--frames: expected a (min, max) pair, got {self.frames!r}")
+        _check_int("--frames", self.frames[0], MIN_PROCEDURE_FRAMES)
+        _check_int("--frames", self.frames[1], MIN_PROCEDURE_FRAMES)
+        if self.frames[0] > self.frames[1]:
+            raise VavaError(f"--frames: min {self.frames[0]} > max {self.frames[1]}")
+        if isinstance(self.fps, bool) or not isinstance(self.fps, (int, float)) or not 0 < self.fps < math.inf:
+            raise VavaError(f"--fps: must be a positive number, got {self.fps!r}")
+        _check_int("--seed", self.seed, 0)
+        if not isinstance(self.variations, Variations):
+            raise VavaError(f"variations: expected a Variations, got {type(self.variations).__name__}")
+
+
+def _check_int(option: str, value: object, minimum: int) -> None:
+    if isinstance(value, bool) or not isinstance(value, (int, np.integer)):
+        raise VavaError(f"{option}: expected an integer, got {value!r}")
+    if value < minimum:
+        raise VavaError(f"{option}: must be >= {minimum}, got {value}")
+
+
+# ---------------------------------------------------------------------------------------------
+# Drawing primitives
+
+
+@dataclass
+class _Canvas:
+    """The frames being drawn and the scene coordinates of their pixels."""
+
+    x: np.ndarray  # (T, 1, S) scene x of each pixel column, per frame
+    y: np.ndarray  # (T, S, 1) scene y (downwards) of each pixel row, per frame
+    pixel: float  # one pixel in scene units: the anti-aliasing width
+    image: np.ndarray  # (T, S, S, 3) float32 RGB in [0, 1]
+
+    @classmethod
+    def blank(cls, x: np.ndarray, y: np.ndarray, pixel: float) -> _Canvas:
+        return cls(x, y, pixel, np.empty((x.shape[0], y.shape[1], x.shape[2], 3), dtype=np.float32))
+
+    def paint(self, alpha: np.ndarray, colour: np.ndarray) -> None:
+        """Blend `colour` over the image with coverage `alpha` (T, S, S).
+
+        Only the block of frames, rows and columns that `alpha` touches is updated: shapes cover
+        a small part of the frame, and blending is the costliest step of rendering.
+        """
+        window = tuple(_touched(alpha.any(axis=other)) for other in ((1, 2), (0, 2), (0, 1)))
+        region = self.image[window]
+        region += alpha[window][..., None] * (colour - region)
+
+    def coverage(self, distance: np.ndarray) -> np.ndarray:
+        """Soft mask from a signed distance (negative inside), one pixel wide at the edge."""
+        return np.clip(0.5 - distance / self.pixel, 0.0, 1.0)
+
+
+def _touched(mask: np.ndarray) -> slice:
+    """The smallest slice holding every True of a 1-D mask (empty if none)."""
+    hits = np.flatnonzero(mask)
+    return slice(hits[0], hits[-1] + 1) if hits.size else slice(0, 0)
+
+
+_Param = float | np.ndarray  # a scalar, or one value per frame (T,)
+
+
+def _per_frame(value: _Param) -> float | np.ndarray:
+    """A scalar, or a (T,) per-frame parameter reshaped to (T, 1, 1) to broadcast over pixels."""
+    if np.ndim(value) == 0:
+        return float(value)
+    return np.asarray(value, dtype=np.float32).reshape(-1, 1, 1)
+
+
+def _disc(canvas: _Canvas, cx: _Param, cy: _Param, radius: _Param) -> np.ndarray:
+    dx, dy = canvas.x - _per_frame(cx), canvas.y - _per_frame(cy)
+    return canvas.coverage(np.sqrt(dx * dx + dy * dy) - _per_frame(radius))
+
+
+def _box(canvas: _Canvas, cx: _Param, cy: _Param, half_w: _Param, half_h: _Param) -> np.ndarray:
+    outside_x = np.abs(canvas.x - _per_frame(cx)) - _per_frame(half_w)
+    outside_y = np.abs(canvas.y - _per_frame(cy)) - _per_frame(half_h)
+    return canvas.coverage(np.maximum(outside_x, outside_y))
+
+
+def _capsule(canvas: _Canvas, a: tuple[_Param, _Param], b: tuple[_Param, _Param], radius: float) -> np.ndarray:
+    """A segment from point a to point b with round ends."""
+    ax, ay, bx, by = (_per_frame(v) for v in (*a, *b))
+    px, py = canvas.x - ax, canvas.y - ay
+    vx, vy = bx - ax, by - ay
+    along = np.clip((px * vx + py * vy) / (vx * vx + vy * vy + 1e-12), 0.0, 1.0)
+    dx, dy = px - along * vx, py - along * vy
+    return canvas.coverage(np.sqrt(dx * dx + dy * dy) - radius)
+
+
+# ---------------------------------------------------------------------------------------------
+# Appearance of one video
+
+
+class _Texture(NamedTuple):
+    """A smooth random pattern: a few plane waves, tinted."""
+
+    amplitude: np.ndarray  # (K,)
+    frequency: np.ndarray  # (K, 2) cycles per scene unit, along x and y
+    phase: np.ndarray  # (K,)
+    tint: np.ndarray  # (3,)
+
+
+@dataclass(frozen=True)
+class _Look:
+    background: np.ndarray  # (3,)
+    colours: np.ndarray  # (4, 3): primary, secondary, structure, accent
+    scale: float  # object size factor
+    zoom: float  # scene scale in the frame
+    offset: tuple[float, float]  # scene centre offset, in frame widths
+    texture: _Texture
+
+
+_BASE_BACKGROUND = np.array([0.86, 0.86, 0.83], dtype=np.float32)
+_BASE_COLOURS = np.array(
+    [[0.85, 0.30, 0.20], [0.20, 0.45, 0.80], [0.22, 0.22, 0.27], [0.95, 0.75, 0.20]], dtype=np.float32
+)
+
+
+def _random_texture(rng: np.random.Generator, amplitude: float, waves: int = 3) -> _Texture:
+    return _Texture(
+        amplitude=(amplitude * rng.uniform(0.5, 1.0, waves)).astype(np.float32),
+        frequency=rng.uniform(-4.0, 4.0, (waves, 2)).astype(np.float32),
+        phase=rng.uniform(0.0, 2 * np.pi, waves).astype(np.float32),
+        tint=rng.uniform(-1.0, 1.0, 3).astype(np.float32),
+    )
+
+
+def _draw_look(strength: float, rng: np.random.Generator) -> _Look:
+    """Colours, sizes and placement; every draw is made whatever the strength."""
+    background = _BASE_BACKGROUND + strength * rng.uniform(-0.35, 0.35, 3)
+    colours = _BASE_COLOURS + strength * rng.uniform(-0.35, 0.35, (4, 3))
+    scale = 1.0 + strength * rng.uniform(-0.25, 0.25)
+    zoom = 1.0 + strength * rng.uniform(-0.2, 0.2)
+    offset = strength * rng.uniform(-0.08, 0.08, 2)
+    return _Look(
+        background=np.clip(background, 0, 1).astype(np.float32),
+        colours=np.clip(colours, 0, 1).astype(np.float32),
+        scale=float(scale),
+        zoom=float(zoom),
+        offset=(float(offset[0]), float(offset[1])),
+        texture=_random_texture(rng, 0.25 * strength),
+    )
+
+
+def _scene_coordinates(
+    frames: int, size: int, look: _Look, jitter: float, rng: np.random.Generator
+) -> tuple[np.ndarray, np.ndarray]:
+    """Per-frame scene coordinates of pixel columns (T, 1, S) and rows (T, S, 1), camera shake included."""
+    shake = np.clip(rng.standard_normal((2, frames)), -3, 3) * (0.05 * jitter)
+    centred = ((np.arange(size) + 0.5) / size - 0.5).astype(np.float32)
+    x = (centred[None, None, :] - (look.offset[0] + shake[0])[:, None, None]) / look.zoom + 0.5
+    y = (centred[None, :, None] - (look.offset[1] + shake[1])[:, None, None]) / look.zoom + 0.5
+    return x.astype(np.float32), y.astype(np.float32)
+
+
+def _fill_backdrop(canvas: _Canvas, colour: np.ndarray, texture: _Texture) -> None:
+    """Flat colour plus the texture pattern.
+
+    Each wave is sin(a + b) with a from x and b from y, i.e. sin a cos b + cos a sin b: a sum of
+    outer products of (T, S, 1) and (T, 1, S) factors, so one batched matmul gives the (T, S, S) pattern.
+    """
+    if not texture.amplitude.any():
+        canvas.image[...] = colour
+        return
+    a = (2 * np.pi * texture.frequency[:, :1]) * canvas.x + texture.phase[:, None]  # (T, K, S)
+    b = canvas.y * (2 * np.pi * texture.frequency[:, 1])  # (T, S, K)
+    amplitude = texture.amplitude[:, None]
+    rows = np.concatenate([np.cos(b), np.sin(b)], axis=2)
+    columns = np.concatenate([amplitude * np.sin(a), amplitude * np.cos(a)], axis=1)
+    np.multiply((rows @ columns)[..., None], texture.tint, out=canvas.image)
+    canvas.image += colour
+
+
+# ---------------------------------------------------------------------------------------------
+# Actions: each draws the procedure state given per-frame phase ids and progress in [0, 1]
+
+_Drawer = Callable[[_Canvas, np.ndarray, np.ndarray, _Look], None]
+
+
+def _smoothstep(u: np.ndarray) -> np.ndarray:
+    return u * u * (3 - 2 * u)
+
+
+_STATION_X = np.linspace(0.14, 0.86, 5)
+
+
+def _draw_stations(canvas: _Canvas, phase: np.ndarray, progress: np.ndarray, look: _Look) -> None:
+    """A ball hopping along a row of five stations, one leg per phase."""
+    primary, _, structure, _ = look.colours
+    s = look.scale
+    for x in _STATION_X:
+        canvas.paint(_box(canvas, x, 0.72, 0.05 * s, 0.03 * s), structure)
+    travel = _smoothstep(progress)
+    x = _STATION_X[phase] + travel * (_STATION_X[phase + 1] - _STATION_X[phase])
+    y = 0.69 - 0.055 * s - 0.2 * np.sin(np.pi * progress)
+    canvas.paint(_disc(canvas, x, y, 0.055 * s), primary)
+
+
+def _draw_fill(canvas: _Canvas, phase: np.ndarray, progress: np.ndarray, look: _Look) -> None:
+    """A container filled in three pours from a spout above, then drained through a tap below."""
+    primary, secondary, structure, accent = look.colours
+    s = look.scale
+    half_w, half_h, bottom = 0.16 * s, 0.22 * s, 0.82
+    cx, cy = 0.5, bottom - half_h
+    pouring = phase < 3
+    level = np.where(pouring, (phase + progress) / 3, 1 - progress)
+    canvas.paint(_box(canvas, cx, cy, half_w + 0.02, half_h + 0.02), structure)
+    canvas.paint(_box(canvas, cx, cy, half_w, half_h), 0.5 * (look.background + 1))
+    liquid_h = level * half_h
+    canvas.paint(_box(canvas, cx, bottom - liquid_h, half_w, liquid_h), secondary)
+    spout_x, tap_x = cx - 0.35 * half_w, cx + 0.6 * half_w
+    canvas.paint(_box(canvas, spout_x, 0.1, 0.07, 0.03), accent)
+    surface = bottom - 2 * liquid_h
+    stream_top, stream_bottom = 0.13, surface
+    pour = _box(canvas, spout_x, (stream_top + stream_bottom) / 2, 0.012 * s, (stream_bottom - stream_top) / 2)
+    canvas.paint(pour * _per_frame(pouring), secondary)
+    canvas.paint(_box(canvas, tap_x, bottom + 0.04, 0.02, 0.02), primary)
+    drain = _box(canvas, tap_x, bottom + 0.1, 0.012 * s, 0.06)
+    canvas.paint(drain * _per_frame(~pouring), secondary)
+
+
+_BLOCK_WIDTHS = (0.34, 0.28, 0.22, 0.16, 0.10)
+
+
+def _draw_stack(canvas: _Canvas, phase: np.ndarray, progress: np.ndarray, look: _Look) -> None:
+    """Blocks of decreasing width stacked one per phase: each slides in at the top, then drops."""
+    primary, secondary, structure, _ = look.colours
+    s = look.scale
+    floor, height, top = 0.86, 0.09 * s, 0.12
+    canvas.paint(_box(canvas, 0.5, floor + 0.03, 0.42, 0.03), structure)
+    slide = np.clip(2 * progress, 0, 1)
+    drop = np.clip(2 * progress - 1, 0, 1) ** 2
+    for k, width in enumerate(_BLOCK_WIDTHS):
+        rest = floor - (k + 0.5) * height
+        moving = phase == k
+        x = np.where(moving, 0.5 - 0.4 * (1 - slide), 0.5)
+        y = np.where(moving, top + (rest - top) * drop, rest)
+        shown = _per_frame(phase >= k)
+        canvas.paint(_box(canvas, x, y, width / 2 * s, height / 2 - 0.004) * shown, (primary, secondary)[k % 2])
+
+
+# Key poses (absolute segment angles, radians, y downwards) of a three-segment limb.
+_KEY_POSES = np.array(
+    [[1.4, 1.5, 1.6], [0.0, -0.2, -0.4], [-1.2, -1.3, -1.4], [-0.9, 0.9, 2.2], [1.2, 0.6, 0.3]], dtype=np.float32
+)
+_SEGMENTS = ((0.22, 0.035), (0.18, 0.03), (0.08, 0.025))  # (length, radius)
+
+
+def _draw_pose(canvas: _Canvas, phase: np.ndarray, progress: np.ndarray, look: _Look) -> None:
+    """A stick-figure arm moving through key poses, one transition per phase."""
+    primary, secondary, structure, accent = look.colours
+    s = look.scale
+    canvas.paint(_box(canvas, 0.3, 0.68, 0.07 * s, 0.2 * s), structure)
+    canvas.paint(_disc(canvas, 0.3, 0.4, 0.06 * s), structure)
+    start, end = _KEY_POSES[phase], _KEY_POSES[phase + 1]
+    angles = start + _smoothstep(progress)[:, None] * (end - start)  # (T, 3)
+    joint = (np.full(len(phase), 0.33), np.full(len(phase), 0.52))
+    for (length, radius), angle, colour in zip(_SEGMENTS, angles.T, (primary, secondary, accent)):
+        nxt = (joint[0] + length * s * np.cos(angle), joint[1] + length * s * np.sin(angle))
+        canvas.paint(_capsule(canvas, joint, nxt, radius * s), colour)
+        joint = nxt
+
+
+class _Action(NamedTuple):
+    phases: tuple[str, ...]
+    draw: _Drawer
+
+
+_ACTIONS: dict[str, _Action] = {
+    "stations": _Action(("to_station_2", "to_station_3", "to_station_4", "to_station_5"), _draw_stations),
+    "fill": _Action(("fill_low", "fill_middle", "fill_top", "drain"), _draw_fill),
+    "stack": _Action(("base", "second", "third", "fourth", "top"), _draw_stack),
+    "pose": _Action(("raise", "reach", "fold", "lower"), _draw_pose),
+}
+# Action name -> phase names in procedure order (label ids 0..P-1; P is background).
+ACTIONS: MappingProxyType[str, tuple[str, ...]] = MappingProxyType({k: v.phases for k, v in _ACTIONS.items()})
+
+
+# ---------------------------------------------------------------------------------------------
+# Timeline: which phase, and how far into it, each frame shows
+
+
+def _phase_order(phases: int, strength: float, rng: np.random.Generator) -> list[int]:
+    """Procedure order, with probability `strength` perturbed by one repeat or one adjacent swap."""
+    perturb, k, swap = rng.random() < strength, int(rng.integers(phases - 1)), rng.random() < 0.5
+    order = list(range(phases))
+    if perturb and swap:
+        order[k], order[k + 1] = order[k + 1], order[k]
+    elif perturb:
+        order.insert(k + 2, k)  # phase k done again right after phase k+1
+    return order
+
+
+def _split(total: int, weights: np.ndarray, minimum: int) -> np.ndarray:
+    """Integers summing to `total`, each >= `minimum`, the rest shared in proportion to `weights`."""
+    spare = total - minimum * len(weights)
+    share = spare * weights / weights.sum()
+    counts = np.floor(share).astype(np.int64)
+    counts[np.argsort(counts - share, kind="stable")[: spare - counts.sum()]] += 1
+    return counts + minimum
+
+
+def _phase_progress(frames: int, speed: float, redundant: float, rng: np.random.Generator) -> np.ndarray:
+    """Progress in [0, 1] over one phase: warped by a random gamma, possibly with one hold."""
+    gamma = math.exp(0.7 * speed * rng.standard_normal())
+    hold_drawn, hold_fraction, hold_place = rng.random() < redundant, rng.uniform(0.4, 1.0), rng.random()
+    hold = min(round(frames * redundant * hold_fraction), frames - 1) if hold_drawn else 0
+    steps = np.ones(frames)
+    start = int(hold_place * (frames - hold + 1)) if hold else 0
+    steps[start : start + hold] = 0  # frozen: these frames repeat the state before them
+    moving = frames - hold
+    progress = np.clip((np.cumsum(steps) - 0.5) / moving, 0.0, 1.0)
+    return progress**gamma
+
+
+def _background_slots(length: int, strength: float, rng: np.random.Generator) -> list[tuple[int, int]]:
+    """(insert position in the procedure, frame count) of each background segment, in order."""
+    occurs = rng.random(3) < np.array([1.0, 0.6, 1.0]) * strength
+    counts = np.maximum(2, np.round(length * strength * rng.uniform(0.2, 0.5, 3))).astype(int)
+    middle = int(rng.uniform(0.25, 0.75) * length)
+    return [(at, int(n)) for at, n, on in zip((0, middle, length), counts, occurs) if on]
+
+
+def _timeline(phases: int, config: SynthConfig, rngs: dict[str, np.random.Generator]) -> tuple[np.ndarray, np.ndarray]:
+    """Per-frame (label, progress); background frames get label `phases` and progress 0."""
+    v = config.variations
+    low, high = config.frames
+    length = round((low + high) / 2 + v.speed * rngs["length"].uniform(-1, 1) * (high - low) / 2)
+    order = _phase_order(phases, v.nonmonotonic, rngs["order"])
+    weights = np.exp(0.8 * v.speed * rngs["length"].standard_normal(phases + 1))[: len(order)]
+    durations = _split(length, weights, _MIN_PHASE_FRAMES)
+    labels = np.repeat(np.asarray(order, dtype=np.int64), durations)
+    progress = np.concatenate([_phase_progress(int(n), v.speed, v.redundant, rngs["holds"]) for n in durations])
+    for at, count in reversed(_background_slots(length, v.background, rngs["background"])):
+        labels = np.insert(labels, at, np.full(count, phases))
+        progress = np.insert(progress, at, np.zeros(count))
+    return labels, progress.astype(np.float32)
+
+
+# ---------------------------------------------------------------------------------------------
+# Videos
+
+
+def _draw_distractor(canvas: _Canvas, times: np.ndarray, rng: np.random.Generator) -> None:
+    """An unrelated scene: a different textured backdrop with blobs drifting across it."""
+    colour = rng.uniform(0.1, 0.9, 3).astype(np.float32)
+    _fill_backdrop(canvas, colour, _random_texture(rng, 0.3))
+    blobs = 4
+    start, velocity = rng.uniform(0, 1, (blobs, 2)), rng.uniform(-0.03, 0.03, (blobs, 2))
+    radii, colours = rng.uniform(0.06, 0.16, blobs), rng.uniform(0, 1, (blobs, 3)).astype(np.float32)
+    for k in range(blobs):
+        centre = (start[k][:, None] + velocity[k][:, None] * times) % 1.0  # (2, T)
+        canvas.paint(_disc(canvas, centre[0], centre[1], radii[k]), colours[k])
+
+
+_STREAMS = ("length", "order", "holds", "background", "look", "camera", "noise")
+
+
+def render_video(action: str, rng: np.random.Generator, config: SynthConfig) -> tuple[np.ndarray, np.ndarray]:
+    """One video of `action`: frames (T, S, S, 3) uint8 and labels (T,) int64 (background = P).
+
+    Each aspect (timing, holds, background, look, camera, noise) has its own child generator, so
+    changing one variation's strength leaves the others' draws as they were.
+    """
+    if action not in _ACTIONS:
+        raise VavaError(f"unknown synthetic action {action!r} (known: {', '.join(ACTIONS)})")
+    spec, v = _ACTIONS[action], config.variations
+    rngs = dict(zip(_STREAMS, rng.spawn(len(_STREAMS))))
+    labels, progress = _timeline(len(spec.phases), config, rngs)
+    look = _draw_look(v.appearance, rngs["look"])
+    x, y = _scene_coordinates(len(labels), config.size, look, v.jitter, rngs["camera"])
+    frames = np.empty((len(labels), config.size, config.size, 3), dtype=np.float32)
+    pixel = 1.0 / (config.size * look.zoom)
+    procedure = labels < len(spec.phases)
+    scene = _Canvas.blank(x[procedure], y[procedure], pixel)
+    _fill_backdrop(scene, look.background, look.texture)
+    spec.draw(scene, labels[procedure], progress[procedure], look)
+    frames[procedure] = scene.image
+    if not procedure.all():
+        other = _Canvas.blank(x[~procedure], y[~procedure], pixel)
+        _draw_distractor(other, np.flatnonzero(~procedure).astype(np.float32), rngs["background"])
+        frames[~procedure] = other.image
+    if v.noise > 0:
+        frames += rngs["noise"].standard_normal(frames.shape, dtype=np.float32) * (0.15 * v.noise)
+    frames *= 255
+    frames += 0.5
+    return np.clip(frames, 0, 255, out=frames).astype(np.uint8), labels
+
+
+def video_rng(seed: int, action_index: int, video_index: int) -> np.random.Generator:
+    """The generator of one video, independent of every other video."""
+    return np.random.default_rng(np.random.SeedSequence([seed, action_index, video_index]))
+
+
+def _claim_output(out: Path) -> None:
+    """Refuse a non-empty folder unless it holds a dataset this module generated."""
+    if out.exists() and not out.is_dir():
+        raise VavaError(f"{out}: exists and is not a directory")
+    if not out.exists() or not any(out.iterdir()):
+        return
+    marker = out / PROVENANCE_NAME
+    try:
+        ours = json.loads(marker.read_text()).get("generator") == GENERATOR
+    except (OSError, ValueError, AttributeError):
+        ours = False
+    if not ours:
+        raise VavaError(f"{out}: not empty and holds no synthetic dataset ({PROVENANCE_NAME}); use an empty folder")
+
+
+def _splits(videos: int, val_fraction: float) -> list[str]:
+    """Per-action splits: the last videos go to val, at least one train and one val when videos >= 2."""
+    val = min(max(round(videos * val_fraction), 1), videos - 1)
+    return ["train"] * (videos - val) + ["val"] * val
+
+
+def synthesize(
+    out_dir: str | Path, config: SynthConfig, progress: Callable[[int, int], None] | None = None
+) -> list[dict]:
+    """Render the dataset into `out_dir` (videos/*.mp4, manifest.jsonl, synth.json); return the entries.
+
+    `progress(done, total)` is called after each video. A previous synthetic dataset in `out_dir`
+    is replaced; its manifest is removed first, so an interrupted run leaves no stale manifest.
+    """
+    out = Path(out_dir)
+    _claim_output(out)
+    videos = out / "videos"
+    videos.mkdir(parents=True, exist_ok=True)
+    (out / PROVENANCE_NAME).write_text(json.dumps({"generator": GENERATOR, "config": asdict(config)}, indent=2) + "\n")
+    (out / MANIFEST_NAME).unlink(missing_ok=True)
+    total = config.actions * config.videos
+    entries: list[dict] = []
+    for action_index, action in enumerate(list(ACTIONS)[: config.actions]):
+        phases = ACTIONS[action]
+        for index, split in enumerate(_splits(config.videos, config.val_fraction)):
+            frames, labels = render_video(action, video_rng(config.seed, action_index, index), config)
+            video_id = f"{action}_{index:03d}"
+            write_video(videos / f"{video_id}.mp4", frames, config.fps)
+            entries.append({
+                "id": video_id,
+                "path": f"videos/{video_id}.mp4",
+                "split": split,
+                "action": action,
+                "labels": labels.tolist(),
+                "phases": [*phases, "background"],
+                "fps": config.fps,
+                "background_label": len(phases),
+            })
+            if progress is not None:
+                progress(len(entries), total)
+    written = {Path(entry["path"]).name for entry in entries}
+    for stale in videos.glob("*.mp4"):
+        if stale.name not in written:
+            stale.unlink()
+    write_manifest(out, entries)
+    return entries

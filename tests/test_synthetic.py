@@ -1,0 +1,294 @@
+"""The synthetic procedural-video dataset and the H.264 writer behind it."""
+from __future__ import annotations
+
+import json
+from dataclasses import replace
+from pathlib import Path
+
+import av
+import numpy as np
+import pytest
+
+from pipeline.datasets.folder import load_folder
+from pipeline.datasets.synthetic import (
+    ACTIONS,
+    CLEAN,
+    WILD,
+    SynthConfig,
+    Variations,
+    render_video,
+    synthesize,
+    video_rng,
+)
+from pipeline.errors import VavaError
+from pipeline.videoio import write_video
+
+SMALL = dict(size=32, frames=(20, 30))
+PER_ACTION = 4
+
+
+def render_many(variations: Variations) -> list[tuple[str, np.ndarray, np.ndarray]]:
+    """(action, frames, labels) for a few small videos of every action."""
+    config = SynthConfig(variations=variations, **SMALL)
+    return [
+        (action, *render_video(action, video_rng(0, a, i), config))
+        for a, action in enumerate(ACTIONS)
+        for i in range(PER_ACTION)
+    ]
+
+
+def decoded_frame_count(path: Path) -> int:
+    with av.open(str(path)) as container:
+        return sum(1 for _ in container.decode(video=0))
+
+
+def tiny_config(**overrides) -> SynthConfig:
+    return SynthConfig(**{"actions": 2, "videos": 3, **SMALL, **overrides})
+
+
+# -- determinism ---------------------------------------------------------------------------------
+
+
+def test_render_is_deterministic_per_seed():
+    config = SynthConfig(variations=WILD, **SMALL)
+    frames_a, labels_a = render_video("fill", video_rng(7, 1, 2), config)
+    frames_b, labels_b = render_video("fill", video_rng(7, 1, 2), config)
+    assert frames_a.dtype == np.uint8 and labels_a.dtype == np.int64
+    assert frames_a.shape == (len(labels_a), 32, 32, 3)
+    np.testing.assert_array_equal(frames_a, frames_b)
+    np.testing.assert_array_equal(labels_a, labels_b)
+    frames_c, _ = render_video("fill", video_rng(8, 1, 2), config)
+    assert frames_c.shape != frames_a.shape or not np.array_equal(frames_c, frames_a)
+
+
+def test_synthesize_is_byte_identical_for_a_seed(tmp_path):
+    config = tiny_config(variations=WILD)
+    first = synthesize(tmp_path / "a", config)
+    second = synthesize(tmp_path / "b", config)
+    other = synthesize(tmp_path / "c", replace(config, seed=1))
+    assert first == second
+    assert (tmp_path / "a/manifest.jsonl").read_bytes() == (tmp_path / "b/manifest.jsonl").read_bytes()
+    for entry in first:
+        assert (tmp_path / "a" / entry["path"]).read_bytes() == (tmp_path / "b" / entry["path"]).read_bytes()
+    assert [e["labels"] for e in other] != [e["labels"] for e in first]
+    assert (tmp_path / "c/videos/fill_000.mp4").read_bytes() != (tmp_path / "a/videos/fill_000.mp4").read_bytes()
+
+
+def test_a_video_does_not_depend_on_how_many_are_requested(tmp_path):
+    few = synthesize(tmp_path / "few", tiny_config(videos=2))
+    more = synthesize(tmp_path / "more", tiny_config(videos=4))
+    labels_more = {e["id"]: e["labels"] for e in more}
+    for entry in few:
+        assert entry["labels"] == labels_more[entry["id"]]
+        assert (tmp_path / "few" / entry["path"]).read_bytes() == (tmp_path / "more" / entry["path"]).read_bytes()
+
+
+# -- output format -------------------------------------------------------------------------------
+
+
+def test_manifest_matches_the_videos_and_loads(tmp_path):
+    calls = []
+    config = tiny_config(variations=WILD)
+    entries = synthesize(tmp_path, config, progress=lambda done, total: calls.append((done, total)))
+    assert calls == [(k, 6) for k in range(1, 7)]
+    assert [e["id"] for e in entries] == [f"{a}_{i:03d}" for a in list(ACTIONS)[:2] for i in range(3)]
+    records = load_folder(tmp_path)
+    assert [r.id for r in records] == [e["id"] for e in entries]
+    for record in records:
+        phases = ACTIONS[record.action]
+        assert record.phases == (*phases, "background")
+        assert record.background_label == len(phases)
+        assert record.fps == config.fps
+        assert decoded_frame_count(record.path) == record.num_frames
+        assert record.labels.min() >= 0 and record.labels.max() <= len(phases)
+    for action in list(ACTIONS)[:2]:
+        assert {r.split for r in records if r.action == action} == {"train", "val"}
+    provenance = json.loads((tmp_path / "synth.json").read_text())
+    assert provenance["config"]["variations"] == vars(WILD)
+    assert provenance["config"]["frames"] == [20, 30]
+
+
+def test_clean_videos_follow_the_procedure():
+    for action, _, labels in render_many(CLEAN):
+        assert labels.min() >= 0 and labels.max() < len(ACTIONS[action])  # no background
+        assert (np.diff(labels) >= 0).all()
+        assert np.unique(labels).tolist() == list(range(len(ACTIONS[action])))
+        assert 20 <= len(labels) <= 30
+
+
+def test_wild_labels_stay_in_range():
+    for action, frames, labels in render_many(WILD):
+        assert labels.min() >= 0 and labels.max() <= len(ACTIONS[action])
+        assert len(frames) == len(labels)
+
+
+def test_overwrites_its_own_dataset_but_refuses_other_folders(tmp_path):
+    synthesize(tmp_path / "data", tiny_config(videos=3))
+    synthesize(tmp_path / "data", tiny_config(videos=2))
+    names = sorted(p.name for p in (tmp_path / "data/videos").iterdir())
+    assert names == ["fill_000.mp4", "fill_001.mp4", "stations_000.mp4", "stations_001.mp4"]
+    assert len(load_folder(tmp_path / "data")) == 4
+    (tmp_path / "other").mkdir()
+    (tmp_path / "other/notes.txt").write_text("mine")
+    with pytest.raises(VavaError, match="not empty"):
+        synthesize(tmp_path / "other", tiny_config())
+    assert sorted(p.name for p in (tmp_path / "other").iterdir()) == ["notes.txt"]
+
+
+# -- variations ----------------------------------------------------------------------------------
+
+
+def effect(name: str, strength: float, metric) -> tuple[float, float]:
+    """`metric` over the same videos with variation `name` off, then at `strength`."""
+    off = metric(render_many(replace(CLEAN, **{name: 0.0})))
+    on = metric(render_many(replace(CLEAN, **{name: strength})))
+    return off, on
+
+
+def background_fraction(videos) -> float:
+    return float(np.mean([np.mean(labels == len(ACTIONS[action])) for action, _, labels in videos]))
+
+
+def held_frames(videos) -> int:
+    return sum(int(np.all(frames[1:] == frames[:-1], axis=(1, 2, 3)).sum()) for _, frames, _ in videos)
+
+
+def non_monotonic_videos(videos) -> int:
+    return sum(bool((np.diff(labels) < 0).any()) for _, _, labels in videos)
+
+
+def duration_spread(videos) -> float:
+    """Std across videos of each phase's frame count, averaged over phases and actions."""
+    spreads = []
+    for action in ACTIONS:
+        counts = [np.bincount(labels, minlength=len(ACTIONS[action])) for a, _, labels in videos if a == action]
+        spreads.append(np.std(counts, axis=0).mean())
+    return float(np.mean(spreads))
+
+
+def colour_spread(videos) -> float:
+    return float(np.std([frames.reshape(-1, 3).mean(axis=0) for _, frames, _ in videos], axis=0).mean())
+
+
+def frame_difference(videos) -> float:
+    return float(np.mean([np.abs(np.diff(frames.astype(np.int16), axis=0)).mean() for _, frames, _ in videos]))
+
+
+def high_frequency_energy(videos) -> float:
+    return float(np.mean([(np.diff(frames.astype(np.float32), axis=2) ** 2).mean() for _, frames, _ in videos]))
+
+
+def test_background_inserts_background_frames():
+    off, on = effect("background", 0.5, background_fraction)
+    assert off == 0 and 0.05 < on < 0.5
+
+
+def test_redundant_adds_holds():
+    off, on = effect("redundant", 0.5, held_frames)
+    assert on > off + 10
+
+
+def test_nonmonotonic_reorders_some_videos():
+    off, on = effect("nonmonotonic", 0.5, non_monotonic_videos)
+    assert off == 0 and on >= 2
+    assert effect("nonmonotonic", 1.0, non_monotonic_videos)[1] == len(ACTIONS) * PER_ACTION
+
+
+def test_speed_spreads_phase_durations():
+    off, on = effect("speed", 1.0, duration_spread)
+    assert on > 2 * off
+
+
+def test_appearance_spreads_colours():
+    off, on = effect("appearance", 1.0, colour_spread)
+    assert on > 3 * off
+
+
+def test_jitter_moves_the_camera():
+    off, on = effect("jitter", 0.3, frame_difference)
+    assert on > 1.5 * off
+
+
+def test_noise_adds_high_frequencies():
+    off, on = effect("noise", 0.3, high_frequency_energy)
+    assert on > 1.3 * off
+
+
+def test_phases_are_visually_distinct():
+    """Nearest-phase-mean classification transfers from one video to others of the same action."""
+    config = SynthConfig(variations=Variations(), **SMALL)
+    for a, action in enumerate(ACTIONS):
+        phases = len(ACTIONS[action])
+        frames, labels = render_video(action, video_rng(0, a, 0), config)
+        means = np.stack([frames[labels == p].reshape((labels == p).sum(), -1).mean(axis=0) for p in range(phases)])
+        distances = np.abs(means[:, None] - means[None]).mean(axis=-1)
+        assert distances[~np.eye(phases, dtype=bool)].min() > 0.5, action
+        other, other_labels = render_video(action, video_rng(0, a, 1), config)
+        flat = other.reshape(len(other), -1).astype(np.float32)
+        guess = ((flat[:, None] - means[None]) ** 2).sum(axis=-1).argmin(axis=1)
+        assert np.mean(guess == other_labels) > 0.5, action
+
+
+# -- validation ----------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("overrides", "message"),
+    [
+        ({"size": 33}, "--size"),
+        ({"size": 16}, "--size"),
+        ({"frames": (40, 30)}, "--frames: min 40 > max 30"),
+        ({"frames": (4, 30)}, "--frames"),
+        ({"actions": len(ACTIONS) + 1}, "--actions"),
+        ({"actions": 0}, "--actions"),
+        ({"videos": 0}, "--videos"),
+        ({"val_fraction": 1.0}, "--val-fraction"),
+        ({"fps": 0}, "--fps"),
+        ({"seed": -1}, "--seed"),
+    ],
+)
+def test_config_validation_names_the_option(overrides, message):
+    with pytest.raises(VavaError, match=message):
+        SynthConfig(**overrides)
+
+
+def test_variation_strengths_are_validated():
+    with pytest.raises(VavaError, match="--noise"):
+        Variations(noise=1.5)
+
+
+def test_unknown_action_is_refused():
+    with pytest.raises(VavaError, match="unknown synthetic action"):
+        render_video("juggle", video_rng(0, 0, 0), SynthConfig())
+
+
+# -- write_video ---------------------------------------------------------------------------------
+
+
+def test_write_video_round_trips_and_leaves_no_temp_files(tmp_path):
+    frames = np.zeros((5, 32, 48, 3), dtype=np.uint8)
+    frames[:, :, :24] = 200
+    write_video(tmp_path / "clip.mp4", frames, 15.0)
+    assert [p.name for p in tmp_path.iterdir()] == ["clip.mp4"]
+    with av.open(str(tmp_path / "clip.mp4")) as container:
+        decoded = np.stack([f.to_ndarray(format="rgb24") for f in container.decode(video=0)])
+    assert decoded.shape == frames.shape
+    assert np.abs(decoded.astype(int) - frames).mean() < 3
+
+
+def test_write_video_is_byte_identical_for_the_same_frames(tmp_path):
+    """Small noisy frames used to come out differently from run to run (x264 mbtree)."""
+    config = SynthConfig(variations=WILD, size=64, frames=(20, 30))
+    for a, action in enumerate(list(ACTIONS)[:2]):
+        frames, _ = render_video(action, video_rng(0, a, 0), config)
+        encodings = set()
+        for attempt in range(4):
+            write_video(tmp_path / f"{attempt}.mp4", frames, 15.0)
+            encodings.add((tmp_path / f"{attempt}.mp4").read_bytes())
+        assert len(encodings) == 1, action
+
+
+def test_write_video_rejects_odd_sizes(tmp_path):
+    with pytest.raises(ValueError, match="even"):
+        write_video(tmp_path / "odd.mp4", np.zeros((3, 31, 32, 3), dtype=np.uint8), 15.0)
+    assert not any(tmp_path.iterdir())
