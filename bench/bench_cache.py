@@ -45,7 +45,7 @@ def main() -> None:
         info = describe(FeatureSet.open(summary.path))
         frames = info["frames"]
         print(f"{frames} frames of {info['frame_shape']} ({weights} weights, {args.size} px)")
-        print(f"cache (blosc zstd-3 bitshuffle, sharded): {info['bytes_on_disk'] / frames / 1024:7.1f} KiB/frame, "
+        print(f"cache (blosc zstd-3 shuffle, sharded): {info['bytes_on_disk'] / frames / 1024:7.1f} KiB/frame, "
               f"raw float16 {info['bytes_raw_float16'] / frames / 1024:7.1f} KiB/frame, "
               f"ratio {info['compression_ratio']:.2f}x")
 

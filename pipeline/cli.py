@@ -1,8 +1,10 @@
 """The `vava` command line: a thin layer that parses options and calls the stages."""
 from __future__ import annotations
 
+import contextlib
 import json
 import sys
+from collections.abc import Iterator
 from pathlib import Path
 
 import click
@@ -23,6 +25,18 @@ class _Group(click.Group):
 @click.group(cls=_Group, context_settings={"help_option_names": ["-h", "--help"]})
 def main() -> None:
     """Self-supervised video alignment (VAVA) on a cached-feature pipeline."""
+
+
+@contextlib.contextmanager
+def _option_errors() -> Iterator[None]:
+    """Report a `VavaError` of the form "--option: message" as click's bad-parameter error (exit 2)."""
+    try:
+        yield
+    except VavaError as err:
+        option, _, message = str(err).partition(": ")
+        if not option.startswith("--"):
+            raise
+        raise click.BadParameter(message, param_hint=option) from None
 
 
 # -- data ----------------------------------------------------------------------------------
@@ -67,10 +81,9 @@ def data_synth(out_dir: Path, preset: str, seed: int, frames: tuple[int, int], *
     base = synthetic.WILD if preset == "wild" else synthetic.CLEAN
     strengths = {f.name: options.pop(f.name) for f in dataclasses.fields(synthetic.Variations)}
     overrides = {name: value for name, value in strengths.items() if value is not None}
-    for name, value in overrides.items():
-        if not 0.0 <= value <= 1.0:
-            raise click.BadParameter(f"{value} is outside [0, 1]", param_hint=f"--{name}")
-    config = synthetic.SynthConfig(variations=dataclasses.replace(base, **overrides), frames=frames, seed=seed, **options)
+    with _option_errors():
+        variations = dataclasses.replace(base, **overrides)
+        config = synthetic.SynthConfig(variations=variations, frames=frames, seed=seed, **options)
     total = config.actions * config.videos
     with click.progressbar(length=total, label="synth", file=sys.stderr) as bar:
         entries = synthetic.synthesize(out_dir, config, progress=lambda done, _: bar.update(done - bar.pos))
@@ -107,11 +120,8 @@ def extract(dataset: str, root: Path, cache: Path, quiet: bool, **options) -> No
     if not root.exists():
         raise click.BadParameter(f"{root} does not exist", param_hint="--root")
     extract_options = ExtractOptions(progress=not quiet, **options)
-    try:
+    with _option_errors():
         extract_options.validate()
-    except VavaError as err:
-        option, _, message = str(err).partition(": ")
-        raise click.BadParameter(message, param_hint=option) from None
     records = load_dataset(dataset, root)
     summary = run_extract(records, cache, extract_options, dataset={"adapter": dataset, "root": str(root.resolve())})
     for reason in summary.failed.values():

@@ -77,3 +77,30 @@ def test_cache_commands_on_bad_paths(tmp_path: Path) -> None:
     for args in (["cache", "info", str(tmp_path)], ["cache", "verify", str(tmp_path)], ["cache", "ls", str(tmp_path / "x")]):
         result = run(*args)
         assert result.exit_code == 1 and result.output.startswith("Error: ") and "Traceback" not in result.output
+
+
+def test_data_synth_writes_a_loadable_dataset(tmp_path: Path) -> None:
+    out = tmp_path / "synth"
+    result = run("data", "synth", str(out), "--wild", "--actions", "2", "--videos", "3", "--size", "32",
+                 "--frames", "16:20", "--background", "0.9")
+    assert result.exit_code == 0, result.output
+    assert result.stdout.strip().splitlines()[-1] == str(out)
+    from pipeline.datasets.folder import load_folder
+
+    records = load_folder(out)
+    assert len(records) == 6 and {r.action for r in records} == {"stations", "fill"}
+    assert {r.split for r in records} == {"train", "val"}
+    config = json.loads((out / "synth.json").read_text())["config"]
+    assert config["variations"]["background"] == 0.9 and config["variations"]["redundant"] == 0.5
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [(["--noise", "1.5"], "Invalid value for --noise: strength must be a number in [0, 1], got 1.5"),
+     (["--frames", "40:30"], "Invalid value for --frames: min 40 > max 30"),
+     (["--frames", "abc"], "'abc' is not MIN:MAX"),
+     (["--size", "33"], "Invalid value for --size: must be even")],
+)
+def test_data_synth_rejects_bad_options(tmp_path: Path, args: list[str], message: str) -> None:
+    result = run("data", "synth", str(tmp_path / "s"), *args)
+    assert result.exit_code == 2 and message in result.output and "Traceback" not in result.output

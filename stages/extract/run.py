@@ -7,6 +7,7 @@ video complete. Per-video file locks let several processes share one cache.
 """
 from __future__ import annotations
 
+import os
 import queue
 import sys
 import threading
@@ -23,6 +24,7 @@ from cache.fingerprint import feature_set_fingerprint, source_identity
 from cache.locks import FileLock, video_lock
 from cache.store import FeatureSet, VideoWriter
 from pipeline.datasets.record import VideoRecord
+from pipeline.devices import resolve_device
 from pipeline.errors import VavaError
 from stages.extract.backbone import BACKBONES, load_backbone
 from stages.extract.decode import VideoDecoder
@@ -81,17 +83,6 @@ class ExtractSummary:
     @property
     def ok(self) -> bool:
         return not self.failed
-
-
-def resolve_device(device: str) -> torch.device:
-    if device == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    if device.startswith("cuda") and not torch.cuda.is_available():
-        raise VavaError(f"--device: {device} asked for but no CUDA device is available")
-    try:
-        return torch.device(device)
-    except RuntimeError:
-        raise VavaError(f"--device: {device!r} is not a device (use auto, cpu or cuda)") from None
 
 
 def extract(records: list[VideoRecord], cache: str | Path, options: ExtractOptions,
@@ -170,6 +161,15 @@ class _Failed:
     reason: str
 
 
+def _lower_priority() -> None:
+    """Run the calling thread at a lower priority (Linux niceness is per thread), so decoding and
+    writing take only the CPU time the backbone leaves and never slow it down on a busy machine."""
+    try:
+        os.setpriority(os.PRIO_PROCESS, threading.get_native_id(), os.getpriority(os.PRIO_PROCESS, 0) + 10)
+    except (AttributeError, OSError):  # not Linux, or not permitted: run at the normal priority
+        pass
+
+
 _WORKER_DONE = object()
 _WRITER_STOP = object()
 
@@ -220,31 +220,42 @@ class _ExtractionRun:
 
     # -- decode workers ------------------------------------------------------------------
     def _decode_worker(self, todo: queue.Queue, frames_q: queue.Queue, deferred: list, blocking: bool) -> None:
-        while not self._stop.is_set():
-            try:
-                record = todo.get_nowait()
-            except queue.Empty:
-                break
-            lock = video_lock(self.feature_set.path, record.id)
+        _lower_priority()
+        try:
+            while not self._stop.is_set():
+                try:
+                    record = todo.get_nowait()
+                except queue.Empty:
+                    break
+                self._decode_video(record, frames_q, deferred, blocking)
+        finally:
+            self._put(frames_q, _WORKER_DONE)
+
+    def _decode_video(self, record: VideoRecord, frames_q: queue.Queue, deferred: list, blocking: bool) -> None:
+        lock = video_lock(self.feature_set.path, record.id)
+        try:
             if not lock.acquire(blocking=blocking):
                 deferred.append(record)
-                continue
-            if self.feature_set.is_complete(record.id):  # finished by another process meanwhile
-                lock.release()
-                with self._summary_lock:
-                    self.summary.by_others.append(record.id)
-                continue
-            job = _VideoJob(record, lock)
-            decoder = VideoDecoder(record, self.options.chunk_frames, self.options.target_fps)
-            try:
-                for chunk in decoder:
-                    self._put(frames_q, _Frames(job, self.preprocessing(chunk.frames), chunk.indices))
-                self._put(frames_q, _End(job, decoder.decoded_frames, decoder.source_fps))
-            except VavaError as err:
-                self._put(frames_q, _Failed(job, str(err)))
-            except Exception as err:  # a decoder bug must not take the other videos down
-                self._put(frames_q, _Failed(job, f"video {record.id!r}: {type(err).__name__}: {err}"))
-        self._put(frames_q, _WORKER_DONE)
+                return
+        except OSError as err:
+            with self._summary_lock:
+                self.summary.failed[record.id] = f"video {record.id!r}: cannot lock {lock.path} ({err.strerror})"
+            return
+        if self.feature_set.is_complete(record.id):  # finished by another process meanwhile
+            lock.release()
+            with self._summary_lock:
+                self.summary.by_others.append(record.id)
+            return
+        job = _VideoJob(record, lock)
+        decoder = VideoDecoder(record, self.options.chunk_frames, self.options.target_fps)
+        try:
+            for chunk in decoder:
+                self._put(frames_q, _Frames(job, self.preprocessing(chunk.frames), chunk.indices))
+            self._put(frames_q, _End(job, decoder.decoded_frames, decoder.source_fps))
+        except VavaError as err:
+            self._put(frames_q, _Failed(job, str(err)))
+        except Exception as err:  # a decoder bug must not take the other videos down
+            self._put(frames_q, _Failed(job, f"video {record.id!r}: {type(err).__name__}: {err}"))
 
     def _put(self, q: queue.Queue, item: object) -> None:
         while not self._stop.is_set():
@@ -303,18 +314,23 @@ class _ExtractionRun:
     @torch.inference_mode()
     def _embed(self, segments: list[_Frames]) -> list[_Frames]:
         images = torch.cat([s.data for s in segments]).to(self.device, non_blocking=True)
-        if self.device.type == "cuda":
-            images = images.contiguous(memory_format=torch.channels_last)
-            with torch.autocast("cuda", dtype=torch.bfloat16):
+        try:
+            if self.device.type == "cuda":
+                images = images.contiguous(memory_format=torch.channels_last)
+                with torch.autocast("cuda", dtype=torch.bfloat16):
+                    maps = self.backbone(images)
+            else:
                 maps = self.backbone(images)
-        else:
-            maps = self.backbone(images)
+        except torch.OutOfMemoryError:
+            raise VavaError(f"--batch-size: {len(images)} frames do not fit in {self.device} memory; "
+                            "use a smaller batch (videos finished so far are kept)") from None
         maps = maps.to(torch.float16).cpu().numpy()
         bounds = np.cumsum([0] + [len(s) for s in segments])
         return [_Frames(s.job, maps[a:b], s.indices) for s, a, b in zip(segments, bounds[:-1], bounds[1:])]
 
     # -- writer thread -------------------------------------------------------------------
     def _write_loop(self, write_q: queue.Queue) -> None:
+        _lower_priority()
         failed_jobs: set[int] = set()
         while (item := write_q.get()) is not _WRITER_STOP:
             job = item.job
