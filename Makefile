@@ -8,7 +8,7 @@ TORCH_SPEC ?= torch==2.14.1 torchvision==0.29.1
 PYTEST_ARGS ?=
 
 DEMO ?= demo
-DEMO_SIZE ?= 112
+DEMO_SIZE ?= 64
 # random keeps the demo offline; use imagenet once resnet50-0676ba61.pth is in the torch hub cache
 DEMO_WEIGHTS ?= random
 
@@ -26,15 +26,23 @@ $(VENV)/.installed: pyproject.toml
 test: setup
 	$(BIN)/python -m pytest -q $(PYTEST_ARGS)
 
-# Synthetic "in the wild" dataset -> ResNet-50 conv4 feature cache.
+# Synthetic "in the wild" dataset -> ResNet-50 conv4 cache -> VAVA training -> per-frame embeddings.
 demo: setup
 	$(BIN)/vava data synth $(DEMO)/data --wild --actions 3 --videos 8 --size $(DEMO_SIZE) --frames 40:64 --seed 0
-	$(BIN)/vava extract --dataset folder --root $(DEMO)/data --cache $(DEMO)/cache --weights $(DEMO_WEIGHTS) --image-size $(DEMO_SIZE)
-	$(BIN)/vava cache ls $(DEMO)/cache
+	$(BIN)/vava extract --dataset folder --root $(DEMO)/data --cache $(DEMO)/cache --weights $(DEMO_WEIGHTS) \
+		--image-size $(DEMO_SIZE) | tail -n 1 > $(DEMO)/features.txt
+	rm -rf $(DEMO)/runs/vava  # the demo retrains each time; the feature cache above is reused
+	$(BIN)/vava train --features $$(cat $(DEMO)/features.txt) --objective vava --config synthetic \
+		--out $(DEMO)/runs/vava
+	$(BIN)/vava embed --run $(DEMO)/runs/vava
+	@echo "features:   $$(cat $(DEMO)/features.txt)"
+	@echo "run:        $(DEMO)/runs/vava (config.yaml, train_log.csv, checkpoints/)"
+	@echo "embeddings: $(DEMO)/runs/vava/embeddings.h5"
 
 bench: setup
 	$(BIN)/python bench/bench_extract.py
 	$(BIN)/python bench/bench_cache.py
+	$(BIN)/python bench/bench_vava_loss.py
 
 clean-demo:
 	rm -rf $(DEMO)

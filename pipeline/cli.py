@@ -138,6 +138,54 @@ def extract(dataset: str, root: Path, cache: Path, quiet: bool, **options) -> No
         sys.exit(1)
 
 
+# -- train / embed --------------------------------------------------------------------------
+@main.command()
+@click.option("--features", required=True, type=click.Path(path_type=Path), help="Feature set (printed by extract).")
+@click.option("--objective", default=None, help="Training objective (default: the config's, vava).")
+@click.option("--out", required=True, type=click.Path(file_okay=False, path_type=Path), help="Run folder.")
+@click.option("--config", "preset", default=None, help="YAML file or preset name in configs/ (e.g. synthetic).")
+@click.option("--steps", type=int, default=None, help="Optimiser steps (overrides the config).")
+@click.option("--set", "overrides", multiple=True, metavar="KEY=VALUE",
+              help="Override a config key, e.g. --set data.frames_per_video=40 --set loss.gamma=0.1 (repeatable).")
+@click.option("--device", default="auto", show_default=True, help="auto | cpu | cuda[:N]")
+@click.option("--seed", type=int, default=None, help="Seed (overrides the config).")
+@click.option("--resume", is_flag=True, help="Continue the run in --out from its last checkpoint.")
+@click.option("--quiet", is_flag=True, help="No progress bar.")
+def train(features: Path, objective: str | None, out: Path, preset: str | None, steps: int | None,
+          overrides: tuple[str, ...], device: str, seed: int | None, resume: bool, quiet: bool) -> None:
+    """Train the frame embedder on a cached feature set. The last stdout line is the run folder."""
+    from pipeline.config import load_config, merge, parse_overrides
+    from stages.train.loop import train as run_train
+
+    values = parse_overrides(overrides)
+    direct = {"objective": objective, "steps": steps, "seed": seed}
+    config = load_config(preset, merge(values, {k: v for k, v in direct.items() if v is not None}))
+    summary = run_train(features, out, config, device=device, resume=resume, progress=not quiet)
+    click.echo(f"trained {config.objective} from step {summary.start_step} to {summary.steps} in "
+               f"{summary.seconds:.1f} s ({summary.data_path} data path), last loss {summary.loss:.6g}", err=True)
+    click.echo(str(summary.run_dir))
+
+
+@main.command()
+@click.option("--run", "run_dir", required=True, type=click.Path(file_okay=False, path_type=Path), help="Run folder.")
+@click.option("--features", type=click.Path(path_type=Path), default=None,
+              help="Feature set (default: the one the run was trained on; required with --identity).")
+@click.option("--splits", default="train,val", show_default=True, help="Comma list of splits to embed.")
+@click.option("--identity", is_flag=True, help="No trained embedder: global-pooled backbone features.")
+@click.option("--batch-frames", default=256, show_default=True, help="Frames embedded per chunk.")
+@click.option("--device", default="auto", show_default=True)
+@click.option("--quiet", is_flag=True, help="No progress bar.")
+def embed(run_dir: Path, features: Path | None, splits: str, identity: bool, batch_frames: int, device: str,
+          quiet: bool) -> None:
+    """Embed every frame of every video into RUN/embeddings.h5 (the last stdout line is its path)."""
+    from stages.embed.run import embed as run_embed
+
+    chosen = tuple(s.strip() for s in splits.split(",") if s.strip())
+    path = run_embed(run_dir, features, chosen, identity=identity, device=device, chunk_frames=batch_frames,
+                     progress=not quiet)
+    click.echo(str(path))
+
+
 # -- cache ---------------------------------------------------------------------------------
 @main.group(cls=_Group)
 def cache() -> None:

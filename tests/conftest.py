@@ -48,3 +48,31 @@ def tiny_dataset(tmp_path: Path) -> Path:
     root = tmp_path / "data"
     make_folder_dataset(root, [18, 22, 25])
     return root
+
+
+def write_toy_features(path: Path, lengths: tuple[int, ...] = (30, 36, 41, 33, 38, 44), channels: int = 16,
+                       seed: int = 0) -> Path:
+    """A feature set written directly (no extraction): 2 actions, the last video of each in val.
+
+    Each frame's maps are its phase's pattern plus noise, so phases are learnable.
+    """
+    from cache.store import FeatureSet
+
+    rng = np.random.default_rng(seed)
+    fs = FeatureSet.create(path, path.name, {"toy": True}, {"dataset": {"root": "toy"}})
+    patterns = rng.standard_normal((3, channels, 2, 2))
+    half = len(lengths) // 2
+    for i, length in enumerate(lengths):
+        labels = np.minimum(np.arange(length) * 3 // length, 2)
+        maps = patterns[labels] + 0.3 * rng.standard_normal((length, channels, 2, 2))
+        split = "val" if i in (half - 1, len(lengths) - 1) else "train"
+        writer = fs.begin_video(f"toy{i}", (channels, 2, 2), {"split": split, "action": "ab"[i // half],
+                                                                "phases": ["p0", "p1", "p2"]})
+        writer.append(maps.astype(np.float16))
+        writer.finish(labels, np.arange(length), {"decoded_frames": length, "fps": 15.0})
+    return path
+
+
+@pytest.fixture
+def toy_features(tmp_path: Path) -> Path:
+    return write_toy_features(tmp_path / "cache" / "toyfeatures00000")

@@ -104,3 +104,34 @@ def test_data_synth_writes_a_loadable_dataset(tmp_path: Path) -> None:
 def test_data_synth_rejects_bad_options(tmp_path: Path, args: list[str], message: str) -> None:
     result = run("data", "synth", str(tmp_path / "s"), *args)
     assert result.exit_code == 2 and message in result.output and "Traceback" not in result.output
+
+
+def test_train_and_embed_commands(toy_features: Path, tmp_path: Path) -> None:
+    run_dir = tmp_path / "run"
+    tiny = ["--set", "model.conv_channels=8", "--set", "model.fc_channels=8", "--set", "data.frames_per_video=6"]
+    result = run("train", "--features", str(toy_features), "--out", str(run_dir), "--steps", "2", "--quiet", *tiny)
+    assert result.exit_code == 0, result.output
+    assert result.stdout.strip().splitlines()[-1] == str(run_dir)
+    assert "trained vava from step 0 to 2" in result.stderr
+    again = run("train", "--features", str(toy_features), "--out", str(run_dir), "--steps", "2", "--quiet", *tiny)
+    assert again.exit_code == 1 and "already holds a run; pass --resume" in again.output
+    resumed = run("train", "--features", str(toy_features), "--out", str(run_dir), "--steps", "3", "--resume",
+                  "--quiet", *tiny)
+    assert resumed.exit_code == 0 and "from step 2 to 3" in resumed.stderr
+
+    embedded = run("embed", "--run", str(run_dir), "--splits", "val", "--quiet")
+    assert embedded.exit_code == 0, embedded.output
+    assert embedded.stdout.strip().splitlines()[-1] == str(run_dir / "embeddings.h5")
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [(["--set", "data.frames=3"], "data.frames: unknown config key"),
+     (["--set", "loss.gama=1"], "objective vava: unknown option(s) gama"),
+     (["--objective", "tcc2"], "--objective: unknown objective 'tcc2'"),
+     (["--config", "nope"], "--config: nope is neither a file nor a preset"),
+     (["--set", "steps"], "--set: 'steps' is not KEY=VALUE")],
+)
+def test_train_rejects_bad_config(toy_features: Path, tmp_path: Path, args: list[str], message: str) -> None:
+    result = run("train", "--features", str(toy_features), "--out", str(tmp_path / "r"), "--quiet", *args)
+    assert result.exit_code == 1 and message in result.output and "Traceback" not in result.output

@@ -1,0 +1,164 @@
+"""Typed training configs: dataclasses loaded from YAML presets, overridden with `key=value`."""
+from __future__ import annotations
+
+import dataclasses
+import types
+import typing
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from pipeline.errors import VavaError
+from stages.train.embedder import EmbedderConfig
+
+CONFIG_DIR = Path(__file__).resolve().parents[1] / "configs"
+
+
+@dataclass(frozen=True)
+class DataConfig:
+    """How training batches are drawn (Table 8: 4 pairs, T = 20 or 40 frames per video)."""
+
+    frames_per_video: int = 20
+    batch_pairs: int = 4
+    path: str = "auto"  # auto | zarr | host | device
+    workers: int = 2    # DataLoader workers of the zarr path
+
+    def __post_init__(self) -> None:
+        for key in ("frames_per_video", "batch_pairs"):
+            if getattr(self, key) < 1:
+                raise ValueError(f"{key} must be at least 1, got {getattr(self, key)}")
+        if self.workers < 0:
+            raise ValueError(f"workers must be at least 0, got {self.workers}")
+
+
+@dataclass(frozen=True)
+class OptimConfig:
+    """Adam with L2-coupled weight decay and a constant learning rate (Table 8)."""
+
+    lr: float = 1e-4
+    weight_decay: float = 1e-5
+
+    def __post_init__(self) -> None:
+        if self.lr <= 0 or self.weight_decay < 0:
+            raise ValueError(f"lr must be positive and weight_decay non-negative, got {self.lr}, {self.weight_decay}")
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    """Everything a training run depends on; saved resolved in the run folder."""
+
+    objective: str = "vava"
+    loss: dict[str, Any] = field(default_factory=dict)  # options of the objective's own config
+    steps: int = 1000
+    seed: int = 0
+    checkpoint_every: int = 500
+    log_every: int = 10
+    amp: bool = True          # bf16 autocast on GPU (the alignment losses compute in float32 inside)
+    tensorboard: bool = False
+    data: DataConfig = field(default_factory=DataConfig)
+    model: EmbedderConfig = field(default_factory=EmbedderConfig)
+    optim: OptimConfig = field(default_factory=OptimConfig)
+
+    def __post_init__(self) -> None:
+        for key in ("steps", "checkpoint_every", "log_every"):
+            if getattr(self, key) < 1:
+                raise ValueError(f"{key} must be at least 1, got {getattr(self, key)}")
+
+
+def to_dict(config: Any) -> dict[str, Any]:
+    return dataclasses.asdict(config)
+
+
+def from_dict(cls: type, values: dict[str, Any], where: str = "") -> Any:
+    """Build dataclass `cls` from nested dicts, rejecting unknown keys and wrong types by name."""
+    if not isinstance(values, dict):
+        raise VavaError(f"{where.rstrip('.') or 'config'}: expected a mapping, got {values!r}")
+    hints = typing.get_type_hints(cls)
+    fields = {f.name: f for f in dataclasses.fields(cls)}
+    unknown = sorted(set(values) - set(fields))
+    if unknown:
+        raise VavaError(f"{where}{unknown[0]}: unknown config key (known here: {', '.join(sorted(fields))})")
+    kwargs = {}
+    for name, value in values.items():
+        hint, key = hints[name], f"{where}{name}"
+        if dataclasses.is_dataclass(hint):
+            kwargs[name] = from_dict(hint, value, f"{key}.")
+        else:
+            kwargs[name] = _check_type(key, value, hint)
+    try:
+        return cls(**kwargs)
+    except ValueError as err:
+        raise VavaError(f"{where}{err}") from None
+
+
+def _check_type(key: str, value: Any, hint: Any) -> Any:
+    origin = typing.get_origin(hint)
+    allowed = typing.get_args(hint) if origin in (typing.Union, types.UnionType) else (hint,)
+    for option in allowed:
+        base = typing.get_origin(option) or option
+        if option is type(None) and value is None:
+            return value
+        if base is float and isinstance(value, (int, float)) and not isinstance(value, bool):
+            return float(value)
+        if base is float and isinstance(value, str):  # YAML 1.1 reads `1e-4` as a string
+            try:
+                return float(value)
+            except ValueError:
+                pass
+        if base is not float and isinstance(base, type) and isinstance(value, base):
+            if base is int and isinstance(value, bool):
+                continue
+            return value
+    raise VavaError(f"{key}: expected {_describe(hint)}, got {value!r}")
+
+
+def _describe(hint: Any) -> str:
+    return getattr(hint, "__name__", None) or str(hint).replace("typing.", "")
+
+
+def parse_overrides(pairs: tuple[str, ...] | list[str]) -> dict[str, Any]:
+    """`["data.frames_per_video=40", "loss.gamma=0.1"]` -> nested dict; values parsed as YAML."""
+    nested: dict[str, Any] = {}
+    for pair in pairs:
+        key, sep, text = pair.partition("=")
+        if not sep or not key:
+            raise VavaError(f"--set: {pair!r} is not KEY=VALUE")
+        node = nested
+        *parents, leaf = key.split(".")
+        for part in parents:
+            node = node.setdefault(part, {})
+        node[leaf] = yaml.safe_load(text)
+    return nested
+
+
+def merge(base: dict[str, Any], override: dict[str, Any]) -> dict[str, Any]:
+    merged = dict(base)
+    for key, value in override.items():
+        merged[key] = merge(merged[key], value) if isinstance(value, dict) and isinstance(merged.get(key), dict) else value
+    return merged
+
+
+def resolve_preset(name_or_path: str) -> Path:
+    """A YAML file path, or the name of a preset in `configs/` (e.g. `pouring`)."""
+    path = Path(name_or_path)
+    if path.is_file():
+        return path
+    preset = CONFIG_DIR / f"{name_or_path}.yaml"
+    if preset.is_file():
+        return preset
+    known = ", ".join(sorted(p.stem for p in CONFIG_DIR.glob("*.yaml")))
+    raise VavaError(f"--config: {name_or_path} is neither a file nor a preset (presets: {known})")
+
+
+def load_config(preset: str | None, overrides: dict[str, Any]) -> TrainConfig:
+    """Defaults <- preset YAML <- overrides, validated."""
+    values: dict[str, Any] = {}
+    if preset is not None:
+        path = resolve_preset(preset)
+        try:
+            values = yaml.safe_load(path.read_text()) or {}
+        except yaml.YAMLError as err:
+            raise VavaError(f"{path}: not valid YAML ({str(err).splitlines()[0]})") from None
+    return from_dict(TrainConfig, merge(values, overrides))

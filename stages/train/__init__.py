@@ -1,0 +1,1 @@
+"""Stage 2: train a frame embedder on cached backbone features."""

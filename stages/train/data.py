@@ -1,0 +1,142 @@
+"""Feeding training steps from the feature cache: three data paths, one batch format.
+
+- `zarr`: DataLoader workers read the sampled frames from the store and prefetch batches;
+- `host`: the whole split is loaded into host memory once and batches are gathered there;
+- `device`: the whole split lives on the GPU and batches are gathered on the device.
+`auto` picks the fastest one the features fit in.
+"""
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+from torch import Tensor
+from torch.utils.data import DataLoader, Dataset
+
+from cache.store import CachedVideo, FeatureSet
+from pipeline.errors import VavaError
+from stages.train.embedder import context_indices
+from stages.train.sampler import PairDraw, PairSampler
+
+DATA_PATHS = ("auto", "zarr", "host", "device")
+
+
+@dataclass
+class FeatureBatch:
+    """What one step consumes, before embedding."""
+
+    maps: Tensor           # [B, 2, T, K, C, H, W] float16 conv4 maps; K = context frames + the frame
+    frame_indices: Tensor  # [B, 2, T] long
+    video_lengths: Tensor  # [B, 2] long
+    labels: Tensor         # [B, 2, T] long
+
+    def to(self, device: torch.device) -> FeatureBatch:
+        move = {"device": device, "non_blocking": True}
+        return FeatureBatch(self.maps.to(**move), self.frame_indices.to(**move), self.video_lengths.to(**move),
+                            self.labels.to(**move))
+
+
+class MemoryFeatures:
+    """Every frame of the given videos in one [F, C, H, W] tensor; a batch is one gather."""
+
+    def __init__(self, feature_set: FeatureSet, videos: list[CachedVideo], device: torch.device):
+        self.offsets = {}
+        start = 0
+        for video in videos:
+            self.offsets[video.id] = start
+            start += video.num_frames
+        self.lengths = {v.id: v.num_frames for v in videos}
+        self.maps = torch.cat([torch.from_numpy(feature_set.read(v.id)) for v in videos]).to(device)
+        self.labels = torch.cat([torch.from_numpy(feature_set.labels(v.id)) for v in videos]).to(device)
+
+    def gather(self, draw: PairDraw, context_frames: int, stride: int) -> FeatureBatch:
+        device = self.maps.device
+        indices = torch.from_numpy(draw.frame_indices).to(device)
+        starts = torch.tensor([[self.offsets[v] for v in pair] for pair in draw.video_ids], device=device)
+        stacks = context_indices(indices, context_frames, stride) + starts[:, :, None, None]
+        maps = self.maps[stacks.flatten()].view(*stacks.shape, *self.maps.shape[1:])
+        labels = self.labels[(indices + starts[:, :, None]).flatten()].view(indices.shape)
+        lengths = torch.tensor([[self.lengths[v] for v in pair] for pair in draw.video_ids], device=device)
+        return FeatureBatch(maps, indices, lengths, labels)
+
+
+class ZarrFeatures:
+    """Reads only the sampled frames (and their context) of each video from the store.
+
+    The store is opened lazily, so each DataLoader worker process opens its own handle.
+    """
+
+    def __init__(self, path: Path, videos: list[CachedVideo]):
+        self.path = path
+        self.lengths = {v.id: v.num_frames for v in videos}
+        self._feature_set: FeatureSet | None = None
+        self._labels: dict[str, np.ndarray] = {}
+
+    def gather(self, draw: PairDraw, context_frames: int, stride: int) -> FeatureBatch:
+        if self._feature_set is None:
+            self._feature_set = FeatureSet.open(self.path)
+        indices = torch.from_numpy(draw.frame_indices)
+        stacks = context_indices(indices, context_frames, stride)
+        maps, labels = [], []
+        for b, pair in enumerate(draw.video_ids):
+            for v, video_id in enumerate(pair):
+                maps.append(torch.from_numpy(self._feature_set.read(video_id, stacks[b, v].flatten().numpy())))
+                if video_id not in self._labels:
+                    self._labels[video_id] = self._feature_set.labels(video_id)
+                labels.append(torch.from_numpy(self._labels[video_id][draw.frame_indices[b, v]]))
+        maps_t = torch.stack(maps).view(*stacks.shape, *maps[0].shape[1:])
+        lengths = torch.tensor([[self.lengths[v] for v in pair] for pair in draw.video_ids])
+        return FeatureBatch(maps_t, indices, lengths, torch.stack(labels).view(indices.shape))
+
+
+class _Steps(Dataset):
+    """Item i is the batch of step `start + i`, so any worker can build any step."""
+
+    def __init__(self, source: ZarrFeatures, sampler: PairSampler, start: int, stop: int, context: tuple[int, int]):
+        self.source, self.sampler, self.start, self.stop, self.context = source, sampler, start, stop, context
+
+    def __len__(self) -> int:
+        return self.stop - self.start
+
+    def __getitem__(self, i: int) -> FeatureBatch:
+        return self.source.gather(self.sampler.draw(self.start + i), *self.context)
+
+
+def split_bytes(feature_set: FeatureSet, videos: list[CachedVideo]) -> int:
+    if not videos:
+        return 0
+    frame = int(np.prod(feature_set.frame_shape(videos[0].id))) * 2  # float16
+    return frame * sum(v.num_frames for v in videos)
+
+
+def choose_data_path(requested: str, needed_bytes: int, device: torch.device) -> str:
+    """The requested path, or for `auto` the fastest one the features fit in (half of free memory)."""
+    if requested not in DATA_PATHS:
+        raise VavaError(f"data.path: {requested!r} is not one of {', '.join(DATA_PATHS)}")
+    if requested == "device" and device.type != "cuda":
+        raise VavaError("data.path: 'device' needs a CUDA device (use host or zarr)")
+    if requested != "auto":
+        return requested
+    if device.type == "cuda" and needed_bytes < torch.cuda.mem_get_info(device)[0] // 2:
+        return "device"
+    available = os.sysconf("SC_AVPHYS_PAGES") * os.sysconf("SC_PAGE_SIZE")
+    return "host" if needed_bytes < available // 2 else "zarr"
+
+
+def batches(feature_set: FeatureSet, videos: list[CachedVideo], sampler: PairSampler, path: str,
+            context: tuple[int, int], start: int, stop: int, device: torch.device, workers: int) -> Iterator[FeatureBatch]:
+    """Batches of steps start..stop-1, already on `device`."""
+    if path == "zarr":
+        loader = DataLoader(_Steps(ZarrFeatures(feature_set.path, videos), sampler, start, stop, context),
+                            batch_size=None, num_workers=workers, prefetch_factor=4 if workers else None,
+                            pin_memory=device.type == "cuda")
+        for batch in loader:
+            yield batch.to(device)
+        return
+    source = MemoryFeatures(feature_set, videos, device if path == "device" else torch.device("cpu"))
+    for step in range(start, stop):
+        yield source.gather(sampler.draw(step), *context).to(device)

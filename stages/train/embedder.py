@@ -1,0 +1,74 @@
+"""The frame embedder of the VAVA supplement's Table 9 (TCC's ConvEmbedder), on cached conv4 maps."""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+from torch import Tensor, nn
+from torch.nn import functional as F
+
+
+@dataclass(frozen=True)
+class EmbedderConfig:
+    """Sizes of the embedder. Defaults are Table 9: two 3x3x3 Conv3d of 512, one fc of 512, 128-d.
+
+    `context_frames` past frames at `context_stride` are stacked with each frame (clamped at
+    frame 0, never future frames).
+    """
+
+    conv_channels: int = 512
+    conv_layers: int = 2
+    fc_channels: int = 512
+    fc_layers: int = 1
+    embedding_dim: int = 128
+    dropout: float = 0.1
+    l2_normalize: bool = False
+    context_frames: int = 1
+    context_stride: int = 15
+
+    def __post_init__(self) -> None:
+        for key in ("conv_channels", "conv_layers", "fc_channels", "embedding_dim", "context_stride"):
+            if getattr(self, key) < 1:
+                raise ValueError(f"{key} must be at least 1, got {getattr(self, key)}")
+        for key in ("fc_layers", "context_frames"):
+            if getattr(self, key) < 0:
+                raise ValueError(f"{key} must be at least 0, got {getattr(self, key)}")
+        if not 0.0 <= self.dropout < 1.0:
+            raise ValueError(f"dropout must be in [0, 1), got {self.dropout}")
+
+
+def context_indices(indices: Tensor, context_frames: int, stride: int) -> Tensor:
+    """[...] frame indices -> [..., context_frames + 1]: t - k*stride for k = context..0, clamped at 0."""
+    offsets = torch.arange(context_frames, -1, -1, device=indices.device) * stride
+    return (indices.unsqueeze(-1) - offsets).clamp_min(0)
+
+
+class Embedder(nn.Module):
+    """[N, K, C, H, W] stacks of K = context + 1 conv4 maps (oldest first) -> [N, D] embeddings."""
+
+    def __init__(self, in_channels: int, config: EmbedderConfig):
+        super().__init__()
+        self.config = config
+        convs: list[nn.Module] = []
+        channels = in_channels
+        for _ in range(config.conv_layers):
+            convs += [nn.Conv3d(channels, config.conv_channels, kernel_size=3, padding=1),
+                      nn.BatchNorm3d(config.conv_channels), nn.ReLU(inplace=True)]
+            channels = config.conv_channels
+        self.convs = nn.Sequential(*convs)
+        fcs: list[nn.Module] = []
+        for _ in range(config.fc_layers):
+            fcs += [nn.Dropout(config.dropout), nn.Linear(channels, config.fc_channels), nn.ReLU(inplace=True)]
+            channels = config.fc_channels
+        self.fcs = nn.Sequential(*fcs)
+        self.embedding = nn.Linear(channels, config.embedding_dim)
+        for module in self.modules():
+            if isinstance(module, nn.Conv3d):
+                nn.init.kaiming_normal_(module.weight, nonlinearity="relu")  # He-normal, as TCC
+                nn.init.zeros_(module.bias)
+
+    def forward(self, maps: Tensor) -> Tensor:
+        x = maps.transpose(1, 2)  # [N, C, K, H, W]: time becomes the 3D depth axis
+        x = self.convs(x).amax(dim=(2, 3, 4))
+        x = self.embedding(self.fcs(x))
+        return F.normalize(x, dim=-1) if self.config.l2_normalize else x

@@ -1,0 +1,202 @@
+"""Stage 2: the training loop (embedder + objective on cached features), with resumable runs.
+
+A run folder holds `config.yaml` (the resolved config), `run.json` (the feature set trained on),
+`checkpoints/` (`step_N.pt`, `last.pt`) and `train_log.csv` (step, loss, every loss component,
+learning rate, steps/s).
+"""
+from __future__ import annotations
+
+import csv
+import dataclasses
+import json
+import math
+import sys
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import torch
+import yaml
+from tqdm import tqdm
+
+from cache.store import FeatureSet
+from pipeline.config import TrainConfig, from_dict, to_dict
+from pipeline.devices import resolve_device
+from pipeline.errors import VavaError
+from stages.train.checkpoint import LAST, load_checkpoint, save_checkpoint
+from stages.train.data import batches, choose_data_path, split_bytes
+from stages.train.embedder import Embedder
+from stages.train.objectives import OBJECTIVES, PairBatch, build_config, build_objective
+from stages.train.sampler import PairSampler
+
+CONFIG_NAME = "config.yaml"
+RUN_INFO_NAME = "run.json"
+LOG_NAME = "train_log.csv"
+# Keys that may differ when a run is resumed: how long it runs, how often it logs and saves.
+RESUMABLE_CHANGES = {"steps", "checkpoint_every", "log_every"}
+
+
+@dataclass
+class TrainSummary:
+    run_dir: Path
+    start_step: int
+    steps: int
+    loss: float
+    seconds: float
+    data_path: str
+
+
+def resolved(config: TrainConfig) -> TrainConfig:
+    """`config` with the objective's options filled in with their defaults (checked).
+
+    An objective option named `embedding_dim` (the input of a head) follows the embedder unless set.
+    """
+    options = dict(config.loss)
+    config_type = OBJECTIVES[config.objective][1] if config.objective in OBJECTIVES else None
+    if config_type and "embedding_dim" in {f.name for f in dataclasses.fields(config_type)}:
+        options.setdefault("embedding_dim", config.model.embedding_dim)
+    return dataclasses.replace(config, loss=dataclasses.asdict(build_config(config.objective, options)))
+
+
+def train(features: str | Path, out: str | Path, config: TrainConfig, *, device: str = "auto",
+          resume: bool = False, progress: bool = True) -> TrainSummary:
+    """Train the embedder with `config.objective` on the train split of a feature set."""
+    config = resolved(config)
+    run_dir, checkpoints = Path(out), Path(out) / "checkpoints"
+    feature_set = FeatureSet.open(features)
+    torch_device = resolve_device(device)
+    state = _start_state(run_dir, checkpoints, config, feature_set, resume)
+    start = state["step"] if state else 0
+    if start >= config.steps:
+        raise VavaError(f"--steps: the run is already at step {start}; ask for more steps to continue")
+    run_dir.mkdir(parents=True, exist_ok=True)
+    # config.yaml is a loadable preset itself (`--config RUN/config.yaml`); the data it ran on goes beside it
+    (run_dir / CONFIG_NAME).write_text(yaml.safe_dump(to_dict(config), sort_keys=False))
+    (run_dir / RUN_INFO_NAME).write_text(json.dumps({"features": str(feature_set.path),
+                                                     "fingerprint": feature_set.fingerprint}, indent=2) + "\n")
+
+    videos = [v for v in feature_set.videos() if v.split == "train"]
+    if not videos:
+        raise VavaError(f"{feature_set.path}: no complete video in the train split")
+    in_channels = feature_set.frame_shape(videos[0].id)[0]
+    torch.manual_seed(config.seed)
+    embedder = Embedder(in_channels, config.model).to(torch_device)
+    objective = build_objective(config.objective, config.loss).to(torch_device)
+    parameters = [*embedder.parameters(), *objective.parameters()]
+    optimizer = torch.optim.Adam(parameters, lr=config.optim.lr, weight_decay=config.optim.weight_decay)
+    if state:
+        embedder.load_state_dict(state["embedder"])
+        objective.load_state_dict(state["objective"])
+        optimizer.load_state_dict(state["optimizer"])
+        torch.set_rng_state(state["rng"])
+
+    data_path = choose_data_path(config.data.path, split_bytes(feature_set, videos), torch_device)
+    sampler = PairSampler(videos, config.data.batch_pairs, config.data.frames_per_video, config.seed)
+    context = (config.model.context_frames, config.model.context_stride)
+    stream = batches(feature_set, videos, sampler, data_path, context, start, config.steps, torch_device,
+                     config.data.workers)
+    log = _TrainLog(run_dir / LOG_NAME, start, config.tensorboard)
+    meta = {"config": to_dict(config), "features": str(feature_set.path), "fingerprint": feature_set.fingerprint,
+            "in_channels": in_channels}
+    autocast = config.amp and torch_device.type == "cuda"
+    bar = tqdm(total=config.steps, initial=start, unit="step", desc=f"train {config.objective}", file=sys.stderr,
+               disable=not progress, dynamic_ncols=True)
+    began, loss_value, step = time.perf_counter(), float("nan"), start
+    window_start, window_steps = began, 0
+    embedder.train()
+    objective.train()
+    for step, batch in zip(range(start, config.steps), stream):
+        with torch.autocast(torch_device.type, dtype=torch.bfloat16, enabled=autocast):
+            maps = batch.maps.flatten(0, 2).float()  # [B*2*T, K, C, H, W]
+            embeddings = embedder(maps).float().view(*batch.frame_indices.shape, -1)
+        loss, components = objective(PairBatch(embeddings, batch.frame_indices, batch.video_lengths, batch.labels, step))
+        loss_value = float(loss.detach())
+        if not math.isfinite(loss_value):
+            parts = ", ".join(f"{k}={float(v):.4g}" for k, v in components.items())
+            last = checkpoints / LAST
+            raise VavaError(f"step {step}: loss is {loss_value} ({parts}); training stopped, last good checkpoint: "
+                            f"{last if last.exists() else 'none'}")
+        optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        optimizer.step()
+        done, window_steps = step + 1, window_steps + 1
+        bar.update(1)
+        if done % config.log_every == 0 or done == config.steps:
+            now = time.perf_counter()
+            log.write(done, loss_value, components, optimizer.param_groups[0]["lr"], window_steps / (now - window_start))
+            window_start, window_steps = now, 0
+            bar.set_postfix(loss=f"{loss_value:.4g}")
+        if done % config.checkpoint_every == 0 or done == config.steps:
+            save_checkpoint(checkpoints, done, {**meta, "embedder": embedder.state_dict(),
+                                                "objective": objective.state_dict(), "optimizer": optimizer.state_dict(),
+                                                "rng": torch.get_rng_state()})
+    bar.close()
+    log.close()
+    return TrainSummary(run_dir, start, config.steps, loss_value, time.perf_counter() - began, data_path)
+
+
+def _start_state(run_dir: Path, checkpoints: Path, config: TrainConfig, feature_set: FeatureSet,
+                 resume: bool) -> dict[str, Any] | None:
+    """The checkpoint to continue from (with `resume`), after checking it belongs to this run."""
+    has_checkpoint = (checkpoints / LAST).is_file()
+    if not resume:
+        if has_checkpoint:
+            raise VavaError(f"--out: {run_dir} already holds a run; pass --resume to continue it or pick a new folder")
+        return None
+    if not has_checkpoint:
+        raise VavaError(f"--resume: no checkpoint in {checkpoints}")
+    state = load_checkpoint(checkpoints / LAST)
+    saved = from_dict(TrainConfig, state["config"])
+    changed = sorted(k for k, v in to_dict(config).items() if to_dict(saved)[k] != v and k not in RESUMABLE_CHANGES)
+    if changed:
+        raise VavaError(f"--resume: config differs from the saved run in {', '.join(changed)} "
+                        f"(only {', '.join(sorted(RESUMABLE_CHANGES))} may change)")
+    if state["fingerprint"] != feature_set.fingerprint:
+        raise VavaError(f"--resume: the run was trained on feature set {state['fingerprint']}, "
+                        f"not {feature_set.fingerprint}")
+    return state
+
+
+class _TrainLog:
+    """Appends to train_log.csv (rows past `start` from an interrupted attempt are dropped first),
+    and optionally to TensorBoard."""
+
+    def __init__(self, path: Path, start: int, tensorboard: bool):
+        self.path = path
+        self.fields: list[str] | None = None
+        kept: list[dict[str, str]] = []
+        if start and path.is_file():
+            with open(path, newline="") as handle:
+                reader = csv.DictReader(handle)
+                self.fields = reader.fieldnames
+                kept = [row for row in reader if int(row["step"]) <= start]
+        with open(path, "w", newline="") as handle:
+            if self.fields:
+                writer = csv.DictWriter(handle, fieldnames=self.fields)
+                writer.writeheader()
+                writer.writerows(kept)
+        self.writer = None
+        if tensorboard:
+            try:
+                from torch.utils.tensorboard import SummaryWriter
+            except ImportError:
+                raise VavaError("tensorboard: the tensorboard package is not installed (pip install tensorboard)") from None
+            self.writer = SummaryWriter(str(path.parent / "tensorboard"))
+
+    def write(self, step: int, loss: float, components: dict[str, torch.Tensor], lr: float, rate: float) -> None:
+        row = {"step": step, "loss": loss, **{k: float(v) for k, v in components.items()}, "lr": lr, "steps_per_s": rate}
+        with open(self.path, "a", newline="") as handle:
+            writer = csv.DictWriter(handle, fieldnames=self.fields or list(row))
+            if self.fields is None:
+                self.fields = list(row)
+                writer.writeheader()
+            writer.writerow(row)
+        if self.writer is not None:
+            for key, value in row.items():
+                if key != "step":
+                    self.writer.add_scalar(f"train/{key}", value, step)
+
+    def close(self) -> None:
+        if self.writer is not None:
+            self.writer.close()

@@ -1,0 +1,40 @@
+"""Registry of training objectives: name -> (Objective class, its config dataclass).
+
+Each objective module defines an `Objective` subclass and a config dataclass whose
+`__post_init__` rejects bad values with a `ValueError` naming the key.
+"""
+from __future__ import annotations
+
+import dataclasses
+from typing import Any
+
+from pipeline.errors import VavaError
+from stages.train.objectives.base import Objective, PairBatch
+from stages.train.objectives.vava import VavaConfig, VavaLoss
+
+OBJECTIVES: dict[str, tuple[type[Objective], type]] = {
+    VavaLoss.name: (VavaLoss, VavaConfig),
+}
+
+
+def build_config(name: str, options: dict[str, Any] | None = None) -> Any:
+    """The config dataclass of objective `name`, defaults overridden by `options` (checked)."""
+    if name not in OBJECTIVES:
+        raise VavaError(f"--objective: unknown objective {name!r} (known: {', '.join(sorted(OBJECTIVES))})")
+    config_type = OBJECTIVES[name][1]
+    known = {f.name for f in dataclasses.fields(config_type)}
+    unknown = sorted(set(options or {}) - known)
+    if unknown:
+        raise VavaError(f"objective {name}: unknown option(s) {', '.join(unknown)} (known: {', '.join(sorted(known))})")
+    try:
+        return config_type(**(options or {}))
+    except (TypeError, ValueError) as err:
+        raise VavaError(f"objective {name}: {err}") from None
+
+
+def build_objective(name: str, options: dict[str, Any] | None = None) -> Objective:
+    """A ready objective module for `name` with `options` applied."""
+    return OBJECTIVES[name][0](build_config(name, options))
+
+
+__all__ = ["OBJECTIVES", "Objective", "PairBatch", "build_config", "build_objective"]

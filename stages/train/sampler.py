@@ -1,0 +1,59 @@
+"""Which videos and frames each training step sees.
+
+Every step is drawn from its own generator seeded with (seed, step), so a resumed run sees exactly
+the batches an uninterrupted one would, whichever data path or worker produces them.
+"""
+from __future__ import annotations
+
+from collections import defaultdict
+from dataclasses import dataclass
+
+import numpy as np
+
+from cache.store import CachedVideo
+from pipeline.errors import VavaError
+
+
+def offset_uniform(length: int, count: int, rng: np.random.Generator, offset: int = 1) -> np.ndarray:
+    """`count` sorted frame indices of a video of `length` frames (TCC's offset_uniform).
+
+    Distinct indices drawn uniformly from [offset, length) when there are enough frames;
+    otherwise 0, 1, ..., count-1 clipped to the last frame.
+    """
+    if count <= length - offset:
+        return np.sort(rng.choice(np.arange(offset, length), size=count, replace=False))
+    return np.minimum(np.arange(count), length - 1)
+
+
+@dataclass(frozen=True)
+class PairDraw:
+    """The videos (ids [B, 2]) and sampled frame indices ([B, 2, T]) of one step."""
+
+    video_ids: list[tuple[str, str]]
+    frame_indices: np.ndarray
+
+
+class PairSampler:
+    """Pairs of different videos of the same action: the first drawn uniformly over all videos,
+    its partner uniformly over the other videos of its action (itself when it is alone)."""
+
+    def __init__(self, videos: list[CachedVideo], pairs: int, frames: int, seed: int):
+        if not videos:
+            raise VavaError("no training videos: the feature set has no complete video in the train split")
+        self.videos = {v.id: v for v in videos}
+        self.ids = sorted(self.videos)
+        by_action: dict[str, list[str]] = defaultdict(list)
+        for video_id in self.ids:
+            by_action[self.videos[video_id].action].append(video_id)
+        self.by_action = dict(by_action)
+        self.pairs, self.frames, self.seed = pairs, frames, seed
+
+    def draw(self, step: int) -> PairDraw:
+        rng = np.random.default_rng([self.seed, step])
+        pairs = []
+        for first in rng.choice(self.ids, size=self.pairs):
+            partners = [v for v in self.by_action[self.videos[first].action] if v != first] or [first]
+            pairs.append((str(first), str(partners[rng.integers(len(partners))])))
+        indices = np.stack([np.stack([offset_uniform(self.videos[v].num_frames, self.frames, rng) for v in pair])
+                            for pair in pairs])
+        return PairDraw(pairs, indices)

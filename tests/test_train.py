@@ -1,0 +1,96 @@
+"""The training loop: runs, logs, checkpoints, exact resume, failures and their messages."""
+from __future__ import annotations
+
+import csv
+from pathlib import Path
+
+import pytest
+import torch
+import yaml
+
+from pipeline.config import load_config, parse_overrides
+from pipeline.errors import VavaError
+from stages.train import loop
+from stages.train.loop import train
+
+TINY = ["model.conv_channels=16", "model.fc_channels=16", "model.embedding_dim=8", "data.frames_per_video=8",
+        "data.batch_pairs=2", "log_every=1"]
+
+
+def config(*extra: str):
+    return load_config(None, parse_overrides([*TINY, *extra]))
+
+
+def losses(run: Path) -> list[tuple[int, float]]:
+    with open(run / "train_log.csv", newline="") as handle:
+        return [(int(row["step"]), float(row["loss"])) for row in csv.DictReader(handle)]
+
+
+def test_run_folder_contents(toy_features: Path, tmp_path: Path) -> None:
+    run = tmp_path / "run"
+    summary = train(toy_features, run, config("steps=4", "checkpoint_every=2"), progress=False)
+    assert (summary.start_step, summary.steps, summary.data_path) == (0, 4, "host")
+    assert sorted(p.name for p in (run / "checkpoints").iterdir()) == ["last.pt", "step_0000002.pt", "step_0000004.pt"]
+    saved = yaml.safe_load((run / "config.yaml").read_text())
+    assert saved["loss"]["gamma"] == 0.5 and saved["model"]["conv_channels"] == 16  # resolved, loadable
+    assert load_config(str(run / "config.yaml"), {}).loss["mode"] == "paper"
+    with open(run / "train_log.csv", newline="") as handle:
+        rows = list(csv.DictReader(handle))
+    assert [int(r["step"]) for r in rows] == [1, 2, 3, 4]
+    assert {"loss", "align", "intra", "inter", "phi", "lr", "steps_per_s"} <= set(rows[0])
+    state = torch.load(run / "checkpoints" / "last.pt", weights_only=False)
+    assert state["step"] == 4 and state["fingerprint"] == "toyfeatures00000"
+
+
+def test_resumed_run_matches_an_uninterrupted_one(toy_features: Path, tmp_path: Path) -> None:
+    whole, split = tmp_path / "whole", tmp_path / "split"
+    train(toy_features, whole, config("steps=6", "checkpoint_every=3"), progress=False)
+    train(toy_features, split, config("steps=3", "checkpoint_every=3"), progress=False)
+    summary = train(toy_features, split, config("steps=6", "checkpoint_every=3"), resume=True, progress=False)
+    assert summary.start_step == 3
+    assert losses(split) == losses(whole)
+
+
+def test_resume_drops_log_rows_past_the_checkpoint(toy_features: Path, tmp_path: Path) -> None:
+    run = tmp_path / "run"
+    train(toy_features, run, config("steps=5", "checkpoint_every=3"), progress=False)
+    (run / "checkpoints" / "last.pt").unlink()
+    (run / "checkpoints" / "last.pt").hardlink_to(run / "checkpoints" / "step_0000003.pt")  # killed after logging step 5
+    train(toy_features, run, config("steps=5", "checkpoint_every=3"), resume=True, progress=False)
+    assert [step for step, _ in losses(run)] == [1, 2, 3, 4, 5]
+
+
+def test_run_guards(toy_features: Path, tmp_path: Path) -> None:
+    run = tmp_path / "run"
+    with pytest.raises(VavaError, match="--resume: no checkpoint"):
+        train(toy_features, run, config("steps=2"), resume=True, progress=False)
+    train(toy_features, run, config("steps=2"), progress=False)
+    with pytest.raises(VavaError, match="already holds a run; pass --resume"):
+        train(toy_features, run, config("steps=2"), progress=False)
+    with pytest.raises(VavaError, match="already at step 2"):
+        train(toy_features, run, config("steps=2"), resume=True, progress=False)
+    with pytest.raises(VavaError, match=r"--resume: config differs from the saved run in optim"):
+        train(toy_features, run, config("steps=4", "optim.lr=0.01"), resume=True, progress=False)
+    with pytest.raises(VavaError, match=r"objective vava: unknown option\(s\) gama"):
+        train(toy_features, tmp_path / "other", config("loss.gama=1"), progress=False)
+    with pytest.raises(VavaError, match="--objective: unknown objective 'nope'"):
+        train(toy_features, tmp_path / "other", config("objective=nope"), progress=False)
+
+
+def test_non_finite_loss_stops_and_keeps_the_last_good_checkpoint(toy_features: Path, tmp_path: Path,
+                                                                   monkeypatch: pytest.MonkeyPatch) -> None:
+    run = tmp_path / "run"
+    train(toy_features, run, config("steps=2", "checkpoint_every=1"), progress=False)
+    good = (run / "checkpoints" / "last.pt").read_bytes()
+    real = loop.build_objective
+
+    def exploding(name, options):
+        objective = real(name, options)
+        forward = objective.forward
+        objective.forward = lambda batch: (forward(batch)[0] * float("nan"), forward(batch)[1])
+        return objective
+
+    monkeypatch.setattr(loop, "build_objective", exploding)
+    with pytest.raises(VavaError, match=r"step 2: loss is nan \(align=.*\); training stopped, last good checkpoint: .*last.pt"):
+        train(toy_features, run, config("steps=4", "checkpoint_every=1"), resume=True, progress=False)
+    assert (run / "checkpoints" / "last.pt").read_bytes() == good
