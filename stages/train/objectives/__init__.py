@@ -10,10 +10,22 @@ from typing import Any
 
 from pipeline.errors import VavaError
 from stages.train.objectives.base import Objective, PairBatch
+from stages.train.objectives.gta import GtaConfig, GtaLoss
+from stages.train.objectives.lav import LavConfig, LavLoss
+from stages.train.objectives.sal import SalConfig, SalLoss
+from stages.train.objectives.supervised import SupervisedConfig, SupervisedLoss
+from stages.train.objectives.tcc import TccConfig, TccLoss
+from stages.train.objectives.tcn import TcnConfig, TcnLoss
 from stages.train.objectives.vava import VavaConfig, VavaLoss
 
 OBJECTIVES: dict[str, tuple[type[Objective], type]] = {
     VavaLoss.name: (VavaLoss, VavaConfig),
+    TccLoss.name: (TccLoss, TccConfig),
+    LavLoss.name: (LavLoss, LavConfig),
+    GtaLoss.name: (GtaLoss, GtaConfig),
+    TcnLoss.name: (TcnLoss, TcnConfig),
+    SalLoss.name: (SalLoss, SalConfig),
+    SupervisedLoss.name: (SupervisedLoss, SupervisedConfig),
 }
 
 

@@ -1,0 +1,77 @@
+"""Supervised baseline: per-frame phase classification, shared/spec/baselines.md section 7 (TCC's
+classification algorithm).
+
+A linear head (the objective's submodule, trained jointly and discarded at evaluation) maps each frame
+embedding to `num_classes` logits; the loss is the mean cross-entropy over all frames of the 2B videos
+whose label is known (labels -1 are ignored). A batch without any known label gives a zero loss that is
+still connected to the embeddings and the head. A label >= num_classes is an error.
+"""
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from typing import ClassVar
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+
+from stages.train.objectives.base import Objective, PairBatch, detached
+
+UNKNOWN = -1
+
+
+def _require(key: str, value: object, ok: bool, what: str) -> None:
+    if not ok:
+        raise ValueError(f"{key} must be {what}, got {value!r}")
+
+
+@dataclass(frozen=True)
+class SupervisedConfig:
+    """Options of the supervised baseline (CLASSIFICATION.* of TCC's config)."""
+
+    num_classes: int = 16           # phases K (per dataset: spec section 7)
+    embedding_dim: int = 128        # D, the head's input (the trainer fills it from the model)
+    label_smoothing: float = 0.0    # CLASSIFICATION.LABEL_SMOOTHING
+
+    def __post_init__(self) -> None:
+        for key, low in (("num_classes", 2), ("embedding_dim", 1)):
+            value = getattr(self, key)
+            _require(key, value, isinstance(value, int) and not isinstance(value, bool) and value >= low,
+                     f"an integer >= {low}")
+        value = self.label_smoothing
+        _require("label_smoothing", value, isinstance(value, (int, float)) and not isinstance(value, bool)
+                 and math.isfinite(value) and 0 <= value <= 1, "a number in [0, 1]")
+
+
+class SupervisedLoss(Objective):
+    """Per-frame phase cross-entropy with a linear head; see the module docstring."""
+
+    name: ClassVar[str] = "supervised"
+    uses_labels: ClassVar[bool] = True
+
+    def __init__(self, config: SupervisedConfig = SupervisedConfig()) -> None:
+        super().__init__()
+        self.config = config
+        self.head = nn.Linear(config.embedding_dim, config.num_classes)
+
+    def forward(self, batch: PairBatch) -> tuple[Tensor, dict[str, Tensor]]:
+        z, labels = batch.embeddings.flatten(0, -2), batch.labels.flatten().to(batch.embeddings.device)
+        if z.shape[-1] != self.config.embedding_dim:
+            raise ValueError(f"embedding_dim is {self.config.embedding_dim} but the embeddings have "
+                             f"{z.shape[-1]} features")
+        if bool((labels >= self.config.num_classes).any()) or bool((labels < UNKNOWN).any()):
+            bad = labels[(labels >= self.config.num_classes) | (labels < UNKNOWN)][0].item()
+            raise ValueError(f"label {bad} is outside 0..{self.config.num_classes - 1} (num_classes is "
+                             f"{self.config.num_classes}; -1 marks unknown frames)")
+        logits = self.head(z.to(self.head.weight.dtype))
+        known = labels != UNKNOWN
+        if not bool(known.any()):  # same logged keys every step (the CSV log keeps its first header)
+            loss = logits.sum() * 0.0
+            return loss, detached({"supervised": loss, "accuracy": torch.tensor(math.nan), "labelled": known.float()})
+        loss = F.cross_entropy(logits[known], labels[known], label_smoothing=self.config.label_smoothing)
+        accuracy = (logits.detach()[known].argmax(-1) == labels[known]).float().mean()
+        return loss, detached({"supervised": loss, "accuracy": accuracy, "labelled": known.float()})
+
+
+__all__ = ["SupervisedConfig", "SupervisedLoss"]
