@@ -26,7 +26,7 @@ $(VENV)/.installed: pyproject.toml
 test: setup
 	$(BIN)/python -m pytest -q $(PYTEST_ARGS)
 
-# Synthetic "in the wild" dataset -> ResNet-50 conv4 cache -> VAVA training -> per-frame embeddings.
+# Synthetic "in the wild" videos -> ResNet-50 conv4 cache -> VAVA training -> embeddings -> aligned video, report.
 demo: setup
 	$(BIN)/vava data synth $(DEMO)/data --wild --actions 3 --videos 8 --size $(DEMO_SIZE) --frames 40:64 --seed 0
 	$(BIN)/vava extract --dataset folder --root $(DEMO)/data --cache $(DEMO)/cache --weights $(DEMO_WEIGHTS) \
@@ -35,14 +35,20 @@ demo: setup
 	$(BIN)/vava train --features $$(cat $(DEMO)/features.txt) --objective vava --config synthetic \
 		--out $(DEMO)/runs/vava
 	$(BIN)/vava embed --run $(DEMO)/runs/vava
+	$(BIN)/vava align --run $(DEMO)/runs/vava fill_006 fill_007 --out $(DEMO)/aligned.mp4
 	@echo "features:   $$(cat $(DEMO)/features.txt)"
-	@echo "run:        $(DEMO)/runs/vava (config.yaml, train_log.csv, checkpoints/)"
-	@echo "embeddings: $(DEMO)/runs/vava/embeddings.h5"
+	@echo "run:        $(DEMO)/runs/vava (config.yaml, train_log.csv, checkpoints/, embeddings.h5)"
+	@echo "aligned:    $(DEMO)/aligned.mp4 (fill_007 re-timed to follow fill_006)"
+	$(BIN)/vava evaluate --run $(DEMO)/runs/vava
 
 bench: setup
 	$(BIN)/python bench/bench_extract.py
 	$(BIN)/python bench/bench_cache.py
 	$(BIN)/python bench/bench_vava_loss.py
+	$(BIN)/python bench/bench_train.py
+	$(BIN)/python bench/bench_softdtw.py
+	$(BIN)/python bench/bench_evaluate.py
+	$(BIN)/python bench/bench_align.py
 
 clean-demo:
 	rm -rf $(DEMO)

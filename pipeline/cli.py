@@ -186,6 +186,82 @@ def embed(run_dir: Path, features: Path | None, splits: str, identity: bool, bat
     click.echo(str(path))
 
 
+# -- evaluate / align -----------------------------------------------------------------------
+def _numbers(kind: type) -> click.types.FuncParamType:
+    def parse(value: str | tuple) -> tuple:
+        if isinstance(value, tuple):
+            return value
+        try:
+            return tuple(kind(v) for v in value.split(",") if v.strip())
+        except ValueError:
+            raise click.BadParameter(f"{value!r} is not a comma list of {kind.__name__} values") from None
+    return click.types.FuncParamType(parse)
+
+
+@main.command()
+@click.option("--run", "run_dir", type=click.Path(file_okay=False, path_type=Path), help="Run folder to evaluate.")
+@click.option("--compare", "compare", type=click.Path(path_type=Path), multiple=True,
+              help="Put the reports of these run folders into one table instead (repeatable).")
+@click.option("--tasks", default="classification,progress,kendall,retrieval", show_default=True,
+              help="Comma list of: classification, progress, kendall, retrieval, few_shot, robustness.")
+@click.option("--fractions", type=_numbers(float), default="0.1,0.5,1.0", show_default=True,
+              help="Label fractions (share of train videos) for classification.")
+@click.option("--k", "ks", type=_numbers(int), default="5,10,15", show_default=True, help="AP@K depths.")
+@click.option("--classifier", type=click.Choice(["svm", "logistic"]), default="svm", show_default=True)
+@click.option("--background", type=click.Choice(["keep", "drop"]), default="keep", show_default=True,
+              help="keep: background is its own class (with background); drop: removed before the probes.")
+@click.option("--kendall-stride", default=1, show_default=True)
+@click.option("--kendall-distance", type=click.Choice(["sqeuclidean", "cosine"]), default="sqeuclidean",
+              show_default=True)
+@click.option("--retrieval-stride", default=1, show_default=True)
+@click.option("--device", type=click.Choice(["auto", "cpu", "gpu"]), default="auto", show_default=True,
+              help="FAISS device for retrieval.")
+@click.option("--plots/--no-plots", default=True, show_default=True, help="t-SNE, alignment and loss plots.")
+def evaluate(run_dir: Path | None, compare: tuple[Path, ...], tasks: str, ks: tuple, plots: bool, **options) -> None:
+    """Evaluate a run's embeddings (RUN/report.json, report.md, plots/), or --compare several runs."""
+    from stages.evaluate.report import compare_reports, load_report, render_text
+    from stages.evaluate.run import evaluate_run
+
+    if compare:
+        click.echo(compare_reports([load_report(path) for path in compare]))
+        return
+    if run_dir is None:
+        raise click.UsageError("give --run RUN_DIR, or --compare RUN_DIR ...")
+    with _option_errors():
+        report, pngs = evaluate_run(run_dir, plots=plots, tasks=tuple(t.strip() for t in tasks.split(",") if t.strip()),
+                                    ks=ks, **options)
+    click.echo(render_text(report))
+    for skipped in report["skipped"]:
+        click.echo(f"skipped {skipped.get('task')} ({skipped.get('action')}): {skipped.get('reason')}", err=True)
+    click.echo(f"report: {run_dir / 'report.md'} and report.json")
+    for png in pngs:
+        click.echo(f"plot:   {png}")
+
+
+@main.command()
+@click.option("--run", "run_dir", required=True, type=click.Path(file_okay=False, path_type=Path), help="Trained run.")
+@click.argument("video_a")
+@click.argument("video_b")
+@click.option("--out", required=True, type=click.Path(dir_okay=False, path_type=Path), help="Output .mp4.")
+@click.option("--method", type=click.Choice(["dtw", "nn"]), default="dtw", show_default=True,
+              help="Monotonic DTW path, or each frame's nearest neighbour.")
+@click.option("--plot", type=click.Path(dir_okay=False, path_type=Path), default=None, help="Also write the alignment plot.")
+@click.option("--fps", type=float, default=None, help="Output frame rate (default: A's).")
+@click.option("--height", default=240, show_default=True, help="Height of each half in pixels.")
+@click.option("--weights", default=None, help="Backbone weights file, for videos outside the feature set.")
+@click.option("--device", default="auto", show_default=True)
+def align(run_dir: Path, video_a: str, video_b: str, out: Path, method: str, plot: Path | None, fps: float | None,
+          height: int, weights: str | None, device: str) -> None:
+    """Side-by-side video of VIDEO_B re-timed to follow VIDEO_A (ids of the run's feature set, or files)."""
+    from stages.evaluate.align import align_videos
+
+    path = align_videos(run_dir, video_a, video_b, out, method=method, plot_png=plot, fps=fps, height=height,
+                        weights=weights, device=device)
+    if plot is not None:
+        click.echo(f"plot: {plot}", err=True)
+    click.echo(str(path))
+
+
 # -- cache ---------------------------------------------------------------------------------
 @main.group(cls=_Group)
 def cache() -> None:

@@ -135,3 +135,32 @@ def test_train_and_embed_commands(toy_features: Path, tmp_path: Path) -> None:
 def test_train_rejects_bad_config(toy_features: Path, tmp_path: Path, args: list[str], message: str) -> None:
     result = run("train", "--features", str(toy_features), "--out", str(tmp_path / "r"), "--quiet", *args)
     assert result.exit_code == 1 and message in result.output and "Traceback" not in result.output
+
+
+def test_evaluate_compare_and_align_commands(toy_features: Path, tmp_path: Path) -> None:
+    run_dir = tmp_path / "run"
+    tiny = ["--set", "model.conv_channels=8", "--set", "model.fc_channels=8", "--set", "data.frames_per_video=6"]
+    assert run("train", "--features", str(toy_features), "--out", str(run_dir), "--steps", "2", "--quiet",
+               *tiny).exit_code == 0
+    missing = run("evaluate", "--run", str(run_dir))
+    assert missing.exit_code == 2 and "embeddings.h5 not found; run `vava embed" in missing.output
+    assert run("embed", "--run", str(run_dir), "--quiet").exit_code == 0
+    result = run("evaluate", "--run", str(run_dir), "--k", "1,2", "--fractions", "0.5,1.0")
+    assert result.exit_code == 0, result.output
+    assert "Classification 0.5" in result.stdout and "AP@2" in result.stdout
+    assert (run_dir / "report.json").is_file() and (run_dir / "report.md").is_file()
+    assert {p.name for p in (run_dir / "plots").iterdir()} == {"tsne.png", "alignment.png", "loss.png"}
+    report = json.loads((run_dir / "report.json").read_text())
+    assert report["options"]["ks"] == [1, 2] and 0.0 <= report["results"]["classification"]["1.0"] <= 1.0
+
+    baseline = tmp_path / "pooled"
+    assert run("embed", "--run", str(baseline), "--features", str(toy_features), "--identity", "--quiet").exit_code == 0
+    assert run("evaluate", "--run", str(baseline), "--no-plots", "--k", "1,2").exit_code == 0
+    table = run("evaluate", "--compare", str(run_dir), "--compare", str(baseline))
+    assert table.exit_code == 0 and "| run |" in table.stdout.lower() and "| pooled |" in table.stdout
+
+    bad = run("evaluate", "--run", str(run_dir), "--kendall-stride", "0")
+    assert bad.exit_code == 2 and "Invalid value for --kendall-stride: must be at least 1" in bad.output
+    no_frames = run("align", "--run", str(run_dir), "toy0", "toy1", "--out", str(tmp_path / "a.mp4"))
+    assert no_frames.exit_code == 1 and "Traceback" not in no_frames.output
+    assert "video 'toy0': cannot read the dataset the features came from" in no_frames.output

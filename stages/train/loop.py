@@ -47,24 +47,31 @@ class TrainSummary:
     data_path: str
 
 
-def resolved(config: TrainConfig) -> TrainConfig:
+def resolved(config: TrainConfig, derived: dict[str, Any] | None = None) -> TrainConfig:
     """`config` with the objective's options filled in with their defaults (checked).
 
-    An objective option named `embedding_dim` (the input of a head) follows the embedder unless set.
+    Objective options that depend on the model or the data (a head's `embedding_dim`, the
+    `num_classes` of a classifier) take their value from `derived` unless set explicitly.
     """
     options = dict(config.loss)
-    config_type = OBJECTIVES[config.objective][1] if config.objective in OBJECTIVES else None
-    if config_type and "embedding_dim" in {f.name for f in dataclasses.fields(config_type)}:
-        options.setdefault("embedding_dim", config.model.embedding_dim)
+    if config.objective in OBJECTIVES:
+        names = {f.name for f in dataclasses.fields(OBJECTIVES[config.objective][1])}
+        for key, value in {"embedding_dim": config.model.embedding_dim, **(derived or {})}.items():
+            if key in names:
+                options.setdefault(key, value)
     return dataclasses.replace(config, loss=dataclasses.asdict(build_config(config.objective, options)))
 
 
 def train(features: str | Path, out: str | Path, config: TrainConfig, *, device: str = "auto",
           resume: bool = False, progress: bool = True) -> TrainSummary:
     """Train the embedder with `config.objective` on the train split of a feature set."""
-    config = resolved(config)
     run_dir, checkpoints = Path(out), Path(out) / "checkpoints"
     feature_set = FeatureSet.open(features)
+    videos = [v for v in feature_set.videos() if v.split == "train"]
+    if not videos:
+        raise VavaError(f"{feature_set.path}: no complete video in the train split")
+    num_classes = max(int(feature_set.labels(v.id).max()) for v in videos) + 1
+    config = resolved(config, {"num_classes": num_classes})
     torch_device = resolve_device(device)
     state = _start_state(run_dir, checkpoints, config, feature_set, resume)
     start = state["step"] if state else 0
@@ -76,9 +83,6 @@ def train(features: str | Path, out: str | Path, config: TrainConfig, *, device:
     (run_dir / RUN_INFO_NAME).write_text(json.dumps({"features": str(feature_set.path),
                                                      "fingerprint": feature_set.fingerprint}, indent=2) + "\n")
 
-    videos = [v for v in feature_set.videos() if v.split == "train"]
-    if not videos:
-        raise VavaError(f"{feature_set.path}: no complete video in the train split")
     in_channels = feature_set.frame_shape(videos[0].id)[0]
     torch.manual_seed(config.seed)
     embedder = Embedder(in_channels, config.model).to(torch_device)

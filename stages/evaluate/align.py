@@ -1,0 +1,343 @@
+"""Aligning two videos with a trained run's embedder, rendered side by side.
+
+Matching works on per-frame embeddings: `nearest_neighbour_path` (each frame of A to its nearest
+frame of B) or `dtw_path` (the monotone warping path of least summed Euclidean distance, computed
+one anti-diagonal at a time). `retime` turns either into one frame of B per frame of A.
+
+`align_videos` embeds two videos with a run's embedder, either cached ones (by id, features read
+from the run's feature set) or new files and frame folders (decoded and passed through the backbone,
+preprocessing and weights the feature set was extracted with), and writes A at its own pace beside B
+re-timed to follow it, with a time bar under each half.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from functools import cached_property
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from sklearn.metrics import pairwise_distances
+from torch import nn
+from torch.nn import functional as F
+
+from cache.store import CachedVideo, FeatureSet
+from pipeline.config import TrainConfig, from_dict
+from pipeline.datasets import load_dataset
+from pipeline.datasets.record import VideoRecord
+from pipeline.devices import resolve_device
+from pipeline.errors import VavaError
+from pipeline.videoio import write_video
+from stages.embed.run import embed_video
+from stages.evaluate.plots import phase_colours, plot_alignment
+from stages.extract.backbone import imagenet_weights_path, load_backbone
+from stages.extract.decode import VideoDecoder
+from stages.extract.preprocess import Preprocessing
+from stages.train.checkpoint import LAST, load_checkpoint
+from stages.train.embedder import Embedder
+
+METHODS = ("dtw", "nn")
+DEFAULT_HEIGHT = 240
+DECODE_CHUNK = 32     # frames decoded (and passed through the backbone) at a time
+EMBED_CHUNK = 256     # frames embedded at a time
+DIMMED = 0.35         # brightness of the part of a time bar not played yet
+NEUTRAL_COLOUR = 0.7  # time-bar grey of videos without labels
+
+
+# -- matching ------------------------------------------------------------------------------
+def _distances(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """(Ta, Tb) float64 Euclidean distances between the rows of two (T, D) embedding arrays."""
+    a, b = np.asarray(a, dtype=np.float64), np.asarray(b, dtype=np.float64)
+    if a.ndim != 2 or b.ndim != 2 or not len(a) or not len(b) or a.shape[1] != b.shape[1]:
+        raise ValueError(f"embeddings must be non-empty (T, D) arrays of the same D, got {a.shape} and {b.shape}")
+    return pairwise_distances(a, b)
+
+
+def nearest_neighbour_path(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """(Ta,) int: for each frame of `a`, the index of the nearest frame of `b` (Euclidean)."""
+    return _distances(a, b).argmin(axis=1)
+
+
+def _accumulated_cost(cost: np.ndarray) -> np.ndarray:
+    """DTW's accumulated cost, stored skewed so every anti-diagonal is a row.
+
+    With D' the (n+1, m+1) accumulated cost padded by an infinite first row and column
+    (D'[0, 0] = 0), row s of the result holds anti-diagonal s: `acc[s, i] = D'[i, s - i]`.
+    The three predecessors of a cell on diagonal s are then plain slices of rows s-1 and s-2.
+    """
+    n, m = cost.shape
+    rows, cols = np.indices((n, m))
+    skewed_cost = np.empty((n + m + 1, n + 1))
+    skewed_cost[rows + cols + 2, rows + 1] = cost
+    acc = np.full((n + m + 1, n + 1), np.inf)
+    acc[0, 0] = 0.0
+    for s in range(2, n + m + 1):
+        first, last = max(1, s - m), min(n, s - 1)  # padded rows i of the cells on diagonal s
+        here, above = slice(first, last + 1), slice(first - 1, last)
+        best = np.minimum(np.minimum(acc[s - 1, above], acc[s - 1, here]), acc[s - 2, above])
+        acc[s, here] = skewed_cost[s, here] + best
+    return acc
+
+
+def warping_path(cost: np.ndarray) -> np.ndarray:
+    """(K, 2) monotone path of (i, j) from (0, 0) to (n-1, m-1), with steps (1,0), (0,1) or (1,1),
+    that minimises the summed `cost` (n, m). Ties prefer the diagonal step, then (1,0)."""
+    cost = np.asarray(cost, dtype=np.float64)
+    if cost.ndim != 2 or not cost.size:
+        raise ValueError(f"cost must be a non-empty 2-D array, got shape {cost.shape}")
+    acc = _accumulated_cost(cost)
+
+    def total(cell: tuple[int, int]) -> float:
+        return acc[cell[0] + cell[1], cell[0]]
+
+    i, j = cost.shape
+    steps = [(i - 1, j - 1)]
+    while (i, j) != (1, 1):  # padded coordinates
+        i, j = min(((i - 1, j - 1), (i - 1, j), (i, j - 1)), key=total)
+        steps.append((i - 1, j - 1))
+    return np.array(steps[::-1], dtype=np.int64)
+
+
+def dtw_path(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """(K, 2) DTW warping path between embeddings `a` (Ta, D) and `b` (Tb, D), Euclidean cost."""
+    return warping_path(_distances(a, b))
+
+
+def retime(path: np.ndarray, len_a: int) -> np.ndarray:
+    """(len_a,) int: the frame of B shown with each frame of A under a path of (i, j) pairs.
+
+    A frame of A matched to several frames of B takes the middle one, so a monotone path gives a
+    monotone result.
+    """
+    path = np.asarray(path, dtype=np.int64).reshape(-1, 2)
+    first = np.full(len_a, np.iinfo(np.int64).max)
+    last = np.full(len_a, -1)
+    np.minimum.at(first, path[:, 0], path[:, 1])
+    np.maximum.at(last, path[:, 0], path[:, 1])
+    if (last < 0).any():
+        raise ValueError(f"the path leaves frame {int(np.argmax(last < 0))} of A unmatched")
+    return (first + last) // 2
+
+
+# -- clips ---------------------------------------------------------------------------------
+@dataclass(frozen=True)
+class Clip:
+    """One side of an alignment: per-frame embeddings and the same frames to show."""
+
+    name: str
+    embeddings: np.ndarray          # (T, D) float32
+    frames: np.ndarray              # (T, h, w, 3) uint8, at the display height
+    fps: float | None
+    labels: np.ndarray | None = None
+    phases: tuple[str, ...] = ()
+    background_label: int | None = None
+
+
+class _MapsInMemory:
+    """One video's conv4 maps held in memory, read the way `embed_video` reads a `FeatureSet`."""
+
+    def __init__(self, maps: np.ndarray):
+        self._maps = maps
+
+    def read(self, video_id: str, indices: slice) -> np.ndarray:
+        return self._maps[indices]
+
+
+def _display_frames(frames: torch.Tensor, height: int) -> np.ndarray:
+    """uint8 (n, 3, H, W) -> (n, height, w, 3), w even, aspect ratio kept."""
+    source_height, source_width = frames.shape[-2:]
+    width = max(2, 2 * round(source_width * height / source_height / 2))
+    resized = F.interpolate(frames.float(), size=(height, width), mode="bilinear", antialias=True, align_corners=False)
+    return resized.round_().clamp_(0, 255).to(torch.uint8).permute(0, 2, 3, 1).numpy()
+
+
+@torch.inference_mode()
+def _backbone_maps(backbone: nn.Module, images: torch.Tensor, device: torch.device) -> np.ndarray:
+    """float16 conv4 maps of preprocessed images, computed as `vava extract` does (bf16 on GPU)."""
+    with torch.autocast(device.type, dtype=torch.bfloat16, enabled=device.type == "cuda"):
+        maps = backbone(images.to(device))
+    return maps.to(torch.float16).cpu().numpy()
+
+
+def _feature_backbone(inputs: dict[str, Any], weights: str | Path | None) -> nn.Module:
+    """The backbone carrying the weights a feature set was extracted with, checked by identity."""
+    name, identity = inputs["backbone"], str(inputs["weights"])
+    if identity.startswith("random:"):
+        backbone, loaded = load_backbone(name, "random", int(identity.split(":")[1]))
+    else:
+        path = Path(weights) if weights is not None else imagenet_weights_path(name)
+        if not path.is_file():
+            raise VavaError(f"--weights: {path} not found; pass --weights PATH, the {name} weights file the "
+                            f"features were extracted with ({identity})")
+        backbone, loaded = load_backbone(name, str(path))
+    if loaded != identity:
+        raise VavaError(f"--weights: the {name} weights at hand ({loaded}) are not those the features were "
+                        f"extracted with ({identity}); pass --weights PATH to that file")
+    return backbone
+
+
+def _dataset_record(feature_set: FeatureSet, video_id: str) -> VideoRecord:
+    """The dataset entry a cached video was extracted from (its frames are not in the cache)."""
+    dataset = feature_set.attrs.get("dataset") or {}
+    if not dataset.get("root"):
+        raise VavaError(f"video {video_id!r}: {feature_set.path} does not record its dataset, so the video's "
+                        "frames cannot be found; pass the video file instead of its id")
+    try:
+        records = load_dataset(dataset.get("adapter", "folder"), dataset["root"])
+    except VavaError as err:
+        raise VavaError(f"video {video_id!r}: cannot read the dataset the features came from ({err}); "
+                        "pass the video file instead of its id") from None
+    for record in records:
+        if record.id == video_id:
+            return record
+    raise VavaError(f"video {video_id!r}: no longer listed in the dataset at {dataset['root']}; "
+                    "pass the video file instead of its id")
+
+
+def _sampled_fps(source_fps: float | None, target_fps: float | None) -> float | None:
+    return min(source_fps, target_fps) if source_fps and target_fps else source_fps
+
+
+class TrainedRun:
+    """A trained run's embedder and the feature set it was trained on, turning videos into `Clip`s.
+
+    `weights` is only used for videos given as files, when the feature set was extracted with a
+    weights file (default: the torch hub's ImageNet file of the backbone).
+    """
+
+    def __init__(self, run_dir: str | Path, weights: str | Path | None = None, device: str = "auto",
+                 height: int = DEFAULT_HEIGHT):
+        run_dir = Path(run_dir)
+        if not (run_dir / "checkpoints" / LAST).is_file():
+            raise VavaError(f"{run_dir}: no trained checkpoint; aligning needs a trained run "
+                            "(runs embedded with --identity are not supported)")
+        state = load_checkpoint(run_dir / "checkpoints")
+        config = from_dict(TrainConfig, state["config"])
+        self.device = resolve_device(device)
+        self.feature_set = FeatureSet.open(state["features"])
+        self.embedder = Embedder(state["in_channels"], config.model).to(self.device).eval()
+        self.embedder.load_state_dict(state["embedder"])
+        self.context = (config.model.context_frames, config.model.context_stride)
+        self.weights = weights
+        self.height = height + height % 2
+        inputs = self.feature_set.attrs["inputs"]
+        self.target_fps = inputs.get("sampling", {}).get("target_fps")
+
+    def clip(self, video: str) -> Clip:
+        """A cached video by id, else a video file or frame folder by path."""
+        if video in {v.id for v in self.feature_set.videos()}:
+            return self._cached_clip(video)
+        if Path(video).exists():
+            return self._file_clip(Path(video))
+        raise VavaError(f"{video}: neither a video of feature set {self.feature_set.path} "
+                        "nor an existing video file or frame folder")
+
+    @cached_property
+    def backbone(self) -> nn.Module:
+        return _feature_backbone(self.feature_set.attrs["inputs"], self.weights).to(self.device)
+
+    @cached_property
+    def preprocessing(self) -> Preprocessing:
+        settings = self.feature_set.attrs["inputs"]["preprocessing"]
+        return Preprocessing(settings["image_size"], settings["resize"], tuple(settings["mean"]),
+                             tuple(settings["std"]))
+
+    def _embed(self, source: FeatureSet | _MapsInMemory, video: CachedVideo) -> np.ndarray:
+        return embed_video(source, video, self.embedder, self.context, EMBED_CHUNK, self.device)
+
+    def _cached_clip(self, video_id: str) -> Clip:
+        video = self.feature_set.video(video_id)
+        record = _dataset_record(self.feature_set, video_id)
+        decoder = VideoDecoder(record, DECODE_CHUNK, self.target_fps)
+        stored = self.feature_set.frame_index(video_id)
+        frames = np.concatenate([_display_frames(chunk.frames[torch.from_numpy(np.isin(chunk.indices, stored))],
+                                                 self.height) for chunk in decoder])
+        if decoder.decoded_frames != video.decoded_frames or len(frames) != video.num_frames:
+            raise VavaError(f"video {video_id!r}: {record.path} decodes to {decoder.decoded_frames} frames, "
+                            f"{video.decoded_frames} when it was extracted; re-extract it or pass the file")
+        return Clip(video_id, self._embed(self.feature_set, video), frames, video.fps,
+                    self.feature_set.labels(video_id), video.phases, video.background_label)
+
+    def _file_clip(self, path: Path) -> Clip:
+        record = VideoRecord(id=path.name, path=path.resolve(), split="val", action="",
+                             labels=np.empty(0, dtype=np.int64))
+        decoder = VideoDecoder(record, DECODE_CHUNK, self.target_fps)
+        frames, maps = [], []
+        for chunk in decoder:
+            frames.append(_display_frames(chunk.frames, self.height))
+            maps.append(_backbone_maps(self.backbone, self.preprocessing(chunk.frames), self.device))
+        fps = _sampled_fps(decoder.source_fps, self.target_fps)
+        video = CachedVideo(id=record.id, split="", action="", num_frames=sum(len(m) for m in maps),
+                            decoded_frames=decoder.decoded_frames, fps=fps, phases=(), background_label=None,
+                            complete=True)
+        return Clip(record.id, self._embed(_MapsInMemory(np.concatenate(maps)), video), np.concatenate(frames), fps)
+
+
+# -- rendering -----------------------------------------------------------------------------
+def _bar_height(height: int) -> int:
+    return 2 * max(2, height // 48)
+
+
+def _timeline_colours(clip: Clip) -> np.ndarray:
+    """(T, 3) RGB in [0, 1] of each frame: its phase colour, or neutral grey without labels."""
+    if clip.labels is None:
+        return np.full((len(clip.frames), 3), NEUTRAL_COLOUR)
+    return phase_colours(clip.labels, clip.background_label)
+
+
+def time_bars(positions: np.ndarray, colours: np.ndarray, width: int, height: int) -> np.ndarray:
+    """(N, height, width, 3) uint8: a video's timeline (`colours`, one per frame), bright up to the
+    frame shown (`positions`, one per output frame) and dimmed after it, with a white marker there."""
+    length = len(colours)
+    frame_of_column = np.minimum((np.arange(width) + 0.5) * length / width, length - 1).astype(np.int64)
+    strip = np.round(colours[frame_of_column] * 255).astype(np.uint8)            # (width, 3)
+    played = frame_of_column[None, :] <= positions[:, None]                      # (N, width)
+    bars = np.where(played[..., None], strip, np.round(strip * DIMMED).astype(np.uint8))
+    marker = np.minimum(positions * width // length, width - 1)
+    bars[np.arange(len(positions)), marker] = 255
+    return np.repeat(bars[:, None], height, axis=1)
+
+
+def compose(a: Clip, b: Clip, shown: np.ndarray) -> np.ndarray:
+    """(Ta, h + bar, wa + wb, 3) uint8: A's frames beside B's frames `shown[t]`, time bars below."""
+    bar = _bar_height(a.frames.shape[1])
+    top = np.concatenate([a.frames, b.frames[shown]], axis=2)
+    bars = np.concatenate([time_bars(np.arange(len(a.frames)), _timeline_colours(a), a.frames.shape[2], bar),
+                           time_bars(shown, _timeline_colours(b), b.frames.shape[2], bar)], axis=2)
+    return np.concatenate([top, bars], axis=1)
+
+
+def align_videos(run_dir: str | Path, video_a: str, video_b: str, out_mp4: str | Path, method: str = "dtw",
+                 plot_png: str | Path | None = None, fps: float | None = None, height: int = DEFAULT_HEIGHT,
+                 weights: str | Path | None = None, device: str = "auto") -> Path:
+    """Write `out_mp4`: A at its own pace beside B re-timed to follow it (matches by `method`).
+
+    Videos are ids of the run's feature set or paths of video files / frame folders. The output
+    plays at `fps` (default: A's frame rate), both halves `height` pixels high (rounded up to even).
+    With `plot_png`, the alignment plot is written too. Returns the path of the video.
+    """
+    if method not in METHODS:
+        raise VavaError(f"--method: {method!r} is not one of {', '.join(METHODS)}")
+    if height < 2:
+        raise VavaError(f"--height: must be at least 2, got {height}")
+    if fps is not None and not fps > 0:
+        raise VavaError(f"--fps: must be positive, got {fps}")
+    run = TrainedRun(run_dir, weights, device, height)
+    a, b = run.clip(video_a), run.clip(video_b)
+    out_fps = fps or a.fps
+    if not out_fps:
+        raise VavaError(f"{video_a}: frame rate unknown (a frame folder?); pass --fps")
+    matches = nearest_neighbour_path(a.embeddings, b.embeddings)
+    if method == "dtw":
+        path = dtw_path(a.embeddings, b.embeddings)
+    else:
+        path = np.column_stack([np.arange(len(matches)), matches])
+    out_mp4 = Path(out_mp4)
+    out_mp4.parent.mkdir(parents=True, exist_ok=True)
+    write_video(out_mp4, compose(a, b, retime(path, len(a.embeddings))), out_fps)
+    if plot_png is not None:
+        plot_alignment(a.embeddings, b.embeddings, plot_png, a.labels, b.labels,
+                       path=path if method == "dtw" else None, matches=matches, phases=a.phases or b.phases,
+                       background_label=a.background_label, names=(a.name, b.name))
+    return out_mp4

@@ -1,0 +1,96 @@
+"""Phase classification probes (spec 2.1, 2.2): a classifier fit on train frames, scored on val frames.
+
+Frames labelled -1 (unknown) are neither trained on nor scored. Accuracy is the micro average over
+every labelled frame of every val video.
+"""
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+
+import numpy as np
+from scipy import stats
+from sklearn.base import ClassifierMixin
+from sklearn.dummy import DummyClassifier
+from sklearn.linear_model import LogisticRegression
+from sklearn.svm import SVC
+
+from pipeline.errors import VavaError
+from stages.evaluate.embeddings import UNLABELLED, VideoEmbeddings
+
+CLASSIFIERS = ("svm", "logistic")
+FEW_SHOT_SEED = 42  # TCC seeds numpy's global generator with 42 once; RandomState(42) draws the same stream
+
+Frames = tuple[np.ndarray, np.ndarray]  # (X (n, D), y (n,)) labelled frames only
+
+
+def make_classifier(kind: str) -> ClassifierMixin:
+    """svm: TCC/LAV's RBF SVC (gamma 'scale' = 1 / (D * Var(X))); logistic: CARL's multinomial model."""
+    if kind == "svm":
+        return SVC(kernel="rbf", C=1.0, gamma="scale", decision_function_shape="ovo")
+    if kind == "logistic":
+        return LogisticRegression(C=1.0, solver="lbfgs", max_iter=100_000)
+    raise VavaError(f"--classifier: {kind!r} is not one of {', '.join(CLASSIFIERS)}")
+
+
+def train_count(fraction: float, videos: int) -> int:
+    """n_f = max(1, floor(f * N)); the tolerance keeps float error (0.29 * 100 = 28.999...) from losing a video."""
+    return max(1, math.floor(fraction * videos + 1e-9))
+
+
+def labelled_frames(videos: Sequence[VideoEmbeddings]) -> Frames:
+    """All labelled frames of `videos`, concatenated in order."""
+    x = np.concatenate([v.embeddings for v in videos])
+    y = np.concatenate([v.labels for v in videos])
+    keep = y != UNLABELLED
+    return x[keep], y[keep]
+
+
+def accuracy(train: Sequence[VideoEmbeddings], val: Frames, classifier: str) -> float:
+    """Fit on every labelled frame of `train`, return the fraction of `val` frames classified right.
+
+    With a single class in the training frames, every frame is predicted as that class.
+    """
+    x, y = labelled_frames(train)
+    model = DummyClassifier(strategy="most_frequent") if np.unique(y).size == 1 else make_classifier(classifier)
+    predicted = model.fit(x, y).predict(val[0])
+    return float(np.mean(predicted == val[1]))
+
+
+def fraction_accuracy(train: Sequence[VideoEmbeddings], val: Frames, fraction: float, classifier: str) -> float:
+    """The paper-comparable number: trained on the first n_f train videos in file order."""
+    return accuracy(train[: train_count(fraction, len(train))], val, classifier)
+
+
+def subset_accuracies(train: Sequence[VideoEmbeddings], val: Frames, fraction: float, seeds: int,
+                      classifier: str) -> list[float]:
+    """Robustness column: n_f train videos drawn at random with seeds 0..seeds-1, one accuracy each."""
+    n = train_count(fraction, len(train))
+    picks = [np.sort(np.random.RandomState(seed).permutation(len(train))[:n]) for seed in range(seeds)]
+    return [accuracy([train[i] for i in pick], val, classifier) for pick in picks]
+
+
+def few_shot_accuracies(train: Sequence[VideoEmbeddings], val: Frames, ks: Sequence[int], episodes: int,
+                        classifier: str) -> dict[int, list[float]]:
+    """Few-shot (TCC): per k, `episodes` draws of the first k videos of a random permutation.
+
+    One generator seeded once serves every k in the given order; a k above the number of train
+    videos is left out (and draws nothing).
+    """
+    rng = np.random.RandomState(FEW_SHOT_SEED)
+    result = {}
+    for k in ks:
+        if k > len(train):
+            continue
+        draws = [rng.permutation(len(train))[:k] for _ in range(episodes)]
+        result[k] = [accuracy([train[i] for i in draw], val, classifier) for draw in draws]
+    return result
+
+
+def t_interval(values: Sequence[float]) -> tuple[float, float]:
+    """Mean and the half-width of its 95 % t-interval (df = n - 1); NaN width for one value."""
+    values = np.asarray(values, dtype=np.float64)
+    if values.size < 2:
+        return float(values.mean()), math.nan
+    sem = values.std(ddof=1) / math.sqrt(values.size)
+    return float(values.mean()), float(stats.t.ppf(0.975, values.size - 1) * sem)

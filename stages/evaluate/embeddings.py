@@ -1,0 +1,161 @@
+"""Reading embeddings.h5 (written by `vava embed`) into validated per-video records.
+
+Order: the videos of a split are sorted by the natural order of their ids ("v2" before "v10"; ties,
+such as "v01" and "v1", by the plain string). Phase classification takes the *first* n train
+videos in this order. The TCC TFRecord interleave order only matters for the real Pouring and Penn
+Action files, which this project does not read.
+
+Background (`background`):
+- "keep" ("with background"): every frame is evaluated; background is one more class.
+- "drop" ("without background"): frames labelled `background_label` are removed before any probe,
+  so each video becomes its labelled frames in time order, and labels above the background label
+  move down by one so the phases are numbered 0..C-1 again (the same renumbering for every video
+  of an action, since they share one phase list).
+"""
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+
+import h5py
+import numpy as np
+
+from pipeline.errors import VavaError
+
+BACKGROUND_MODES = ("keep", "drop")
+UNLABELLED = -1
+NO_BACKGROUND = -1
+
+
+@dataclass(frozen=True, eq=False)
+class VideoEmbeddings:
+    """One video's per-frame embeddings and phase labels."""
+
+    id: str
+    split: str
+    action: str
+    embeddings: np.ndarray = field(repr=False)  # (T, D) float32
+    labels: np.ndarray = field(repr=False)      # (T,) int64; UNLABELLED where unknown
+    phases: tuple[str, ...] = ()                # phase names indexed by label
+    background_label: int = NO_BACKGROUND
+
+    @property
+    def num_frames(self) -> int:
+        return int(self.labels.shape[0])
+
+
+@dataclass(frozen=True)
+class EmbeddingsFile:
+    """The videos of an embeddings file, in the documented order, and the file's attributes."""
+
+    path: Path
+    attrs: dict[str, object]
+    videos: list[VideoEmbeddings]
+
+    def split(self, name: str) -> list[VideoEmbeddings]:
+        return [v for v in self.videos if v.split == name]
+
+    def actions(self) -> list[str]:
+        return sorted({v.action for v in self.videos}, key=natural_key)
+
+
+def natural_key(text: str) -> tuple[list[int | str], str]:
+    """Sort key: digit runs compare as numbers ("v2" < "v10"); the raw string breaks ties."""
+    chunks = re.split(r"(\d+)", text)
+    return [int(c) if i % 2 else c for i, c in enumerate(chunks)], text
+
+
+def load_embeddings(path: str | Path, background: str = "keep", require_labels: bool = True) -> EmbeddingsFile:
+    """Read and validate every video of `path`; see the module docstring for order and background."""
+    path = Path(path)
+    if background not in BACKGROUND_MODES:
+        raise VavaError(f"--background: {background!r} is not one of {', '.join(BACKGROUND_MODES)}")
+    if not path.is_file():
+        raise VavaError(f"{path}: no such file (write it with `vava embed`)")
+    try:
+        with h5py.File(path, "r") as handle:
+            attrs = {key: plain(value) for key, value in handle.attrs.items()}
+            groups = handle.get("videos")
+            if not isinstance(groups, h5py.Group) or not len(groups):
+                raise VavaError(f"{path}: no videos in the file")
+            videos = [_read_video(path, groups[name]) for name in groups]
+    except OSError as error:
+        raise VavaError(f"{path}: not a readable HDF5 file ({error})") from None
+    _check_dimensions(path, videos)
+    if require_labels:
+        for video in videos:
+            _check_labelled(path, video)
+    if background == "drop":
+        videos = [without_background(path, v) for v in videos]
+    order = {"train": 0, "val": 1}
+    videos.sort(key=lambda v: (order.get(v.split, 2), v.split, natural_key(v.id)))
+    return EmbeddingsFile(path, attrs, videos)
+
+
+def without_background(path: Path, video: VideoEmbeddings) -> VideoEmbeddings:
+    """The video's non-background frames, with the phases renumbered 0..C-1."""
+    bg = video.background_label
+    if bg == NO_BACKGROUND:
+        return video
+    keep = video.labels != bg
+    if not keep.any():
+        raise VavaError(f"{path}: video {video.id!r}: every frame is background, none is left without it")
+    labels = video.labels[keep]
+    labels = np.where(labels > bg, labels - 1, labels)
+    phases = video.phases[:bg] + video.phases[bg + 1:] if bg < len(video.phases) else video.phases
+    return replace(video, embeddings=video.embeddings[keep], labels=labels, phases=phases,
+                   background_label=NO_BACKGROUND)
+
+
+def plain(value: object) -> object:
+    """An HDF5 attribute as a JSON-ready Python value."""
+    if isinstance(value, bytes):
+        return value.decode()
+    if isinstance(value, np.ndarray):
+        return [plain(v) for v in value.tolist()]
+    if isinstance(value, np.generic):
+        return value.item()
+    return value
+
+
+def _read_video(path: Path, group: h5py.Group) -> VideoEmbeddings:
+    name = group.name.rsplit("/", 1)[-1]
+    where = f"{path}: video {name!r}"
+    if "embeddings" not in group or "labels" not in group:
+        raise VavaError(f"{where}: needs both 'embeddings' and 'labels' datasets")
+    embeddings = np.asarray(group["embeddings"][()], dtype=np.float32)
+    labels = np.asarray(group["labels"][()]).astype(np.int64)
+    if embeddings.ndim != 2 or embeddings.shape[0] == 0 or embeddings.shape[1] == 0:
+        raise VavaError(f"{where}: embeddings must be a non-empty (T, D) array, found shape {embeddings.shape}")
+    if labels.shape != (embeddings.shape[0],):
+        raise VavaError(f"{where}: {labels.shape[0] if labels.ndim == 1 else labels.shape} labels "
+                        f"for {embeddings.shape[0]} frames")
+    bad = ~np.isfinite(embeddings).all(axis=1)
+    if bad.any():
+        frames = np.flatnonzero(bad)
+        raise VavaError(f"{where}: NaN or infinite embeddings in {frames.size} frame(s), first at frame {frames[0]}")
+    if (labels < UNLABELLED).any():
+        raise VavaError(f"{where}: labels must be >= {UNLABELLED} (-1 = unknown), found {labels.min()}")
+    attrs = group.attrs
+    phases = plain(attrs.get("phases", []))
+    return VideoEmbeddings(
+        id=str(plain(attrs.get("id", name))), split=str(plain(attrs.get("split", ""))),
+        action=str(plain(attrs.get("action", ""))), embeddings=embeddings, labels=labels,
+        phases=tuple(str(p) for p in (phases if isinstance(phases, list) else [phases])),
+        background_label=int(plain(attrs.get("background_label", NO_BACKGROUND))))
+
+
+def _check_dimensions(path: Path, videos: list[VideoEmbeddings]) -> None:
+    dims = {v.embeddings.shape[1] for v in videos}
+    if len(dims) > 1:
+        first = videos[0]
+        other = next(v for v in videos if v.embeddings.shape[1] != first.embeddings.shape[1])
+        raise VavaError(f"{path}: videos disagree on the embedding size: {first.id!r} has "
+                        f"{first.embeddings.shape[1]}, {other.id!r} has {other.embeddings.shape[1]}")
+
+
+def _check_labelled(path: Path, video: VideoEmbeddings) -> None:
+    if (video.labels == UNLABELLED).all():
+        raise VavaError(f"{path}: video {video.id!r} ({video.split}) has no phase labels (every label is "
+                        f"{UNLABELLED}); the label-based probes need them")

@@ -1,0 +1,107 @@
+"""`vava evaluate`: every probe on an embeddings.h5, as one JSON-ready dict, report.json and report.md."""
+from __future__ import annotations
+
+import datetime as dt
+import json
+import math
+import os
+from collections.abc import Sequence
+from pathlib import Path
+
+import faiss
+import sklearn
+
+from pipeline.errors import VavaError
+from stages.evaluate import tables
+from stages.evaluate.embeddings import EmbeddingsFile, load_embeddings
+from stages.evaluate.options import DEFAULT_TASKS, LABEL_TASKS, TRAIN_TASKS, EvalOptions
+from stages.evaluate.probes import average_actions, probe_action
+from stages.evaluate.retrieval import exact_search, faiss_device
+
+REPORT_JSON = "report.json"
+REPORT_MD = "report.md"
+
+
+def evaluate_embeddings(path: str | Path, tasks: Sequence[str] = DEFAULT_TASKS,
+                        fractions: Sequence[float] = (0.1, 0.5, 1.0), ks: Sequence[int] = (5, 10, 15),
+                        **options: object) -> dict[str, object]:
+    """Run `tasks` on the embeddings file; `options` are the other fields of EvalOptions.
+
+    Each probe runs per action on that action's videos; the headline numbers are the unweighted
+    means over actions. A probe the input cannot support is listed under "skipped" with the reason.
+    """
+    o = EvalOptions.create(tasks=tuple(tasks), fractions=tuple(fractions), ks=tuple(ks), **options)
+    data = load_embeddings(path, o.background, require_labels=bool(LABEL_TASKS & set(o.tasks)))
+    _check_splits(data, o)
+    search = exact_search(o.device) if "retrieval" in o.tasks else None
+    per_action, skipped = {}, []
+    for action in data.actions():
+        videos = [v for v in data.videos if v.action == action]
+        result = probe_action([v for v in videos if v.split == "train"], [v for v in videos if v.split == "val"],
+                              o, search)
+        per_action[action] = result.values
+        skipped += [{"action": action, **s} for s in result.skipped]
+    return {
+        "file": str(data.path), "attrs": data.attrs, "options": o.as_dict(), "defaults": EvalOptions().as_dict(),
+        "software": {"scikit-learn": sklearn.__version__, "faiss": faiss.__version__,
+                     "faiss_device": faiss_device(o.device) if search is not None else None},
+        "videos": {split: len(data.split(split)) for split in ("train", "val")},
+        "results": average_actions(per_action, o), "per_action": per_action, "skipped": skipped,
+        "created": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
+    }
+
+
+def _check_splits(data: EmbeddingsFile, o: EvalOptions) -> None:
+    """Every action needs val videos, and train videos too when a train-based task is asked for."""
+    needs_train = sorted(TRAIN_TASKS & set(o.tasks))
+    for action in data.actions():
+        for split in ("val", "train") if needs_train else ("val",):
+            if not any(v.action == action and v.split == split for v in data.videos):
+                needed = ", ".join(needs_train) if split == "train" else "every probe"
+                raise VavaError(f"{data.path}: split {split!r} has no videos of action {action!r} "
+                                f"({needed} need it); the file holds splits {data.attrs.get('splits', '?')}")
+
+
+def write_report(run_dir: str | Path, report: dict[str, object]) -> tuple[Path, Path]:
+    """Write report.json and report.md into `run_dir`; return both paths."""
+    run_dir = Path(run_dir)
+    run_dir.mkdir(parents=True, exist_ok=True)
+    paths = run_dir / REPORT_JSON, run_dir / REPORT_MD
+    for path, text in zip(paths, (json.dumps(_finite(report), indent=2) + "\n", tables.report_markdown(report))):
+        tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+        tmp.write_text(text)
+        os.replace(tmp, path)
+    return paths
+
+
+def load_report(path: str | Path) -> dict[str, object]:
+    """A report.json, or the one inside a run folder."""
+    path = Path(path)
+    path = path / REPORT_JSON if path.is_dir() else path
+    try:
+        return json.loads(path.read_text())
+    except (OSError, ValueError) as error:
+        raise VavaError(f"{path}: not a readable report ({error})") from None
+
+
+def compare_reports(reports: Sequence[dict[str, object]]) -> str:
+    """One markdown table, one row per run, laid out like the VAVA supplement's Tables 1-2."""
+    if not reports:
+        raise VavaError("compare: give at least one report")
+    return tables.markdown(*tables.main_table(reports, with_run_details=True))
+
+
+def render_text(report: dict[str, object]) -> str:
+    """The main table of one report as aligned plain text, for printing."""
+    return tables.text(*tables.main_table([report]))
+
+
+def _finite(value: object) -> object:
+    """NaN/inf -> None, so report.json is strict JSON."""
+    if isinstance(value, float) and not math.isfinite(value):
+        return None
+    if isinstance(value, dict):
+        return {k: _finite(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_finite(v) for v in value]
+    return value

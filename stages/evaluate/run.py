@@ -1,0 +1,44 @@
+"""`vava evaluate` on a run folder: the report (json + md) and its plots."""
+from __future__ import annotations
+
+from pathlib import Path
+
+from pipeline.errors import VavaError
+from stages.evaluate.align import dtw_path, nearest_neighbour_path
+from stages.evaluate.embeddings import NO_BACKGROUND, load_embeddings
+from stages.evaluate.plots import plot_alignment, plot_loss_curve, plot_tsne
+from stages.evaluate.report import evaluate_embeddings, write_report
+
+EMBEDDINGS_NAME = "embeddings.h5"  # written by `vava embed`
+TRAIN_LOG_NAME = "train_log.csv"   # written by `vava train`
+
+
+def evaluate_run(run_dir: str | Path, plots: bool = True, **options: object) -> tuple[dict, list[Path]]:
+    """Evaluate RUN/embeddings.h5, write RUN/report.json and report.md, and the plots in RUN/plots/."""
+    run_dir = Path(run_dir)
+    embeddings = run_dir / EMBEDDINGS_NAME
+    if not embeddings.is_file():
+        raise VavaError(f"--run: {embeddings} not found; run `vava embed --run {run_dir}` first")
+    report = evaluate_embeddings(embeddings, **options)
+    write_report(run_dir, report)
+    return report, write_plots(run_dir) if plots else []
+
+
+def write_plots(run_dir: Path) -> list[Path]:
+    """t-SNE of a few val videos, the alignment of two val videos (of one action when an action has
+    two), and the loss curve when the run has a training log."""
+    out = run_dir / "plots"
+    pngs = [plot_tsne(run_dir / EMBEDDINGS_NAME, out / "tsne.png")]
+    val = load_embeddings(run_dir / EMBEDDINGS_NAME, require_labels=False).split("val")
+    by_action = [[v for v in val if v.action == action] for action in dict.fromkeys(v.action for v in val)]
+    pair = next((videos[:2] for videos in by_action if len(videos) >= 2), val[:2])  # same action if possible
+    if len(pair) == 2:
+        a, b = pair
+        pngs.append(plot_alignment(
+            a.embeddings, b.embeddings, out / "alignment.png", a.labels, b.labels,
+            path=dtw_path(a.embeddings, b.embeddings), matches=nearest_neighbour_path(a.embeddings, b.embeddings),
+            phases=a.phases, background_label=None if a.background_label == NO_BACKGROUND else a.background_label,
+            names=(a.id, b.id)))
+    if (run_dir / TRAIN_LOG_NAME).is_file():
+        pngs.append(plot_loss_curve(run_dir / TRAIN_LOG_NAME, out / "loss.png"))
+    return pngs
