@@ -12,7 +12,10 @@ DEMO_SIZE ?= 64
 # random keeps the demo offline; use imagenet once resnet50-0676ba61.pth is in the torch hub cache
 DEMO_WEIGHTS ?= random
 
-.PHONY: setup test demo bench clean-demo
+ABLATIONS ?= ablations
+ABLATION_STEPS ?= 200
+
+.PHONY: setup test demo bench ablations clean-demo
 
 setup: $(VENV)/.installed
 
@@ -30,7 +33,8 @@ test: setup
 demo: setup
 	$(BIN)/vava data synth $(DEMO)/data --wild --actions 3 --videos 8 --size $(DEMO_SIZE) --frames 40:64 --seed 0
 	$(BIN)/vava extract --dataset folder --root $(DEMO)/data --cache $(DEMO)/cache --weights $(DEMO_WEIGHTS) \
-		--image-size $(DEMO_SIZE) | tail -n 1 > $(DEMO)/features.txt
+		--image-size $(DEMO_SIZE) > $(DEMO)/extract.out
+	tail -n 1 $(DEMO)/extract.out > $(DEMO)/features.txt
 	rm -rf $(DEMO)/runs/vava  # the demo retrains each time; the feature cache above is reused
 	$(BIN)/vava train --features $$(cat $(DEMO)/features.txt) --objective vava --config synthetic \
 		--out $(DEMO)/runs/vava
@@ -40,6 +44,21 @@ demo: setup
 	@echo "run:        $(DEMO)/runs/vava (config.yaml, train_log.csv, checkpoints/, embeddings.h5)"
 	@echo "aligned:    $(DEMO)/aligned.mp4 (fill_007 re-timed to follow fill_006)"
 	$(BIN)/vava evaluate --run $(DEMO)/runs/vava
+
+# Every comparison row of the supplement on the synthetic benchmark, clean and wild: one dataset and
+# one extraction per setting, then every objective and VAVA ablation trains on that one feature set.
+# Tables go to docs/results/; runs to $(ABLATIONS)/ (reused when the target is run again).
+ablations: setup
+	for setting in clean wild; do \
+		[ -f $(ABLATIONS)/$$setting/data/manifest.jsonl ] || $(BIN)/vava data synth $(ABLATIONS)/$$setting/data \
+			--$$setting --actions 3 --videos 10 --size 64 --frames 40:80 --seed 0 || exit 1; \
+		$(BIN)/vava extract --root $(ABLATIONS)/$$setting/data --cache $(ABLATIONS)/cache --weights random \
+			--image-size 64 --quiet > $(ABLATIONS)/$$setting/extract.out || exit 1; \
+		tail -n 1 $(ABLATIONS)/$$setting/extract.out > $(ABLATIONS)/$$setting/features.txt; \
+		plan=$$([ $$setting = wild ] && echo ablations || echo objectives); \
+		$(BIN)/vava sweep --features $$(cat $(ABLATIONS)/$$setting/features.txt) --plan $$plan \
+			--out $(ABLATIONS)/$$setting/runs --steps $(ABLATION_STEPS) --results docs/results/$$setting.md || exit 1; \
+	done
 
 bench: setup
 	$(BIN)/python bench/bench_extract.py

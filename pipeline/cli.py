@@ -186,6 +186,33 @@ def embed(run_dir: Path, features: Path | None, splits: str, identity: bool, bat
     click.echo(str(path))
 
 
+@main.command()
+@click.option("--features", required=True, type=click.Path(path_type=Path), help="Feature set every run trains on.")
+@click.option("--plan", default="ablations", show_default=True, help="Plan file or name in configs/sweeps/.")
+@click.option("--out", required=True, type=click.Path(file_okay=False, path_type=Path), help="Folder of the runs.")
+@click.option("--steps", type=int, default=None, help="Steps of every training run (default: the plan's base config).")
+@click.option("--set", "overrides", multiple=True, metavar="KEY=VALUE", help="Override for every run (repeatable).")
+@click.option("--results", type=click.Path(dir_okay=False, path_type=Path), default=None,
+              help="Also write the result tables here (default: OUT/results.md only).")
+@click.option("--device", default="auto", show_default=True)
+def sweep(features: Path, plan: str, out: Path, steps: int | None, overrides: tuple[str, ...], results: Path | None,
+          device: str) -> None:
+    """Train, embed and evaluate every run of a plan on one feature set; write comparison tables."""
+    from pipeline.config import parse_overrides
+    from pipeline.sweep import load_plan, run_sweep
+
+    markdown, failed = run_sweep(features, out, load_plan(plan), steps=steps, overrides=parse_overrides(overrides),
+                                 device=device, log=lambda line: click.echo(line, err=True))
+    out.mkdir(parents=True, exist_ok=True)
+    for path in filter(None, (out / "results.md", results)):
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(markdown)
+    click.echo(markdown)
+    click.echo(str(out / "results.md"))
+    if failed:
+        sys.exit(1)
+
+
 # -- evaluate / align -----------------------------------------------------------------------
 def _numbers(kind: type) -> click.types.FuncParamType:
     def parse(value: str | tuple) -> tuple:

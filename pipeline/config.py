@@ -120,16 +120,24 @@ def _describe(hint: Any) -> str:
 
 def parse_overrides(pairs: tuple[str, ...] | list[str]) -> dict[str, Any]:
     """`["data.frames_per_video=40", "loss.gamma=0.1"]` -> nested dict; values parsed as YAML."""
-    nested: dict[str, Any] = {}
+    flat: dict[str, Any] = {}
     for pair in pairs:
         key, sep, text = pair.partition("=")
         if not sep or not key:
             raise VavaError(f"--set: {pair!r} is not KEY=VALUE")
+        flat[key] = yaml.safe_load(text)
+    return nest(flat)
+
+
+def nest(dotted: dict[str, Any]) -> dict[str, Any]:
+    """`{"loss.gamma": 0.1}` -> `{"loss": {"gamma": 0.1}}`."""
+    nested: dict[str, Any] = {}
+    for key, value in dotted.items():
         node = nested
-        *parents, leaf = key.split(".")
+        *parents, leaf = str(key).split(".")
         for part in parents:
             node = node.setdefault(part, {})
-        node[leaf] = yaml.safe_load(text)
+        node[leaf] = value
     return nested
 
 
