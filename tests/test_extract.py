@@ -17,7 +17,7 @@ from stages.extract.backbone import load_backbone
 from stages.extract.decode import VideoDecoder
 from stages.extract.preprocess import Preprocessing
 from stages.extract.run import ExtractOptions, extract
-from tests.conftest import make_folder_dataset, moving_square, read_manifest
+from tests.conftest import make_folder_dataset, moving_square
 
 FAST = ExtractOptions(weights="random", image_size=64, batch_size=7, workers=2, progress=False)
 

@@ -18,7 +18,6 @@ one action anchored on the batch's first video (2 pairs = GTA's default batch of
 """
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass
 from typing import ClassVar
 
@@ -27,19 +26,10 @@ import torch.nn.functional as F
 from torch import Tensor
 
 from stages.train.objectives.alignment import RELAXATIONS, soft_dtw
-from stages.train.objectives.base import Objective, PairBatch, detached
+from stages.train.objectives.base import Objective, PairBatch, detached, is_real, require
 
 GROUPINGS = ("pair", "batch")
 FLT_MAX = 3.4028234663852886e38  # official border; SOFT_DTW_BORDER gives the same values
-
-
-def _real(value: object) -> bool:
-    return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
-
-
-def _require(key: str, value: object, ok: bool, what: str) -> None:
-    if not ok:
-        raise ValueError(f"{key} must be {what}, got {value!r}")
 
 
 @dataclass(frozen=True)
@@ -56,17 +46,17 @@ class GtaConfig:
     grouping: str = "pair"          # pair: each pair anchored on its first video | batch: one star over 2B videos
 
     def __post_init__(self) -> None:
-        _require("relaxation", self.relaxation, self.relaxation in RELAXATIONS, f"one of {', '.join(RELAXATIONS)}")
-        _require("grouping", self.grouping, self.grouping in GROUPINGS, f"one of {', '.join(GROUPINGS)}")
+        require("relaxation", self.relaxation, self.relaxation in RELAXATIONS, f"one of {', '.join(RELAXATIONS)}")
+        require("grouping", self.grouping, self.grouping in GROUPINGS, f"one of {', '.join(GROUPINGS)}")
         for key in ("revcons", "l2_normalize"):
-            _require(key, getattr(self, key), isinstance(getattr(self, key), bool), "true or false")
+            require(key, getattr(self, key), isinstance(getattr(self, key), bool), "true or false")
         for key in ("gamma_s", "gamma_f"):
             value = getattr(self, key)
-            _require(key, value, _real(value) and value > 0, "a finite number > 0")
-        _require("sdtw_weight", self.sdtw_weight, _real(self.sdtw_weight) and self.sdtw_weight >= 0,
+            require(key, value, is_real(value) and value > 0, "a finite number > 0")
+        require("sdtw_weight", self.sdtw_weight, is_real(self.sdtw_weight) and self.sdtw_weight >= 0,
                  "a finite number >= 0")
-        _require("label_smoothing", self.label_smoothing,
-                 _real(self.label_smoothing) and 0 <= self.label_smoothing <= 1, "a number in [0, 1]")
+        require("label_smoothing", self.label_smoothing,
+                 is_real(self.label_smoothing) and 0 <= self.label_smoothing <= 1, "a number in [0, 1]")
 
 
 def contrastive_cost(x: Tensor, y: Tensor, gamma_f: float) -> Tensor:

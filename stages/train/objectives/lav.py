@@ -16,7 +16,6 @@ Choices (spec sections 3.6 and 10.6):
 """
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass
 from typing import ClassVar
 
@@ -25,18 +24,9 @@ import torch.nn.functional as F
 from torch import Tensor
 
 from stages.train.objectives.alignment import pairwise_sq_dists, soft_dtw, soft_dtw_divergence
-from stages.train.objectives.base import Objective, PairBatch, detached
+from stages.train.objectives.base import Objective, PairBatch, detached, is_real, require
 
 WINDOW_TESTS = ("integer", "float32")
-
-
-def _real(value: object) -> bool:
-    return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
-
-
-def _require(key: str, value: object, ok: bool, what: str) -> None:
-    if not ok:
-        raise ValueError(f"{key} must be {what}, got {value!r}")
 
 
 @dataclass(frozen=True)
@@ -53,17 +43,17 @@ class LavConfig:
     window_test: str = "integer"    # integer | float32 (official rounding)
 
     def __post_init__(self) -> None:
-        _require("window_test", self.window_test, self.window_test in WINDOW_TESTS, f"one of {', '.join(WINDOW_TESTS)}")
+        require("window_test", self.window_test, self.window_test in WINDOW_TESTS, f"one of {', '.join(WINDOW_TESTS)}")
         for key in ("sdtw_normalize", "l2_normalize"):
-            _require(key, getattr(self, key), isinstance(getattr(self, key), bool), "true or false")
-        _require("gamma", self.gamma, _real(self.gamma) and self.gamma > 0, "a finite number > 0")
+            require(key, getattr(self, key), isinstance(getattr(self, key), bool), "true or false")
+        require("gamma", self.gamma, is_real(self.gamma) and self.gamma > 0, "a finite number > 0")
         for key in ("alpha", "margin"):
             value = getattr(self, key)
-            _require(key, value, _real(value) and value >= 0, "a finite number >= 0")
-        _require("sigma", self.sigma, isinstance(self.sigma, int) and not isinstance(self.sigma, bool)
+            require(key, value, is_real(value) and value >= 0, "a finite number >= 0")
+        require("sigma", self.sigma, isinstance(self.sigma, int) and not isinstance(self.sigma, bool)
                  and self.sigma >= 0, "an integer >= 0")
         if self.frames_divisor is not None:
-            _require("frames_divisor", self.frames_divisor, isinstance(self.frames_divisor, int)
+            require("frames_divisor", self.frames_divisor, isinstance(self.frames_divisor, int)
                      and not isinstance(self.frames_divisor, bool) and self.frames_divisor >= 1,
                      "an integer >= 1 or None")
 

@@ -14,7 +14,6 @@ generator, so seeded and resumed runs repeat them.
 """
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass
 from typing import ClassVar, NamedTuple
 
@@ -22,19 +21,10 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from stages.train.objectives.base import Objective, PairBatch, detached
+from stages.train.objectives.base import Objective, PairBatch, detached, is_real, require
 
 TUPLE = 5  # positions drawn per row
 HIDDEN = (128, 64)
-
-
-def _real(value: object) -> bool:
-    return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
-
-
-def _require(key: str, value: object, ok: bool, what: str) -> None:
-    if not ok:
-        raise ValueError(f"{key} must be {what}, got {value!r}")
 
 
 @dataclass(frozen=True)
@@ -49,11 +39,11 @@ class SalConfig:
     def __post_init__(self) -> None:
         for key in ("num_samples", "embedding_dim"):
             value = getattr(self, key)
-            _require(key, value, isinstance(value, int) and not isinstance(value, bool) and value >= 1,
+            require(key, value, isinstance(value, int) and not isinstance(value, bool) and value >= 1,
                      "an integer >= 1")
         for key in ("shuffle_fraction", "label_smoothing"):
             value = getattr(self, key)
-            _require(key, value, _real(value) and 0 <= value <= 1, "a number in [0, 1]")
+            require(key, value, is_real(value) and 0 <= value <= 1, "a number in [0, 1]")
 
 
 class SalSample(NamedTuple):

@@ -16,14 +16,9 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from stages.train.objectives.base import Objective, PairBatch, detached
+from stages.train.objectives.base import Objective, PairBatch, detached, require
 
 UNKNOWN = -1
-
-
-def _require(key: str, value: object, ok: bool, what: str) -> None:
-    if not ok:
-        raise ValueError(f"{key} must be {what}, got {value!r}")
 
 
 @dataclass(frozen=True)
@@ -37,10 +32,10 @@ class SupervisedConfig:
     def __post_init__(self) -> None:
         for key, low in (("num_classes", 2), ("embedding_dim", 1)):
             value = getattr(self, key)
-            _require(key, value, isinstance(value, int) and not isinstance(value, bool) and value >= low,
+            require(key, value, isinstance(value, int) and not isinstance(value, bool) and value >= low,
                      f"an integer >= {low}")
         value = self.label_smoothing
-        _require("label_smoothing", value, isinstance(value, (int, float)) and not isinstance(value, bool)
+        require("label_smoothing", value, isinstance(value, (int, float)) and not isinstance(value, bool)
                  and math.isfinite(value) and 0 <= value <= 1, "a number in [0, 1]")
 
 

@@ -19,7 +19,6 @@ Deliberate deviations from the official code (spec sections 2.8, 2.9):
 """
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass
 from typing import ClassVar
 
@@ -27,20 +26,11 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
-from stages.train.objectives.base import Objective, PairBatch, detached
+from stages.train.objectives.base import Objective, PairBatch, detached, is_real, require
 
 LOSS_TYPES = ("regression_mse_var", "regression_mse", "regression_huber", "classification")
 SIMILARITIES = ("l2", "cosine")
 GROUPINGS = ("pair", "batch")
-
-
-def _real(value: object) -> bool:
-    return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
-
-
-def _require(key: str, value: object, ok: bool, what: str) -> None:
-    if not ok:
-        raise ValueError(f"{key} must be {what}, got {value!r}")
 
 
 @dataclass(frozen=True)
@@ -61,19 +51,19 @@ class TccConfig:
     variance_floor: float = 1e-12          # lower clamp of sigma^2 (NaN guard)
 
     def __post_init__(self) -> None:
-        _require("loss_type", self.loss_type, self.loss_type in LOSS_TYPES, f"one of {', '.join(LOSS_TYPES)}")
-        _require("similarity", self.similarity, self.similarity in SIMILARITIES, f"one of {', '.join(SIMILARITIES)}")
-        _require("grouping", self.grouping, self.grouping in GROUPINGS, f"one of {', '.join(GROUPINGS)}")
+        require("loss_type", self.loss_type, self.loss_type in LOSS_TYPES, f"one of {', '.join(LOSS_TYPES)}")
+        require("similarity", self.similarity, self.similarity in SIMILARITIES, f"one of {', '.join(SIMILARITIES)}")
+        require("grouping", self.grouping, self.grouping in GROUPINGS, f"one of {', '.join(GROUPINGS)}")
         for key in ("normalize_indices", "stochastic"):
-            _require(key, getattr(self, key), isinstance(getattr(self, key), bool), "true or false")
+            require(key, getattr(self, key), isinstance(getattr(self, key), bool), "true or false")
         for key in ("temperature", "huber_delta", "cycle_fraction", "variance_floor"):
             value = getattr(self, key)
-            _require(key, value, _real(value) and value > 0, "a finite number > 0")
-        _require("variance_lambda", self.variance_lambda, _real(self.variance_lambda) and self.variance_lambda >= 0,
+            require(key, value, is_real(value) and value > 0, "a finite number > 0")
+        require("variance_lambda", self.variance_lambda, is_real(self.variance_lambda) and self.variance_lambda >= 0,
                  "a finite number >= 0")
-        _require("label_smoothing", self.label_smoothing,
-                 _real(self.label_smoothing) and 0 <= self.label_smoothing <= 1, "a number in [0, 1]")
-        _require("cycle_length", self.cycle_length, isinstance(self.cycle_length, int)
+        require("label_smoothing", self.label_smoothing,
+                 is_real(self.label_smoothing) and 0 <= self.label_smoothing <= 1, "a number in [0, 1]")
+        require("cycle_length", self.cycle_length, isinstance(self.cycle_length, int)
                  and not isinstance(self.cycle_length, bool) and self.cycle_length >= 2, "an integer >= 2")
 
 

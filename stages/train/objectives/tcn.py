@@ -21,7 +21,6 @@ the mean over its (anchor, positive) pairs, then the mean over the videos that h
 """
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass
 from typing import ClassVar
 
@@ -30,22 +29,13 @@ import torch.nn.functional as F
 from torch import Tensor
 
 from stages.train.objectives.alignment import pairwise_sq_dists
-from stages.train.objectives.base import Objective, PairBatch, detached
+from stages.train.objectives.base import Objective, PairBatch, detached, is_real, require
 
 LOSS_TYPES = ("npairs", "triplet")
 
 
-def _real(value: object) -> bool:
-    return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
-
-
 def _integer(value: object) -> bool:
     return isinstance(value, int) and not isinstance(value, bool)
-
-
-def _require(key: str, value: object, ok: bool, what: str) -> None:
-    if not ok:
-        raise ValueError(f"{key} must be {what}, got {value!r}")
 
 
 @dataclass(frozen=True)
@@ -61,18 +51,18 @@ class TcnConfig:
     l2_normalize: bool | None = None    # None: the variant's own choice (npairs raw, triplet normalised)
 
     def __post_init__(self) -> None:
-        _require("loss_type", self.loss_type, self.loss_type in LOSS_TYPES, f"one of {', '.join(LOSS_TYPES)}")
-        _require("reg_lambda", self.reg_lambda, _real(self.reg_lambda) and self.reg_lambda >= 0, "a finite number >= 0")
-        _require("margin", self.margin, _real(self.margin) and self.margin >= 0, "a finite number >= 0")
+        require("loss_type", self.loss_type, self.loss_type in LOSS_TYPES, f"one of {', '.join(LOSS_TYPES)}")
+        require("reg_lambda", self.reg_lambda, is_real(self.reg_lambda) and self.reg_lambda >= 0, "a finite number >= 0")
+        require("margin", self.margin, is_real(self.margin) and self.margin >= 0, "a finite number >= 0")
         if self.positive_window is not None:
-            _require("positive_window", self.positive_window, _integer(self.positive_window)
+            require("positive_window", self.positive_window, _integer(self.positive_window)
                      and self.positive_window >= 1, "an integer >= 1 or None")
         for key in ("pos_radius", "neg_radius"):
             value = getattr(self, key)
-            _require(key, value, _integer(value) and value >= 0, "an integer >= 0")
-        _require("neg_radius", self.neg_radius, self.neg_radius >= self.pos_radius, "an integer >= pos_radius")
+            require(key, value, _integer(value) and value >= 0, "an integer >= 0")
+        require("neg_radius", self.neg_radius, self.neg_radius >= self.pos_radius, "an integer >= pos_radius")
         if self.l2_normalize is not None:
-            _require("l2_normalize", self.l2_normalize, isinstance(self.l2_normalize, bool), "true, false or None")
+            require("l2_normalize", self.l2_normalize, isinstance(self.l2_normalize, bool), "true, false or None")
 
 
 def npairs_loss(z: Tensor, steps: Tensor | None = None, reg_lambda: float = 0.002,

@@ -33,7 +33,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from stages.train.objectives.alignment import column_marginal_error, log_sinkhorn, pairwise_sq_dists
-from stages.train.objectives.base import Objective, PairBatch, detached
+from stages.train.objectives.base import Objective, PairBatch, detached, is_real, require
 
 LOG_KERNEL_MIN = math.log(1e-15)
 LOG_KERNEL_MAX = math.log(1e20)
@@ -42,15 +42,6 @@ _PT_INTER_WEIGHTS = (math.log1p(math.e), math.log1p(math.e) - 1.0)
 
 MODES = ("paper", "reference")
 PRIORS = ("gmm", "flat_top", "beta")
-
-
-def _real(value: object) -> bool:
-    return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
-
-
-def _require(key: str, value: object, ok: bool, what: str) -> None:
-    if not ok:
-        raise ValueError(f"{key} must be {what}, got {value!r}")
 
 
 @dataclass(frozen=True)
@@ -81,24 +72,24 @@ class VavaConfig:
     port_inter_bug: bool = False    # AE2's detached L_inter value; regression tests only
 
     def __post_init__(self) -> None:
-        _require("mode", self.mode, self.mode in MODES, f"one of {', '.join(MODES)}")
-        _require("prior", self.prior, self.prior in PRIORS, f"one of {', '.join(PRIORS)}")
+        require("mode", self.mode, self.mode in MODES, f"one of {', '.join(MODES)}")
+        require("prior", self.prior, self.prior in PRIORS, f"one of {', '.join(PRIORS)}")
         for key in ("clamp_log_kernel", "both_orders", "learned_variance", "port_inter_bug"):
-            _require(key, getattr(self, key), isinstance(getattr(self, key), bool), "true or false")
+            require(key, getattr(self, key), isinstance(getattr(self, key), bool), "true or false")
         for key, low in (("sinkhorn_iters", 0), ("window", 0), ("embedding_dim", 1)):
             value = getattr(self, key)
-            _require(key, value, isinstance(value, int) and not isinstance(value, bool) and value >= low,
+            require(key, value, isinstance(value, int) and not isinstance(value, bool) and value >= low,
                      f"an integer >= {low}")
         for key in ("lambda2", "sigma_prior", "temperature", "beta_alpha", "beta_beta"):
             value = getattr(self, key)
-            _require(key, value, _real(value) and value > 0, "a finite number > 0")
+            require(key, value, is_real(value) and value > 0, "a finite number > 0")
         for key in ("lambda1", "virtual_distance", "zeta", "margin", "gamma", "inter_weight", "flat_top_eta"):
             value = getattr(self, key)
-            _require(key, value, _real(value) and value >= 0, "a finite number >= 0")
+            require(key, value, is_real(value) and value >= 0, "a finite number >= 0")
         if self.align_weight is not None:
-            _require("align_weight", self.align_weight, _real(self.align_weight) and self.align_weight >= 0,
+            require("align_weight", self.align_weight, is_real(self.align_weight) and self.align_weight >= 0,
                      "a finite number >= 0 or None")
-        _require("learned_variance", self.learned_variance, not (self.learned_variance and self.prior == "beta"),
+        require("learned_variance", self.learned_variance, not (self.learned_variance and self.prior == "beta"),
                  "false with prior 'beta' (the Beta prior has no width sigma to learn)")
 
 
