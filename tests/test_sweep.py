@@ -58,6 +58,6 @@ def test_bad_plans(tmp_path: Path, text: str, message: str) -> None:
 
 
 def test_shipped_plans_load() -> None:
-    assert len(load_plan("ablations").runs) == 20 and len(load_plan("objectives").runs) == 9
+    assert len(load_plan("ablations").runs) == 21 and len(load_plan("objectives").runs) == 10
     with pytest.raises(VavaError, match="neither a file nor a preset"):
         load_plan("nope")
