@@ -6,6 +6,7 @@ already exists are reused, so an interrupted sweep picks up where it stopped.
 """
 from __future__ import annotations
 
+import json
 import shlex
 import sys
 import time
@@ -20,12 +21,14 @@ from cache.store import FeatureSet
 from pipeline.config import load_config, merge, nest, resolve_preset
 from pipeline.errors import VavaError
 from stages.embed.run import embed
+from stages.evaluate import tables
 from stages.evaluate.report import REPORT_JSON, compare_reports, load_report
 from stages.evaluate.run import evaluate_run
 from stages.train.checkpoint import LAST, load_checkpoint
 from stages.train.loop import train
 
 _RUN_KEYS = {"objective", "set", "identity"}
+TIME_NAME = "sweep_time.json"  # seconds a run took, kept beside its report
 
 
 @dataclass(frozen=True)
@@ -78,7 +81,6 @@ def run_sweep(features: str | Path, out: str | Path, plan: SweepPlan, *, steps: 
     """Train, embed and evaluate every run of `plan`; return (results markdown, failures by run)."""
     out = Path(out)
     fingerprint = FeatureSet.open(features).fingerprint
-    seconds: dict[str, float] = {}
     failed: dict[str, str] = {}
     for index, run in enumerate(plan.runs, start=1):
         run_dir = out / run.name
@@ -100,9 +102,10 @@ def run_sweep(features: str | Path, out: str | Path, plan: SweepPlan, *, steps: 
             failed[run.name] = str(err)
             log(f"    failed: {err}")
             continue
-        seconds[run.name] = time.perf_counter() - began
-        log(f"    done in {seconds[run.name]:.0f} s")
-    return _results(out, plan, seconds, failed), failed
+        seconds = time.perf_counter() - began
+        (run_dir / TIME_NAME).write_text(json.dumps({"seconds": seconds}) + "\n")
+        log(f"    done in {seconds:.0f} s")
+    return _results(out, plan, failed), failed
 
 
 def _train_and_embed(features: str | Path, run_dir: Path, run: SweepRun, base: str | None, steps: int | None,
@@ -122,15 +125,20 @@ def _checkpoint_step(run_dir: Path) -> int:
     return int(load_checkpoint(run_dir / "checkpoints" / LAST)["step"])
 
 
-def _results(out: Path, plan: SweepPlan, seconds: dict[str, float], failed: dict[str, str]) -> str:
+def _results(out: Path, plan: SweepPlan, failed: dict[str, str]) -> str:
     """Markdown: one comparison table per plan table, then timings and failures."""
     parts = [f"Command: `{' '.join(shlex.quote(a) for a in ['vava', *sys.argv[1:]])}`\n"]
-    for title, names in plan.tables.items():
+    for number, (title, names) in enumerate(plan.tables.items()):
         reports = [load_report(out / n) for n in names if (out / n / REPORT_JSON).is_file()]
         parts.append(f"## {title}\n\n{compare_reports(reports) if reports else '(no finished run)'}\n")
-    if seconds:
-        rows = "\n".join(f"| {name} | {s:.0f} |" for name, s in seconds.items())
-        parts.append(f"## Wall time of this invocation (train + embed + evaluate)\n\n| run | seconds |\n| --- | --- |\n{rows}\n")
+        if number == 0 and reports:  # the main comparison, per action as well
+            parts.append(f"### {title}: per action (as Table 5)\n\n{tables.markdown(*tables.per_action_comparison(reports))}\n")
+    timed = {run.name: json.loads((out / run.name / TIME_NAME).read_text())["seconds"]
+             for run in plan.runs if (out / run.name / TIME_NAME).is_file()}
+    if timed:
+        rows = "\n".join(f"| {name} | {s:.0f} |" for name, s in timed.items())
+        parts.append(f"## Wall time per run (train + embed + evaluate)\n\n| run | seconds |\n| --- | --- |\n{rows}\n"
+                     f"| total | {sum(timed.values()):.0f} |\n")
     if failed:
         parts.append("## Failed runs\n\n" + "\n".join(f"- {name}: {reason}" for name, reason in failed.items()) + "\n")
     return "\n".join(parts)

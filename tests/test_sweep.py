@@ -30,6 +30,7 @@ def test_sweep_trains_evaluates_reuses_and_reports_failures(toy_features: Path, 
     markdown, failed = run_sweep(toy_features, tmp_path / "runs", plan, steps=2, overrides=TINY, log=lines.append)
     assert list(failed) == ["broken"] and "gamma must be a finite number >= 0" in failed["broken"]
     assert "## objectives" in markdown and "| pooled |" in markdown and "| vava |" in markdown
+    assert "### objectives: per action (as Table 5)" in markdown and "| a | vava |" in markdown
     assert (tmp_path / "runs" / "vava" / "report.json").is_file()
     assert "mode: reference" in (tmp_path / "runs" / "vava" / "config.yaml").read_text()
 

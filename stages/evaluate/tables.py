@@ -66,6 +66,17 @@ def per_action_table(report: Report) -> Table:
     return ["Action", "Train videos", "Val videos", *_number_header(fractions, ks)], rows
 
 
+def per_action_comparison(reports: Sequence[Report]) -> Table:
+    """Classification per action and run, laid out like the supplement's Table 5 (per activity)."""
+    fractions = _union(reports, "fractions")
+    actions = sorted({action for report in reports for action in report["per_action"]})
+    rows = [[action, run_label(report),
+             *(_percent((report["per_action"].get(action, {}).get("classification") or {}).get(str(f)))
+               for f in fractions)]
+            for action in actions for report in reports]
+    return ["Action", "Run", *(f"Classification {f}" for f in fractions)], rows
+
+
 def markdown(header: list[str], rows: list[list[str]]) -> str:
     lines = [header, ["---"] * len(header), *rows]
     return "\n".join("| " + " | ".join(cells) + " |" for cells in lines) + "\n"
