@@ -55,8 +55,7 @@ ablations: setup
 		$(BIN)/vava extract --root $(ABLATIONS)/$$setting/data --cache $(ABLATIONS)/cache --weights random \
 			--image-size 64 --quiet > $(ABLATIONS)/$$setting/extract.out || exit 1; \
 		tail -n 1 $(ABLATIONS)/$$setting/extract.out > $(ABLATIONS)/$$setting/features.txt; \
-		plan=$$([ $$setting = wild ] && echo ablations || echo objectives); \
-		$(BIN)/vava sweep --features $$(cat $(ABLATIONS)/$$setting/features.txt) --plan $$plan \
+		$(BIN)/vava sweep --features $$(cat $(ABLATIONS)/$$setting/features.txt) --plan ablations \
 			--out $(ABLATIONS)/$$setting/runs --steps $(ABLATION_STEPS) --results docs/results/$$setting.md || exit 1; \
 	done
 
