@@ -132,7 +132,7 @@ def bench_objectives(repeats: int) -> None:
     print("\n| objective | T = 20 (ms) | T = 40 (ms) |")
     print("|---|---|---|")
     for name in OBJECTIVES:
-        fields = OBJECTIVES[name][1].__dataclass_fields__
+        fields = OBJECTIVES[name].config_class.__dataclass_fields__
         options = {"embedding_dim": 128} if "embedding_dim" in fields else {}
         objective = build_objective(name, options)
         cells = []

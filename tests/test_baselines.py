@@ -564,7 +564,7 @@ BAD_OPTIONS = [
 
 @pytest.mark.parametrize("name, key, value", BAD_OPTIONS)
 def test_config_validation(name: str, key: str, value: object) -> None:
-    config_type = OBJECTIVES[name][1]
+    config_type = OBJECTIVES[name].config_class
     with pytest.raises(ValueError, match=key):
         config_type(**{key: value})
     with pytest.raises(VavaError, match=key):
@@ -575,7 +575,7 @@ def test_registry() -> None:
     assert {"vava", "tcc", "lav", "gta", "tcn", "sal", "supervised"} <= set(OBJECTIVES)
     with pytest.raises(VavaError, match="unknown option"):
         build_config("tcc", {"tau": 0.1})
-    assert [name for name, (objective, _) in OBJECTIVES.items() if objective.uses_labels] == ["supervised"]
+    assert [name for name, objective in OBJECTIVES.items() if objective.uses_labels] == ["supervised"]
 
 
 SMOKE = {"tcn_triplet": ("tcn", {"loss_type": "triplet"}), "tcc_stochastic": ("tcc", {"stochastic": True}),
@@ -585,7 +585,7 @@ SMOKE = {"tcn_triplet": ("tcn", {"loss_type": "triplet"}), "tcc_stochastic": ("t
 @pytest.mark.parametrize("case", sorted(OBJECTIVES) + sorted(SMOKE))
 def test_smoke(case: str) -> None:
     name, options = SMOKE.get(case, (case, {}))
-    fields = {f for f in OBJECTIVES[name][1].__dataclass_fields__}
+    fields = {f for f in OBJECTIVES[name].config_class.__dataclass_fields__}
     options = {**options, **({"embedding_dim": 16} if "embedding_dim" in fields else {})}
     objective = build_objective(name, options)
     g = torch.Generator().manual_seed(12)

@@ -55,7 +55,7 @@ def resolved(config: TrainConfig, derived: dict[str, Any] | None = None) -> Trai
     """
     options = dict(config.loss)
     if config.objective in OBJECTIVES:
-        names = {f.name for f in dataclasses.fields(OBJECTIVES[config.objective][1])}
+        names = {f.name for f in dataclasses.fields(OBJECTIVES[config.objective].config_class)}
         for key, value in {"embedding_dim": config.model.embedding_dim, **(derived or {})}.items():
             if key in names:
                 options.setdefault(key, value)

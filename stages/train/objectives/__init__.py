@@ -1,4 +1,4 @@
-"""Registry of training objectives: name -> (Objective class, its config dataclass).
+"""Registry of training objectives: name -> Objective class (its options: `config_class`).
 
 Each objective module defines an `Objective` subclass and a config dataclass whose
 `__post_init__` rejects bad values with a `ValueError` naming the key.
@@ -10,22 +10,17 @@ from typing import Any
 
 from pipeline.errors import VavaError
 from stages.train.objectives.base import Objective, PairBatch
-from stages.train.objectives.gta import GtaConfig, GtaLoss
-from stages.train.objectives.lav import LavConfig, LavLoss
-from stages.train.objectives.sal import SalConfig, SalLoss
-from stages.train.objectives.supervised import SupervisedConfig, SupervisedLoss
-from stages.train.objectives.tcc import TccConfig, TccLoss
-from stages.train.objectives.tcn import TcnConfig, TcnLoss
-from stages.train.objectives.vava import VavaConfig, VavaLoss
+from stages.train.objectives.gta import GtaLoss
+from stages.train.objectives.lav import LavLoss
+from stages.train.objectives.sal import SalLoss
+from stages.train.objectives.supervised import SupervisedLoss
+from stages.train.objectives.tcc import TccLoss
+from stages.train.objectives.tcn import TcnLoss
+from stages.train.objectives.vava import VavaLoss
 
-OBJECTIVES: dict[str, tuple[type[Objective], type]] = {
-    VavaLoss.name: (VavaLoss, VavaConfig),
-    TccLoss.name: (TccLoss, TccConfig),
-    LavLoss.name: (LavLoss, LavConfig),
-    GtaLoss.name: (GtaLoss, GtaConfig),
-    TcnLoss.name: (TcnLoss, TcnConfig),
-    SalLoss.name: (SalLoss, SalConfig),
-    SupervisedLoss.name: (SupervisedLoss, SupervisedConfig),
+OBJECTIVES: dict[str, type[Objective]] = {
+    objective.name: objective
+    for objective in (VavaLoss, TccLoss, LavLoss, GtaLoss, TcnLoss, SalLoss, SupervisedLoss)
 }
 
 
@@ -33,7 +28,7 @@ def build_config(name: str, options: dict[str, Any] | None = None) -> Any:
     """The config dataclass of objective `name`, defaults overridden by `options` (checked)."""
     if name not in OBJECTIVES:
         raise VavaError(f"--objective: unknown objective {name!r} (known: {', '.join(sorted(OBJECTIVES))})")
-    config_type = OBJECTIVES[name][1]
+    config_type = OBJECTIVES[name].config_class
     known = {f.name for f in dataclasses.fields(config_type)}
     unknown = sorted(set(options or {}) - known)
     if unknown:
@@ -46,7 +41,7 @@ def build_config(name: str, options: dict[str, Any] | None = None) -> Any:
 
 def build_objective(name: str, options: dict[str, Any] | None = None) -> Objective:
     """A ready objective module for `name` with `options` applied."""
-    return OBJECTIVES[name][0](build_config(name, options))
+    return OBJECTIVES[name](build_config(name, options))
 
 
 __all__ = ["OBJECTIVES", "Objective", "PairBatch", "build_config", "build_objective"]

@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
-from typing import ClassVar
+from typing import Any, ClassVar
 
 from torch import Tensor, nn
 
@@ -23,11 +23,17 @@ class PairBatch:
 
 
 class Objective(nn.Module):
-    """A training loss. Subclasses set `name`, take their options as one config dataclass, and may
-    own parameters (heads), which the trainer optimises together with the embedder."""
+    """A training loss. Subclasses set `name` and `config_class` (the dataclass of their options,
+    defaults used when no config is given), and may own parameters (heads), which the trainer
+    optimises together with the embedder."""
 
     name: ClassVar[str]
+    config_class: ClassVar[type]
     uses_labels: ClassVar[bool] = False
+
+    def __init__(self, config: Any = None) -> None:
+        super().__init__()
+        self.config = self.config_class() if config is None else config
 
     def forward(self, batch: PairBatch) -> tuple[Tensor, dict[str, Tensor]]:
         """Return the scalar loss and named components (detached scalars) for logging."""

@@ -100,10 +100,7 @@ class GtaLoss(Objective):
     """GTA on the groups of a PairBatch (each pair by default); see the module docstring."""
 
     name: ClassVar[str] = "gta"
-
-    def __init__(self, config: GtaConfig = GtaConfig()) -> None:
-        super().__init__()
-        self.config = config
+    config_class: ClassVar[type] = GtaConfig
 
     def forward(self, batch: PairBatch) -> tuple[Tensor, dict[str, Tensor]]:
         z = F.normalize(batch.embeddings, dim=-1) if self.config.l2_normalize else batch.embeddings

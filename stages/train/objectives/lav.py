@@ -102,10 +102,7 @@ class LavLoss(Objective):
     """Mean LAV pair loss over the pairs (embeddings[:, 0], embeddings[:, 1]) of a PairBatch."""
 
     name: ClassVar[str] = "lav"
-
-    def __init__(self, config: LavConfig = LavConfig()) -> None:
-        super().__init__()
-        self.config = config
+    config_class: ClassVar[type] = LavConfig
 
     def forward(self, batch: PairBatch) -> tuple[Tensor, dict[str, Tensor]]:
         z = F.normalize(batch.embeddings, dim=-1) if self.config.l2_normalize else batch.embeddings

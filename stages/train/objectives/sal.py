@@ -87,11 +87,11 @@ class SalLoss(Objective):
     """SaL order verification on every video of a PairBatch; see the module docstring."""
 
     name: ClassVar[str] = "sal"
+    config_class: ClassVar[type] = SalConfig
 
-    def __init__(self, config: SalConfig = SalConfig()) -> None:
-        super().__init__()
-        self.config = config
-        self.head = make_head(config.embedding_dim)
+    def __init__(self, config: SalConfig | None = None) -> None:
+        super().__init__(config)
+        self.head = make_head(self.config.embedding_dim)
 
     def forward(self, batch: PairBatch) -> tuple[Tensor, dict[str, Tensor]]:
         z = batch.embeddings.flatten(0, 1)

@@ -43,12 +43,12 @@ class SupervisedLoss(Objective):
     """Per-frame phase cross-entropy with a linear head; see the module docstring."""
 
     name: ClassVar[str] = "supervised"
+    config_class: ClassVar[type] = SupervisedConfig
     uses_labels: ClassVar[bool] = True
 
-    def __init__(self, config: SupervisedConfig = SupervisedConfig()) -> None:
-        super().__init__()
-        self.config = config
-        self.head = nn.Linear(config.embedding_dim, config.num_classes)
+    def __init__(self, config: SupervisedConfig | None = None) -> None:
+        super().__init__(config)
+        self.head = nn.Linear(self.config.embedding_dim, self.config.num_classes)
 
     def forward(self, batch: PairBatch) -> tuple[Tensor, dict[str, Tensor]]:
         z, labels = batch.embeddings.flatten(0, -2), batch.labels.flatten().to(batch.embeddings.device)

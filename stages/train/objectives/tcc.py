@@ -191,10 +191,7 @@ class TccLoss(Objective):
     """TCC on the groups of a PairBatch (each pair by default); see the module docstring."""
 
     name: ClassVar[str] = "tcc"
-
-    def __init__(self, config: TccConfig = TccConfig()) -> None:
-        super().__init__()
-        self.config = config
+    config_class: ClassVar[type] = TccConfig
 
     def forward(self, batch: PairBatch) -> tuple[Tensor, dict[str, Tensor]]:
         z, steps, lengths = group_videos(batch, self.config.grouping)

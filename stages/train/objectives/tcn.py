@@ -115,10 +115,7 @@ class TcnLoss(Objective):
     """TCN on every video of a PairBatch (2B videos); see the module docstring."""
 
     name: ClassVar[str] = "tcn"
-
-    def __init__(self, config: TcnConfig = TcnConfig()) -> None:
-        super().__init__()
-        self.config = config
+    config_class: ClassVar[type] = TcnConfig
 
     def forward(self, batch: PairBatch) -> tuple[Tensor, dict[str, Tensor]]:
         c = self.config

@@ -262,12 +262,12 @@ class VavaLoss(Objective):
     """
 
     name: ClassVar[str] = "vava"
+    config_class: ClassVar[type] = VavaConfig
 
-    def __init__(self, config: VavaConfig = VavaConfig()) -> None:
-        super().__init__()
-        self.config = config
-        self.width_head = (PriorWidthHead(config.embedding_dim, config.sigma_prior)
-                           if config.learned_variance else None)
+    def __init__(self, config: VavaConfig | None = None) -> None:
+        super().__init__(config)
+        self.width_head = (PriorWidthHead(self.config.embedding_dim, self.config.sigma_prior)
+                           if self.config.learned_variance else None)
 
     def _terms(self, x: Tensor, y: Tensor, step: int) -> dict[str, Tensor]:
         if self.width_head is not None and x.shape[-1] != self.config.embedding_dim:
