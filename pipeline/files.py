@@ -1,0 +1,88 @@
+"""Writing files safely: atomic create-and-rename, plain names, and paths kept inside a folder.
+
+Every artefact (checkpoints, configs, logs, embeddings, reports, plots, manifests) is written
+through `atomic_write` or `atomic_path`: the bytes go to a fresh temporary file in the target's
+folder, which is then renamed over the target. A reader never sees a half-written file, a killed
+writer leaves at most a hidden temporary file, and a symlink at the target is replaced, never
+followed, so a write cannot land outside the folder it was aimed at.
+"""
+from __future__ import annotations
+
+import contextlib
+import errno
+import os
+import unicodedata
+from collections.abc import Iterator
+from pathlib import Path
+
+from pipeline.errors import VavaError
+
+# The longest file name most file systems hold (ext4, XFS, APFS, NTFS: 255 bytes or characters).
+MAX_NAME_BYTES = 255
+
+
+def check_plain_name(name: object, what: str, *, reserved: tuple[str, ...] = ()) -> str:
+    """`name` if it is usable as one path component; `VavaError` naming `what` otherwise.
+
+    Refused: non-strings, empty names, `.` and `..`, `/` or `\\`, NUL and other control characters,
+    names over `MAX_NAME_BYTES` bytes in UTF-8, and the given `reserved` names.
+    """
+    if not isinstance(name, str):
+        raise VavaError(f"{what}: expected a string, got {type(name).__name__}")
+    if not name or name in (".", ".."):
+        raise VavaError(f"{what}: {name!r} is not a usable name")
+    if "/" in name or "\\" in name:
+        raise VavaError(f"{what}: {name!r} must be a plain name, without '/' or '\\'")
+    if any(unicodedata.category(c) == "Cc" for c in name):
+        raise VavaError(f"{what}: {name!r} contains a control character")
+    if len(name.encode("utf-8", "surrogatepass")) > MAX_NAME_BYTES:
+        raise VavaError(f"{what}: {name[:40]!r}... is {len(name.encode('utf-8', 'surrogatepass'))} bytes long "
+                        f"(at most {MAX_NAME_BYTES}, the file-system limit)")
+    if name in reserved:
+        raise VavaError(f"{what}: {name!r} is a reserved name")
+    return name
+
+
+def is_inside(path: str | Path, root: str | Path) -> bool:
+    """Whether `path`, with every symlink resolved, lies inside `root` (also resolved)."""
+    return Path(path).resolve().is_relative_to(Path(root).resolve())
+
+
+def _disk_error(path: Path, err: OSError) -> VavaError:
+    reason = "the disk is full" if err.errno in (errno.ENOSPC, errno.EDQUOT) else (err.strerror or str(err))
+    return VavaError(f"{path}: cannot write ({reason}); nothing was replaced")
+
+
+@contextlib.contextmanager
+def atomic_path(path: str | Path) -> Iterator[Path]:
+    """A temporary path to write `path`'s new content to; renamed over `path` when the block ends.
+
+    For libraries that write files themselves (torch.save, h5py, matplotlib). On any error the
+    temporary file is removed and `path` keeps its old content; a full disk (or any other OS
+    error) becomes a one-line `VavaError`.
+    """
+    path = Path(path)
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    try:
+        yield tmp
+        os.replace(tmp, path)  # replaces a symlink at `path` itself, never its target
+    except OSError as err:
+        raise _disk_error(path, err) from None
+    finally:
+        with contextlib.suppress(FileNotFoundError):
+            tmp.unlink()
+
+
+def atomic_write(path: str | Path, data: str | bytes) -> Path:
+    """Write `data` (text as UTF-8) to `path` by create-and-rename; return `path`."""
+    path = Path(path)
+    payload = data.encode("utf-8") if isinstance(data, str) else data
+    with atomic_path(path) as tmp:
+        try:
+            fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, 0o644)
+        except FileExistsError:  # a stale temporary file of a killed writer with our pid
+            tmp.unlink()
+            fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, 0o644)
+        with os.fdopen(fd, "wb") as handle:
+            handle.write(payload)
+    return path
