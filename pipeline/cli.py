@@ -199,16 +199,19 @@ def sweep(features: Path, plan: str, out: Path, steps: int | None, overrides: tu
           device: str) -> None:
     """Train, embed and evaluate every run of a plan on one feature set; write comparison tables."""
     from pipeline.config import parse_overrides
-    from pipeline.sweep import load_plan, run_sweep
+    from pipeline.files import atomic_write
+    from pipeline.sweep import RESULTS_NAME, load_plan, run_sweep
 
+    if results is not None and results.suffix != ".md":
+        raise click.BadParameter(f"{results} does not end in .md (the tables are markdown)", param_hint="--results")
     markdown, failed = run_sweep(features, out, load_plan(plan), steps=steps, overrides=parse_overrides(overrides),
                                  device=device, log=lambda line: click.echo(line, err=True))
     out.mkdir(parents=True, exist_ok=True)
-    for path in filter(None, (out / "results.md", results)):
+    for path in filter(None, (out / RESULTS_NAME, results)):
         path.parent.mkdir(parents=True, exist_ok=True)
-        path.write_text(markdown)
+        atomic_write(path, markdown)
     click.echo(markdown)
-    click.echo(str(out / "results.md"))
+    click.echo(str(out / RESULTS_NAME))
     if failed:
         sys.exit(1)
 

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import dataclasses
+import math
 import types
 import typing
 from dataclasses import dataclass, field
@@ -14,6 +15,7 @@ from pipeline.errors import VavaError
 from stages.train.embedder import EmbedderConfig
 
 CONFIG_DIR = Path(__file__).resolve().parents[1] / "configs"
+MAX_SEED = 2**64
 
 
 @dataclass(frozen=True)
@@ -65,6 +67,8 @@ class TrainConfig:
         for key in ("steps", "checkpoint_every", "log_every"):
             if getattr(self, key) < 1:
                 raise ValueError(f"{key} must be at least 1, got {getattr(self, key)}")
+        if not 0 <= self.seed < MAX_SEED:  # torch.manual_seed takes 64-bit unsigned seeds only
+            raise ValueError(f"seed must be in [0, 2**64), got {self.seed}")
 
 
 def to_dict(config: Any) -> dict[str, Any]:
@@ -75,6 +79,7 @@ def from_dict(cls: type, values: dict[str, Any], where: str = "") -> Any:
     """Build dataclass `cls` from nested dicts, rejecting unknown keys and wrong types by name."""
     if not isinstance(values, dict):
         raise VavaError(f"{where.rstrip('.') or 'config'}: expected a mapping, got {values!r}")
+    _check_keys(where.rstrip(".") or "config", values)
     hints = typing.get_type_hints(cls)
     fields = {f.name: f for f in dataclasses.fields(cls)}
     unknown = sorted(set(values) - set(fields))
@@ -94,24 +99,48 @@ def from_dict(cls: type, values: dict[str, Any], where: str = "") -> Any:
 
 
 def _check_type(key: str, value: Any, hint: Any) -> Any:
+    """`value` if it has type `hint` (a float may be given as an int or a string), with finite numbers only."""
+    value = _typed(key, value, hint)
+    _check_finite(key, value)
+    return value
+
+
+def _typed(key: str, value: Any, hint: Any) -> Any:
     origin = typing.get_origin(hint)
     allowed = typing.get_args(hint) if origin in (typing.Union, types.UnionType) else (hint,)
     for option in allowed:
         base = typing.get_origin(option) or option
         if option is type(None) and value is None:
             return value
-        if base is float and isinstance(value, (int, float)) and not isinstance(value, bool):
-            return float(value)
-        if base is float and isinstance(value, str):  # YAML 1.1 reads `1e-4` as a string
-            try:
+        if base is float and isinstance(value, (int, float, str)) and not isinstance(value, bool):
+            try:  # YAML 1.1 reads `1e-4` as a string
                 return float(value)
-            except ValueError:
+            except (ValueError, OverflowError):
                 pass
         if base is not float and isinstance(base, type) and isinstance(value, base):
             if base is int and isinstance(value, bool):
                 continue
             return value
     raise VavaError(f"{key}: expected {_describe(hint)}, got {value!r}")
+
+
+def _check_keys(where: str, mapping: dict) -> None:
+    for name in mapping:
+        if not isinstance(name, str):
+            raise VavaError(f"{where}: key {name!r} is not a string (config keys are names)")
+
+
+def _check_finite(key: str, value: Any) -> None:
+    """Refuse NaN and infinite numbers anywhere in `value` (a float, or a mapping or list of them)."""
+    if isinstance(value, float) and not math.isfinite(value):
+        raise VavaError(f"{key}: expected a finite number, got {value}")
+    if isinstance(value, dict):
+        _check_keys(key, value)
+        for name, item in value.items():
+            _check_finite(f"{key}.{name}", item)
+    if isinstance(value, list):
+        for index, item in enumerate(value):
+            _check_finite(f"{key}[{index}]", item)
 
 
 def _describe(hint: Any) -> str:
@@ -133,10 +162,14 @@ def nest(dotted: dict[str, Any]) -> dict[str, Any]:
     """`{"loss.gamma": 0.1}` -> `{"loss": {"gamma": 0.1}}`."""
     nested: dict[str, Any] = {}
     for key, value in dotted.items():
+        if not isinstance(key, str):
+            raise VavaError(f"{key!r}: config keys must be strings")
         node = nested
-        *parents, leaf = str(key).split(".")
-        for part in parents:
+        *parents, leaf = key.split(".")
+        for depth, part in enumerate(parents):
             node = node.setdefault(part, {})
+            if not isinstance(node, dict):
+                raise VavaError(f"{key}: {'.'.join(parents[:depth + 1])} is already set to {node!r}, not to keys")
         node[leaf] = value
     return nested
 
@@ -162,11 +195,22 @@ def resolve_preset(name_or_path: str) -> Path:
 
 def load_config(preset: str | None, overrides: dict[str, Any]) -> TrainConfig:
     """Defaults <- preset YAML <- overrides, validated."""
-    values: dict[str, Any] = {}
-    if preset is not None:
-        path = resolve_preset(preset)
-        try:
-            values = yaml.safe_load(path.read_text()) or {}
-        except yaml.YAMLError as err:
-            raise VavaError(f"{path}: not valid YAML ({str(err).splitlines()[0]})") from None
+    values = read_yaml_mapping(resolve_preset(preset)) if preset is not None else {}
     return from_dict(TrainConfig, merge(values, overrides))
+
+
+def read_yaml_mapping(path: Path) -> dict[str, Any]:
+    """The mapping a YAML file holds (empty for an empty file); a one-line `VavaError` naming `path` otherwise."""
+    try:
+        data = yaml.safe_load(path.read_text(encoding="utf-8"))
+    except yaml.YAMLError as err:
+        raise VavaError(f"{path}: not valid YAML ({str(err).splitlines()[0]})") from None
+    except UnicodeDecodeError:
+        raise VavaError(f"{path}: not a YAML file (not UTF-8 text)") from None
+    except OSError as err:
+        raise VavaError(f"{path}: cannot read ({err.strerror or err})") from None
+    if data is None:
+        return {}
+    if not isinstance(data, dict):
+        raise VavaError(f"{path}: expected a mapping of keys to values, got a {type(data).__name__}")
+    return data

@@ -1,11 +1,19 @@
 """`vava sweep`: many training runs (objectives, ablations) on one extracted feature set.
 
 A plan (YAML, see configs/sweeps/) names runs, each an objective with config overrides or an
-`identity` (no training) row, and the tables to build from their reports. Runs whose report
-already exists are reused, so an interrupted sweep picks up where it stopped.
+`identity` (no training) row, and the tables to build from their reports.
+
+Each run folder holds a "sweep key" (`sweep_key.json`: the run's resolved config, the feature
+set's fingerprint and the package version), written before the run is built, and
+`sweep_time.json`, written when it is finished. A finished run whose key matches is reused, so
+an interrupted sweep picks up where it stopped. When the key changed, a run whose steps alone
+changed trains on from its last checkpoint; any other change moves the old run into
+`OUT/stale/` (never deleted) and builds it afresh. Folders the sweep did not make are left alone.
 """
 from __future__ import annotations
 
+import importlib.metadata
+import itertools
 import json
 import shlex
 import sys
@@ -15,20 +23,24 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import yaml
-
 from cache.store import FeatureSet
-from pipeline.config import load_config, merge, nest, resolve_preset
+from pipeline.config import TrainConfig, load_config, merge, nest, read_yaml_mapping, resolve_preset, to_dict
 from pipeline.errors import VavaError
+from pipeline.files import atomic_write, check_plain_name
 from stages.embed.run import embed
 from stages.evaluate import tables
 from stages.evaluate.report import REPORT_JSON, compare_reports, load_report
 from stages.evaluate.run import evaluate_run
 from stages.train.checkpoint import LAST, load_checkpoint
-from stages.train.loop import train
+from stages.train.loop import RESUMABLE_CHANGES, resolved, train
 
-_RUN_KEYS = {"objective", "set", "identity"}
-TIME_NAME = "sweep_time.json"  # seconds a run took, kept beside its report
+RESULTS_NAME = "results.md"
+KEY_NAME = "sweep_key.json"    # what a run folder is built for
+TIME_NAME = "sweep_time.json"  # seconds a run took, written last: the run is finished
+STALE_NAME = "stale"           # runs made with other settings are moved here
+RESERVED_NAMES = (RESULTS_NAME, STALE_NAME)
+_PLAN_KEYS = ("base", "runs", "tables")
+_RUN_KEYS = ("objective", "set", "identity")
 
 
 @dataclass(frozen=True)
@@ -47,74 +59,203 @@ class SweepPlan:
 
 
 def load_plan(name_or_path: str) -> SweepPlan:
-    """A plan file, or the name of one in configs/sweeps/ (e.g. `ablations`)."""
+    """A plan file, or the name of one in configs/sweeps/ (e.g. `ablations`), checked for shape."""
     path = Path(name_or_path)
     if not path.is_file():
         path = resolve_preset(f"sweeps/{name_or_path}")
-    try:
-        data = yaml.safe_load(path.read_text()) or {}
-    except yaml.YAMLError as err:
-        raise VavaError(f"{path}: not valid YAML ({str(err).splitlines()[0]})") from None
-    runs = []
-    for name, spec in (data.get("runs") or {}).items():
-        spec = spec or {}
-        unknown = sorted(set(spec) - _RUN_KEYS)
-        if unknown:
-            raise VavaError(f"{path}: run {name!r}: unknown key(s) {', '.join(unknown)} (known: objective, set, identity)")
-        if bool(spec.get("identity")) == bool(spec.get("objective")):
-            raise VavaError(f"{path}: run {name!r}: give exactly one of objective, identity")
-        runs.append(SweepRun(str(name), spec.get("objective"), dict(spec.get("set") or {}), bool(spec.get("identity"))))
+    data = read_yaml_mapping(path)
+    unknown = sorted(str(key) for key in data if key not in _PLAN_KEYS)
+    if unknown:
+        raise VavaError(f"{path}: unknown key(s) {', '.join(unknown)} (known: {', '.join(_PLAN_KEYS)})")
+    base = data.get("base")
+    if base is not None and not isinstance(base, str):
+        raise VavaError(f"{path}: base: expected a config preset name or file, got {base!r}")
+    runs = [_parse_run(path, name, spec) for name, spec in _mapping(path, "runs", data.get("runs")).items()]
     if not runs:
         raise VavaError(f"{path}: no runs")
-    tables = {str(title): [str(n) for n in names] for title, names in (data.get("tables") or {}).items()}
-    names = {run.name for run in runs}
+    names = [run.name for run in runs]
+    tables = _parse_tables(path, _mapping(path, "tables", data.get("tables")), names)
+    return SweepPlan(base, runs, tables or {"all runs": names})
+
+
+def _mapping(path: Path, what: str, value: Any) -> dict:
+    if value is None:
+        return {}
+    if not isinstance(value, dict):
+        raise VavaError(f"{path}: {what}: expected a mapping, got a {type(value).__name__} ({value!r:.60})")
+    return value
+
+
+def _parse_run(path: Path, name: Any, spec: Any) -> SweepRun:
+    check_plain_name(name, f"{path}: run name", reserved=RESERVED_NAMES)  # it becomes a folder of --out
+    where = f"{path}: run {name!r}"
+    spec = _mapping(path, f"run {name!r}", spec)
+    unknown = sorted(str(key) for key in spec if key not in _RUN_KEYS)
+    if unknown:
+        raise VavaError(f"{where}: unknown key(s) {', '.join(unknown)} (known: {', '.join(_RUN_KEYS)})")
+    objective, identity = spec.get("objective"), spec.get("identity", False)
+    if objective is not None and not isinstance(objective, str):
+        raise VavaError(f"{where}: objective: expected an objective name, got {objective!r}")
+    if not isinstance(identity, bool):
+        raise VavaError(f"{where}: identity: expected true or false, got {identity!r}")
+    if identity == bool(objective):
+        raise VavaError(f"{where}: give exactly one of objective, identity")
+    overrides = _mapping(path, f"run {name!r}: set", spec.get("set"))
+    try:
+        nest(overrides)
+    except VavaError as err:
+        raise VavaError(f"{where}: set: {err}") from None
+    return SweepRun(name, objective, dict(overrides), identity)
+
+
+def _parse_tables(path: Path, tables: dict, names: list[str]) -> dict[str, list[str]]:
+    parsed = {}
     for title, members in tables.items():
-        missing = [n for n in members if n not in names]
+        if not isinstance(members, list):
+            raise VavaError(f"{path}: table {title!r}: expected a list of run names, got a {type(members).__name__}")
+        missing = [str(n) for n in members if n not in names]
         if missing:
             raise VavaError(f"{path}: table {title!r} names unknown run(s) {', '.join(missing)}")
-    return SweepPlan(data.get("base"), runs, tables or {"all runs": [run.name for run in runs]})
+        parsed[str(title)] = members
+    return parsed
 
 
 def run_sweep(features: str | Path, out: str | Path, plan: SweepPlan, *, steps: int | None = None,
               overrides: dict[str, Any] | None = None, device: str = "auto",
               log: Callable[[str], None] = print) -> tuple[str, dict[str, str]]:
-    """Train, embed and evaluate every run of `plan`; return (results markdown, failures by run)."""
-    out = Path(out)
+    """Train, embed and evaluate every run of `plan`; return (results markdown, failures by run).
+
+    A run that fails, for any reason short of an interrupt, is reported and the others go on.
+    """
+    out, overrides = Path(out), overrides or {}
     fingerprint = FeatureSet.open(features).fingerprint
+    load_config(plan.base, merge(overrides, _steps(steps)))  # a bad base or --set stops the sweep before any run
     failed: dict[str, str] = {}
     for index, run in enumerate(plan.runs, start=1):
-        run_dir = out / run.name
-        if (run_dir / REPORT_JSON).is_file():
-            reused = load_report(run_dir).get("attrs", {}).get("fingerprint")
-            if reused == fingerprint:
-                log(f"[{index}/{len(plan.runs)}] {run.name}: report exists, reused")
-            else:
-                failed[run.name] = f"{run_dir} holds a run on feature set {reused}, not {fingerprint}; use another --out"
-                log(f"    failed: {failed[run.name]}")
-            continue
-        log(f"[{index}/{len(plan.runs)}] {run.name}: {'identity' if run.identity else run.objective} "
-            f"{' '.join(f'{k}={v}' for k, v in run.overrides.items())}")
-        began = time.perf_counter()
         try:
-            _train_and_embed(features, run_dir, run, plan.base, steps, overrides or {}, device)
-            evaluate_run(run_dir, plots=False)
+            _sweep_run(features, out, run, f"[{index}/{len(plan.runs)}] {run.name}",
+                       _run_config(run, plan.base, steps, overrides), fingerprint, device, log)
         except VavaError as err:
             failed[run.name] = str(err)
-            log(f"    failed: {err}")
-            continue
-        seconds = time.perf_counter() - began
-        (run_dir / TIME_NAME).write_text(json.dumps({"seconds": seconds}) + "\n")
-        log(f"    done in {seconds:.0f} s")
+        except Exception as err:  # a bug met by one run must not cost the others: reported, not raised
+            failed[run.name] = f"{type(err).__name__}: {err}"
+        if run.name in failed:
+            log(f"    failed: {failed[run.name]}")
     return _results(out, plan, failed), failed
 
 
-def _train_and_embed(features: str | Path, run_dir: Path, run: SweepRun, base: str | None, steps: int | None,
-                     overrides: dict[str, Any], device: str) -> None:
+def _steps(steps: int | None) -> dict[str, int]:
+    return {} if steps is None else {"steps": steps}
+
+
+def _run_config(run: SweepRun, base: str | None, steps: int | None, overrides: dict[str, Any]) -> TrainConfig | None:
+    """The run's training config (None for an identity run): base <- --set <- the run's set <- objective, --steps."""
     if run.identity:
+        return None
+    direct = {"objective": run.objective, **_steps(steps)}
+    return load_config(base, merge(merge(overrides, nest(run.overrides)), direct))
+
+
+def _sweep_run(features: str | Path, out: Path, run: SweepRun, title: str, config: TrainConfig | None,
+               fingerprint: str, device: str, log: Callable[[str], None]) -> None:
+    run_dir = out / run.name
+    key = sweep_key(config, fingerprint)
+    reuse, note = _prepare(run_dir, key, out)
+    if reuse:
+        log(f"{title}: report exists, reused")
+        return
+    log(f"{title}: {'identity' if run.identity else run.objective} "
+        f"{' '.join(f'{k}={v}' for k, v in run.overrides.items())}")
+    if note:
+        log(f"    {note}")
+    began = time.perf_counter()
+    run_dir.mkdir(parents=True, exist_ok=True)
+    atomic_write(run_dir / KEY_NAME, json.dumps(key, indent=2) + "\n")
+    _train_and_embed(features, run_dir, config, device)
+    evaluate_run(run_dir, plots=False)
+    seconds = time.perf_counter() - began
+    atomic_write(run_dir / TIME_NAME, json.dumps({"seconds": seconds}) + "\n")
+    log(f"    done in {seconds:.0f} s")
+
+
+def sweep_key(config: TrainConfig | None, fingerprint: str) -> dict[str, Any]:
+    """Everything a run's report depends on: its resolved config (None: identity), the feature set
+    and the package version (which fixes the code of the objectives, embedder and probes)."""
+    settings = None if config is None else to_dict(resolved(config))
+    key = {"version": _version(), "features": fingerprint, "config": settings}
+    return json.loads(json.dumps(key))  # as it reads back from sweep_key.json
+
+
+def _version() -> str:
+    try:
+        return importlib.metadata.version("vava-align")
+    except importlib.metadata.PackageNotFoundError:
+        return "unknown"
+
+
+def _prepare(run_dir: Path, key: dict[str, Any], out: Path) -> tuple[bool, str]:
+    """(whether run_dir holds the finished run of `key`, what was done to make it ready otherwise)."""
+    saved = _saved_key(run_dir)
+    if saved is None:
+        return False, ""
+    if saved.get("features", key["features"]) != key["features"]:
+        raise VavaError(f"{run_dir} holds a run on feature set {saved['features']}, not {key['features']}; "
+                        f"use another --out")
+    if saved == key:
+        return (run_dir / TIME_NAME).is_file() and (run_dir / REPORT_JSON).is_file(), ""
+    if _trains_on(saved, key, run_dir):
+        (run_dir / TIME_NAME).unlink(missing_ok=True)  # unfinished until rebuilt for the new key
+        changed = ", ".join(k for k in sorted(RESUMABLE_CHANGES) if saved["config"][k] != key["config"][k])
+        return False, f"{changed} changed: training on from the last checkpoint"
+    moved = _move_aside(run_dir, out / STALE_NAME)
+    return False, f"settings changed since this run was made: the old run was moved to {moved}"
+
+
+def _saved_key(run_dir: Path) -> dict[str, Any] | None:
+    """The sweep key of run_dir ({} when unreadable, or made by a sweep before keys); None when
+    there is nothing there yet. A folder the sweep did not make is refused, never touched."""
+    if not run_dir.exists() and not run_dir.is_symlink():
+        return None
+    if run_dir.is_dir() and not run_dir.is_symlink():
+        if (run_dir / KEY_NAME).is_file():
+            try:
+                saved = json.loads((run_dir / KEY_NAME).read_text())
+            except (OSError, ValueError):
+                return {}
+            return saved if isinstance(saved, dict) else {}
+        if (run_dir / TIME_NAME).is_file():
+            return {}
+        if not any(run_dir.iterdir()):
+            return None
+    raise VavaError(f"{run_dir}: exists but was not made by vava sweep (no {KEY_NAME}); it was left as it is: "
+                    f"move it away or use another --out")
+
+
+def _trains_on(saved: dict[str, Any], key: dict[str, Any], run_dir: Path) -> bool:
+    """Whether the saved run becomes the run of `key` by training on: only steps or logging changed
+    and its last checkpoint is not past the new steps (`train(resume=True)` allows just that)."""
+    old, new = saved.get("config"), key["config"]
+    if old is None or new is None or {**saved, "config": None} != {**key, "config": None}:
+        return False
+    if {k: v for k, v in old.items() if k not in RESUMABLE_CHANGES} != \
+            {k: v for k, v in new.items() if k not in RESUMABLE_CHANGES}:
+        return False
+    return not (run_dir / "checkpoints" / LAST).is_file() or _checkpoint_step(run_dir) <= new["steps"]
+
+
+def _move_aside(run_dir: Path, stale: Path) -> Path:
+    """Rename run_dir to stale/NAME.N (the first N free) and return the new path."""
+    stale.mkdir(parents=True, exist_ok=True)
+    target = next(path for n in itertools.count(1)
+                  if not (path := stale / f"{run_dir.name}.{n}").exists() and not path.is_symlink())
+    run_dir.rename(target)
+    return target
+
+
+def _train_and_embed(features: str | Path, run_dir: Path, config: TrainConfig | None, device: str) -> None:
+    if config is None:
         embed(run_dir, features, identity=True, device=device, progress=False)
         return
-    direct = {"objective": run.objective, **({"steps": steps} if steps else {})}
-    config = load_config(base, merge(merge(overrides, nest(run.overrides)), direct))
     resume = (run_dir / "checkpoints" / LAST).is_file()
     if not resume or _checkpoint_step(run_dir) < config.steps:
         train(features, run_dir, config, device=device, resume=resume, progress=False)
@@ -126,15 +267,15 @@ def _checkpoint_step(run_dir: Path) -> int:
 
 
 def _results(out: Path, plan: SweepPlan, failed: dict[str, str]) -> str:
-    """Markdown: one comparison table per plan table, then timings and failures."""
+    """Markdown: one comparison table per plan table (finished runs only), then timings and failures."""
     parts = [f"Command: `{' '.join(shlex.quote(a) for a in ['vava', *sys.argv[1:]])}`\n"]
+    finished = [run.name for run in plan.runs if run.name not in failed and (out / run.name / TIME_NAME).is_file()]
     for number, (title, names) in enumerate(plan.tables.items()):
-        reports = [load_report(out / n) for n in names if (out / n / REPORT_JSON).is_file()]
+        reports = [load_report(out / n) for n in names if n in finished]
         parts.append(f"## {title}\n\n{compare_reports(reports) if reports else '(no finished run)'}\n")
         if number == 0 and reports:  # the main comparison, per action as well
             parts.append(f"### {title}: per action (as Table 5)\n\n{tables.markdown(*tables.per_action_comparison(reports))}\n")
-    timed = {run.name: json.loads((out / run.name / TIME_NAME).read_text())["seconds"]
-             for run in plan.runs if (out / run.name / TIME_NAME).is_file()}
+    timed = {name: json.loads((out / name / TIME_NAME).read_text())["seconds"] for name in finished}
     if timed:
         rows = "\n".join(f"| {name} | {s:.0f} |" for name, s in timed.items())
         parts.append(f"## Wall time per run (train + embed + evaluate)\n\n| run | seconds |\n| --- | --- |\n{rows}\n"

@@ -17,6 +17,7 @@ from sklearn.svm import SVC
 
 from pipeline.errors import VavaError
 from stages.evaluate.embeddings import UNLABELLED, VideoEmbeddings
+from stages.evaluate.skip import ProbeSkipped
 
 CLASSIFIERS = ("svm", "logistic")
 FEW_SHOT_SEED = 42  # TCC seeds numpy's global generator with 42 once; RandomState(42) draws the same stream
@@ -44,6 +45,19 @@ def labelled_frames(videos: Sequence[VideoEmbeddings]) -> Frames:
     y = np.concatenate([v.labels for v in videos])
     keep = y != UNLABELLED
     return x[keep], y[keep]
+
+
+def require_two_phases(train: Sequence[VideoEmbeddings]) -> None:
+    """Skip a probe whose train videos carry fewer than two phase labels.
+
+    A classifier fit on one class predicts it for every frame: its score would measure how common
+    that phase is in val, not the embedding.
+    """
+    labels = np.unique(np.concatenate([v.labels for v in train]))
+    labels = labels[labels != UNLABELLED]
+    if labels.size < 2:
+        found = ", ".join(str(label) for label in labels) or "none"
+        raise ProbeSkipped(f"the train videos carry fewer than 2 phase labels (found: {found}); a classifier needs 2")
 
 
 def accuracy(train: Sequence[VideoEmbeddings], val: Frames, classifier: str) -> float:

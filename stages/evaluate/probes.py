@@ -4,6 +4,7 @@ Numbers are kept JSON-ready: fractions and K become string keys ("0.1", "1.0", "
 """
 from __future__ import annotations
 
+import functools
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
@@ -32,8 +33,10 @@ class ActionResult:
     values: Values
     skipped: list[dict[str, str]] = field(default_factory=list)
 
-    def attempt(self, task: str, probe: Callable[[], Values]) -> None:
+    def attempt(self, task: str, probe: Callable[[], Values], check: Callable[[], None] = lambda: None) -> None:
+        """Add `probe()`'s values, or record why it was skipped (`check` may skip it first)."""
         try:
+            check()
             self.values.update(probe())
         except ProbeSkipped as skip:
             self.skipped.append({"task": task, "reason": str(skip)})
@@ -45,16 +48,17 @@ def probe_action(train: Sequence[VideoEmbeddings], val: Sequence[VideoEmbeddings
     result = ActionResult({"train_videos": len(train), "val_videos": len(val)})
     tasks = set(o.tasks)
     val_frames = cls.labelled_frames(val) if tasks & {"classification", "few_shot", "robustness"} else None
+    two_phases = functools.partial(cls.require_two_phases, train)  # what every classifier probe needs
     if "classification" in tasks:
         result.attempt("classification", lambda: {
             "classification": {key(f): cls.fraction_accuracy(train, val_frames, f, o.classifier) for f in o.fractions},
-            "classification_train_videos": {key(f): cls.train_count(f, len(train)) for f in o.fractions}})
+            "classification_train_videos": {key(f): cls.train_count(f, len(train)) for f in o.fractions}}, two_phases)
     if "robustness" in tasks:
         result.attempt("robustness", lambda: {"robustness": {
             key(f): _spread([cls.subset_accuracies(train, val_frames, f, o.robustness_seeds, o.classifier)])
-            for f in o.fractions}})
+            for f in o.fractions}}, two_phases)
     if "few_shot" in tasks:
-        result.attempt("few_shot", lambda: _few_shot(train, val_frames, o))
+        result.attempt("few_shot", lambda: _few_shot(train, val_frames, o), two_phases)
     if "progress" in tasks:
         result.attempt("progress", lambda: _progress(train, val, o.progress_fraction))
     if "kendall" in tasks:

@@ -7,6 +7,7 @@
 """
 from __future__ import annotations
 
+import math
 import os
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -18,6 +19,7 @@ from torch import Tensor
 from torch.utils.data import DataLoader, Dataset
 
 from cache.store import CachedVideo, FeatureSet
+from pipeline.config import TrainConfig
 from pipeline.errors import VavaError
 from stages.train.embedder import context_indices
 from stages.train.sampler import PairDraw, PairSampler
@@ -121,10 +123,40 @@ def choose_data_path(requested: str, needed_bytes: int, device: torch.device) ->
         raise VavaError("data.path: 'device' needs a CUDA device (use host or zarr)")
     if requested != "auto":
         return requested
-    if device.type == "cuda" and needed_bytes < torch.cuda.mem_get_info(device)[0] // 2:
+    if device.type == "cuda" and needed_bytes < free_memory(device) // 2:
         return "device"
-    available = os.sysconf("SC_AVPHYS_PAGES") * os.sysconf("SC_PAGE_SIZE")
-    return "host" if needed_bytes < available // 2 else "zarr"
+    return "host" if needed_bytes < free_memory(torch.device("cpu")) // 2 else "zarr"
+
+
+def free_memory(device: torch.device) -> int:
+    """Bytes free on a CUDA device, or of available host memory for any other device."""
+    if device.type == "cuda":
+        return torch.cuda.mem_get_info(device)[0]
+    return os.sysconf("SC_AVPHYS_PAGES") * os.sysconf("SC_PAGE_SIZE")
+
+
+def step_bytes(frame_shape: tuple[int, ...], config: TrainConfig) -> int:
+    """An estimate of the memory one training step takes, in bytes (float32).
+
+    Counted: the batch's stacked conv4 maps (B x 2 x T stacks of K maps), the activations each
+    Conv3d layer keeps for the backward pass (its output and the BatchNorm output) and one
+    T x T frame-similarity matrix per pair, as the alignment objectives build. Everything else
+    (weights, gradients, the objectives' other buffers) comes on top.
+    """
+    pairs, frames = config.data.batch_pairs, config.data.frames_per_video
+    channels, *spatial = frame_shape
+    per_stack = (config.model.context_frames + 1) * math.prod(spatial)
+    per_stack *= channels + 2 * config.model.conv_layers * config.model.conv_channels
+    return 4 * (pairs * 2 * frames * per_stack + pairs * frames * frames)
+
+
+def check_step_fits(frame_shape: tuple[int, ...], config: TrainConfig, device: torch.device) -> None:
+    """Refuse batch sizes whose step cannot fit in the memory free on `device`, naming the limit."""
+    needed, free = step_bytes(frame_shape, config), free_memory(device)
+    if needed > free:
+        raise VavaError(f"data.batch_pairs={config.data.batch_pairs}, data.frames_per_video="
+                        f"{config.data.frames_per_video}: one training step needs about {needed / 2**30:.3g} GiB, "
+                        f"more than the {free / 2**30:.3g} GiB free on {device}; lower them")
 
 
 def batches(feature_set: FeatureSet, videos: list[CachedVideo], sampler: PairSampler, path: str,

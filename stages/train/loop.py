@@ -25,7 +25,7 @@ from pipeline.config import TrainConfig, from_dict, to_dict
 from pipeline.devices import resolve_device
 from pipeline.errors import VavaError
 from stages.train.checkpoint import LAST, load_checkpoint, save_checkpoint
-from stages.train.data import batches, choose_data_path, split_bytes
+from stages.train.data import batches, check_step_fits, choose_data_path, split_bytes
 from stages.train.embedder import Embedder
 from stages.train.objectives import OBJECTIVES, PairBatch, build_config, build_objective
 from stages.train.sampler import PairSampler
@@ -73,6 +73,8 @@ def train(features: str | Path, out: str | Path, config: TrainConfig, *, device:
     num_classes = max(int(feature_set.labels(v.id).max()) for v in videos) + 1
     config = resolved(config, {"num_classes": num_classes})
     torch_device = resolve_device(device)
+    check_step_fits(feature_set.frame_shape(videos[0].id), config, torch_device)
+    sampler = PairSampler(videos, config.data.batch_pairs, config.data.frames_per_video, config.seed)
     state = _start_state(run_dir, checkpoints, config, feature_set, resume)
     start = state["step"] if state else 0
     if start >= config.steps:
@@ -96,7 +98,6 @@ def train(features: str | Path, out: str | Path, config: TrainConfig, *, device:
         torch.set_rng_state(state["rng"])
 
     data_path = choose_data_path(config.data.path, split_bytes(feature_set, videos), torch_device)
-    sampler = PairSampler(videos, config.data.batch_pairs, config.data.frames_per_video, config.seed)
     context = (config.model.context_frames, config.model.context_stride)
     stream = batches(feature_set, videos, sampler, data_path, context, start, config.steps, torch_device,
                      config.data.workers)

@@ -35,7 +35,11 @@ class PairDraw:
 
 class PairSampler:
     """Pairs of different videos of the same action: the first drawn uniformly over all videos,
-    its partner uniformly over the other videos of its action (itself when it is alone)."""
+    its partner uniformly over the other videos of its action.
+
+    Every action needs at least two videos: a video paired with itself is a trivial alignment
+    that would silently stand in for a real pair, so a lone video is refused by name.
+    """
 
     def __init__(self, videos: list[CachedVideo], pairs: int, frames: int, seed: int):
         if not videos:
@@ -46,13 +50,19 @@ class PairSampler:
         for video_id in self.ids:
             by_action[self.videos[video_id].action].append(video_id)
         self.by_action = dict(by_action)
+        alone = {action: ids[0] for action, ids in self.by_action.items() if len(ids) == 1}
+        if alone:
+            named = ", ".join(f"{action!r} (only {video!r})" for action, video in sorted(alone.items())[:5])
+            named += f" and {len(alone) - 5} more" if len(alone) > 5 else ""
+            raise VavaError(f"no pair of distinct train videos for action(s) {named}: training pairs two videos of "
+                            f"an action; give each action at least 2 train videos (split 'train' in the dataset)")
         self.pairs, self.frames, self.seed = pairs, frames, seed
 
     def draw(self, step: int) -> PairDraw:
         rng = np.random.default_rng([self.seed, step])
         pairs = []
         for first in rng.choice(self.ids, size=self.pairs):
-            partners = [v for v in self.by_action[self.videos[first].action] if v != first] or [first]
+            partners = [v for v in self.by_action[self.videos[first].action] if v != first]
             pairs.append((str(first), str(partners[rng.integers(len(partners))])))
         indices = np.stack([np.stack([offset_uniform(self.videos[v].num_frames, self.frames, rng) for v in pair])
                             for pair in pairs])

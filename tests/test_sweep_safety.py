@@ -1,0 +1,289 @@
+"""Sweeps, configs and degenerate training/probe inputs: refused in one line, nothing lost."""
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from click.testing import CliRunner
+
+import pipeline.sweep as sweep
+from pipeline.cli import main
+from pipeline.config import load_config, parse_overrides
+from pipeline.errors import VavaError
+from pipeline.sweep import load_plan, run_sweep
+from stages.evaluate.report import evaluate_embeddings
+from stages.train.checkpoint import load_checkpoint
+from stages.train.data import check_step_fits
+from stages.train.loop import resolved, train
+from tests.conftest import write_toy_features
+from tests.test_evaluate import video, write_h5
+
+TINY = {"model": {"conv_channels": 8, "fc_channels": 8, "embedding_dim": 8},
+        "data": {"frames_per_video": 6, "batch_pairs": 1}}
+
+
+def plan_file(tmp_path: Path, text: str) -> Path:
+    path = tmp_path / "plan.yaml"
+    path.write_text(text)
+    return path
+
+
+def sweep_once(features: Path, out: Path, plan: Path, steps: int = 2) -> tuple[list[str], dict[str, str]]:
+    lines: list[str] = []
+    _, failed = run_sweep(features, out, load_plan(str(plan)), steps=steps, overrides=TINY, log=lines.append)
+    return lines, failed
+
+
+# --------------------------------------------------------------------------------------------
+# Plans: run names are plain names, every part has the right shape
+
+
+@pytest.mark.parametrize(
+    ("runs", "message"),
+    [("'../../x': {identity: true}", r"run name: '\.\./\.\./x' must be a plain name"),
+     ("/abs/x: {identity: true}", r"run name: '/abs/x' must be a plain name"),
+     ("'..': {identity: true}", r"run name: '\.\.' is not a usable name"),
+     ("results.md: {identity: true}", r"run name: 'results\.md' is a reserved name"),
+     ("stale: {identity: true}", r"run name: 'stale' is a reserved name"),
+     ("1: {identity: true}", r"run name: expected a string, got int")],
+)
+def test_plan_run_names_must_be_plain(tmp_path: Path, runs: str, message: str) -> None:
+    path = plan_file(tmp_path, f"runs:\n  {runs}\n")
+    with pytest.raises(VavaError, match=rf"^{path}: {message}"):
+        load_plan(str(path))
+
+
+@pytest.mark.parametrize(
+    ("text", "message"),
+    [("- a\n- b", "expected a mapping of keys to values, got a list"),
+     ("runs: [a, b]", "runs: expected a mapping, got a list"),
+     ("runs: {a: vava}", "run 'a': expected a mapping, got a str"),
+     ("runs: {a: {objective: vava, set: [loss.gamma, 1]}}", "run 'a': set: expected a mapping, got a list"),
+     ("runs: {a: {objective: vava, set: {data: 3, data.batch_pairs: 2}}}",
+      "run 'a': set: data.batch_pairs: data is already set to 3, not to keys"),
+     ("runs: {a: {objective: vava, set: {1: 2}}}", "run 'a': set: 1: config keys must be strings"),
+     ("runs: {a: {objective: [vava]}}", "run 'a': objective: expected an objective name, got \\['vava'\\]"),
+     ("runs: {a: {identity: yes please}}", "run 'a': identity: expected true or false, got 'yes please'"),
+     ("runs: {a: {identity: true}}\ntables: [a]", "tables: expected a mapping, got a list"),
+     ("runs: {a: {identity: true}}\ntables: {t: a}", "table 't': expected a list of run names, got a str"),
+     ("base: [synthetic]\nruns: {a: {identity: true}}", "base: expected a config preset name or file"),
+     ("run: {a: {identity: true}}", "unknown key\\(s\\) run \\(known: base, runs, tables\\)")],
+)
+def test_plans_of_the_wrong_shape_are_named(tmp_path: Path, text: str, message: str) -> None:
+    path = plan_file(tmp_path, text)
+    with pytest.raises(VavaError, match=rf"^{path}: {message}"):
+        load_plan(str(path))
+
+
+# --------------------------------------------------------------------------------------------
+# Configs: shapes, NaN and infinity, booleans, huge sizes
+
+
+@pytest.mark.parametrize(
+    ("override", "message"),
+    [("optim.lr=.nan", "optim.lr: expected a finite number, got nan"),
+     ("optim.lr=nan", "optim.lr: expected a finite number, got nan"),
+     ("optim.lr=1e400", "optim.lr: expected a finite number, got inf"),
+     ("optim.weight_decay=-.inf", "optim.weight_decay: expected a finite number, got -inf"),
+     ("optim.lr=1" + "0" * 400, "optim.lr: expected float, got 1000"),
+     ("model.dropout=.nan", "model.dropout: expected a finite number, got nan"),
+     ("loss.gamma=.inf", "loss.gamma: expected a finite number, got inf"),
+     ("loss.sigma_prior=.nan", "loss.sigma_prior: expected a finite number, got nan"),
+     ("loss={1: 2}", "loss: key 1 is not a string"),
+     ("optim.lr=true", "optim.lr: expected float, got True"),
+     ("seed=-1", r"seed must be in \[0, 2\*\*64\), got -1")],
+)
+def test_non_finite_and_misshapen_values_are_named(override: str, message: str) -> None:
+    with pytest.raises(VavaError, match=f"^{message}"):
+        load_config(None, parse_overrides([override]))
+
+
+@pytest.mark.parametrize(("override", "message"), [("loss.gamma=inf", "gamma must be a finite number >= 0, got 'inf'"),
+                                                   ("loss.gamma=true", "gamma must be a finite number >= 0, got True")])
+def test_objective_options_refuse_infinity_and_booleans(override: str, message: str) -> None:
+    with pytest.raises(VavaError, match=f"^objective vava: {message}"):
+        resolved(load_config(None, parse_overrides([override])))
+
+
+def test_conflicting_set_keys_are_named() -> None:
+    with pytest.raises(VavaError, match=r"^data\.batch_pairs: data is already set to 3, not to keys$"):
+        parse_overrides(["data=3", "data.batch_pairs=2"])
+
+
+@pytest.mark.parametrize(("text", "message"), [("- steps: 3\n", "expected a mapping of keys to values, got a list"),
+                                               ("just text\n", "expected a mapping of keys to values, got a str"),
+                                               ("1: 2\nsteps: 3\n", None)])
+def test_config_files_of_the_wrong_shape(tmp_path: Path, text: str, message: str | None) -> None:
+    path = tmp_path / "config.yaml"
+    path.write_text(text)
+    expected = rf"^{path}: {message}$" if message else r"^config: key 1 is not a string"
+    with pytest.raises(VavaError, match=expected):
+        load_config(str(path), {})
+    path.write_bytes(b"\xff\xfe\x00binary")
+    with pytest.raises(VavaError, match=rf"^{path}: not a YAML file \(not UTF-8 text\)$"):
+        load_config(str(path), {})
+
+
+def test_cli_refuses_nan_learning_rate_in_one_line(toy_features: Path, tmp_path: Path) -> None:
+    result = CliRunner().invoke(main, ["train", "--features", str(toy_features), "--out", str(tmp_path / "run"),
+                                       "--set", "optim.lr=.nan"])
+    assert result.exit_code == 1 and result.output.strip().splitlines() == [
+        "Error: optim.lr: expected a finite number, got nan"]
+    assert not (tmp_path / "run").exists()
+
+
+@pytest.mark.parametrize("sizes", [{"frames_per_video": 10_000_000}, {"batch_pairs": 1_000_000}])
+def test_huge_batches_are_refused_with_the_limit(sizes: dict[str, int]) -> None:
+    config = load_config(None, {"data": sizes})
+    with pytest.raises(VavaError, match=rf"^data\.batch_pairs={config.data.batch_pairs}, data\.frames_per_video="
+                                        rf"{config.data.frames_per_video}: one training step needs about [\d.e+]+ "
+                                        r"GiB, more than the [\d.e+]+ GiB free on cpu; lower them$"):
+        check_step_fits((1024, 14, 14), config, torch.device("cpu"))
+    check_step_fits((1024, 14, 14), load_config(None, {}), torch.device("cpu"))  # Table 8's batch fits
+
+
+def test_train_refuses_a_huge_batch_before_writing(toy_features: Path, tmp_path: Path) -> None:
+    config = load_config(None, {**TINY, "data": {"frames_per_video": 10**12}})
+    with pytest.raises(VavaError, match=r"data\.frames_per_video=1000000000000: one training step needs about"):
+        train(toy_features, tmp_path / "run", config, device="cpu", progress=False)
+    assert not (tmp_path / "run").exists()
+
+
+# --------------------------------------------------------------------------------------------
+# Pairs of distinct videos; probes on a single phase
+
+
+def test_training_refuses_an_action_without_two_train_videos(tmp_path: Path) -> None:
+    features = write_toy_features(tmp_path / "cache" / "lonefeatures0000", lengths=(30, 36, 41, 33))  # 1 train each
+    config = load_config(None, {**TINY, "steps": 1})
+    with pytest.raises(VavaError, match=r"^no pair of distinct train videos for action\(s\) 'a' \(only 'toy0'\), "
+                                        r"'b' \(only 'toy2'\): training pairs two videos of an action"):
+        train(features, tmp_path / "run", config, device="cpu", progress=False)
+    assert not (tmp_path / "run").exists()
+
+
+def test_classifier_probes_skip_a_train_split_with_one_phase(tmp_path: Path) -> None:
+    ramp = np.arange(6, dtype=np.float32)[:, None]
+    videos = [video("t1", ramp, [1] * 6, split="train"), video("t2", ramp, [1, 1, 1, -1, -1, -1], split="train"),
+              video("v1", ramp, [0, 0, 1, 1, 2, 2]), video("v2", ramp, [0, 1, 1, 1, 2, 2])]
+    report = evaluate_embeddings(write_h5(tmp_path / "e.h5", videos), tasks=("classification", "few_shot", "kendall"),
+                                 few_shot_ks=(1,), few_shot_episodes=2)
+    reason = "the train videos carry fewer than 2 phase labels (found: 1); a classifier needs 2"
+    assert report["skipped"] == [{"action": "a", "task": "classification", "reason": reason},
+                                 {"action": "a", "task": "few_shot", "reason": reason}]
+    assert report["results"]["classification"] == {"0.1": None, "0.5": None, "1.0": None}
+    assert report["results"]["kendall"] is not None
+
+
+# --------------------------------------------------------------------------------------------
+# Sweeps: failures stay per run, stale runs are rebuilt, outputs written atomically
+
+FAILING = """
+runs:
+  crash: {identity: true}
+  nan-lr: {objective: vava, set: {optim.lr: .nan}}
+  pooled: {identity: true}
+"""
+
+
+def test_a_failing_run_is_reported_and_the_others_go_on(toy_features: Path, tmp_path: Path,
+                                                         monkeypatch: pytest.MonkeyPatch) -> None:
+    real_embed = sweep.embed
+
+    def embed(run_dir: Path, *args: object, **kwargs: object) -> Path:
+        if Path(run_dir).name == "crash":
+            raise RuntimeError("boom")
+        return real_embed(run_dir, *args, **kwargs)
+
+    monkeypatch.setattr(sweep, "embed", embed)
+    markdown, failed = run_sweep(toy_features, tmp_path / "runs", load_plan(str(plan_file(tmp_path, FAILING))),
+                                 steps=2, overrides=TINY, log=lambda line: None)
+    assert failed == {"crash": "RuntimeError: boom", "nan-lr": "optim.lr: expected a finite number, got nan"}
+    assert (tmp_path / "runs" / "pooled" / "report.json").is_file() and "| pooled |" in markdown
+    assert "- crash: RuntimeError: boom" in markdown
+
+    def interrupted(*args: object, **kwargs: object) -> None:
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(sweep, "embed", interrupted)
+    with pytest.raises(KeyboardInterrupt):
+        run_sweep(toy_features, tmp_path / "other", load_plan(str(plan_file(tmp_path, FAILING))), log=lambda line: None)
+
+
+def test_changed_settings_rebuild_the_run_and_keep_the_old_one(toy_features: Path, tmp_path: Path) -> None:
+    out = tmp_path / "runs"
+    sweep_once(toy_features, out, plan_file(tmp_path, "runs: {vava: {objective: vava}}"))
+    old_report = (out / "vava" / "report.json").read_text()
+
+    gamma = plan_file(tmp_path, "runs: {vava: {objective: vava, set: {loss.gamma: 0.1}}}")
+    lines, failed = sweep_once(toy_features, out, gamma)
+    assert not failed and "[1/1] vava: report exists, reused" not in lines
+    assert f"    settings changed since this run was made: the old run was moved to {out / 'stale' / 'vava.1'}" in lines
+    assert (out / "stale" / "vava.1" / "report.json").read_text() == old_report
+    assert load_checkpoint(out / "vava" / "checkpoints")["config"]["loss"]["gamma"] == 0.1
+    assert json.loads((out / "vava" / "sweep_key.json").read_text())["config"]["loss"]["gamma"] == 0.1
+
+    lines, _ = sweep_once(toy_features, out, gamma)
+    assert lines == ["[1/1] vava: report exists, reused"]
+
+
+def test_more_steps_train_on_and_fewer_steps_start_afresh(toy_features: Path, tmp_path: Path) -> None:
+    out, plan = tmp_path / "runs", plan_file(tmp_path, "runs: {vava: {objective: vava}}")
+    sweep_once(toy_features, out, plan, steps=2)
+    lines, failed = sweep_once(toy_features, out, plan, steps=3)
+    assert not failed and "    steps changed: training on from the last checkpoint" in lines
+    assert load_checkpoint(out / "vava" / "checkpoints")["step"] == 3 and not (out / "stale").exists()
+    assert json.loads((out / "vava" / "report.json").read_text())["attrs"]["step"] == 3
+
+    lines, failed = sweep_once(toy_features, out, plan, steps=2)
+    assert not failed and f"    settings changed since this run was made: the old run was moved to " \
+                          f"{out / 'stale' / 'vava.1'}" in lines
+    assert load_checkpoint(out / "stale" / "vava.1" / "checkpoints")["step"] == 3
+    assert load_checkpoint(out / "vava" / "checkpoints")["step"] == 2
+
+
+def test_a_new_version_rebuilds_identity_runs(toy_features: Path, tmp_path: Path,
+                                              monkeypatch: pytest.MonkeyPatch) -> None:
+    out, plan = tmp_path / "runs", plan_file(tmp_path, "runs: {pooled: {identity: true}}")
+    sweep_once(toy_features, out, plan)
+    monkeypatch.setattr(sweep, "_version", lambda: "99.0")
+    _, failed = sweep_once(toy_features, out, plan)
+    assert not failed and (out / "stale" / "pooled.1" / "report.json").is_file()
+    assert json.loads((out / "pooled" / "sweep_key.json").read_text())["version"] == "99.0"
+
+
+def test_a_folder_the_sweep_did_not_make_is_left_alone(toy_features: Path, tmp_path: Path) -> None:
+    out = tmp_path / "runs"
+    (out / "vava").mkdir(parents=True)
+    (out / "vava" / "notes.txt").write_text("mine")
+    plan = plan_file(tmp_path, "runs: {vava: {objective: vava}, pooled: {identity: true}}")
+    _, failed = sweep_once(toy_features, out, plan)
+    assert failed == {"vava": f"{out / 'vava'}: exists but was not made by vava sweep (no sweep_key.json); it was "
+                              f"left as it is: move it away or use another --out"}
+    assert sorted(p.name for p in (out / "vava").iterdir()) == ["notes.txt"] and not (out / "stale").exists()
+    assert (out / "pooled" / "report.json").is_file()
+
+
+def test_sweep_cli_results_are_markdown_and_written_atomically(toy_features: Path, tmp_path: Path) -> None:
+    plan = plan_file(tmp_path, "runs: {pooled: {identity: true}}")
+    args = ["sweep", "--features", str(toy_features), "--plan", str(plan), "--out", str(tmp_path / "runs")]
+    refused = CliRunner().invoke(main, [*args, "--results", str(tmp_path / "tables.txt")])
+    assert refused.exit_code == 2 and "--results" in refused.output and "does not end in .md" in refused.output
+    assert not (tmp_path / "runs").exists()
+
+    outside = tmp_path / "outside.md"
+    outside.write_text("keep me")
+    (tmp_path / "runs").mkdir()
+    (tmp_path / "runs" / "results.md").symlink_to(outside)
+    done = CliRunner().invoke(main, [*args, "--results", str(tmp_path / "tables.md")])
+    assert done.exit_code == 0, done.output
+    assert outside.read_text() == "keep me" and not (tmp_path / "runs" / "results.md").is_symlink()
+    written = (tmp_path / "runs" / "results.md").read_text()
+    assert "| pooled |" in written and (tmp_path / "tables.md").read_text() == written
+
+    nan = CliRunner().invoke(main, [*args[:-1], str(tmp_path / "nan"), "--set", "optim.lr=.nan"])
+    assert nan.exit_code == 1 and nan.output.strip() == "Error: optim.lr: expected a finite number, got nan"
+    assert not (tmp_path / "nan").exists()
