@@ -306,7 +306,8 @@ def test_disk_full_while_saving_a_checkpoint_then_resume(features: Path, tmp_pat
     with pytest.raises(VavaError) as failure:
         train(features, broken, config(6), progress=False)
     assert "\n" not in str(failure.value)
-    assert str(failure.value) == f"{broken / 'checkpoints' / target}: cannot write (the disk is full); nothing was replaced"
+    assert str(failure.value) == (f"{broken / 'checkpoints' / target}: cannot write (the disk is full); "
+                                  "nothing was replaced")
     assert temporaries(broken) == []
     monkeypatch.undo()
 
