@@ -150,9 +150,10 @@ def extract(dataset: str, root: Path, cache: Path, quiet: bool, **options) -> No
 @click.option("--device", default="auto", show_default=True, help="auto | cpu | cuda[:N]")
 @click.option("--seed", type=int, default=None, help="Seed (overrides the config).")
 @click.option("--resume", is_flag=True, help="Continue the run in --out from its last checkpoint.")
+@click.option("--force", is_flag=True, help="Train into --out even if it is a non-empty folder that is not a run.")
 @click.option("--quiet", is_flag=True, help="No progress bar.")
 def train(features: Path, objective: str | None, out: Path, preset: str | None, steps: int | None,
-          overrides: tuple[str, ...], device: str, seed: int | None, resume: bool, quiet: bool) -> None:
+          overrides: tuple[str, ...], device: str, seed: int | None, resume: bool, force: bool, quiet: bool) -> None:
     """Train the frame embedder on a cached feature set. The last stdout line is the run folder."""
     from pipeline.config import load_config, merge, parse_overrides
     from stages.train.loop import train as run_train
@@ -160,7 +161,7 @@ def train(features: Path, objective: str | None, out: Path, preset: str | None, 
     values = parse_overrides(overrides)
     direct = {"objective": objective, "steps": steps, "seed": seed}
     config = load_config(preset, merge(values, {k: v for k, v in direct.items() if v is not None}))
-    summary = run_train(features, out, config, device=device, resume=resume, progress=not quiet)
+    summary = run_train(features, out, config, device=device, resume=resume, force=force, progress=not quiet)
     click.echo(f"trained {config.objective} from step {summary.start_step} to {summary.steps} in "
                f"{summary.seconds:.1f} s ({summary.data_path} data path), last loss {summary.loss:.6g}", err=True)
     click.echo(str(summary.run_dir))
@@ -279,14 +280,16 @@ def evaluate(run_dir: Path | None, compare: tuple[Path, ...], tasks: str, ks: tu
 @click.option("--fps", type=float, default=None, help="Output frame rate (default: A's).")
 @click.option("--height", default=240, show_default=True, help="Height of each half in pixels.")
 @click.option("--weights", default=None, help="Backbone weights file, for videos outside the feature set.")
+@click.option("--features", type=click.Path(path_type=Path), default=None,
+              help="Feature set of the video ids (default: the one the run was trained on).")
 @click.option("--device", default="auto", show_default=True)
 def align(run_dir: Path, video_a: str, video_b: str, out: Path, method: str, plot: Path | None, fps: float | None,
-          height: int, weights: str | None, device: str) -> None:
+          height: int, weights: str | None, features: Path | None, device: str) -> None:
     """Side-by-side video of VIDEO_B re-timed to follow VIDEO_A (ids of the run's feature set, or files)."""
     from stages.evaluate.align import align_videos
 
     path = align_videos(run_dir, video_a, video_b, out, method=method, plot_png=plot, fps=fps, height=height,
-                        weights=weights, device=device)
+                        weights=weights, device=device, features=features)
     if plot is not None:
         click.echo(f"plot: {plot}", err=True)
     click.echo(str(path))

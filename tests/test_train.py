@@ -5,12 +5,12 @@ import csv
 from pathlib import Path
 
 import pytest
-import torch
 import yaml
 
 from pipeline.config import load_config, parse_overrides
 from pipeline.errors import VavaError
 from stages.train import loop
+from stages.train.checkpoint import load_checkpoint
 from stages.train.loop import train
 
 TINY = ["model.conv_channels=16", "model.fc_channels=16", "model.embedding_dim=8", "data.frames_per_video=8",
@@ -38,7 +38,7 @@ def test_run_folder_contents(toy_features: Path, tmp_path: Path) -> None:
         rows = list(csv.DictReader(handle))
     assert [int(r["step"]) for r in rows] == [1, 2, 3, 4]
     assert {"loss", "align", "intra", "inter", "phi", "lr", "steps_per_s"} <= set(rows[0])
-    state = torch.load(run / "checkpoints" / "last.pt", weights_only=False)
+    state = load_checkpoint(run / "checkpoints" / "last.pt")
     assert state["step"] == 4 and state["fingerprint"] == "toyfeatures00000"
 
 

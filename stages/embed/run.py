@@ -7,15 +7,16 @@ File layout (readable with plain h5py)::
     /videos/<id>/frame_index (T,)   int64     frame of the decoded video each row belongs to
     group attrs: id, split, action, fps, phases, background_label (-1 = none)
     file attrs:  run, embedder ("trained" | "identity"), checkpoint, step, objective, feature_set,
-                 fingerprint, splits, created
+                 fingerprint, splits, created (run, checkpoint and feature_set as absolute paths)
 """
 from __future__ import annotations
 
 import datetime as dt
-import os
 import sys
 from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import h5py
 import numpy as np
@@ -23,14 +24,47 @@ import torch
 from tqdm import tqdm
 
 from cache.store import CachedVideo, FeatureSet
-from pipeline.config import TrainConfig, from_dict
 from pipeline.devices import resolve_device
 from pipeline.errors import VavaError
-from stages.train.checkpoint import LAST, load_checkpoint
+from pipeline.files import atomic_path
+from pipeline.runs import locked_run
+from stages.train.checkpoint import LAST, load_checkpoint, load_into
 from stages.train.embedder import Embedder, context_indices
 
 EMBEDDINGS_NAME = "embeddings.h5"
 SPLITS = ("train", "val")
+
+
+@dataclass(frozen=True)
+class TrainedEmbedder:
+    """A run's trained embedder (in eval mode) and the feature set it embeds."""
+
+    checkpoint: dict[str, Any]  # as `load_checkpoint` returns it
+    feature_set: FeatureSet
+    embedder: Embedder
+
+    @property
+    def context(self) -> tuple[int, int]:
+        model = self.checkpoint["config"].model
+        return model.context_frames, model.context_stride
+
+
+def load_trained(run_dir: str | Path, features: str | Path | None, device: torch.device) -> TrainedEmbedder:
+    """The embedder of a run's last checkpoint, on `features` (default: the feature set it was trained on)."""
+    state = load_checkpoint(Path(run_dir) / "checkpoints" / LAST)
+    try:
+        feature_set = FeatureSet.open(features if features is not None else state["features"])
+    except VavaError as err:
+        if features is not None:
+            raise
+        raise VavaError(f"{err} (the feature set the run was trained on; pass --features if it moved)") from None
+    videos = feature_set.videos()
+    if videos and feature_set.frame_shape(videos[0].id)[0] != state["in_channels"]:
+        raise VavaError(f"--features: {feature_set.path} has {feature_set.frame_shape(videos[0].id)[0]} channels, "
+                        f"the run was trained on {state['in_channels']}")
+    embedder = Embedder(state["in_channels"], state["config"].model)
+    load_into(embedder, state["embedder"], state["path"], "embedder")
+    return TrainedEmbedder(state, feature_set, embedder.to(device).eval())
 
 
 def embed(run_dir: str | Path, features: str | Path | None = None, splits: tuple[str, ...] = SPLITS,
@@ -40,51 +74,38 @@ def embed(run_dir: str | Path, features: str | Path | None = None, splits: tuple
     With `identity`, frames are embedded by global average pooling of their backbone maps (the
     "ImageNet features" / "random features" rows); `features` is then required. Otherwise the
     run's last checkpoint is used, on the feature set it was trained on unless `features` is given.
+    The run folder is locked while embedding (so never while `vava train` writes to it).
     """
-    run_dir = Path(run_dir)
     unknown = sorted(set(splits) - set(SPLITS))
     if unknown or not splits:
         raise VavaError(f"--splits: {','.join(unknown) or 'nothing'} given; use a comma list of {', '.join(SPLITS)}")
     if chunk_frames < 1:
         raise VavaError("--batch-frames: must be at least 1")
+    if identity and features is None:
+        raise VavaError("--identity needs --features (there is no trained run to take them from)")
     torch_device = resolve_device(device)
-    if identity:
-        if features is None:
-            raise VavaError("--identity needs --features (there is no trained run to take them from)")
-        feature_set = FeatureSet.open(features)
-        embed_maps, context = _pooled, (0, 1)
-        attrs = {"embedder": "identity", "checkpoint": "", "step": 0, "objective": "none"}
-    else:
-        state = load_checkpoint(run_dir / "checkpoints" / LAST)
-        config = from_dict(TrainConfig, state["config"])
-        feature_set = FeatureSet.open(features if features is not None else state["features"])
-        videos = feature_set.videos()
-        if videos and feature_set.frame_shape(videos[0].id)[0] != state["in_channels"]:
-            raise VavaError(f"--features: {feature_set.path} has {feature_set.frame_shape(videos[0].id)[0]} channels, "
-                            f"the run was trained on {state['in_channels']}")
-        embedder = Embedder(state["in_channels"], config.model).to(torch_device).eval()
-        embedder.load_state_dict(state["embedder"])
-        embed_maps, context = embedder, (config.model.context_frames, config.model.context_stride)
-        attrs = {"embedder": "trained", "checkpoint": str(run_dir / "checkpoints" / LAST), "step": state["step"],
-                 "objective": config.objective}
-    videos = [v for v in feature_set.videos() if v.split in splits]
-    if not videos:
-        raise VavaError(f"{feature_set.path}: no complete video in split(s) {', '.join(splits)}")
-
-    run_dir.mkdir(parents=True, exist_ok=True)
-    path = run_dir / EMBEDDINGS_NAME
-    tmp = run_dir / f".{EMBEDDINGS_NAME}.{os.getpid()}.tmp"
-    try:
-        with h5py.File(tmp, "w") as handle:
-            handle.attrs.update({**attrs, "run": str(run_dir), "feature_set": str(feature_set.path),
+    with locked_run(run_dir, "--run", create=identity) as run_dir:
+        if identity:
+            feature_set = FeatureSet.open(features)
+            embed_maps, context = _pooled, (0, 1)
+            attrs = {"embedder": "identity", "checkpoint": "", "step": 0, "objective": "none"}
+        else:
+            trained = load_trained(run_dir, features, torch_device)
+            feature_set, embed_maps, context = trained.feature_set, trained.embedder, trained.context
+            state = trained.checkpoint
+            attrs = {"embedder": "trained", "checkpoint": str(state["path"].resolve()), "step": state["step"],
+                     "objective": state["config"].objective}
+        videos = [v for v in feature_set.videos() if v.split in splits]
+        if not videos:
+            raise VavaError(f"{feature_set.path}: no complete video in split(s) {', '.join(splits)}")
+        path = run_dir / EMBEDDINGS_NAME
+        with atomic_path(path) as tmp, h5py.File(tmp, "w") as handle:
+            handle.attrs.update({**attrs, "run": str(run_dir.resolve()), "feature_set": str(feature_set.path.resolve()),
                                  "fingerprint": feature_set.fingerprint, "splits": ",".join(splits),
                                  "created": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds")})
             for video in tqdm(videos, unit="video", desc="embed", file=sys.stderr, disable=not progress):
                 rows = embed_video(feature_set, video, embed_maps, context, chunk_frames, torch_device)
                 _write_video(handle, feature_set, video, rows)
-        os.replace(tmp, path)
-    finally:
-        tmp.unlink(missing_ok=True)
     return path
 
 

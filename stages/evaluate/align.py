@@ -23,19 +23,17 @@ from torch import nn
 from torch.nn import functional as F
 
 from cache.store import CachedVideo, FeatureSet
-from pipeline.config import TrainConfig, from_dict
 from pipeline.datasets import load_dataset
 from pipeline.datasets.record import VideoRecord
 from pipeline.devices import resolve_device
 from pipeline.errors import VavaError
 from pipeline.videoio import write_video
-from stages.embed.run import embed_video
+from stages.embed.run import embed_video, load_trained
 from stages.evaluate.plots import phase_colours, plot_alignment
 from stages.extract.backbone import imagenet_weights_path, load_backbone
 from stages.extract.decode import VideoDecoder
 from stages.extract.preprocess import Preprocessing
-from stages.train.checkpoint import LAST, load_checkpoint
-from stages.train.embedder import Embedder
+from stages.train.checkpoint import LAST
 
 METHODS = ("dtw", "nn")
 DEFAULT_HEIGHT = 240
@@ -200,25 +198,22 @@ def _sampled_fps(source_fps: float | None, target_fps: float | None) -> float | 
 
 
 class TrainedRun:
-    """A trained run's embedder and the feature set it was trained on, turning videos into `Clip`s.
+    """A trained run's embedder and its feature set (by default the one it was trained on), turning
+    videos into `Clip`s.
 
     `weights` is only used for videos given as files, when the feature set was extracted with a
     weights file (default: the torch hub's ImageNet file of the backbone).
     """
 
     def __init__(self, run_dir: str | Path, weights: str | Path | None = None, device: str = "auto",
-                 height: int = DEFAULT_HEIGHT):
+                 height: int = DEFAULT_HEIGHT, features: str | Path | None = None):
         run_dir = Path(run_dir)
         if not (run_dir / "checkpoints" / LAST).is_file():
             raise VavaError(f"{run_dir}: no trained checkpoint; aligning needs a trained run "
                             "(runs embedded with --identity are not supported)")
-        state = load_checkpoint(run_dir / "checkpoints")
-        config = from_dict(TrainConfig, state["config"])
         self.device = resolve_device(device)
-        self.feature_set = FeatureSet.open(state["features"])
-        self.embedder = Embedder(state["in_channels"], config.model).to(self.device).eval()
-        self.embedder.load_state_dict(state["embedder"])
-        self.context = (config.model.context_frames, config.model.context_stride)
+        trained = load_trained(run_dir, features, self.device)
+        self.feature_set, self.embedder, self.context = trained.feature_set, trained.embedder, trained.context
         self.weights = weights
         self.height = height + height % 2
         inputs = self.feature_set.attrs["inputs"]
@@ -310,20 +305,24 @@ def compose(a: Clip, b: Clip, shown: np.ndarray) -> np.ndarray:
 
 def align_videos(run_dir: str | Path, video_a: str, video_b: str, out_mp4: str | Path, method: str = "dtw",
                  plot_png: str | Path | None = None, fps: float | None = None, height: int = DEFAULT_HEIGHT,
-                 weights: str | Path | None = None, device: str = "auto") -> Path:
+                 weights: str | Path | None = None, device: str = "auto", features: str | Path | None = None) -> Path:
     """Write `out_mp4`: A at its own pace beside B re-timed to follow it (matches by `method`).
 
-    Videos are ids of the run's feature set or paths of video files / frame folders. The output
-    plays at `fps` (default: A's frame rate), both halves `height` pixels high (rounded up to even).
-    With `plot_png`, the alignment plot is written too. Returns the path of the video.
+    Videos are ids of the run's feature set (`features`, default: the one it was trained on) or
+    paths of video files / frame folders. The output plays at `fps` (default: A's frame rate), both
+    halves `height` pixels high (rounded up to even). With `plot_png`, the alignment plot is written
+    too. Returns the path of the video.
     """
+    for option, path, suffix in (("--out", out_mp4, ".mp4"), ("--plot", plot_png, ".png")):
+        if path is not None and Path(path).suffix.lower() != suffix:
+            raise VavaError(f"{option}: {path} must end in {suffix}")
     if method not in METHODS:
         raise VavaError(f"--method: {method!r} is not one of {', '.join(METHODS)}")
     if height < 2:
         raise VavaError(f"--height: must be at least 2, got {height}")
     if fps is not None and not fps > 0:
         raise VavaError(f"--fps: must be positive, got {fps}")
-    run = TrainedRun(run_dir, weights, device, height)
+    run = TrainedRun(run_dir, weights, device, height, features)
     a, b = run.clip(video_a), run.clip(video_b)
     out_fps = fps or a.fps
     if not out_fps:

@@ -27,6 +27,7 @@ from sklearn.manifold import TSNE
 from sklearn.metrics import pairwise_distances
 
 from pipeline.errors import VavaError
+from pipeline.files import atomic_path
 from stages.evaluate.embeddings import NO_BACKGROUND, VideoEmbeddings, load_embeddings
 
 DPI = 100
@@ -76,12 +77,14 @@ def _new_figure(size: tuple[float, float]) -> Figure:
 
 
 def _save(figure: Figure, out_png: str | Path) -> Path:
+    """Write `figure` to `out_png` by create-and-rename (a symlink there is replaced, never followed)."""
     out_png = Path(out_png)
     try:
         out_png.parent.mkdir(parents=True, exist_ok=True)
-        figure.savefig(out_png, dpi=DPI, format="png")
     except OSError as err:
         raise VavaError(f"{out_png}: cannot write the figure ({err.strerror or err})") from None
+    with atomic_path(out_png) as tmp:
+        figure.savefig(tmp, dpi=DPI, format="png")
     return out_png
 
 

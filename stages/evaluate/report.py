@@ -4,7 +4,6 @@ from __future__ import annotations
 import datetime as dt
 import json
 import math
-import os
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -12,6 +11,7 @@ import faiss
 import sklearn
 
 from pipeline.errors import VavaError
+from pipeline.files import atomic_write
 from stages.evaluate import tables
 from stages.evaluate.embeddings import EmbeddingsFile, load_embeddings
 from stages.evaluate.options import DEFAULT_TASKS, LABEL_TASKS, TRAIN_TASKS, EvalOptions
@@ -68,9 +68,7 @@ def write_report(run_dir: str | Path, report: dict[str, object]) -> tuple[Path, 
     run_dir.mkdir(parents=True, exist_ok=True)
     paths = run_dir / REPORT_JSON, run_dir / REPORT_MD
     for path, text in zip(paths, (json.dumps(_finite(report), indent=2) + "\n", tables.report_markdown(report))):
-        tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-        tmp.write_text(text)
-        os.replace(tmp, path)
+        atomic_write(path, text)
     return paths
 
 

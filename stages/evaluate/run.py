@@ -4,6 +4,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from pipeline.errors import VavaError
+from pipeline.runs import locked_run
 from stages.evaluate.align import dtw_path, nearest_neighbour_path
 from stages.evaluate.embeddings import NO_BACKGROUND, load_embeddings
 from stages.evaluate.plots import plot_alignment, plot_loss_curve, plot_tsne
@@ -14,14 +15,17 @@ TRAIN_LOG_NAME = "train_log.csv"   # written by `vava train`
 
 
 def evaluate_run(run_dir: str | Path, plots: bool = True, **options: object) -> tuple[dict, list[Path]]:
-    """Evaluate RUN/embeddings.h5, write RUN/report.json and report.md, and the plots in RUN/plots/."""
-    run_dir = Path(run_dir)
-    embeddings = run_dir / EMBEDDINGS_NAME
-    if not embeddings.is_file():
-        raise VavaError(f"--run: {embeddings} not found; run `vava embed --run {run_dir}` first")
-    report = evaluate_embeddings(embeddings, **options)
-    write_report(run_dir, report)
-    return report, write_plots(run_dir) if plots else []
+    """Evaluate RUN/embeddings.h5, write RUN/report.json and report.md, and the plots in RUN/plots/.
+
+    The run folder is locked meanwhile (so never while `vava train` or `vava embed` writes to it).
+    """
+    with locked_run(run_dir, "--run", create=False) as run_dir:
+        embeddings = run_dir / EMBEDDINGS_NAME
+        if not embeddings.is_file():
+            raise VavaError(f"--run: {embeddings} not found; run `vava embed --run {run_dir}` first")
+        report = evaluate_embeddings(embeddings, **options)
+        write_report(run_dir, report)
+        return report, write_plots(run_dir) if plots else []
 
 
 def write_plots(run_dir: Path) -> list[Path]:

@@ -1,15 +1,19 @@
 """Stage 2: the training loop (embedder + objective on cached features), with resumable runs.
 
-A run folder holds `config.yaml` (the resolved config), `run.json` (the feature set trained on),
-`checkpoints/` (`step_N.pt`, `last.pt`) and `train_log.csv` (step, loss, every loss component,
-learning rate, steps/s).
+A run folder holds `config.yaml` (the resolved config), `run.json` (the absolute path and
+fingerprint of the feature set trained on), `checkpoints/` (`step_N.pt`, `last.pt`),
+`train_log.csv` (step, loss, every loss component, learning rate, steps/s) and the lock file of
+`pipeline.runs`. Every file is written by create-and-rename (`pipeline.files`).
 """
 from __future__ import annotations
 
+import contextlib
 import csv
 import dataclasses
+import io
 import json
 import math
+import os
 import sys
 import time
 from dataclasses import dataclass
@@ -20,11 +24,13 @@ import torch
 import yaml
 from tqdm import tqdm
 
-from cache.store import FeatureSet
-from pipeline.config import TrainConfig, from_dict, to_dict
+from cache.store import CachedVideo, FeatureSet
+from pipeline.config import TrainConfig, to_dict
 from pipeline.devices import resolve_device
 from pipeline.errors import VavaError
-from stages.train.checkpoint import LAST, load_checkpoint, save_checkpoint
+from pipeline.files import atomic_write
+from pipeline.runs import LOCK_NAME, check_run_folder, locked_run
+from stages.train.checkpoint import LAST, load_checkpoint, load_into, save_checkpoint
 from stages.train.data import batches, check_step_fits, choose_data_path, split_bytes
 from stages.train.embedder import Embedder
 from stages.train.objectives import OBJECTIVES, PairBatch, build_config, build_objective
@@ -63,9 +69,13 @@ def resolved(config: TrainConfig, derived: dict[str, Any] | None = None) -> Trai
 
 
 def train(features: str | Path, out: str | Path, config: TrainConfig, *, device: str = "auto",
-          resume: bool = False, progress: bool = True) -> TrainSummary:
-    """Train the embedder with `config.objective` on the train split of a feature set."""
-    run_dir, checkpoints = Path(out), Path(out) / "checkpoints"
+          resume: bool = False, force: bool = False, progress: bool = True) -> TrainSummary:
+    """Train the embedder with `config.objective` on the train split of a feature set.
+
+    `out` is a new or empty folder or a run folder (to `resume`, or one whose run saved no
+    checkpoint); any other folder needs `force`. The folder is locked while training.
+    """
+    run_dir = _check_out(Path(out), force)
     feature_set = FeatureSet.open(features)
     videos = [v for v in feature_set.videos() if v.split == "train"]
     if not videos:
@@ -75,15 +85,35 @@ def train(features: str | Path, out: str | Path, config: TrainConfig, *, device:
     torch_device = resolve_device(device)
     check_step_fits(feature_set.frame_shape(videos[0].id), config, torch_device)
     sampler = PairSampler(videos, config.data.batch_pairs, config.data.frames_per_video, config.seed)
-    state = _start_state(run_dir, checkpoints, config, feature_set, resume)
+    with locked_run(run_dir, "--out"):
+        state = _start_state(run_dir, config, feature_set, resume)
+        return _fit(run_dir, feature_set, videos, sampler, config, state, torch_device, progress)
+
+
+def _check_out(run_dir: Path, force: bool) -> Path:
+    """`run_dir` unless it is a folder with files that are not a run's (training would replace some)."""
+    check_run_folder(run_dir, "--out")
+    if force or not run_dir.is_dir() or (run_dir / RUN_INFO_NAME).is_file():
+        return run_dir
+    if any(path.name != LOCK_NAME for path in run_dir.iterdir()):
+        raise VavaError(f"--out: {run_dir} is not empty and is not a run folder (no {RUN_INFO_NAME}); "
+                        "pick a new folder, or pass --force to train into it anyway")
+    return run_dir
+
+
+def _fit(run_dir: Path, feature_set: FeatureSet, videos: list[CachedVideo], sampler: PairSampler,
+         config: TrainConfig, state: dict[str, Any] | None, torch_device: torch.device,
+         progress: bool) -> TrainSummary:
+    """The training loop from `state` (a checkpoint, or None for a new run) to `config.steps`."""
+    checkpoints = run_dir / "checkpoints"
     start = state["step"] if state else 0
     if start >= config.steps:
         raise VavaError(f"--steps: the run is already at step {start}; ask for more steps to continue")
-    run_dir.mkdir(parents=True, exist_ok=True)
+    features = str(feature_set.path.resolve())  # absolute: the run works from any working directory
     # config.yaml is a loadable preset itself (`--config RUN/config.yaml`); the data it ran on goes beside it
-    (run_dir / CONFIG_NAME).write_text(yaml.safe_dump(to_dict(config), sort_keys=False))
-    (run_dir / RUN_INFO_NAME).write_text(json.dumps({"features": str(feature_set.path),
-                                                     "fingerprint": feature_set.fingerprint}, indent=2) + "\n")
+    atomic_write(run_dir / CONFIG_NAME, yaml.safe_dump(to_dict(config), sort_keys=False))
+    atomic_write(run_dir / RUN_INFO_NAME, json.dumps({"features": features, "fingerprint": feature_set.fingerprint},
+                                                     indent=2) + "\n")
 
     in_channels = feature_set.frame_shape(videos[0].id)[0]
     torch.manual_seed(config.seed)
@@ -92,58 +122,60 @@ def train(features: str | Path, out: str | Path, config: TrainConfig, *, device:
     parameters = [*embedder.parameters(), *objective.parameters()]
     optimizer = torch.optim.Adam(parameters, lr=config.optim.lr, weight_decay=config.optim.weight_decay)
     if state:
-        embedder.load_state_dict(state["embedder"])
-        objective.load_state_dict(state["objective"])
-        optimizer.load_state_dict(state["optimizer"])
+        for key, target in (("embedder", embedder), ("objective", objective), ("optimizer", optimizer)):
+            load_into(target, state[key], state["path"], key)
         torch.set_rng_state(state["rng"])
 
     data_path = choose_data_path(config.data.path, split_bytes(feature_set, videos), torch_device)
     context = (config.model.context_frames, config.model.context_stride)
     stream = batches(feature_set, videos, sampler, data_path, context, start, config.steps, torch_device,
                      config.data.workers)
-    log = _TrainLog(run_dir / LOG_NAME, start, config.tensorboard)
-    meta = {"config": to_dict(config), "features": str(feature_set.path), "fingerprint": feature_set.fingerprint,
-            "in_channels": in_channels}
+    meta = {"features": features, "fingerprint": feature_set.fingerprint, "in_channels": in_channels}
     autocast = config.amp and torch_device.type == "cuda"
+    log = _TrainLog(run_dir / LOG_NAME, start, config.tensorboard)
     bar = tqdm(total=config.steps, initial=start, unit="step", desc=f"train {config.objective}", file=sys.stderr,
                disable=not progress, dynamic_ncols=True)
     began, loss_value, step = time.perf_counter(), float("nan"), start
     window_start, window_steps = began, 0
     embedder.train()
     objective.train()
-    for step, batch in zip(range(start, config.steps), stream):
-        with torch.autocast(torch_device.type, dtype=torch.bfloat16, enabled=autocast):
-            maps = batch.maps.flatten(0, 2).float()  # [B*2*T, K, C, H, W]
-            embeddings = embedder(maps).float().view(*batch.frame_indices.shape, -1)
-        loss, components = objective(PairBatch(embeddings, batch.frame_indices, batch.video_lengths, batch.labels, step))
-        loss_value = float(loss.detach())
-        if not math.isfinite(loss_value):
-            parts = ", ".join(f"{k}={float(v):.4g}" for k, v in components.items())
-            last = checkpoints / LAST
-            raise VavaError(f"step {step}: loss is {loss_value} ({parts}); training stopped, last good checkpoint: "
-                            f"{last if last.exists() else 'none'}")
-        optimizer.zero_grad(set_to_none=True)
-        loss.backward()
-        optimizer.step()
-        done, window_steps = step + 1, window_steps + 1
-        bar.update(1)
-        if done % config.log_every == 0 or done == config.steps:
-            now = time.perf_counter()
-            log.write(done, loss_value, components, optimizer.param_groups[0]["lr"], window_steps / (now - window_start))
-            window_start, window_steps = now, 0
-            bar.set_postfix(loss=f"{loss_value:.4g}")
-        if done % config.checkpoint_every == 0 or done == config.steps:
-            save_checkpoint(checkpoints, done, {**meta, "embedder": embedder.state_dict(),
-                                                "objective": objective.state_dict(), "optimizer": optimizer.state_dict(),
-                                                "rng": torch.get_rng_state()})
-    bar.close()
-    log.close()
+    try:
+        for step, batch in zip(range(start, config.steps), stream):
+            with torch.autocast(torch_device.type, dtype=torch.bfloat16, enabled=autocast):
+                maps = batch.maps.flatten(0, 2).float()  # [B*2*T, K, C, H, W]
+                embeddings = embedder(maps).float().view(*batch.frame_indices.shape, -1)
+            loss, components = objective(PairBatch(embeddings, batch.frame_indices, batch.video_lengths, batch.labels,
+                                                   step))
+            loss_value = float(loss.detach())
+            if not math.isfinite(loss_value):
+                parts = ", ".join(f"{k}={float(v):.4g}" for k, v in components.items())
+                last = checkpoints / LAST
+                raise VavaError(f"step {step}: loss is {loss_value} ({parts}); training stopped, last good checkpoint: "
+                                f"{last if last.exists() else 'none'}")
+            optimizer.zero_grad(set_to_none=True)
+            loss.backward()
+            optimizer.step()
+            done, window_steps = step + 1, window_steps + 1
+            bar.update(1)
+            if done % config.log_every == 0 or done == config.steps:
+                now = time.perf_counter()
+                log.write(done, loss_value, components, optimizer.param_groups[0]["lr"],
+                          window_steps / (now - window_start))
+                window_start, window_steps = now, 0
+                bar.set_postfix(loss=f"{loss_value:.4g}")
+            if done % config.checkpoint_every == 0 or done == config.steps:
+                save_checkpoint(checkpoints, done, config, {
+                    **meta, "embedder": embedder.state_dict(), "objective": objective.state_dict(),
+                    "optimizer": optimizer.state_dict(), "rng": torch.get_rng_state()})
+    finally:
+        bar.close()
+        log.close()
     return TrainSummary(run_dir, start, config.steps, loss_value, time.perf_counter() - began, data_path)
 
 
-def _start_state(run_dir: Path, checkpoints: Path, config: TrainConfig, feature_set: FeatureSet,
-                 resume: bool) -> dict[str, Any] | None:
+def _start_state(run_dir: Path, config: TrainConfig, feature_set: FeatureSet, resume: bool) -> dict[str, Any] | None:
     """The checkpoint to continue from (with `resume`), after checking it belongs to this run."""
+    checkpoints = run_dir / "checkpoints"
     has_checkpoint = (checkpoints / LAST).is_file()
     if not resume:
         if has_checkpoint:
@@ -152,8 +184,8 @@ def _start_state(run_dir: Path, checkpoints: Path, config: TrainConfig, feature_
     if not has_checkpoint:
         raise VavaError(f"--resume: no checkpoint in {checkpoints}")
     state = load_checkpoint(checkpoints / LAST)
-    saved = from_dict(TrainConfig, state["config"])
-    changed = sorted(k for k, v in to_dict(config).items() if to_dict(saved)[k] != v and k not in RESUMABLE_CHANGES)
+    saved = to_dict(state["config"])
+    changed = sorted(k for k, v in to_dict(config).items() if saved[k] != v and k not in RESUMABLE_CHANGES)
     if changed:
         raise VavaError(f"--resume: config differs from the saved run in {', '.join(changed)} "
                         f"(only {', '.join(sorted(RESUMABLE_CHANGES))} may change)")
@@ -164,23 +196,29 @@ def _start_state(run_dir: Path, checkpoints: Path, config: TrainConfig, feature_
 
 
 class _TrainLog:
-    """Appends to train_log.csv (rows past `start` from an interrupted attempt are dropped first),
-    and optionally to TensorBoard."""
+    """train_log.csv, appended to as training goes, and optionally TensorBoard.
+
+    Rows past `start` from an interrupted attempt are dropped first, by rewriting the file with
+    create-and-rename; it is then opened for appending without following a symlink. (A symlink in
+    its place is replaced by a new log, never read or written through.)
+    """
 
     def __init__(self, path: Path, start: int, tensorboard: bool):
         self.path = path
         self.fields: list[str] | None = None
         kept: list[dict[str, str]] = []
-        if start and path.is_file():
-            with open(path, newline="") as handle:
-                reader = csv.DictReader(handle)
-                self.fields = reader.fieldnames
-                kept = [row for row in reader if int(row["step"]) <= start]
-        with open(path, "w", newline="") as handle:
-            if self.fields:
-                writer = csv.DictWriter(handle, fieldnames=self.fields)
-                writer.writeheader()
-                writer.writerows(kept)
+        if start and path.is_file() and not path.is_symlink():
+            self.fields, kept = _logged_rows(path, start)
+        text = io.StringIO()
+        if self.fields:
+            writer = csv.DictWriter(text, fieldnames=self.fields)
+            writer.writeheader()
+            writer.writerows(kept)
+        atomic_write(path, text.getvalue())
+        try:
+            self.handle = os.fdopen(os.open(path, os.O_WRONLY | os.O_APPEND | os.O_NOFOLLOW), "a", newline="")
+        except OSError as err:
+            raise VavaError(f"{path}: cannot open the training log ({err.strerror or err})") from None
         self.writer = None
         if tensorboard:
             try:
@@ -191,17 +229,35 @@ class _TrainLog:
 
     def write(self, step: int, loss: float, components: dict[str, torch.Tensor], lr: float, rate: float) -> None:
         row = {"step": step, "loss": loss, **{k: float(v) for k, v in components.items()}, "lr": lr, "steps_per_s": rate}
-        with open(self.path, "a", newline="") as handle:
-            writer = csv.DictWriter(handle, fieldnames=self.fields or list(row))
+        try:
+            writer = csv.DictWriter(self.handle, fieldnames=self.fields or list(row))
             if self.fields is None:
                 self.fields = list(row)
                 writer.writeheader()
             writer.writerow(row)
+            self.handle.flush()
+        except OSError as err:
+            raise VavaError(f"{self.path}: cannot append to the training log ({err.strerror or err})") from None
         if self.writer is not None:
             for key, value in row.items():
                 if key != "step":
                     self.writer.add_scalar(f"train/{key}", value, step)
 
     def close(self) -> None:
+        with contextlib.suppress(OSError):  # a row that could not be flushed already failed the run
+            self.handle.close()
         if self.writer is not None:
             self.writer.close()
+
+
+def _logged_rows(path: Path, last_step: int) -> tuple[list[str] | None, list[dict[str, str]]]:
+    """The header of a training log (None when empty) and its rows up to `last_step`."""
+    problem = VavaError(f"{path}: not a training log (damaged?); move it away to resume")
+    try:
+        with open(path, newline="") as handle:
+            reader = csv.DictReader(handle)
+            if reader.fieldnames is not None and "step" not in reader.fieldnames:
+                raise problem
+            return reader.fieldnames, [row for row in reader if int(row["step"]) <= last_step]
+    except (TypeError, ValueError, csv.Error):
+        raise problem from None
