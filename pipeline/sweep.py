@@ -258,7 +258,8 @@ def _train_and_embed(features: str | Path, run_dir: Path, config: TrainConfig | 
         return
     resume = (run_dir / "checkpoints" / LAST).is_file()
     if not resume or _checkpoint_step(run_dir) < config.steps:
-        train(features, run_dir, config, device=device, resume=resume, progress=False)
+        # force: the folder holds the sweep's own key (checked in _prepare), not a user's files
+        train(features, run_dir, config, device=device, resume=resume, force=True, progress=False)
     embed(run_dir, device=device, progress=False)
 
 

@@ -223,7 +223,7 @@ def test_changed_settings_rebuild_the_run_and_keep_the_old_one(toy_features: Pat
     assert not failed and "[1/1] vava: report exists, reused" not in lines
     assert f"    settings changed since this run was made: the old run was moved to {out / 'stale' / 'vava.1'}" in lines
     assert (out / "stale" / "vava.1" / "report.json").read_text() == old_report
-    assert load_checkpoint(out / "vava" / "checkpoints")["config"]["loss"]["gamma"] == 0.1
+    assert load_checkpoint(out / "vava" / "checkpoints")["config"].loss["gamma"] == 0.1
     assert json.loads((out / "vava" / "sweep_key.json").read_text())["config"]["loss"]["gamma"] == 0.1
 
     lines, _ = sweep_once(toy_features, out, gamma)
