@@ -11,6 +11,7 @@ from __future__ import annotations
 import contextlib
 import errno
 import os
+import tempfile
 import unicodedata
 from collections.abc import Iterator
 from pathlib import Path
@@ -55,14 +56,21 @@ def _disk_error(path: Path, err: OSError) -> VavaError:
 
 @contextlib.contextmanager
 def atomic_path(path: str | Path) -> Iterator[Path]:
-    """A temporary path to write `path`'s new content to; renamed over `path` when the block ends.
+    """A fresh temporary path to write `path`'s new content to; renamed over `path` when the block ends.
 
-    For libraries that write files themselves (torch.save, h5py, matplotlib). On any error the
-    temporary file is removed and `path` keeps its old content; a full disk (or any other OS
-    error) becomes a one-line `VavaError`.
+    For libraries that write files themselves (torch.save, h5py, matplotlib, PyAV). The temporary
+    file is created empty under an unpredictable name (so nothing planted there in advance is
+    followed) and keeps `path`'s suffix, for libraries that pick a format from it. On any error it is
+    removed and `path` keeps its old content; a full disk (or any other OS error) becomes a one-line
+    `VavaError`.
     """
     path = Path(path)
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    try:
+        fd, name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=f".tmp{path.suffix}", dir=path.parent)
+    except OSError as err:
+        raise _disk_error(path, err) from None
+    os.close(fd)
+    tmp = Path(name)
     try:
         yield tmp
         os.replace(tmp, path)  # replaces a symlink at `path` itself, never its target
@@ -78,11 +86,6 @@ def atomic_write(path: str | Path, data: str | bytes) -> Path:
     path = Path(path)
     payload = data.encode("utf-8") if isinstance(data, str) else data
     with atomic_path(path) as tmp:
-        try:
-            fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, 0o644)
-        except FileExistsError:  # a stale temporary file of a killed writer with our pid
-            tmp.unlink()
-            fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, 0o644)
-        with os.fdopen(fd, "wb") as handle:
+        with os.fdopen(os.open(tmp, os.O_WRONLY | os.O_TRUNC | os.O_NOFOLLOW), "wb") as handle:
             handle.write(payload)
     return path

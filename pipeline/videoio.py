@@ -13,7 +13,7 @@ from pipeline.files import atomic_path
 def write_video(path: str | Path, frames: np.ndarray, fps: float, *, crf: int = 18, preset: str = "veryfast") -> None:
     """Encode `frames` (T, H, W, 3) uint8 RGB as libx264 / yuv420p at `fps` into `path`.
 
-    The container is the one the suffix of `path` names (`.mp4`, `.mov`, `.avi`). H and W must be
+    The container follows the suffix of `path` (e.g. `.mp4`). H and W must be
     even (yuv420p halves the chroma planes): odd sizes raise `ValueError` rather than being padded,
     so decoded frames always have the size that was written. `crf` and `preset` are x264's quality
     and speed settings ("veryfast" encodes noisy frames several times faster than "medium", at about
@@ -32,8 +32,7 @@ def write_video(path: str | Path, frames: np.ndarray, fps: float, *, crf: int = 
     if not fps > 0:
         raise ValueError(f"fps must be positive, got {fps}")
     path = Path(path)
-    container_format = path.suffix.lstrip(".").lower()
-    with atomic_path(path) as tmp, av.open(str(tmp), mode="w", format=container_format) as container:
+    with atomic_path(path) as tmp, av.open(str(tmp), mode="w") as container:
         stream = container.add_stream("libx264", rate=Fraction(fps).limit_denominator(1001))
         stream.width, stream.height, stream.pix_fmt = width, height, "yuv420p"
         stream.codec_context.thread_count = 1

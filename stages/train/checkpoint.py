@@ -47,6 +47,7 @@ def save_checkpoint(folder: Path, step: int, config: TrainConfig, state: dict[st
     torch.save({**state, "step": step, "config": json.dumps(to_dict(config))}, buffer)
     atomic_write(path, buffer.getvalue())
     with atomic_path(folder / LAST) as tmp:
+        tmp.unlink()  # last.pt: a second name for the step's bytes, swapped in atomically
         os.link(path, tmp)
     return path
 
