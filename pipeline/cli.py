@@ -72,8 +72,13 @@ def _frames_range(ctx: click.Context, param: click.Parameter, value: str) -> tup
 @click.option("--background", type=float, help="Strength 0-1 of inserted background frames.")
 @click.option("--redundant", type=float, help="Strength 0-1 of pauses/holds.")
 @click.option("--nonmonotonic", type=float, help="Strength 0-1 of repeated or swapped phases.")
-def data_synth(out_dir: Path, preset: str, seed: int, frames: tuple[int, int], **options) -> None:
-    """Render the built-in synthetic dataset into OUT_DIR (generic folder format)."""
+@click.option("--force", is_flag=True, help="Write into a non-empty folder that holds no synthetic dataset "
+                                            "(its files are kept; none is overwritten).")
+def data_synth(out_dir: Path, preset: str, seed: int, frames: tuple[int, int], force: bool, **options) -> None:
+    """Render the built-in synthetic dataset into OUT_DIR (generic folder format).
+
+    Rerunning into the same OUT_DIR replaces the dataset: only videos the previous run wrote are removed.
+    """
     import dataclasses
 
     from pipeline.datasets import synthetic
@@ -86,7 +91,8 @@ def data_synth(out_dir: Path, preset: str, seed: int, frames: tuple[int, int], *
         config = synthetic.SynthConfig(variations=variations, frames=frames, seed=seed, **options)
     total = config.actions * config.videos
     with click.progressbar(length=total, label="synth", file=sys.stderr) as bar:
-        entries = synthetic.synthesize(out_dir, config, progress=lambda done, _: bar.update(done - bar.pos))
+        entries = synthetic.synthesize(out_dir, config, progress=lambda done, _: bar.update(done - bar.pos),
+                                       force=force)
     frames_total = sum(len(e["labels"]) for e in entries)
     click.echo(f"{len(entries)} videos, {frames_total} frames", err=True)
     click.echo(str(out_dir))
@@ -96,6 +102,8 @@ def data_synth(out_dir: Path, preset: str, seed: int, frames: tuple[int, int], *
 @main.command()
 @click.option("--dataset", default="folder", show_default=True, help="Dataset adapter.")
 @click.option("--root", required=True, type=click.Path(path_type=Path), help="Dataset root folder.")
+@click.option("--allow-outside-root", is_flag=True,
+              help="Read video paths of the manifest that lead outside --root (absolute, '..', symlinks).")
 @click.option("--cache", required=True, type=click.Path(file_okay=False, path_type=Path), help="Feature cache folder.")
 @click.option("--backbone", default="resnet50", show_default=True)
 @click.option("--weights", default="imagenet", show_default=True, help="imagenet | random | PATH to a state dict.")
@@ -109,7 +117,7 @@ def data_synth(out_dir: Path, preset: str, seed: int, frames: tuple[int, int], *
 @click.option("--device", default="auto", show_default=True, help="auto | cpu | cuda[:N]")
 @click.option("--workers", default=2, show_default=True, help="Decode threads.")
 @click.option("--quiet", is_flag=True, help="No progress bar.")
-def extract(dataset: str, root: Path, cache: Path, quiet: bool, **options) -> None:
+def extract(dataset: str, root: Path, cache: Path, quiet: bool, allow_outside_root: bool, **options) -> None:
     """Decode videos, run the frozen backbone and cache its conv4 maps (zarr).
 
     The last line printed on stdout is the feature set's path.
@@ -122,7 +130,7 @@ def extract(dataset: str, root: Path, cache: Path, quiet: bool, **options) -> No
     extract_options = ExtractOptions(progress=not quiet, **options)
     with _option_errors():
         extract_options.validate()
-    records = load_dataset(dataset, root)
+    records = load_dataset(dataset, root, allow_outside_root=allow_outside_root)
     summary = run_extract(records, cache, extract_options, dataset={"adapter": dataset, "root": str(root.resolve())})
     for reason in summary.failed.values():
         click.echo(f"failed: {reason}", err=True)

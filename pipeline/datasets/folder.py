@@ -2,41 +2,52 @@
 
 Keys: `id`, `path` (relative to ROOT), `split` (train/val), `action`, `labels` (per-frame ints),
 optional `phases` (names, indexed by label), `fps`, `background_label`.
+
+The manifest is UTF-8 (a leading byte-order mark, as some editors write, is accepted and ignored).
+Video paths must stay inside ROOT, symlinks resolved, unless the caller allows otherwise.
 """
 from __future__ import annotations
 
+import codecs
 import json
+import math
+from collections.abc import Iterator
 from pathlib import Path
 
 import numpy as np
 
-from pipeline.datasets.record import SPLITS, UNKNOWN_LABEL, VideoRecord
+from pipeline.datasets.record import MAX_FRAMES, MAX_LABEL, SPLITS, UNKNOWN_LABEL, VideoRecord, check_video_id
 from pipeline.errors import VavaError
+from pipeline.files import atomic_write, is_inside
 
 MANIFEST_NAME = "manifest.jsonl"
+MAX_LINE_BYTES = 64 * 2**20  # far above MAX_FRAMES labels; guards against reading a huge blob whole
 _REQUIRED = ("id", "path", "split", "action", "labels")
 _OPTIONAL = ("phases", "fps", "background_label")
 
 
-def load_folder(root: str | Path) -> list[VideoRecord]:
-    """Read and validate `ROOT/manifest.jsonl`; raise `VavaError` naming the line and video."""
+def load_folder(root: str | Path, *, allow_outside_root: bool = False) -> list[VideoRecord]:
+    """Read and validate `ROOT/manifest.jsonl`; raise `VavaError` naming the line and video.
+
+    A video path that leads outside ROOT (absolute, `..`, or through a symlink) is refused unless
+    `allow_outside_root`.
+    """
     root = Path(root)
     manifest = root / MANIFEST_NAME
     if not root.is_dir():
         raise VavaError(f"dataset root {root} is not a directory")
     if not manifest.is_file():
         raise VavaError(f"{manifest}: missing (the folder format needs a {MANIFEST_NAME}, see README)")
+    confined_to = None if allow_outside_root else root.resolve()
     records: list[VideoRecord] = []
     seen: dict[str, int] = {}
-    for lineno, line in enumerate(manifest.read_text().splitlines(), start=1):
-        if not line.strip():
-            continue
+    for lineno, line in _manifest_lines(manifest):
         where = f"{manifest}:{lineno}"
         try:
             entry = json.loads(line)
         except json.JSONDecodeError as err:
             raise VavaError(f"{where}: not valid JSON ({err.msg})") from None
-        record = _parse_entry(entry, root, where)
+        record = _parse_entry(entry, root, confined_to, where)
         if record.id in seen:
             raise VavaError(f"{where}: video {record.id!r}: duplicate id (first on line {seen[record.id]})")
         seen[record.id] = lineno
@@ -46,7 +57,25 @@ def load_folder(root: str | Path) -> list[VideoRecord]:
     return records
 
 
-def _parse_entry(entry: object, root: Path, where: str) -> VideoRecord:
+def _manifest_lines(manifest: Path) -> Iterator[tuple[int, str]]:
+    """(line number, text) of each non-blank line; one-line errors for over-long or non-UTF-8 lines."""
+    with manifest.open("rb") as handle:
+        for lineno, raw in enumerate(iter(lambda: handle.readline(MAX_LINE_BYTES + 1), b""), start=1):
+            where = f"{manifest}:{lineno}"
+            if len(raw) > MAX_LINE_BYTES:
+                raise VavaError(f"{where}: line longer than {MAX_LINE_BYTES // 2**20} MiB")
+            if lineno == 1:
+                raw = raw.removeprefix(codecs.BOM_UTF8)
+            try:
+                line = raw.decode("utf-8")
+            except UnicodeDecodeError as err:
+                raise VavaError(f"{where}: not UTF-8 text (byte 0x{raw[err.start]:02x} at column {err.start + 1}); "
+                                "save the manifest as UTF-8") from None
+            if line.strip():
+                yield lineno, line
+
+
+def _parse_entry(entry: object, root: Path, confined_to: Path | None, where: str) -> VideoRecord:
     if not isinstance(entry, dict):
         raise VavaError(f"{where}: expected a JSON object, got {type(entry).__name__}")
     missing = [key for key in _REQUIRED if key not in entry]
@@ -56,42 +85,90 @@ def _parse_entry(entry: object, root: Path, where: str) -> VideoRecord:
     unknown = sorted(set(entry) - set(_REQUIRED) - set(_OPTIONAL))
     if unknown:
         raise VavaError(f"{where}: video {name!r}: unknown key(s) {', '.join(unknown)}")
-    video_id = str(entry["id"])
-    if not video_id or "/" in video_id or video_id.startswith((".", "__")):
-        raise VavaError(f"{where}: video id {video_id!r} must be non-empty, contain no '/' and not start with '.' or '__'")
+    video_id = check_video_id(entry["id"], where)
+    where = f"{where}: video {video_id!r}"
     if entry["split"] not in SPLITS:
-        raise VavaError(f"{where}: video {video_id!r}: unknown split {entry['split']!r} (use one of {', '.join(SPLITS)})")
-    labels = entry["labels"]
-    if not isinstance(labels, list) or not all(isinstance(x, int) and not isinstance(x, bool) for x in labels):
-        raise VavaError(f"{where}: video {video_id!r}: labels must be a list of integers")
-    labels_arr = np.asarray(labels, dtype=np.int64)
-    if labels_arr.size == 0:
-        raise VavaError(f"{where}: video {video_id!r}: labels are empty (zero-frame video)")
-    if (labels_arr < UNKNOWN_LABEL).any():
-        raise VavaError(f"{where}: video {video_id!r}: labels must be >= {UNKNOWN_LABEL} (-1 = unknown)")
-    phases = tuple(str(p) for p in entry.get("phases", ()))
-    if phases and labels_arr.max() >= len(phases):
-        raise VavaError(f"{where}: video {video_id!r}: label {labels_arr.max()} has no name in phases ({len(phases)} given)")
-    fps = entry.get("fps")
-    if fps is not None and (not isinstance(fps, (int, float)) or fps <= 0):
-        raise VavaError(f"{where}: video {video_id!r}: fps must be a positive number, got {fps!r}")
-    background = entry.get("background_label")
-    if background is not None and not isinstance(background, int):
-        raise VavaError(f"{where}: video {video_id!r}: background_label must be an integer")
+        raise VavaError(f"{where}: unknown split {entry['split']!r} (use one of {', '.join(SPLITS)})")
+    action = entry["action"]
+    if not isinstance(action, str) or not action:
+        raise VavaError(f"{where}: action must be a non-empty string, got {action!r}")
+    phases = _parse_phases(entry.get("phases", []), where)
+    labels = _parse_labels(entry["labels"], phases, where)
     return VideoRecord(
         id=video_id,
-        path=(root / str(entry["path"])).resolve(),
+        path=_parse_path(entry["path"], root, confined_to, where),
         split=entry["split"],
-        action=str(entry["action"]),
-        labels=labels_arr,
+        action=action,
+        labels=labels,
         phases=phases,
-        fps=float(fps) if fps is not None else None,
-        background_label=background,
+        fps=_parse_fps(entry.get("fps"), where),
+        background_label=_parse_background(entry.get("background_label"), phases, where),
+        confined_to=confined_to,
     )
+
+
+def _parse_path(value: object, root: Path, confined_to: Path | None, where: str) -> Path:
+    """The resolved video path; refused when it leads outside `confined_to` (when set)."""
+    if not isinstance(value, str) or not value:
+        raise VavaError(f"{where}: path must be a non-empty string (relative to the dataset root), got {value!r}")
+    if "\0" in value:
+        raise VavaError(f"{where}: path {value!r} contains a NUL byte")
+    try:
+        path = (root / value).resolve()
+    except (OSError, RuntimeError) as err:  # RuntimeError: a symlink loop
+        raise VavaError(f"{where}: path {value!r} cannot be resolved ({err})") from None
+    if confined_to is not None and not is_inside(path, confined_to):
+        raise VavaError(f"{where}: path {value!r} leads outside the dataset root {confined_to} "
+                        "(pass --allow-outside-root if that is intended)")
+    return path
+
+
+def _parse_labels(labels: object, phases: tuple[str, ...], where: str) -> np.ndarray:
+    if not isinstance(labels, list) or not all(isinstance(x, int) and not isinstance(x, bool) for x in labels):
+        raise VavaError(f"{where}: labels must be a list of integers")
+    if not labels:
+        raise VavaError(f"{where}: labels are empty (zero-frame video)")
+    if len(labels) > MAX_FRAMES:
+        raise VavaError(f"{where}: {len(labels)} labels, more than the {MAX_FRAMES} frames a video may have")
+    # Range checks on the Python ints, before numpy: an int beyond int64 would not convert.
+    lowest, highest = min(labels), max(labels)
+    if lowest < UNKNOWN_LABEL:
+        raise VavaError(f"{where}: labels must be >= {UNKNOWN_LABEL} (-1 = unknown)")
+    if highest > MAX_LABEL:
+        raise VavaError(f"{where}: label {highest} is above the largest allowed, {MAX_LABEL}")
+    if phases and highest >= len(phases):
+        raise VavaError(f"{where}: label {highest} has no name in phases ({len(phases)} given)")
+    return np.asarray(labels, dtype=np.int64)
+
+
+def _parse_phases(phases: object, where: str) -> tuple[str, ...]:
+    if not isinstance(phases, list) or not all(isinstance(p, str) for p in phases):
+        raise VavaError(f"{where}: phases must be a list of names (strings), got {type(phases).__name__}")
+    if len(phases) > MAX_LABEL + 1:
+        raise VavaError(f"{where}: {len(phases)} phases, more than the {MAX_LABEL + 1} allowed")
+    return tuple(phases)
+
+
+def _parse_fps(fps: object, where: str) -> float | None:
+    if fps is None:
+        return None
+    if isinstance(fps, bool) or not isinstance(fps, (int, float)) or not 0 < fps < math.inf:
+        raise VavaError(f"{where}: fps must be a positive number, got {fps!r}")
+    return float(fps)
+
+
+def _parse_background(background: object, phases: tuple[str, ...], where: str) -> int | None:
+    if background is None:
+        return None
+    if isinstance(background, bool) or not isinstance(background, int):
+        raise VavaError(f"{where}: background_label must be an integer, got {background!r}")
+    highest = len(phases) - 1 if phases else MAX_LABEL
+    if not 0 <= background <= highest:
+        raise VavaError(f"{where}: background_label {background} is out of range (0..{highest})")
+    return background
 
 
 def write_manifest(root: str | Path, entries: list[dict]) -> Path:
     """Write `entries` (dicts with the keys above) as ROOT/manifest.jsonl."""
     path = Path(root) / MANIFEST_NAME
-    path.write_text("".join(json.dumps(entry, separators=(",", ":")) + "\n" for entry in entries))
-    return path
+    return atomic_write(path, "".join(json.dumps(entry, separators=(",", ":")) + "\n" for entry in entries))

@@ -6,8 +6,35 @@ from pathlib import Path
 
 import numpy as np
 
+from pipeline.errors import VavaError
+from pipeline.files import MAX_NAME_BYTES, check_plain_name
+
 SPLITS = ("train", "val")
 UNKNOWN_LABEL = -1
+MAX_LABEL = 9_999  # phase indices above this are a mistake, and evaluation sizes tables by them
+MAX_FRAMES = 1_000_000  # per video (over 9 hours at 30 fps): more labels is a broken manifest
+# A video id names a zarr group `<id>` and a lock file `<id>.lock`, so it must be a plain file name
+# with room for the suffix, and not a name zarr keeps for itself.
+_LOCK_SUFFIX = ".lock"
+MAX_ID_BYTES = MAX_NAME_BYTES - len(_LOCK_SUFFIX)
+RESERVED_IDS = ("zarr.json",)
+
+
+def check_video_id(video_id: object, where: str) -> str:
+    """`video_id` if it can name a video in the feature cache; `VavaError` starting with `where` if not.
+
+    Refused: non-strings, empty ids, `/` or `\\`, a leading `.` or `__`, control characters (NUL
+    included), ids over `MAX_ID_BYTES` bytes in UTF-8, and zarr's reserved names.
+    """
+    if not isinstance(video_id, str):
+        raise VavaError(f"{where}: video id must be a string, got {type(video_id).__name__} {video_id!r}")
+    if not video_id or "/" in video_id or video_id.startswith((".", "__")):
+        raise VavaError(f"{where}: video id {video_id!r} must be non-empty, contain no '/' and not start with '.' or '__'")
+    size = len(video_id.encode("utf-8", "surrogatepass"))
+    if size > MAX_ID_BYTES:
+        raise VavaError(f"{where}: video id {video_id[:40]!r}... is {size} bytes long (at most {MAX_ID_BYTES}: "
+                        f"it names a folder and a lock file in the cache)")
+    return check_plain_name(video_id, f"{where}: video id", reserved=RESERVED_IDS)
 
 
 @dataclass(frozen=True, eq=False)
@@ -17,6 +44,8 @@ class VideoRecord:
     `path` is a video file (any container FFmpeg reads) or a folder of JPEG/PNG frames.
     `labels` holds one phase index per frame (`UNKNOWN_LABEL` where unknown);
     `background_label`, when set, is the label reserved for background frames.
+    `confined_to`, when set, is the folder the video's files must stay inside (the dataset root):
+    the decoder refuses a path or a frame that leads outside it, symlinks resolved.
     """
 
     id: str
@@ -27,6 +56,7 @@ class VideoRecord:
     phases: tuple[str, ...] = ()
     fps: float | None = None
     background_label: int | None = None
+    confined_to: Path | None = None
 
     @property
     def num_frames(self) -> int:

@@ -21,14 +21,19 @@ from typing import NamedTuple
 
 import numpy as np
 
-from pipeline.datasets.folder import MANIFEST_NAME, write_manifest
+from pipeline.datasets.folder import MANIFEST_NAME, load_folder, write_manifest
 from pipeline.errors import VavaError
+from pipeline.files import atomic_write
 from pipeline.videoio import write_video
 
 PROVENANCE_NAME = "synth.json"
 GENERATOR = "vava-synthetic/1"
 MIN_PROCEDURE_FRAMES = 16
 _MIN_PHASE_FRAMES = 2
+MAX_FPS = 1000.0
+# Rendering one video peaks at about 50 bytes per frame pixel (float32 frames, canvas and masks).
+_RENDER_BYTES_PER_PIXEL = 56
+MAX_RENDER_BYTES = 4 * 2**30
 
 
 @dataclass(frozen=True)
@@ -98,11 +103,22 @@ class SynthConfig:
         _check_int("--frames", self.frames[1], MIN_PROCEDURE_FRAMES)
         if self.frames[0] > self.frames[1]:
             raise VavaError(f"--frames: min {self.frames[0]} > max {self.frames[1]}")
-        if isinstance(self.fps, bool) or not isinstance(self.fps, (int, float)) or not 0 < self.fps < math.inf:
-            raise VavaError(f"--fps: must be a positive number, got {self.fps!r}")
+        if isinstance(self.fps, bool) or not isinstance(self.fps, (int, float)) or not 1 <= self.fps <= MAX_FPS:
+            raise VavaError(f"--fps: must be a number from 1 to {MAX_FPS:g}, got {self.fps!r}")
         _check_int("--seed", self.seed, 0)
         if not isinstance(self.variations, Variations):
             raise VavaError(f"variations: expected a Variations, got {type(self.variations).__name__}")
+        longest = self.longest_video()
+        need = longest * self.size**2 * _RENDER_BYTES_PER_PIXEL
+        if need > MAX_RENDER_BYTES:
+            raise VavaError(f"--frames/--size: a video of up to {longest} frames of {self.size}x{self.size} pixels "
+                            f"needs about {need / 2**30:.1f} GiB to render, over the {MAX_RENDER_BYTES // 2**30} GiB limit; "
+                            "use fewer frames or a smaller size")
+
+    def longest_video(self) -> int:
+        """Most frames a video can have: the longest procedure plus the most background (see `_background_slots`)."""
+        high, background = self.frames[1], self.variations.background
+        return high + (3 * max(2, round(high * background * 0.5)) if background else 0)
 
 
 def _check_int(option: str, value: object, minimum: int) -> None:
@@ -486,19 +502,56 @@ def video_rng(seed: int, action_index: int, video_index: int) -> np.random.Gener
     return np.random.default_rng(np.random.SeedSequence([seed, action_index, video_index]))
 
 
-def _claim_output(out: Path) -> None:
-    """Refuse a non-empty folder unless it holds a dataset this module generated."""
+def _claim_output(out: Path, videos: set[str], force: bool) -> set[str]:
+    """Names of the videos a previous synthetic dataset in `out` wrote (this run replaces or removes them).
+
+    Refuses a non-empty folder that holds no synthetic dataset unless `force`, and, even then, any
+    file this run would write over (manifest, provenance, `videos`) that no synth run wrote.
+    """
     if out.exists() and not out.is_dir():
         raise VavaError(f"{out}: exists and is not a directory")
     if not out.exists() or not any(out.iterdir()):
-        return
+        return set()
+    previous = _previous_videos(out)
+    if previous is None and not force:
+        raise VavaError(f"{out}: not empty and holds no synthetic dataset ({PROVENANCE_NAME}); use an empty folder "
+                        "(or --force to write beside its files)")
+    ours = set()
+    if previous is not None:
+        ours = {out / MANIFEST_NAME, out / PROVENANCE_NAME, *(out / "videos" / name for name in previous)}
+    targets = [out / MANIFEST_NAME, out / PROVENANCE_NAME, *(out / "videos" / name for name in sorted(videos))]
+    for target in targets:
+        if (target.exists() or target.is_symlink()) and target not in ours:
+            raise VavaError(f"{target}: exists and was not written by a synth run; move it away first")
+    return previous or set()
+
+
+def _previous_videos(out: Path) -> set[str] | None:
+    """File names in `out/videos` that the synthetic dataset in `out` wrote; None if there is none."""
     marker = out / PROVENANCE_NAME
     try:
-        ours = json.loads(marker.read_text()).get("generator") == GENERATOR
-    except (OSError, ValueError, AttributeError):
-        ours = False
-    if not ours:
-        raise VavaError(f"{out}: not empty and holds no synthetic dataset ({PROVENANCE_NAME}); use an empty folder")
+        provenance = json.loads(marker.read_bytes()) if marker.is_file() else None
+    except (OSError, ValueError):
+        provenance = None
+    if not isinstance(provenance, dict) or provenance.get("generator") != GENERATOR:
+        return None
+    if "videos" not in provenance:  # written before synth.json listed its videos: its manifest does
+        try:
+            return {r.path.name for r in load_folder(out) if r.path.parent == (out / "videos").resolve()}
+        except VavaError:
+            return set()
+    names = provenance["videos"]
+    return {n for n in names if _is_video_name(n)} if isinstance(names, list) else set()
+
+
+def _is_video_name(name: object) -> bool:
+    """Whether `name` could be one of our video files: a plain `.mp4` name (never a path)."""
+    return isinstance(name, str) and name.endswith(".mp4") and Path(name).name == name and not name.startswith(".")
+
+
+def _write_provenance(out: Path, config: SynthConfig, videos: set[str]) -> None:
+    text = json.dumps({"generator": GENERATOR, "config": asdict(config), "videos": sorted(videos)}, indent=2)
+    atomic_write(out / PROVENANCE_NAME, text + "\n")
 
 
 def _splits(videos: int, val_fraction: float) -> list[str]:
@@ -508,26 +561,33 @@ def _splits(videos: int, val_fraction: float) -> list[str]:
 
 
 def synthesize(
-    out_dir: str | Path, config: SynthConfig, progress: Callable[[int, int], None] | None = None
+    out_dir: str | Path, config: SynthConfig, progress: Callable[[int, int], None] | None = None, *,
+    force: bool = False,
 ) -> list[dict]:
     """Render the dataset into `out_dir` (videos/*.mp4, manifest.jsonl, synth.json); return the entries.
 
     `progress(done, total)` is called after each video. A previous synthetic dataset in `out_dir`
-    is replaced; its manifest is removed first, so an interrupted run leaves no stale manifest.
+    is replaced: its manifest is removed first, so an interrupted run leaves no stale manifest, and
+    of its videos (listed in its synth.json) those not written again are removed. Nothing else is
+    ever removed or overwritten. Any other non-empty folder is refused unless `force`.
     """
     out = Path(out_dir)
-    _claim_output(out)
+    actions = list(ACTIONS)[: config.actions]
+    names = {f"{_video_id(action, index)}.mp4" for action in actions for index in range(config.videos)}
+    previous = _claim_output(out, names, force)
     videos = out / "videos"
     videos.mkdir(parents=True, exist_ok=True)
-    (out / PROVENANCE_NAME).write_text(json.dumps({"generator": GENERATOR, "config": asdict(config)}, indent=2) + "\n")
+    # Until the manifest is written, synth.json lists the previous run's videos too, so that an
+    # interrupted run is cleaned up by the next one.
+    _write_provenance(out, config, previous | names)
     (out / MANIFEST_NAME).unlink(missing_ok=True)
     total = config.actions * config.videos
     entries: list[dict] = []
-    for action_index, action in enumerate(list(ACTIONS)[: config.actions]):
+    for action_index, action in enumerate(actions):
         phases = ACTIONS[action]
         for index, split in enumerate(_splits(config.videos, config.val_fraction)):
             frames, labels = render_video(action, video_rng(config.seed, action_index, index), config)
-            video_id = f"{action}_{index:03d}"
+            video_id = _video_id(action, index)
             write_video(videos / f"{video_id}.mp4", frames, config.fps)
             entries.append({
                 "id": video_id,
@@ -541,9 +601,12 @@ def synthesize(
             })
             if progress is not None:
                 progress(len(entries), total)
-    written = {Path(entry["path"]).name for entry in entries}
-    for stale in videos.glob("*.mp4"):
-        if stale.name not in written:
-            stale.unlink()
+    for stale in previous - names:
+        (videos / stale).unlink(missing_ok=True)
+    _write_provenance(out, config, names)
     write_manifest(out, entries)
     return entries
+
+
+def _video_id(action: str, index: int) -> str:
+    return f"{action}_{index:03d}"

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import math
 import re
+import stat
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -18,6 +19,7 @@ from PIL import Image, UnidentifiedImageError
 
 from pipeline.datasets.record import VideoRecord
 from pipeline.errors import VavaError
+from pipeline.files import is_inside
 
 FRAME_EXTENSIONS = (".jpg", ".jpeg", ".png")
 
@@ -64,12 +66,33 @@ class VideoDecoder:
 
     def __iter__(self) -> Iterator[FrameChunk]:
         path = self.record.path
-        if not path.exists():
-            raise VavaError(f"video {self.record.id!r}: file not found: {path}")
-        source = self._frames_from_folder() if path.is_dir() else self._frames_from_file()
+        is_folder = self._check_source()
+        source = self._frames_from_folder() if is_folder else self._frames_from_file()
         yield from self._chunked(source)
         if self.decoded_frames == 0:
             raise VavaError(f"video {self.record.id!r}: no frames could be decoded from {path}")
+
+    def _check_source(self) -> bool:
+        """Whether the video is a frame folder; refuse a missing path, a FIFO or device (which would
+        block or never end), and a path leading outside the record's `confined_to` folder."""
+        path, video = self.record.path, f"video {self.record.id!r}"
+        try:
+            mode = path.stat().st_mode
+        except FileNotFoundError:
+            raise VavaError(f"{video}: file not found: {path}") from None
+        except OSError as err:
+            raise VavaError(f"{video}: cannot read {path} ({err.strerror})") from None
+        if not (stat.S_ISREG(mode) or stat.S_ISDIR(mode)):
+            raise VavaError(f"{video}: {path} is not a regular file or a folder of frames "
+                            "(FIFOs and devices are not read)")
+        self._check_confined(path)
+        return stat.S_ISDIR(mode)
+
+    def _check_confined(self, path: Path) -> None:
+        root = self.record.confined_to
+        if root is not None and not is_inside(path, root):
+            raise VavaError(f"video {self.record.id!r}: {path} leads outside the dataset root {root} "
+                            "(pass --allow-outside-root if that is intended)")
 
     def _chunked(self, source: Iterator[tuple[int, object]]) -> Iterator[FrameChunk]:
         frames: list[torch.Tensor] = []
@@ -118,6 +141,7 @@ class VideoDecoder:
         files = frame_files(self.record.path)
         self._check_fps(self.record.fps)
         for index, file in enumerate(files):
+            self._check_confined(file)
             self.decoded_frames += 1
             if not is_kept(index, self.record.fps, self.target_fps):
                 continue

@@ -7,6 +7,7 @@ video complete. Per-video file locks let several processes share one cache.
 """
 from __future__ import annotations
 
+import math
 import os
 import queue
 import sys
@@ -23,7 +24,7 @@ from tqdm import tqdm
 from cache.fingerprint import feature_set_fingerprint, source_identity
 from cache.locks import FileLock, video_lock
 from cache.store import FeatureSet, VideoWriter
-from pipeline.datasets.record import VideoRecord
+from pipeline.datasets.record import VideoRecord, check_video_id
 from pipeline.devices import resolve_device
 from pipeline.errors import VavaError
 from stages.extract.backbone import BACKBONES, load_backbone
@@ -63,8 +64,9 @@ class ExtractOptions:
         for name in ("batch_size", "workers", "chunk_frames"):
             if getattr(self, name) < 1:
                 raise VavaError(f"--{name.replace('_', '-')}: must be at least 1")
-        if self.target_fps is not None and self.target_fps <= 0:
-            raise VavaError("--fps: must be positive")
+        fps = self.target_fps
+        if fps is not None and (isinstance(fps, bool) or not isinstance(fps, (int, float)) or not 0 < fps < math.inf):
+            raise VavaError(f"--fps: must be a positive finite number, got {fps!r}")
 
 
 @dataclass
@@ -84,15 +86,30 @@ class ExtractSummary:
     def ok(self) -> bool:
         return not self.failed
 
+    def account_for(self, video_ids: list[str]) -> None:
+        """Leave each of `video_ids` in exactly one outcome: a failure overrides any other outcome,
+        and a video with none becomes a failure, so an internal error never loses a video silently."""
+        placed = set(self.failed)
+        for outcome in (self.extracted, self.cached, self.by_others):
+            outcome[:] = [video_id for video_id in dict.fromkeys(outcome) if video_id not in placed]
+            placed.update(outcome)
+        for video_id in video_ids:
+            if video_id not in placed:
+                self.failed[video_id] = (f"video {video_id!r}: neither extracted nor failed (an internal error "
+                                         "lost track of it); rerun `vava extract`")
+
 
 def extract(records: list[VideoRecord], cache: str | Path, options: ExtractOptions,
             dataset: dict | None = None) -> ExtractSummary:
     """Extract every video of `records` into its feature set under `cache`; return the summary.
 
     Videos already complete are skipped; a video that fails is reported and left out while the
-    others go on. The feature set path is `cache/<fingerprint>`.
+    others go on; every video of `records` ends up in exactly one outcome of the summary. The
+    feature set path is `cache/<fingerprint>`.
     """
     options.validate()
+    for record in records:
+        check_video_id(record.id, "extract")
     device = resolve_device(options.device)
     backbone, weights_identity = load_backbone(options.backbone, options.weights, options.seed)
     spec = BACKBONES[options.backbone]
@@ -126,6 +143,7 @@ def extract(records: list[VideoRecord], cache: str | Path, options: ExtractOptio
         if deferred:  # held by another process: wait for it, then take over whatever it left undone
             run.run(deferred, blocking=True)
     summary.seconds = time.perf_counter() - start
+    summary.account_for([record.id for record in records])
     return summary
 
 
@@ -136,6 +154,7 @@ class _VideoJob:
     lock: FileLock
     writer: VideoWriter | None = None
     indices: list[np.ndarray] = field(default_factory=list)
+    failed: bool = False  # set by the writer: later messages of this job are dropped
 
 
 @dataclass
@@ -227,7 +246,10 @@ class _ExtractionRun:
                     record = todo.get_nowait()
                 except queue.Empty:
                     break
-                self._decode_video(record, frames_q, deferred, blocking)
+                try:
+                    self._decode_video(record, frames_q, deferred, blocking)
+                except Exception as err:  # an error before decoding started costs this video, not the thread
+                    self._record_failure(record.id, f"video {record.id!r}: {type(err).__name__}: {err}")
         finally:
             self._put(frames_q, _WORKER_DONE)
 
@@ -238,10 +260,14 @@ class _ExtractionRun:
                 deferred.append(record)
                 return
         except OSError as err:
-            with self._summary_lock:
-                self.summary.failed[record.id] = f"video {record.id!r}: cannot lock {lock.path} ({err.strerror})"
+            self._record_failure(record.id, f"video {record.id!r}: cannot lock {lock.path} ({err.strerror})")
             return
-        if self.feature_set.is_complete(record.id):  # finished by another process meanwhile
+        try:
+            finished_elsewhere = self.feature_set.is_complete(record.id)
+        except BaseException:
+            lock.release()
+            raise
+        if finished_elsewhere:  # by another process, meanwhile
             lock.release()
             with self._summary_lock:
                 self.summary.by_others.append(record.id)
@@ -331,10 +357,9 @@ class _ExtractionRun:
     # -- writer thread -------------------------------------------------------------------
     def _write_loop(self, write_q: queue.Queue) -> None:
         _lower_priority()
-        failed_jobs: set[int] = set()
         while (item := write_q.get()) is not _WRITER_STOP:
             job = item.job
-            if id(job) in failed_jobs:
+            if job.failed:
                 continue
             try:
                 if isinstance(item, _Frames):
@@ -347,7 +372,6 @@ class _ExtractionRun:
                 else:
                     raise VavaError(item.reason)
             except Exception as err:
-                failed_jobs.add(id(job))
                 reason = str(err) if isinstance(err, VavaError) else f"video {job.record.id!r}: cannot write to cache ({err})"
                 self._fail(job, reason)
 
@@ -375,9 +399,15 @@ class _ExtractionRun:
             self.summary.frames += int(indices.shape[0])
 
     def _fail(self, job: _VideoJob, reason: str) -> None:
+        """Drop the job's partial data and report it; never raises, so the writer thread lives on."""
+        job.failed = True
         try:
             self.feature_set.remove_video(job.record.id)
-        finally:
-            job.lock.release()
-            with self._summary_lock:
-                self.summary.failed[job.record.id] = reason
+        except Exception as err:
+            reason += f" (its partial data could not be removed: {err}; `vava cache verify` lists it as incomplete)"
+        job.lock.release()
+        self._record_failure(job.record.id, reason)
+
+    def _record_failure(self, video_id: str, reason: str) -> None:
+        with self._summary_lock:
+            self.summary.failed[video_id] = reason

@@ -1,0 +1,334 @@
+"""Untrusted input: manifest fields and paths, video ids, CLI numbers, FIFOs, sizes, and what
+`extract` and `data synth` may read, write and delete."""
+from __future__ import annotations
+
+import json
+import os
+import threading
+from dataclasses import replace
+from pathlib import Path
+
+import numpy as np
+import pytest
+from click.testing import CliRunner
+from PIL import Image
+
+import stages.extract.run as extract_run
+from pipeline.cli import main
+from pipeline.datasets import load_dataset
+from pipeline.datasets.folder import load_folder, write_manifest
+from pipeline.datasets.record import MAX_FRAMES, VideoRecord
+from pipeline.datasets.synthetic import CLEAN, SynthConfig, synthesize
+from pipeline.errors import VavaError
+from stages.extract.decode import VideoDecoder
+from stages.extract.run import ExtractOptions, ExtractSummary, extract
+from tests.conftest import make_folder_dataset, moving_square
+
+FAST = ExtractOptions(weights="random", image_size=64, batch_size=7, workers=1, progress=False)
+EXTRACT = ["extract", "--weights", "random", "--image-size", "64", "--quiet"]
+GOOD = {"id": "a", "path": "videos/a.mp4", "split": "train", "action": "pour", "labels": [0, 0, 1, 2],
+        "phases": ["start", "pour", "end"], "fps": 30, "background_label": 2}
+
+
+def run_cli(*args: str):
+    return CliRunner().invoke(main, list(args))
+
+
+def write_entry(root: Path, **change: object) -> None:
+    root.mkdir(parents=True, exist_ok=True)
+    (root / "manifest.jsonl").write_text(json.dumps({**GOOD, **change}) + "\n")
+
+
+def tiny_synth(**overrides: object) -> SynthConfig:
+    return SynthConfig(**{"actions": 2, "videos": 2, "size": 32, "frames": (16, 18), "variations": CLEAN, **overrides})
+
+
+# -- 3: manifest paths stay inside the dataset root ------------------------------------------------
+
+
+@pytest.mark.parametrize("kind", ["absolute", "dotdot", "symlink"])
+def test_manifest_paths_leaving_the_root_are_refused_unless_allowed(tmp_path: Path, kind: str) -> None:
+    outside = tmp_path / "outside.mp4"
+    outside.write_bytes(b"secret")
+    root = tmp_path / "data"
+    root.mkdir()
+    (root / "link.mp4").symlink_to(outside)
+    path = {"absolute": str(outside), "dotdot": "../outside.mp4", "symlink": "link.mp4"}[kind]
+    write_entry(root, path=path)
+    with pytest.raises(VavaError, match=rf"manifest.jsonl:1: video 'a': path '{path}' leads outside the dataset "
+                                        r"root .* \(pass --allow-outside-root if that is intended\)$"):
+        load_dataset("folder", root)
+    [record] = load_dataset("folder", root, allow_outside_root=True)
+    assert record.path == outside.resolve() and record.confined_to is None
+
+
+def test_a_frame_linked_to_outside_the_root_is_not_read(tmp_path: Path) -> None:
+    root = tmp_path / "data"
+    frames = root / "frames"
+    frames.mkdir(parents=True)
+    for i, frame in enumerate(moving_square(4, seed=0)):
+        Image.fromarray(frame).save((frames if i else tmp_path) / f"{i:04d}.png")
+    (frames / "0000.png").symlink_to(tmp_path / "0000.png")
+    write_entry(root, path="frames", labels=[0, 0, 1, 1], phases=["a", "b"], background_label=None)
+    [record] = load_folder(root)
+    with pytest.raises(VavaError, match=r"video 'a': .*0000.png leads outside the dataset root"):
+        list(VideoDecoder(record))
+    [allowed] = load_folder(root, allow_outside_root=True)
+    assert sum(len(chunk.indices) for chunk in VideoDecoder(allowed)) == 4
+
+
+def test_extract_cli_refuses_outside_paths_until_allowed(tmp_path: Path) -> None:
+    root = tmp_path / "data"
+    root.mkdir()
+    entries = make_folder_dataset(tmp_path / "elsewhere", [8])
+    write_manifest(root, [{**entries[0], "path": "../elsewhere/videos/v0.mp4"}])
+    cache = tmp_path / "cache"
+    refused = run_cli(*EXTRACT, "--root", str(root), "--cache", str(cache))
+    assert refused.exit_code == 1 and "leads outside the dataset root" in refused.output
+    assert "Traceback" not in refused.output and not cache.exists()
+    allowed = run_cli(*EXTRACT, "--root", str(root), "--cache", str(cache), "--allow-outside-root")
+    assert allowed.exit_code == 0, allowed.output
+    assert "1 videos: 1 extracted (8 frames" in allowed.stderr
+
+
+# -- 4: worker errors, video ids and the final accounting -----------------------------------------
+
+
+def test_an_exception_in_a_decode_worker_costs_one_video(tiny_dataset: Path, tmp_path: Path, monkeypatch) -> None:
+    real_lock = extract_run.video_lock
+
+    def video_lock(path: Path, video_id: str):
+        if video_id == "v1":  # what a NUL byte in the id did: os.open raised ValueError in the thread
+            raise ValueError("embedded null byte")
+        return real_lock(path, video_id)
+
+    monkeypatch.setattr(extract_run, "video_lock", video_lock)
+    result = run_cli(*EXTRACT, "--root", str(tiny_dataset), "--cache", str(tmp_path / "c"), "--workers", "1")
+    assert result.exit_code == 1
+    assert "failed: video 'v1': ValueError: embedded null byte" in result.stderr
+    assert "3 videos: 2 extracted (43 frames" in result.stderr and "1 failed" in result.stderr
+    assert "nothing to do" not in result.stderr
+
+
+def test_a_reused_job_identity_does_not_drop_later_videos(tmp_path: Path, monkeypatch) -> None:
+    root = tmp_path / "data"
+    make_folder_dataset(root, [8, 9, 10])
+    (root / "videos" / "v0.mp4").unlink()
+    # Every job gets the same id(): what happens when a failed job is freed and its address reused.
+    monkeypatch.setattr(extract_run, "id", lambda obj: 0, raising=False)
+    summary = extract(load_folder(root), tmp_path / "cache", FAST)
+    assert list(summary.failed) == ["v0"] and summary.extracted == ["v1", "v2"]
+
+
+def test_a_video_the_run_lost_track_of_becomes_a_failure(tiny_dataset: Path, tmp_path: Path, monkeypatch) -> None:
+    monkeypatch.setattr(extract_run._ExtractionRun, "_finish", lambda self, job, end: job.lock.release())
+    result = run_cli(*EXTRACT, "--root", str(tiny_dataset), "--cache", str(tmp_path / "c"))
+    assert result.exit_code == 1 and "3 failed" in result.stderr and "nothing to do" not in result.stderr
+    assert ("failed: video 'v0': neither extracted nor failed (an internal error lost track of it); "
+            "rerun `vava extract`") in result.stderr
+
+
+def test_summary_accounting_leaves_each_video_in_one_outcome() -> None:
+    summary = ExtractSummary(Path("fs"), "f", extracted=["a", "b", "a"], cached=["c"], failed={"b": "broken"})
+    summary.account_for(["a", "b", "c", "d"])
+    assert summary.extracted == ["a"] and summary.cached == ["c"] and summary.by_others == []
+    assert summary.failed["b"] == "broken" and "neither extracted nor failed" in summary.failed["d"]
+
+
+@pytest.mark.parametrize(
+    ("video_id", "message"),
+    [(None, r"video id must be a string, got NoneType None"),
+     (7, r"video id must be a string, got int 7"),
+     ("a\u0000b", r"video id: 'a\\x00b' contains a control character"),
+     ("a\nb", r"video id: 'a\\nb' contains a control character"),
+     ("x" * 300, r"video id 'x{40}'\.\.\. is 300 bytes long \(at most 250: it names a folder and a lock file"),
+     ("zarr.json", r"video id: 'zarr.json' is a reserved name")],
+)
+def test_video_ids_are_checked_when_the_manifest_is_read(tmp_path: Path, video_id: object, message: str) -> None:
+    write_entry(tmp_path, id=video_id)
+    with pytest.raises(VavaError, match=r"manifest.jsonl:1: " + message):
+        load_folder(tmp_path)
+
+
+def test_extract_checks_ids_before_doing_anything(tiny_dataset: Path, tmp_path: Path) -> None:
+    good = load_folder(tiny_dataset)
+    long = replace(good[0], id="v" * 300)
+    with pytest.raises(VavaError, match=r"^extract: video id 'v{40}'\.\.\. is 300 bytes long"):
+        extract([*good[1:], long], tmp_path / "cache", FAST)
+    assert not (tmp_path / "cache").exists()
+
+
+# -- 15: every manifest field is type- and range-checked -------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("change", "message"),
+    [({"action": None}, r"video 'a': action must be a non-empty string, got None"),
+     ({"action": 3}, r"video 'a': action must be a non-empty string, got 3"),
+     ({"path": None}, r"video 'a': path must be a non-empty string \(relative to the dataset root\), got None"),
+     ({"path": "a\u0000.mp4"}, r"video 'a': path 'a\\x00.mp4' contains a NUL byte"),
+     ({"phases": "abc"}, r"video 'a': phases must be a list of names \(strings\), got str"),
+     ({"phases": [1, 2, 3]}, r"video 'a': phases must be a list of names \(strings\), got list"),
+     ({"fps": float("nan")}, r"video 'a': fps must be a positive number, got nan"),
+     ({"fps": float("inf")}, r"video 'a': fps must be a positive number, got inf"),
+     ({"fps": True}, r"video 'a': fps must be a positive number, got True"),
+     ({"labels": [0, 10**30], "phases": []}, r"video 'a': label 10{30} is above the largest allowed, 9999"),
+     ({"labels": [0, 10_000], "phases": []}, r"video 'a': label 10000 is above the largest allowed, 9999"),
+     ({"background_label": 3}, r"video 'a': background_label 3 is out of range \(0\.\.2\)"),
+     ({"background_label": -1}, r"video 'a': background_label -1 is out of range \(0\.\.2\)"),
+     ({"background_label": True}, r"video 'a': background_label must be an integer, got True"),
+     ({"labels": [0] * (MAX_FRAMES + 1)},
+      rf"video 'a': {MAX_FRAMES + 1} labels, more than the {MAX_FRAMES} frames a video may have")],
+)
+def test_manifest_fields_are_type_and_range_checked(tmp_path: Path, change: dict, message: str) -> None:
+    write_entry(tmp_path, **change)
+    with pytest.raises(VavaError, match=r"manifest.jsonl:1: " + message + "$"):
+        load_folder(tmp_path)
+
+
+def test_non_utf8_manifest_names_file_and_line(tmp_path: Path) -> None:
+    (tmp_path / "manifest.jsonl").write_bytes(json.dumps(GOOD).encode() + b'\n{"id": "caf\xe9"}\n')
+    with pytest.raises(VavaError, match=r"manifest.jsonl:2: not UTF-8 text \(byte 0xe9 at column 12\); "
+                                        r"save the manifest as UTF-8$"):
+        load_folder(tmp_path)
+
+
+def test_a_utf8_bom_is_accepted(tmp_path: Path) -> None:
+    second = {**GOOD, "id": "b"}
+    (tmp_path / "manifest.jsonl").write_bytes(b"\xef\xbb\xbf" + f"{json.dumps(GOOD)}\n{json.dumps(second)}\n".encode())
+    assert [r.id for r in load_folder(tmp_path)] == ["a", "b"]
+
+
+def test_an_over_long_manifest_line_is_refused_before_parsing(tmp_path: Path, monkeypatch) -> None:
+    import pipeline.datasets.folder as folder
+
+    monkeypatch.setattr(folder, "MAX_LINE_BYTES", 2**20)
+    write_entry(tmp_path, labels=[0] * 2**19)
+    with pytest.raises(VavaError, match=r"manifest.jsonl:1: line longer than 1 MiB$"):
+        load_folder(tmp_path)
+
+
+# -- 15: CLI numbers and sizes ----------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("fps", ["nan", "inf", "-1", "0"])
+def test_extract_fps_must_be_positive_and_finite(tiny_dataset: Path, tmp_path: Path, fps: str) -> None:
+    result = run_cli(*EXTRACT, "--root", str(tiny_dataset), "--cache", str(tmp_path / "c"), "--fps", fps)
+    assert result.exit_code == 2 and "Traceback" not in result.output
+    assert f"Invalid value for --fps: must be a positive finite number, got {float(fps)}" in result.output
+    assert not (tmp_path / "c").exists()
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [(["--fps", "1e12"], "Invalid value for --fps: must be a number from 1 to 1000, got 1000000000000.0"),
+     (["--fps", "nan"], "Invalid value for --fps: must be a number from 1 to 1000, got nan"),
+     (["--val-fraction", "nan"], "Invalid value for --val-fraction: must be in (0, 1), got nan"),
+     (["--speed", "inf"], "Invalid value for --speed: strength must be a number in [0, 1], got inf"),
+     (["--frames", "16:100000000"], "Invalid value for --frames/--size: a video of up to 100000000 frames of 64x64 "
+                                    "pixels needs about 21362.3 GiB to render, over the 4 GiB limit"),
+     (["--size", "100000", "--frames", "16:16"], "Invalid value for --frames/--size: a video of up to 16 frames of "
+                                                 "100000x100000 pixels needs about 8344.7 GiB to render")],
+)
+def test_data_synth_refuses_meaningless_numbers_and_huge_sizes(tmp_path: Path, args: list[str], message: str) -> None:
+    result = run_cli("data", "synth", str(tmp_path / "s"), *args)
+    assert result.exit_code == 2 and message in result.output and "Traceback" not in result.output
+    assert not (tmp_path / "s").exists()
+
+
+def test_render_size_limit_leaves_the_usual_configs_alone() -> None:
+    assert SynthConfig(size=64, frames=(40, 80)).longest_video() == 80
+    assert SynthConfig(frames=(40, 80), variations=replace(CLEAN, background=1.0)).longest_video() == 80 + 3 * 40
+    SynthConfig(size=256, frames=(40, 400), variations=replace(CLEAN, background=1.0))
+    with pytest.raises(VavaError, match=r"^--frames/--size: .* over the 4 GiB limit; use fewer frames or a smaller "
+                                        r"size$"):
+        SynthConfig(size=512, frames=(40, 400), variations=replace(CLEAN, background=1.0))
+
+
+# -- 15: a FIFO is refused, not read forever ------------------------------------------------------
+
+
+def test_a_fifo_given_as_a_video_is_refused_without_blocking(tmp_path: Path) -> None:
+    fifo = tmp_path / "video.mp4"
+    os.mkfifo(fifo)
+    record = VideoRecord(id="f", path=fifo, split="train", action="x", labels=np.zeros(4, dtype=np.int64))
+    outcome: list[BaseException] = []
+
+    def decode() -> None:
+        try:
+            list(VideoDecoder(record))
+        except BaseException as err:
+            outcome.append(err)
+
+    thread = threading.Thread(target=decode, daemon=True)
+    thread.start()
+    thread.join(timeout=20)
+    if thread.is_alive():  # release the blocked reader so the daemon thread can end
+        os.close(os.open(fifo, os.O_WRONLY | os.O_NONBLOCK))
+    assert not thread.is_alive(), "decoding a FIFO blocked"
+    assert len(outcome) == 1 and isinstance(outcome[0], VavaError)
+    assert str(outcome[0]) == (f"video 'f': {fifo} is not a regular file or a folder of frames "
+                               "(FIFOs and devices are not read)")
+
+
+# -- 15: data synth never deletes or overwrites files it did not write ----------------------------
+
+
+def test_synth_rerun_removes_only_its_own_stale_videos(tmp_path: Path) -> None:
+    out = tmp_path / "data"
+    synthesize(out, tiny_synth(videos=3))
+    (out / "videos" / "mine.mp4").write_bytes(b"my own video")
+    (out / "notes.txt").write_text("mine")
+    synthesize(out, tiny_synth(videos=2))
+    assert sorted(p.name for p in (out / "videos").iterdir()) == [
+        "fill_000.mp4", "fill_001.mp4", "mine.mp4", "stations_000.mp4", "stations_001.mp4"]
+    assert (out / "videos" / "mine.mp4").read_bytes() == b"my own video" and (out / "notes.txt").read_text() == "mine"
+    assert json.loads((out / "synth.json").read_text())["videos"] == [
+        "fill_000.mp4", "fill_001.mp4", "stations_000.mp4", "stations_001.mp4"]
+
+
+def test_synth_cleans_up_after_an_interrupted_run(tmp_path: Path, monkeypatch) -> None:
+    import pipeline.datasets.synthetic as synthetic
+
+    out = tmp_path / "data"
+    synthesize(out, tiny_synth(videos=3))
+    real_write = synthetic.write_video
+    calls = []
+
+    def interrupted(path: Path, *args, **kwargs) -> None:
+        calls.append(path)
+        if len(calls) == 2:
+            raise KeyboardInterrupt
+        real_write(path, *args, **kwargs)
+
+    monkeypatch.setattr(synthetic, "write_video", interrupted)
+    with pytest.raises(KeyboardInterrupt):
+        synthesize(out, tiny_synth(videos=1))
+    assert not (out / "manifest.jsonl").exists()
+    monkeypatch.setattr(synthetic, "write_video", real_write)
+    synthesize(out, tiny_synth(videos=1))
+    assert sorted(p.name for p in (out / "videos").iterdir()) == ["fill_000.mp4", "stations_000.mp4"]
+
+
+def test_synth_into_a_foreign_folder_needs_force_and_overwrites_nothing(tmp_path: Path) -> None:
+    out = tmp_path / "mine"
+    out.mkdir()
+    (out / "notes.txt").write_text("mine")
+    refused = run_cli("data", "synth", str(out), "--actions", "1", "--videos", "2", "--size", "32", "--frames", "16:18")
+    assert refused.exit_code == 1
+    assert "not empty and holds no synthetic dataset (synth.json); use an empty folder (or --force" in refused.output
+    assert sorted(p.name for p in out.iterdir()) == ["notes.txt"]
+
+    forced = run_cli("data", "synth", str(out), "--actions", "1", "--videos", "2", "--size", "32", "--frames",
+                     "16:18", "--force")
+    assert forced.exit_code == 0, forced.output
+    assert (out / "notes.txt").read_text() == "mine" and len(load_folder(out)) == 2
+
+    other = tmp_path / "other"
+    other.mkdir()
+    (other / "manifest.jsonl").write_text("my manifest\n")
+    with pytest.raises(VavaError, match=r"other/manifest.jsonl: exists and was not written by a synth run; "
+                                        r"move it away first$"):
+        synthesize(other, tiny_synth(), force=True)
+    assert sorted(p.name for p in other.iterdir()) == ["manifest.jsonl"]
+    assert (other / "manifest.jsonl").read_text() == "my manifest\n"
