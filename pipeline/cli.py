@@ -131,7 +131,8 @@ def extract(dataset: str, root: Path, cache: Path, quiet: bool, allow_outside_ro
     with _option_errors():
         extract_options.validate()
     records = load_dataset(dataset, root, allow_outside_root=allow_outside_root)
-    summary = run_extract(records, cache, extract_options, dataset={"adapter": dataset, "root": str(root.resolve())})
+    summary = run_extract(records, cache, extract_options, dataset={"adapter": dataset, "root": str(root.resolve()),
+                                                                      "allow_outside_root": allow_outside_root})
     for reason in summary.failed.values():
         click.echo(f"failed: {reason}", err=True)
     rate = summary.frames / summary.seconds if summary.seconds else 0.0

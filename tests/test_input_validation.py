@@ -14,6 +14,7 @@ from click.testing import CliRunner
 from PIL import Image
 
 import stages.extract.run as extract_run
+from cache.store import FeatureSet
 from pipeline.cli import main
 from pipeline.datasets import load_dataset
 from pipeline.datasets.folder import load_folder, write_manifest
@@ -21,6 +22,7 @@ from pipeline.datasets.record import MAX_FRAMES, VideoRecord
 from pipeline.datasets.synthetic import CLEAN, SynthConfig, synthesize
 from pipeline.errors import VavaError
 from stages.extract.decode import VideoDecoder
+from stages.evaluate.align import _dataset_record
 from stages.extract.run import ExtractOptions, ExtractSummary, extract
 from tests.conftest import make_folder_dataset, moving_square
 
@@ -89,6 +91,10 @@ def test_extract_cli_refuses_outside_paths_until_allowed(tmp_path: Path) -> None
     allowed = run_cli(*EXTRACT, "--root", str(root), "--cache", str(cache), "--allow-outside-root")
     assert allowed.exit_code == 0, allowed.output
     assert "1 videos: 1 extracted (8 frames" in allowed.stderr
+    # align finds a cached video's frames under the same confinement its extraction had
+    feature_set = FeatureSet.open(allowed.stdout.strip().splitlines()[-1])
+    assert feature_set.attrs["dataset"]["allow_outside_root"] is True
+    assert _dataset_record(feature_set, "v0").path == (tmp_path / "elsewhere" / "videos" / "v0.mp4").resolve()
 
 
 # -- 4: worker errors, video ids and the final accounting -----------------------------------------

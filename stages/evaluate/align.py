@@ -182,7 +182,9 @@ def _dataset_record(feature_set: FeatureSet, video_id: str) -> VideoRecord:
         raise VavaError(f"video {video_id!r}: {feature_set.path} does not record its dataset, so the video's "
                         "frames cannot be found; pass the video file instead of its id")
     try:
-        records = load_dataset(dataset.get("adapter", "folder"), dataset["root"])
+        # the same confinement as the extraction that cached the video
+        records = load_dataset(dataset.get("adapter", "folder"), dataset["root"],
+                               allow_outside_root=bool(dataset.get("allow_outside_root", False)))
     except VavaError as err:
         raise VavaError(f"video {video_id!r}: cannot read the dataset the features came from ({err}); "
                         "pass the video file instead of its id") from None
