@@ -20,6 +20,7 @@ import torch
 import yaml
 from tqdm import tqdm
 
+from cache.inspect import require_complete
 from cache.store import FeatureSet
 from pipeline.config import TrainConfig, from_dict, to_dict
 from pipeline.devices import resolve_device
@@ -63,10 +64,14 @@ def resolved(config: TrainConfig, derived: dict[str, Any] | None = None) -> Trai
 
 
 def train(features: str | Path, out: str | Path, config: TrainConfig, *, device: str = "auto",
-          resume: bool = False, progress: bool = True) -> TrainSummary:
-    """Train the embedder with `config.objective` on the train split of a feature set."""
+          resume: bool = False, progress: bool = True, allow_partial: bool = False) -> TrainSummary:
+    """Train the embedder with `config.objective` on the train split of a feature set.
+
+    A feature set missing some of its videos is refused unless `allow_partial`.
+    """
     run_dir, checkpoints = Path(out), Path(out) / "checkpoints"
     feature_set = FeatureSet.open(features)
+    require_complete(feature_set, allow_partial)
     videos = [v for v in feature_set.videos() if v.split == "train"]
     if not videos:
         raise VavaError(f"{feature_set.path}: no complete video in the train split")
