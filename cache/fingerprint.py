@@ -9,7 +9,7 @@ from typing import Any
 
 from pipeline.datasets.record import VideoRecord
 
-FORMAT_VERSION = 1
+FORMAT_VERSION = 2  # 2: per-chunk CRC-32C checksums and recorded file sizes
 
 
 def stable_hash(obj: Any) -> str:

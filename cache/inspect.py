@@ -1,12 +1,16 @@
-"""Describing and verifying feature sets (`vava cache info` / `vava cache verify`)."""
+"""Describing and verifying feature sets (`vava cache info` / `vava cache verify`), and the checks
+that keep damaged or partial feature sets out of extraction, training and embedding."""
 from __future__ import annotations
 
+import sys
 from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
 
-from cache.store import FEATURE_DTYPE, FeatureSet, disk_usage
+from cache.locks import video_lock
+from cache.store import FEATURE_DTYPE, CachedVideo, DamagedVideo, FeatureSet, disk_usage
+from pipeline.errors import VavaError
 
 
 def describe(feature_set: FeatureSet) -> dict[str, Any]:
@@ -14,7 +18,7 @@ def describe(feature_set: FeatureSet) -> dict[str, Any]:
     videos = feature_set.videos(include_incomplete=True)
     complete = [v for v in videos if v.complete]
     frames = sum(v.num_frames for v in complete)
-    frame_shape = feature_set.frame_shape(complete[0].id) if complete else None
+    frame_shape = next(filter(None, (_frame_shape(feature_set, v.id) for v in complete)), None)
     raw_bytes = frames * int(np.prod(frame_shape)) * np.dtype(FEATURE_DTYPE).itemsize if frame_shape else 0
     on_disk = disk_usage(feature_set.path)
     attrs = feature_set.attrs
@@ -25,6 +29,7 @@ def describe(feature_set: FeatureSet) -> dict[str, Any]:
         "dataset": attrs.get("dataset", {}),
         "videos_complete": len(complete),
         "videos_incomplete": len(videos) - len(complete),
+        "videos_unreadable": {v.id: v.problem for v in videos if v.problem},
         "frames": frames,
         "frame_shape": list(frame_shape) if frame_shape else None,
         "splits": {s: sum(v.split == s for v in complete) for s in sorted({v.split for v in complete})},
@@ -36,11 +41,19 @@ def describe(feature_set: FeatureSet) -> dict[str, Any]:
     }
 
 
+def _frame_shape(feature_set: FeatureSet, video_id: str) -> tuple[int, int, int] | None:
+    try:
+        return feature_set.frame_shape(video_id)
+    except DamagedVideo:
+        return None
+
+
 @dataclass
 class VerifyReport:
     checked: int = 0
     incomplete: list[str] = field(default_factory=list)
     damaged: dict[str, str] = field(default_factory=dict)
+    unchecksummed: list[str] = field(default_factory=list)  # complete videos written before checksums
 
     @property
     def ok(self) -> bool:
@@ -48,20 +61,60 @@ class VerifyReport:
 
 
 def verify(feature_set: FeatureSet) -> VerifyReport:
-    """Read every complete video in full and check its shape, dtype, values and labels."""
+    """Check every video: files as recorded, every checksum, shape, dtype, values and labels."""
     report = VerifyReport()
     for video in feature_set.videos(include_incomplete=True):
+        if video.problem:
+            report.damaged[video.id] = video.problem
+            continue
         if not video.complete:
             report.incomplete.append(video.id)
             continue
         report.checked += 1
-        try:
-            problem = _check_video(feature_set, video.id, video.num_frames)
-        except Exception as err:  # any read failure means damaged data, whatever zarr raised
-            problem = f"unreadable ({type(err).__name__}: {err})"
-        if problem:
+        if not video.checksummed:
+            report.unchecksummed.append(video.id)
+        if problem := damage(feature_set, video, full=True):
             report.damaged[video.id] = problem
     return report
+
+
+def damage(feature_set: FeatureSet, video: CachedVideo, full: bool) -> str | None:
+    """What is wrong with a complete video, or None: its files against their record (a few
+    `stat`s), and with `full` every byte read back and checked as in `verify`."""
+    try:
+        if problem := feature_set.file_problem(video.id):
+            return f"unreadable ({problem})"
+        return _check_video(feature_set, video.id, video.num_frames) if full else None
+    except DamagedVideo as err:
+        return f"unreadable ({err.problem})"
+
+
+def drop_damaged(feature_set: FeatureSet, video_ids: list[str], full: bool) -> dict[str, str]:
+    """Delete the damaged ones among the complete videos `video_ids`, so that they are extracted
+    again; return their problems. See `damage` for `full`."""
+    wanted = set(video_ids)
+    damaged = {video.id: problem for video in feature_set.videos()
+               if video.id in wanted and (problem := damage(feature_set, video, full))}
+    if damaged:
+        with feature_set.writing():
+            for video_id in damaged:
+                with video_lock(feature_set.path, video_id):
+                    feature_set.remove_video(video_id)
+    return damaged
+
+
+def require_complete(feature_set: FeatureSet, allow_partial: bool) -> None:
+    """Refuse a feature set holding fewer complete videos than its manifest listed, unless
+    `allow_partial` (then warn on stderr). Sets without the count in their inputs pass."""
+    expected = feature_set.attrs.get("inputs", {}).get("num_videos")
+    done = len(feature_set.videos())
+    if expected is None or done >= expected:
+        return
+    message = (f"{feature_set.path}: only {done} of {expected} videos are extracted "
+               f"({expected - done} missing or incomplete)")
+    if not allow_partial:
+        raise VavaError(f"{message}; finish them with `vava extract`, or pass --allow-partial to use these {done}")
+    print(f"warning: {message}; going on with them (--allow-partial)", file=sys.stderr)
 
 
 def _check_video(feature_set: FeatureSet, video_id: str, num_frames: int) -> str | None:

@@ -2,6 +2,9 @@
 
 `flock` locks vanish with the process that holds them, even on SIGKILL, so a killed run never
 leaves a stale lock behind. They live beside the feature sets, outside the zarr hierarchy.
+
+Every process that writes into a feature set holds its set lock shared for as long as it writes;
+`vava cache rm` takes it exclusively, so it never deletes a set another process is writing into.
 """
 from __future__ import annotations
 
@@ -11,23 +14,29 @@ from pathlib import Path
 
 
 class FileLock:
-    """An exclusive lock on one lock file; usable as a (blocking) context manager."""
+    """An exclusive (or shared) lock on one lock file; usable as a (blocking) context manager."""
 
-    def __init__(self, path: Path):
+    def __init__(self, path: Path, shared: bool = False):
         self.path = path
+        self.shared = shared
         self._fd: int | None = None
 
     def acquire(self, blocking: bool) -> bool:
         """Take the lock; without blocking, return False when another process holds it."""
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o644)
-        try:
-            fcntl.flock(fd, fcntl.LOCK_EX | (0 if blocking else fcntl.LOCK_NB))
-        except BlockingIOError:
+        flags = (fcntl.LOCK_SH if self.shared else fcntl.LOCK_EX) | (0 if blocking else fcntl.LOCK_NB)
+        while True:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o644)
+            try:
+                fcntl.flock(fd, flags)
+            except BlockingIOError:
+                os.close(fd)
+                return False
+            if _is_current(fd, self.path):
+                self._fd = fd
+                return True
+            # The lock file was deleted (`cache rm`) while we waited for it: lock its successor.
             os.close(fd)
-            return False
-        self._fd = fd
-        return True
 
     def release(self) -> None:
         if self._fd is not None:
@@ -43,6 +52,14 @@ class FileLock:
         self.release()
 
 
+def _is_current(fd: int, path: Path) -> bool:
+    """Whether the open file `fd` is still the file at `path`."""
+    try:
+        return os.path.samestat(os.fstat(fd), os.stat(path))
+    except FileNotFoundError:
+        return False
+
+
 def lock_folder(feature_set_path: Path) -> Path:
     """Where the locks of a feature set live."""
     return feature_set_path.parent / ".locks" / feature_set_path.name
@@ -56,3 +73,8 @@ def video_lock(feature_set_path: Path, video_id: str) -> FileLock:
 def creation_lock(feature_set_path: Path) -> FileLock:
     """Held while a feature set's group is created."""
     return FileLock(lock_folder(feature_set_path) / "create.lock")
+
+
+def set_lock(feature_set_path: Path, shared: bool) -> FileLock:
+    """Held shared by every process writing into a feature set, exclusively by `cache rm`."""
+    return FileLock(lock_folder(feature_set_path) / "set.lock", shared=shared)

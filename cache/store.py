@@ -3,35 +3,40 @@
 Layout of a cache folder::
 
     CACHE/<fingerprint>/                 one zarr group per feature set (attrs: fingerprint inputs)
-        videos/<video_id>/               one group per video (attrs: metadata, `complete` flag)
+        videos/<video_id>/               one group per video (attrs: metadata, `files`, `complete` flag)
             features    (T, C, H, W) float16, blosc-zstd, one chunk per frame, sharded
             labels      (T,) int64       phase label of every stored frame
             frame_index (T,) int64       index of every stored frame in the decoded video
     CACHE/.locks/<fingerprint>/<video_id>.lock   advisory locks held while a video is written
+    CACHE/.locks/<fingerprint>/set.lock          held by writers (shared) and `cache rm` (exclusive)
 
-A video counts as present only once its `complete` flag is set, which is the last write.
+A video counts as present only once its `complete` flag is set, which is the last write. Every
+chunk carries a CRC-32C checksum, so changed bytes fail to read; and `files` records the size of
+every file of the video at completion, because zarr reads a missing shard as zeros without error.
+A feature set is opened read-only; it is reopened for writing only when a video is written.
 """
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 import shutil
-import warnings
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import zarr
-from zarr.codecs import BloscCodec
-from zarr.errors import ZarrUserWarning
+from zarr.codecs import BloscCodec, Crc32cCodec
 
-from cache.locks import creation_lock, lock_folder
+from cache.locks import creation_lock, lock_folder, set_lock
 from pipeline.errors import VavaError
 
 FEATURE_SET_KIND = "vava-feature-set"
 FEATURE_DTYPE = "float16"
 FRAMES_PER_SHARD = 32
 _COMPRESSOR = BloscCodec(cname="zstd", clevel=3, shuffle="shuffle")  # bench/bench_cache.py: beats bitshuffle here
+_CODECS = (_COMPRESSOR, Crc32cCodec())  # the checksum covers the compressed bytes: cheap to verify
 
 
 @dataclass(frozen=True)
@@ -47,10 +52,32 @@ class CachedVideo:
     phases: tuple[str, ...]
     background_label: int | None
     complete: bool
+    problem: str | None = None  # why its folder is not a readable video (then it is not complete)
+    checksummed: bool = True    # False for videos written before checksums (format 1)
+
+
+class DamagedVideo(VavaError):
+    """A complete video whose stored data no longer reads back as it was written."""
+
+    def __init__(self, path: Path, video_id: str, problem: str):
+        super().__init__(f"{path}: video {video_id!r} is damaged: {problem} "
+                         "(re-extract it: `vava extract --repair` with the same options)")
+        self.video_id = video_id
+        self.problem = problem
 
 
 def _now() -> str:
     return dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds")
+
+
+def _one_line(err: Exception) -> str:
+    return f"{type(err).__name__}: {' '.join(str(err).split())}"
+
+
+def _file_sizes(folder: Path) -> dict[str, int]:
+    """Size of every file below a video's folder except its own zarr.json (rewritten to mark it complete)."""
+    return {f.relative_to(folder).as_posix(): f.stat().st_size
+            for f in sorted(folder.rglob("*")) if f.is_file() and f != folder / "zarr.json"}
 
 
 class FeatureSet:
@@ -59,31 +86,52 @@ class FeatureSet:
     def __init__(self, path: str | Path, group: zarr.Group):
         self.path = Path(path)
         self._group = group
+        self._writable: zarr.Group | None = None
         self._arrays: dict[str, zarr.Array] = {}
+        self._checked: set[str] = set()  # complete videos whose files were found as recorded
 
     # -- opening -------------------------------------------------------------------------
     @classmethod
     def open(cls, path: str | Path) -> FeatureSet:
-        """Open an existing feature set; `VavaError` if `path` is not one."""
+        """Open an existing feature set (read-only); `VavaError` if `path` is not one."""
         path = Path(path)
         if not (path / "zarr.json").is_file():
             raise VavaError(f"{path}: not a feature set (no zarr.json; run `vava extract` or `vava cache ls`)")
-        group = zarr.open_group(store=str(path), mode="r+")
-        if group.attrs.get("kind") != FEATURE_SET_KIND:
+        try:
+            group = zarr.open_group(store=str(path), mode="r")
+            kind = group.attrs.get("kind")
+        except Exception as err:  # whatever zarr makes of a damaged zarr.json
+            raise VavaError(f"{path}: unreadable zarr.json ({_one_line(err)})") from None
+        if kind != FEATURE_SET_KIND:
             raise VavaError(f"{path}: zarr group is not a vava feature set")
         return cls(path, group)
 
     @classmethod
     def create(cls, path: str | Path, fingerprint: str, inputs: dict[str, Any], extra: dict[str, Any]) -> FeatureSet:
-        """Open the feature set at `path`, creating it with these attributes if it is new."""
+        """Open the feature set at `path`, creating it with these attributes if it is new.
+
+        An existing set is opened without writing anything (no lock either), so a read-only
+        cache can still be checked.
+        """
         path = Path(path)
-        with creation_lock(path):
-            if not (path / "zarr.json").is_file():
-                # The root's metadata is written last: once it exists, so does `videos`.
-                zarr.open_group(store=str(path / "videos"), mode="a")
-                zarr.open_group(store=str(path), mode="a", attributes={
-                    "kind": FEATURE_SET_KIND, "fingerprint": fingerprint, "inputs": inputs, "created": _now(), **extra})
+        if not (path / "zarr.json").is_file():
+            with creation_lock(path):
+                if not (path / "zarr.json").is_file():
+                    # The root's metadata is written last: once it exists, so does `videos`.
+                    zarr.open_group(store=str(path / "videos"), mode="a")
+                    zarr.open_group(store=str(path), mode="a", attributes={
+                        "kind": FEATURE_SET_KIND, "fingerprint": fingerprint, "inputs": inputs, "created": _now(),
+                        **extra})
         return cls.open(path)
+
+    @contextlib.contextmanager
+    def writing(self) -> Iterator[None]:
+        """Hold the set's lock (shared with other writers) so that `cache rm` waits for the writes."""
+        with set_lock(self.path, shared=True):
+            if not (self.path / "zarr.json").is_file():
+                raise VavaError(f"{self.path}: the feature set was removed (`vava cache rm`) meanwhile; "
+                                "run `vava extract` again")
+            yield
 
     @property
     def fingerprint(self) -> str:
@@ -95,21 +143,33 @@ class FeatureSet:
 
     @property
     def _videos(self) -> zarr.Group:
-        return self._group["videos"]
+        try:
+            return self._group["videos"]
+        except Exception as err:
+            raise VavaError(f"{self.path}: unreadable videos group ({_one_line(err)})") from None
 
     # -- reading -------------------------------------------------------------------------
     def videos(self, *, include_incomplete: bool = False) -> list[CachedVideo]:
-        """Cached videos in id order; only complete ones unless asked."""
+        """Cached videos in id order; only complete ones unless asked.
+
+        Asked for incomplete ones too, folders that are no readable video come with their `problem`.
+        """
+        videos = self._videos
         found = []
-        with warnings.catch_warnings():
-            # a video another process is creating right now has a folder but no metadata yet
-            warnings.simplefilter("ignore", ZarrUserWarning)
-            groups = sorted(self._videos.groups())
-        for video_id, group in groups:
-            meta = self._describe(video_id, group.attrs)
+        for folder in sorted(p for p in (self.path / "videos").iterdir() if p.is_dir()):
+            meta = self._member(videos, folder.name)
             if meta.complete or include_incomplete:
                 found.append(meta)
         return found
+
+    def _member(self, videos: zarr.Group, video_id: str) -> CachedVideo:
+        try:
+            return self._describe(video_id, videos[video_id].attrs)
+        except KeyError:
+            problem = "stray folder (no zarr.json)"
+        except Exception as err:  # one bad zarr.json must not hide the other videos
+            problem = f"unreadable metadata ({_one_line(err)})"
+        return CachedVideo(video_id, "?", "?", 0, 0, None, (), None, complete=False, problem=problem)
 
     def video(self, video_id: str) -> CachedVideo:
         """Metadata of one complete video; `VavaError` when absent or incomplete."""
@@ -119,32 +179,56 @@ class FeatureSet:
         return meta
 
     def is_complete(self, video_id: str) -> bool:
+        videos = self._videos
         try:
-            return bool(self._videos[video_id].attrs.get("complete", False))
-        except (KeyError, ValueError):
+            return bool(videos[video_id].attrs.get("complete", False))
+        except Exception:  # absent, or metadata unreadable: either way it has to be extracted (again)
             return False
 
     def read(self, video_id: str, indices: np.ndarray | list[int] | slice | None = None) -> np.ndarray:
-        """conv4 maps (k, C, H, W) float16 of the given frame indices (all frames by default)."""
+        """conv4 maps (k, C, H, W) float16 of the given frame indices (all frames by default).
+
+        `DamagedVideo` when the stored data does not read back as written.
+        """
         array = self._array(video_id)
         if indices is None or isinstance(indices, slice):
-            return array[indices if indices is not None else slice(None)]
+            with self._reading(video_id):
+                return array[indices if indices is not None else slice(None)]
         indices = np.asarray(indices, dtype=np.int64)
         if indices.size and (indices.min() < 0 or indices.max() >= array.shape[0]):
             raise IndexError(f"video {video_id!r} has {array.shape[0]} frames; asked for {indices.min()}..{indices.max()}")
         # Orthogonal selection wants unique sorted indices; map back to the asked order.
         unique, inverse = np.unique(indices, return_inverse=True)
-        return array.oindex[unique][inverse]
+        with self._reading(video_id):
+            return array.oindex[unique][inverse]
 
     def frame_shape(self, video_id: str) -> tuple[int, int, int]:
         """(C, H, W) of one cached frame."""
         return tuple(self._array(video_id).shape[1:])
 
     def labels(self, video_id: str) -> np.ndarray:
-        return self._video_group(video_id, complete=True)["labels"][:]
+        return self._stored(video_id, "labels")
 
     def frame_index(self, video_id: str) -> np.ndarray:
-        return self._video_group(video_id, complete=True)["frame_index"][:]
+        return self._stored(video_id, "frame_index")
+
+    def file_problem(self, video_id: str) -> str | None:
+        """How a complete video's files differ from those recorded at its completion, or None.
+
+        Videos written before checksums (format 1) have no record, so nothing to compare.
+        """
+        expected = self._video_group(video_id, complete=True).attrs.get("files")
+        if expected is None:
+            return None
+        folder = self.path / "videos" / video_id
+        for name, size in expected.items():
+            try:
+                actual = (folder / name).stat().st_size
+            except FileNotFoundError:
+                return f"{name} is missing"
+            if actual != size:
+                return f"{name} has {actual} bytes, {size} when written"
+        return None
 
     def load(self, video_ids: list[str] | None = None, device: str | None = None) -> dict[str, Any]:
         """Load whole videos into memory: numpy arrays, or torch tensors on `device` when given."""
@@ -157,18 +241,47 @@ class FeatureSet:
         return {video_id: torch.from_numpy(a).to(device) for video_id, a in arrays.items()}
 
     def _video_group(self, video_id: str, complete: bool = False) -> zarr.Group:
+        videos = self._videos
         try:
-            group = self._videos[video_id]
+            group = videos[video_id]
         except KeyError:
             raise VavaError(f"{self.path}: no video {video_id!r} in this feature set") from None
+        except Exception as err:
+            raise DamagedVideo(self.path, video_id, f"unreadable metadata ({_one_line(err)})") from None
         if complete and not group.attrs.get("complete", False):
             raise VavaError(f"{self.path}: video {video_id!r} is incomplete (rerun `vava extract`)")
         return group
 
+    def _complete_group(self, video_id: str) -> zarr.Group:
+        """The group of a complete video, after checking (once per handle) that its files are whole."""
+        group = self._video_group(video_id, complete=True)
+        if video_id not in self._checked:
+            if problem := self.file_problem(video_id):
+                raise DamagedVideo(self.path, video_id, problem)
+            self._checked.add(video_id)
+        return group
+
+    @contextlib.contextmanager
+    def _reading(self, video_id: str) -> Iterator[None]:
+        """Turn any failure to decode a video's stored data into `DamagedVideo` naming the video."""
+        try:
+            yield
+        except VavaError:
+            raise
+        except Exception as err:  # checksum mismatch, cut shard, bad array metadata: whatever zarr raised
+            raise DamagedVideo(self.path, video_id, _one_line(err)) from None
+
     def _array(self, video_id: str) -> zarr.Array:
         if video_id not in self._arrays:
-            self._arrays[video_id] = self._video_group(video_id, complete=True)["features"]
+            group = self._complete_group(video_id)
+            with self._reading(video_id):
+                self._arrays[video_id] = group["features"]
         return self._arrays[video_id]
+
+    def _stored(self, video_id: str, name: str) -> np.ndarray:
+        group = self._complete_group(video_id)
+        with self._reading(video_id):
+            return group[name][:]
 
     @staticmethod
     def _describe(video_id: str, attrs: Any) -> CachedVideo:
@@ -182,6 +295,7 @@ class FeatureSet:
             phases=tuple(attrs.get("phases", ())),
             background_label=attrs.get("background_label"),
             complete=bool(attrs.get("complete", False)),
+            checksummed="files" in attrs,
         )
 
     # -- writing -------------------------------------------------------------------------
@@ -190,34 +304,40 @@ class FeatureSet:
 
         The caller must hold the video's lock (see `cache.locks`).
         """
-        videos = self._videos
-        if video_id in videos:
-            del videos[video_id]
-        group = videos.create_group(video_id, attributes={**attrs, "complete": False})
+        self.remove_video(video_id)
+        group = self._writable_videos.create_group(video_id, attributes={**attrs, "complete": False})
         array = group.create_array(
             "features",
             shape=(0, *frame_shape),
             dtype=FEATURE_DTYPE,
             chunks=(1, *frame_shape),
             shards=(FRAMES_PER_SHARD, *frame_shape),
-            compressors=_COMPRESSOR,
+            compressors=_CODECS,
             fill_value=0,
         )
-        return VideoWriter(group, array)
+        return VideoWriter(group, array, self.path / "videos" / video_id)
 
     def remove_video(self, video_id: str) -> None:
-        videos = self._videos
-        if video_id in videos:
-            del videos[video_id]
+        """Delete a video's folder, whatever state it is in (the caller holds the video's lock)."""
+        if (self.path / "videos" / video_id).exists():
+            del self._writable_videos[video_id]
         self._arrays.pop(video_id, None)
+        self._checked.discard(video_id)
+
+    @property
+    def _writable_videos(self) -> zarr.Group:
+        if self._writable is None:
+            self._writable = zarr.open_group(store=str(self.path), mode="r+")["videos"]
+        return self._writable
 
 
 class VideoWriter:
     """Appends a video's frames block by block, then marks it complete (last write)."""
 
-    def __init__(self, group: zarr.Group, array: zarr.Array):
+    def __init__(self, group: zarr.Group, array: zarr.Array, folder: Path):
         self._group = group
         self._array = array
+        self._folder = folder
         self.frames_written = 0
 
     def append(self, block: np.ndarray) -> None:
@@ -231,24 +351,31 @@ class VideoWriter:
             raise ValueError(f"{num_frames} labels for {self.frames_written} written frames")
         if num_frames < self.frames_written:
             self._array.resize((num_frames, *self._array.shape[1:]))
-        self._group.create_array("labels", data=np.asarray(labels, dtype=np.int64))
-        self._group.create_array("frame_index", data=np.asarray(frame_index, dtype=np.int64))
-        self._group.attrs.update({**attrs, "num_frames": num_frames, "written": _now(), "complete": True})
+        self._group.create_array("labels", data=np.asarray(labels, dtype=np.int64), compressors=_CODECS)
+        self._group.create_array("frame_index", data=np.asarray(frame_index, dtype=np.int64), compressors=_CODECS)
+        self._group.attrs.update({**attrs, "num_frames": num_frames, "written": _now(),
+                                  "files": _file_sizes(self._folder), "complete": True})
 
 
-def open_feature_sets(cache: str | Path) -> list[FeatureSet]:
-    """Every feature set under a cache folder, in fingerprint order."""
+def scan_cache(cache: str | Path) -> tuple[list[FeatureSet], dict[Path, str]]:
+    """Every feature set under a cache folder in fingerprint order, and why each other folder was skipped."""
     cache = Path(cache)
     if not cache.is_dir():
         raise VavaError(f"cache folder {cache} does not exist")
-    sets = []
+    sets, skipped = [], {}
     for child in sorted(cache.iterdir()):
-        if child.is_dir() and (child / "zarr.json").is_file():
-            try:
-                sets.append(FeatureSet.open(child))
-            except VavaError:
-                continue
-    return sets
+        if not child.is_dir() or child.name.startswith("."):  # .locks
+            continue
+        try:
+            sets.append(FeatureSet.open(child))
+        except VavaError as err:
+            skipped[child] = str(err)
+    return sets, skipped
+
+
+def open_feature_sets(cache: str | Path) -> list[FeatureSet]:
+    """Every (readable) feature set under a cache folder, in fingerprint order."""
+    return scan_cache(cache)[0]
 
 
 def disk_usage(path: Path) -> int:
@@ -257,7 +384,14 @@ def disk_usage(path: Path) -> int:
 
 
 def remove_feature_set(path: str | Path) -> None:
-    """Delete a feature set and its lock folder."""
+    """Delete a feature set and its lock folder; `VavaError` while another process writes into it."""
     feature_set = FeatureSet.open(path)
-    shutil.rmtree(feature_set.path)
-    shutil.rmtree(lock_folder(feature_set.path), ignore_errors=True)
+    lock = set_lock(feature_set.path, shared=False)
+    if not lock.acquire(blocking=False):
+        raise VavaError(f"{feature_set.path}: a running `vava extract` is writing into this feature set; "
+                        "remove it once that has finished")
+    try:
+        shutil.rmtree(feature_set.path)
+        shutil.rmtree(lock_folder(feature_set.path), ignore_errors=True)
+    finally:
+        lock.release()

@@ -116,6 +116,7 @@ def data_synth(out_dir: Path, preset: str, seed: int, frames: tuple[int, int], f
 @click.option("--batch-size", default=32, show_default=True, help="Frames per backbone batch.")
 @click.option("--device", default="auto", show_default=True, help="auto | cpu | cuda[:N]")
 @click.option("--workers", default=2, show_default=True, help="Decode threads.")
+@click.option("--repair", is_flag=True, help="Read all cached videos in full; re-extract those failing their checksums.")
 @click.option("--quiet", is_flag=True, help="No progress bar.")
 def extract(dataset: str, root: Path, cache: Path, quiet: bool, allow_outside_root: bool, **options) -> None:
     """Decode videos, run the frozen backbone and cache its conv4 maps (zarr).
@@ -133,6 +134,8 @@ def extract(dataset: str, root: Path, cache: Path, quiet: bool, allow_outside_ro
     records = load_dataset(dataset, root, allow_outside_root=allow_outside_root)
     summary = run_extract(records, cache, extract_options, dataset={"adapter": dataset, "root": str(root.resolve()),
                                                                       "allow_outside_root": allow_outside_root})
+    for video_id, problem in summary.damaged.items():
+        click.echo(f"damaged, extracted again: {video_id}: {problem}", err=True)
     for reason in summary.failed.values():
         click.echo(f"failed: {reason}", err=True)
     rate = summary.frames / summary.seconds if summary.seconds else 0.0
@@ -160,9 +163,11 @@ def extract(dataset: str, root: Path, cache: Path, quiet: bool, allow_outside_ro
 @click.option("--seed", type=int, default=None, help="Seed (overrides the config).")
 @click.option("--resume", is_flag=True, help="Continue the run in --out from its last checkpoint.")
 @click.option("--force", is_flag=True, help="Train into --out even if it is a non-empty folder that is not a run.")
+@click.option("--allow-partial", is_flag=True, help="Train even if the feature set lacks some of its videos.")
 @click.option("--quiet", is_flag=True, help="No progress bar.")
 def train(features: Path, objective: str | None, out: Path, preset: str | None, steps: int | None,
-          overrides: tuple[str, ...], device: str, seed: int | None, resume: bool, force: bool, quiet: bool) -> None:
+          overrides: tuple[str, ...], device: str, seed: int | None, resume: bool, force: bool, allow_partial: bool,
+          quiet: bool) -> None:
     """Train the frame embedder on a cached feature set. The last stdout line is the run folder."""
     from pipeline.config import load_config, merge, parse_overrides
     from stages.train.loop import train as run_train
@@ -170,7 +175,8 @@ def train(features: Path, objective: str | None, out: Path, preset: str | None, 
     values = parse_overrides(overrides)
     direct = {"objective": objective, "steps": steps, "seed": seed}
     config = load_config(preset, merge(values, {k: v for k, v in direct.items() if v is not None}))
-    summary = run_train(features, out, config, device=device, resume=resume, force=force, progress=not quiet)
+    summary = run_train(features, out, config, device=device, resume=resume, force=force, progress=not quiet,
+                        allow_partial=allow_partial)
     click.echo(f"trained {config.objective} from step {summary.start_step} to {summary.steps} in "
                f"{summary.seconds:.1f} s ({summary.data_path} data path), last loss {summary.loss:.6g}", err=True)
     click.echo(str(summary.run_dir))
@@ -184,15 +190,16 @@ def train(features: Path, objective: str | None, out: Path, preset: str | None, 
 @click.option("--identity", is_flag=True, help="No trained embedder: global-pooled backbone features.")
 @click.option("--batch-frames", default=256, show_default=True, help="Frames embedded per chunk.")
 @click.option("--device", default="auto", show_default=True)
+@click.option("--allow-partial", is_flag=True, help="Embed even if the feature set lacks some of its videos.")
 @click.option("--quiet", is_flag=True, help="No progress bar.")
 def embed(run_dir: Path, features: Path | None, splits: str, identity: bool, batch_frames: int, device: str,
-          quiet: bool) -> None:
+          allow_partial: bool, quiet: bool) -> None:
     """Embed every frame of every video into RUN/embeddings.h5 (the last stdout line is its path)."""
     from stages.embed.run import embed as run_embed
 
     chosen = tuple(s.strip() for s in splits.split(",") if s.strip())
     path = run_embed(run_dir, features, chosen, identity=identity, device=device, chunk_frames=batch_frames,
-                     progress=not quiet)
+                     progress=not quiet, allow_partial=allow_partial)
     click.echo(str(path))
 
 
@@ -313,15 +320,21 @@ def cache() -> None:
 @cache.command("ls")
 @click.argument("cache_dir", type=click.Path(file_okay=False, path_type=Path))
 def cache_ls(cache_dir: Path) -> None:
-    """List the feature sets in CACHE_DIR."""
-    from cache.store import open_feature_sets
+    """List the feature sets in CACHE_DIR (folders that are none are reported on stderr)."""
+    from cache.store import scan_cache
 
-    sets = open_feature_sets(cache_dir)
+    sets, skipped = scan_cache(cache_dir)
+    for reason in skipped.values():
+        click.echo(f"skipped: {reason}", err=True)
     if not sets:
         click.echo(f"no feature sets in {cache_dir}", err=True)
     for feature_set in sets:
         inputs = feature_set.attrs.get("inputs", {})
-        videos = feature_set.videos(include_incomplete=True)
+        try:
+            videos = feature_set.videos(include_incomplete=True)
+        except VavaError as err:
+            click.echo(f"skipped: {err}", err=True)
+            continue
         done = sum(v.complete for v in videos)
         click.echo(f"{feature_set.path}  {inputs.get('backbone')}/{inputs.get('layer')}  "
                    f"{inputs.get('preprocessing', {}).get('image_size')}px  {inputs.get('weights', '')[:24]}  "
@@ -348,6 +361,8 @@ def cache_info(path: Path, as_json: bool) -> None:
     click.echo(f"fingerprint: {info['fingerprint']}")
     click.echo(f"created:     {info['created']}")
     click.echo(f"videos:      {info['videos_complete']} complete, {info['videos_incomplete']} incomplete {info['splits']}")
+    for video_id, problem in info["videos_unreadable"].items():
+        click.echo(f"unreadable:  {video_id}: {problem}", err=True)
     click.echo(f"frames:      {info['frames']} of shape {info['frame_shape']}")
     click.echo(f"on disk:     {size}")
     click.echo("inputs:\n" + json.dumps(info["inputs"], indent=2))
@@ -365,6 +380,11 @@ def cache_verify(path: Path) -> None:
         click.echo(f"incomplete: {video_id}", err=True)
     for video_id, problem in report.damaged.items():
         click.echo(f"damaged: {video_id}: {problem}", err=True)
+    if report.damaged:
+        click.echo("re-extract them with `vava extract --repair` and the options that made this set", err=True)
+    if report.unchecksummed:
+        click.echo(f"{len(report.unchecksummed)} videos were written before checksums (cache format 1): only their "
+                   "shape and values were checked; extract again into a new feature set to protect them", err=True)
     click.echo(f"{report.checked} complete videos checked, {len(report.damaged)} damaged, "
                f"{len(report.incomplete)} incomplete")
     if not report.ok:

@@ -23,6 +23,7 @@ import numpy as np
 import torch
 from tqdm import tqdm
 
+from cache.inspect import require_complete
 from cache.store import CachedVideo, FeatureSet
 from pipeline.devices import resolve_device
 from pipeline.errors import VavaError
@@ -68,7 +69,8 @@ def load_trained(run_dir: str | Path, features: str | Path | None, device: torch
 
 
 def embed(run_dir: str | Path, features: str | Path | None = None, splits: tuple[str, ...] = SPLITS,
-          identity: bool = False, device: str = "auto", chunk_frames: int = 256, progress: bool = True) -> Path:
+          identity: bool = False, device: str = "auto", chunk_frames: int = 256, progress: bool = True,
+          allow_partial: bool = False) -> Path:
     """Embed every frame (stride 1) of the videos of `splits`; return the path of embeddings.h5.
 
     With `identity`, frames are embedded by global average pooling of their backbone maps (the
@@ -95,6 +97,7 @@ def embed(run_dir: str | Path, features: str | Path | None = None, splits: tuple
             state = trained.checkpoint
             attrs = {"embedder": "trained", "checkpoint": str(state["path"].resolve()), "step": state["step"],
                      "objective": state["config"].objective}
+        require_complete(feature_set, allow_partial)
         videos = [v for v in feature_set.videos() if v.split in splits]
         if not videos:
             raise VavaError(f"{feature_set.path}: no complete video in split(s) {', '.join(splits)}")

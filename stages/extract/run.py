@@ -22,6 +22,7 @@ import torch
 from tqdm import tqdm
 
 from cache.fingerprint import feature_set_fingerprint, source_identity
+from cache.inspect import drop_damaged
 from cache.locks import FileLock, video_lock
 from cache.store import FeatureSet, VideoWriter
 from pipeline.datasets.record import VideoRecord, check_video_id
@@ -50,6 +51,7 @@ class ExtractOptions:
     workers: int = 2
     chunk_frames: int = 16
     progress: bool = True
+    repair: bool = False  # read every cached video in full; damaged ones are extracted again
 
     def validate(self) -> None:
         if self.backbone not in BACKBONES:
@@ -79,6 +81,7 @@ class ExtractSummary:
     cached: list[str] = field(default_factory=list)
     by_others: list[str] = field(default_factory=list)
     failed: dict[str, str] = field(default_factory=dict)
+    damaged: dict[str, str] = field(default_factory=dict)  # found damaged, so extracted again
     frames: int = 0
     seconds: float = 0.0  # spent decoding, embedding and writing (start-up not included)
 
@@ -103,9 +106,10 @@ def extract(records: list[VideoRecord], cache: str | Path, options: ExtractOptio
             dataset: dict | None = None) -> ExtractSummary:
     """Extract every video of `records` into its feature set under `cache`; return the summary.
 
-    Videos already complete are skipped; a video that fails is reported and left out while the
-    others go on; every video of `records` ends up in exactly one outcome of the summary. The
-    feature set path is `cache/<fingerprint>`.
+    Videos already complete are skipped unless damaged (missing or resized files; with
+    `options.repair`, any byte that fails its checksum); a video that fails is reported and left
+    out while the others go on; every video of `records` ends up in exactly one outcome of the
+    summary. The feature set path is `cache/<fingerprint>`.
     """
     options.validate()
     for record in records:
@@ -125,7 +129,8 @@ def extract(records: list[VideoRecord], cache: str | Path, options: ExtractOptio
     }
     fingerprint, inputs = feature_set_fingerprint(records, settings)
     feature_set = FeatureSet.create(Path(cache) / fingerprint, fingerprint, inputs, {"dataset": dataset or {}})
-    summary = ExtractSummary(path=feature_set.path, fingerprint=fingerprint)
+    summary = ExtractSummary(path=feature_set.path, fingerprint=fingerprint,
+                             damaged=drop_damaged(feature_set, [r.id for r in records], full=options.repair))
     pending = []
     for record in records:
         if feature_set.is_complete(record.id):
@@ -139,9 +144,10 @@ def extract(records: list[VideoRecord], cache: str | Path, options: ExtractOptio
         if device.type == "cuda":
             backbone = backbone.to(memory_format=torch.channels_last)
         run = _ExtractionRun(feature_set, backbone, preprocessing, options, device, (spec.channels, side, side), summary)
-        deferred = run.run(pending, blocking=False)
-        if deferred:  # held by another process: wait for it, then take over whatever it left undone
-            run.run(deferred, blocking=True)
+        with feature_set.writing():
+            deferred = run.run(pending, blocking=False)
+            if deferred:  # held by another process: wait for it, then take over whatever it left undone
+                run.run(deferred, blocking=True)
     summary.seconds = time.perf_counter() - start
     summary.account_for([record.id for record in records])
     return summary

@@ -95,6 +95,14 @@ class ZarrFeatures:
         return FeatureBatch(maps_t, indices, lengths, torch.stack(labels).view(indices.shape))
 
 
+@dataclass
+class _ReadError:
+    """A `VavaError` met in a DataLoader worker, handed over as data: the loader would re-raise the
+    exception itself wrapped in a multi-line message with the worker's traceback."""
+
+    message: str
+
+
 class _Steps(Dataset):
     """Item i is the batch of step `start + i`, so any worker can build any step."""
 
@@ -104,8 +112,11 @@ class _Steps(Dataset):
     def __len__(self) -> int:
         return self.stop - self.start
 
-    def __getitem__(self, i: int) -> FeatureBatch:
-        return self.source.gather(self.sampler.draw(self.start + i), *self.context)
+    def __getitem__(self, i: int) -> FeatureBatch | _ReadError:
+        try:
+            return self.source.gather(self.sampler.draw(self.start + i), *self.context)
+        except VavaError as err:  # e.g. a damaged video
+            return _ReadError(str(err))
 
 
 def split_bytes(feature_set: FeatureSet, videos: list[CachedVideo]) -> int:
@@ -167,6 +178,8 @@ def batches(feature_set: FeatureSet, videos: list[CachedVideo], sampler: PairSam
                             batch_size=None, num_workers=workers, prefetch_factor=4 if workers else None,
                             pin_memory=device.type == "cuda")
         for batch in loader:
+            if isinstance(batch, _ReadError):
+                raise VavaError(batch.message)
             yield batch.to(device)
         return
     source = MemoryFeatures(feature_set, videos, device if path == "device" else torch.device("cpu"))

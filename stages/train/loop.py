@@ -24,6 +24,7 @@ import torch
 import yaml
 from tqdm import tqdm
 
+from cache.inspect import require_complete
 from cache.store import CachedVideo, FeatureSet
 from pipeline.config import TrainConfig, to_dict
 from pipeline.devices import resolve_device
@@ -69,14 +70,17 @@ def resolved(config: TrainConfig, derived: dict[str, Any] | None = None) -> Trai
 
 
 def train(features: str | Path, out: str | Path, config: TrainConfig, *, device: str = "auto",
-          resume: bool = False, force: bool = False, progress: bool = True) -> TrainSummary:
+          resume: bool = False, force: bool = False, progress: bool = True,
+          allow_partial: bool = False) -> TrainSummary:
     """Train the embedder with `config.objective` on the train split of a feature set.
 
     `out` is a new or empty folder or a run folder (to `resume`, or one whose run saved no
-    checkpoint); any other folder needs `force`. The folder is locked while training.
+    checkpoint); any other folder needs `force`. The folder is locked while training. A feature
+    set missing some of its videos is refused unless `allow_partial`.
     """
     run_dir = _check_out(Path(out), force)
     feature_set = FeatureSet.open(features)
+    require_complete(feature_set, allow_partial)
     videos = [v for v in feature_set.videos() if v.split == "train"]
     if not videos:
         raise VavaError(f"{feature_set.path}: no complete video in the train split")
