@@ -15,12 +15,12 @@ import numpy as np
 import zarr
 from zarr.codecs import BloscCodec
 
-from cache.inspect import describe
-from cache.store import FeatureSet
-from pipeline.datasets.folder import load_folder
-from pipeline.datasets.synthetic import SynthConfig, synthesize
-from stages.extract.backbone import imagenet_weights_path
-from stages.extract.run import ExtractOptions, extract
+from vava.cache.inspect import describe
+from vava.cache.store import FeatureSet
+from vava.pipeline.datasets.folder import load_folder
+from vava.pipeline.datasets.synthetic import SynthConfig, synthesize
+from vava.core.backbone import imagenet_weights_path
+from vava.stages.extract.run import ExtractOptions, extract
 
 
 def compressed_bytes(features: np.ndarray, compressor: BloscCodec | None, folder: Path) -> int:

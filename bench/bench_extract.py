@@ -13,12 +13,12 @@ from pathlib import Path
 
 import torch
 
-from pipeline.datasets.folder import load_folder
-from pipeline.datasets.synthetic import SynthConfig, synthesize
-from stages.extract.backbone import load_backbone
-from stages.extract.decode import VideoDecoder
-from stages.extract.preprocess import Preprocessing
-from stages.extract.run import ExtractOptions, extract
+from vava.pipeline.datasets.folder import load_folder
+from vava.pipeline.datasets.synthetic import SynthConfig, synthesize
+from vava.core.backbone import load_backbone
+from vava.core.decode import VideoDecoder
+from vava.core.preprocess import Preprocessing
+from vava.stages.extract.run import ExtractOptions, extract
 
 
 @torch.inference_mode()

@@ -24,9 +24,9 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
-from stages.train.objectives import OBJECTIVES, build_objective
-from stages.train.objectives.alignment import pairwise_sq_dists, soft_dtw
-from stages.train.objectives.base import PairBatch
+from vava.stages.train.objectives import OBJECTIVES, build_objective
+from vava.stages.train.objectives.alignment import pairwise_sq_dists, soft_dtw
+from vava.stages.train.objectives.base import PairBatch
 
 GAMMA = 0.1
 

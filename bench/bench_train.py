@@ -14,20 +14,21 @@ from pathlib import Path
 
 import torch
 
-from cache.store import FeatureSet
-from pipeline.config import load_config, parse_overrides
-from pipeline.datasets.folder import load_folder
-from pipeline.datasets.synthetic import SynthConfig, synthesize
-from pipeline.devices import resolve_device
-from stages.extract.backbone import load_backbone
-from stages.extract.decode import VideoDecoder
-from stages.extract.preprocess import Preprocessing
-from stages.extract.run import ExtractOptions, extract
-from stages.train.data import batches
-from stages.train.embedder import Embedder, context_indices
-from stages.train.loop import train
-from stages.train.objectives import PairBatch, build_objective
-from stages.train.sampler import PairSampler
+from vava.cache.store import FeatureSet
+from vava.core.config import parse_overrides
+from vava.stages.train.config import load_config
+from vava.pipeline.datasets.folder import load_folder
+from vava.pipeline.datasets.synthetic import SynthConfig, synthesize
+from vava.core.devices import resolve_device
+from vava.core.backbone import load_backbone
+from vava.core.decode import VideoDecoder
+from vava.core.preprocess import Preprocessing
+from vava.stages.extract.run import ExtractOptions, extract
+from vava.stages.train.data import batches
+from vava.core.embedder import Embedder, context_indices
+from vava.stages.train.loop import train
+from vava.stages.train.objectives import PairBatch, build_objective
+from vava.stages.train.sampler import PairSampler
 
 
 def raw_steps_per_second(root: Path, feature_set: FeatureSet, config, size: int, steps: int,

@@ -20,8 +20,8 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
-from stages.train.objectives.base import PairBatch
-from stages.train.objectives.vava import VavaConfig, VavaLoss
+from vava.stages.train.objectives.base import PairBatch
+from vava.stages.train.objectives.vava import VavaConfig, VavaLoss
 
 STEP = 150_000  # phi = 0.679: both prior components matter
 

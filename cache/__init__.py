@@ -1,7 +1,7 @@
 """The zarr feature cache shared by every stage after extraction."""
-from cache.fingerprint import FORMAT_VERSION, feature_set_fingerprint, stable_hash
-from cache.locks import FileLock, video_lock
-from cache.store import CachedVideo, FeatureSet, open_feature_sets, remove_feature_set
+from vava.cache.fingerprint import FORMAT_VERSION, feature_set_fingerprint, stable_hash
+from vava.cache.locks import FileLock, video_lock
+from vava.cache.store import CachedVideo, FeatureSet, open_feature_sets, remove_feature_set
 
 __all__ = [
     "FORMAT_VERSION",

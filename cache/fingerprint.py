@@ -7,7 +7,7 @@ import os
 from pathlib import Path
 from typing import Any
 
-from pipeline.datasets.record import VideoRecord
+from vava.core.records import VideoRecord
 
 FORMAT_VERSION = 2  # 2: per-chunk CRC-32C checksums and recorded file sizes
 

@@ -8,9 +8,9 @@ from typing import Any
 
 import numpy as np
 
-from cache.locks import video_lock
-from cache.store import FEATURE_DTYPE, CachedVideo, DamagedVideo, FeatureSet, disk_usage
-from pipeline.errors import VavaError
+from vava.cache.locks import video_lock
+from vava.cache.store import FEATURE_DTYPE, CachedVideo, DamagedVideo, FeatureSet, disk_usage
+from vava.core.errors import VavaError
 
 
 def describe(feature_set: FeatureSet) -> dict[str, Any]:

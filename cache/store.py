@@ -29,8 +29,8 @@ import numpy as np
 import zarr
 from zarr.codecs import BloscCodec, Crc32cCodec
 
-from cache.locks import creation_lock, lock_folder, set_lock
-from pipeline.errors import VavaError
+from vava.cache.locks import creation_lock, lock_folder, set_lock
+from vava.core.errors import VavaError
 
 FEATURE_SET_KIND = "vava-feature-set"
 FEATURE_DTYPE = "float16"
@@ -54,6 +54,8 @@ class CachedVideo:
     complete: bool
     problem: str | None = None  # why its folder is not a readable video (then it is not complete)
     checksummed: bool = True    # False for videos written before checksums (format 1)
+    source_path: str | None = None     # the video file or frame folder it was extracted from
+    manifest_fps: float | None = None  # the frame rate the manifest gave it (frame folders need one)
 
 
 class DamagedVideo(VavaError):
@@ -206,6 +208,11 @@ class FeatureSet:
         """(C, H, W) of one cached frame."""
         return tuple(self._array(video_id).shape[1:])
 
+    def channels(self) -> int | None:
+        """Channels of the cached maps (None while no video is complete)."""
+        videos = self.videos()
+        return self.frame_shape(videos[0].id)[0] if videos else None
+
     def labels(self, video_id: str) -> np.ndarray:
         return self._stored(video_id, "labels")
 
@@ -296,13 +303,15 @@ class FeatureSet:
             background_label=attrs.get("background_label"),
             complete=bool(attrs.get("complete", False)),
             checksummed="files" in attrs,
+            source_path=attrs.get("source_path"),
+            manifest_fps=attrs.get("manifest_fps"),
         )
 
     # -- writing -------------------------------------------------------------------------
     def begin_video(self, video_id: str, frame_shape: tuple[int, int, int], attrs: dict[str, Any]) -> VideoWriter:
         """Start (or restart) writing a video; any partial data of an earlier attempt is dropped.
 
-        The caller must hold the video's lock (see `cache.locks`).
+        The caller must hold the video's lock (see `vava.cache.locks`).
         """
         self.remove_video(video_id)
         group = self._writable_videos.create_group(video_id, attributes={**attrs, "complete": False})
@@ -371,6 +380,16 @@ def scan_cache(cache: str | Path) -> tuple[list[FeatureSet], dict[Path, str]]:
         except VavaError as err:
             skipped[child] = str(err)
     return sets, skipped
+
+
+def open_run_features(features: str | Path | None, recorded: str) -> FeatureSet:
+    """The feature set a run works on: `features` when given, else the one it `recorded` training on."""
+    if features is not None:
+        return FeatureSet.open(features)
+    try:
+        return FeatureSet.open(recorded)
+    except VavaError as err:
+        raise VavaError(f"{err} (the feature set the run was trained on; pass --features if it moved)") from None
 
 
 def open_feature_sets(cache: str | Path) -> list[FeatureSet]:

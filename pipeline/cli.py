@@ -9,7 +9,7 @@ from pathlib import Path
 
 import click
 
-from pipeline.errors import VavaError
+from vava.core.errors import VavaError
 
 
 class _Group(click.Group):
@@ -81,7 +81,7 @@ def data_synth(out_dir: Path, preset: str, seed: int, frames: tuple[int, int], f
     """
     import dataclasses
 
-    from pipeline.datasets import synthetic
+    from vava.pipeline.datasets import synthetic
 
     base = synthetic.WILD if preset == "wild" else synthetic.CLEAN
     strengths = {f.name: options.pop(f.name) for f in dataclasses.fields(synthetic.Variations)}
@@ -123,8 +123,8 @@ def extract(dataset: str, root: Path, cache: Path, quiet: bool, allow_outside_ro
 
     The last line printed on stdout is the feature set's path.
     """
-    from pipeline.datasets import load_dataset
-    from stages.extract.run import ExtractOptions, extract as run_extract
+    from vava.pipeline.datasets import load_dataset
+    from vava.stages.extract.run import ExtractOptions, extract as run_extract
 
     if not root.exists():
         raise click.BadParameter(f"{root} does not exist", param_hint="--root")
@@ -132,8 +132,7 @@ def extract(dataset: str, root: Path, cache: Path, quiet: bool, allow_outside_ro
     with _option_errors():
         extract_options.validate()
     records = load_dataset(dataset, root, allow_outside_root=allow_outside_root)
-    summary = run_extract(records, cache, extract_options, dataset={"adapter": dataset, "root": str(root.resolve()),
-                                                                      "allow_outside_root": allow_outside_root})
+    summary = run_extract(records, cache, extract_options, dataset={"adapter": dataset, "root": str(root.resolve())})
     for video_id, problem in summary.damaged.items():
         click.echo(f"damaged, extracted again: {video_id}: {problem}", err=True)
     for reason in summary.failed.values():
@@ -169,8 +168,9 @@ def train(features: Path, objective: str | None, out: Path, preset: str | None, 
           overrides: tuple[str, ...], device: str, seed: int | None, resume: bool, force: bool, allow_partial: bool,
           quiet: bool) -> None:
     """Train the frame embedder on a cached feature set. The last stdout line is the run folder."""
-    from pipeline.config import load_config, merge, parse_overrides
-    from stages.train.loop import train as run_train
+    from vava.core.config import merge, parse_overrides
+    from vava.stages.train.config import load_config
+    from vava.stages.train.loop import train as run_train
 
     values = parse_overrides(overrides)
     direct = {"objective": objective, "steps": steps, "seed": seed}
@@ -195,7 +195,7 @@ def train(features: Path, objective: str | None, out: Path, preset: str | None, 
 def embed(run_dir: Path, features: Path | None, splits: str, identity: bool, batch_frames: int, device: str,
           allow_partial: bool, quiet: bool) -> None:
     """Embed every frame of every video into RUN/embeddings.h5 (the last stdout line is its path)."""
-    from stages.embed.run import embed as run_embed
+    from vava.stages.embed.run import embed as run_embed
 
     chosen = tuple(s.strip() for s in splits.split(",") if s.strip())
     path = run_embed(run_dir, features, chosen, identity=identity, device=device, chunk_frames=batch_frames,
@@ -215,9 +215,9 @@ def embed(run_dir: Path, features: Path | None, splits: str, identity: bool, bat
 def sweep(features: Path, plan: str, out: Path, steps: int | None, overrides: tuple[str, ...], results: Path | None,
           device: str) -> None:
     """Train, embed and evaluate every run of a plan on one feature set; write comparison tables."""
-    from pipeline.config import parse_overrides
-    from pipeline.files import atomic_write
-    from pipeline.sweep import RESULTS_NAME, load_plan, run_sweep
+    from vava.core.config import parse_overrides
+    from vava.core.files import atomic_write
+    from vava.pipeline.sweep import RESULTS_NAME, load_plan, run_sweep
 
     if results is not None and results.suffix != ".md":
         raise click.BadParameter(f"{results} does not end in .md (the tables are markdown)", param_hint="--results")
@@ -266,8 +266,9 @@ def _numbers(kind: type) -> click.types.FuncParamType:
 @click.option("--plots/--no-plots", default=True, show_default=True, help="t-SNE, alignment and loss plots.")
 def evaluate(run_dir: Path | None, compare: tuple[Path, ...], tasks: str, ks: tuple, plots: bool, **options) -> None:
     """Evaluate a run's embeddings (RUN/report.json, report.md, plots/), or --compare several runs."""
-    from stages.evaluate.report import compare_reports, load_report, render_text
-    from stages.evaluate.run import evaluate_run
+    from vava.core.report_file import load_report
+    from vava.stages.evaluate.report import compare_reports, render_text
+    from vava.stages.evaluate.run import evaluate_run
 
     if compare:
         click.echo(compare_reports([load_report(path) for path in compare]))
@@ -302,7 +303,7 @@ def evaluate(run_dir: Path | None, compare: tuple[Path, ...], tasks: str, ks: tu
 def align(run_dir: Path, video_a: str, video_b: str, out: Path, method: str, plot: Path | None, fps: float | None,
           height: int, weights: str | None, features: Path | None, device: str) -> None:
     """Side-by-side video of VIDEO_B re-timed to follow VIDEO_A (ids of the run's feature set, or files)."""
-    from stages.evaluate.align import align_videos
+    from vava.stages.align.run import align_videos
 
     path = align_videos(run_dir, video_a, video_b, out, method=method, plot_png=plot, fps=fps, height=height,
                         weights=weights, device=device, features=features)
@@ -321,7 +322,7 @@ def cache() -> None:
 @click.argument("cache_dir", type=click.Path(file_okay=False, path_type=Path))
 def cache_ls(cache_dir: Path) -> None:
     """List the feature sets in CACHE_DIR (folders that are none are reported on stderr)."""
-    from cache.store import scan_cache
+    from vava.cache.store import scan_cache
 
     sets, skipped = scan_cache(cache_dir)
     for reason in skipped.values():
@@ -346,8 +347,8 @@ def cache_ls(cache_dir: Path) -> None:
 @click.option("--json", "as_json", is_flag=True, help="Print everything as JSON.")
 def cache_info(path: Path, as_json: bool) -> None:
     """Videos, frames, bytes on disk, compression and fingerprint inputs of a feature set."""
-    from cache.inspect import describe
-    from cache.store import FeatureSet
+    from vava.cache.inspect import describe
+    from vava.cache.store import FeatureSet
 
     info = describe(FeatureSet.open(path))
     if as_json:
@@ -372,8 +373,8 @@ def cache_info(path: Path, as_json: bool) -> None:
 @click.argument("path", type=click.Path(path_type=Path))
 def cache_verify(path: Path) -> None:
     """Read every complete video; report incomplete and damaged ones (exit 1 if any)."""
-    from cache.inspect import verify
-    from cache.store import FeatureSet
+    from vava.cache.inspect import verify
+    from vava.cache.store import FeatureSet
 
     report = verify(FeatureSet.open(path))
     for video_id in report.incomplete:
@@ -396,7 +397,7 @@ def cache_verify(path: Path) -> None:
 @click.option("--yes", "-y", is_flag=True, help="Do not ask for confirmation.")
 def cache_rm(path: Path, yes: bool) -> None:
     """Delete a feature set."""
-    from cache.store import FeatureSet, remove_feature_set
+    from vava.cache.store import FeatureSet, remove_feature_set
 
     FeatureSet.open(path)
     if not yes:

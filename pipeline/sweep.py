@@ -23,16 +23,18 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from cache.store import FeatureSet
-from pipeline.config import TrainConfig, load_config, merge, nest, read_yaml_mapping, resolve_preset, to_dict
-from pipeline.errors import VavaError
-from pipeline.files import atomic_write, check_plain_name
-from stages.embed.run import embed
-from stages.evaluate import tables
-from stages.evaluate.report import REPORT_JSON, compare_reports, load_report
-from stages.evaluate.run import evaluate_run
-from stages.train.checkpoint import LAST, load_checkpoint
-from stages.train.loop import RESUMABLE_CHANGES, resolved, train
+from vava.cache.store import FeatureSet
+from vava.core.config import merge, nest, read_yaml_mapping, resolve_preset, to_dict
+from vava.stages.train.config import TrainConfig, load_config
+from vava.core.errors import VavaError
+from vava.core.files import atomic_write, check_plain_name
+from vava.stages.embed.run import embed
+from vava.stages.evaluate import tables
+from vava.core.report_file import REPORT_JSON, load_report
+from vava.stages.evaluate.report import compare_reports
+from vava.stages.evaluate.run import evaluate_run
+from vava.core.run_folder import checkpoint_path, load_checkpoint
+from vava.stages.train.loop import RESUMABLE_CHANGES, resolved, train
 
 RESULTS_NAME = "results.md"
 KEY_NAME = "sweep_key.json"    # what a run folder is built for
@@ -240,7 +242,7 @@ def _trains_on(saved: dict[str, Any], key: dict[str, Any], run_dir: Path) -> boo
     if {k: v for k, v in old.items() if k not in RESUMABLE_CHANGES} != \
             {k: v for k, v in new.items() if k not in RESUMABLE_CHANGES}:
         return False
-    return not (run_dir / "checkpoints" / LAST).is_file() or _checkpoint_step(run_dir) <= new["steps"]
+    return not checkpoint_path(run_dir).is_file() or _checkpoint_step(run_dir) <= new["steps"]
 
 
 def _move_aside(run_dir: Path, stale: Path) -> Path:
@@ -256,7 +258,7 @@ def _train_and_embed(features: str | Path, run_dir: Path, config: TrainConfig | 
     if config is None:
         embed(run_dir, features, identity=True, device=device, progress=False)
         return
-    resume = (run_dir / "checkpoints" / LAST).is_file()
+    resume = checkpoint_path(run_dir).is_file()
     if not resume or _checkpoint_step(run_dir) < config.steps:
         # force: the folder holds the sweep's own key (checked in _prepare), not a user's files
         train(features, run_dir, config, device=device, resume=resume, force=True, progress=False)
@@ -264,7 +266,7 @@ def _train_and_embed(features: str | Path, run_dir: Path, config: TrainConfig | 
 
 
 def _checkpoint_step(run_dir: Path) -> int:
-    return int(load_checkpoint(run_dir / "checkpoints" / LAST)["step"])
+    return int(load_checkpoint(checkpoint_path(run_dir))["step"])
 
 
 def _results(out: Path, plan: SweepPlan, failed: dict[str, str]) -> str:

@@ -7,8 +7,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from pipeline.datasets.folder import write_manifest
-from pipeline.videoio import write_video
+from vava.pipeline.datasets.folder import write_manifest
+from vava.core.videoio import write_video
 
 SIZE = 64
 
@@ -56,7 +56,7 @@ def write_toy_features(path: Path, lengths: tuple[int, ...] = (30, 36, 41, 33, 3
 
     Each frame's maps are its phase's pattern plus noise, so phases are learnable.
     """
-    from cache.store import FeatureSet
+    from vava.cache.store import FeatureSet
 
     rng = np.random.default_rng(seed)
     fs = FeatureSet.create(path, path.name, {"toy": True}, {"dataset": {"root": "toy"}})

@@ -9,16 +9,16 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from pipeline.errors import VavaError
-from stages.train.objectives import OBJECTIVES, build_config, build_objective
-from stages.train.objectives.alignment import pairwise_sq_dists, smooth_min, soft_dtw, soft_dtw_divergence
-from stages.train.objectives.base import PairBatch
-from stages.train.objectives.gta import FLT_MAX, GtaConfig, GtaLoss, contrastive_cost, cycle_matrix, gta_loss
-from stages.train.objectives.lav import LavConfig, LavLoss, contrastive_idm, idm_negatives, lav_pair_terms
-from stages.train.objectives.sal import SalLoss, SalSample, sample_triplets, triplet_logits
-from stages.train.objectives.supervised import SupervisedConfig, SupervisedLoss
-from stages.train.objectives.tcc import TccConfig, TccLoss, similarity, tcc_loss
-from stages.train.objectives.tcn import TcnConfig, TcnLoss, npairs_loss, triplet_semihard_loss
+from vava.core.errors import VavaError
+from vava.stages.train.objectives import OBJECTIVES, build_config, build_objective
+from vava.stages.train.objectives.alignment import pairwise_sq_dists, smooth_min, soft_dtw, soft_dtw_divergence
+from vava.stages.train.objectives.base import PairBatch
+from vava.stages.train.objectives.gta import FLT_MAX, GtaConfig, GtaLoss, contrastive_cost, cycle_matrix, gta_loss
+from vava.stages.train.objectives.lav import LavConfig, LavLoss, contrastive_idm, idm_negatives, lav_pair_terms
+from vava.stages.train.objectives.sal import SalLoss, SalSample, sample_triplets, triplet_logits
+from vava.stages.train.objectives.supervised import SupervisedConfig, SupervisedLoss
+from vava.stages.train.objectives.tcc import TccConfig, TccLoss, similarity, tcc_loss
+from vava.stages.train.objectives.tcn import TcnConfig, TcnLoss, npairs_loss, triplet_semihard_loss
 
 F64 = torch.float64
 REL = 1e-5  # "agrees to 6 significant digits" (section 9.1)
@@ -176,7 +176,7 @@ def test_tcc_gradcheck(options: dict) -> None:
 
 
 def test_tcc_stochastic_cycles_are_random() -> None:
-    from stages.train.objectives.tcc import random_cycles
+    from vava.stages.train.objectives.tcc import random_cycles
     torch.manual_seed(0)
     cycles, start = random_cycles(1, 4, 20, TccConfig(stochastic=True), torch.device("cpu"))
     assert cycles.shape == (1, 80, 3) and start.shape == (1, 80)

@@ -13,15 +13,15 @@ import zarr
 from click.testing import CliRunner
 from zarr.storage import LocalStore
 
-from cache.inspect import verify
-from cache.locks import FileLock, lock_folder, set_lock
-from cache.store import FRAMES_PER_SHARD, FeatureSet, remove_feature_set
-from pipeline.cli import main
-from pipeline.datasets.folder import load_folder
-from pipeline.errors import VavaError
-from stages.embed.run import embed
-from stages.extract.run import ExtractOptions, extract
-from stages.train.loop import train
+from vava.cache.inspect import verify
+from vava.cache.locks import FileLock, lock_folder, set_lock
+from vava.cache.store import FRAMES_PER_SHARD, FeatureSet, remove_feature_set
+from vava.pipeline.cli import main
+from vava.pipeline.datasets.folder import load_folder
+from vava.core.errors import VavaError
+from vava.stages.embed.run import embed
+from vava.stages.extract.run import ExtractOptions, extract
+from vava.stages.train.loop import train
 from tests.conftest import write_toy_features
 from tests.test_train import TINY, config
 

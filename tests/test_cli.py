@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 from click.testing import CliRunner
 
-from pipeline.cli import main
+from vava.pipeline.cli import main
 
 EXTRACT = ["extract", "--weights", "random", "--image-size", "64", "--quiet"]
 
@@ -85,7 +85,7 @@ def test_data_synth_writes_a_loadable_dataset(tmp_path: Path) -> None:
                  "--frames", "16:20", "--background", "0.9")
     assert result.exit_code == 0, result.output
     assert result.stdout.strip().splitlines()[-1] == str(out)
-    from pipeline.datasets.folder import load_folder
+    from vava.pipeline.datasets.folder import load_folder
 
     records = load_folder(out)
     assert len(records) == 6 and {r.action for r in records} == {"stations", "fill"}

@@ -3,8 +3,9 @@ from __future__ import annotations
 
 import pytest
 
-from pipeline.config import CONFIG_DIR, TrainConfig, load_config, parse_overrides, to_dict
-from pipeline.errors import VavaError
+from vava.core.config import CONFIG_DIR, parse_overrides, to_dict
+from vava.stages.train.config import TrainConfig, load_config
+from vava.core.errors import VavaError
 
 
 def test_defaults_are_table_8_and_9() -> None:

@@ -8,11 +8,11 @@ import pytest
 import torch
 from PIL import Image
 
-from pipeline.datasets.record import VideoRecord
-from pipeline.errors import VavaError
-from pipeline.videoio import write_video
-from stages.extract.decode import VideoDecoder, frame_files, is_kept
-from stages.extract.preprocess import IMAGENET_MEAN, IMAGENET_STD, Preprocessing
+from vava.core.records import VideoRecord
+from vava.core.errors import VavaError
+from vava.core.videoio import write_video
+from vava.core.decode import VideoDecoder, frame_files, is_kept
+from vava.core.preprocess import IMAGENET_MEAN, IMAGENET_STD, Preprocessing
 from tests.conftest import moving_square
 
 

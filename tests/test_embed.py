@@ -8,13 +8,14 @@ import numpy as np
 import pytest
 import torch
 
-from cache.store import FeatureSet
-from pipeline.config import load_config, parse_overrides
-from pipeline.errors import VavaError
-from stages.embed.run import embed
-from stages.train.checkpoint import load_checkpoint
-from stages.train.embedder import Embedder, context_indices
-from stages.train.loop import train
+from vava.cache.store import FeatureSet
+from vava.core.config import parse_overrides
+from vava.stages.train.config import load_config
+from vava.core.errors import VavaError
+from vava.stages.embed.run import embed
+from vava.core.run_folder import load_checkpoint
+from vava.core.embedder import Embedder, context_indices
+from vava.stages.train.loop import train
 
 TINY = ["model.conv_channels=16", "model.fc_channels=16", "model.embedding_dim=8", "data.frames_per_video=8",
         "data.batch_pairs=2", "steps=2", "model.context_stride=4"]

@@ -10,14 +10,15 @@ import pytest
 from scipy import stats
 from sklearn.neighbors import NearestNeighbors
 
-from pipeline.errors import VavaError
-from stages.evaluate import classification as cls
-from stages.evaluate.embeddings import VideoEmbeddings, load_embeddings, natural_key
-from stages.evaluate.kendall import kendalls_tau, tau_b_against_order
-from stages.evaluate.progression import action_phases, progress_targets, progression_r2
-from stages.evaluate.report import compare_reports, evaluate_embeddings, load_report, render_text, write_report
-from stages.evaluate.retrieval import exact_search, leave_one_video_out, precision_at_k
-from stages.evaluate.skip import ProbeSkipped
+from vava.core.errors import VavaError
+from vava.stages.evaluate import classification as cls
+from vava.core.embeddings_file import VideoEmbeddings, load_embeddings, natural_key
+from vava.stages.evaluate.kendall import kendalls_tau, tau_b_against_order
+from vava.stages.evaluate.progression import action_phases, progress_targets, progression_r2
+from vava.core.report_file import load_report
+from vava.stages.evaluate.report import compare_reports, evaluate_embeddings, render_text, write_report
+from vava.stages.evaluate.retrieval import exact_search, leave_one_video_out, precision_at_k
+from vava.stages.evaluate.skip import ProbeSkipped
 
 PHASES = ["p0", "p1", "p2"]
 

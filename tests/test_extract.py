@@ -10,13 +10,13 @@ import pytest
 import torch
 from PIL import Image
 
-from cache.store import FeatureSet
-from pipeline.datasets.folder import load_folder, write_manifest
-from pipeline.errors import VavaError
-from stages.extract.backbone import load_backbone
-from stages.extract.decode import VideoDecoder
-from stages.extract.preprocess import Preprocessing
-from stages.extract.run import ExtractOptions, extract
+from vava.cache.store import FeatureSet
+from vava.pipeline.datasets.folder import load_folder, write_manifest
+from vava.core.errors import VavaError
+from vava.core.backbone import load_backbone
+from vava.core.decode import VideoDecoder
+from vava.core.preprocess import Preprocessing
+from vava.stages.extract.run import ExtractOptions, extract
 from tests.conftest import make_folder_dataset, moving_square
 
 FAST = ExtractOptions(weights="random", image_size=64, batch_size=7, workers=2, progress=False)

@@ -7,8 +7,8 @@ from pathlib import Path
 
 import pytest
 
-from pipeline.errors import VavaError
-from pipeline.files import atomic_path, atomic_write, check_plain_name, is_inside
+from vava.core.errors import VavaError
+from vava.core.files import atomic_path, atomic_write, check_plain_name, is_inside
 
 
 def test_atomic_write_replaces_a_symlink_instead_of_writing_through_it(tmp_path: Path) -> None:

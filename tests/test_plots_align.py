@@ -11,15 +11,16 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from pipeline.config import load_config, parse_overrides
-from pipeline.datasets.folder import load_folder
-from pipeline.errors import VavaError
-from stages.evaluate.align import (TrainedRun, align_videos, dtw_path, nearest_neighbour_path, retime,
-                                   warping_path)
-from stages.evaluate.plots import (ALIGNMENT_SIZE, DPI, LOSS_ROW_HEIGHT, LOSS_WIDTH, TSNE_SIZE, plot_alignment,
-                                   plot_loss_curve, plot_tsne)
-from stages.extract.run import ExtractOptions, extract
-from stages.train.loop import train
+from vava.core.config import parse_overrides
+from vava.stages.train.config import load_config
+from vava.pipeline.datasets.folder import load_folder
+from vava.core.errors import VavaError
+from vava.core.correspondence import dtw_path, nearest_neighbour_path, warping_path
+from vava.core.figures import ALIGNMENT_SIZE, DPI, plot_alignment
+from vava.stages.align.run import TrainedRun, align_videos, retime
+from vava.stages.evaluate.plots import LOSS_ROW_HEIGHT, LOSS_WIDTH, TSNE_SIZE, plot_loss_curve, plot_tsne
+from vava.stages.extract.run import ExtractOptions, extract
+from vava.stages.train.loop import train
 from tests.conftest import make_folder_dataset
 
 TINY = ["steps=2", "model.conv_channels=8", "model.fc_channels=8", "model.embedding_dim=8",

@@ -12,8 +12,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from cache.inspect import verify
-from cache.store import FeatureSet, open_feature_sets
+from vava.cache.inspect import verify
+from vava.cache.store import FeatureSet, open_feature_sets
 from tests.conftest import make_folder_dataset
 
 VIDEOS = 14
@@ -24,7 +24,7 @@ pytestmark = pytest.mark.slow
 
 
 def extract_command(root: Path, cache: Path) -> list[str]:
-    return [sys.executable, "-m", "pipeline.cli", "extract", "--root", str(root), "--cache", str(cache),
+    return [sys.executable, "-m", "vava.pipeline.cli", "extract", "--root", str(root), "--cache", str(cache),
             "--weights", "random", "--image-size", "64", "--batch-size", "4", "--workers", "1", "--quiet"]
 
 

@@ -13,21 +13,22 @@ import time
 from pathlib import Path
 
 import h5py
+from matplotlib.figure import Figure
 import numpy as np
 import pytest
 import torch
 from click.testing import CliRunner
 
-from pipeline.cli import main
-from pipeline.config import load_config, parse_overrides
-from pipeline.errors import VavaError
-from pipeline.videoio import write_video
-from stages.embed.run import embed
-from stages.evaluate import plots
-from stages.evaluate.align import TrainedRun, align_videos
-from stages.evaluate.run import evaluate_run
-from stages.train.checkpoint import load_checkpoint
-from stages.train.loop import train
+from vava.pipeline.cli import main
+from vava.core.config import parse_overrides
+from vava.stages.train.config import load_config
+from vava.core.errors import VavaError
+from vava.core.videoio import write_video
+from vava.stages.embed.run import embed
+from vava.stages.align.run import TrainedRun, align_videos
+from vava.stages.evaluate.run import evaluate_run
+from vava.core.run_folder import load_checkpoint
+from vava.stages.train.loop import train
 from tests.conftest import write_toy_features
 
 TINY = ["model.conv_channels=16", "model.fc_channels=16", "model.embedding_dim=8", "data.frames_per_video=8",
@@ -134,7 +135,7 @@ def test_checkpoint_with_the_config_as_a_dict_still_loads(run: Path) -> None:
     """Checkpoints written before the config was stored as JSON text hold it as a plain dict."""
     state = saved(run)
     only_checkpoint(run, {**state, "config": json.loads(state["config"])})
-    assert load_checkpoint(run / "checkpoints")["config"].model.conv_channels == 16
+    assert load_checkpoint(run / "checkpoints")["model"].conv_channels == 16
 
 
 def test_align_checks_the_checkpoint_channels_against_the_features(run: Path) -> None:
@@ -232,7 +233,7 @@ def test_align_output_suffixes(tmp_path: Path) -> None:
 # -- 7. one process per run folder -------------------------------------------------------------
 def test_second_process_on_a_training_run_is_refused(features: Path, tmp_path: Path) -> None:
     out = tmp_path / "busy"
-    command = [sys.executable, "-m", "pipeline.cli", "train", "--features", str(features), "--out", str(out),
+    command = [sys.executable, "-m", "vava.pipeline.cli", "train", "--features", str(features), "--out", str(out),
                "--steps", "1000000", "--quiet", *[a for kv in TINY for a in ("--set", kv)]]
     first = subprocess.Popen(command, cwd=REPO, env={**os.environ, "PYTHONPATH": str(REPO)},
                              stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
@@ -336,7 +337,7 @@ def test_disk_full_while_embedding_or_plotting_keeps_what_was_there(run: Path, m
     def savefig_full(self, *args, **kwargs):
         raise OSError(errno.ENOSPC, "No space left on device")
 
-    monkeypatch.setattr(plots.Figure, "savefig", savefig_full)
+    monkeypatch.setattr(Figure, "savefig", savefig_full)
     with pytest.raises(VavaError, match=r"tsne.png: cannot write \(the disk is full\); nothing was replaced$"):
         evaluate_run(run, **TASKS)
     assert (run / "report.json").is_file() and temporaries(run) == []

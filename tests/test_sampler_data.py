@@ -7,11 +7,11 @@ import numpy as np
 import pytest
 import torch
 
-from cache.store import FeatureSet
-from pipeline.errors import VavaError
-from stages.train.data import MemoryFeatures, ZarrFeatures, batches, choose_data_path
-from stages.train.embedder import Embedder, EmbedderConfig, context_indices
-from stages.train.sampler import PairSampler, offset_uniform
+from vava.cache.store import FeatureSet
+from vava.core.errors import VavaError
+from vava.stages.train.data import MemoryFeatures, ZarrFeatures, batches, choose_data_path
+from vava.core.embedder import Embedder, EmbedderConfig, context_indices
+from vava.stages.train.sampler import PairSampler, offset_uniform
 
 
 def test_offset_uniform() -> None:

@@ -6,9 +6,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from cache.inspect import describe, verify
-from cache.store import FRAMES_PER_SHARD, FeatureSet, open_feature_sets, remove_feature_set
-from pipeline.errors import VavaError
+from vava.cache.inspect import describe, verify
+from vava.cache.store import FRAMES_PER_SHARD, FeatureSet, open_feature_sets, remove_feature_set
+from vava.core.errors import VavaError
 
 SHAPE = (8, 2, 2)
 

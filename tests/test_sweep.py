@@ -5,8 +5,8 @@ from pathlib import Path
 
 import pytest
 
-from pipeline.errors import VavaError
-from pipeline.sweep import load_plan, run_sweep
+from vava.core.errors import VavaError
+from vava.pipeline.sweep import load_plan, run_sweep
 from tests.conftest import write_toy_features
 
 PLAN = """

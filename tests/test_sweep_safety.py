@@ -9,15 +9,16 @@ import pytest
 import torch
 from click.testing import CliRunner
 
-import pipeline.sweep as sweep
-from pipeline.cli import main
-from pipeline.config import load_config, parse_overrides
-from pipeline.errors import VavaError
-from pipeline.sweep import load_plan, run_sweep
-from stages.evaluate.report import evaluate_embeddings
-from stages.train.checkpoint import load_checkpoint
-from stages.train.data import check_step_fits
-from stages.train.loop import resolved, train
+import vava.pipeline.sweep as sweep
+from vava.pipeline.cli import main
+from vava.core.config import parse_overrides
+from vava.stages.train.config import load_config
+from vava.core.errors import VavaError
+from vava.pipeline.sweep import load_plan, run_sweep
+from vava.stages.evaluate.report import evaluate_embeddings
+from vava.core.run_folder import load_checkpoint
+from vava.stages.train.data import check_step_fits
+from vava.stages.train.loop import resolved, train
 from tests.conftest import write_toy_features
 from tests.test_evaluate import video, write_h5
 
@@ -223,7 +224,7 @@ def test_changed_settings_rebuild_the_run_and_keep_the_old_one(toy_features: Pat
     assert not failed and "[1/1] vava: report exists, reused" not in lines
     assert f"    settings changed since this run was made: the old run was moved to {out / 'stale' / 'vava.1'}" in lines
     assert (out / "stale" / "vava.1" / "report.json").read_text() == old_report
-    assert load_checkpoint(out / "vava" / "checkpoints")["config"].loss["gamma"] == 0.1
+    assert load_checkpoint(out / "vava" / "checkpoints")["config"]["loss"]["gamma"] == 0.1
     assert json.loads((out / "vava" / "sweep_key.json").read_text())["config"]["loss"]["gamma"] == 0.1
 
     lines, _ = sweep_once(toy_features, out, gamma)

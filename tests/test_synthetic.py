@@ -9,8 +9,8 @@ import av
 import numpy as np
 import pytest
 
-from pipeline.datasets.folder import load_folder
-from pipeline.datasets.synthetic import (
+from vava.pipeline.datasets.folder import load_folder
+from vava.pipeline.datasets.synthetic import (
     ACTIONS,
     CLEAN,
     WILD,
@@ -20,8 +20,8 @@ from pipeline.datasets.synthetic import (
     synthesize,
     video_rng,
 )
-from pipeline.errors import VavaError
-from pipeline.videoio import write_video
+from vava.core.errors import VavaError
+from vava.core.videoio import write_video
 
 SMALL = dict(size=32, frames=(20, 30))
 PER_ACTION = 4

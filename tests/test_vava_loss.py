@@ -4,9 +4,9 @@ from __future__ import annotations
 import pytest
 import torch
 
-from stages.train.objectives.alignment import log_sinkhorn, pairwise_sq_dists
-from stages.train.objectives.base import PairBatch
-from stages.train.objectives.vava import VavaConfig, VavaLoss, phi_schedule, prior_and_idm, vava_pair_terms
+from vava.stages.train.objectives.alignment import log_sinkhorn, pairwise_sq_dists
+from vava.stages.train.objectives.base import PairBatch
+from vava.stages.train.objectives.vava import VavaConfig, VavaLoss, phi_schedule, prior_and_idm, vava_pair_terms
 
 F64 = torch.float64
 PT = VavaConfig(mode="reference", port_inter_bug=True)

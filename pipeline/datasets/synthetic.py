@@ -21,10 +21,10 @@ from typing import NamedTuple
 
 import numpy as np
 
-from pipeline.datasets.folder import MANIFEST_NAME, load_folder, write_manifest
-from pipeline.errors import VavaError
-from pipeline.files import atomic_write
-from pipeline.videoio import write_video
+from vava.pipeline.datasets.folder import MANIFEST_NAME, load_folder, write_manifest
+from vava.core.errors import VavaError
+from vava.core.files import atomic_write
+from vava.core.videoio import write_video
 
 PROVENANCE_NAME = "synth.json"
 GENERATOR = "vava-synthetic/1"

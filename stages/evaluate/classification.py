@@ -15,9 +15,9 @@ from sklearn.dummy import DummyClassifier
 from sklearn.linear_model import LogisticRegression
 from sklearn.svm import SVC
 
-from pipeline.errors import VavaError
-from stages.evaluate.embeddings import UNLABELLED, VideoEmbeddings
-from stages.evaluate.skip import ProbeSkipped
+from vava.core.errors import VavaError
+from vava.core.embeddings_file import UNLABELLED, VideoEmbeddings
+from vava.stages.evaluate.skip import ProbeSkipped
 
 CLASSIFIERS = ("svm", "logistic")
 FEW_SHOT_SEED = 42  # TCC seeds numpy's global generator with 42 once; RandomState(42) draws the same stream

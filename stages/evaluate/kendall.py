@@ -13,7 +13,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from stages.evaluate.skip import ProbeSkipped
+from vava.stages.evaluate.skip import ProbeSkipped
 
 DISTANCES = ("sqeuclidean", "cosine")
 _BLOCK = 1 << 23  # elements of one intermediate array; bounds memory on long videos

@@ -3,11 +3,11 @@ from __future__ import annotations
 
 from dataclasses import asdict, dataclass, fields
 
-from pipeline.errors import VavaError
-from stages.evaluate.classification import CLASSIFIERS
-from stages.evaluate.embeddings import BACKGROUND_MODES
-from stages.evaluate.kendall import DISTANCES
-from stages.evaluate.retrieval import DEVICES
+from vava.core.errors import VavaError
+from vava.stages.evaluate.classification import CLASSIFIERS
+from vava.core.embeddings_file import BACKGROUND_MODES
+from vava.stages.evaluate.kendall import DISTANCES
+from vava.stages.evaluate.retrieval import DEVICES
 
 TASKS = ("classification", "progress", "kendall", "retrieval", "few_shot", "robustness")
 DEFAULT_TASKS = TASKS[:4]

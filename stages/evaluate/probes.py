@@ -10,13 +10,13 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from stages.evaluate import classification as cls
-from stages.evaluate.embeddings import VideoEmbeddings
-from stages.evaluate.kendall import kendalls_tau
-from stages.evaluate.options import EvalOptions
-from stages.evaluate.progression import action_phases, progression_r2
-from stages.evaluate.retrieval import Search, precision_at_k
-from stages.evaluate.skip import ProbeSkipped
+from vava.stages.evaluate import classification as cls
+from vava.core.embeddings_file import VideoEmbeddings
+from vava.stages.evaluate.kendall import kendalls_tau
+from vava.stages.evaluate.options import EvalOptions
+from vava.stages.evaluate.progression import action_phases, progression_r2
+from vava.stages.evaluate.retrieval import Search, precision_at_k
+from vava.stages.evaluate.skip import ProbeSkipped
 
 Values = dict[str, object]
 

@@ -16,8 +16,8 @@ import numpy as np
 from sklearn.linear_model import LinearRegression
 from sklearn.metrics import r2_score
 
-from stages.evaluate.embeddings import NO_BACKGROUND, VideoEmbeddings
-from stages.evaluate.skip import ProbeSkipped
+from vava.core.embeddings_file import NO_BACKGROUND, VideoEmbeddings
+from vava.stages.evaluate.skip import ProbeSkipped
 
 
 def action_phases(videos: Sequence[VideoEmbeddings]) -> np.ndarray:

@@ -2,25 +2,19 @@
 from __future__ import annotations
 
 import datetime as dt
-import json
-import math
 from collections.abc import Sequence
 from pathlib import Path
 
 import faiss
 import sklearn
 
-from pipeline.errors import VavaError
-from pipeline.files import atomic_write
-from stages.evaluate import tables
-from stages.evaluate.embeddings import EmbeddingsFile, load_embeddings
-from stages.evaluate.options import DEFAULT_TASKS, LABEL_TASKS, TRAIN_TASKS, EvalOptions
-from stages.evaluate.probes import average_actions, probe_action
-from stages.evaluate.retrieval import exact_search, faiss_device
-
-REPORT_JSON = "report.json"
-REPORT_MD = "report.md"
-
+from vava.core.errors import VavaError
+from vava.core.report_file import write_report_files
+from vava.stages.evaluate import tables
+from vava.core.embeddings_file import EmbeddingsFile, load_embeddings
+from vava.stages.evaluate.options import DEFAULT_TASKS, LABEL_TASKS, TRAIN_TASKS, EvalOptions
+from vava.stages.evaluate.probes import average_actions, probe_action
+from vava.stages.evaluate.retrieval import exact_search, faiss_device
 
 def evaluate_embeddings(path: str | Path, tasks: Sequence[str] = DEFAULT_TASKS,
                         fractions: Sequence[float] = (0.1, 0.5, 1.0), ks: Sequence[int] = (5, 10, 15),
@@ -63,23 +57,8 @@ def _check_splits(data: EmbeddingsFile, o: EvalOptions) -> None:
 
 
 def write_report(run_dir: str | Path, report: dict[str, object]) -> tuple[Path, Path]:
-    """Write report.json and report.md into `run_dir`; return both paths."""
-    run_dir = Path(run_dir)
-    run_dir.mkdir(parents=True, exist_ok=True)
-    paths = run_dir / REPORT_JSON, run_dir / REPORT_MD
-    for path, text in zip(paths, (json.dumps(_finite(report), indent=2) + "\n", tables.report_markdown(report))):
-        atomic_write(path, text)
-    return paths
-
-
-def load_report(path: str | Path) -> dict[str, object]:
-    """A report.json, or the one inside a run folder."""
-    path = Path(path)
-    path = path / REPORT_JSON if path.is_dir() else path
-    try:
-        return json.loads(path.read_text())
-    except (OSError, ValueError) as error:
-        raise VavaError(f"{path}: not a readable report ({error})") from None
+    """Write report.json and report.md (its tables) into `run_dir`; return both paths."""
+    return write_report_files(run_dir, report, tables.report_markdown(report))
 
 
 def compare_reports(reports: Sequence[dict[str, object]]) -> str:
@@ -92,14 +71,3 @@ def compare_reports(reports: Sequence[dict[str, object]]) -> str:
 def render_text(report: dict[str, object]) -> str:
     """The main table of one report as aligned plain text, for printing."""
     return tables.text(*tables.main_table([report]))
-
-
-def _finite(value: object) -> object:
-    """NaN/inf -> None, so report.json is strict JSON."""
-    if isinstance(value, float) and not math.isfinite(value):
-        return None
-    if isinstance(value, dict):
-        return {k: _finite(v) for k, v in value.items()}
-    if isinstance(value, list):
-        return [_finite(v) for v in value]
-    return value

@@ -14,9 +14,9 @@ from dataclasses import dataclass, field
 import faiss
 import numpy as np
 
-from pipeline.errors import VavaError
-from stages.evaluate.embeddings import UNLABELLED, VideoEmbeddings
-from stages.evaluate.skip import ProbeSkipped
+from vava.core.errors import VavaError
+from vava.core.embeddings_file import UNLABELLED, VideoEmbeddings
+from vava.stages.evaluate.skip import ProbeSkipped
 
 DEVICES = ("auto", "cpu", "gpu")
 

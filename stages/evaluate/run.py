@@ -3,15 +3,14 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from pipeline.errors import VavaError
-from pipeline.runs import locked_run
-from stages.evaluate.align import dtw_path, nearest_neighbour_path
-from stages.evaluate.embeddings import NO_BACKGROUND, load_embeddings
-from stages.evaluate.plots import plot_alignment, plot_loss_curve, plot_tsne
-from stages.evaluate.report import evaluate_embeddings, write_report
+from vava.core.errors import VavaError
+from vava.core.run_folder import LOG_NAME, locked_run
+from vava.core.correspondence import dtw_path, nearest_neighbour_path
+from vava.core.embeddings_file import EMBEDDINGS_NAME, NO_BACKGROUND, load_embeddings
+from vava.core.figures import plot_alignment
+from vava.stages.evaluate.plots import plot_loss_curve, plot_tsne
+from vava.stages.evaluate.report import evaluate_embeddings, write_report
 
-EMBEDDINGS_NAME = "embeddings.h5"  # written by `vava embed`
-TRAIN_LOG_NAME = "train_log.csv"   # written by `vava train`
 
 
 def evaluate_run(run_dir: str | Path, plots: bool = True, **options: object) -> tuple[dict, list[Path]]:
@@ -43,6 +42,6 @@ def write_plots(run_dir: Path) -> list[Path]:
             path=dtw_path(a.embeddings, b.embeddings), matches=nearest_neighbour_path(a.embeddings, b.embeddings),
             phases=a.phases, background_label=None if a.background_label == NO_BACKGROUND else a.background_label,
             names=(a.id, b.id)))
-    if (run_dir / TRAIN_LOG_NAME).is_file():
-        pngs.append(plot_loss_curve(run_dir / TRAIN_LOG_NAME, out / "loss.png"))
+    if (run_dir / LOG_NAME).is_file():
+        pngs.append(plot_loss_curve(run_dir / LOG_NAME, out / "loss.png"))
     return pngs

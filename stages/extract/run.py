@@ -21,16 +21,16 @@ import numpy as np
 import torch
 from tqdm import tqdm
 
-from cache.fingerprint import feature_set_fingerprint, source_identity
-from cache.inspect import drop_damaged
-from cache.locks import FileLock, video_lock
-from cache.store import FeatureSet, VideoWriter
-from pipeline.datasets.record import VideoRecord, check_video_id
-from pipeline.devices import resolve_device
-from pipeline.errors import VavaError
-from stages.extract.backbone import BACKBONES, load_backbone
-from stages.extract.decode import VideoDecoder
-from stages.extract.preprocess import RESIZE_MODES, Preprocessing
+from vava.cache.fingerprint import feature_set_fingerprint, source_identity
+from vava.cache.inspect import drop_damaged
+from vava.cache.locks import FileLock, video_lock
+from vava.cache.store import FeatureSet, VideoWriter
+from vava.core.records import VideoRecord, check_video_id
+from vava.core.devices import resolve_device
+from vava.core.errors import VavaError
+from vava.core.backbone import BACKBONES, backbone_maps, load_backbone
+from vava.core.decode import VideoDecoder
+from vava.core.preprocess import RESIZE_MODES, Preprocessing
 
 LENGTH_MISMATCH_MODES = ("error", "truncate")
 
@@ -343,20 +343,13 @@ class _ExtractionRun:
         pending.extendleft(reversed(held))
         return segments
 
-    @torch.inference_mode()
     def _embed(self, segments: list[_Frames]) -> list[_Frames]:
-        images = torch.cat([s.data for s in segments]).to(self.device, non_blocking=True)
+        images = torch.cat([s.data for s in segments])
         try:
-            if self.device.type == "cuda":
-                images = images.contiguous(memory_format=torch.channels_last)
-                with torch.autocast("cuda", dtype=torch.bfloat16):
-                    maps = self.backbone(images)
-            else:
-                maps = self.backbone(images)
+            maps = backbone_maps(self.backbone, images, self.device)
         except torch.OutOfMemoryError:
             raise VavaError(f"--batch-size: {len(images)} frames do not fit in {self.device} memory; "
                             "use a smaller batch (videos finished so far are kept)") from None
-        maps = maps.to(torch.float16).cpu().numpy()
         bounds = np.cumsum([0] + [len(s) for s in segments])
         return [_Frames(s.job, maps[a:b], s.indices) for s, a, b in zip(segments, bounds[:-1], bounds[1:])]
 
@@ -383,7 +376,8 @@ class _ExtractionRun:
 
     def _attrs(self, record: VideoRecord) -> dict:
         return {"split": record.split, "action": record.action, "phases": list(record.phases),
-                "background_label": record.background_label, "source": source_identity(record.path)}
+                "background_label": record.background_label, "source": source_identity(record.path),
+                "source_path": str(record.path), "manifest_fps": record.fps}
 
     def _finish(self, job: _VideoJob, end: _End) -> None:
         record = job.record

@@ -18,11 +18,11 @@ import torch
 from torch import Tensor
 from torch.utils.data import DataLoader, Dataset
 
-from cache.store import CachedVideo, FeatureSet
-from pipeline.config import TrainConfig
-from pipeline.errors import VavaError
-from stages.train.embedder import context_indices
-from stages.train.sampler import PairDraw, PairSampler
+from vava.cache.store import CachedVideo, FeatureSet
+from vava.stages.train.config import TrainConfig
+from vava.core.errors import VavaError
+from vava.core.embedder import context_indices
+from vava.stages.train.sampler import PairDraw, PairSampler
 
 DATA_PATHS = ("auto", "zarr", "host", "device")
 

@@ -3,7 +3,7 @@
 A run folder holds `config.yaml` (the resolved config), `run.json` (the absolute path and
 fingerprint of the feature set trained on), `checkpoints/` (`step_N.pt`, `last.pt`),
 `train_log.csv` (step, loss, every loss component, learning rate, steps/s) and the lock file of
-`pipeline.runs`. Every file is written by create-and-rename (`pipeline.files`).
+`vava.core.run_folder`. Every file is written by create-and-rename (`vava.core.files`).
 """
 from __future__ import annotations
 
@@ -24,22 +24,20 @@ import torch
 import yaml
 from tqdm import tqdm
 
-from cache.inspect import require_complete
-from cache.store import CachedVideo, FeatureSet
-from pipeline.config import TrainConfig, to_dict
-from pipeline.devices import resolve_device
-from pipeline.errors import VavaError
-from pipeline.files import atomic_write
-from pipeline.runs import LOCK_NAME, check_run_folder, locked_run
-from stages.train.checkpoint import LAST, load_checkpoint, load_into, save_checkpoint
-from stages.train.data import batches, check_step_fits, choose_data_path, split_bytes
-from stages.train.embedder import Embedder
-from stages.train.objectives import OBJECTIVES, PairBatch, build_config, build_objective
-from stages.train.sampler import PairSampler
+from vava.cache.inspect import require_complete
+from vava.cache.store import CachedVideo, FeatureSet
+from vava.core.config import from_dict, to_dict
+from vava.stages.train.config import TrainConfig
+from vava.core.devices import resolve_device
+from vava.core.errors import VavaError
+from vava.core.files import atomic_write
+from vava.core.run_folder import (CHECKPOINTS, CONFIG_NAME, LAST, LOCK_NAME, LOG_NAME, RUN_INFO_NAME,
+                                  check_run_folder, load_checkpoint, load_into, locked_run, save_checkpoint)
+from vava.stages.train.data import batches, check_step_fits, choose_data_path, split_bytes
+from vava.core.embedder import Embedder
+from vava.stages.train.objectives import OBJECTIVES, PairBatch, build_config, build_objective
+from vava.stages.train.sampler import PairSampler
 
-CONFIG_NAME = "config.yaml"
-RUN_INFO_NAME = "run.json"
-LOG_NAME = "train_log.csv"
 # Keys that may differ when a run is resumed: how long it runs, how often it logs and saves.
 RESUMABLE_CHANGES = {"steps", "checkpoint_every", "log_every"}
 
@@ -109,7 +107,7 @@ def _fit(run_dir: Path, feature_set: FeatureSet, videos: list[CachedVideo], samp
          config: TrainConfig, state: dict[str, Any] | None, torch_device: torch.device,
          progress: bool) -> TrainSummary:
     """The training loop from `state` (a checkpoint, or None for a new run) to `config.steps`."""
-    checkpoints = run_dir / "checkpoints"
+    checkpoints = run_dir / CHECKPOINTS
     start = state["step"] if state else 0
     if start >= config.steps:
         raise VavaError(f"--steps: the run is already at step {start}; ask for more steps to continue")
@@ -168,7 +166,7 @@ def _fit(run_dir: Path, feature_set: FeatureSet, videos: list[CachedVideo], samp
                 window_start, window_steps = now, 0
                 bar.set_postfix(loss=f"{loss_value:.4g}")
             if done % config.checkpoint_every == 0 or done == config.steps:
-                save_checkpoint(checkpoints, done, config, {
+                save_checkpoint(checkpoints, done, to_dict(config), {
                     **meta, "embedder": embedder.state_dict(), "objective": objective.state_dict(),
                     "optimizer": optimizer.state_dict(), "rng": torch.get_rng_state()})
     finally:
@@ -179,7 +177,7 @@ def _fit(run_dir: Path, feature_set: FeatureSet, videos: list[CachedVideo], samp
 
 def _start_state(run_dir: Path, config: TrainConfig, feature_set: FeatureSet, resume: bool) -> dict[str, Any] | None:
     """The checkpoint to continue from (with `resume`), after checking it belongs to this run."""
-    checkpoints = run_dir / "checkpoints"
+    checkpoints = run_dir / CHECKPOINTS
     has_checkpoint = (checkpoints / LAST).is_file()
     if not resume:
         if has_checkpoint:
@@ -188,7 +186,7 @@ def _start_state(run_dir: Path, config: TrainConfig, feature_set: FeatureSet, re
     if not has_checkpoint:
         raise VavaError(f"--resume: no checkpoint in {checkpoints}")
     state = load_checkpoint(checkpoints / LAST)
-    saved = to_dict(state["config"])
+    saved = to_dict(_saved_config(state))
     changed = sorted(k for k, v in to_dict(config).items() if saved[k] != v and k not in RESUMABLE_CHANGES)
     if changed:
         raise VavaError(f"--resume: config differs from the saved run in {', '.join(changed)} "
@@ -197,6 +195,14 @@ def _start_state(run_dir: Path, config: TrainConfig, feature_set: FeatureSet, re
         raise VavaError(f"--resume: the run was trained on feature set {state['fingerprint']}, "
                         f"not {feature_set.fingerprint}")
     return state
+
+
+def _saved_config(state: dict[str, Any]) -> TrainConfig:
+    """A checkpoint's config as a `TrainConfig`; one line naming the checkpoint if it is not one."""
+    try:
+        return from_dict(TrainConfig, state["config"])
+    except VavaError as err:
+        raise VavaError(f"{state['path']}: config: {err}") from None
 
 
 class _TrainLog:

@@ -10,8 +10,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from cache.store import CachedVideo
-from pipeline.errors import VavaError
+from vava.cache.store import CachedVideo
+from vava.core.errors import VavaError
 
 
 def offset_uniform(length: int, count: int, rng: np.random.Generator, offset: int = 1) -> np.ndarray:

@@ -8,15 +8,15 @@ from __future__ import annotations
 import dataclasses
 from typing import Any
 
-from pipeline.errors import VavaError
-from stages.train.objectives.base import Objective, PairBatch
-from stages.train.objectives.gta import GtaLoss
-from stages.train.objectives.lav import LavLoss
-from stages.train.objectives.sal import SalLoss
-from stages.train.objectives.supervised import SupervisedLoss
-from stages.train.objectives.tcc import TccLoss
-from stages.train.objectives.tcn import TcnLoss
-from stages.train.objectives.vava import VavaLoss
+from vava.core.errors import VavaError
+from vava.stages.train.objectives.base import Objective, PairBatch
+from vava.stages.train.objectives.gta import GtaLoss
+from vava.stages.train.objectives.lav import LavLoss
+from vava.stages.train.objectives.sal import SalLoss
+from vava.stages.train.objectives.supervised import SupervisedLoss
+from vava.stages.train.objectives.tcc import TccLoss
+from vava.stages.train.objectives.tcn import TcnLoss
+from vava.stages.train.objectives.vava import VavaLoss
 
 OBJECTIVES: dict[str, type[Objective]] = {
     objective.name: objective

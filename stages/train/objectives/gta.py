@@ -25,8 +25,8 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
-from stages.train.objectives.alignment import RELAXATIONS, soft_dtw
-from stages.train.objectives.base import Objective, PairBatch, detached, is_real, require
+from vava.stages.train.objectives.alignment import RELAXATIONS, soft_dtw
+from vava.stages.train.objectives.base import Objective, PairBatch, detached, is_real, require
 
 GROUPINGS = ("pair", "batch")
 FLT_MAX = 3.4028234663852886e38  # official border; SOFT_DTW_BORDER gives the same values

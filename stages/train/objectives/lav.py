@@ -23,8 +23,8 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
-from stages.train.objectives.alignment import pairwise_sq_dists, soft_dtw, soft_dtw_divergence
-from stages.train.objectives.base import Objective, PairBatch, detached, is_real, require
+from vava.stages.train.objectives.alignment import pairwise_sq_dists, soft_dtw, soft_dtw_divergence
+from vava.stages.train.objectives.base import Objective, PairBatch, detached, is_real, require
 
 WINDOW_TESTS = ("integer", "float32")
 

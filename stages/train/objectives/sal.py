@@ -21,7 +21,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from stages.train.objectives.base import Objective, PairBatch, detached, is_real, require
+from vava.stages.train.objectives.base import Objective, PairBatch, detached, is_real, require
 
 TUPLE = 5  # positions drawn per row
 HIDDEN = (128, 64)

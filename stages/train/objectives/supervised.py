@@ -16,7 +16,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from stages.train.objectives.base import Objective, PairBatch, detached, require
+from vava.stages.train.objectives.base import Objective, PairBatch, detached, require
 
 UNKNOWN = -1
 

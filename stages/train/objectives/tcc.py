@@ -26,7 +26,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
-from stages.train.objectives.base import Objective, PairBatch, detached, is_real, require
+from vava.stages.train.objectives.base import Objective, PairBatch, detached, is_real, require
 
 LOSS_TYPES = ("regression_mse_var", "regression_mse", "regression_huber", "classification")
 SIMILARITIES = ("l2", "cosine")

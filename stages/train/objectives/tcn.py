@@ -28,8 +28,8 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
-from stages.train.objectives.alignment import pairwise_sq_dists
-from stages.train.objectives.base import Objective, PairBatch, detached, is_real, require
+from vava.stages.train.objectives.alignment import pairwise_sq_dists
+from vava.stages.train.objectives.base import Objective, PairBatch, detached, is_real, require
 
 LOSS_TYPES = ("npairs", "triplet")
 

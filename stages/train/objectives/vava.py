@@ -32,8 +32,8 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from stages.train.objectives.alignment import column_marginal_error, log_sinkhorn, pairwise_sq_dists
-from stages.train.objectives.base import Objective, PairBatch, detached, is_real, require
+from vava.stages.train.objectives.alignment import column_marginal_error, log_sinkhorn, pairwise_sq_dists
+from vava.stages.train.objectives.base import Objective, PairBatch, detached, is_real, require
 
 LOG_KERNEL_MIN = math.log(1e-15)
 LOG_KERNEL_MAX = math.log(1e20)

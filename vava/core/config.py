@@ -1,74 +1,24 @@
-"""Typed training configs: dataclasses loaded from YAML presets, overridden with `key=value`."""
+"""Typed configs: dataclasses built from YAML mappings and `key=value` overrides, checked by name.
+
+The one validation path of every config: `from_dict` checks keys, types and finiteness, then the
+dataclass's own `__post_init__` checks ranges; every failure is a `VavaError` naming the key.
+"""
 from __future__ import annotations
 
 import dataclasses
+import importlib.resources
 import math
 import types
 import typing
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import yaml
 
-from pipeline.errors import VavaError
-from stages.train.embedder import EmbedderConfig
+from vava.core.errors import VavaError
 
-CONFIG_DIR = Path(__file__).resolve().parents[1] / "configs"
-MAX_SEED = 2**64
-
-
-@dataclass(frozen=True)
-class DataConfig:
-    """How training batches are drawn (Table 8: 4 pairs, T = 20 or 40 frames per video)."""
-
-    frames_per_video: int = 20
-    batch_pairs: int = 4
-    path: str = "auto"  # auto | zarr | host | device
-    workers: int = 2    # DataLoader workers of the zarr path
-
-    def __post_init__(self) -> None:
-        for key in ("frames_per_video", "batch_pairs"):
-            if getattr(self, key) < 1:
-                raise ValueError(f"{key} must be at least 1, got {getattr(self, key)}")
-        if self.workers < 0:
-            raise ValueError(f"workers must be at least 0, got {self.workers}")
-
-
-@dataclass(frozen=True)
-class OptimConfig:
-    """Adam with L2-coupled weight decay and a constant learning rate (Table 8)."""
-
-    lr: float = 1e-4
-    weight_decay: float = 1e-5
-
-    def __post_init__(self) -> None:
-        if self.lr <= 0 or self.weight_decay < 0:
-            raise ValueError(f"lr must be positive and weight_decay non-negative, got {self.lr}, {self.weight_decay}")
-
-
-@dataclass(frozen=True)
-class TrainConfig:
-    """Everything a training run depends on; saved resolved in the run folder."""
-
-    objective: str = "vava"
-    loss: dict[str, Any] = field(default_factory=dict)  # options of the objective's own config
-    steps: int = 1000
-    seed: int = 0
-    checkpoint_every: int = 500
-    log_every: int = 10
-    amp: bool = True          # bf16 autocast on GPU (the alignment losses compute in float32 inside)
-    tensorboard: bool = False
-    data: DataConfig = field(default_factory=DataConfig)
-    model: EmbedderConfig = field(default_factory=EmbedderConfig)
-    optim: OptimConfig = field(default_factory=OptimConfig)
-
-    def __post_init__(self) -> None:
-        for key in ("steps", "checkpoint_every", "log_every"):
-            if getattr(self, key) < 1:
-                raise ValueError(f"{key} must be at least 1, got {getattr(self, key)}")
-        if not 0 <= self.seed < MAX_SEED:  # torch.manual_seed takes 64-bit unsigned seeds only
-            raise ValueError(f"seed must be in [0, 2**64), got {self.seed}")
+# Presets and sweep plans ship as package data (`vava.configs`), so they work from an installed wheel.
+CONFIG_DIR = Path(str(importlib.resources.files("vava.configs")))
 
 
 def to_dict(config: Any) -> dict[str, Any]:
@@ -191,12 +141,6 @@ def resolve_preset(name_or_path: str) -> Path:
         return preset
     known = ", ".join(sorted(p.stem for p in CONFIG_DIR.glob("*.yaml")))
     raise VavaError(f"--config: {name_or_path} is neither a file nor a preset (presets: {known})")
-
-
-def load_config(preset: str | None, overrides: dict[str, Any]) -> TrainConfig:
-    """Defaults <- preset YAML <- overrides, validated."""
-    values = read_yaml_mapping(resolve_preset(preset)) if preset is not None else {}
-    return from_dict(TrainConfig, merge(values, overrides))
 
 
 def read_yaml_mapping(path: Path) -> dict[str, Any]:

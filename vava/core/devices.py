@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import torch
 
-from pipeline.errors import VavaError
+from vava.core.errors import VavaError
 
 
 def resolve_device(device: str) -> torch.device:

@@ -1,11 +1,16 @@
 """The frame embedder of the VAVA supplement's Table 9 (TCC's ConvEmbedder), on cached conv4 maps."""
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Protocol
 
+import numpy as np
 import torch
 from torch import Tensor, nn
 from torch.nn import functional as F
+
+from vava.core.errors import VavaError
 
 
 @dataclass(frozen=True)
@@ -72,3 +77,35 @@ class Embedder(nn.Module):
         x = self.convs(x).amax(dim=(2, 3, 4))
         x = self.embedding(self.fcs(x))
         return F.normalize(x, dim=-1) if self.config.l2_normalize else x
+
+
+class MapSource(Protocol):
+    """Where a video's conv4 maps are read from (a cached feature set, or maps held in memory)."""
+
+    def read(self, video_id: str, indices: slice) -> np.ndarray: ...
+
+
+class VideoLength(Protocol):
+    id: str
+    num_frames: int
+
+
+@torch.inference_mode()
+def embed_video(source: MapSource, video: VideoLength, embed_maps: Callable[[torch.Tensor], torch.Tensor],
+                context: tuple[int, int], chunk_frames: int, device: torch.device) -> np.ndarray:
+    """(T, D) float32 embeddings of every frame, computed `chunk_frames` at a time.
+
+    Each chunk reads only the frames it needs from `source` (a feature set, or maps in memory): its
+    own and their past context frames.
+    """
+    rows = []
+    for start in range(0, video.num_frames, chunk_frames):
+        stop = min(start + chunk_frames, video.num_frames)
+        stacks = context_indices(torch.arange(start, stop), *context)  # [n, K]
+        first = int(stacks.min())
+        maps = torch.from_numpy(source.read(video.id, slice(first, stop))).to(device)
+        embedded = embed_maps(maps[stacks - first].float())
+        if not torch.isfinite(embedded).all():
+            raise VavaError(f"video {video.id!r}: non-finite embeddings in frames {start}..{stop - 1}")
+        rows.append(embedded.float().cpu().numpy())
+    return np.concatenate(rows)

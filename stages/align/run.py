@@ -1,8 +1,7 @@
 """Aligning two videos with a trained run's embedder, rendered side by side.
 
-Matching works on per-frame embeddings: `nearest_neighbour_path` (each frame of A to its nearest
-frame of B) or `dtw_path` (the monotone warping path of least summed Euclidean distance, computed
-one anti-diagonal at a time). `retime` turns either into one frame of B per frame of A.
+Matching works on per-frame embeddings (`vava.core.correspondence`: each frame's nearest neighbour,
+or the DTW path); `retime` turns either into one frame of B per frame of A.
 
 `align_videos` embeds two videos with a run's embedder, either cached ones (by id, features read
 from the run's feature set) or new files and frame folders (decoded and passed through the backbone,
@@ -18,22 +17,21 @@ from typing import Any
 
 import numpy as np
 import torch
-from sklearn.metrics import pairwise_distances
 from torch import nn
 from torch.nn import functional as F
 
-from cache.store import CachedVideo, FeatureSet
-from pipeline.datasets import load_dataset
-from pipeline.datasets.record import VideoRecord
-from pipeline.devices import resolve_device
-from pipeline.errors import VavaError
-from pipeline.videoio import write_video
-from stages.embed.run import embed_video, load_trained
-from stages.evaluate.plots import phase_colours, plot_alignment
-from stages.extract.backbone import imagenet_weights_path, load_backbone
-from stages.extract.decode import VideoDecoder
-from stages.extract.preprocess import Preprocessing
-from stages.train.checkpoint import LAST
+from vava.cache.store import CachedVideo, FeatureSet, open_run_features
+from vava.core.backbone import backbone_maps, imagenet_weights_path, load_backbone
+from vava.core.correspondence import dtw_path, nearest_neighbour_path
+from vava.core.decode import VideoDecoder
+from vava.core.devices import resolve_device
+from vava.core.embedder import embed_video
+from vava.core.errors import VavaError
+from vava.core.figures import phase_colours, plot_alignment
+from vava.core.preprocess import Preprocessing
+from vava.core.records import VideoRecord
+from vava.core.run_folder import checkpoint_path, load_embedder
+from vava.core.videoio import write_video
 
 METHODS = ("dtw", "nn")
 DEFAULT_HEIGHT = 240
@@ -41,65 +39,6 @@ DECODE_CHUNK = 32     # frames decoded (and passed through the backbone) at a ti
 EMBED_CHUNK = 256     # frames embedded at a time
 DIMMED = 0.35         # brightness of the part of a time bar not played yet
 NEUTRAL_COLOUR = 0.7  # time-bar grey of videos without labels
-
-
-# -- matching ------------------------------------------------------------------------------
-def _distances(a: np.ndarray, b: np.ndarray) -> np.ndarray:
-    """(Ta, Tb) float64 Euclidean distances between the rows of two (T, D) embedding arrays."""
-    a, b = np.asarray(a, dtype=np.float64), np.asarray(b, dtype=np.float64)
-    if a.ndim != 2 or b.ndim != 2 or not len(a) or not len(b) or a.shape[1] != b.shape[1]:
-        raise ValueError(f"embeddings must be non-empty (T, D) arrays of the same D, got {a.shape} and {b.shape}")
-    return pairwise_distances(a, b)
-
-
-def nearest_neighbour_path(a: np.ndarray, b: np.ndarray) -> np.ndarray:
-    """(Ta,) int: for each frame of `a`, the index of the nearest frame of `b` (Euclidean)."""
-    return _distances(a, b).argmin(axis=1)
-
-
-def _accumulated_cost(cost: np.ndarray) -> np.ndarray:
-    """DTW's accumulated cost, stored skewed so every anti-diagonal is a row.
-
-    With D' the (n+1, m+1) accumulated cost padded by an infinite first row and column
-    (D'[0, 0] = 0), row s of the result holds anti-diagonal s: `acc[s, i] = D'[i, s - i]`.
-    The three predecessors of a cell on diagonal s are then plain slices of rows s-1 and s-2.
-    """
-    n, m = cost.shape
-    rows, cols = np.indices((n, m))
-    skewed_cost = np.empty((n + m + 1, n + 1))
-    skewed_cost[rows + cols + 2, rows + 1] = cost
-    acc = np.full((n + m + 1, n + 1), np.inf)
-    acc[0, 0] = 0.0
-    for s in range(2, n + m + 1):
-        first, last = max(1, s - m), min(n, s - 1)  # padded rows i of the cells on diagonal s
-        here, above = slice(first, last + 1), slice(first - 1, last)
-        best = np.minimum(np.minimum(acc[s - 1, above], acc[s - 1, here]), acc[s - 2, above])
-        acc[s, here] = skewed_cost[s, here] + best
-    return acc
-
-
-def warping_path(cost: np.ndarray) -> np.ndarray:
-    """(K, 2) monotone path of (i, j) from (0, 0) to (n-1, m-1), with steps (1,0), (0,1) or (1,1),
-    that minimises the summed `cost` (n, m). Ties prefer the diagonal step, then (1,0)."""
-    cost = np.asarray(cost, dtype=np.float64)
-    if cost.ndim != 2 or not cost.size:
-        raise ValueError(f"cost must be a non-empty 2-D array, got shape {cost.shape}")
-    acc = _accumulated_cost(cost)
-
-    def total(cell: tuple[int, int]) -> float:
-        return acc[cell[0] + cell[1], cell[0]]
-
-    i, j = cost.shape
-    steps = [(i - 1, j - 1)]
-    while (i, j) != (1, 1):  # padded coordinates
-        i, j = min(((i - 1, j - 1), (i - 1, j), (i, j - 1)), key=total)
-        steps.append((i - 1, j - 1))
-    return np.array(steps[::-1], dtype=np.int64)
-
-
-def dtw_path(a: np.ndarray, b: np.ndarray) -> np.ndarray:
-    """(K, 2) DTW warping path between embeddings `a` (Ta, D) and `b` (Tb, D), Euclidean cost."""
-    return warping_path(_distances(a, b))
 
 
 def retime(path: np.ndarray, len_a: int) -> np.ndarray:
@@ -150,14 +89,6 @@ def _display_frames(frames: torch.Tensor, height: int) -> np.ndarray:
     return resized.round_().clamp_(0, 255).to(torch.uint8).permute(0, 2, 3, 1).numpy()
 
 
-@torch.inference_mode()
-def _backbone_maps(backbone: nn.Module, images: torch.Tensor, device: torch.device) -> np.ndarray:
-    """float16 conv4 maps of preprocessed images, computed as `vava extract` does (bf16 on GPU)."""
-    with torch.autocast(device.type, dtype=torch.bfloat16, enabled=device.type == "cuda"):
-        maps = backbone(images.to(device))
-    return maps.to(torch.float16).cpu().numpy()
-
-
 def _feature_backbone(inputs: dict[str, Any], weights: str | Path | None) -> nn.Module:
     """The backbone carrying the weights a feature set was extracted with, checked by identity."""
     name, identity = inputs["backbone"], str(inputs["weights"])
@@ -175,24 +106,13 @@ def _feature_backbone(inputs: dict[str, Any], weights: str | Path | None) -> nn.
     return backbone
 
 
-def _dataset_record(feature_set: FeatureSet, video_id: str) -> VideoRecord:
-    """The dataset entry a cached video was extracted from (its frames are not in the cache)."""
-    dataset = feature_set.attrs.get("dataset") or {}
-    if not dataset.get("root"):
-        raise VavaError(f"video {video_id!r}: {feature_set.path} does not record its dataset, so the video's "
-                        "frames cannot be found; pass the video file instead of its id")
-    try:
-        # the same confinement as the extraction that cached the video
-        records = load_dataset(dataset.get("adapter", "folder"), dataset["root"],
-                               allow_outside_root=bool(dataset.get("allow_outside_root", False)))
-    except VavaError as err:
-        raise VavaError(f"video {video_id!r}: cannot read the dataset the features came from ({err}); "
-                        "pass the video file instead of its id") from None
-    for record in records:
-        if record.id == video_id:
-            return record
-    raise VavaError(f"video {video_id!r}: no longer listed in the dataset at {dataset['root']}; "
-                    "pass the video file instead of its id")
+def _source_record(feature_set: FeatureSet, video: CachedVideo) -> VideoRecord:
+    """Where a cached video's frames are (the cache holds its features, not its pixels)."""
+    if not video.source_path:
+        raise VavaError(f"video {video.id!r}: cannot read the dataset the features came from ({feature_set.path} "
+                        "records no source file for it); pass the video file instead of its id")
+    return VideoRecord(id=video.id, path=Path(video.source_path), split=video.split, action=video.action,
+                       labels=np.empty(0, dtype=np.int64), fps=video.manifest_fps)
 
 
 def _sampled_fps(source_fps: float | None, target_fps: float | None) -> float | None:
@@ -209,13 +129,14 @@ class TrainedRun:
 
     def __init__(self, run_dir: str | Path, weights: str | Path | None = None, device: str = "auto",
                  height: int = DEFAULT_HEIGHT, features: str | Path | None = None):
-        run_dir = Path(run_dir)
-        if not (run_dir / "checkpoints" / LAST).is_file():
+        if not checkpoint_path(run_dir).is_file():
             raise VavaError(f"{run_dir}: no trained checkpoint; aligning needs a trained run "
                             "(runs embedded with --identity are not supported)")
         self.device = resolve_device(device)
-        trained = load_trained(run_dir, features, self.device)
-        self.feature_set, self.embedder, self.context = trained.feature_set, trained.embedder, trained.context
+        trained = load_embedder(run_dir)
+        self.feature_set = open_run_features(features, trained.features)
+        trained.check_channels(self.feature_set.channels(), self.feature_set.path)
+        self.embedder, self.context = trained.build(self.device), trained.context
         self.weights = weights
         self.height = height + height % 2
         inputs = self.feature_set.attrs["inputs"]
@@ -245,7 +166,7 @@ class TrainedRun:
 
     def _cached_clip(self, video_id: str) -> Clip:
         video = self.feature_set.video(video_id)
-        record = _dataset_record(self.feature_set, video_id)
+        record = _source_record(self.feature_set, video)
         decoder = VideoDecoder(record, DECODE_CHUNK, self.target_fps)
         stored = self.feature_set.frame_index(video_id)
         frames = np.concatenate([_display_frames(chunk.frames[torch.from_numpy(np.isin(chunk.indices, stored))],
@@ -263,7 +184,7 @@ class TrainedRun:
         frames, maps = [], []
         for chunk in decoder:
             frames.append(_display_frames(chunk.frames, self.height))
-            maps.append(_backbone_maps(self.backbone, self.preprocessing(chunk.frames), self.device))
+            maps.append(backbone_maps(self.backbone, self.preprocessing(chunk.frames), self.device))
         fps = _sampled_fps(decoder.source_fps, self.target_fps)
         video = CachedVideo(id=record.id, split="", action="", num_frames=sum(len(m) for m in maps),
                             decoded_frames=decoder.decoded_frames, fps=fps, phases=(), background_label=None,

@@ -7,7 +7,7 @@ from pathlib import Path
 import av
 import numpy as np
 
-from pipeline.files import atomic_path
+from vava.core.files import atomic_path
 
 
 def write_video(path: str | Path, frames: np.ndarray, fps: float, *, crf: int = 18, preset: str = "veryfast") -> None:

@@ -1,4 +1,14 @@
-"""Reading embeddings.h5 (written by `vava embed`) into validated per-video records.
+"""The embeddings-file artefact (RUN/embeddings.h5): its writer and its reader, the only places that
+know its layout. Readable with plain h5py::
+
+    /videos/<id>/embeddings  (T, D) float32
+    /videos/<id>/labels      (T,)   int64
+    /videos/<id>/frame_index (T,)   int64     frame of the decoded video each row belongs to
+    group attrs: id, split, action, fps, phases, background_label (-1 = none)
+    file attrs:  run, embedder ("trained" | "identity"), checkpoint, step, objective, feature_set,
+                 fingerprint, splits, created (run, checkpoint and feature_set as absolute paths)
+
+Reading gives validated per-video records (`load_embeddings`).
 
 Order: the videos of a split are sorted by the natural order of their ids ("v2" before "v10"; ties,
 such as "v01" and "v1", by the plain string). Phase classification takes the *first* n train
@@ -14,14 +24,20 @@ Background (`background`):
 """
 from __future__ import annotations
 
+import contextlib
+import datetime as dt
 import re
 from dataclasses import dataclass, field, replace
 from pathlib import Path
+from typing import Any, Protocol
 
 import h5py
 import numpy as np
 
-from pipeline.errors import VavaError
+from vava.core.errors import VavaError
+from vava.core.files import atomic_path
+
+EMBEDDINGS_NAME = "embeddings.h5"
 
 BACKGROUND_MODES = ("keep", "drop")
 UNLABELLED = -1
@@ -58,6 +74,52 @@ class EmbeddingsFile:
 
     def actions(self) -> list[str]:
         return sorted({v.action for v in self.videos}, key=natural_key)
+
+
+class VideoInfo(Protocol):
+    """What the writer needs to know of a video (a cached video's metadata has it)."""
+
+    id: str
+    split: str
+    action: str
+    fps: float | None
+    phases: tuple[str, ...]
+    background_label: int | None
+
+
+class EmbeddingsWriter:
+    """Writes an embeddings file video by video, by create-and-rename when the block ends.
+
+    ``with EmbeddingsWriter(path, attrs) as writer: writer.add(video, rows, labels, frame_index)``;
+    an error inside the block leaves `path` as it was.
+    """
+
+    def __init__(self, path: str | Path, attrs: dict[str, Any]):
+        self.path = Path(path)
+        self.attrs = {**attrs, "created": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds")}
+        self._stack = contextlib.ExitStack()
+        self._handle: h5py.File | None = None
+
+    def __enter__(self) -> EmbeddingsWriter:
+        with self._stack as stack:
+            self._handle = stack.enter_context(h5py.File(stack.enter_context(atomic_path(self.path)), "w"))
+            self._handle.attrs.update(self.attrs)
+            self._stack = stack.pop_all()
+        return self
+
+    def __exit__(self, *exc: object) -> bool | None:
+        return self._stack.__exit__(*exc)
+
+    def add(self, video: VideoInfo, embeddings: np.ndarray, labels: np.ndarray, frame_index: np.ndarray) -> None:
+        """Store one video's (T, D) embeddings with its labels and frame indices."""
+        group = self._handle.create_group(f"videos/{video.id}")
+        group.create_dataset("embeddings", data=embeddings.astype(np.float32))
+        group.create_dataset("labels", data=labels)
+        group.create_dataset("frame_index", data=frame_index)
+        group.attrs.update({"id": video.id, "split": video.split, "action": video.action, "fps": video.fps or 0.0,
+                            "phases": list(video.phases),
+                            "background_label": NO_BACKGROUND if video.background_label is None
+                            else video.background_label})
 
 
 def natural_key(text: str) -> tuple[list[int | str], str]:

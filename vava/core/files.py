@@ -16,7 +16,7 @@ import unicodedata
 from collections.abc import Iterator
 from pathlib import Path
 
-from pipeline.errors import VavaError
+from vava.core.errors import VavaError
 
 # The longest file name most file systems hold (ext4, XFS, APFS, NTFS: 255 bytes or characters).
 MAX_NAME_BYTES = 255

@@ -6,11 +6,12 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
+import numpy as np
 import torch
 from torch import nn
 from torchvision import models
 
-from pipeline.errors import VavaError
+from vava.core.errors import VavaError
 
 
 @dataclass(frozen=True)
@@ -92,3 +93,16 @@ def load_backbone(name: str, weights: str, seed: int = 0) -> tuple[nn.Module, st
         identity = f"sha256:{file_sha256(path)}"
     trunk.eval().requires_grad_(False)
     return trunk, identity
+
+
+@torch.inference_mode()
+def backbone_maps(backbone: nn.Module, images: torch.Tensor, device: torch.device) -> np.ndarray:
+    """float16 (n, C, H, W) maps of preprocessed images: the one way extract and align run the
+    backbone (channels_last input and bf16 autocast on GPU, plain float32 on CPU)."""
+    images = images.to(device, non_blocking=True)
+    cuda = device.type == "cuda"
+    if cuda:
+        images = images.contiguous(memory_format=torch.channels_last)
+    with torch.autocast(device.type, dtype=torch.bfloat16, enabled=cuda):
+        maps = backbone(images)
+    return maps.to(torch.float16).cpu().numpy()

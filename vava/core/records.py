@@ -6,8 +6,8 @@ from pathlib import Path
 
 import numpy as np
 
-from pipeline.errors import VavaError
-from pipeline.files import MAX_NAME_BYTES, check_plain_name
+from vava.core.errors import VavaError
+from vava.core.files import MAX_NAME_BYTES, check_plain_name
 
 SPLITS = ("train", "val")
 UNKNOWN_LABEL = -1

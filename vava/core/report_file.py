@@ -1,0 +1,44 @@
+"""The report artefact (RUN/report.json and RUN/report.md): the only place that knows their names
+and how they are written and read. `report.json` is strict JSON (NaN and infinities become null)."""
+from __future__ import annotations
+
+import json
+import math
+from pathlib import Path
+
+from vava.core.errors import VavaError
+from vava.core.files import atomic_write
+
+REPORT_JSON = "report.json"
+REPORT_MD = "report.md"
+
+
+def write_report_files(run_dir: str | Path, report: dict[str, object], markdown: str) -> tuple[Path, Path]:
+    """Write `report` as report.json and `markdown` as report.md into `run_dir`; return both paths."""
+    run_dir = Path(run_dir)
+    run_dir.mkdir(parents=True, exist_ok=True)
+    json_path, md_path = run_dir / REPORT_JSON, run_dir / REPORT_MD
+    atomic_write(json_path, json.dumps(_finite(report), indent=2) + "\n")
+    atomic_write(md_path, markdown)
+    return json_path, md_path
+
+
+def load_report(path: str | Path) -> dict[str, object]:
+    """A report.json, or the one inside a run folder."""
+    path = Path(path)
+    path = path / REPORT_JSON if path.is_dir() else path
+    try:
+        return json.loads(path.read_text())
+    except (OSError, ValueError) as error:
+        raise VavaError(f"{path}: not a readable report ({error})") from None
+
+
+def _finite(value: object) -> object:
+    """NaN/inf -> None, so report.json is strict JSON."""
+    if isinstance(value, float) and not math.isfinite(value):
+        return None
+    if isinstance(value, dict):
+        return {k: _finite(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_finite(v) for v in value]
+    return value

@@ -1,0 +1,249 @@
+"""The run-folder artefact: its layout, its lock, its checkpoints and the trained embedder in it.
+
+This module is the only place that knows a run folder's layout::
+
+    RUN/config.yaml       the resolved training config (itself loadable with `--config`)
+    RUN/run.json          the feature set the run was trained on (absolute path and fingerprint)
+    RUN/checkpoints/      step_<N>.pt and last.pt (a second name of the newest step)
+    RUN/train_log.csv     one row per logged step
+    RUN/embeddings.h5     written by `vava embed` (see `vava.core.embeddings_file`)
+    RUN/report.json, report.md, plots/   written by `vava evaluate` (see `vava.core.report_file`)
+    RUN/.vava.lock        held by the one train, embed or evaluate process writing into the run
+
+Checkpoints hold tensors, numbers, strings, lists and dicts only (the config as JSON text), so they
+load with `torch.load(weights_only=True)`: a file whose pickle asks for anything else (a crafted
+`last.pt` calling `os.system`) is refused before any of it runs. What loads is then checked key by
+key, so a damaged or foreign file gives one line naming it, never a traceback. Stages get a trained
+embedder only through `load_embedder`.
+"""
+from __future__ import annotations
+
+import contextlib
+import io
+import json
+import logging
+import os
+import pickle
+import re
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import torch
+from filelock import FileLock, Timeout
+
+from vava.core.config import from_dict
+from vava.core.embedder import Embedder, EmbedderConfig
+from vava.core.errors import VavaError
+from vava.core.files import atomic_path, atomic_write, is_inside
+
+CONFIG_NAME = "config.yaml"
+RUN_INFO_NAME = "run.json"
+LOG_NAME = "train_log.csv"
+CHECKPOINTS = "checkpoints"
+LAST = "last.pt"
+LOCK_NAME = ".vava.lock"
+# Subfolders the stages write into; a symlink there would carry their files out of the run.
+SUBFOLDERS = ("checkpoints", "plots", "tensorboard")
+
+
+def check_run_folder(run_dir: str | Path, option: str) -> Path:
+    """`run_dir` if it is usable as a run folder (it may not exist yet); `VavaError` otherwise.
+
+    Refused: a symlink in place of the folder, something that is not a folder, and a subfolder the
+    stages write into that is a symlink leading out of the run.
+    """
+    run_dir = Path(run_dir)
+    if run_dir.is_symlink():
+        raise VavaError(f"{option}: {run_dir} is a symlink (to {run_dir.readlink()}); give the real folder")
+    if run_dir.exists() and not run_dir.is_dir():
+        raise VavaError(f"{option}: {run_dir} is not a folder")
+    for name in SUBFOLDERS:
+        sub = run_dir / name
+        if sub.is_symlink() and not is_inside(sub, run_dir):
+            raise VavaError(f"{option}: {sub} is a symlink to {sub.readlink()}, outside the run folder; remove it")
+    return run_dir
+
+
+@contextlib.contextmanager
+def locked_run(run_dir: str | Path, option: str, *, create: bool = True) -> Iterator[Path]:
+    """Check `run_dir`, create it, and hold its lock for the block; fail at once if another process holds it.
+
+    Without `create`, a missing folder is neither created nor locked: the stage then fails on its
+    missing inputs, with its own message.
+    """
+    run_dir = check_run_folder(run_dir, option)
+    if not create and not run_dir.is_dir():
+        yield run_dir
+        return
+    try:
+        run_dir.mkdir(parents=True, exist_ok=True)
+    except OSError as err:
+        raise VavaError(f"{option}: cannot create {run_dir} ({err.strerror or err})") from None
+    try:
+        held = FileLock(run_dir / LOCK_NAME).acquire(blocking=False)
+    except Timeout:
+        raise VavaError(f"{option}: {run_dir} is in use by another vava process (train, embed or evaluate); "
+                        "wait for it to finish") from None
+    except OSError as err:
+        raise VavaError(f"{option}: cannot lock {run_dir} ({err.strerror or err})") from None
+    with held:
+        yield run_dir
+
+
+# -- checkpoints ---------------------------------------------------------------------------
+_STEP_FILE = re.compile(r"step_(\d+)\.pt")
+# Every key of a checkpoint and its type; `config` is JSON text (a dict in checkpoints older than that).
+_FIELDS: dict[str, type | tuple[type, ...]] = {
+    "step": int, "config": (str, dict), "features": str, "fingerprint": str, "in_channels": int,
+    "embedder": dict, "objective": dict, "optimizer": dict, "rng": torch.Tensor,
+}
+# How torch's restricted unpickler names a callable (or class) it refused to load.
+_REFUSED_GLOBAL = re.compile(r"GLOBAL (\S+)")
+_log = logging.getLogger(__name__)
+
+
+def save_checkpoint(folder: Path, step: int, config: dict[str, Any], state: dict[str, Any]) -> Path:
+    """Write `step_<N>.pt`, then `last.pt` as a second name of the same bytes, each by create-and-rename.
+
+    `state` holds the other keys of `_FIELDS`; a full disk is a one-line `VavaError` that leaves
+    the previous checkpoints as they were.
+    """
+    folder.mkdir(parents=True, exist_ok=True)
+    path = folder / f"step_{step:07d}.pt"
+    buffer = io.BytesIO()  # serialised in memory, so a failed write is an OSError of ours, not torch's
+    torch.save({**state, "step": step, "config": json.dumps(config)}, buffer)
+    atomic_write(path, buffer.getvalue())
+    with atomic_path(folder / LAST) as tmp:
+        tmp.unlink()  # last.pt: a second name for the step's bytes, swapped in atomically
+        os.link(path, tmp)
+    return path
+
+
+def load_checkpoint(path: Path) -> dict[str, Any]:
+    """The checkpoint at `path` (a file, or a run's checkpoints folder for its `last.pt`), checked.
+
+    The result has the keys of `_FIELDS`, with `config` a dict, plus `model` (the embedder's
+    `EmbedderConfig`, checked) and `path`: the file read.
+    An unreadable `last.pt` falls back, with a warning, to the newest readable `step_<N>.pt`.
+    """
+    path = Path(path)
+    if path.is_dir():
+        path = path / LAST
+    if not path.is_file():
+        raise VavaError(f"{path}: no checkpoint (train first, or check the run folder)")
+    try:
+        return _read(path)
+    except VavaError as err:
+        fallback = _newest_readable_step(path.parent) if path.name == LAST else None
+        if fallback is None:
+            raise
+        _log.warning("warning: %s; using %s instead", err, fallback["path"])
+        return fallback
+
+
+def load_into(target: torch.nn.Module | torch.optim.Optimizer, state: dict[str, Any], checkpoint: Path,
+              key: str) -> None:
+    """`target.load_state_dict(state)`; a state that does not fit is one line naming the checkpoint."""
+    try:
+        target.load_state_dict(state)
+    except (RuntimeError, ValueError, KeyError, TypeError) as err:
+        detail = " ".join(str(err).split())
+        raise VavaError(f"{checkpoint}: its {key} does not fit the model of its config ({detail[:300]})") from None
+
+
+def _newest_readable_step(folder: Path) -> dict[str, Any] | None:
+    numbered = sorted(((int(m[1]), p) for p in folder.glob("step_*.pt") if (m := _STEP_FILE.fullmatch(p.name))),
+                      reverse=True)
+    for _, candidate in numbered:
+        with contextlib.suppress(VavaError):
+            return _read(candidate)
+    return None
+
+
+def _read(path: Path) -> dict[str, Any]:
+    try:
+        state = torch.load(path, map_location="cpu", weights_only=True)
+    except pickle.UnpicklingError as err:
+        if refused := _REFUSED_GLOBAL.search(str(err)):
+            raise VavaError(f"{path}: refused: it asks to load {refused[1]}, which is neither a tensor nor a plain "
+                            "value (a crafted or foreign file; nothing in it was run)") from None
+        raise VavaError(f"{path}: not a readable checkpoint (damaged or not a torch file)") from None
+    except Exception as err:  # a truncated or foreign file: any torch error means the same to a user
+        reason = (str(err).splitlines() or [""])[0].split(". ")[0]  # torch appends paragraphs of advice
+        raise VavaError(f"{path}: not a readable checkpoint (damaged or not a torch file; "
+                        f"{type(err).__name__}: {reason})") from None
+    return _checked(path, state)
+
+
+def _checked(path: Path, state: object) -> dict[str, Any]:
+    """`state` with its types checked and its model config parsed; `VavaError` naming `path` otherwise.
+
+    The rest of the config is the training stage's to check (`vava.stages.train.config`).
+    """
+    if not isinstance(state, dict):
+        raise VavaError(f"{path}: not a vava checkpoint (holds a {type(state).__name__}, not a dict)")
+    missing = [key for key in _FIELDS if key not in state]
+    if missing:
+        raise VavaError(f"{path}: not a vava checkpoint (no {', '.join(missing)})")
+    for key, kind in _FIELDS.items():
+        if not isinstance(state[key], kind) or isinstance(state[key], bool):
+            raise VavaError(f"{path}: {key} is a {type(state[key]).__name__}, not a valid value")
+    for key in ("embedder", "objective"):
+        if not all(isinstance(k, str) and isinstance(v, torch.Tensor) for k, v in state[key].items()):
+            raise VavaError(f"{path}: {key} is not a state dict of named tensors")
+    rng, expected = state["rng"], torch.get_rng_state()
+    if state["step"] < 0 or state["in_channels"] < 1 or rng.dtype != expected.dtype or rng.shape != expected.shape:
+        raise VavaError(f"{path}: step {state['step']}, in_channels {state['in_channels']} or the rng state "
+                        "is out of range")
+    try:
+        raw = state["config"]
+        config = json.loads(raw) if isinstance(raw, str) else raw
+        if not isinstance(config, dict) or not isinstance(config.get("objective", ""), str):
+            raise VavaError(f"expected a mapping (with a string objective), got {str(config)[:80]}")
+        model = from_dict(EmbedderConfig, config.get("model", {}), "model.")
+    except (ValueError, VavaError) as err:
+        raise VavaError(f"{path}: config: {err}") from None
+    return {**state, "config": config, "model": model, "path": path}
+
+
+# -- the trained embedder -----------------------------------------------------------------------
+@dataclass(frozen=True)
+class TrainedEmbedder:
+    """A run's trained embedder as its last checkpoint holds it; `build` makes the network."""
+
+    checkpoint: dict[str, Any]  # as `load_checkpoint` returns it
+
+    @property
+    def context(self) -> tuple[int, int]:
+        """(context frames, context stride) of the embedder's input stacks."""
+        return self.checkpoint["model"].context_frames, self.checkpoint["model"].context_stride
+
+    @property
+    def features(self) -> str:
+        """The feature set the run was trained on (absolute path)."""
+        return self.checkpoint["features"]
+
+    def check_channels(self, channels: int | None, feature_set: str | Path) -> None:
+        """`VavaError` unless a feature set's maps have the channel count the embedder takes."""
+        if channels is not None and channels != self.checkpoint["in_channels"]:
+            raise VavaError(f"--features: {feature_set} has {channels} channels, "
+                            f"the run was trained on {self.checkpoint['in_channels']}")
+
+    def build(self, device: torch.device) -> Embedder:
+        """The trained network on `device`, in eval mode."""
+        embedder = Embedder(self.checkpoint["in_channels"], self.checkpoint["model"])
+        load_into(embedder, self.checkpoint["embedder"], self.checkpoint["path"], "embedder")
+        return embedder.to(device).eval()
+
+
+def checkpoint_path(run_dir: str | Path) -> Path:
+    """Where a run's newest checkpoint (`last.pt`) is."""
+    return Path(run_dir) / CHECKPOINTS / LAST
+
+
+def load_embedder(run_dir: str | Path) -> TrainedEmbedder:
+    """The trained embedder of a run's last checkpoint (check its input with `check_channels`,
+    then `build` it on a device)."""
+    return TrainedEmbedder(load_checkpoint(checkpoint_path(run_dir)))
