@@ -1,4 +1,4 @@
-"""Every choice the evaluation makes, with its default (the spec's recommendation unless noted)."""
+"""Every choice the evaluation makes, with its default; the protocols are in docs/evaluation.md."""
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass, fields

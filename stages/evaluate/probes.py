@@ -1,4 +1,5 @@
-"""Running the probes on one action's videos, and the unweighted mean over actions (spec 1.4).
+"""Running the probes on one action's videos, and the unweighted mean over actions
+(docs/evaluation.md#per-action-averaging).
 
 Numbers are kept JSON-ready: fractions and K become string keys ("0.1", "1.0", "5").
 """
