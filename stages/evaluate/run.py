@@ -8,13 +8,15 @@ from pipeline.runs import locked_run
 from stages.evaluate.align import dtw_path, nearest_neighbour_path
 from stages.evaluate.embeddings import NO_BACKGROUND, load_embeddings
 from stages.evaluate.plots import plot_alignment, plot_loss_curve, plot_tsne
+from stages.evaluate.probes import PROBES, Registry
 from stages.evaluate.report import evaluate_embeddings, write_report
 
 EMBEDDINGS_NAME = "embeddings.h5"  # written by `vava embed`
 TRAIN_LOG_NAME = "train_log.csv"   # written by `vava train`
 
 
-def evaluate_run(run_dir: str | Path, plots: bool = True, **options: object) -> tuple[dict, list[Path]]:
+def evaluate_run(run_dir: str | Path, plots: bool = True, probes: Registry = PROBES,
+                 **options: object) -> tuple[dict, list[Path]]:
     """Evaluate RUN/embeddings.h5, write RUN/report.json and report.md, and the plots in RUN/plots/.
 
     The run folder is locked meanwhile (so never while `vava train` or `vava embed` writes to it).
@@ -23,8 +25,8 @@ def evaluate_run(run_dir: str | Path, plots: bool = True, **options: object) -> 
         embeddings = run_dir / EMBEDDINGS_NAME
         if not embeddings.is_file():
             raise VavaError(f"--run: {embeddings} not found; run `vava embed --run {run_dir}` first")
-        report = evaluate_embeddings(embeddings, **options)
-        write_report(run_dir, report)
+        report = evaluate_embeddings(embeddings, probes, **options)
+        write_report(run_dir, report, probes)
         return report, write_plots(run_dir) if plots else []
 
 
