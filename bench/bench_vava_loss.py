@@ -1,6 +1,6 @@
 """VAVA loss: forward + backward time of the vectorised loss against a per-entry Python-loop version.
 
-The loop version is written here only, from the same formulas (spec sections 3-6, paper mode, GMM
+The loop version is written here only, from the same formulas (docs/method.md, paper mode, GMM
 prior): double loops over (i, j) build the distances, P, S and K as scalar tensors, the intra terms
 loop over frame pairs, matches are found by scanning rows and columns, and the batch is a loop over
 pairs, in the style of the reference port. Both are timed on the CPU in float32 on a batch of 4 pairs,

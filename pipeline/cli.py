@@ -6,10 +6,15 @@ import json
 import sys
 from collections.abc import Iterator
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import click
 
 from vava.core.errors import VavaError
+
+if TYPE_CHECKING:
+    from vava.stages.evaluate.probes import Registry
+    from vava.stages.evaluate.probes.base import Option
 
 
 class _Group(click.Group):
@@ -239,46 +244,66 @@ def _numbers(kind: type) -> click.types.FuncParamType:
         if isinstance(value, tuple):
             return value
         try:
-            return tuple(kind(v) for v in value.split(",") if v.strip())
+            return tuple(kind(v.strip()) for v in value.split(",") if v.strip())
         except ValueError:
             raise click.BadParameter(f"{value!r} is not a comma list of {kind.__name__} values") from None
     return click.types.FuncParamType(parse)
 
 
-@main.command()
+class _EvaluateCommand(click.Command):
+    """`evaluate`, with a command-line option for each evaluation option of the probe registry.
+
+    They are made when click first asks for the options: importing the probes (scikit-learn, FAISS)
+    would slow the start of every other command. `probes`: the registry, None for the built-in one.
+    """
+
+    probes: Registry | None = None
+    _made: tuple[Registry | None, list[click.Option]] = (None, [])
+
+    def registry(self) -> Registry:
+        from vava.stages.evaluate.probes import PROBES
+        return PROBES if self.probes is None else self.probes
+
+    def get_params(self, ctx: click.Context) -> list[click.Parameter]:
+        from vava.stages.evaluate.options import declared_options
+
+        probes = self.registry()
+        if self._made[0] is not probes:
+            self._made = probes, [_probe_option(option) for option in declared_options(probes) if option.cli]
+        own = super().get_params(ctx)  # --run, --compare, --plots, --help
+        return [*own[:2], *self._made[1], *own[2:]]
+
+
+def _probe_option(option: Option) -> click.Option:
+    """A comma list, a choice or a plain value, named like the evaluation option (--k is `ks`)."""
+    if option.many:
+        kind, default = _numbers(option.kind), ",".join(map(str, option.default))
+    else:
+        kind, default = click.Choice(option.choices) if option.choices else option.kind, option.default
+    return click.Option([option.flag or option.key, option.name], type=kind, default=default, show_default=True,
+                        help=option.help)
+
+
+@main.command(cls=_EvaluateCommand)
 @click.option("--run", "run_dir", type=click.Path(file_okay=False, path_type=Path), help="Run folder to evaluate.")
 @click.option("--compare", "compare", type=click.Path(path_type=Path), multiple=True,
               help="Put the reports of these run folders into one table instead (repeatable).")
-@click.option("--tasks", default="classification,progress,kendall,retrieval", show_default=True,
-              help="Comma list of: classification, progress, kendall, retrieval, few_shot, robustness.")
-@click.option("--fractions", type=_numbers(float), default="0.1,0.5,1.0", show_default=True,
-              help="Label fractions (share of train videos) for classification.")
-@click.option("--k", "ks", type=_numbers(int), default="5,10,15", show_default=True, help="AP@K depths.")
-@click.option("--classifier", type=click.Choice(["svm", "logistic"]), default="svm", show_default=True)
-@click.option("--background", type=click.Choice(["keep", "drop"]), default="keep", show_default=True,
-              help="keep: background is its own class (with background); drop: removed before the probes.")
-@click.option("--kendall-stride", default=1, show_default=True)
-@click.option("--kendall-distance", type=click.Choice(["sqeuclidean", "cosine"]), default="sqeuclidean",
-              show_default=True)
-@click.option("--retrieval-stride", default=1, show_default=True)
-@click.option("--device", type=click.Choice(["auto", "cpu", "gpu"]), default="auto", show_default=True,
-              help="FAISS device for retrieval.")
 @click.option("--plots/--no-plots", default=True, show_default=True, help="t-SNE, alignment and loss plots.")
-def evaluate(run_dir: Path | None, compare: tuple[Path, ...], tasks: str, ks: tuple, plots: bool, **options) -> None:
+def evaluate(run_dir: Path | None, compare: tuple[Path, ...], plots: bool, **options) -> None:
     """Evaluate a run's embeddings (RUN/report.json, report.md, plots/), or --compare several runs."""
     from vava.core.report_file import load_report
     from vava.stages.evaluate.report import compare_reports, render_text
     from vava.stages.evaluate.run import evaluate_run
 
+    probes = click.get_current_context().command.registry()
     if compare:
-        click.echo(compare_reports([load_report(path) for path in compare]))
+        click.echo(compare_reports([load_report(path) for path in compare], probes))
         return
     if run_dir is None:
         raise click.UsageError("give --run RUN_DIR, or --compare RUN_DIR ...")
     with _option_errors():
-        report, pngs = evaluate_run(run_dir, plots=plots, tasks=tuple(t.strip() for t in tasks.split(",") if t.strip()),
-                                    ks=ks, **options)
-    click.echo(render_text(report))
+        report, pngs = evaluate_run(run_dir, plots=plots, probes=probes, **options)
+    click.echo(render_text(report, probes))
     for skipped in report["skipped"]:
         click.echo(f"skipped {skipped.get('task')} ({skipped.get('action')}): {skipped.get('reason')}", err=True)
     click.echo(f"report: {run_dir / 'report.md'} and report.json")

@@ -1,5 +1,5 @@
 """Baseline objectives (TCC, LAV, GTA, TCN, SaL, supervised) and soft-DTW: the reference values of
-shared/spec/baselines.md section 9, the invariants of sections 2.10, 3.7, 4.9, 5.3, 6.4 and 8.2, config
+docs/method.md#baseline-reference-values (from running the official code), their invariants, config
 validation, and a smoke test of every registered objective."""
 from __future__ import annotations
 
@@ -21,7 +21,7 @@ from vava.stages.train.objectives.tcc import TccConfig, TccLoss, similarity, tcc
 from vava.stages.train.objectives.tcn import TcnConfig, TcnLoss, npairs_loss, triplet_semihard_loss
 
 F64 = torch.float64
-REL = 1e-5  # "agrees to 6 significant digits" (section 9.1)
+REL = 1e-5  # values are given to 6 significant digits (docs/method.md#baseline-reference-values)
 
 STEPS = torch.tensor([
     [4, 5, 10, 11, 14, 16, 18, 20, 21, 25, 27, 28, 30, 31, 33, 36, 38, 43, 45, 46],
@@ -65,7 +65,7 @@ def test_reference_inputs() -> None:
     assert torch.equal(torch.stack(drawn), STEPS)
 
 
-# ---------------------------------------------------------------- TCC (sections 2, 9.2)
+# ---------------------------------------------------------------- TCC (docs/method.md#tcc)
 
 B2 = (E[:2], STEPS[:2], LENGTHS[:2])
 TCC_CASES = [
@@ -194,7 +194,7 @@ def test_tcc_cosine_is_a_raw_dot_product() -> None:
     assert torch.allclose(similarity(x, y, "cosine", 0.1), x @ y.T / 12.8)
 
 
-# ---------------------------------------------------------------- soft-DTW (sections 8, 9.3)
+# ---------------------------------------------------------------- soft-DTW (docs/method.md#soft-dtw)
 
 X64, Y64 = EN[0:1].double(), EN[1:2].double()
 
@@ -319,7 +319,7 @@ def test_soft_dtw_shapes_and_errors() -> None:
         soft_dtw(cost, 0.0)
 
 
-# ---------------------------------------------------------------- LAV (sections 3, 9.4)
+# ---------------------------------------------------------------- LAV (docs/method.md#lav)
 
 PAIR_STEPS, PAIR_LENGTHS = STEPS[None, :2], LENGTHS[None, :2]
 OFFICIAL = LavConfig(window_test="float32")
@@ -341,9 +341,9 @@ def test_lav_reference_values_official_window() -> None:
 
 
 def test_lav_reference_reimplementation_and_integer_window() -> None:
-    """The spec's re-impl values (311.509, 15.2574, 2.84190) come from comparing float64 normalised times
-    with sigma / L (it still misclassifies 4 of the pairs exactly 10 frames apart); the exact integer test
-    gives I(a) = 320.041."""
+    """The float64 re-implementation values (311.509, 15.2574, 2.84190, docs/method.md#baseline-reference-values)
+    come from comparing float64 normalised times with sigma / L (it still misclassifies 4 of the pairs
+    exactly 10 frames apart); the exact integer test gives I(a) = 320.041."""
     a64, b64 = EN[0:1].double().requires_grad_(), EN[1:2].double()
     times = STEPS[:2].double() / LENGTHS[:2, None]
     negative = (times[:, :, None] - times[:, None, :]).abs() > 10 / LENGTHS[:2, None, None].double()
@@ -384,7 +384,7 @@ def test_lav_objective_options() -> None:
     assert float(divergence) > float(plain) + 1  # sdtw(x, x) < 0 is subtracted
 
 
-# ---------------------------------------------------------------- GTA (sections 4, 9.5)
+# ---------------------------------------------------------------- GTA (docs/method.md#gta)
 
 
 def test_gta_reference_values() -> None:
@@ -439,7 +439,7 @@ def test_gta_borders_give_finite_gradients() -> None:
     (grad,) = torch.autograd.grad(soft_dtw(cost, 0.1, relaxation="prob", table=True).sum(), cost)
     assert bool(torch.isfinite(grad).all())
     (grad_inf,) = torch.autograd.grad(soft_dtw(cost, 0.1, relaxation="prob", table=True, border=math.inf).sum(), cost)
-    assert bool(torch.isnan(grad_inf).any())  # why the border is finite (section 4.8)
+    assert bool(torch.isnan(grad_inf).any())  # why the border is finite (docs/method.md#gta)
 
 
 def test_gta_gradcheck() -> None:
@@ -448,7 +448,7 @@ def test_gta_gradcheck() -> None:
     assert torch.autograd.gradcheck(lambda x: gta_loss(x, GtaConfig(gamma_f=0.5, gamma_s=0.5))[0], (z,))
 
 
-# ---------------------------------------------------------------- TCN (sections 5, 9.6)
+# ---------------------------------------------------------------- TCN (docs/method.md#tcn)
 
 
 def test_tcn_reference_values() -> None:
@@ -482,7 +482,7 @@ def test_tcn_positive_window() -> None:
     assert float(components["valid_rows"]) == pytest.approx(0.9)
 
 
-# ---------------------------------------------------------------- SaL and supervised (sections 6, 7, 9.7)
+# ---------------------------------------------------------------- SaL and supervised (docs/method.md#sal, #supervised)
 
 
 def test_sal_reference_value() -> None:

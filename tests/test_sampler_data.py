@@ -83,7 +83,7 @@ def test_choose_data_path() -> None:
 
 def test_embedder_is_table_9() -> None:
     embedder = Embedder(1024, EmbedderConfig())
-    assert round(sum(p.numel() for p in embedder.parameters()) / 1e6, 2) == 21.57  # spec §7.4
+    assert round(sum(p.numel() for p in embedder.parameters()) / 1e6, 2) == 21.57  # docs/method.md#embedder-and-training
     maps = torch.randn(3, 2, 1024, 2, 2)
     assert embedder.eval()(maps).shape == (3, 128)
     # time is the Conv3d depth axis: swapping context and frame changes the output

@@ -1,4 +1,5 @@
-"""VAVA loss: the reference values of spec section 11, gradients, plan invariants, priors, config."""
+"""VAVA loss: the reference values of docs/method.md#reference-values, gradients, plan invariants, priors,
+config."""
 from __future__ import annotations
 
 import pytest
@@ -13,7 +14,7 @@ PT = VavaConfig(mode="reference", port_inter_bug=True)
 R = VavaConfig(mode="reference")
 PM = VavaConfig(mode="paper")
 CONFIGS = {"PT": PT, "R": R, "Pm": PM}
-REL = 1e-5      # L_VAVA and C terms (spec section 11)
+REL = 1e-5      # L_VAVA and C terms (docs/method.md#reference-values)
 REL_SEL = 2e-5  # selection-derived terms (d+, d-, L_inter, L_all) may move in the 6th digit
 
 
@@ -59,7 +60,7 @@ def assert_rel(value: torch.Tensor | float, expected: float, rel: float = REL) -
     assert float(torch.as_tensor(value).detach()) == pytest.approx(expected, rel=rel)
 
 
-# ---------------------------------------------------------------- spec section 11 values
+# ---------------------------------------------------------------- reference values (docs/method.md#reference-values)
 
 
 @pytest.mark.parametrize("dtype", [torch.float32, F64])

@@ -1,4 +1,6 @@
-"""Phase classification probes (spec 2.1, 2.2): a classifier fit on train frames, scored on val frames.
+"""Phase classification probes: a classifier fit on train frames, scored on val frames.
+
+Protocols: docs/evaluation.md#classification, #few-shot and #robustness.
 
 Frames labelled -1 (unknown) are neither trained on nor scored. Accuracy is the micro average over
 every labelled frame of every val video.

@@ -1,4 +1,4 @@
-"""Kendall's tau alignment probe (spec 2.4); phase labels are not used.
+"""Kendall's tau alignment probe (docs/evaluation.md#kendalls-tau); phase labels are not used.
 
 For every ordered pair (i, j), i != j, of val videos, each frame of X_i[::s] is matched to its
 nearest frame of X_j[::s] (argmin of the distance; the lowest index wins ties), and tau_ij is

@@ -1,4 +1,4 @@
-"""Phase progression probe (spec 2.3; TCC's "event completion").
+"""Phase progression probe (docs/evaluation.md#progression; TCC's "event completion").
 
 For the phases of an action in temporal order p_0 < ... < p_{C-1} (label ids, background excluded),
 key event e is the end of phase p_e (e = 0..C-2). For a video of T frames, tau_e is the last frame

@@ -8,46 +8,62 @@ from pathlib import Path
 import faiss
 import sklearn
 
+from vava.core.embeddings_file import EmbeddingsFile, load_embeddings
 from vava.core.errors import VavaError
 from vava.core.report_file import write_report_files
 from vava.stages.evaluate import tables
-from vava.core.embeddings_file import EmbeddingsFile, load_embeddings
-from vava.stages.evaluate.options import DEFAULT_TASKS, LABEL_TASKS, TRAIN_TASKS, EvalOptions
-from vava.stages.evaluate.probes import average_actions, probe_action
-from vava.stages.evaluate.retrieval import exact_search, faiss_device
+from vava.stages.evaluate.options import EvalOptions
+from vava.stages.evaluate.probes import PROBES, Registry
+from vava.stages.evaluate.probes.base import Action, Probe
+from vava.stages.evaluate.retrieval import faiss_device
+from vava.stages.evaluate.skip import ProbeSkipped
 
-def evaluate_embeddings(path: str | Path, tasks: Sequence[str] = DEFAULT_TASKS,
-                        fractions: Sequence[float] = (0.1, 0.5, 1.0), ks: Sequence[int] = (5, 10, 15),
-                        **options: object) -> dict[str, object]:
-    """Run `tasks` on the embeddings file; `options` are the other fields of EvalOptions.
+
+def evaluate_embeddings(path: str | Path, probes: Registry = PROBES, **options: object) -> dict[str, object]:
+    """Run the probes of `options["tasks"]` on the embeddings file; `options` are EvalOptions' fields.
 
     Each probe runs per action on that action's videos; the headline numbers are the unweighted
     means over actions. A probe the input cannot support is listed under "skipped" with the reason.
     """
-    o = EvalOptions.create(tasks=tuple(tasks), fractions=tuple(fractions), ks=tuple(ks), **options)
-    data = load_embeddings(path, o.background, require_labels=bool(LABEL_TASKS & set(o.tasks)))
-    _check_splits(data, o)
-    search = exact_search(o.device) if "retrieval" in o.tasks else None
+    o = EvalOptions(probes, **options)
+    selected = o.selected()
+    data = load_embeddings(path, o.background, require_labels=any(p.needs_labels for p in selected.values()))
+    _check_splits(data, selected)
+    instances = {name: probe(o) for name, probe in selected.items()}
+    running = sorted(instances.values(), key=lambda probe: probe.rank)
     per_action, skipped = {}, []
     for action in data.actions():
         videos = [v for v in data.videos if v.action == action]
-        result = probe_action([v for v in videos if v.split == "train"], [v for v in videos if v.split == "val"],
-                              o, search)
-        per_action[action] = result.values
-        skipped += [{"action": action, **s} for s in result.skipped]
+        per_action[action], skips = _probe_action(
+            Action([v for v in videos if v.split == "train"], [v for v in videos if v.split == "val"]), running)
+        skipped += [{"action": action, **skip} for skip in skips]
+    results = {"actions": len(per_action),
+               **{name: probe.aggregate(list(per_action.values())) for name, probe in instances.items()}}
     return {
-        "file": str(data.path), "attrs": data.attrs, "options": o.as_dict(), "defaults": EvalOptions().as_dict(),
+        "file": str(data.path), "attrs": data.attrs, "options": o.as_dict(), "defaults": EvalOptions(probes).as_dict(),
         "software": {"scikit-learn": sklearn.__version__, "faiss": faiss.__version__,
-                     "faiss_device": faiss_device(o.device) if search is not None else None},
+                     "faiss_device": faiss_device(o.device) if "retrieval" in selected else None},
         "videos": {split: len(data.split(split)) for split in ("train", "val")},
-        "results": average_actions(per_action, o), "per_action": per_action, "skipped": skipped,
+        "results": results, "per_action": per_action, "skipped": skipped,
         "created": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
     }
 
 
-def _check_splits(data: EmbeddingsFile, o: EvalOptions) -> None:
+def _probe_action(action: Action, running: Sequence[Probe]) -> tuple[dict[str, object], list[dict[str, str]]]:
+    """One action's values (every probe's, merged) and the probes it skipped, with the reason."""
+    values: dict[str, object] = {"train_videos": len(action.train), "val_videos": len(action.val)}
+    skipped = []
+    for probe in running:
+        try:
+            values.update(probe.attempt(action))
+        except ProbeSkipped as skip:
+            skipped.append({"task": probe.name, "reason": str(skip)})
+    return values, skipped
+
+
+def _check_splits(data: EmbeddingsFile, selected: Registry) -> None:
     """Every action needs val videos, and train videos too when a train-based task is asked for."""
-    needs_train = sorted(TRAIN_TASKS & set(o.tasks))
+    needs_train = sorted(name for name, probe in selected.items() if probe.needs_train)
     for action in data.actions():
         for split in ("val", "train") if needs_train else ("val",):
             if not any(v.action == action and v.split == split for v in data.videos):
@@ -56,18 +72,18 @@ def _check_splits(data: EmbeddingsFile, o: EvalOptions) -> None:
                                 f"({needed} need it); the file holds splits {data.attrs.get('splits', '?')}")
 
 
-def write_report(run_dir: str | Path, report: dict[str, object]) -> tuple[Path, Path]:
+def write_report(run_dir: str | Path, report: dict[str, object], probes: Registry = PROBES) -> tuple[Path, Path]:
     """Write report.json and report.md (its tables) into `run_dir`; return both paths."""
-    return write_report_files(run_dir, report, tables.report_markdown(report))
+    return write_report_files(run_dir, report, tables.report_markdown(report, probes))
 
 
-def compare_reports(reports: Sequence[dict[str, object]]) -> str:
+def compare_reports(reports: Sequence[dict[str, object]], probes: Registry = PROBES) -> str:
     """One markdown table, one row per run, laid out like the VAVA supplement's Tables 1-2."""
     if not reports:
         raise VavaError("compare: give at least one report")
-    return tables.markdown(*tables.main_table(reports, with_run_details=True))
+    return tables.markdown(*tables.main_table(reports, probes, with_run_details=True))
 
 
-def render_text(report: dict[str, object]) -> str:
+def render_text(report: dict[str, object], probes: Registry = PROBES) -> str:
     """The main table of one report as aligned plain text, for printing."""
-    return tables.text(*tables.main_table([report]))
+    return tables.text(*tables.main_table([report], probes))

@@ -1,4 +1,6 @@
-"""Fine-grained frame retrieval, "AP@K" (spec 2.5): the precision of the labels of the K nearest frames.
+"""Fine-grained frame retrieval, "AP@K": the precision of the labels of the K nearest frames.
+
+Protocol: docs/evaluation.md#retrieval.
 
 Leave one video out within val: the queries are the frames of video v, the support set is every
 frame of the other val videos, both at the same stride; frames labelled -1 are neither queries nor

@@ -3,17 +3,19 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from vava.core.errors import VavaError
-from vava.core.run_folder import LOG_NAME, locked_run
 from vava.core.correspondence import dtw_path, nearest_neighbour_path
 from vava.core.embeddings_file import EMBEDDINGS_NAME, NO_BACKGROUND, load_embeddings
+from vava.core.errors import VavaError
 from vava.core.figures import plot_alignment
+from vava.core.run_folder import LOG_NAME, locked_run
 from vava.stages.evaluate.plots import plot_loss_curve, plot_tsne
+from vava.stages.evaluate.probes import PROBES, Registry
 from vava.stages.evaluate.report import evaluate_embeddings, write_report
 
 
 
-def evaluate_run(run_dir: str | Path, plots: bool = True, **options: object) -> tuple[dict, list[Path]]:
+def evaluate_run(run_dir: str | Path, plots: bool = True, probes: Registry = PROBES,
+                 **options: object) -> tuple[dict, list[Path]]:
     """Evaluate RUN/embeddings.h5, write RUN/report.json and report.md, and the plots in RUN/plots/.
 
     The run folder is locked meanwhile (so never while `vava train` or `vava embed` writes to it).
@@ -22,8 +24,8 @@ def evaluate_run(run_dir: str | Path, plots: bool = True, **options: object) -> 
         embeddings = run_dir / EMBEDDINGS_NAME
         if not embeddings.is_file():
             raise VavaError(f"--run: {embeddings} not found; run `vava embed --run {run_dir}` first")
-        report = evaluate_embeddings(embeddings, **options)
-        write_report(run_dir, report)
+        report = evaluate_embeddings(embeddings, probes, **options)
+        write_report(run_dir, report, probes)
         return report, write_plots(run_dir) if plots else []
 
 

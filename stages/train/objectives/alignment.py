@@ -3,7 +3,7 @@
 Everything is batched over leading dimensions and differentiable (autograd runs through every
 Sinkhorn update; no envelope-theorem shortcuts).
 
-Soft-DTW (shared/spec/baselines.md section 8) and GTA's smoothed DTW tables (section 4.3) share one
+Soft-DTW (docs/method.md#soft-dtw) and GTA's smoothed DTW tables (docs/method.md#gta) share one
 anti-diagonal wavefront (`soft_dtw`): the N+M-1 anti-diagonals of the table are computed one after the
 other, each as one vectorised step over all pairs and all its cells. Cells outside the table hold the
 finite constant `border` instead of +inf, so no log-sum-exp or expectation ever sees only infinities
@@ -68,7 +68,7 @@ def column_marginal_error(log_plan: Tensor, log_b: Tensor | None = None) -> Tens
 
 
 
-# ---------------------------------------------------------------- soft-DTW (spec sections 4.3 and 8)
+# ---------------------------------------------------------------- soft-DTW (docs/method.md#soft-dtw)
 
 SOFT_DTW_BORDER = 1e10  # R outside the table; exp(-(border - R) / gamma) underflows to exactly 0
 RELAXATIONS = ("softmin", "prob", "min")
@@ -194,8 +194,8 @@ def soft_dtw(cost: Tensor, gamma: float = 0.1, *, relaxation: str = "softmin", t
              border: float = SOFT_DTW_BORDER) -> Tensor:
     """Smoothed DTW of cost matrices [..., N, M]: the value R[N, M] [...] or, with table=True, R[1:, 1:].
 
-    relaxation: see `smooth_min`. softmin is soft-DTW (section 8.1); prob and min are GTA's other
-    relaxations (section 4.3). The softmin value uses the custom E-recursion backward; the others
+    relaxation: see `smooth_min`. softmin is soft-DTW; prob and min are GTA's other
+    relaxations (docs/method.md#gta). The softmin value uses the custom E-recursion backward; the others
     backpropagate through the wavefront. `border` (finite) stands for +inf outside the table.
     """
     if relaxation not in RELAXATIONS:

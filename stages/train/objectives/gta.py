@@ -1,5 +1,5 @@
-"""GTA: global temporal alignment and cycle-consistency (Hadji et al., CVPR 2021), shared/spec/baselines.md
-section 4.
+"""GTA: global temporal alignment and cycle-consistency (Hadji et al., CVPR 2021);
+docs/method.md#gta.
 
 For an anchor X and each partner Y of its group (L2-normalised embeddings):
   * contrastive costs C^XY_ij = -log softmax_i(x_i . y_j / gamma_f) (softmax over the frames of the
@@ -34,7 +34,7 @@ FLT_MAX = 3.4028234663852886e38  # official border; SOFT_DTW_BORDER gives the sa
 
 @dataclass(frozen=True)
 class GtaConfig:
-    """GTA options; defaults are the official config (spec section 4.6)."""
+    """GTA options; defaults are the official config (docs/method.md#gta)."""
 
     relaxation: str = "prob"        # prob (dtw_prob) | softmin (dtw_minGamma) | min (non-diff)
     gamma_s: float = 0.1            # smoothing of the DTW relaxation (DTW_GAMMA_S)

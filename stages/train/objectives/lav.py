@@ -1,4 +1,4 @@
-"""LAV: learning by aligning videos in time (Haresh et al., CVPR 2021), shared/spec/baselines.md section 3.
+"""LAV: learning by aligning videos in time (Haresh et al., CVPR 2021); docs/method.md#lav.
 
 Per pair (a, b), both L2-normalised:
     L_pair = (sdtw_gamma(C_ab) + alpha * (I(a) + I(b))) / N,     C_ab[i, j] = |a_i - b_j|^2
@@ -7,7 +7,7 @@ with the plain soft-DTW value (or the divergence with `sdtw_normalize`) and Cont
 over all ordered frame pairs, D_ij = |x_i - x_j|^2, t = frame index / video length, and neg_ij when the
 two frames are more than `sigma` raw frames apart. The batch loss is the mean over the pairs.
 
-Choices (spec sections 3.6 and 10.6):
+Choices (docs/method.md#lav):
   * `window_test="integer"` (default) decides neg_ij exactly on the integer frame indices; "float32"
     replicates the official comparison of float32 normalised times against sigma / L (unstable for
     frames exactly sigma apart; for parity tests only).
@@ -31,7 +31,7 @@ WINDOW_TESTS = ("integer", "float32")
 
 @dataclass(frozen=True)
 class LavConfig:
-    """LAV options; defaults are the official config (spec section 3.3)."""
+    """LAV options; defaults are the official config (docs/method.md#lav)."""
 
     gamma: float = 0.1              # soft-DTW smoothing (DTWALIGNMENT.SDTW_GAMMA)
     sdtw_normalize: bool = False    # use the soft-DTW divergence instead of the value

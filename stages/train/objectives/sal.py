@@ -1,11 +1,11 @@
-"""SaL: shuffle and learn (Misra et al., ECCV 2016) as TCC ran it, shared/spec/baselines.md section 6.
+"""SaL: shuffle and learn (Misra et al., ECCV 2016) as TCC ran it; docs/method.md#sal.
 
 Order verification on frame triplets of the T sampled frames of each of the 2B videos (pairing plays no
-role). Sampling (section 6.1): V * num_samples rows, row r from video r mod V; per row 5 distinct sorted
+role). Sampling: V * num_samples rows, row r from video r mod V; per row 5 distinct sorted
 positions a < b < c < d < e among the sampled frames; one coin per batch reverses every row to
 descending order; exactly floor(shuffle_fraction * rows) rows, randomly placed, are "shuffled" (label 1)
 and use (b, a, d) or (b, e, d) (a coin per row), the others (b, c, d) (label 0). Frames are gathered
-along the frame axis (the official TF call gathers channels, section 6.3).
+along the frame axis (the official TF call gathers channels).
 
 The classifier head, Linear(3D, 128) + ReLU + Linear(128, 64) + ReLU + Linear(64, 2), is a submodule of
 the objective, trained with it (the trainer's weight decay stands in for the official L2 regulariser)
@@ -29,7 +29,7 @@ HIDDEN = (128, 64)
 
 @dataclass(frozen=True)
 class SalConfig:
-    """SaL options; defaults from TCC's config (spec sections 6.1, 6.2)."""
+    """SaL options; defaults from TCC's config (docs/method.md#sal)."""
 
     num_samples: int = 8            # rows per video (SAL.NUM_SAMPLES)
     shuffle_fraction: float = 0.75  # fraction of rows labelled shuffled (SAL.SHUFFLE_FRACTION)
@@ -54,7 +54,7 @@ class SalSample(NamedTuple):
 
 def sample_triplets(videos: int, frames: int, num_samples: int, shuffle_fraction: float,
                     generator: torch.Generator | None = None) -> SalSample:
-    """Draw SaL rows as in section 6.1 (on the CPU)."""
+    """Draw SaL rows as described in the module docstring (on the CPU)."""
     if frames < TUPLE:
         raise ValueError(f"SaL needs at least {TUPLE} sampled frames per video, got {frames}")
     rows = videos * num_samples

@@ -1,4 +1,4 @@
-"""Supervised baseline: per-frame phase classification, shared/spec/baselines.md section 7 (TCC's
+"""Supervised baseline: per-frame phase classification, docs/method.md#supervised (TCC's
 classification algorithm).
 
 A linear head (the objective's submodule, trained jointly and discarded at evaluation) maps each frame
@@ -25,7 +25,7 @@ UNKNOWN = -1
 class SupervisedConfig:
     """Options of the supervised baseline (CLASSIFICATION.* of TCC's config)."""
 
-    num_classes: int = 16           # phases K (per dataset: spec section 7)
+    num_classes: int = 16           # phases K (per dataset: docs/evaluation.md#datasets)
     embedding_dim: int = 128        # D, the head's input (the trainer fills it from the model)
     label_smoothing: float = 0.0    # CLASSIFICATION.LABEL_SMOOTHING
 

@@ -1,9 +1,9 @@
-"""TCC: temporal cycle-consistency (Dwibedi et al., CVPR 2019), shared/spec/baselines.md section 2.
+"""TCC: temporal cycle-consistency (Dwibedi et al., CVPR 2019); docs/method.md#tcc.
 
 For every ordered pair (i, j) of videos in a group and every frame k of video i: the soft nearest
 neighbour of x^i_k in video j, and its similarities back to the frames of video i ("cycle-back
 logits"), which should point at frame k. Deterministic (the official default): all ordered pairs at once,
-vectorised as in section 2.7. Stochastic (section 2.8): random cycles of videos and random start frames.
+vectorised over all ordered pairs. Stochastic: random cycles of videos and random start frames.
 
 Groups (`grouping`): the official pipeline feeds TCC a batch of videos of one action (B = 2 by default).
 A PairBatch may mix actions across its pairs, so by default each pair is one TCC batch of 2 videos
@@ -11,7 +11,7 @@ A PairBatch may mix actions across its pairs, so by default each pair is one TCC
 the mean of the per-pair losses. `grouping="batch"` treats all 2B videos as one TCC batch (datasets with a
 single action: B pairs give TCC's batch of 2B videos).
 
-Deliberate deviations from the official code (spec sections 2.8, 2.9):
+Deliberate deviations from the official code (docs/method.md#tcc):
   * the stochastic variant draws every cycle from a real random permutation of the group (the official
     generator only ever trains the cycle 0 -> 1 -> 0); draws use torch's global CPU generator, so a
     seeded run (and a resumed one, whose RNG state is restored) repeats them;
@@ -35,7 +35,7 @@ GROUPINGS = ("pair", "batch")
 
 @dataclass(frozen=True)
 class TccConfig:
-    """TCC options; defaults are the official training config (spec section 2.6)."""
+    """TCC options; defaults are the official training config (docs/method.md#tcc)."""
 
     loss_type: str = "regression_mse_var"  # | regression_mse | regression_huber | classification
     similarity: str = "l2"                 # l2 (negative squared distance) | cosine (raw dot product)
@@ -44,7 +44,7 @@ class TccConfig:
     label_smoothing: float = 0.1           # classification only (Keras convention: eps / T on every class)
     huber_delta: float = 0.1               # regression_huber only
     normalize_indices: bool = True         # regression targets are frame index / video length
-    stochastic: bool = False               # random cycles (section 2.8) instead of all ordered pairs
+    stochastic: bool = False               # random cycles instead of all ordered pairs
     cycle_length: int = 2                  # stochastic only: videos visited before returning
     cycle_fraction: float = 1.0            # stochastic only: int(V * T * fraction) cycles per group of V videos
     grouping: str = "pair"                 # pair: each pair is a TCC batch | batch: all 2B videos are one
@@ -125,7 +125,7 @@ def deterministic_rows(z: Tensor, times: Tensor, config: TccConfig) -> tuple[Ten
     """Cycle-back rows of every ordered pair (i != j) in every group: z [G, V, T, D], times [G, V, T].
 
     Returns logits [G*V*(V-1)*T, T], target frames and the start video's times, rows ordered by group,
-    then i, then j, then k (section 2.7).
+    then i, then j, then k.
     """
     groups, videos, frames, _ = z.shape
     forward = similarity(z[:, :, None], z[:, None, :], config.similarity, config.temperature)  # [G, V, V, T, T]
@@ -151,7 +151,7 @@ def random_cycles(groups: int, videos: int, frames: int, config: TccConfig,
 
 
 def stochastic_rows(z: Tensor, times: Tensor, config: TccConfig) -> tuple[Tensor, Tensor, Tensor]:
-    """Cycle-back rows of random cycles (section 2.8): logits [G*C, T], start frames, start-video times."""
+    """Cycle-back rows of random cycles: logits [G*C, T], start frames, start-video times."""
     groups, videos, frames, dim = z.shape
     cycles, start = random_cycles(groups, videos, frames, config, z.device)
     group = torch.arange(groups, device=z.device)[:, None]

@@ -1,4 +1,4 @@
-"""TCN: time-contrastive networks (Sermanet et al., ICRA 2018), single view; shared/spec/baselines.md section 5.
+"""TCN: time-contrastive networks (Sermanet et al., ICRA 2018), single view; docs/method.md#tcn.
 
 `loss_type="npairs"` (default) is the TCN baseline as TCC ran it (and LAV and VAVA report): per video,
 the sampled frames are taken in interleaved (positive, anchor) order, P = frames 0, 2, 4, ...,
@@ -12,7 +12,7 @@ the shared pair sampler does not provide). Here a (positive, anchor) row enters 
 when its frame indices are 1..positive_window apart; other rows are dropped from the mean (their frames
 still serve as negatives and in the norm term), and the fraction kept is logged as `valid_rows`. A video
 with no valid row contributes its norm term only. positive_window=None keeps every row (the plain
-interleaved view of the spec's reference values). With an odd T the last frame is left out.
+interleaved view of docs/method.md#baseline-reference-values). With an odd T the last frame is left out.
 
 `loss_type="triplet"` is the original single-view TCN (tensorflow/models research/tcn): L2-normalised
 embeddings, squared distances within a video, positives |t_a - t_p| <= pos_radius (p != a), negatives
@@ -40,7 +40,7 @@ def _integer(value: object) -> bool:
 
 @dataclass(frozen=True)
 class TcnConfig:
-    """TCN options: n-pairs as in TCC's tcn.py (spec 5.1) or the original triplet loss (spec 5.2)."""
+    """TCN options: n-pairs as in TCC's tcn.py (docs/method.md#tcn) or the original triplet loss."""
 
     loss_type: str = "npairs"           # npairs | triplet
     reg_lambda: float = 0.002           # npairs: weight of the embedding-norm term (REG_LAMBDA)

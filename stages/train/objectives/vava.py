@@ -1,4 +1,4 @@
-"""VAVA loss (Liu et al., CVPR 2022), as specified in shared/spec/vava.md sections 3-6 and 9.
+"""VAVA loss (Liu et al., CVPR 2022), as documented in docs/method.md (#total-loss to #modes).
 
 Per pair (X [N,d], Y [M,d]):
     L_all = gamma * (C(X) + C(Y)) + align_weight * L_VAVA + inter_weight * L_inter
@@ -10,11 +10,11 @@ best and worst match. Everything is vectorised over the pairs of a batch and ove
 nearest neighbour (column m+2, 1-based augmented); `mode="reference"` reproduces the official TF code
 (matches from U = K*D~, centre m+1). `port_inter_bug` reproduces the AE2 port's detached L_inter.
 
-Prior shapes (supplement section 5): each bump is a function of the signed offset s between a column's
+Prior shapes (docs/method.md#prior-shapes): each bump is a function of the signed offset s between a column's
 normalised position j/M' and a target position (the diagonal i/N', or the nearest neighbour c_i/M'),
 scaled so that its value at s = 0 is the GMM peak g(0) = 1/(sigma*sqrt(2*pi)). The virtual entries keep
-the spec's constant P_v = g(1.5*thr/mid) in every shape, so the background weight stays comparable.
-  * gmm: g(|s|/mid), the spec formula (|s|/mid is a distance in frames).
+the constant P_v = g(1.5*thr/mid) of docs/method.md#priors in every shape, so the background weight stays comparable.
+  * gmm: g(|s|/mid), the paper's GMM (|s|/mid is a distance in frames).
   * flat_top: Eq. 1 with margin `flat_top_eta` in the same frame units: constant for |s|/mid <= eta,
     Gaussian tails beyond; eta = 0 is exactly gmm.
   * beta: Eq. 2 on x = (1+s)/2 in (0,1) with `beta_alpha`, `beta_beta` (alpha = beta: symmetric bump
@@ -46,9 +46,9 @@ PRIORS = ("gmm", "flat_top", "beta")
 
 @dataclass(frozen=True)
 class VavaConfig:
-    """Every knob of the VAVA loss; defaults are those of spec section 8."""
+    """Every knob of the VAVA loss (docs/method.md#options); defaults are the official code's."""
 
-    mode: str = "paper"             # "paper" | "reference" (spec section 9)
+    mode: str = "paper"             # "paper" | "reference" (docs/method.md#modes)
     sinkhorn_iters: int = 20        # loop iterations; the plan gets sinkhorn_iters + 1 (v, u) updates
     lambda1: float = 1.0            # IDM weight, scaled by (N + M)
     lambda2: float = 0.1            # KL weight, scaled by N*M/4
@@ -166,7 +166,7 @@ def prior_and_idm(nearest: Tensor, m: int, phi: float, config: VavaConfig,
 
 
 def intra_contrastive(x: Tensor, window: int, margin: float) -> Tensor:
-    """C(X) of spec section 4 for x [B, N, d] -> [B]."""
+    """C(X) (docs/method.md#intra-video-term) for x [B, N, d] -> [B]."""
     n, d = x.shape[-2:]
     dist = pairwise_sq_dists(x, x) / d
     weight, negative = _intra_grid(n, window, x.device, x.dtype)

@@ -1,0 +1,186 @@
+"""What an evaluation probe declares (its options, what it needs, how it runs, aggregates and renders).
+
+A probe is a `Probe` subclass registered in `stages.evaluate.probes.PROBES`. `vava evaluate`'s
+options, report.json's "options", "results" and "per_action" entries and report.md's tables are
+generated from the registry. Numbers are kept JSON-ready: fractions and K become string keys.
+"""
+from __future__ import annotations
+
+import functools
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any, ClassVar
+
+import numpy as np
+
+from vava.core.errors import VavaError
+from vava.stages.evaluate.classification import Frames, labelled_frames
+from vava.core.embeddings_file import VideoEmbeddings
+from vava.stages.evaluate.skip import ProbeSkipped
+
+Values = dict[str, object]
+Report = dict[str, object]
+
+
+@dataclass(frozen=True)
+class Check:
+    """A constraint every value of an option must meet, and the message when one does not."""
+
+    holds: Callable[[Any], bool]
+    message: str
+
+
+AT_LEAST_ONE = Check(lambda value: value >= 1, "must be at least 1")
+FRACTION = Check(lambda value: 0 < value <= 1, "must be in (0, 1]")
+
+
+@dataclass(frozen=True)
+class Option:
+    """One evaluation option. A tuple default makes it a comma list of values of its elements' type."""
+
+    name: str
+    default: object
+    help: str | None = None
+    choices: tuple[str, ...] = ()
+    check: Check | None = None
+    flag: str | None = None  # the command-line spelling, when not `key`
+    cli: bool = True         # offered by `vava evaluate`
+
+    @property
+    def many(self) -> bool:
+        return isinstance(self.default, tuple)
+
+    @property
+    def kind(self) -> type:
+        return type(self.default[0] if self.many else self.default)
+
+    @property
+    def key(self) -> str:
+        """The spelling errors use, which the CLI's option-error handler expects: few_shot_ks -> --few-shot-ks."""
+        return "--" + self.name.replace("_", "-")
+
+    def parse(self, value: object) -> object:
+        """A comma-list option's value as a tuple of its kind (one value is a list of one)."""
+        if not self.many:
+            return value
+        values = (value,) if isinstance(value, (str, int, float)) else value
+        return tuple(self.kind(v) for v in values)
+
+    def validate(self, value: object) -> None:
+        """Raise a VavaError naming `key` when `value` (already parsed) breaks a constraint."""
+        values = value if self.many else (value,)
+        if self.many and not values:
+            raise VavaError(f"{self.key}: give at least one value")
+        bad = [v for v in values if v not in self.choices] if self.choices else []
+        if bad:
+            raise VavaError(f"{self.key}: {', '.join(map(repr, bad))} not one of {', '.join(self.choices)}")
+        if self.check and not all(self.check.holds(v) for v in values):
+            raise VavaError(f"{self.key}: {self.check.message}")
+
+
+@dataclass(frozen=True)
+class Column:
+    """A table column: its title and the cell it shows for a dict (results, one action's values, a report)."""
+
+    title: str
+    cell: Callable[[Values], str]
+
+
+class Action:
+    """One action's train and val videos, as every probe of an evaluation sees them."""
+
+    def __init__(self, train: Sequence[VideoEmbeddings], val: Sequence[VideoEmbeddings]) -> None:
+        self.train, self.val = train, val
+
+    @functools.cached_property
+    def val_frames(self) -> Frames:
+        """Every labelled val frame (computed once, shared by the classifier probes)."""
+        return labelled_frames(self.val)
+
+
+class Probe:
+    """An evaluation probe. Subclasses set the class attributes and implement `run` and `aggregate`.
+
+    An instance is made once per evaluation, with the parsed options (`self.o`), when the probe is
+    among the tasks asked for.
+    """
+
+    name: ClassVar[str]                     # the task name (--tasks, report keys)
+    options: ClassVar[tuple[Option, ...]] = ()  # every option it reads; probes may share one Option
+    default: ClassVar[bool] = False         # among the default tasks; its report.md section joins the results
+    needs_train: ClassVar[bool] = False     # every action must have train videos
+    needs_labels: ClassVar[bool] = False    # every video must carry phase labels
+    min_val_videos: ClassVar[int] = 1       # an action with fewer val videos skips the probe
+    rank: ClassVar[int] = 100               # run order within an action (per_action keys, skip list)
+
+    def __init__(self, o: Any) -> None:
+        self.o = o
+
+    def attempt(self, action: Action) -> Values:
+        """`run`, after checking the declared needs; raises ProbeSkipped with the reason."""
+        if len(action.val) < self.min_val_videos:
+            raise ProbeSkipped(f"needs at least {self.min_val_videos} val videos, found {len(action.val)}")
+        return self.run(action)
+
+    def run(self, action: Action) -> Values:
+        """This probe's entries of one action's values (merged into report.json's per_action)."""
+        raise NotImplementedError
+
+    def aggregate(self, per_action: Sequence[Values]) -> object:
+        """results[name]: typically the unweighted mean over the actions that produced a number."""
+        raise NotImplementedError
+
+    @classmethod
+    def columns(cls, options: Mapping[str, Any]) -> list[Column]:
+        """Number columns of the main and per-action tables; cells read results or an action's values."""
+        return []
+
+    @classmethod
+    def setting_columns(cls) -> list[Column]:
+        """Columns of `--compare` tables that show a run's settings; cells read the whole report."""
+        return []
+
+    @classmethod
+    def section(cls, report: Report) -> str | None:
+        """An extra report.md section (None: none)."""
+        return None
+
+    @classmethod
+    def protocol(cls, options: Mapping[str, Any]) -> str | None:
+        """This probe's line of report.md's protocol notes (None: none)."""
+        return None
+
+
+def key(number: float) -> str:
+    """JSON key of a fraction or a K."""
+    return str(number)
+
+
+def collect(per_action: Sequence[Values], *path: str) -> list:
+    """The value at `path` in each action's values, where there is one."""
+    found = []
+    for values in per_action:
+        for part in path:
+            values = values.get(part) if isinstance(values, dict) else None
+        if values is not None:
+            found.append(values)
+    return found
+
+
+def mean(per_action: Sequence[Values], *path: str) -> float | None:
+    """Unweighted mean over the actions that have a number at `path` (None where none does)."""
+    values = collect(per_action, *path)
+    return float(np.mean(values)) if values else None
+
+
+def percent(value: object) -> str:
+    return "-" if value is None else f"{100 * value:.2f}"
+
+
+def fixed(value: object) -> str:
+    return "-" if value is None else f"{value:.4f}"
+
+
+def markdown(header: list[str], rows: list[list[str]]) -> str:
+    lines = [header, ["---"] * len(header), *rows]
+    return "\n".join("| " + " | ".join(cells) + " |" for cells in lines) + "\n"
