@@ -15,11 +15,11 @@ DEMO_WEIGHTS ?= random
 ABLATIONS ?= ablations
 ABLATION_STEPS ?= 200
 
-.PHONY: setup test demo bench ablations clean-demo
+.PHONY: setup test lint demo bench ablations clean-demo
 
 setup: $(VENV)/.installed
 
-$(VENV)/.installed: pyproject.toml
+$(VENV)/.installed: pyproject.toml setup.py
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install -q --upgrade pip
 	$(BIN)/pip install -q $(TORCH_SPEC)
@@ -28,6 +28,14 @@ $(VENV)/.installed: pyproject.toml
 
 test: setup
 	$(BIN)/python -m pytest -q $(PYTEST_ARGS)
+
+# The layer contracts (pyproject.toml [tool.importlinter]), checked on a plain (non-editable) install
+# of the package: the editable one maps folders, which import-linter's file walk does not follow.
+LINT_DIR := build/lint
+lint: setup
+	rm -rf $(LINT_DIR)
+	$(BIN)/pip install -q --no-deps --no-build-isolation --target $(LINT_DIR) .
+	cd $(LINT_DIR) && PYTHONPATH=$(CURDIR)/$(LINT_DIR) $(CURDIR)/$(BIN)/lint-imports $(CURDIR)/pyproject.toml
 
 # Synthetic "in the wild" videos -> ResNet-50 conv4 cache -> VAVA training -> embeddings -> aligned video, report.
 demo: setup
