@@ -35,7 +35,7 @@ LINT_DIR := build/lint
 lint: setup
 	rm -rf $(LINT_DIR)
 	$(BIN)/pip install -q --no-deps --no-build-isolation --target $(LINT_DIR) .
-	cd $(LINT_DIR) && PYTHONPATH=$(CURDIR)/$(LINT_DIR) $(CURDIR)/$(BIN)/lint-imports $(CURDIR)/pyproject.toml
+	cd $(LINT_DIR) && PYTHONPATH=$(abspath $(LINT_DIR)) $(abspath $(BIN))/lint-imports $(CURDIR)/pyproject.toml
 
 # Synthetic "in the wild" videos -> ResNet-50 conv4 cache -> VAVA training -> embeddings -> aligned video, report.
 demo: setup
