@@ -34,3 +34,26 @@ def test_a_file_in_place_of_a_run_subfolder_is_one_line(toy_features: Path, tmp_
                  "--force", *TINY)
     one_line_error(result, rf"--out: {re.escape(str(run / name))} is a file, where the run keeps a folder")
     assert (run / name).read_text() == "mine"
+
+
+@pytest.mark.parametrize("text", ["[1]", '{"a": 1}', '{"options": {"fractions": [[1]], "ks": []}}'])
+def test_compare_names_a_report_that_is_not_one(tmp_path: Path, text: str) -> None:
+    (tmp_path / "run").mkdir()
+    (tmp_path / "run" / "report.json").write_text(text)
+    one_line_error(cli("evaluate", "--compare", tmp_path / "run"),
+                   rf"^Error: {re.escape(str(tmp_path / 'run' / 'report.json'))}: not a vava report \(")
+
+
+def test_sweep_rebuilds_a_finished_run_whose_report_or_time_is_damaged(toy_features: Path, tmp_path: Path) -> None:
+    plan = tmp_path / "plan.yaml"
+    plan.write_text("runs:\n  a: {identity: true}\n  b: {identity: true}\n")
+    out = tmp_path / "sweep"
+    args = ("sweep", "--features", toy_features, "--plan", plan, "--out", out, "--device", "cpu")
+    assert cli(*args).exit_code == 0
+    (out / "a" / "report.json").write_text("[]")
+    (out / "b" / "sweep_time.json").write_text("{}")
+    result = cli(*args)
+    assert result.exit_code == 0, result.output
+    assert "reused" not in result.stderr
+    assert re.search(r"\| a \| \d+ \|\n\| b \| \d+ \|", (out / "results.md").read_text())
+    assert (out / "a" / "report.json").read_text().startswith("{")
