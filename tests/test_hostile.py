@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import re
+import shutil
 from pathlib import Path
 
 import pytest
@@ -57,3 +58,27 @@ def test_sweep_rebuilds_a_finished_run_whose_report_or_time_is_damaged(toy_featu
     assert "reused" not in result.stderr
     assert re.search(r"\| a \| \d+ \|\n\| b \| \d+ \|", (out / "results.md").read_text())
     assert (out / "a" / "report.json").read_text().startswith("{")
+
+
+def test_cache_rm_refuses_a_symlink_and_keeps_the_set(toy_features: Path, tmp_path: Path) -> None:
+    link = tmp_path / "link"
+    link.symlink_to(toy_features)
+    one_line_error(cli("cache", "rm", "--yes", link), rf"{re.escape(str(link))}: is a symlink")
+    assert (toy_features / "zarr.json").is_file()
+
+
+def test_cache_rm_through_dotdot_takes_the_sets_own_lock(toy_features: Path) -> None:
+    from cache.locks import set_lock
+
+    with set_lock(toy_features, shared=True):  # an extract writing into the set
+        one_line_error(cli("cache", "rm", "--yes", toy_features / "videos" / ".."), r"a running `vava extract`")
+    assert (toy_features / "zarr.json").is_file()
+
+
+def test_an_unwritable_lock_folder_is_one_line(toy_features: Path, tmp_path: Path) -> None:
+    """As on a read-only cache: extract of a new set and cache rm need a lock file and cannot make one."""
+    shutil.rmtree(toy_features.parent / ".locks")
+    (toy_features.parent / ".locks").write_text("")  # a file where the lock folder belongs
+    one_line_error(cli("cache", "rm", "--yes", toy_features),
+                   r"\.locks/toyfeatures00000/set\.lock: cannot take the cache lock")
+    assert (toy_features / "zarr.json").is_file()
