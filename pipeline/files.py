@@ -20,6 +20,9 @@ from pipeline.errors import VavaError
 
 # The longest file name most file systems hold (ext4, XFS, APFS, NTFS: 255 bytes or characters).
 MAX_NAME_BYTES = 255
+# The process's umask (reading it means setting it): artefacts get the mode `open()` would give them.
+_UMASK = os.umask(0o022)
+os.umask(_UMASK)
 
 
 def check_plain_name(name: object, what: str, *, reserved: tuple[str, ...] = ()) -> str:
@@ -69,6 +72,7 @@ def atomic_path(path: str | Path) -> Iterator[Path]:
         fd, name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=f".tmp{path.suffix}", dir=path.parent)
     except OSError as err:
         raise _disk_error(path, err) from None
+    os.fchmod(fd, 0o666 & ~_UMASK)  # mkstemp makes it private (0600); artefacts are as shareable as any file
     os.close(fd)
     tmp = Path(name)
     try:

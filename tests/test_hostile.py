@@ -82,3 +82,12 @@ def test_an_unwritable_lock_folder_is_one_line(toy_features: Path, tmp_path: Pat
     one_line_error(cli("cache", "rm", "--yes", toy_features),
                    r"\.locks/toyfeatures00000/set\.lock: cannot take the cache lock")
     assert (toy_features / "zarr.json").is_file()
+
+
+def test_artefacts_get_the_usual_file_mode(tmp_path: Path) -> None:
+    """Create-and-rename gives an artefact the mode a plain write would (not mkstemp's private 0600)."""
+    from pipeline.files import atomic_write
+
+    plain = tmp_path / "plain.json"
+    plain.write_text("{}")
+    assert atomic_write(tmp_path / "report.json", "{}").stat().st_mode == plain.stat().st_mode
