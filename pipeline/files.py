@@ -29,7 +29,7 @@ def check_plain_name(name: object, what: str, *, reserved: tuple[str, ...] = ())
     """`name` if it is usable as one path component; `VavaError` naming `what` otherwise.
 
     Refused: non-strings, empty names, `.` and `..`, `/` or `\\`, NUL and other control characters,
-    names over `MAX_NAME_BYTES` bytes in UTF-8, and the given `reserved` names.
+    lone surrogates, names over `MAX_NAME_BYTES` bytes in UTF-8, and the given `reserved` names.
     """
     if not isinstance(name, str):
         raise VavaError(f"{what}: expected a string, got {type(name).__name__}")
@@ -39,6 +39,8 @@ def check_plain_name(name: object, what: str, *, reserved: tuple[str, ...] = ())
         raise VavaError(f"{what}: {name!r} must be a plain name, without '/' or '\\'")
     if any(unicodedata.category(c) == "Cc" for c in name):
         raise VavaError(f"{what}: {name!r} contains a control character")
+    if any(unicodedata.category(c) == "Cs" for c in name):  # JSON's "\ud800": no file name can hold it
+        raise VavaError(f"{what}: {name!r} contains a lone surrogate (not valid Unicode)")
     if len(name.encode("utf-8", "surrogatepass")) > MAX_NAME_BYTES:
         raise VavaError(f"{what}: {name[:40]!r}... is {len(name.encode('utf-8', 'surrogatepass'))} bytes long "
                         f"(at most {MAX_NAME_BYTES}, the file-system limit)")

@@ -1,6 +1,7 @@
 """Attacks found by a hostile pass over the hardened CLI: each test failed before its fix."""
 from __future__ import annotations
 
+import json
 import re
 import shutil
 from pathlib import Path
@@ -91,3 +92,15 @@ def test_artefacts_get_the_usual_file_mode(tmp_path: Path) -> None:
     plain = tmp_path / "plain.json"
     plain.write_text("{}")
     assert atomic_write(tmp_path / "report.json", "{}").stat().st_mode == plain.stat().st_mode
+
+
+def test_a_lone_surrogate_id_is_refused_before_extraction(tiny_dataset: Path, tmp_path: Path) -> None:
+    """JSON lets an id hold "\\ud800"; that video used to fail late, on a UnicodeEncodeError in the cache."""
+    manifest = tiny_dataset / "manifest.jsonl"
+    entries = [json.loads(line) for line in manifest.read_text().splitlines()]
+    entries[0]["id"] = "\ud800" + entries[0]["id"]
+    manifest.write_text("".join(json.dumps(entry) + "\n" for entry in entries))  # ASCII: "\\ud800" escaped
+    result = cli("extract", "--root", tiny_dataset, "--cache", tmp_path / "cache", "--weights", "random",
+                 "--image-size", 64, "--device", "cpu", "--quiet")
+    one_line_error(result, r"manifest\.jsonl:1: video id: '\\ud800.*' contains a lone surrogate")
+    assert not (tmp_path / "cache").exists()
