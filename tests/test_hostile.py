@@ -2,14 +2,19 @@
 from __future__ import annotations
 
 import json
+import os
 import re
 import shutil
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
 from click.testing import CliRunner
 
 from pipeline.cli import main
+
+REPO = Path(__file__).resolve().parents[1]
 
 TINY = ["--set", "model.conv_channels=8", "--set", "model.fc_channels=8", "--set", "model.embedding_dim=8",
         "--set", "data.frames_per_video=6", "--set", "data.batch_pairs=1"]
@@ -104,3 +109,25 @@ def test_a_lone_surrogate_id_is_refused_before_extraction(tiny_dataset: Path, tm
                  "--image-size", 64, "--device", "cpu", "--quiet")
     one_line_error(result, r"manifest\.jsonl:1: video id: '\\ud800.*' contains a lone surrogate")
     assert not (tmp_path / "cache").exists()
+
+
+class _System:
+    def __reduce__(self):
+        return os.system, ("touch PWNED",)
+
+
+def test_a_plain_pickle_checkpoint_is_one_line_and_runs_nothing(toy_features: Path, tmp_path: Path,
+                                                                monkeypatch: pytest.MonkeyPatch) -> None:
+    """A `pickle.dump`ed last.pt (protocol 4, not a torch zip): refused, with no torch warning around it."""
+    import pickle
+
+    monkeypatch.chdir(tmp_path)
+    run = tmp_path / "run"
+    (run / "checkpoints").mkdir(parents=True)
+    (run / "checkpoints" / "last.pt").write_bytes(pickle.dumps(_System(), protocol=4))
+    # in a process of its own: pytest would capture torch's warning instead of letting it reach stderr
+    result = subprocess.run([sys.executable, "-m", "pipeline.cli", "embed", "--run", str(run), "--device", "cpu"],
+                            capture_output=True, text=True, env={**os.environ, "PYTHONPATH": str(REPO)})
+    assert result.returncode == 1
+    assert re.fullmatch(r"Error: \S+/last\.pt: not a readable checkpoint [^\n]*\n", result.stderr), result.stderr
+    assert not (tmp_path / "PWNED").exists()
