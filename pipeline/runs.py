@@ -25,7 +25,7 @@ def check_run_folder(run_dir: str | Path, option: str) -> Path:
     """`run_dir` if it is usable as a run folder (it may not exist yet); `VavaError` otherwise.
 
     Refused: a symlink in place of the folder, something that is not a folder, and a subfolder the
-    stages write into that is a symlink leading out of the run.
+    stages write into that is a symlink leading out of the run or is not a folder.
     """
     run_dir = Path(run_dir)
     if run_dir.is_symlink():
@@ -36,6 +36,8 @@ def check_run_folder(run_dir: str | Path, option: str) -> Path:
         sub = run_dir / name
         if sub.is_symlink() and not is_inside(sub, run_dir):
             raise VavaError(f"{option}: {sub} is a symlink to {sub.readlink()}, outside the run folder; remove it")
+        if sub.exists() and not sub.is_dir():
+            raise VavaError(f"{option}: {sub} is a file, where the run keeps a folder; move it away")
     return run_dir
 
 

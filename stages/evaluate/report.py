@@ -88,13 +88,23 @@ def write_report(run_dir: str | Path, report: dict[str, object], probes: Registr
 
 
 def load_report(path: str | Path) -> dict[str, object]:
-    """A report.json, or the one inside a run folder."""
+    """A report.json, or the one inside a run folder, checked to have what the comparison tables read."""
     path = Path(path)
     path = path / REPORT_JSON if path.is_dir() else path
     try:
-        return json.loads(path.read_text())
+        report = json.loads(path.read_text())
     except (OSError, ValueError) as error:
         raise VavaError(f"{path}: not a readable report ({error})") from None
+    try:  # a report that makes its own rows, with numeric columns, makes them beside any other
+        tables.main_table([report], with_run_details=True)
+        tables.per_action_comparison([report])
+        numeric = all(isinstance(v, (int, float)) and not isinstance(v, bool)
+                      for key in ("fractions", "ks") for v in report["options"][key])
+    except (KeyError, TypeError, ValueError, AttributeError) as error:
+        raise VavaError(f"{path}: not a vava report ({type(error).__name__}: {error})") from None
+    if not numeric:
+        raise VavaError(f"{path}: not a vava report (options.fractions and options.ks must hold numbers)")
+    return report
 
 
 def compare_reports(reports: Sequence[dict[str, object]], probes: Registry = PROBES) -> str:

@@ -14,6 +14,7 @@ import logging
 import os
 import pickle
 import re
+import warnings
 from pathlib import Path
 from typing import Any
 
@@ -94,7 +95,9 @@ def _newest_readable_step(folder: Path) -> dict[str, Any] | None:
 
 def _read(path: Path) -> dict[str, Any]:
     try:
-        state = torch.load(path, map_location="cpu", weights_only=True)
+        with warnings.catch_warnings():  # torch warns about a plain pickle's protocol before refusing it
+            warnings.simplefilter("ignore", UserWarning)
+            state = torch.load(path, map_location="cpu", weights_only=True)
     except pickle.UnpicklingError as err:
         if refused := _REFUSED_GLOBAL.search(str(err)):
             raise VavaError(f"{path}: refused: it asks to load {refused[1]}, which is neither a tensor nor a plain "
