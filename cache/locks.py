@@ -12,6 +12,8 @@ import fcntl
 import os
 from pathlib import Path
 
+from vava.core.errors import VavaError
+
 
 class FileLock:
     """An exclusive (or shared) lock on one lock file; usable as a (blocking) context manager."""
@@ -25,8 +27,11 @@ class FileLock:
         """Take the lock; without blocking, return False when another process holds it."""
         flags = (fcntl.LOCK_SH if self.shared else fcntl.LOCK_EX) | (0 if blocking else fcntl.LOCK_NB)
         while True:
-            self.path.parent.mkdir(parents=True, exist_ok=True)
-            fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o644)
+            try:
+                self.path.parent.mkdir(parents=True, exist_ok=True)
+                fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o644)
+            except OSError as err:  # a read-only cache, or a file where a lock folder belongs
+                raise VavaError(f"{self.path}: cannot take the cache lock ({err.strerror or err})") from None
             try:
                 fcntl.flock(fd, flags)
             except BlockingIOError:

@@ -404,7 +404,9 @@ def disk_usage(path: Path) -> int:
 
 def remove_feature_set(path: str | Path) -> None:
     """Delete a feature set and its lock folder; `VavaError` while another process writes into it."""
-    feature_set = FeatureSet.open(path)
+    if Path(path).is_symlink():
+        raise VavaError(f"{path}: is a symlink (to {Path(path).readlink()}); give the feature set's real folder")
+    feature_set = FeatureSet.open(Path(path).resolve())  # its lock is found beside its real folder
     lock = set_lock(feature_set.path, shared=False)
     if not lock.acquire(blocking=False):
         raise VavaError(f"{feature_set.path}: a running `vava extract` is writing into this feature set; "

@@ -291,13 +291,12 @@ def _probe_option(option: Option) -> click.Option:
 @click.option("--plots/--no-plots", default=True, show_default=True, help="t-SNE, alignment and loss plots.")
 def evaluate(run_dir: Path | None, compare: tuple[Path, ...], plots: bool, **options) -> None:
     """Evaluate a run's embeddings (RUN/report.json, report.md, plots/), or --compare several runs."""
-    from vava.core.report_file import load_report
-    from vava.stages.evaluate.report import compare_reports, render_text
+    from vava.stages.evaluate.report import compare_reports, load_comparable_report, render_text
     from vava.stages.evaluate.run import evaluate_run
 
     probes = click.get_current_context().command.registry()
     if compare:
-        click.echo(compare_reports([load_report(path) for path in compare], probes))
+        click.echo(compare_reports([load_comparable_report(path) for path in compare], probes))
         return
     if run_dir is None:
         raise click.UsageError("give --run RUN_DIR, or --compare RUN_DIR ...")

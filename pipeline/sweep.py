@@ -25,15 +25,14 @@ from typing import Any
 
 from vava.cache.store import FeatureSet
 from vava.core.config import merge, nest, read_yaml_mapping, resolve_preset, to_dict
-from vava.stages.train.config import TrainConfig, load_config
 from vava.core.errors import VavaError
 from vava.core.files import atomic_write, check_plain_name
+from vava.core.run_folder import checkpoint_path, load_checkpoint
 from vava.stages.embed.run import embed
 from vava.stages.evaluate import tables
-from vava.core.report_file import REPORT_JSON, load_report
-from vava.stages.evaluate.report import compare_reports
+from vava.stages.evaluate.report import compare_reports, load_comparable_report
 from vava.stages.evaluate.run import evaluate_run
-from vava.core.run_folder import checkpoint_path, load_checkpoint
+from vava.stages.train.config import TrainConfig, load_config
 from vava.stages.train.loop import RESUMABLE_CHANGES, resolved, train
 
 RESULTS_NAME = "results.md"
@@ -204,13 +203,31 @@ def _prepare(run_dir: Path, key: dict[str, Any], out: Path) -> tuple[bool, str]:
         raise VavaError(f"{run_dir} holds a run on feature set {saved['features']}, not {key['features']}; "
                         f"use another --out")
     if saved == key:
-        return (run_dir / TIME_NAME).is_file() and (run_dir / REPORT_JSON).is_file(), ""
+        return _finished(run_dir), ""
     if _trains_on(saved, key, run_dir):
         (run_dir / TIME_NAME).unlink(missing_ok=True)  # unfinished until rebuilt for the new key
         changed = ", ".join(k for k in sorted(RESUMABLE_CHANGES) if saved["config"][k] != key["config"][k])
         return False, f"{changed} changed: training on from the last checkpoint"
     moved = _move_aside(run_dir, out / STALE_NAME)
     return False, f"settings changed since this run was made: the old run was moved to {moved}"
+
+
+def _seconds(run_dir: Path) -> float | None:
+    """The wall time recorded in run_dir's sweep_time.json; None when missing or unreadable."""
+    try:
+        seconds = json.loads((run_dir / TIME_NAME).read_text())["seconds"]
+    except (OSError, ValueError, KeyError, TypeError):
+        return None
+    return float(seconds) if isinstance(seconds, (int, float)) and not isinstance(seconds, bool) else None
+
+
+def _finished(run_dir: Path) -> bool:
+    """Whether run_dir holds a finished run: a readable wall time and report (a damaged one is rebuilt)."""
+    try:
+        load_comparable_report(run_dir)
+    except VavaError:
+        return False
+    return _seconds(run_dir) is not None
 
 
 def _saved_key(run_dir: Path) -> dict[str, Any] | None:
@@ -272,13 +289,13 @@ def _checkpoint_step(run_dir: Path) -> int:
 def _results(out: Path, plan: SweepPlan, failed: dict[str, str]) -> str:
     """Markdown: one comparison table per plan table (finished runs only), then timings and failures."""
     parts = [f"Command: `{' '.join(shlex.quote(a) for a in ['vava', *sys.argv[1:]])}`\n"]
-    finished = [run.name for run in plan.runs if run.name not in failed and (out / run.name / TIME_NAME).is_file()]
+    finished = [run.name for run in plan.runs if run.name not in failed and _finished(out / run.name)]
     for number, (title, names) in enumerate(plan.tables.items()):
-        reports = [load_report(out / n) for n in names if n in finished]
+        reports = [load_comparable_report(out / n) for n in names if n in finished]
         parts.append(f"## {title}\n\n{compare_reports(reports) if reports else '(no finished run)'}\n")
         if number == 0 and reports:  # the main comparison, per action as well
             parts.append(f"### {title}: per action (as Table 5)\n\n{tables.markdown(*tables.per_action_comparison(reports))}\n")
-    timed = {name: json.loads((out / name / TIME_NAME).read_text())["seconds"] for name in finished}
+    timed = {name: _seconds(out / name) for name in finished}
     if timed:
         rows = "\n".join(f"| {name} | {s:.0f} |" for name, s in timed.items())
         parts.append(f"## Wall time per run (train + embed + evaluate)\n\n| run | seconds |\n| --- | --- |\n{rows}\n"

@@ -10,7 +10,7 @@ import sklearn
 
 from vava.core.embeddings_file import EmbeddingsFile, load_embeddings
 from vava.core.errors import VavaError
-from vava.core.report_file import write_report_files
+from vava.core.report_file import load_report, write_report_files
 from vava.stages.evaluate import tables
 from vava.stages.evaluate.options import EvalOptions
 from vava.stages.evaluate.probes import PROBES, Registry
@@ -75,6 +75,21 @@ def _check_splits(data: EmbeddingsFile, selected: Registry) -> None:
 def write_report(run_dir: str | Path, report: dict[str, object], probes: Registry = PROBES) -> tuple[Path, Path]:
     """Write report.json and report.md (its tables) into `run_dir`; return both paths."""
     return write_report_files(run_dir, report, tables.report_markdown(report, probes))
+
+
+def load_comparable_report(path: str | Path) -> dict[str, object]:
+    """A report.json (or the one in a run folder), checked to have what the comparison tables read."""
+    report = load_report(path)
+    try:  # a report that makes its own rows, with numeric columns, makes them beside any other
+        tables.main_table([report], with_run_details=True)
+        tables.per_action_comparison([report])
+        numeric = all(isinstance(v, (int, float)) and not isinstance(v, bool)
+                      for key in ("fractions", "ks") for v in report["options"][key])
+    except (KeyError, TypeError, ValueError, AttributeError) as error:
+        raise VavaError(f"{path}: not a vava report ({type(error).__name__}: {error})") from None
+    if not numeric:
+        raise VavaError(f"{path}: not a vava report (options.fractions and options.ks must hold numbers)")
+    return report
 
 
 def compare_reports(reports: Sequence[dict[str, object]], probes: Registry = PROBES) -> str:

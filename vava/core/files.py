@@ -20,13 +20,16 @@ from vava.core.errors import VavaError
 
 # The longest file name most file systems hold (ext4, XFS, APFS, NTFS: 255 bytes or characters).
 MAX_NAME_BYTES = 255
+# The process's umask (reading it means setting it): artefacts get the mode `open()` would give them.
+_UMASK = os.umask(0o022)
+os.umask(_UMASK)
 
 
 def check_plain_name(name: object, what: str, *, reserved: tuple[str, ...] = ()) -> str:
     """`name` if it is usable as one path component; `VavaError` naming `what` otherwise.
 
     Refused: non-strings, empty names, `.` and `..`, `/` or `\\`, NUL and other control characters,
-    names over `MAX_NAME_BYTES` bytes in UTF-8, and the given `reserved` names.
+    lone surrogates, names over `MAX_NAME_BYTES` bytes in UTF-8, and the given `reserved` names.
     """
     if not isinstance(name, str):
         raise VavaError(f"{what}: expected a string, got {type(name).__name__}")
@@ -36,6 +39,8 @@ def check_plain_name(name: object, what: str, *, reserved: tuple[str, ...] = ())
         raise VavaError(f"{what}: {name!r} must be a plain name, without '/' or '\\'")
     if any(unicodedata.category(c) == "Cc" for c in name):
         raise VavaError(f"{what}: {name!r} contains a control character")
+    if any(unicodedata.category(c) == "Cs" for c in name):  # JSON's "\ud800": no file name can hold it
+        raise VavaError(f"{what}: {name!r} contains a lone surrogate (not valid Unicode)")
     if len(name.encode("utf-8", "surrogatepass")) > MAX_NAME_BYTES:
         raise VavaError(f"{what}: {name[:40]!r}... is {len(name.encode('utf-8', 'surrogatepass'))} bytes long "
                         f"(at most {MAX_NAME_BYTES}, the file-system limit)")
@@ -69,6 +74,7 @@ def atomic_path(path: str | Path) -> Iterator[Path]:
         fd, name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=f".tmp{path.suffix}", dir=path.parent)
     except OSError as err:
         raise _disk_error(path, err) from None
+    os.fchmod(fd, 0o666 & ~_UMASK)  # mkstemp makes it private (0600); artefacts are as shareable as any file
     os.close(fd)
     tmp = Path(name)
     try:

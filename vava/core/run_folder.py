@@ -25,6 +25,7 @@ import logging
 import os
 import pickle
 import re
+import warnings
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -52,7 +53,7 @@ def check_run_folder(run_dir: str | Path, option: str) -> Path:
     """`run_dir` if it is usable as a run folder (it may not exist yet); `VavaError` otherwise.
 
     Refused: a symlink in place of the folder, something that is not a folder, and a subfolder the
-    stages write into that is a symlink leading out of the run.
+    stages write into that is a symlink leading out of the run or is not a folder.
     """
     run_dir = Path(run_dir)
     if run_dir.is_symlink():
@@ -63,6 +64,8 @@ def check_run_folder(run_dir: str | Path, option: str) -> Path:
         sub = run_dir / name
         if sub.is_symlink() and not is_inside(sub, run_dir):
             raise VavaError(f"{option}: {sub} is a symlink to {sub.readlink()}, outside the run folder; remove it")
+        if sub.exists() and not sub.is_dir():
+            raise VavaError(f"{option}: {sub} is a file, where the run keeps a folder; move it away")
     return run_dir
 
 
@@ -164,7 +167,9 @@ def _newest_readable_step(folder: Path) -> dict[str, Any] | None:
 
 def _read(path: Path) -> dict[str, Any]:
     try:
-        state = torch.load(path, map_location="cpu", weights_only=True)
+        with warnings.catch_warnings():  # torch warns about a plain pickle's protocol before refusing it
+            warnings.simplefilter("ignore", UserWarning)
+            state = torch.load(path, map_location="cpu", weights_only=True)
     except pickle.UnpicklingError as err:
         if refused := _REFUSED_GLOBAL.search(str(err)):
             raise VavaError(f"{path}: refused: it asks to load {refused[1]}, which is neither a tensor nor a plain "

@@ -1,0 +1,133 @@
+"""Attacks found by a hostile pass over the hardened CLI: each test failed before its fix."""
+from __future__ import annotations
+
+import json
+import os
+import re
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from click.testing import CliRunner
+
+from vava.pipeline.cli import main
+
+REPO = Path(__file__).resolve().parents[1]
+
+TINY = ["--set", "model.conv_channels=8", "--set", "model.fc_channels=8", "--set", "model.embedding_dim=8",
+        "--set", "data.frames_per_video=6", "--set", "data.batch_pairs=1"]
+
+
+def cli(*args: object):
+    return CliRunner().invoke(main, [str(a) for a in args])
+
+
+def one_line_error(result, pattern: str) -> None:
+    """The CLI failed with exit 1 and a single line matching `pattern`, no traceback."""
+    assert result.exit_code == 1, result.output
+    assert result.exception is None or isinstance(result.exception, SystemExit), repr(result.exception)
+    assert len(result.stderr.strip().splitlines()) == 1, result.stderr
+    assert re.search(pattern, result.stderr), result.stderr
+
+
+@pytest.mark.parametrize("name", ["checkpoints", "plots"])
+def test_a_file_in_place_of_a_run_subfolder_is_one_line(toy_features: Path, tmp_path: Path, name: str) -> None:
+    run = tmp_path / "run"
+    run.mkdir()
+    (run / name).write_text("mine")
+    result = cli("train", "--features", toy_features, "--out", run, "--steps", 1, "--device", "cpu", "--quiet",
+                 "--force", *TINY)
+    one_line_error(result, rf"--out: {re.escape(str(run / name))} is a file, where the run keeps a folder")
+    assert (run / name).read_text() == "mine"
+
+
+@pytest.mark.parametrize("text", ["[1]", '{"a": 1}', '{"options": {"fractions": [[1]], "ks": []}}'])
+def test_compare_names_a_report_that_is_not_one(tmp_path: Path, text: str) -> None:
+    (tmp_path / "run").mkdir()
+    (tmp_path / "run" / "report.json").write_text(text)
+    one_line_error(cli("evaluate", "--compare", tmp_path / "run"),
+                   rf"^Error: {re.escape(str(tmp_path / 'run' / 'report.json'))}: not a vava report \(")
+
+
+def test_sweep_rebuilds_a_finished_run_whose_report_or_time_is_damaged(toy_features: Path, tmp_path: Path) -> None:
+    plan = tmp_path / "plan.yaml"
+    plan.write_text("runs:\n  a: {identity: true}\n  b: {identity: true}\n")
+    out = tmp_path / "sweep"
+    args = ("sweep", "--features", toy_features, "--plan", plan, "--out", out, "--device", "cpu")
+    assert cli(*args).exit_code == 0
+    (out / "a" / "report.json").write_text("[]")
+    (out / "b" / "sweep_time.json").write_text("{}")
+    result = cli(*args)
+    assert result.exit_code == 0, result.output
+    assert "reused" not in result.stderr
+    assert re.search(r"\| a \| \d+ \|\n\| b \| \d+ \|", (out / "results.md").read_text())
+    assert (out / "a" / "report.json").read_text().startswith("{")
+
+
+def test_cache_rm_refuses_a_symlink_and_keeps_the_set(toy_features: Path, tmp_path: Path) -> None:
+    link = tmp_path / "link"
+    link.symlink_to(toy_features)
+    one_line_error(cli("cache", "rm", "--yes", link), rf"{re.escape(str(link))}: is a symlink")
+    assert (toy_features / "zarr.json").is_file()
+
+
+def test_cache_rm_through_dotdot_takes_the_sets_own_lock(toy_features: Path) -> None:
+    from vava.cache.locks import set_lock
+
+    with set_lock(toy_features, shared=True):  # an extract writing into the set
+        one_line_error(cli("cache", "rm", "--yes", toy_features / "videos" / ".."), r"a running `vava extract`")
+    assert (toy_features / "zarr.json").is_file()
+
+
+def test_an_unwritable_lock_folder_is_one_line(toy_features: Path, tmp_path: Path) -> None:
+    """As on a read-only cache: extract of a new set and cache rm need a lock file and cannot make one."""
+    shutil.rmtree(toy_features.parent / ".locks")
+    (toy_features.parent / ".locks").write_text("")  # a file where the lock folder belongs
+    one_line_error(cli("cache", "rm", "--yes", toy_features),
+                   r"\.locks/toyfeatures00000/set\.lock: cannot take the cache lock")
+    assert (toy_features / "zarr.json").is_file()
+
+
+def test_artefacts_get_the_usual_file_mode(tmp_path: Path) -> None:
+    """Create-and-rename gives an artefact the mode a plain write would (not mkstemp's private 0600)."""
+    from vava.core.files import atomic_write
+
+    plain = tmp_path / "plain.json"
+    plain.write_text("{}")
+    assert atomic_write(tmp_path / "report.json", "{}").stat().st_mode == plain.stat().st_mode
+
+
+def test_a_lone_surrogate_id_is_refused_before_extraction(tiny_dataset: Path, tmp_path: Path) -> None:
+    """JSON lets an id hold "\\ud800"; that video used to fail late, on a UnicodeEncodeError in the cache."""
+    manifest = tiny_dataset / "manifest.jsonl"
+    entries = [json.loads(line) for line in manifest.read_text().splitlines()]
+    entries[0]["id"] = "\ud800" + entries[0]["id"]
+    manifest.write_text("".join(json.dumps(entry) + "\n" for entry in entries))  # ASCII: "\\ud800" escaped
+    result = cli("extract", "--root", tiny_dataset, "--cache", tmp_path / "cache", "--weights", "random",
+                 "--image-size", 64, "--device", "cpu", "--quiet")
+    one_line_error(result, r"manifest\.jsonl:1: video id: '\\ud800.*' contains a lone surrogate")
+    assert not (tmp_path / "cache").exists()
+
+
+class _System:
+    def __reduce__(self):
+        return os.system, ("touch PWNED",)
+
+
+def test_a_plain_pickle_checkpoint_is_one_line_and_runs_nothing(toy_features: Path, tmp_path: Path,
+                                                                monkeypatch: pytest.MonkeyPatch) -> None:
+    """A `pickle.dump`ed last.pt (protocol 4, not a torch zip): refused, with no torch warning around it."""
+    import pickle
+
+    monkeypatch.chdir(tmp_path)
+    run = tmp_path / "run"
+    (run / "checkpoints").mkdir(parents=True)
+    (run / "checkpoints" / "last.pt").write_bytes(pickle.dumps(_System(), protocol=4))
+    # in a process of its own: pytest would capture torch's warning instead of letting it reach stderr
+    result = subprocess.run([sys.executable, "-m", "vava.pipeline.cli", "embed", "--run", str(run), "--device", "cpu"],
+                            capture_output=True, text=True, env={**os.environ, "PYTHONPATH": str(REPO)})
+    assert result.returncode == 1
+    assert re.fullmatch(r"Error: \S+/last\.pt: not a readable checkpoint [^\n]*\n", result.stderr), result.stderr
+    assert not (tmp_path / "PWNED").exists()
