@@ -29,7 +29,7 @@ class FileLock:
         while True:
             try:
                 self.path.parent.mkdir(parents=True, exist_ok=True)
-                fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o644)
+                fd = os.open(self.path, os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW, 0o644)  # never through a symlink
             except OSError as err:  # a read-only cache, or a file where a lock folder belongs
                 raise VavaError(f"{self.path}: cannot take the cache lock ({err.strerror or err})") from None
             try:

@@ -131,3 +131,14 @@ def test_a_plain_pickle_checkpoint_is_one_line_and_runs_nothing(toy_features: Pa
     assert result.returncode == 1
     assert re.fullmatch(r"Error: \S+/last\.pt: not a readable checkpoint [^\n]*\n", result.stderr), result.stderr
     assert not (tmp_path / "PWNED").exists()
+
+
+def test_a_symlinked_lock_file_is_refused_and_creates_nothing(toy_features: Path, tmp_path: Path) -> None:
+    """A symlink planted at a lock's path must not make the lock create (or open) its target."""
+    locks = toy_features.parent / ".locks" / toy_features.name
+    locks.mkdir(parents=True, exist_ok=True)
+    victim = tmp_path / "victim_new"
+    (locks / "set.lock").unlink(missing_ok=True)
+    (locks / "set.lock").symlink_to(victim)
+    one_line_error(cli("cache", "rm", "--yes", toy_features), r"set\.lock: cannot take the cache lock")
+    assert not victim.exists() and (toy_features / "zarr.json").is_file()

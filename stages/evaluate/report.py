@@ -10,7 +10,7 @@ import sklearn
 
 from vava.core.embeddings_file import EmbeddingsFile, load_embeddings
 from vava.core.errors import VavaError
-from vava.core.report_file import load_report, write_report_files
+from vava.core.report_file import REPORT_JSON, load_report, write_report_files
 from vava.stages.evaluate import tables
 from vava.stages.evaluate.options import EvalOptions
 from vava.stages.evaluate.probes import PROBES, Registry
@@ -79,6 +79,8 @@ def write_report(run_dir: str | Path, report: dict[str, object], probes: Registr
 
 def load_comparable_report(path: str | Path) -> dict[str, object]:
     """A report.json (or the one in a run folder), checked to have what the comparison tables read."""
+    path = Path(path)
+    path = path / REPORT_JSON if path.is_dir() else path
     report = load_report(path)
     try:  # a report that makes its own rows, with numeric columns, makes them beside any other
         tables.main_table([report], with_run_details=True)
