@@ -1,4 +1,4 @@
-"""DTW: the anti-diagonal (wavefront) numpy DP of `vava.stages.align.run` against a per-cell Python loop.
+"""DTW: the anti-diagonal (wavefront) numpy DP of `vava.core.correspondence` against a per-cell Python loop.
 
 Both run on the same Euclidean cost matrix of two random 300-frame, 128-d embeddings (the matrix
 itself is computed once, outside the timings) and must return the same warping path. The loop
@@ -14,7 +14,7 @@ from collections.abc import Callable
 import numpy as np
 from sklearn.metrics import pairwise_distances
 
-from vava.stages.align.run import warping_path
+from vava.core.correspondence import warping_path
 
 
 def loop_warping_path(cost: list[list[float]]) -> np.ndarray:
