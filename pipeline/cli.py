@@ -10,7 +10,8 @@ from typing import TYPE_CHECKING
 
 import click
 
-from vava.core.errors import VavaError
+from vava.core.errors import ConfigError, VavaError
+from vava.core.validation import flag
 
 if TYPE_CHECKING:
     from vava.stages.evaluate.probes import Registry
@@ -34,14 +35,19 @@ def main() -> None:
 
 @contextlib.contextmanager
 def _option_errors() -> Iterator[None]:
-    """Report a `VavaError` of the form "--option: message" as click's bad-parameter error (exit 2)."""
+    """Report a `ConfigError` as click's bad-parameter error (exit 2) on the option its key names."""
     try:
         yield
-    except VavaError as err:
-        option, _, message = str(err).partition(": ")
-        if not option.startswith("--"):
-            raise
-        raise click.BadParameter(message, param_hint=option) from None
+    except ConfigError as err:
+        raise click.BadParameter(err.message, param_hint=_option_hint(err.key)) from None
+
+
+def _option_hint(key: str) -> str:
+    """This command's flag(s) for a config key: target_fps -> --fps, frames/size -> --frames/--size."""
+    ctx = click.get_current_context()
+    params = ctx.command.get_params(ctx)
+    flags = [next((p.opts[0] for p in params if p.name == part), None) or flag(part) for part in key.split("/")]
+    return "/".join(flags)
 
 
 # -- data ----------------------------------------------------------------------------------

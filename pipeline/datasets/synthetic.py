@@ -14,15 +14,16 @@ from __future__ import annotations
 import json
 import math
 from collections.abc import Callable
-from dataclasses import asdict, dataclass, fields, replace
+from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 from types import MappingProxyType
-from typing import NamedTuple
+from typing import ClassVar, NamedTuple
 
 import numpy as np
 
 from vava.pipeline.datasets.folder import MANIFEST_NAME, load_folder, write_manifest
 from vava.core.errors import VavaError
+from vava.core.validation import Rule, checked, instance, invalid, is_integer, is_real, number, validate
 from vava.core.files import atomic_write
 from vava.core.videoio import write_video
 
@@ -34,6 +35,24 @@ MAX_FPS = 1000.0
 # Rendering one video peaks at about 50 bytes per frame pixel (float32 frames, canvas and masks).
 _RENDER_BYTES_PER_PIXEL = 56
 MAX_RENDER_BYTES = 4 * 2**30
+
+
+def _count(minimum: int) -> Rule:
+    """An integer >= `minimum`."""
+    return Rule(lambda v: is_integer(v) and v >= minimum, f">= {minimum}",
+                lambda v: f"must be >= {minimum}, got {v}" if is_integer(v) else f"expected an integer, got {v!r}")
+
+
+def _frames_problem(pair: object) -> str | None:
+    if not (isinstance(pair, (tuple, list)) and len(pair) == 2):
+        return f"expected a (min, max) pair, got {pair!r}"
+    return next((_PROCEDURE_FRAMES.message(v) for v in pair if not _PROCEDURE_FRAMES.holds(v)), None)
+
+
+_PROCEDURE_FRAMES = _count(MIN_PROCEDURE_FRAMES)
+STRENGTH = Rule(lambda v: is_real(v) and 0 <= v <= 1, "a number in [0, 1]",
+                lambda v: f"strength must be a number in [0, 1], got {v!r}")
+FRAMES = Rule(lambda pair: _frames_problem(pair) is None, "a (min, max) pair", _frames_problem)
 
 
 @dataclass(frozen=True)
@@ -50,19 +69,18 @@ class Variations:
     nonmonotonic: per-video probability that a phase is repeated or two adjacent phases swapped.
     """
 
-    speed: float = 0.0
-    appearance: float = 0.0
-    jitter: float = 0.0
-    noise: float = 0.0
-    background: float = 0.0
-    redundant: float = 0.0
-    nonmonotonic: float = 0.0
+    CLI_FLAGS: ClassVar[dict[str, str]] = {}  # errors name the command-line options: --noise
+
+    speed: float = checked(STRENGTH, 0.0)
+    appearance: float = checked(STRENGTH, 0.0)
+    jitter: float = checked(STRENGTH, 0.0)
+    noise: float = checked(STRENGTH, 0.0)
+    background: float = checked(STRENGTH, 0.0)
+    redundant: float = checked(STRENGTH, 0.0)
+    nonmonotonic: float = checked(STRENGTH, 0.0)
 
     def __post_init__(self) -> None:
-        for item in fields(self):
-            value = getattr(self, item.name)
-            if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0.0 <= value <= 1.0:
-                raise VavaError(f"--{item.name}: strength must be a number in [0, 1], got {value!r}")
+        validate(self)
 
 
 CLEAN = Variations(speed=0.3, appearance=0.3)
@@ -78,54 +96,37 @@ class SynthConfig:
     video can be longer than `frames[1]`. `videos` and `val_fraction` are per action.
     """
 
-    actions: int = 3
-    videos: int = 10
-    val_fraction: float = 0.3
-    size: int = 64
-    frames: tuple[int, int] = (40, 80)
-    fps: float = 15.0
-    seed: int = 0
-    variations: Variations = CLEAN
+    CLI_FLAGS: ClassVar[dict[str, str]] = {}  # errors name the command-line options: --val-fraction
+
+    actions: int = checked(_count(1), 3)
+    videos: int = checked(_count(1), 10)
+    val_fraction: float = checked(number(above=0, below=1, phrase="in (0, 1)"), 0.3)
+    size: int = checked(_count(32), 64)  # even (checked below)
+    frames: tuple[int, int] = checked(FRAMES, (40, 80))  # min <= max (checked below)
+    fps: float = checked(number(at_least=1, at_most=MAX_FPS, phrase=f"a number from 1 to {MAX_FPS:g}"), 15.0)
+    seed: int = checked(_count(0), 0)
+    variations: Variations = checked(instance(Variations, "a Variations"), CLEAN)
 
     def __post_init__(self) -> None:
-        _check_int("--actions", self.actions, 1)
+        validate(self)
         if self.actions > len(ACTIONS):
-            raise VavaError(f"--actions: at most {len(ACTIONS)} available ({', '.join(ACTIONS)}), got {self.actions}")
-        _check_int("--videos", self.videos, 1)
-        if not isinstance(self.val_fraction, (int, float)) or not 0.0 < self.val_fraction < 1.0:
-            raise VavaError(f"--val-fraction: must be in (0, 1), got {self.val_fraction!r}")
-        _check_int("--size", self.size, 32)
+            raise invalid(self, "actions",
+                          f"at most {len(ACTIONS)} available ({', '.join(ACTIONS)}), got {self.actions}")
         if self.size % 2:
-            raise VavaError(f"--size: must be even (yuv420p video), got {self.size}")
-        if not (isinstance(self.frames, (tuple, list)) and len(self.frames) == 2):
-            raise VavaError(f"--frames: expected a (min, max) pair, got {self.frames!r}")
-        _check_int("--frames", self.frames[0], MIN_PROCEDURE_FRAMES)
-        _check_int("--frames", self.frames[1], MIN_PROCEDURE_FRAMES)
+            raise invalid(self, "size", f"must be even (yuv420p video), got {self.size}")
         if self.frames[0] > self.frames[1]:
-            raise VavaError(f"--frames: min {self.frames[0]} > max {self.frames[1]}")
-        if isinstance(self.fps, bool) or not isinstance(self.fps, (int, float)) or not 1 <= self.fps <= MAX_FPS:
-            raise VavaError(f"--fps: must be a number from 1 to {MAX_FPS:g}, got {self.fps!r}")
-        _check_int("--seed", self.seed, 0)
-        if not isinstance(self.variations, Variations):
-            raise VavaError(f"variations: expected a Variations, got {type(self.variations).__name__}")
+            raise invalid(self, "frames", f"min {self.frames[0]} > max {self.frames[1]}")
         longest = self.longest_video()
         need = longest * self.size**2 * _RENDER_BYTES_PER_PIXEL
         if need > MAX_RENDER_BYTES:
-            raise VavaError(f"--frames/--size: a video of up to {longest} frames of {self.size}x{self.size} pixels "
-                            f"needs about {need / 2**30:.1f} GiB to render, over the {MAX_RENDER_BYTES // 2**30} GiB limit; "
-                            "use fewer frames or a smaller size")
+            raise invalid(self, "frames/size", f"a video of up to {longest} frames of {self.size}x{self.size} pixels "
+                          f"needs about {need / 2**30:.1f} GiB to render, over the {MAX_RENDER_BYTES // 2**30} GiB "
+                          "limit; use fewer frames or a smaller size")
 
     def longest_video(self) -> int:
         """Most frames a video can have: the longest procedure plus the most background (see `_background_slots`)."""
         high, background = self.frames[1], self.variations.background
         return high + (3 * max(2, round(high * background * 0.5)) if background else 0)
-
-
-def _check_int(option: str, value: object, minimum: int) -> None:
-    if isinstance(value, bool) or not isinstance(value, (int, np.integer)):
-        raise VavaError(f"{option}: expected an integer, got {value!r}")
-    if value < minimum:
-        raise VavaError(f"{option}: must be >= {minimum}, got {value}")
 
 
 # ---------------------------------------------------------------------------------------------

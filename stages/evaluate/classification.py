@@ -17,7 +17,7 @@ from sklearn.dummy import DummyClassifier
 from sklearn.linear_model import LogisticRegression
 from sklearn.svm import SVC
 
-from vava.core.errors import VavaError
+from vava.core.validation import option_error
 from vava.core.embeddings_file import UNLABELLED, VideoEmbeddings
 from vava.stages.evaluate.skip import ProbeSkipped
 
@@ -33,7 +33,7 @@ def make_classifier(kind: str) -> ClassifierMixin:
         return SVC(kernel="rbf", C=1.0, gamma="scale", decision_function_shape="ovo")
     if kind == "logistic":
         return LogisticRegression(C=1.0, solver="lbfgs", max_iter=100_000)
-    raise VavaError(f"--classifier: {kind!r} is not one of {', '.join(CLASSIFIERS)}")
+    raise option_error("--classifier", f"{kind!r} is not one of {', '.join(CLASSIFIERS)}")
 
 
 def train_count(fraction: float, videos: int) -> int:

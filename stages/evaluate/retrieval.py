@@ -16,6 +16,7 @@ from dataclasses import dataclass, field
 import faiss
 import numpy as np
 
+from vava.core.validation import option_error
 from vava.core.errors import VavaError
 from vava.core.embeddings_file import UNLABELLED, VideoEmbeddings
 from vava.stages.evaluate.skip import ProbeSkipped
@@ -36,7 +37,7 @@ class RetrievalResult:
 def faiss_device(device: str = "auto") -> str:
     """"cpu" or "gpu": auto takes the GPU when this faiss build has GPU support and sees a GPU."""
     if device not in DEVICES:
-        raise VavaError(f"--device: {device!r} is not one of {', '.join(DEVICES)}")
+        raise option_error("--device", f"{device!r} is not one of {', '.join(DEVICES)}")
     available = hasattr(faiss, "StandardGpuResources") and faiss.get_num_gpus() > 0
     if device == "gpu" and not available:
         raise VavaError("--device: gpu asked for, but this faiss build has no GPU support or sees no GPU")

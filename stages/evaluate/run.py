@@ -5,7 +5,7 @@ from pathlib import Path
 
 from vava.core.correspondence import dtw_path, nearest_neighbour_path
 from vava.core.embeddings_file import EMBEDDINGS_NAME, NO_BACKGROUND, load_embeddings
-from vava.core.errors import VavaError
+from vava.core.validation import option_error
 from vava.core.figures import plot_alignment
 from vava.core.run_folder import LOG_NAME, locked_run
 from vava.stages.evaluate.plots import plot_loss_curve, plot_tsne
@@ -23,7 +23,7 @@ def evaluate_run(run_dir: str | Path, plots: bool = True, probes: Registry = PRO
     with locked_run(run_dir, "--run", create=False) as run_dir:
         embeddings = run_dir / EMBEDDINGS_NAME
         if not embeddings.is_file():
-            raise VavaError(f"--run: {embeddings} not found; run `vava embed --run {run_dir}` first")
+            raise option_error("--run", f"{embeddings} not found; run `vava embed --run {run_dir}` first")
         report = evaluate_embeddings(embeddings, probes, **options)
         write_report(run_dir, report, probes)
         return report, write_plots(run_dir) if plots else []

@@ -7,7 +7,6 @@ video complete. Per-video file locks let several processes share one cache.
 """
 from __future__ import annotations
 
-import math
 import os
 import queue
 import sys
@@ -16,6 +15,7 @@ import time
 from collections import deque
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import ClassVar
 
 import numpy as np
 import torch
@@ -31,44 +31,40 @@ from vava.core.errors import VavaError
 from vava.core.backbone import BACKBONES, backbone_maps, load_backbone
 from vava.core.decode import VideoDecoder
 from vava.core.preprocess import RESIZE_MODES, Preprocessing
+from vava.core.validation import (FLAG, TEXT, Rule, at_least, checked, integer, invalid, number, one_of, optional,
+                                  validate)
 
 LENGTH_MISMATCH_MODES = ("error", "truncate")
+BACKBONE = Rule(lambda name: name in BACKBONES, "a known backbone",
+                lambda name: f"unknown backbone {name!r} (known: {', '.join(sorted(BACKBONES))})")
 
 
 @dataclass(frozen=True)
 class ExtractOptions:
     """Everything `extract` can be told; the fields that change features enter the fingerprint."""
 
-    backbone: str = "resnet50"
-    weights: str = "imagenet"
-    seed: int = 0
-    image_size: int = 224
-    resize: str = "stretch"
-    target_fps: float | None = None
-    on_length_mismatch: str = "error"
-    batch_size: int = 32
-    device: str = "auto"
-    workers: int = 2
-    chunk_frames: int = 16
-    progress: bool = True
-    repair: bool = False  # read every cached video in full; damaged ones are extracted again
+    CLI_FLAGS: ClassVar[dict[str, str]] = {"target_fps": "--fps"}  # errors name the options: --image-size
+
+    backbone: str = checked(BACKBONE, "resnet50")
+    weights: str = checked(TEXT, "imagenet")
+    seed: int = checked(integer(), 0)
+    image_size: int = checked(integer(), 224)  # a positive multiple of the backbone's stride (checked below)
+    resize: str = checked(one_of(*RESIZE_MODES), "stretch")
+    target_fps: float | None = checked(optional(number(above=0), "a positive finite number"), None)
+    on_length_mismatch: str = checked(one_of(*LENGTH_MISMATCH_MODES), "error")
+    batch_size: int = checked(at_least(1), 32)
+    device: str = checked(TEXT, "auto")
+    workers: int = checked(at_least(1), 2)
+    chunk_frames: int = checked(at_least(1), 16)
+    progress: bool = checked(FLAG, True)
+    repair: bool = checked(FLAG, False)  # read every cached video in full; damaged ones are extracted again
 
     def validate(self) -> None:
-        if self.backbone not in BACKBONES:
-            raise VavaError(f"--backbone: unknown backbone {self.backbone!r} (known: {', '.join(sorted(BACKBONES))})")
+        """Raise a ConfigError for the first option that breaks its rule."""
+        validate(self)
         stride = BACKBONES[self.backbone].stride
         if self.image_size <= 0 or self.image_size % stride:
-            raise VavaError(f"--image-size: {self.image_size} is not a positive multiple of {stride}")
-        if self.resize not in RESIZE_MODES:
-            raise VavaError(f"--resize: {self.resize!r} is not one of {', '.join(RESIZE_MODES)}")
-        if self.on_length_mismatch not in LENGTH_MISMATCH_MODES:
-            raise VavaError(f"--on-length-mismatch: {self.on_length_mismatch!r} is not one of error, truncate")
-        for name in ("batch_size", "workers", "chunk_frames"):
-            if getattr(self, name) < 1:
-                raise VavaError(f"--{name.replace('_', '-')}: must be at least 1")
-        fps = self.target_fps
-        if fps is not None and (isinstance(fps, bool) or not isinstance(fps, (int, float)) or not 0 < fps < math.inf):
-            raise VavaError(f"--fps: must be a positive finite number, got {fps!r}")
+            raise invalid(self, "image_size", f"{self.image_size} is not a positive multiple of {stride}")
 
 
 @dataclass

@@ -1,67 +1,60 @@
 """The training config: what a run depends on, loaded from a preset or YAML file plus overrides."""
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 from vava.core.config import from_dict, merge, read_yaml_mapping, resolve_preset
 from vava.core.embedder import EmbedderConfig
+from vava.core.validation import FLAG, TEXT, Rule, at_least, checked, instance, is_integer, number, validate
 
 MAX_SEED = 2**64
+SEED = Rule(lambda v: is_integer(v) and 0 <= v < MAX_SEED, "in [0, 2**64)")  # what torch.manual_seed takes
 
 
 @dataclass(frozen=True)
 class DataConfig:
     """How training batches are drawn (Table 8: 4 pairs, T = 20 or 40 frames per video)."""
 
-    frames_per_video: int = 20
-    batch_pairs: int = 4
-    path: str = "auto"  # auto | zarr | host | device
-    workers: int = 2    # DataLoader workers of the zarr path
+    frames_per_video: int = checked(at_least(1), 20)
+    batch_pairs: int = checked(at_least(1), 4)
+    path: str = checked(TEXT, "auto")  # auto | zarr | host | device (checked by the sampler)
+    workers: int = checked(at_least(0), 2)  # DataLoader workers of the zarr path
 
     def __post_init__(self) -> None:
-        for key in ("frames_per_video", "batch_pairs"):
-            if getattr(self, key) < 1:
-                raise ValueError(f"{key} must be at least 1, got {getattr(self, key)}")
-        if self.workers < 0:
-            raise ValueError(f"workers must be at least 0, got {self.workers}")
+        validate(self)
 
 
 @dataclass(frozen=True)
 class OptimConfig:
     """Adam with L2-coupled weight decay and a constant learning rate (Table 8)."""
 
-    lr: float = 1e-4
-    weight_decay: float = 1e-5
+    lr: float = checked(number(above=0, phrase="positive"), 1e-4)
+    weight_decay: float = checked(number(at_least=0, phrase="non-negative"), 1e-5)
 
     def __post_init__(self) -> None:
-        if self.lr <= 0 or self.weight_decay < 0:
-            raise ValueError(f"lr must be positive and weight_decay non-negative, got {self.lr}, {self.weight_decay}")
+        validate(self)
 
 
 @dataclass(frozen=True)
 class TrainConfig:
     """Everything a training run depends on; saved resolved in the run folder."""
 
-    objective: str = "vava"
-    loss: dict[str, Any] = field(default_factory=dict)  # options of the objective's own config
-    steps: int = 1000
-    seed: int = 0
-    checkpoint_every: int = 500
-    log_every: int = 10
-    amp: bool = True          # bf16 autocast on GPU (the alignment losses compute in float32 inside)
-    tensorboard: bool = False
-    data: DataConfig = field(default_factory=DataConfig)
-    model: EmbedderConfig = field(default_factory=EmbedderConfig)
-    optim: OptimConfig = field(default_factory=OptimConfig)
+    objective: str = checked(TEXT, "vava")
+    # options of the objective's own config (checked by its config class)
+    loss: dict[str, Any] = checked(instance(dict, "a mapping"), factory=dict)
+    steps: int = checked(at_least(1), 1000)
+    seed: int = checked(SEED, 0)
+    checkpoint_every: int = checked(at_least(1), 500)
+    log_every: int = checked(at_least(1), 10)
+    amp: bool = checked(FLAG, True)  # bf16 autocast on GPU (the alignment losses compute in float32 inside)
+    tensorboard: bool = checked(FLAG, False)
+    data: DataConfig = checked(instance(DataConfig, "a DataConfig"), factory=DataConfig)
+    model: EmbedderConfig = checked(instance(EmbedderConfig, "an EmbedderConfig"), factory=EmbedderConfig)
+    optim: OptimConfig = checked(instance(OptimConfig, "an OptimConfig"), factory=OptimConfig)
 
     def __post_init__(self) -> None:
-        for key in ("steps", "checkpoint_every", "log_every"):
-            if getattr(self, key) < 1:
-                raise ValueError(f"{key} must be at least 1, got {getattr(self, key)}")
-        if not 0 <= self.seed < MAX_SEED:  # torch.manual_seed takes 64-bit unsigned seeds only
-            raise ValueError(f"seed must be in [0, 2**64), got {self.seed}")
-
+        validate(self)
 
 
 def load_config(preset: str | None, overrides: dict[str, Any]) -> TrainConfig:

@@ -1,7 +1,8 @@
 """Typed configs: dataclasses built from YAML mappings and `key=value` overrides, checked by name.
 
-The one validation path of every config: `from_dict` checks keys, types and finiteness, then the
-dataclass's own `__post_init__` checks ranges; every failure is a `VavaError` naming the key.
+`from_dict` reads a config's mapping: it checks keys, types and finiteness (and reads YAML's
+`1e-4` strings as floats), then the dataclass checks its fields' declared rules (`vava.core.validation`);
+every failure is a `ConfigError` carrying the dotted key.
 """
 from __future__ import annotations
 
@@ -15,7 +16,7 @@ from typing import Any
 
 import yaml
 
-from vava.core.errors import VavaError
+from vava.core.errors import ConfigError, VavaError
 
 # Presets and sweep plans ship as package data (`vava.configs`), so they work from an installed wheel.
 CONFIG_DIR = Path(str(importlib.resources.files("vava.configs")))
@@ -28,13 +29,13 @@ def to_dict(config: Any) -> dict[str, Any]:
 def from_dict(cls: type, values: dict[str, Any], where: str = "") -> Any:
     """Build dataclass `cls` from nested dicts, rejecting unknown keys and wrong types by name."""
     if not isinstance(values, dict):
-        raise VavaError(f"{where.rstrip('.') or 'config'}: expected a mapping, got {values!r}")
+        raise ConfigError(where.rstrip('.') or 'config', f"expected a mapping, got {values!r}")
     _check_keys(where.rstrip(".") or "config", values)
     hints = typing.get_type_hints(cls)
     fields = {f.name: f for f in dataclasses.fields(cls)}
     unknown = sorted(set(values) - set(fields))
     if unknown:
-        raise VavaError(f"{where}{unknown[0]}: unknown config key (known here: {', '.join(sorted(fields))})")
+        raise ConfigError(f"{where}{unknown[0]}", f"unknown config key (known here: {', '.join(sorted(fields))})")
     kwargs = {}
     for name, value in values.items():
         hint, key = hints[name], f"{where}{name}"
@@ -44,8 +45,8 @@ def from_dict(cls: type, values: dict[str, Any], where: str = "") -> Any:
             kwargs[name] = _check_type(key, value, hint)
     try:
         return cls(**kwargs)
-    except ValueError as err:
-        raise VavaError(f"{where}{err}") from None
+    except ConfigError as err:
+        raise err.within(where.rstrip(".")) if where else err from None
 
 
 def _check_type(key: str, value: Any, hint: Any) -> Any:
@@ -71,19 +72,19 @@ def _typed(key: str, value: Any, hint: Any) -> Any:
             if base is int and isinstance(value, bool):
                 continue
             return value
-    raise VavaError(f"{key}: expected {_describe(hint)}, got {value!r}")
+    raise ConfigError(key, f"expected {_describe(hint)}, got {value!r}")
 
 
 def _check_keys(where: str, mapping: dict) -> None:
     for name in mapping:
         if not isinstance(name, str):
-            raise VavaError(f"{where}: key {name!r} is not a string (config keys are names)")
+            raise ConfigError(where, f"key {name!r} is not a string (config keys are names)")
 
 
 def _check_finite(key: str, value: Any) -> None:
     """Refuse NaN and infinite numbers anywhere in `value` (a float, or a mapping or list of them)."""
     if isinstance(value, float) and not math.isfinite(value):
-        raise VavaError(f"{key}: expected a finite number, got {value}")
+        raise ConfigError(key, f"expected a finite number, got {value}")
     if isinstance(value, dict):
         _check_keys(key, value)
         for name, item in value.items():

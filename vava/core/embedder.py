@@ -11,6 +11,7 @@ from torch import Tensor, nn
 from torch.nn import functional as F
 
 from vava.core.errors import VavaError
+from vava.core.validation import FLAG, at_least, checked, number, validate
 
 
 @dataclass(frozen=True)
@@ -21,25 +22,18 @@ class EmbedderConfig:
     frame 0, never future frames).
     """
 
-    conv_channels: int = 512
-    conv_layers: int = 2
-    fc_channels: int = 512
-    fc_layers: int = 1
-    embedding_dim: int = 128
-    dropout: float = 0.1
-    l2_normalize: bool = False
-    context_frames: int = 1
-    context_stride: int = 15
+    conv_channels: int = checked(at_least(1), 512)
+    conv_layers: int = checked(at_least(1), 2)
+    fc_channels: int = checked(at_least(1), 512)
+    fc_layers: int = checked(at_least(0), 1)
+    embedding_dim: int = checked(at_least(1), 128)
+    dropout: float = checked(number(at_least=0, below=1, phrase="in [0, 1)"), 0.1)
+    l2_normalize: bool = checked(FLAG, False)
+    context_frames: int = checked(at_least(0), 1)
+    context_stride: int = checked(at_least(1), 15)
 
     def __post_init__(self) -> None:
-        for key in ("conv_channels", "conv_layers", "fc_channels", "embedding_dim", "context_stride"):
-            if getattr(self, key) < 1:
-                raise ValueError(f"{key} must be at least 1, got {getattr(self, key)}")
-        for key in ("fc_layers", "context_frames"):
-            if getattr(self, key) < 0:
-                raise ValueError(f"{key} must be at least 0, got {getattr(self, key)}")
-        if not 0.0 <= self.dropout < 1.0:
-            raise ValueError(f"dropout must be in [0, 1), got {self.dropout}")
+        validate(self)
 
 
 def context_indices(indices: Tensor, context_frames: int, stride: int) -> Tensor:

@@ -34,6 +34,7 @@ from typing import Any, Protocol
 import h5py
 import numpy as np
 
+from vava.core.validation import option_error
 from vava.core.errors import VavaError
 from vava.core.files import atomic_path
 
@@ -132,7 +133,7 @@ def load_embeddings(path: str | Path, background: str = "keep", require_labels: 
     """Read and validate every video of `path`; see the module docstring for order and background."""
     path = Path(path)
     if background not in BACKGROUND_MODES:
-        raise VavaError(f"--background: {background!r} is not one of {', '.join(BACKGROUND_MODES)}")
+        raise option_error("--background", f"{background!r} is not one of {', '.join(BACKGROUND_MODES)}")
     if not path.is_file():
         raise VavaError(f"{path}: no such file (write it with `vava embed`)")
     try:

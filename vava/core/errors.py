@@ -1,5 +1,24 @@
-"""The one exception type that reaches users as a single-line message."""
+"""The exceptions that reach users as a single-line message: `VavaError`, and `ConfigError` for config values."""
+from __future__ import annotations
+
 
 
 class VavaError(Exception):
     """Bad input or a failed step, explained in one line (the CLI prints it without traceback)."""
+
+
+class ConfigError(VavaError, ValueError):
+    """A config value that breaks its declared constraint.
+
+    `key`: the dotted path of the value ("optim.lr", "image_size"); `message`: what is wrong with it.
+    The text shows the key as the config's users spell it (a name, or a command-line flag); the CLI
+    maps `key` to its own option instead of reading the text. A `ValueError` too, as dataclasses raise.
+    """
+
+    def __init__(self, key: str, message: str, text: str | None = None) -> None:
+        super().__init__(f"{key}: {message}" if text is None else text)
+        self.key, self.message = key, message
+
+    def within(self, prefix: str) -> ConfigError:
+        """This error for the config nested at `prefix` (its key and text gain `prefix.`)."""
+        return ConfigError(f"{prefix}.{self.key}", self.message, f"{prefix}.{self}")

@@ -36,6 +36,7 @@ from filelock import FileLock, Timeout
 
 from vava.core.config import from_dict
 from vava.core.embedder import Embedder, EmbedderConfig
+from vava.core.validation import option_error
 from vava.core.errors import VavaError
 from vava.core.files import atomic_path, atomic_write, is_inside
 
@@ -57,15 +58,15 @@ def check_run_folder(run_dir: str | Path, option: str) -> Path:
     """
     run_dir = Path(run_dir)
     if run_dir.is_symlink():
-        raise VavaError(f"{option}: {run_dir} is a symlink (to {run_dir.readlink()}); give the real folder")
+        raise option_error(option, f"{run_dir} is a symlink (to {run_dir.readlink()}); give the real folder")
     if run_dir.exists() and not run_dir.is_dir():
-        raise VavaError(f"{option}: {run_dir} is not a folder")
+        raise option_error(option, f"{run_dir} is not a folder")
     for name in SUBFOLDERS:
         sub = run_dir / name
         if sub.is_symlink() and not is_inside(sub, run_dir):
-            raise VavaError(f"{option}: {sub} is a symlink to {sub.readlink()}, outside the run folder; remove it")
+            raise option_error(option, f"{sub} is a symlink to {sub.readlink()}, outside the run folder; remove it")
         if sub.exists() and not sub.is_dir():
-            raise VavaError(f"{option}: {sub} is a file, where the run keeps a folder; move it away")
+            raise option_error(option, f"{sub} is a file, where the run keeps a folder; move it away")
     return run_dir
 
 
@@ -83,14 +84,14 @@ def locked_run(run_dir: str | Path, option: str, *, create: bool = True) -> Iter
     try:
         run_dir.mkdir(parents=True, exist_ok=True)
     except OSError as err:
-        raise VavaError(f"{option}: cannot create {run_dir} ({err.strerror or err})") from None
+        raise option_error(option, f"cannot create {run_dir} ({err.strerror or err})") from None
     try:
         held = FileLock(run_dir / LOCK_NAME).acquire(blocking=False)
     except Timeout:
-        raise VavaError(f"{option}: {run_dir} is in use by another vava process (train, embed or evaluate); "
+        raise option_error(option, f"{run_dir} is in use by another vava process (train, embed or evaluate); "
                         "wait for it to finish") from None
     except OSError as err:
-        raise VavaError(f"{option}: cannot lock {run_dir} ({err.strerror or err})") from None
+        raise option_error(option, f"cannot lock {run_dir} ({err.strerror or err})") from None
     with held:
         yield run_dir
 

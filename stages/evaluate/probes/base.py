@@ -13,7 +13,8 @@ from typing import Any, ClassVar
 
 import numpy as np
 
-from vava.core.errors import VavaError
+from vava.core.errors import ConfigError
+from vava.core.validation import Rule, at_least, flag, number
 from vava.stages.evaluate.classification import Frames, labelled_frames
 from vava.core.embeddings_file import VideoEmbeddings
 from vava.stages.evaluate.skip import ProbeSkipped
@@ -22,16 +23,8 @@ Values = dict[str, object]
 Report = dict[str, object]
 
 
-@dataclass(frozen=True)
-class Check:
-    """A constraint every value of an option must meet, and the message when one does not."""
-
-    holds: Callable[[Any], bool]
-    message: str
-
-
-AT_LEAST_ONE = Check(lambda value: value >= 1, "must be at least 1")
-FRACTION = Check(lambda value: 0 < value <= 1, "must be in (0, 1]")
+AT_LEAST_ONE = at_least(1)
+FRACTION = number(above=0, at_most=1, phrase="in (0, 1]")
 
 
 @dataclass(frozen=True)
@@ -42,7 +35,7 @@ class Option:
     default: object
     help: str | None = None
     choices: tuple[str, ...] = ()
-    check: Check | None = None
+    check: Rule | None = None  # every value must meet it
     flag: str | None = None  # the command-line spelling, when not `key`
     cli: bool = True         # offered by `vava evaluate`
 
@@ -56,8 +49,8 @@ class Option:
 
     @property
     def key(self) -> str:
-        """The spelling errors use, which the CLI's option-error handler expects: few_shot_ks -> --few-shot-ks."""
-        return "--" + self.name.replace("_", "-")
+        """The spelling error texts use: few_shot_ks -> --few-shot-ks (the CLI maps errors by `name`)."""
+        return flag(self.name)
 
     def parse(self, value: object) -> object:
         """A comma-list option's value as a tuple of its kind (one value is a list of one)."""
@@ -67,15 +60,19 @@ class Option:
         return tuple(self.kind(v) for v in values)
 
     def validate(self, value: object) -> None:
-        """Raise a VavaError naming `key` when `value` (already parsed) breaks a constraint."""
+        """Raise a ConfigError carrying `name` when `value` (already parsed) breaks a constraint."""
         values = value if self.many else (value,)
         if self.many and not values:
-            raise VavaError(f"{self.key}: give at least one value")
+            raise self.error("give at least one value")
         bad = [v for v in values if v not in self.choices] if self.choices else []
         if bad:
-            raise VavaError(f"{self.key}: {', '.join(map(repr, bad))} not one of {', '.join(self.choices)}")
-        if self.check and not all(self.check.holds(v) for v in values):
-            raise VavaError(f"{self.key}: {self.check.message}")
+            raise self.error(f"{', '.join(map(repr, bad))} not one of {', '.join(self.choices)}")
+        broken = [v for v in values if self.check and not self.check.holds(v)]
+        if broken:
+            raise self.error(self.check.message(broken[0]))
+
+    def error(self, message: str) -> ConfigError:
+        return ConfigError(self.name, message, f"{self.key}: {message}")
 
 
 @dataclass(frozen=True)

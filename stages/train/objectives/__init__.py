@@ -1,14 +1,14 @@
 """Registry of training objectives: name -> Objective class (its options: `config_class`).
 
-Each objective module defines an `Objective` subclass and a config dataclass whose
-`__post_init__` rejects bad values with a `ValueError` naming the key.
+Each objective module defines an `Objective` subclass and a config dataclass whose fields declare
+their rules (`vava.core.validation`); a bad value is a `ConfigError` naming the key.
 """
 from __future__ import annotations
 
 import dataclasses
 from typing import Any
 
-from vava.core.errors import VavaError
+from vava.core.errors import ConfigError, VavaError
 from vava.stages.train.objectives.base import Objective, PairBatch
 from vava.stages.train.objectives.gta import GtaLoss
 from vava.stages.train.objectives.lav import LavLoss
@@ -35,8 +35,8 @@ def build_config(name: str, options: dict[str, Any] | None = None) -> Any:
         raise VavaError(f"objective {name}: unknown option(s) {', '.join(unknown)} (known: {', '.join(sorted(known))})")
     try:
         return config_type(**(options or {}))
-    except (TypeError, ValueError) as err:
-        raise VavaError(f"objective {name}: {err}") from None
+    except ConfigError as err:  # the options are the training config's `loss`
+        raise ConfigError(f"loss.{err.key}", err.message, f"objective {name}: {err}") from None
 
 
 def build_objective(name: str, options: dict[str, Any] | None = None) -> Objective:

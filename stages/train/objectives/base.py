@@ -1,7 +1,6 @@
 """What every training objective receives and returns."""
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass
 from typing import Any, ClassVar
 
@@ -40,20 +39,9 @@ class Objective(nn.Module):
         raise NotImplementedError
 
 
-def is_real(value: object) -> bool:
-    """A finite int or float (not a bool): what numeric config values must be."""
-    return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
-
-
-def require(key: str, value: object, ok: bool, what: str) -> None:
-    """Config validation: raise `ValueError("<key> must be <what>, got <value>")` unless `ok`."""
-    if not ok:
-        raise ValueError(f"{key} must be {what}, got {value!r}")
-
-
 def detached(components: dict[str, Tensor]) -> dict[str, Tensor]:
     """Components for logging: detached float scalars."""
     return {name: value.detach().float().mean() for name, value in components.items()}
 
 
-__all__ = ["Objective", "PairBatch", "detached", "is_real", "require"]
+__all__ = ["Objective", "PairBatch", "detached"]

@@ -26,7 +26,8 @@ import torch.nn.functional as F
 from torch import Tensor
 
 from vava.stages.train.objectives.alignment import RELAXATIONS, soft_dtw
-from vava.stages.train.objectives.base import Objective, PairBatch, detached, is_real, require
+from vava.stages.train.objectives.base import Objective, PairBatch, detached
+from vava.core.validation import FLAG, UNIT_INTERVAL, checked, number, one_of, validate
 
 GROUPINGS = ("pair", "batch")
 FLT_MAX = 3.4028234663852886e38  # official border; SOFT_DTW_BORDER gives the same values
@@ -36,27 +37,20 @@ FLT_MAX = 3.4028234663852886e38  # official border; SOFT_DTW_BORDER gives the sa
 class GtaConfig:
     """GTA options; defaults are the official config (docs/method.md#gta)."""
 
-    relaxation: str = "prob"        # prob (dtw_prob) | softmin (dtw_minGamma) | min (non-diff)
-    gamma_s: float = 0.1            # smoothing of the DTW relaxation (DTW_GAMMA_S)
-    gamma_f: float = 0.1            # temperature of the contrastive frame cost (DTW_GAMMA_F)
-    revcons: bool = True            # add the global cycle-consistency term
-    label_smoothing: float = 0.1    # of the cycle-consistency cross-entropy
-    sdtw_weight: float = 0.1        # weight of each mean table value (hard-coded 0.1 officially)
-    l2_normalize: bool = True       # normalise embeddings first (CONV_EMBEDDER_MODEL.L2_NORMALIZE)
-    grouping: str = "pair"          # pair: each pair anchored on its first video | batch: one star over 2B videos
+    relaxation: str = checked(one_of(*RELAXATIONS), "prob")  # prob (dtw_prob) | softmin (dtw_minGamma) | min (non-diff)
+    gamma_s: float = checked(number(above=0), 0.1)          # smoothing of the DTW relaxation (DTW_GAMMA_S)
+    gamma_f: float = checked(number(above=0), 0.1)          # temperature of the contrastive frame cost (DTW_GAMMA_F)
+    revcons: bool = checked(FLAG, True)                     # add the global cycle-consistency term
+    label_smoothing: float = checked(UNIT_INTERVAL, 0.1)    # of the cycle-consistency cross-entropy
+    # weight of each mean table value (hard-coded 0.1 officially)
+    sdtw_weight: float = checked(number(at_least=0), 0.1)
+    # normalise embeddings first (CONV_EMBEDDER_MODEL.L2_NORMALIZE)
+    l2_normalize: bool = checked(FLAG, True)
+    # pair: each pair anchored on its first video | batch: one star over 2B videos
+    grouping: str = checked(one_of(*GROUPINGS), "pair")
 
     def __post_init__(self) -> None:
-        require("relaxation", self.relaxation, self.relaxation in RELAXATIONS, f"one of {', '.join(RELAXATIONS)}")
-        require("grouping", self.grouping, self.grouping in GROUPINGS, f"one of {', '.join(GROUPINGS)}")
-        for key in ("revcons", "l2_normalize"):
-            require(key, getattr(self, key), isinstance(getattr(self, key), bool), "true or false")
-        for key in ("gamma_s", "gamma_f"):
-            value = getattr(self, key)
-            require(key, value, is_real(value) and value > 0, "a finite number > 0")
-        require("sdtw_weight", self.sdtw_weight, is_real(self.sdtw_weight) and self.sdtw_weight >= 0,
-                 "a finite number >= 0")
-        require("label_smoothing", self.label_smoothing,
-                 is_real(self.label_smoothing) and 0 <= self.label_smoothing <= 1, "a number in [0, 1]")
+        validate(self)
 
 
 def contrastive_cost(x: Tensor, y: Tensor, gamma_f: float) -> Tensor:

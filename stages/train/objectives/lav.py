@@ -24,7 +24,8 @@ import torch.nn.functional as F
 from torch import Tensor
 
 from vava.stages.train.objectives.alignment import pairwise_sq_dists, soft_dtw, soft_dtw_divergence
-from vava.stages.train.objectives.base import Objective, PairBatch, detached, is_real, require
+from vava.stages.train.objectives.base import Objective, PairBatch, detached
+from vava.core.validation import FLAG, checked, integer, number, one_of, optional, validate
 
 WINDOW_TESTS = ("integer", "float32")
 
@@ -33,29 +34,17 @@ WINDOW_TESTS = ("integer", "float32")
 class LavConfig:
     """LAV options; defaults are the official config (docs/method.md#lav)."""
 
-    gamma: float = 0.1              # soft-DTW smoothing (DTWALIGNMENT.SDTW_GAMMA)
-    sdtw_normalize: bool = False    # use the soft-DTW divergence instead of the value
-    alpha: float = 0.5              # weight of I(a) + I(b) (LOSSES.ALPHA)
-    sigma: int = 10                 # IDM window in raw frames (LOSSES.SIGMA)
-    margin: float = 2.0             # IDM margin lambda (LOSSES.IDM_IDX_MARGIN)
-    l2_normalize: bool = True       # normalise embeddings first (LOSSES.L2_NORMALIZE)
-    frames_divisor: int | None = None  # N; None: the sampled frames per video T
-    window_test: str = "integer"    # integer | float32 (official rounding)
+    gamma: float = checked(number(above=0), 0.1)            # soft-DTW smoothing (DTWALIGNMENT.SDTW_GAMMA)
+    sdtw_normalize: bool = checked(FLAG, False)             # use the soft-DTW divergence instead of the value
+    alpha: float = checked(number(at_least=0), 0.5)         # weight of I(a) + I(b) (LOSSES.ALPHA)
+    sigma: int = checked(integer(0), 10)                    # IDM window in raw frames (LOSSES.SIGMA)
+    margin: float = checked(number(at_least=0), 2.0)        # IDM margin lambda (LOSSES.IDM_IDX_MARGIN)
+    l2_normalize: bool = checked(FLAG, True)                # normalise embeddings first (LOSSES.L2_NORMALIZE)
+    frames_divisor: int | None = checked(optional(integer(1)), None)  # N; None: the sampled frames per video T
+    window_test: str = checked(one_of(*WINDOW_TESTS), "integer")  # integer | float32 (official rounding)
 
     def __post_init__(self) -> None:
-        require("window_test", self.window_test, self.window_test in WINDOW_TESTS, f"one of {', '.join(WINDOW_TESTS)}")
-        for key in ("sdtw_normalize", "l2_normalize"):
-            require(key, getattr(self, key), isinstance(getattr(self, key), bool), "true or false")
-        require("gamma", self.gamma, is_real(self.gamma) and self.gamma > 0, "a finite number > 0")
-        for key in ("alpha", "margin"):
-            value = getattr(self, key)
-            require(key, value, is_real(value) and value >= 0, "a finite number >= 0")
-        require("sigma", self.sigma, isinstance(self.sigma, int) and not isinstance(self.sigma, bool)
-                 and self.sigma >= 0, "an integer >= 0")
-        if self.frames_divisor is not None:
-            require("frames_divisor", self.frames_divisor, isinstance(self.frames_divisor, int)
-                     and not isinstance(self.frames_divisor, bool) and self.frames_divisor >= 1,
-                     "an integer >= 1 or None")
+        validate(self)
 
 
 def idm_negatives(steps: Tensor, lengths: Tensor, sigma: int, window_test: str = "integer") -> Tensor:

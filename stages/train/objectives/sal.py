@@ -21,7 +21,8 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from vava.stages.train.objectives.base import Objective, PairBatch, detached, is_real, require
+from vava.stages.train.objectives.base import Objective, PairBatch, detached
+from vava.core.validation import UNIT_INTERVAL, checked, integer, validate
 
 TUPLE = 5  # positions drawn per row
 HIDDEN = (128, 64)
@@ -31,19 +32,13 @@ HIDDEN = (128, 64)
 class SalConfig:
     """SaL options; defaults from TCC's config (docs/method.md#sal)."""
 
-    num_samples: int = 8            # rows per video (SAL.NUM_SAMPLES)
-    shuffle_fraction: float = 0.75  # fraction of rows labelled shuffled (SAL.SHUFFLE_FRACTION)
-    label_smoothing: float = 0.0    # SAL.LABEL_SMOOTHING
-    embedding_dim: int = 128        # D; the head's input is 3D
+    num_samples: int = checked(integer(1), 8)               # rows per video (SAL.NUM_SAMPLES)
+    shuffle_fraction: float = checked(UNIT_INTERVAL, 0.75)  # fraction of rows labelled shuffled (SAL.SHUFFLE_FRACTION)
+    label_smoothing: float = checked(UNIT_INTERVAL, 0.0)    # SAL.LABEL_SMOOTHING
+    embedding_dim: int = checked(integer(1), 128)           # D; the head's input is 3D
 
     def __post_init__(self) -> None:
-        for key in ("num_samples", "embedding_dim"):
-            value = getattr(self, key)
-            require(key, value, isinstance(value, int) and not isinstance(value, bool) and value >= 1,
-                     "an integer >= 1")
-        for key in ("shuffle_fraction", "label_smoothing"):
-            value = getattr(self, key)
-            require(key, value, is_real(value) and 0 <= value <= 1, "a number in [0, 1]")
+        validate(self)
 
 
 class SalSample(NamedTuple):

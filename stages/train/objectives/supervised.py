@@ -16,7 +16,8 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from vava.stages.train.objectives.base import Objective, PairBatch, detached, require
+from vava.stages.train.objectives.base import Objective, PairBatch, detached
+from vava.core.validation import UNIT_INTERVAL, checked, integer, validate
 
 UNKNOWN = -1
 
@@ -25,18 +26,12 @@ UNKNOWN = -1
 class SupervisedConfig:
     """Options of the supervised baseline (CLASSIFICATION.* of TCC's config)."""
 
-    num_classes: int = 16           # phases K (per dataset: docs/evaluation.md#datasets)
-    embedding_dim: int = 128        # D, the head's input (the trainer fills it from the model)
-    label_smoothing: float = 0.0    # CLASSIFICATION.LABEL_SMOOTHING
+    num_classes: int = checked(integer(2), 16)              # phases K (per dataset: docs/evaluation.md#datasets)
+    embedding_dim: int = checked(integer(1), 128)           # D, the head's input (the trainer fills it from the model)
+    label_smoothing: float = checked(UNIT_INTERVAL, 0.0)    # CLASSIFICATION.LABEL_SMOOTHING
 
     def __post_init__(self) -> None:
-        for key, low in (("num_classes", 2), ("embedding_dim", 1)):
-            value = getattr(self, key)
-            require(key, value, isinstance(value, int) and not isinstance(value, bool) and value >= low,
-                     f"an integer >= {low}")
-        value = self.label_smoothing
-        require("label_smoothing", value, isinstance(value, (int, float)) and not isinstance(value, bool)
-                 and math.isfinite(value) and 0 <= value <= 1, "a number in [0, 1]")
+        validate(self)
 
 
 class SupervisedLoss(Objective):

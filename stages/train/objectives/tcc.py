@@ -26,7 +26,8 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
-from vava.stages.train.objectives.base import Objective, PairBatch, detached, is_real, require
+from vava.stages.train.objectives.base import Objective, PairBatch, detached
+from vava.core.validation import FLAG, UNIT_INTERVAL, checked, integer, number, one_of, validate
 
 LOSS_TYPES = ("regression_mse_var", "regression_mse", "regression_huber", "classification")
 SIMILARITIES = ("l2", "cosine")
@@ -37,34 +38,25 @@ GROUPINGS = ("pair", "batch")
 class TccConfig:
     """TCC options; defaults are the official training config (docs/method.md#tcc)."""
 
-    loss_type: str = "regression_mse_var"  # | regression_mse | regression_huber | classification
-    similarity: str = "l2"                 # l2 (negative squared distance) | cosine (raw dot product)
-    temperature: float = 0.1               # similarities are divided by D * temperature
-    variance_lambda: float = 0.001         # weight of log sigma^2 in regression_mse_var
-    label_smoothing: float = 0.1           # classification only (Keras convention: eps / T on every class)
-    huber_delta: float = 0.1               # regression_huber only
-    normalize_indices: bool = True         # regression targets are frame index / video length
-    stochastic: bool = False               # random cycles instead of all ordered pairs
-    cycle_length: int = 2                  # stochastic only: videos visited before returning
-    cycle_fraction: float = 1.0            # stochastic only: int(V * T * fraction) cycles per group of V videos
-    grouping: str = "pair"                 # pair: each pair is a TCC batch | batch: all 2B videos are one
-    variance_floor: float = 1e-12          # lower clamp of sigma^2 (NaN guard)
+    # regression_mse_var | regression_mse | regression_huber | classification
+    loss_type: str = checked(one_of(*LOSS_TYPES), "regression_mse_var")
+    similarity: str = checked(one_of(*SIMILARITIES), "l2")  # l2 (negative squared distance) | cosine (raw dot product)
+    temperature: float = checked(number(above=0), 0.1)      # similarities are divided by D * temperature
+    variance_lambda: float = checked(number(at_least=0), 0.001)  # weight of log sigma^2 in regression_mse_var
+    # classification only (Keras convention: eps / T on every class)
+    label_smoothing: float = checked(UNIT_INTERVAL, 0.1)
+    huber_delta: float = checked(number(above=0), 0.1)      # regression_huber only
+    normalize_indices: bool = checked(FLAG, True)           # regression targets are frame index / video length
+    stochastic: bool = checked(FLAG, False)                 # random cycles instead of all ordered pairs
+    cycle_length: int = checked(integer(2), 2)              # stochastic only: videos visited before returning
+    # stochastic only: int(V * T * fraction) cycles per group of V videos
+    cycle_fraction: float = checked(number(above=0), 1.0)
+    # pair: each pair is a TCC batch | batch: all 2B videos are one
+    grouping: str = checked(one_of(*GROUPINGS), "pair")
+    variance_floor: float = checked(number(above=0), 1e-12)  # lower clamp of sigma^2 (NaN guard)
 
     def __post_init__(self) -> None:
-        require("loss_type", self.loss_type, self.loss_type in LOSS_TYPES, f"one of {', '.join(LOSS_TYPES)}")
-        require("similarity", self.similarity, self.similarity in SIMILARITIES, f"one of {', '.join(SIMILARITIES)}")
-        require("grouping", self.grouping, self.grouping in GROUPINGS, f"one of {', '.join(GROUPINGS)}")
-        for key in ("normalize_indices", "stochastic"):
-            require(key, getattr(self, key), isinstance(getattr(self, key), bool), "true or false")
-        for key in ("temperature", "huber_delta", "cycle_fraction", "variance_floor"):
-            value = getattr(self, key)
-            require(key, value, is_real(value) and value > 0, "a finite number > 0")
-        require("variance_lambda", self.variance_lambda, is_real(self.variance_lambda) and self.variance_lambda >= 0,
-                 "a finite number >= 0")
-        require("label_smoothing", self.label_smoothing,
-                 is_real(self.label_smoothing) and 0 <= self.label_smoothing <= 1, "a number in [0, 1]")
-        require("cycle_length", self.cycle_length, isinstance(self.cycle_length, int)
-                 and not isinstance(self.cycle_length, bool) and self.cycle_length >= 2, "an integer >= 2")
+        validate(self)
 
 
 def similarity(x: Tensor, y: Tensor, kind: str, temperature: float) -> Tensor:

@@ -29,40 +29,30 @@ import torch.nn.functional as F
 from torch import Tensor
 
 from vava.stages.train.objectives.alignment import pairwise_sq_dists
-from vava.stages.train.objectives.base import Objective, PairBatch, detached, is_real, require
+from vava.stages.train.objectives.base import Objective, PairBatch, detached
+from vava.core.validation import FLAG, checked, integer, invalid, number, one_of, optional, validate
 
 LOSS_TYPES = ("npairs", "triplet")
-
-
-def _integer(value: object) -> bool:
-    return isinstance(value, int) and not isinstance(value, bool)
 
 
 @dataclass(frozen=True)
 class TcnConfig:
     """TCN options: n-pairs as in TCC's tcn.py (docs/method.md#tcn) or the original triplet loss."""
 
-    loss_type: str = "npairs"           # npairs | triplet
-    reg_lambda: float = 0.002           # npairs: weight of the embedding-norm term (REG_LAMBDA)
-    positive_window: int | None = 5     # npairs: max frames between positive and anchor; None: no check
-    pos_radius: int = 6                 # triplet: positives within this many frames
-    neg_radius: int = 12                # triplet: negatives more than this many frames away
-    margin: float = 0.2                 # triplet hinge margin
-    l2_normalize: bool | None = None    # None: the variant's own choice (npairs raw, triplet normalised)
+    loss_type: str = checked(one_of(*LOSS_TYPES), "npairs")  # npairs | triplet
+    reg_lambda: float = checked(number(at_least=0), 0.002)   # npairs: weight of the embedding-norm term (REG_LAMBDA)
+    # npairs: max frames between positive and anchor; None: no check
+    positive_window: int | None = checked(optional(integer(1)), 5)
+    pos_radius: int = checked(integer(0), 6)                 # triplet: positives within this many frames
+    neg_radius: int = checked(integer(0), 12)                # triplet: negatives more than this many frames away
+    margin: float = checked(number(at_least=0), 0.2)         # triplet hinge margin
+    # None: the variant's own choice (npairs raw, triplet normalised)
+    l2_normalize: bool | None = checked(optional(FLAG), None)
 
     def __post_init__(self) -> None:
-        require("loss_type", self.loss_type, self.loss_type in LOSS_TYPES, f"one of {', '.join(LOSS_TYPES)}")
-        require("reg_lambda", self.reg_lambda, is_real(self.reg_lambda) and self.reg_lambda >= 0, "a finite number >= 0")
-        require("margin", self.margin, is_real(self.margin) and self.margin >= 0, "a finite number >= 0")
-        if self.positive_window is not None:
-            require("positive_window", self.positive_window, _integer(self.positive_window)
-                     and self.positive_window >= 1, "an integer >= 1 or None")
-        for key in ("pos_radius", "neg_radius"):
-            value = getattr(self, key)
-            require(key, value, _integer(value) and value >= 0, "an integer >= 0")
-        require("neg_radius", self.neg_radius, self.neg_radius >= self.pos_radius, "an integer >= pos_radius")
-        if self.l2_normalize is not None:
-            require("l2_normalize", self.l2_normalize, isinstance(self.l2_normalize, bool), "true, false or None")
+        validate(self)
+        if self.neg_radius < self.pos_radius:
+            raise invalid(self, "neg_radius", f"must be an integer >= pos_radius, got {self.neg_radius!r}")
 
 
 def npairs_loss(z: Tensor, steps: Tensor | None = None, reg_lambda: float = 0.002,

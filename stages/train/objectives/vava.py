@@ -33,7 +33,8 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from vava.stages.train.objectives.alignment import column_marginal_error, log_sinkhorn, pairwise_sq_dists
-from vava.stages.train.objectives.base import Objective, PairBatch, detached, is_real, require
+from vava.stages.train.objectives.base import Objective, PairBatch, detached
+from vava.core.validation import FLAG, checked, integer, invalid, number, one_of, optional, validate
 
 LOG_KERNEL_MIN = math.log(1e-15)
 LOG_KERNEL_MAX = math.log(1e20)
@@ -48,49 +49,34 @@ PRIORS = ("gmm", "flat_top", "beta")
 class VavaConfig:
     """Every knob of the VAVA loss (docs/method.md#options); defaults are the official code's."""
 
-    mode: str = "paper"             # "paper" | "reference" (docs/method.md#modes)
-    sinkhorn_iters: int = 20        # loop iterations; the plan gets sinkhorn_iters + 1 (v, u) updates
-    lambda1: float = 1.0            # IDM weight, scaled by (N + M)
-    lambda2: float = 0.1            # KL weight, scaled by N*M/4
-    sigma_prior: float = 2.0        # width of the prior bumps, in frames
-    virtual_distance: float = 5.0   # sets the virtual prior / IDM constants
-    zeta: float = 0.5               # cost of the virtual row and column
-    clamp_log_kernel: bool = True   # clamp log K to [ln 1e-15, ln 1e20]
-    window: int = 15                # intra term: |i - j| > window are negatives
-    margin: float = 2.0             # intra term margin (per-dimension mean units)
-    gamma: float = 0.5              # weight of C(X) + C(Y)
-    temperature: float = 0.5        # inter term temperature
-    inter_weight: float = 1e-4
-    align_weight: float | None = None  # None: 1/(N*M)
-    both_orders: bool = False       # average loss(X, Y) and loss(Y, X)
-    prior: str = "gmm"              # "gmm" | "flat_top" | "beta"
-    flat_top_eta: float = 1.0       # flat-top margin, in frames
-    beta_alpha: float = 25.0
-    beta_beta: float = 25.0
-    learned_variance: bool = False  # per-pair prior width from PriorWidthHead (gmm / flat_top)
-    embedding_dim: int = 128        # input size of PriorWidthHead (used only with learned_variance)
-    port_inter_bug: bool = False    # AE2's detached L_inter value; regression tests only
+    mode: str = checked(one_of(*MODES), "paper")  # "paper" | "reference" (docs/method.md#modes)
+    sinkhorn_iters: int = checked(integer(0), 20)  # loop iterations; the plan gets sinkhorn_iters + 1 (v, u) updates
+    lambda1: float = checked(number(at_least=0), 1.0)  # IDM weight, scaled by (N + M)
+    lambda2: float = checked(number(above=0), 0.1)     # KL weight, scaled by N*M/4
+    sigma_prior: float = checked(number(above=0), 2.0)  # width of the prior bumps, in frames
+    virtual_distance: float = checked(number(at_least=0), 5.0)  # sets the virtual prior / IDM constants
+    zeta: float = checked(number(at_least=0), 0.5)     # cost of the virtual row and column
+    clamp_log_kernel: bool = checked(FLAG, True)       # clamp log K to [ln 1e-15, ln 1e20]
+    window: int = checked(integer(0), 15)              # intra term: |i - j| > window are negatives
+    margin: float = checked(number(at_least=0), 2.0)   # intra term margin (per-dimension mean units)
+    gamma: float = checked(number(at_least=0), 0.5)    # weight of C(X) + C(Y)
+    temperature: float = checked(number(above=0), 0.5)  # inter term temperature
+    inter_weight: float = checked(number(at_least=0), 1e-4)
+    align_weight: float | None = checked(optional(number(at_least=0)), None)  # None: 1/(N*M)
+    both_orders: bool = checked(FLAG, False)           # average loss(X, Y) and loss(Y, X)
+    prior: str = checked(one_of(*PRIORS), "gmm")       # "gmm" | "flat_top" | "beta"
+    flat_top_eta: float = checked(number(at_least=0), 1.0)  # flat-top margin, in frames
+    beta_alpha: float = checked(number(above=0), 25.0)
+    beta_beta: float = checked(number(above=0), 25.0)
+    learned_variance: bool = checked(FLAG, False)      # per-pair prior width from PriorWidthHead (gmm / flat_top)
+    embedding_dim: int = checked(integer(1), 128)      # input size of PriorWidthHead (used only with learned_variance)
+    port_inter_bug: bool = checked(FLAG, False)        # AE2's detached L_inter value; regression tests only
 
     def __post_init__(self) -> None:
-        require("mode", self.mode, self.mode in MODES, f"one of {', '.join(MODES)}")
-        require("prior", self.prior, self.prior in PRIORS, f"one of {', '.join(PRIORS)}")
-        for key in ("clamp_log_kernel", "both_orders", "learned_variance", "port_inter_bug"):
-            require(key, getattr(self, key), isinstance(getattr(self, key), bool), "true or false")
-        for key, low in (("sinkhorn_iters", 0), ("window", 0), ("embedding_dim", 1)):
-            value = getattr(self, key)
-            require(key, value, isinstance(value, int) and not isinstance(value, bool) and value >= low,
-                     f"an integer >= {low}")
-        for key in ("lambda2", "sigma_prior", "temperature", "beta_alpha", "beta_beta"):
-            value = getattr(self, key)
-            require(key, value, is_real(value) and value > 0, "a finite number > 0")
-        for key in ("lambda1", "virtual_distance", "zeta", "margin", "gamma", "inter_weight", "flat_top_eta"):
-            value = getattr(self, key)
-            require(key, value, is_real(value) and value >= 0, "a finite number >= 0")
-        if self.align_weight is not None:
-            require("align_weight", self.align_weight, is_real(self.align_weight) and self.align_weight >= 0,
-                     "a finite number >= 0 or None")
-        require("learned_variance", self.learned_variance, not (self.learned_variance and self.prior == "beta"),
-                 "false with prior 'beta' (the Beta prior has no width sigma to learn)")
+        validate(self)
+        if self.learned_variance and self.prior == "beta":
+            raise invalid(self, "learned_variance", "must be false with prior 'beta' (the Beta prior has no width "
+                                                    "sigma to learn), got True")
 
 
 def phi_schedule(step: int) -> float:
