@@ -1,45 +1,15 @@
-"""Pair sampling, context stacks and the three data paths (which must agree exactly)."""
+"""Training data paths (stages/train/data.py): memory and zarr loaders gather the same batches."""
 from __future__ import annotations
 
 from pathlib import Path
 
-import numpy as np
 import pytest
 import torch
 
 from vava.cache.store import FeatureSet
 from vava.core.errors import VavaError
 from vava.stages.train.data import MemoryFeatures, ZarrFeatures, batches, choose_data_path
-from vava.core.embedder import Embedder, EmbedderConfig, context_indices
-from vava.stages.train.sampler import PairSampler, offset_uniform
-
-
-def test_offset_uniform() -> None:
-    rng = np.random.default_rng(0)
-    picks = offset_uniform(50, 20, rng)
-    assert len(set(picks)) == 20 and (np.diff(picks) > 0).all() and picks.min() >= 1 and picks.max() < 50
-    assert offset_uniform(21, 20, rng).tolist() == list(range(1, 21))  # exactly enough: every frame but 0
-    assert offset_uniform(5, 8, rng).tolist() == [0, 1, 2, 3, 4, 4, 4, 4]  # too short: clip to the last frame
-
-
-def test_context_indices_look_back_only() -> None:
-    assert context_indices(torch.tensor([0, 5, 20, 40]), 1, 15).tolist() == [[0, 0], [0, 5], [5, 20], [25, 40]]
-    assert context_indices(torch.tensor([7]), 2, 3).tolist() == [[1, 4, 7]]
-    assert context_indices(torch.tensor([7]), 0, 3).tolist() == [[7]]
-
-
-def test_pairs_share_an_action_and_are_reproducible(toy_features: Path) -> None:
-    videos = [v for v in FeatureSet.open(toy_features).videos() if v.split == "train"]
-    sampler = PairSampler(videos, pairs=6, frames=12, seed=3)
-    draw = sampler.draw(5)
-    actions = {v.id: v.action for v in videos}
-    assert all(actions[a] == actions[b] and a != b for a, b in draw.video_ids)
-    assert draw.frame_indices.shape == (6, 2, 12)
-    again = PairSampler(videos, pairs=6, frames=12, seed=3).draw(5)
-    assert again.video_ids == draw.video_ids and np.array_equal(again.frame_indices, draw.frame_indices)
-    assert not np.array_equal(sampler.draw(6).frame_indices, draw.frame_indices)
-    with pytest.raises(VavaError, match="no training videos"):
-        PairSampler([], 1, 1, 0)
+from vava.stages.train.sampler import PairSampler
 
 
 def test_memory_and_zarr_paths_gather_the_same_batch(toy_features: Path) -> None:
@@ -79,14 +49,3 @@ def test_choose_data_path() -> None:
         choose_data_path("device", 10, cpu)
     with pytest.raises(VavaError, match="data.path: 'disk' is not one of"):
         choose_data_path("disk", 10, cpu)
-
-
-def test_embedder_is_table_9() -> None:
-    embedder = Embedder(1024, EmbedderConfig())
-    assert round(sum(p.numel() for p in embedder.parameters()) / 1e6, 2) == 21.57  # docs/method.md#embedder-and-training
-    maps = torch.randn(3, 2, 1024, 2, 2)
-    assert embedder.eval()(maps).shape == (3, 128)
-    # time is the Conv3d depth axis: swapping context and frame changes the output
-    assert not torch.allclose(embedder(maps), embedder(maps.flip(1)))
-    unit = Embedder(16, EmbedderConfig(conv_channels=8, fc_channels=8, l2_normalize=True)).eval()
-    assert torch.allclose(unit(torch.randn(4, 2, 16, 2, 2)).norm(dim=-1), torch.ones(4))

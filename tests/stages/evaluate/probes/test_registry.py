@@ -20,7 +20,7 @@ from vava.stages.evaluate.probes import PROBES
 from vava.stages.evaluate.probes.base import AT_LEAST_ONE, Action, Column, Option, Probe, Values, fixed, mean
 from vava.stages.evaluate.report import evaluate_embeddings
 from vava.stages.evaluate.tables import main_table
-from tests.stages.evaluate.test_report import separable, write_h5
+from tests.stages.evaluate.helpers import separable, write_h5
 
 SMALL = {"ks": (1, 2), "few_shot_ks": (1, 2), "few_shot_episodes": 3, "robustness_seeds": 2, "fractions": (0.5, 1.0)}
 
