@@ -163,7 +163,7 @@ def test_a_registered_probe_appears_in_the_cli_report_json_and_report_md(embeddi
 
 
 def test_the_cli_starts_without_importing_the_probes() -> None:
-    code = ("import sys; from click.testing import CliRunner; from pipeline.cli import main; "
+    code = ("import sys; from click.testing import CliRunner; from vava.pipeline.cli import main; "
             "assert CliRunner().invoke(main, ['--help']).exit_code == 0; print('sklearn' in sys.modules)")
     found = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert found.stdout.strip() == "False"
