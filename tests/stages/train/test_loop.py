@@ -7,19 +7,12 @@ from pathlib import Path
 import pytest
 import yaml
 
-from vava.core.config import parse_overrides
 from vava.stages.train.config import load_config
 from vava.core.errors import VavaError
 from vava.stages.train import loop
 from vava.core.run_folder import load_checkpoint
 from vava.stages.train.loop import train
-
-TINY = ["model.conv_channels=16", "model.fc_channels=16", "model.embedding_dim=8", "data.frames_per_video=8",
-        "data.batch_pairs=2", "log_every=1"]
-
-
-def config(*extra: str):
-    return load_config(None, parse_overrides([*TINY, *extra]))
+from tests.stages.train.helpers import config
 
 
 def losses(run: Path) -> list[tuple[int, float]]:

@@ -34,7 +34,7 @@ from tests.conftest import write_toy_features
 TINY = ["model.conv_channels=16", "model.fc_channels=16", "model.embedding_dim=8", "data.frames_per_video=8",
         "data.batch_pairs=2", "log_every=1", "checkpoint_every=2"]
 TASKS = {"tasks": ("progress",), "ks": (1,)}
-REPO = Path(__file__).resolve().parents[1]
+REPO = Path(__file__).resolve().parents[2]
 
 
 def config(steps: int):

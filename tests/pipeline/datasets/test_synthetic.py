@@ -1,4 +1,4 @@
-"""The synthetic procedural-video dataset and the H.264 writer behind it."""
+"""The synthetic procedural-video dataset."""
 from __future__ import annotations
 
 import json
@@ -21,7 +21,7 @@ from vava.pipeline.datasets.synthetic import (
     video_rng,
 )
 from vava.core.errors import VavaError
-from vava.core.videoio import write_video
+
 
 SMALL = dict(size=32, frames=(20, 30))
 PER_ACTION = 4
@@ -260,35 +260,3 @@ def test_variation_strengths_are_validated():
 def test_unknown_action_is_refused():
     with pytest.raises(VavaError, match="unknown synthetic action"):
         render_video("juggle", video_rng(0, 0, 0), SynthConfig())
-
-
-# -- write_video ---------------------------------------------------------------------------------
-
-
-def test_write_video_round_trips_and_leaves_no_temp_files(tmp_path):
-    frames = np.zeros((5, 32, 48, 3), dtype=np.uint8)
-    frames[:, :, :24] = 200
-    write_video(tmp_path / "clip.mp4", frames, 15.0)
-    assert [p.name for p in tmp_path.iterdir()] == ["clip.mp4"]
-    with av.open(str(tmp_path / "clip.mp4")) as container:
-        decoded = np.stack([f.to_ndarray(format="rgb24") for f in container.decode(video=0)])
-    assert decoded.shape == frames.shape
-    assert np.abs(decoded.astype(int) - frames).mean() < 3
-
-
-def test_write_video_is_byte_identical_for_the_same_frames(tmp_path):
-    """Small noisy frames used to come out differently from run to run (x264 mbtree)."""
-    config = SynthConfig(variations=WILD, size=64, frames=(20, 30))
-    for a, action in enumerate(list(ACTIONS)[:2]):
-        frames, _ = render_video(action, video_rng(0, a, 0), config)
-        encodings = set()
-        for attempt in range(4):
-            write_video(tmp_path / f"{attempt}.mp4", frames, 15.0)
-            encodings.add((tmp_path / f"{attempt}.mp4").read_bytes())
-        assert len(encodings) == 1, action
-
-
-def test_write_video_rejects_odd_sizes(tmp_path):
-    with pytest.raises(ValueError, match="even"):
-        write_video(tmp_path / "odd.mp4", np.zeros((3, 31, 32, 3), dtype=np.uint8), 15.0)
-    assert not any(tmp_path.iterdir())

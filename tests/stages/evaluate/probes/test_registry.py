@@ -20,7 +20,7 @@ from vava.stages.evaluate.probes import PROBES
 from vava.stages.evaluate.probes.base import AT_LEAST_ONE, Action, Column, Option, Probe, Values, fixed, mean
 from vava.stages.evaluate.report import evaluate_embeddings
 from vava.stages.evaluate.tables import main_table
-from tests.test_evaluate import separable, write_h5
+from tests.stages.evaluate.helpers import separable, write_h5
 
 SMALL = {"ks": (1, 2), "few_shot_ks": (1, 2), "few_shot_episodes": 3, "robustness_seeds": 2, "fractions": (0.5, 1.0)}
 
@@ -163,7 +163,7 @@ def test_a_registered_probe_appears_in_the_cli_report_json_and_report_md(embeddi
 
 
 def test_the_cli_starts_without_importing_the_probes() -> None:
-    code = ("import sys; from click.testing import CliRunner; from pipeline.cli import main; "
+    code = ("import sys; from click.testing import CliRunner; from vava.pipeline.cli import main; "
             "assert CliRunner().invoke(main, ['--help']).exit_code == 0; print('sklearn' in sys.modules)")
     found = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert found.stdout.strip() == "False"

@@ -23,7 +23,7 @@ from vava.stages.embed.run import embed
 from vava.stages.extract.run import ExtractOptions, extract
 from vava.stages.train.loop import train
 from tests.conftest import write_toy_features
-from tests.test_train import TINY, config
+from tests.stages.train.helpers import TINY, config
 
 EXTRACT = ["extract", "--weights", "random", "--image-size", "64", "--quiet"]
 SHARD_INDEX_ENTRY = 16  # (offset, nbytes) as two little-endian uint64 per chunk, then a 4-byte checksum

@@ -20,7 +20,7 @@ from vava.core.run_folder import load_checkpoint
 from vava.stages.train.data import check_step_fits
 from vava.stages.train.loop import resolved, train
 from tests.conftest import write_toy_features
-from tests.test_evaluate import video, write_h5
+from tests.stages.evaluate.helpers import video, write_h5
 
 TINY = {"model": {"conv_channels": 8, "fc_channels": 8, "embedding_dim": 8},
         "data": {"frames_per_video": 6, "batch_pairs": 1}}

@@ -1,0 +1,62 @@
+"""Phase classification and few-shot (stages/evaluate/classification.py)."""
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+from scipy import stats
+
+from vava.stages.evaluate import classification as cls
+from vava.core.embeddings_file import load_embeddings
+from vava.stages.evaluate.report import evaluate_embeddings
+from tests.stages.evaluate.helpers import record, separable, write_h5
+
+
+def test_train_count() -> None:
+    assert [cls.train_count(f, 70) for f in (0.1, 0.5, 1.0)] == [7, 35, 70]
+    assert [cls.train_count(0.5, 103), cls.train_count(0.1, 5), cls.train_count(0.29, 100)] == [51, 1, 29]
+
+
+def test_classification_separable_and_first_videos_in_natural_order(tmp_path: Path) -> None:
+    # natural order: t2 (right labels) < t10 (mirrored labels) < t11 (mirrored); plain sorting would put t10 first
+    videos = [separable("t10", "train", flip=True), separable("t2", "train"), separable("t11", "train", flip=True),
+              separable("v1", "val"), separable("v2", "val")]
+    path = write_h5(tmp_path / "e.h5", videos)
+    assert [v.id for v in load_embeddings(path).videos] == ["t2", "t10", "t11", "v1", "v2"]
+    report = evaluate_embeddings(path, tasks=("classification",), fractions=(0.34, 1.0))
+    assert report["results"]["classification"]["0.34"] == pytest.approx(1.0)  # n = 1: t2 only
+    assert report["per_action"]["a"]["classification_train_videos"] == {"0.34": 1, "1.0": 3}
+    assert report["results"]["classification"]["1.0"] < 0.5
+    logistic = evaluate_embeddings(path, tasks=("classification",), fractions=(0.34,), classifier="logistic")
+    assert logistic["results"]["classification"]["0.34"] == pytest.approx(1.0)
+
+
+def test_classification_ignores_unlabelled_and_handles_one_class() -> None:
+    train = [record([[0.0], [0.1], [5.0]], [0, 0, -1], "t")]  # one class left after dropping -1
+    val = cls.labelled_frames([record([[0.0], [9.0], [4.0]], [0, -1, 1], "v")])
+    assert val[1].tolist() == [0, 1]
+    assert cls.accuracy(train, val, "svm") == pytest.approx(0.5)
+
+
+def test_few_shot_draws_like_tcc(monkeypatch: pytest.MonkeyPatch) -> None:
+    train = [record([[float(i)]], [0], f"t{i}") for i in range(6)]
+    drawn = []
+    monkeypatch.setattr(cls, "accuracy", lambda videos, val, kind: drawn.append([v.id for v in videos]) or 0.5)
+    result = cls.few_shot_accuracies(train, (np.zeros((1, 1)), np.zeros(1)), (1, 2, 9), 3, "svm")
+    np.random.seed(42)
+    expected = [[f"t{i}" for i in np.random.permutation(6)[:k]] for k in (1, 2) for _ in range(3)]
+    assert drawn == expected and sorted(result) == [1, 2]  # k = 9 > 6 videos is left out
+    mean, half = cls.t_interval([0.5, 0.6, 0.7, 0.9])
+    low, high = stats.t.interval(0.95, 3, loc=mean, scale=stats.sem([0.5, 0.6, 0.7, 0.9]))
+    assert (mean - half, mean + half) == pytest.approx((low, high))
+
+
+def test_few_shot_and_robustness_in_report(tmp_path: Path) -> None:
+    videos = [separable(f"t{i}", "train") for i in range(4)] + [separable("v1", "val")]
+    report = evaluate_embeddings(write_h5(tmp_path / "e.h5", videos), tasks=("few_shot", "robustness"),
+                                 few_shot_ks=(1, 2), few_shot_episodes=4, robustness_seeds=3, fractions=(0.5,))
+    results = report["results"]
+    assert results["few_shot"]["1"]["mean"] == pytest.approx(1.0) and len(results["few_shot"]["2"]["episodes"]) == 4
+    assert results["robustness"]["0.5"] == {"mean": pytest.approx(1.0), "std": pytest.approx(0.0),
+                                            "runs": pytest.approx([1.0] * 3)}

@@ -1,0 +1,119 @@
+"""`evaluate`'s report (stages/evaluate/report.py): loading, background, per-action averaging,
+degenerate input, skips, report files and tables."""
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from vava.core.errors import VavaError
+from vava.core.embeddings_file import load_embeddings, natural_key
+from vava.core.report_file import load_report
+from vava.stages.evaluate.report import compare_reports, evaluate_embeddings, render_text, write_report
+from tests.stages.evaluate.helpers import ramp, separable, video, write_h5
+
+
+# --------------------------------------------------------------------------------------------
+# Loading, background, per-action averaging, degenerate input
+
+
+def test_natural_key() -> None:
+    assert sorted(["v10", "v2", "v1", "v01"], key=natural_key) == ["v01", "v1", "v2", "v10"]
+
+
+def test_per_action_unweighted_mean(tmp_path: Path) -> None:
+    videos = [video(f"a{i}", ramp(6), [0] * 6, action="jump") for i in range(3)]
+    videos += [video("b1", ramp(4), [0] * 4, action="swing"), video("b2", ramp(4)[::-1], [0] * 4, action="swing")]
+    report = evaluate_embeddings(write_h5(tmp_path / "e.h5", videos), tasks=("kendall",))
+    assert report["per_action"]["jump"]["kendall"] == pytest.approx(1.0)
+    assert report["per_action"]["swing"]["kendall"] == pytest.approx(-1.0)
+    assert report["results"]["kendall"] == pytest.approx(0.0)  # not the pair-weighted (6 - 2) / 8
+
+
+def test_background_keep_and_drop(tmp_path: Path) -> None:
+    phases = ["bg", "reach", "grasp"]
+    # background label 0; the background frames sit far from everything else
+    a = video("a", [[100.0], [0.0], [0.1], [5.0], [100.1]], [0, 1, 1, 2, 0], phases=phases, bg=0)
+    b = video("b", [[0.05], [100.2], [5.1], [5.2]], [1, 0, 2, 2], phases=phases, bg=0)
+    path = write_h5(tmp_path / "e.h5", [a, b])
+    dropped = load_embeddings(path, background="drop").videos[0]
+    assert dropped.labels.tolist() == [0, 0, 1] and dropped.embeddings[:, 0].tolist() == pytest.approx([0, 0.1, 5])
+    assert dropped.phases == ("reach", "grasp") and dropped.background_label == -1
+    kept = evaluate_embeddings(path, tasks=("retrieval",), ks=(1, 2))
+    without = evaluate_embeddings(path, tasks=("retrieval",), ks=(1, 2), background="drop")
+    assert without["options"]["background"] == "drop"
+    queries = [r["per_action"]["a"]["retrieval"]["queries"] for r in (kept, without)]
+    assert queries == [9, 6]
+    # K=2 by hand. Without background: a -> 1/2, 1/2, 1; b -> 1, 1/2, 1/2 (4 of 6). With it, the background
+    # frames are one more class: a -> 1/2 (bg), 1/2, 1/2, 1, 1/2 (bg); b -> 1, 1 (bg), 1/2, 1/2 (6 of 9).
+    assert without["results"]["retrieval"]["frame_weighted"] == {"1": 1.0, "2": pytest.approx(4 / 6)}
+    assert kept["results"]["retrieval"]["frame_weighted"] == {"1": 1.0, "2": pytest.approx(6 / 9)}
+    assert kept["results"]["retrieval"]["video_mean"]["2"] == pytest.approx((3 / 5 + 3 / 4) / 2)
+
+
+def test_degenerate_inputs_raise_clear_errors(tmp_path: Path) -> None:
+    nan = video("bad_video", [[0.0], [np.nan]], [0, 1])
+    with pytest.raises(VavaError, match="bad_video.*NaN"):
+        load_embeddings(write_h5(tmp_path / "nan.h5", [nan, video("ok", [[0.0], [1.0]], [0, 1])]))
+    unlabelled = video("no_labels", [[0.0], [1.0]], [-1, -1])
+    path = write_h5(tmp_path / "unlabelled.h5", [unlabelled, video("ok", [[0.0], [1.0]], [0, 1])])
+    with pytest.raises(VavaError, match="no_labels.*no phase labels"):
+        evaluate_embeddings(path)
+    assert evaluate_embeddings(path, tasks=("kendall",))["results"]["kendall"] is not None  # labels not needed
+    only_train = write_h5(tmp_path / "train.h5", [video("t", [[0.0], [1.0]], [0, 1], split="train")])
+    with pytest.raises(VavaError, match="split 'val' has no videos"):
+        evaluate_embeddings(only_train)
+    only_val = write_h5(tmp_path / "val.h5", [video("v", [[0.0], [1.0]], [0, 1])])
+    with pytest.raises(VavaError, match="split 'train' has no videos.*classification"):
+        evaluate_embeddings(only_val)
+    with pytest.raises(VavaError, match="labels for 2 frames"):
+        load_embeddings(write_h5(tmp_path / "len.h5", [{**video("short", [[0.0], [1.0]], [0, 1]), "y": np.zeros(3)}]))
+    with pytest.raises(VavaError, match="no such file"):
+        load_embeddings(tmp_path / "missing.h5")
+    with pytest.raises(VavaError, match="unknown evaluation option"):
+        evaluate_embeddings(only_val, tasks=("kendall",), stride=2)
+    with pytest.raises(VavaError, match="background"):
+        evaluate_embeddings(only_val, background="maybe")
+
+
+def test_small_inputs_skip_with_reasons(tmp_path: Path) -> None:
+    videos = [video("t1", ramp(7), [0, 0, 1, 1, 1, 2, 2], split="train"),
+              video("t2", ramp(3), [0, 0, 0], split="train"),          # single phase, shorter than the stride
+              video("v1", ramp(7), [0, 0, 1, 1, 2, 2, 2])]            # one val video only
+    report = evaluate_embeddings(write_h5(tmp_path / "e.h5", videos), kendall_stride=4, retrieval_stride=4)
+    results = report["results"]
+    assert results["kendall"] is None and results["retrieval"]["frame_weighted"]["5"] is None
+    reasons = {s["task"]: s["reason"] for s in report["skipped"]}
+    assert reasons == {"kendall": "needs at least 2 val videos, found 1",
+                       "retrieval": "needs at least 2 val videos, found 1"}
+    assert results["classification"]["1.0"] is not None and results["progress"] is not None
+
+
+# --------------------------------------------------------------------------------------------
+# Report files
+
+
+def test_report_files_and_tables(tmp_path: Path) -> None:
+    videos = [separable(f"t{i}", "train") for i in range(3)] + [separable(f"v{i}", "val") for i in range(2)]
+    report = evaluate_embeddings(write_h5(tmp_path / "e.h5", videos), ks=(1, 2))
+    json_path, md_path = write_report(tmp_path / "run", report)
+    saved = json.loads(json_path.read_text())
+    assert {"file", "attrs", "options", "defaults", "software", "videos", "results", "per_action",
+            "skipped"} <= set(saved)
+    assert saved["options"]["kendall_stride"] == 1 and saved["defaults"]["background"] == "keep"
+    assert saved["attrs"]["objective"] == "vava" and saved["videos"] == {"train": 3, "val": 2}
+    assert set(saved["results"]) == {"actions", "classification", "progress", "kendall", "retrieval"}
+    assert load_report(tmp_path / "run") == saved
+    markdown = md_path.read_text()
+    header = ("| Run | Classification 0.1 | Classification 0.5 | Classification 1.0 | Progress | τ | AP@1 | AP@2 |")
+    assert header in markdown
+    accuracy = 100 * report["results"]["classification"]["1.0"]
+    assert f"| toy | {100 * report['results']['classification']['0.1']:.2f} |" in markdown
+    assert f"{accuracy:.2f}" in markdown and "| video mean (CARL) |" in markdown
+    table = compare_reports([report, evaluate_embeddings(tmp_path / "e.h5", ks=(1, 2), background="drop")])
+    lines = table.strip().splitlines()
+    assert len(lines) == 4 and lines[0].startswith("| Run | Background |") and "| toy | without |" in lines[3]
+    text = render_text(report).splitlines()
+    assert text[0].split()[:3] == ["Run", "Classification", "0.1"] and text[2].startswith("toy")

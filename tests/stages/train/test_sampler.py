@@ -1,0 +1,33 @@
+"""The pair sampler (stages/train/sampler.py): offsets and reproducible same-action pairs."""
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from vava.cache.store import FeatureSet
+from vava.core.errors import VavaError
+from vava.stages.train.sampler import PairSampler, offset_uniform
+
+
+def test_offset_uniform() -> None:
+    rng = np.random.default_rng(0)
+    picks = offset_uniform(50, 20, rng)
+    assert len(set(picks)) == 20 and (np.diff(picks) > 0).all() and picks.min() >= 1 and picks.max() < 50
+    assert offset_uniform(21, 20, rng).tolist() == list(range(1, 21))  # exactly enough: every frame but 0
+    assert offset_uniform(5, 8, rng).tolist() == [0, 1, 2, 3, 4, 4, 4, 4]  # too short: clip to the last frame
+
+
+def test_pairs_share_an_action_and_are_reproducible(toy_features: Path) -> None:
+    videos = [v for v in FeatureSet.open(toy_features).videos() if v.split == "train"]
+    sampler = PairSampler(videos, pairs=6, frames=12, seed=3)
+    draw = sampler.draw(5)
+    actions = {v.id: v.action for v in videos}
+    assert all(actions[a] == actions[b] and a != b for a, b in draw.video_ids)
+    assert draw.frame_indices.shape == (6, 2, 12)
+    again = PairSampler(videos, pairs=6, frames=12, seed=3).draw(5)
+    assert again.video_ids == draw.video_ids and np.array_equal(again.frame_indices, draw.frame_indices)
+    assert not np.array_equal(sampler.draw(6).frame_indices, draw.frame_indices)
+    with pytest.raises(VavaError, match="no training videos"):
+        PairSampler([], 1, 1, 0)
