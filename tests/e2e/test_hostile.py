@@ -14,7 +14,7 @@ from click.testing import CliRunner
 
 from vava.pipeline.cli import main
 
-REPO = Path(__file__).resolve().parents[1]
+REPO = Path(__file__).resolve().parents[2]
 
 TINY = ["--set", "model.conv_channels=8", "--set", "model.fc_channels=8", "--set", "model.embedding_dim=8",
         "--set", "data.frames_per_video=6", "--set", "data.batch_pairs=1"]
