@@ -43,7 +43,7 @@ demo: setup
 	$(BIN)/vava extract --dataset folder --root $(DEMO)/data --cache $(DEMO)/cache --weights $(DEMO_WEIGHTS) \
 		--image-size $(DEMO_SIZE) > $(DEMO)/extract.out
 	tail -n 1 $(DEMO)/extract.out > $(DEMO)/features.txt
-	rm -rf $(DEMO)/runs/vava  # the demo retrains each time; the feature cache above is reused
+	rm -rf $(DEMO)/runs/vava  # the demo retrains each time (synth rewrites the videos, so extract does too)
 	$(BIN)/vava train --features $$(cat $(DEMO)/features.txt) --objective vava --config synthetic \
 		--out $(DEMO)/runs/vava
 	$(BIN)/vava embed --run $(DEMO)/runs/vava
