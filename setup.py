@@ -12,4 +12,5 @@ FOLDERS = {"vava": "vava", "vava.pipeline": "pipeline", "vava.stages": "stages",
 packages = [name for root, folder in FOLDERS.items()
             for name in (root, *(f"{root}.{sub}" for sub in find_packages(folder)))]
 
-setup(packages=packages, package_dir=FOLDERS, package_data={"vava.configs": ["*.yaml"], "vava.configs.sweeps": ["*.yaml"]})
+setup(packages=packages, package_dir=FOLDERS,
+      package_data={"vava.configs": ["*.yaml"], "vava.configs.sweeps": ["*.yaml"]})

@@ -17,9 +17,9 @@ from zarr.codecs import BloscCodec
 
 from vava.cache.inspect import describe
 from vava.cache.store import FeatureSet
+from vava.core.backbone import imagenet_weights_path
 from vava.pipeline.datasets.folder import load_folder
 from vava.pipeline.datasets.synthetic import SynthConfig, synthesize
-from vava.core.backbone import imagenet_weights_path
 from vava.stages.extract.run import ExtractOptions, extract
 
 

@@ -13,11 +13,11 @@ from pathlib import Path
 
 import torch
 
-from vava.pipeline.datasets.folder import load_folder
-from vava.pipeline.datasets.synthetic import SynthConfig, synthesize
 from vava.core.backbone import load_backbone
 from vava.core.decode import VideoDecoder
 from vava.core.preprocess import Preprocessing
+from vava.pipeline.datasets.folder import load_folder
+from vava.pipeline.datasets.synthetic import SynthConfig, synthesize
 from vava.stages.extract.run import ExtractOptions, extract
 
 

@@ -15,17 +15,17 @@ from pathlib import Path
 import torch
 
 from vava.cache.store import FeatureSet
+from vava.core.backbone import load_backbone
 from vava.core.config import parse_overrides
-from vava.stages.train.config import load_config
+from vava.core.decode import VideoDecoder
+from vava.core.devices import resolve_device
+from vava.core.embedder import Embedder, context_indices
+from vava.core.preprocess import Preprocessing
 from vava.pipeline.datasets.folder import load_folder
 from vava.pipeline.datasets.synthetic import SynthConfig, synthesize
-from vava.core.devices import resolve_device
-from vava.core.backbone import load_backbone
-from vava.core.decode import VideoDecoder
-from vava.core.preprocess import Preprocessing
 from vava.stages.extract.run import ExtractOptions, extract
+from vava.stages.train.config import load_config
 from vava.stages.train.data import batches
-from vava.core.embedder import Embedder, context_indices
 from vava.stages.train.loop import train
 from vava.stages.train.objectives import PairBatch, build_objective
 from vava.stages.train.sampler import PairSampler

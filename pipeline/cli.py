@@ -135,7 +135,8 @@ def extract(dataset: str, root: Path, cache: Path, quiet: bool, allow_outside_ro
     The last line printed on stdout is the feature set's path.
     """
     from vava.pipeline.datasets import load_dataset
-    from vava.stages.extract.run import ExtractOptions, extract as run_extract
+    from vava.stages.extract.run import ExtractOptions
+    from vava.stages.extract.run import extract as run_extract
 
     if not root.exists():
         raise click.BadParameter(f"{root} does not exist", param_hint="--root")

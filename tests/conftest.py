@@ -7,8 +7,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from vava.pipeline.datasets.folder import write_manifest
 from vava.core.videoio import write_video
+from vava.pipeline.datasets.folder import write_manifest
 
 SIZE = 64
 

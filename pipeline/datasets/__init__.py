@@ -4,9 +4,9 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Protocol
 
-from vava.pipeline.datasets.folder import load_folder
-from vava.core.records import VideoRecord
 from vava.core.errors import VavaError
+from vava.core.records import VideoRecord
+from vava.pipeline.datasets.folder import load_folder
 
 
 class DatasetAdapter(Protocol):

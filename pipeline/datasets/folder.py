@@ -16,9 +16,9 @@ from pathlib import Path
 
 import numpy as np
 
-from vava.core.records import MAX_FRAMES, MAX_LABEL, SPLITS, UNKNOWN_LABEL, VideoRecord, check_video_id
 from vava.core.errors import VavaError
 from vava.core.files import atomic_write, is_inside
+from vava.core.records import MAX_FRAMES, MAX_LABEL, SPLITS, UNKNOWN_LABEL, VideoRecord, check_video_id
 
 MANIFEST_NAME = "manifest.jsonl"
 MAX_LINE_BYTES = 64 * 2**20  # far above MAX_FRAMES labels; guards against reading a huge blob whole

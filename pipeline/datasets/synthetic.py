@@ -21,11 +21,11 @@ from typing import ClassVar, NamedTuple
 
 import numpy as np
 
-from vava.pipeline.datasets.folder import MANIFEST_NAME, load_folder, write_manifest
 from vava.core.errors import VavaError
-from vava.core.validation import Rule, checked, instance, invalid, is_integer, is_real, number, validate
 from vava.core.files import atomic_write
+from vava.core.validation import Rule, checked, instance, invalid, is_integer, is_real, number, validate
 from vava.core.videoio import write_video
+from vava.pipeline.datasets.folder import MANIFEST_NAME, load_folder, write_manifest
 
 PROVENANCE_NAME = "synth.json"
 GENERATOR = "vava-synthetic/1"

@@ -14,9 +14,9 @@ from tqdm import tqdm
 from vava.cache.inspect import require_complete
 from vava.cache.store import FeatureSet, open_run_features
 from vava.core.devices import resolve_device
-from vava.core.errors import VavaError
 from vava.core.embedder import embed_video
 from vava.core.embeddings_file import EMBEDDINGS_NAME, EmbeddingsWriter
+from vava.core.errors import VavaError
 from vava.core.records import SPLITS
 from vava.core.run_folder import load_embedder, locked_run
 

@@ -17,8 +17,8 @@ from sklearn.dummy import DummyClassifier
 from sklearn.linear_model import LogisticRegression
 from sklearn.svm import SVC
 
-from vava.core.validation import option_error
 from vava.core.embeddings_file import UNLABELLED, VideoEmbeddings
+from vava.core.validation import option_error
 from vava.stages.evaluate.skip import ProbeSkipped
 
 CLASSIFIERS = ("svm", "logistic")

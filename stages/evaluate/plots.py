@@ -17,8 +17,8 @@ import numpy as np
 from matplotlib.lines import Line2D
 from sklearn.manifold import TSNE
 
-from vava.core.errors import VavaError
 from vava.core.embeddings_file import NO_BACKGROUND, VideoEmbeddings, load_embeddings
+from vava.core.errors import VavaError
 from vava.core.figures import new_figure, phase_colours, phase_legend, save_figure
 
 TSNE_SIZE = (7.0, 6.0)          # inches

@@ -16,9 +16,9 @@ from dataclasses import dataclass, field
 import faiss
 import numpy as np
 
-from vava.core.validation import option_error
-from vava.core.errors import VavaError
 from vava.core.embeddings_file import UNLABELLED, VideoEmbeddings
+from vava.core.errors import VavaError
+from vava.core.validation import option_error
 from vava.stages.evaluate.skip import ProbeSkipped
 
 DEVICES = ("auto", "cpu", "gpu")

@@ -5,13 +5,12 @@ from pathlib import Path
 
 from vava.core.correspondence import dtw_path, nearest_neighbour_path
 from vava.core.embeddings_file import EMBEDDINGS_NAME, NO_BACKGROUND, load_embeddings
-from vava.core.validation import option_error
 from vava.core.figures import plot_alignment
 from vava.core.run_folder import LOG_NAME, locked_run
+from vava.core.validation import option_error
 from vava.stages.evaluate.plots import plot_loss_curve, plot_tsne
 from vava.stages.evaluate.probes import PROBES, Registry
 from vava.stages.evaluate.report import evaluate_embeddings, write_report
-
 
 
 def evaluate_run(run_dir: str | Path, plots: bool = True, probes: Registry = PROBES,

@@ -25,14 +25,25 @@ from vava.cache.fingerprint import feature_set_fingerprint, source_identity
 from vava.cache.inspect import drop_damaged
 from vava.cache.locks import FileLock, video_lock
 from vava.cache.store import FeatureSet, VideoWriter
-from vava.core.records import VideoRecord, check_video_id
-from vava.core.devices import resolve_device
-from vava.core.errors import VavaError
 from vava.core.backbone import BACKBONES, backbone_maps, load_backbone
 from vava.core.decode import VideoDecoder
+from vava.core.devices import resolve_device
+from vava.core.errors import VavaError
 from vava.core.preprocess import RESIZE_MODES, Preprocessing
-from vava.core.validation import (FLAG, TEXT, Rule, at_least, checked, integer, invalid, number, one_of, optional,
-                                  validate)
+from vava.core.records import VideoRecord, check_video_id
+from vava.core.validation import (
+    FLAG,
+    TEXT,
+    Rule,
+    at_least,
+    checked,
+    integer,
+    invalid,
+    number,
+    one_of,
+    optional,
+    validate,
+)
 
 LENGTH_MISMATCH_MODES = ("error", "truncate")
 BACKBONE = Rule(lambda name: name in BACKBONES, "a known backbone",

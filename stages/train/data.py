@@ -19,9 +19,9 @@ from torch import Tensor
 from torch.utils.data import DataLoader, Dataset
 
 from vava.cache.store import CachedVideo, FeatureSet
-from vava.stages.train.config import TrainConfig
-from vava.core.errors import VavaError
 from vava.core.embedder import context_indices
+from vava.core.errors import VavaError
+from vava.stages.train.config import TrainConfig
 from vava.stages.train.sampler import PairDraw, PairSampler
 
 DATA_PATHS = ("auto", "zarr", "host", "device")

@@ -27,14 +27,25 @@ from tqdm import tqdm
 from vava.cache.inspect import require_complete
 from vava.cache.store import CachedVideo, FeatureSet
 from vava.core.config import from_dict, to_dict
-from vava.stages.train.config import TrainConfig
 from vava.core.devices import resolve_device
+from vava.core.embedder import Embedder
 from vava.core.errors import VavaError
 from vava.core.files import atomic_write
-from vava.core.run_folder import (CHECKPOINTS, CONFIG_NAME, LAST, LOCK_NAME, LOG_NAME, RUN_INFO_NAME,
-                                  check_run_folder, load_checkpoint, load_into, locked_run, save_checkpoint)
+from vava.core.run_folder import (
+    CHECKPOINTS,
+    CONFIG_NAME,
+    LAST,
+    LOCK_NAME,
+    LOG_NAME,
+    RUN_INFO_NAME,
+    check_run_folder,
+    load_checkpoint,
+    load_into,
+    locked_run,
+    save_checkpoint,
+)
+from vava.stages.train.config import TrainConfig
 from vava.stages.train.data import batches, check_step_fits, choose_data_path, split_bytes
-from vava.core.embedder import Embedder
 from vava.stages.train.objectives import OBJECTIVES, PairBatch, build_config, build_objective
 from vava.stages.train.sampler import PairSampler
 

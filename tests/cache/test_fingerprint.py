@@ -7,9 +7,9 @@ from pathlib import Path
 
 import numpy as np
 
+from tests.conftest import make_folder_dataset, read_manifest
 from vava.cache.fingerprint import feature_set_fingerprint, stable_hash
 from vava.pipeline.datasets.folder import load_folder, write_manifest
-from tests.conftest import make_folder_dataset, read_manifest
 
 SETTINGS = {"backbone": "resnet50", "layer": "layer3", "weights": "random:0:abc", "dtype": "float16",
             "preprocessing": {"image_size": 64, "resize": "stretch"}, "sampling": {"target_fps": None}}

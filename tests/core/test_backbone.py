@@ -7,8 +7,8 @@ import pytest
 import torch
 from torchvision import models
 
-from vava.core.errors import VavaError
 from vava.core.backbone import file_sha256, imagenet_weights_path, load_backbone
+from vava.core.errors import VavaError
 
 
 def test_resnet50_conv4_shape_and_frozen() -> None:

@@ -8,12 +8,12 @@ import pytest
 import torch
 from PIL import Image
 
-from vava.core.records import VideoRecord
-from vava.core.errors import VavaError
-from vava.core.videoio import write_video
-from vava.core.decode import VideoDecoder, frame_files, is_kept
-from vava.core.preprocess import IMAGENET_MEAN, IMAGENET_STD, Preprocessing
 from tests.conftest import moving_square
+from vava.core.decode import VideoDecoder, frame_files, is_kept
+from vava.core.errors import VavaError
+from vava.core.preprocess import IMAGENET_MEAN, IMAGENET_STD, Preprocessing
+from vava.core.records import VideoRecord
+from vava.core.videoio import write_video
 
 
 def record(path: Path, frames: int, fps: float | None = None) -> VideoRecord:

@@ -5,6 +5,7 @@ import av
 import numpy as np
 import pytest
 
+from vava.core.videoio import write_video
 from vava.pipeline.datasets.synthetic import (
     ACTIONS,
     WILD,
@@ -12,7 +13,6 @@ from vava.pipeline.datasets.synthetic import (
     render_video,
     video_rng,
 )
-from vava.core.videoio import write_video
 
 
 def test_write_video_round_trips_and_leaves_no_temp_files(tmp_path):

@@ -13,17 +13,17 @@ import zarr
 from click.testing import CliRunner
 from zarr.storage import LocalStore
 
+from tests.conftest import write_toy_features
+from tests.stages.train.helpers import TINY, config
 from vava.cache.inspect import verify
 from vava.cache.locks import FileLock, lock_folder, set_lock
 from vava.cache.store import FRAMES_PER_SHARD, FeatureSet, remove_feature_set
+from vava.core.errors import VavaError
 from vava.pipeline.cli import main
 from vava.pipeline.datasets.folder import load_folder
-from vava.core.errors import VavaError
 from vava.stages.embed.run import embed
 from vava.stages.extract.run import ExtractOptions, extract
 from vava.stages.train.loop import train
-from tests.conftest import write_toy_features
-from tests.stages.train.helpers import TINY, config
 
 EXTRACT = ["extract", "--weights", "random", "--image-size", "64", "--quiet"]
 SHARD_INDEX_ENTRY = 16  # (offset, nbytes) as two little-endian uint64 per chunk, then a 4-byte checksum

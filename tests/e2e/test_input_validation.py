@@ -14,16 +14,16 @@ from click.testing import CliRunner
 from PIL import Image
 
 import vava.stages.extract.run as extract_run
+from tests.conftest import make_folder_dataset, moving_square
 from vava.cache.store import FeatureSet
+from vava.core.decode import VideoDecoder
+from vava.core.errors import VavaError
+from vava.core.records import MAX_FRAMES, VideoRecord
 from vava.pipeline.cli import main
 from vava.pipeline.datasets import load_dataset
 from vava.pipeline.datasets.folder import load_folder, write_manifest
-from vava.core.records import MAX_FRAMES, VideoRecord
 from vava.pipeline.datasets.synthetic import CLEAN, SynthConfig, synthesize
-from vava.core.errors import VavaError
-from vava.core.decode import VideoDecoder
 from vava.stages.extract.run import ExtractOptions, ExtractSummary, extract
-from tests.conftest import make_folder_dataset, moving_square
 
 FAST = ExtractOptions(weights="random", image_size=64, batch_size=7, workers=1, progress=False)
 EXTRACT = ["extract", "--weights", "random", "--image-size", "64", "--quiet"]

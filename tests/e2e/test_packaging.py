@@ -49,7 +49,8 @@ def test_the_wheel_holds_one_vava_namespace_with_its_presets(wheel: Path) -> Non
     assert top == {"vava"}
     for preset in ("synthetic", "pouring", "penn_action", "ikea_asm", "coin", "sweeps/ablations", "sweeps/objectives"):
         assert f"vava/configs/{preset}.yaml" in names
-    sources = {p.relative_to(REPO).as_posix() for folder in ("pipeline", "stages", "cache") for p in (REPO / folder).rglob("*.py")}
+    sources = {p.relative_to(REPO).as_posix()
+               for folder in ("pipeline", "stages", "cache") for p in (REPO / folder).rglob("*.py")}
     assert {f"vava/{source}" for source in sources} <= set(names)  # every module of every layer ships
 
 

@@ -12,9 +12,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from tests.conftest import make_folder_dataset
 from vava.cache.inspect import verify
 from vava.cache.store import FeatureSet, open_feature_sets
-from tests.conftest import make_folder_dataset
 
 VIDEOS = 14
 LENGTHS = [20 + (i % 4) for i in range(VIDEOS)]

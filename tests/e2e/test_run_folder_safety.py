@@ -13,23 +13,23 @@ import time
 from pathlib import Path
 
 import h5py
-from matplotlib.figure import Figure
 import numpy as np
 import pytest
 import torch
 from click.testing import CliRunner
+from matplotlib.figure import Figure
 
-from vava.pipeline.cli import main
-from vava.core.config import parse_overrides
-from vava.stages.train.config import load_config
-from vava.core.errors import VavaError
-from vava.core.videoio import write_video
-from vava.stages.embed.run import embed
-from vava.stages.align.run import TrainedRun, align_videos
-from vava.stages.evaluate.run import evaluate_run
-from vava.core.run_folder import load_checkpoint
-from vava.stages.train.loop import train
 from tests.conftest import write_toy_features
+from vava.core.config import parse_overrides
+from vava.core.errors import VavaError
+from vava.core.run_folder import load_checkpoint
+from vava.core.videoio import write_video
+from vava.pipeline.cli import main
+from vava.stages.align.run import TrainedRun, align_videos
+from vava.stages.embed.run import embed
+from vava.stages.evaluate.run import evaluate_run
+from vava.stages.train.config import load_config
+from vava.stages.train.loop import train
 
 TINY = ["model.conv_channels=16", "model.fc_channels=16", "model.embedding_dim=8", "data.frames_per_video=8",
         "data.batch_pairs=2", "log_every=1", "checkpoint_every=2"]

@@ -10,17 +10,17 @@ import torch
 from click.testing import CliRunner
 
 import vava.pipeline.sweep as sweep
-from vava.pipeline.cli import main
-from vava.core.config import parse_overrides
-from vava.stages.train.config import load_config
-from vava.core.errors import VavaError
-from vava.pipeline.sweep import load_plan, run_sweep
-from vava.stages.evaluate.report import evaluate_embeddings
-from vava.core.run_folder import load_checkpoint
-from vava.stages.train.data import check_step_fits
-from vava.stages.train.loop import resolved, train
 from tests.conftest import write_toy_features
 from tests.stages.evaluate.helpers import video, write_h5
+from vava.core.config import parse_overrides
+from vava.core.errors import VavaError
+from vava.core.run_folder import load_checkpoint
+from vava.pipeline.cli import main
+from vava.pipeline.sweep import load_plan, run_sweep
+from vava.stages.evaluate.report import evaluate_embeddings
+from vava.stages.train.config import load_config
+from vava.stages.train.data import check_step_fits
+from vava.stages.train.loop import resolved, train
 
 TINY = {"model": {"conv_channels": 8, "fc_channels": 8, "embedding_dim": 8},
         "data": {"frames_per_video": 6, "batch_pairs": 1}}

@@ -5,9 +5,9 @@ from pathlib import Path
 
 import pytest
 
+from tests.conftest import write_toy_features
 from vava.core.errors import VavaError
 from vava.pipeline.sweep import load_plan, run_sweep
-from tests.conftest import write_toy_features
 
 PLAN = """
 runs:

@@ -17,9 +17,9 @@ import numpy as np
 import torch
 from PIL import Image, UnidentifiedImageError
 
-from vava.core.records import VideoRecord
 from vava.core.errors import VavaError
 from vava.core.files import is_inside
+from vava.core.records import VideoRecord
 
 FRAME_EXTENSIONS = (".jpg", ".jpeg", ".png")
 

@@ -34,9 +34,9 @@ from typing import Any, Protocol
 import h5py
 import numpy as np
 
-from vava.core.validation import option_error
 from vava.core.errors import VavaError
 from vava.core.files import atomic_path
+from vava.core.validation import option_error
 
 EMBEDDINGS_NAME = "embeddings.h5"
 

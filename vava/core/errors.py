@@ -2,7 +2,6 @@
 from __future__ import annotations
 
 
-
 class VavaError(Exception):
     """Bad input or a failed step, explained in one line (the CLI prints it without traceback)."""
 

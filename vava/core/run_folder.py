@@ -36,9 +36,9 @@ from filelock import FileLock, Timeout
 
 from vava.core.config import from_dict
 from vava.core.embedder import Embedder, EmbedderConfig
-from vava.core.validation import option_error
 from vava.core.errors import VavaError
 from vava.core.files import atomic_path, atomic_write, is_inside
+from vava.core.validation import option_error
 
 CONFIG_NAME = "config.yaml"
 RUN_INFO_NAME = "run.json"

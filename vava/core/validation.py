@@ -4,7 +4,8 @@ A config dataclass declares each field as `name: int = checked(at_least(1), defa
 `validate(self)` in `__post_init__`; a value breaking its rule is a `ConfigError` carrying the
 field's key. Configs whose keys are command-line options (a class attribute `CLI_FLAGS`: the
 flags not spelled like their key) show the key as the flag ("--batch-size: must be at least 1, got
-0"), the others as a name ("steps must be at least 1, got 0"). Checks spanning several fields stay in `__post_init__`, raising `invalid(self, key, ...)`.
+0"), the others as a name ("steps must be at least 1, got 0"). Checks spanning several fields stay
+in `__post_init__`, raising `invalid(self, key, ...)`.
 """
 from __future__ import annotations
 
@@ -127,5 +128,6 @@ def invalid(config: Any, key: str, message: str) -> ConfigError:
     return ConfigError(key, message, f"{key} {message}")
 
 
-__all__ = ["FLAG", "TEXT", "UNIT_INTERVAL", "ConfigError", "Rule", "at_least", "checked", "flag", "instance", "integer", "invalid", "is_integer",
-           "is_real", "number", "one_of", "option_error", "optional", "rule_of", "validate"]
+__all__ = ["FLAG", "TEXT", "UNIT_INTERVAL", "ConfigError", "Rule", "at_least", "checked", "flag", "instance",
+           "integer", "invalid", "is_integer", "is_real", "number", "one_of", "option_error", "optional", "rule_of",
+           "validate"]

@@ -13,10 +13,10 @@ from typing import Any, ClassVar
 
 import numpy as np
 
+from vava.core.embeddings_file import VideoEmbeddings
 from vava.core.errors import ConfigError
 from vava.core.validation import Rule, at_least, flag, number
 from vava.stages.evaluate.classification import Frames, labelled_frames
-from vava.core.embeddings_file import VideoEmbeddings
 from vava.stages.evaluate.skip import ProbeSkipped
 
 Values = dict[str, object]

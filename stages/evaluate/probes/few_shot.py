@@ -6,8 +6,18 @@ from collections.abc import Sequence
 import numpy as np
 
 from vava.stages.evaluate import classification as cls
-from vava.stages.evaluate.probes.base import (AT_LEAST_ONE, Action, Option, Probe, Report, Values, collect, key, markdown,
-                                         percent)
+from vava.stages.evaluate.probes.base import (
+    AT_LEAST_ONE,
+    Action,
+    Option,
+    Probe,
+    Report,
+    Values,
+    collect,
+    key,
+    markdown,
+    percent,
+)
 from vava.stages.evaluate.probes.classification import CLASSIFIER
 from vava.stages.evaluate.skip import ProbeSkipped
 

@@ -4,8 +4,19 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-from vava.stages.evaluate.probes.base import (AT_LEAST_ONE, Action, Column, Option, Probe, Report, Values, key, markdown,
-                                         mean, percent)
+from vava.stages.evaluate.probes.base import (
+    AT_LEAST_ONE,
+    Action,
+    Column,
+    Option,
+    Probe,
+    Report,
+    Values,
+    key,
+    markdown,
+    mean,
+    percent,
+)
 from vava.stages.evaluate.retrieval import DEVICES, exact_search, precision_at_k
 
 KS = Option("ks", (5, 10, 15), "AP@K depths.", check=AT_LEAST_ONE, flag="--k")

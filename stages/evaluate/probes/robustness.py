@@ -6,8 +6,18 @@ from collections.abc import Sequence
 import numpy as np
 
 from vava.stages.evaluate import classification as cls
-from vava.stages.evaluate.probes.base import (AT_LEAST_ONE, Action, Option, Probe, Report, Values, collect, key, markdown,
-                                         percent)
+from vava.stages.evaluate.probes.base import (
+    AT_LEAST_ONE,
+    Action,
+    Option,
+    Probe,
+    Report,
+    Values,
+    collect,
+    key,
+    markdown,
+    percent,
+)
 from vava.stages.evaluate.probes.classification import CLASSIFIER, FRACTIONS, accuracy_at
 
 ROBUSTNESS_SEEDS = Option("robustness_seeds", 10, check=AT_LEAST_ONE, cli=False)

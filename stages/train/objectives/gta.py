@@ -25,9 +25,9 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
+from vava.core.validation import FLAG, UNIT_INTERVAL, checked, number, one_of, validate
 from vava.stages.train.objectives.alignment import RELAXATIONS, soft_dtw
 from vava.stages.train.objectives.base import Objective, PairBatch, detached
-from vava.core.validation import FLAG, UNIT_INTERVAL, checked, number, one_of, validate
 
 GROUPINGS = ("pair", "batch")
 FLT_MAX = 3.4028234663852886e38  # official border; SOFT_DTW_BORDER gives the same values

@@ -23,9 +23,9 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
+from vava.core.validation import FLAG, checked, integer, number, one_of, optional, validate
 from vava.stages.train.objectives.alignment import pairwise_sq_dists, soft_dtw, soft_dtw_divergence
 from vava.stages.train.objectives.base import Objective, PairBatch, detached
-from vava.core.validation import FLAG, checked, integer, number, one_of, optional, validate
 
 WINDOW_TESTS = ("integer", "float32")
 

@@ -21,8 +21,8 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from vava.stages.train.objectives.base import Objective, PairBatch, detached
 from vava.core.validation import UNIT_INTERVAL, checked, integer, validate
+from vava.stages.train.objectives.base import Objective, PairBatch, detached
 
 TUPLE = 5  # positions drawn per row
 HIDDEN = (128, 64)

@@ -16,8 +16,8 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from vava.stages.train.objectives.base import Objective, PairBatch, detached
 from vava.core.validation import UNIT_INTERVAL, checked, integer, validate
+from vava.stages.train.objectives.base import Objective, PairBatch, detached
 
 UNKNOWN = -1
 

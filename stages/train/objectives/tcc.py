@@ -26,8 +26,8 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
-from vava.stages.train.objectives.base import Objective, PairBatch, detached
 from vava.core.validation import FLAG, UNIT_INTERVAL, checked, integer, number, one_of, validate
+from vava.stages.train.objectives.base import Objective, PairBatch, detached
 
 LOSS_TYPES = ("regression_mse_var", "regression_mse", "regression_huber", "classification")
 SIMILARITIES = ("l2", "cosine")

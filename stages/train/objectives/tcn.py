@@ -28,9 +28,9 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
+from vava.core.validation import FLAG, checked, integer, invalid, number, one_of, optional, validate
 from vava.stages.train.objectives.alignment import pairwise_sq_dists
 from vava.stages.train.objectives.base import Objective, PairBatch, detached
-from vava.core.validation import FLAG, checked, integer, invalid, number, one_of, optional, validate
 
 LOSS_TYPES = ("npairs", "triplet")
 

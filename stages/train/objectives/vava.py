@@ -32,9 +32,9 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from vava.core.validation import FLAG, checked, integer, invalid, number, one_of, optional, validate
 from vava.stages.train.objectives.alignment import column_marginal_error, log_sinkhorn, pairwise_sq_dists
 from vava.stages.train.objectives.base import Objective, PairBatch, detached
-from vava.core.validation import FLAG, checked, integer, invalid, number, one_of, optional, validate
 
 LOG_KERNEL_MIN = math.log(1e-15)
 LOG_KERNEL_MAX = math.log(1e20)

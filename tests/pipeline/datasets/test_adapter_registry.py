@@ -9,10 +9,10 @@ from pathlib import Path
 
 import pytest
 
+from tests.conftest import make_folder_dataset
 from vava.core.errors import VavaError
 from vava.core.records import VideoRecord
 from vava.pipeline.datasets import ADAPTERS, load_dataset
-from tests.conftest import make_folder_dataset
 
 
 def folder_sample(root: Path) -> list[str]:

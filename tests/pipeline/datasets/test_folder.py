@@ -7,9 +7,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from vava.core.errors import VavaError
 from vava.pipeline.datasets import load_dataset
 from vava.pipeline.datasets.folder import load_folder, write_manifest
-from vava.core.errors import VavaError
 
 GOOD = {"id": "a", "path": "videos/a.mp4", "split": "train", "action": "pour", "labels": [0, 0, 1, 2],
         "phases": ["start", "pour", "end"], "fps": 30, "background_label": 2}

@@ -9,6 +9,7 @@ import av
 import numpy as np
 import pytest
 
+from vava.core.errors import VavaError
 from vava.pipeline.datasets.folder import load_folder
 from vava.pipeline.datasets.synthetic import (
     ACTIONS,
@@ -20,8 +21,6 @@ from vava.pipeline.datasets.synthetic import (
     synthesize,
     video_rng,
 )
-from vava.core.errors import VavaError
-
 
 SMALL = dict(size=32, frames=(20, 30))
 PER_ACTION = 4

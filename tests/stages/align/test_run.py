@@ -7,18 +7,17 @@ import av
 import numpy as np
 import pytest
 
-from vava.core.config import parse_overrides
-from vava.stages.train.config import load_config
-from vava.pipeline.datasets.folder import load_folder
-from vava.core.errors import VavaError
-from vava.core.correspondence import dtw_path, nearest_neighbour_path
-from vava.core.figures import ALIGNMENT_SIZE
-from vava.stages.align.run import TrainedRun, align_videos, retime
-from vava.stages.extract.run import ExtractOptions, extract
-from vava.stages.train.loop import train
 from tests.conftest import make_folder_dataset
 from tests.helpers import pixels, png_size
-
+from vava.core.config import parse_overrides
+from vava.core.correspondence import dtw_path, nearest_neighbour_path
+from vava.core.errors import VavaError
+from vava.core.figures import ALIGNMENT_SIZE
+from vava.pipeline.datasets.folder import load_folder
+from vava.stages.align.run import TrainedRun, align_videos, retime
+from vava.stages.extract.run import ExtractOptions, extract
+from vava.stages.train.config import load_config
+from vava.stages.train.loop import train
 
 TINY = ["steps=2", "model.conv_channels=8", "model.fc_channels=8", "model.embedding_dim=8",
         "data.frames_per_video=6", "data.batch_pairs=1"]

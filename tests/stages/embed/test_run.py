@@ -10,11 +10,11 @@ import torch
 
 from vava.cache.store import FeatureSet
 from vava.core.config import parse_overrides
-from vava.stages.train.config import load_config
-from vava.core.errors import VavaError
-from vava.stages.embed.run import embed
-from vava.core.run_folder import load_checkpoint
 from vava.core.embedder import Embedder, context_indices
+from vava.core.errors import VavaError
+from vava.core.run_folder import load_checkpoint
+from vava.stages.embed.run import embed
+from vava.stages.train.config import load_config
 from vava.stages.train.loop import train
 
 TINY = ["model.conv_channels=16", "model.fc_channels=16", "model.embedding_dim=8", "data.frames_per_video=8",

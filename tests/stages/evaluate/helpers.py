@@ -8,7 +8,6 @@ import numpy as np
 
 from vava.core.embeddings_file import VideoEmbeddings
 
-
 PHASES = ["p0", "p1", "p2"]
 
 

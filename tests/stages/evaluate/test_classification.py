@@ -7,10 +7,10 @@ import numpy as np
 import pytest
 from scipy import stats
 
-from vava.stages.evaluate import classification as cls
-from vava.core.embeddings_file import load_embeddings
-from vava.stages.evaluate.report import evaluate_embeddings
 from tests.stages.evaluate.helpers import record, separable, write_h5
+from vava.core.embeddings_file import load_embeddings
+from vava.stages.evaluate import classification as cls
+from vava.stages.evaluate.report import evaluate_embeddings
 
 
 def test_train_count() -> None:

@@ -5,10 +5,9 @@ import numpy as np
 import pytest
 from scipy import stats
 
+from tests.stages.evaluate.helpers import ramp
 from vava.stages.evaluate.kendall import kendalls_tau, tau_b_against_order
 from vava.stages.evaluate.skip import ProbeSkipped
-from tests.stages.evaluate.helpers import ramp
-
 
 # --------------------------------------------------------------------------------------------
 # Kendall's tau

@@ -8,11 +8,11 @@ import h5py
 import numpy as np
 import pytest
 
-from vava.core.errors import VavaError
+from tests.helpers import pixels, png_size
 from vava.core.correspondence import dtw_path, nearest_neighbour_path
+from vava.core.errors import VavaError
 from vava.core.figures import ALIGNMENT_SIZE, plot_alignment
 from vava.stages.evaluate.plots import LOSS_ROW_HEIGHT, LOSS_WIDTH, TSNE_SIZE, plot_loss_curve, plot_tsne
-from tests.helpers import pixels, png_size
 
 
 def write_embeddings(path: Path) -> Path:

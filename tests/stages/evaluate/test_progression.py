@@ -4,11 +4,10 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
+from tests.stages.evaluate.helpers import record
 from vava.core.embeddings_file import VideoEmbeddings
 from vava.stages.evaluate.progression import action_phases, progress_targets, progression_r2
 from vava.stages.evaluate.skip import ProbeSkipped
-from tests.stages.evaluate.helpers import record
-
 
 # --------------------------------------------------------------------------------------------
 # Phase progression

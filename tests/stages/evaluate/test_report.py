@@ -8,12 +8,11 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from vava.core.errors import VavaError
+from tests.stages.evaluate.helpers import ramp, separable, video, write_h5
 from vava.core.embeddings_file import load_embeddings, natural_key
+from vava.core.errors import VavaError
 from vava.core.report_file import load_report
 from vava.stages.evaluate.report import compare_reports, evaluate_embeddings, render_text, write_report
-from tests.stages.evaluate.helpers import ramp, separable, video, write_h5
-
 
 # --------------------------------------------------------------------------------------------
 # Loading, background, per-action averaging, degenerate input

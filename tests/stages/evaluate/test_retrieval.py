@@ -5,9 +5,9 @@ import numpy as np
 import pytest
 from sklearn.neighbors import NearestNeighbors
 
+from tests.stages.evaluate.helpers import one_hot, record
 from vava.stages.evaluate.retrieval import exact_search, leave_one_video_out, precision_at_k
 from vava.stages.evaluate.skip import ProbeSkipped
-from tests.stages.evaluate.helpers import one_hot, record
 
 
 def test_ap_one_hot_is_perfect() -> None:

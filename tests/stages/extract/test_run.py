@@ -10,14 +10,14 @@ import pytest
 import torch
 from PIL import Image
 
+from tests.conftest import make_folder_dataset, moving_square
 from vava.cache.store import FeatureSet
-from vava.pipeline.datasets.folder import load_folder, write_manifest
-from vava.core.errors import VavaError
 from vava.core.backbone import load_backbone
 from vava.core.decode import VideoDecoder
+from vava.core.errors import VavaError
 from vava.core.preprocess import Preprocessing
+from vava.pipeline.datasets.folder import load_folder, write_manifest
 from vava.stages.extract.run import ExtractOptions, extract
-from tests.conftest import make_folder_dataset, moving_square
 
 FAST = ExtractOptions(weights="random", image_size=64, batch_size=7, workers=2, progress=False)
 

@@ -4,8 +4,8 @@ from __future__ import annotations
 import pytest
 
 from vava.core.config import CONFIG_DIR, parse_overrides, to_dict
-from vava.stages.train.config import TrainConfig, load_config
 from vava.core.errors import VavaError
+from vava.stages.train.config import TrainConfig, load_config
 
 
 def test_defaults_are_table_8_and_9() -> None:

@@ -7,12 +7,12 @@ from pathlib import Path
 import pytest
 import yaml
 
-from vava.stages.train.config import load_config
-from vava.core.errors import VavaError
-from vava.stages.train import loop
-from vava.core.run_folder import load_checkpoint
-from vava.stages.train.loop import train
 from tests.stages.train.helpers import config
+from vava.core.errors import VavaError
+from vava.core.run_folder import load_checkpoint
+from vava.stages.train import loop
+from vava.stages.train.config import load_config
+from vava.stages.train.loop import train
 
 
 def losses(run: Path) -> list[tuple[int, float]]:

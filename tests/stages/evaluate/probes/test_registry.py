@@ -14,13 +14,13 @@ import numpy as np
 import pytest
 from click.testing import CliRunner
 
+from tests.stages.evaluate.helpers import separable, write_h5
 from vava.pipeline import cli
 from vava.stages.evaluate.options import EvalOptions, declared_options
 from vava.stages.evaluate.probes import PROBES
 from vava.stages.evaluate.probes.base import AT_LEAST_ONE, Action, Column, Option, Probe, Values, fixed, mean
 from vava.stages.evaluate.report import evaluate_embeddings
 from vava.stages.evaluate.tables import main_table
-from tests.stages.evaluate.helpers import separable, write_h5
 
 SMALL = {"ks": (1, 2), "few_shot_ks": (1, 2), "few_shot_episodes": 3, "robustness_seeds": 2, "fractions": (0.5, 1.0)}
 

@@ -8,7 +8,6 @@ import torch.nn.functional as F
 
 from vava.stages.train.objectives.base import PairBatch
 
-
 F64 = torch.float64
 REL = 1e-5  # values are given to 6 significant digits (docs/method.md#baseline-reference-values)
 

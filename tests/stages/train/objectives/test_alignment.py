@@ -6,9 +6,8 @@ import math
 import pytest
 import torch
 
+from tests.stages.train.objectives.reference import EN, F64, REL, E, assert_rel
 from vava.stages.train.objectives.alignment import log_sinkhorn, pairwise_sq_dists, soft_dtw, soft_dtw_divergence
-from tests.stages.train.objectives.reference import E, EN, F64, REL, assert_rel
-
 
 # ---------------------------------------------------------------- soft-DTW (docs/method.md#soft-dtw)
 

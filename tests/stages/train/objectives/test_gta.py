@@ -7,10 +7,9 @@ import pytest
 import torch
 import torch.nn.functional as F
 
+from tests.stages.train.objectives.reference import EN, F64, E, assert_rel, pairs
 from vava.stages.train.objectives.alignment import smooth_min, soft_dtw
 from vava.stages.train.objectives.gta import FLT_MAX, GtaConfig, GtaLoss, contrastive_cost, cycle_matrix, gta_loss
-from tests.stages.train.objectives.reference import E, EN, F64, assert_rel, pairs
-
 
 # ---------------------------------------------------------------- GTA (docs/method.md#gta)
 

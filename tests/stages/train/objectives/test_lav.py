@@ -1,10 +1,9 @@
 """LAV (docs/method.md#lav): reference values, the integer window and the IDM limits."""
 from __future__ import annotations
 
+from tests.stages.train.objectives.reference import EN, LENGTHS, STEPS, E, assert_rel, pairs
 from vava.stages.train.objectives.alignment import pairwise_sq_dists, soft_dtw
 from vava.stages.train.objectives.lav import LavConfig, LavLoss, contrastive_idm, idm_negatives, lav_pair_terms
-from tests.stages.train.objectives.reference import E, EN, LENGTHS, STEPS, assert_rel, pairs
-
 
 # ---------------------------------------------------------------- LAV (docs/method.md#lav)
 

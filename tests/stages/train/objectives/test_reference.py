@@ -4,7 +4,7 @@ from __future__ import annotations
 import pytest
 import torch
 
-from tests.stages.train.objectives.reference import E, LENGTHS, STEPS
+from tests.stages.train.objectives.reference import LENGTHS, STEPS, E
 
 
 def test_reference_inputs() -> None:

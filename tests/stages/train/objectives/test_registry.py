@@ -12,7 +12,6 @@ from vava.core.errors import VavaError
 from vava.stages.train.objectives import OBJECTIVES, build_config, build_objective
 from vava.stages.train.objectives.base import PairBatch
 
-
 # ---------------------------------------------------------------- configs and registry
 
 BAD_OPTIONS = [

@@ -5,9 +5,8 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from vava.stages.train.objectives.sal import SalLoss, SalSample, sample_triplets, triplet_logits
 from tests.stages.train.objectives.reference import E, assert_rel
-
+from vava.stages.train.objectives.sal import SalLoss, SalSample, sample_triplets, triplet_logits
 
 # ---------------------------------------------------------------- SaL and supervised (docs/method.md#sal, #supervised)
 

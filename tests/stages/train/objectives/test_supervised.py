@@ -5,8 +5,8 @@ import pytest
 import torch
 import torch.nn.functional as F
 
+from tests.stages.train.objectives.reference import LENGTHS, STEPS, E, assert_rel, pairs
 from vava.stages.train.objectives.supervised import SupervisedConfig, SupervisedLoss
-from tests.stages.train.objectives.reference import E, LENGTHS, STEPS, assert_rel, pairs
 
 
 def test_supervised_reference_value_and_labels() -> None:

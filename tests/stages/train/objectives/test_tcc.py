@@ -7,9 +7,8 @@ import math
 import pytest
 import torch
 
+from tests.stages.train.objectives.reference import EN, F64, LENGTHS, STEPS, E, assert_rel, pairs
 from vava.stages.train.objectives.tcc import TccConfig, TccLoss, similarity, tcc_loss
-from tests.stages.train.objectives.reference import E, EN, F64, LENGTHS, STEPS, assert_rel, pairs
-
 
 # ---------------------------------------------------------------- TCC (docs/method.md#tcc)
 

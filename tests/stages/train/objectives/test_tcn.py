@@ -6,9 +6,8 @@ import math
 import pytest
 import torch
 
+from tests.stages.train.objectives.reference import EN, F64, REL, STEPS, E, assert_rel, pairs
 from vava.stages.train.objectives.tcn import TcnConfig, TcnLoss, npairs_loss, triplet_semihard_loss
-from tests.stages.train.objectives.reference import E, EN, F64, REL, STEPS, assert_rel, pairs
-
 
 # ---------------------------------------------------------------- TCN (docs/method.md#tcn)
 
