@@ -219,6 +219,14 @@ class FeatureSet:
     def frame_index(self, video_id: str) -> np.ndarray:
         return self._stored(video_id, "frame_index")
 
+    def flags(self, video_id: str) -> np.ndarray:
+        """Per-frame flag bits (`vava.core.records.FRAME_FLAGS`) of every stored frame; zeros when none were given."""
+        group = self._complete_group(video_id)
+        if "flags" not in group:
+            return np.zeros(int(group.attrs.get("num_frames", 0)), dtype=np.uint8)
+        with self._reading(video_id):
+            return group["flags"][:].astype(np.uint8)
+
     def file_problem(self, video_id: str) -> str | None:
         """How a complete video's files differ from those recorded at its completion, or None.
 

@@ -13,6 +13,11 @@ SPLITS = ("train", "val")
 UNKNOWN_LABEL = -1
 MAX_LABEL = 9_999  # phase indices above this are a mistake, and evaluation sizes tables by them
 MAX_FRAMES = 1_000_000  # per video (over 9 hours at 30 fps): more labels is a broken manifest
+# Per-frame flags (a bit mask per frame, manifest key `flags`) for the targeted metrics of the wild setting.
+FLAG_BACKGROUND = 1    # the frame is not part of the procedure
+FLAG_REPEATED = 2      # the frame shows a phase done again after the video had moved past it
+FLAG_OUT_OF_ORDER = 4  # the frame's phase segment is inverted with another segment relative to the procedure
+FRAME_FLAGS = {"background": FLAG_BACKGROUND, "repeated": FLAG_REPEATED, "out_of_order": FLAG_OUT_OF_ORDER}
 # A video id names a zarr group `<id>` and a lock file `<id>.lock`, so it must be a plain file name
 # with room for the suffix, and not a name zarr keeps for itself.
 _LOCK_SUFFIX = ".lock"
