@@ -20,6 +20,12 @@ the constant P_v = g(1.5*thr/mid) of docs/method.md#priors in every shape, so th
   * beta: Eq. 2 on x = (1+s)/2 in (0,1) with `beta_alpha`, `beta_beta` (alpha = beta: symmetric bump
     of standard deviation 1/sqrt(2*alpha+1) video lengths; the default 25 is about the gmm width at T=20).
 `learned_variance` replaces sigma_prior by a per-pair width from a small MLP (`PriorWidthHead`).
+
+The balanced variant (docs/method.md#balanced-variant) is a set of options whose defaults keep the official
+behaviour: `cost: normalised` (per-feature cost, unscaled lambdas, L_VAVA = sum T*D~, align_weight 1),
+`unit_embeddings` (cost on embeddings rescaled to norm sqrt(d)), `virtual: partial` (virtual marginals of
+mass `background_fraction`), `phi_schedule: budget` (phi linear from 0.999 to `phi_end` over `total_steps`)
+and `log_grad_norms` (per-term gradient norms in the logged components).
 """
 from __future__ import annotations
 
@@ -43,6 +49,10 @@ _PT_INTER_WEIGHTS = (math.log1p(math.e), math.log1p(math.e) - 1.0)
 
 MODES = ("paper", "reference")
 PRIORS = ("gmm", "flat_top", "beta")
+COSTS = ("official", "normalised")
+VIRTUAL_MARGINALS = ("uniform", "partial")
+PHI_SCHEDULES = ("official", "budget")
+PHI_START = 0.999  # phi at step 0 in both schedules
 
 
 @dataclass(frozen=True)
@@ -71,12 +81,24 @@ class VavaConfig:
     learned_variance: bool = checked(FLAG, False)      # per-pair prior width from PriorWidthHead (gmm / flat_top)
     embedding_dim: int = checked(integer(1), 128)      # input size of PriorWidthHead (used only with learned_variance)
     port_inter_bug: bool = checked(FLAG, False)        # AE2's detached L_inter value; regression tests only
+    # the balanced variant (docs/method.md#balanced-variant); these defaults are the official behaviour
+    cost: str = checked(one_of(*COSTS), "official")    # normalised: per-feature D, unscaled lambdas, sum T*D~
+    unit_embeddings: bool = checked(FLAG, False)       # transport cost on embeddings rescaled to norm sqrt(d)
+    virtual: str = checked(one_of(*VIRTUAL_MARGINALS), "uniform")  # partial: virtual marginals of mass rho
+    background_fraction: float = checked(number(at_least=0, below=1), 0.3)  # rho of virtual: partial
+    phi_schedule: str = checked(one_of(*PHI_SCHEDULES), "official")  # budget: linear to phi_end at total_steps
+    phi_end: float = checked(number(at_least=0.001, at_most=0.999), 0.5)
+    total_steps: int | None = checked(optional(integer(1)), None)  # budget length; training fills it from steps
+    log_grad_norms: bool = checked(FLAG, False)        # log grad_intra, grad_align, grad_inter, grad_ratio
 
     def __post_init__(self) -> None:
         validate(self)
         if self.learned_variance and self.prior == "beta":
             raise invalid(self, "learned_variance", "must be false with prior 'beta' (the Beta prior has no width "
                                                     "sigma to learn), got True")
+        if self.phi_schedule == "budget" and self.total_steps is None:
+            raise invalid(self, "total_steps", "must be set with phi_schedule 'budget' (`vava train` fills it "
+                                               "from steps), got None")
 
 
 def phi_schedule(step: int) -> float:
@@ -84,6 +106,65 @@ def phi_schedule(step: int) -> float:
     if step < 0:
         raise ValueError(f"step must be >= 0, got {step}")
     return min(max(0.999 ** math.isqrt(step + 1), 0.001), 0.999)
+
+
+def phi_at(step: int, config: VavaConfig) -> float:
+    """phi at `step` under `config.phi_schedule`; budget: linear from 0.999 at 0 to phi_end at total_steps, then held."""
+    if config.phi_schedule == "official":
+        return phi_schedule(step)
+    if step < 0:
+        raise ValueError(f"step must be >= 0, got {step}")
+    return PHI_START + (config.phi_end - PHI_START) * min(step / config.total_steps, 1.0)
+
+
+def align_weight(n: int, m: int, config: VavaConfig) -> float:
+    """Weight of L_VAVA: config.align_weight, else 1/(N*M) (official cost) or 1 (normalised cost)."""
+    if config.align_weight is not None:
+        return config.align_weight
+    return 1.0 / (n * m) if config.cost == "official" else 1.0
+
+
+def lambdas(n: int, m: int, config: VavaConfig) -> tuple[float, float]:
+    """(lambda1', lambda2'): scaled by the lengths under the official cost, as given under the normalised one."""
+    if config.cost == "official":
+        return config.lambda1 * (n + m), config.lambda2 * n * m / 4
+    return config.lambda1, config.lambda2
+
+
+def virtual_log_marginals(n: int, m: int, config: VavaConfig, like: Tensor) -> tuple[Tensor, Tensor] | None:
+    """log a [N'], log b [M'] of the partial virtual frame (None: uniform marginals).
+
+    The virtual entry carries rho and each real frame 1/N (or 1/M), both divided by 1 + rho.
+    """
+    if config.virtual == "uniform":
+        return None
+    rho = config.background_fraction
+
+    def side(length: int) -> Tensor:
+        mass = torch.full((length + 1,), 1.0 / length, dtype=torch.float64)
+        mass[0] = rho
+        return (mass / (1 + rho)).log().to(like)
+    return side(n), side(m)
+
+
+def transport_cost(x: Tensor, y: Tensor, config: VavaConfig) -> Tensor:
+    """Ground cost D [B, N, M]: sums of squares (official) or per-feature means (normalised), on embeddings
+    rescaled to norm sqrt(d) when `unit_embeddings`."""
+    d = x.shape[-1]
+    if config.unit_embeddings:
+        x, y = (math.sqrt(d) * F.normalize(v, dim=-1) for v in (x, y))
+    dist = pairwise_sq_dists(x, y)
+    return dist if config.cost == "official" else dist / d
+
+
+def unmatched_share(plan: Tensor) -> tuple[Tensor, Tensor]:
+    """Share of each real frame's plan mass on the virtual frame: plan [..., N', M'] -> rows [..., N], cols [..., M].
+
+    rows[i] = T[i+1, 0] / sum_j T[i+1, :] (real frame i of X), cols likewise down the columns.
+    """
+    rows = plan[..., 1:, 0] / plan[..., 1:, :].sum(dim=-1)
+    cols = plan[..., 0, 1:] / plan[..., :, 1:].sum(dim=-2)
+    return rows, cols
 
 
 class _Grid(NamedTuple):
@@ -145,7 +226,7 @@ def prior_and_idm(nearest: Tensor, m: int, phi: float, config: VavaConfig,
                             math.log1p(-phi) + _log_bump(nn_offset, sigma, grid.mid, config))
     virtual_offset = 1.5 * 2 * config.virtual_distance / (n + m + 2)  # 1.5 * thr
     log_p = torch.where(grid.virtual, _log_gauss(virtual_offset / grid.mid, sigma), log_p)
-    lambda1 = config.lambda1 * (n + m)
+    lambda1 = lambdas(n, m, config)[0]
     idm = lambda1 * (phi / (grid.diag_offset ** 2 + 1) + (1 - phi) / (nn_offset ** 2 + 1))
     idm = torch.where(grid.virtual, lambda1 / (virtual_offset ** 2 + 1), idm)
     return log_p, idm
@@ -192,30 +273,32 @@ def vava_pair_terms(x: Tensor, y: Tensor, step: int, config: VavaConfig = VavaCo
         dtype = torch.promote_types(x.dtype, torch.float32)
         x, y = x.to(dtype), y.to(dtype)
         n, m = x.shape[1], y.shape[1]
-        phi = phi_schedule(step)
-        dist = pairwise_sq_dists(x, y)
+        phi = phi_at(step, config)
+        dist = transport_cost(x, y, config)
         log_p, idm = prior_and_idm(dist.detach().argmin(-1), m, phi, config, sigma)
         dist_aug = F.pad(dist, (1, 0, 1, 0), value=config.zeta)
-        log_kernel = log_p.to(dtype) + (idm.to(dtype) - dist_aug) / (config.lambda2 * n * m / 4)
+        log_kernel = log_p.to(dtype) + (idm.to(dtype) - dist_aug) / lambdas(n, m, config)[1]
         with torch.no_grad():
             outside = (log_kernel < LOG_KERNEL_MIN) | (log_kernel > LOG_KERNEL_MAX)
             kernel_clamped = outside.to(dtype).mean(dim=(-2, -1))
         if config.clamp_log_kernel:
             log_kernel = log_kernel.clamp(LOG_KERNEL_MIN, LOG_KERNEL_MAX)
-        log_plan = log_sinkhorn(log_kernel, config.sinkhorn_iters + 1)
+        log_a, log_b = virtual_log_marginals(n, m, config, log_kernel) or (None, None)
+        log_plan = log_sinkhorn(log_kernel, config.sinkhorn_iters + 1, log_a, log_b)
         plan = log_plan.exp()
-        align = (plan * dist_aug).sum(dim=(-2, -1)) / ((n + 1) * (m + 1))
+        align = (plan * dist_aug).sum(dim=(-2, -1))
+        if config.cost == "official":
+            align = align / ((n + 1) * (m + 1))
         with torch.no_grad():
             kernel = log_kernel.exp()
             selection = log_plan[:, 1:, 1:] if config.mode == "paper" else kernel[:, 1:, 1:] * dist
         d_pos, d_neg, inter = _inter_terms(x, y, selection, config)
         intra_x = intra_contrastive(x, config.window, config.margin)
         intra_y = intra_contrastive(y, config.window, config.margin)
-        align_weight = 1.0 / (n * m) if config.align_weight is None else config.align_weight
-        total = config.gamma * (intra_x + intra_y) + align_weight * align + config.inter_weight * inter
+        total = config.gamma * (intra_x + intra_y) + align_weight(n, m, config) * align + config.inter_weight * inter
     return {"align": align, "intra_x": intra_x, "intra_y": intra_y, "d_pos": d_pos, "d_neg": d_neg,
             "inter": inter, "total": total, "kernel_clamped": kernel_clamped,
-            "marginal_error": column_marginal_error(log_plan.detach()), "plan": plan, "kernel": kernel}
+            "marginal_error": column_marginal_error(log_plan.detach(), log_b), "plan": plan, "kernel": kernel}
 
 
 class PriorWidthHead(nn.Module):
@@ -244,7 +327,8 @@ class VavaLoss(Objective):
     """Mean of L_all over the pairs (embeddings[:, 0], embeddings[:, 1]) of a PairBatch.
 
     Logged components (batch means, unweighted): align (L_VAVA), intra (C(X) + C(Y)), inter (L_inter),
-    d_pos, d_neg, phi, kernel_clamped, marginal_error, and sigma with learned_variance.
+    d_pos, d_neg, phi, kernel_clamped, marginal_error, sigma with learned_variance, and with log_grad_norms
+    (when the embeddings require grad) grad_intra, grad_align, grad_inter and grad_ratio.
     """
 
     name: ClassVar[str] = "vava"
@@ -274,9 +358,29 @@ class VavaLoss(Objective):
             terms = {name: (value + reverse[name]) / 2 for name, value in terms.items()}
         components = {name: value for name, value in terms.items() if name not in ("intra_x", "intra_y", "total")}
         components["intra"] = terms["intra_x"] + terms["intra_y"]
-        components["phi"] = torch.tensor(phi_schedule(batch.step))
+        components["phi"] = torch.tensor(phi_at(batch.step, self.config))
+        if self.config.log_grad_norms and batch.embeddings.requires_grad:
+            components.update(self._grad_norms(terms, batch.embeddings))
         return terms["total"].mean(), detached(components)
 
+    def _grad_norms(self, terms: dict[str, Tensor], embeddings: Tensor) -> dict[str, Tensor]:
+        """L2 norms of the gradients of the weighted terms of the batch loss w.r.t. the embeddings, and
+        grad_ratio = grad_align / grad_intra."""
+        frames = embeddings.shape[-2]
+        weighted = {"grad_intra": self.config.gamma * (terms["intra_x"] + terms["intra_y"]),
+                    "grad_align": align_weight(frames, frames, self.config) * terms["align"],
+                    "grad_inter": self.config.inter_weight * terms["inter"]}
+        norms = {}
+        for name, term in weighted.items():
+            if term.requires_grad:
+                (grad,) = torch.autograd.grad(term.mean(), embeddings, retain_graph=True)
+                norms[name] = grad.norm()
+            else:  # a detached term (port_inter_bug) adds no gradient
+                norms[name] = embeddings.new_zeros(())
+        norms["grad_ratio"] = norms["grad_align"] / norms["grad_intra"]
+        return norms
 
-__all__ = ["PriorWidthHead", "VavaConfig", "VavaLoss", "intra_contrastive", "phi_schedule", "prior_and_idm",
-           "vava_pair_terms"]
+
+__all__ = ["PriorWidthHead", "VavaConfig", "VavaLoss", "align_weight", "intra_contrastive", "lambdas", "phi_at",
+           "phi_schedule", "prior_and_idm", "transport_cost", "unmatched_share", "vava_pair_terms",
+           "virtual_log_marginals"]
