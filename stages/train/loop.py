@@ -67,12 +67,15 @@ def resolved(config: TrainConfig, derived: dict[str, Any] | None = None) -> Trai
     """`config` with the objective's options filled in with their defaults (checked).
 
     Objective options that depend on the model or the data (a head's `embedding_dim`, the
-    `num_classes` of a classifier) take their value from `derived` unless set explicitly.
+    `num_classes` of a classifier) take their value from `derived` unless set explicitly. A schedule
+    over the training budget (`phi_schedule: budget`) gets `total_steps = steps` the same way; other
+    runs leave `total_steps` unset, so their resolved config does not change with `steps`.
     """
     options = dict(config.loss)
     if config.objective in OBJECTIVES:
         names = {f.name for f in dataclasses.fields(OBJECTIVES[config.objective].config_class)}
-        for key, value in {"embedding_dim": config.model.embedding_dim, **(derived or {})}.items():
+        budget = {"total_steps": config.steps} if options.get("phi_schedule") == "budget" else {}
+        for key, value in {"embedding_dim": config.model.embedding_dim, **budget, **(derived or {})}.items():
             if key in names:
                 options.setdefault(key, value)
     return dataclasses.replace(config, loss=dataclasses.asdict(build_config(config.objective, options)))

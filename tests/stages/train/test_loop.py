@@ -88,3 +88,26 @@ def test_non_finite_loss_stops_and_keeps_the_last_good_checkpoint(toy_features: 
     with pytest.raises(VavaError, match=r"step 2: loss is nan \(align=.*\); training stopped, last good checkpoint: .*last.pt"):
         train(toy_features, run, config("steps=4", "checkpoint_every=1"), resume=True, progress=False)
     assert (run / "checkpoints" / "last.pt").read_bytes() == good
+
+
+def test_budget_schedule_gets_total_steps_from_steps_and_only_then() -> None:
+    budget = loop.resolved(config("steps=40", "loss.phi_schedule=budget"))
+    assert budget.loss["total_steps"] == 40
+    assert loop.resolved(config("steps=40", "loss.phi_schedule=budget", "loss.total_steps=7")).loss["total_steps"] == 7
+    official = [loop.resolved(config(f"steps={steps}")).loss for steps in (40, 80)]
+    assert official[0]["total_steps"] is None and official[0] == official[1]  # steps stays a resumable change
+    assert loop.resolved(config("steps=40", "objective=tcc")).loss.get("total_steps") is None
+
+
+def test_balanced_run_logs_gradient_norms_and_the_budget_phi(toy_features: Path, tmp_path: Path) -> None:
+    run = tmp_path / "run"
+    train(toy_features, run, config("steps=2", "loss.phi_schedule=budget", "loss.phi_end=0.1", "loss.cost=normalised",
+                                    "loss.virtual=partial", "loss.log_grad_norms=true"), progress=False)
+    with open(run / "train_log.csv", newline="") as handle:
+        rows = list(csv.DictReader(handle))
+    assert [float(row["phi"]) for row in rows] == pytest.approx([0.999, 0.999 - 0.899 / 2])  # steps 0 and 1 of 2
+    for row in rows:
+        norms = {key: float(row[key]) for key in ("grad_intra", "grad_align", "grad_inter", "grad_ratio")}
+        assert all(value > 0 for value in norms.values())
+        assert norms["grad_ratio"] == pytest.approx(norms["grad_align"] / norms["grad_intra"], rel=1e-5)
+    assert yaml.safe_load((run / "config.yaml").read_text())["loss"]["total_steps"] == 2
