@@ -1,0 +1,93 @@
+"""Diagnostics of trained runs. `virtual_mass`: how much of each frame's transport mass a VAVA run's virtual frame
+takes, on background and on procedure frames (docs/method.md#virtual-mass-diagnostic)."""
+from __future__ import annotations
+
+import itertools
+import json
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from vava.core.embeddings_file import EMBEDDINGS_NAME, NO_BACKGROUND, VideoEmbeddings, load_embeddings
+from vava.core.errors import VavaError
+from vava.core.files import atomic_write
+from vava.core.run_folder import CONFIG_NAME, checkpoint_path, load_checkpoint, load_into
+from vava.stages.train.config import TrainConfig, load_config
+from vava.stages.train.objectives import build_objective
+from vava.stages.train.objectives.vava import VavaLoss, unmatched_share, vava_pair_terms
+
+VIRTUAL_MASS_NAME = "virtual_mass.json"
+MAX_PAIRS_PER_ACTION = 20
+
+
+def virtual_mass(run_dir: str | Path) -> dict[str, Any] | None:
+    """{"background", "procedure", "pairs"} of a VAVA run, also written to RUN/virtual_mass.json; None for
+    another objective.
+
+    For ordered pairs of val videos of the same action (the first MAX_PAIRS_PER_ACTION per action, all frames),
+    the plan at the embeddings' step gives each real frame's share of mass on the virtual frame
+    (`unmatched_share`, rows and columns); background and procedure are the means over background frames
+    (null when there are none) and over the other frames.
+    """
+    run_dir = Path(run_dir)
+    embeddings = load_embeddings(run_dir / EMBEDDINGS_NAME, require_labels=False)
+    if embeddings.attrs.get("objective") != "vava":
+        return None
+    config = _run_config(run_dir)
+    loss = _objective(run_dir, config)
+    step = int(embeddings.attrs.get("step", config.steps))
+    shares, background = [], []
+    pairs = 0
+    for action in embeddings.actions():
+        videos = [v for v in embeddings.split("val") if v.action == action]
+        for first, second in itertools.islice(itertools.permutations(videos, 2), MAX_PAIRS_PER_ACTION):
+            rows, cols = _pair_shares(first, second, step, loss)
+            shares += [rows, cols]
+            background += [_is_background(first), _is_background(second)]
+            pairs += 1
+    share = np.concatenate(shares) if shares else np.zeros(0)
+    is_background = np.concatenate(background) if background else np.zeros(0, dtype=bool)
+    result = {"background": _mean(share[is_background]), "procedure": _mean(share[~is_background]), "pairs": pairs}
+    atomic_write(run_dir / VIRTUAL_MASS_NAME, json.dumps(result, indent=2) + "\n")
+    return result
+
+
+def _run_config(run_dir: Path) -> TrainConfig:
+    path = run_dir / CONFIG_NAME
+    if not path.is_file():
+        raise VavaError(f"{path}: no such file (virtual_mass needs the run's training config)")
+    return load_config(str(path), {})
+
+
+def _objective(run_dir: Path, config: TrainConfig) -> VavaLoss:
+    """The run's VAVA loss; a learned prior-width head gets its trained weights from the last checkpoint."""
+    loss = build_objective("vava", config.loss)
+    if loss.width_head is not None:
+        state = load_checkpoint(checkpoint_path(run_dir))
+        load_into(loss, state["objective"], state["path"], "objective")
+    return loss.double().eval()
+
+
+@torch.no_grad()
+def _pair_shares(first: VideoEmbeddings, second: VideoEmbeddings, step: int,
+                 loss: VavaLoss) -> tuple[np.ndarray, np.ndarray]:
+    """unmatched_share of the plan between two videos (float64): first's frames (rows), second's (columns)."""
+    x, y = (torch.from_numpy(v.embeddings).double()[None] for v in (first, second))
+    sigma = None if loss.width_head is None else loss.width_head(x, y)
+    rows, cols = unmatched_share(vava_pair_terms(x, y, step, loss.config, sigma)["plan"][0])
+    return rows.numpy(), cols.numpy()
+
+
+def _is_background(video: VideoEmbeddings) -> np.ndarray:
+    if video.background_label == NO_BACKGROUND:
+        return np.zeros(video.num_frames, dtype=bool)
+    return video.labels == video.background_label
+
+
+def _mean(values: np.ndarray) -> float | None:
+    return float(values.mean()) if values.size else None
+
+
+__all__ = ["MAX_PAIRS_PER_ACTION", "VIRTUAL_MASS_NAME", "virtual_mass"]
