@@ -140,11 +140,11 @@ def parse_seeds(text: str) -> tuple[int, ...]:
     items = [item.strip() for item in text.split(",")]
     for item in items:
         if not re.fullmatch(r"-?\d+", item):
-            raise ConfigError("seeds", f"{item!r} is not an integer (give distinct integers >= 0, e.g. 0,1,2)")
+            raise ConfigError("seeds", f"{item!r:.40} is not an integer (give distinct integers >= 0, e.g. 0,1,2)")
         if item.startswith("-"):
-            raise ConfigError("seeds", f"{item} is negative (seeds are integers >= 0)")
+            raise ConfigError("seeds", f"{item:.40} is negative (seeds are integers >= 0)")
         if len(item) > len(str(MAX_SEED)) or int(item) >= MAX_SEED:  # the length first: int() refuses huge texts
-            raise ConfigError("seeds", f"{item} is too large (seeds are below 2**64)")
+            raise ConfigError("seeds", f"{item:.40} is too large (seeds are below 2**64)")
     seeds = tuple(int(item) for item in items)
     repeated = sorted({seed for seed in seeds if seeds.count(seed) > 1})
     if repeated:
