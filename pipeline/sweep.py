@@ -172,6 +172,7 @@ def run_sweep(features: str | Path, out: str | Path, plan: SweepPlan, *, steps: 
         failed[folder] = _sweep_folder(features, folder, plan, fingerprint, device, log,
                                        lambda run, seed=seed: _run_config(run, plan.base, steps, overrides, seed))
         if seed is not None:
+            folder.mkdir(parents=True, exist_ok=True)  # even when every run failed before making its folder
             atomic_write(folder / RESULTS_NAME, _results({seed: folder}, plan, failed))
     _write_loss_curves(folders, plan, failed, out / LOSS_CURVES_NAME)
     return _results(folders, plan, failed), _by_name(failed, seeds is not None)

@@ -322,6 +322,11 @@ def test_sweep_cli_seeds_layout_and_a_run_folder_in_the_way(toy_features: Path, 
     assert (tmp_path / "runs" / "seed-3" / "pooled" / "report.json").is_file()
     assert "## all runs (mean ± sd over 2 seeds: 3, 1)" in (tmp_path / "runs" / "results.md").read_text()
 
+    nan = plan_file(tmp_path, "runs: {nan-lr: {objective: vava, set: {optim.lr: .nan}}}")
+    failed = CliRunner().invoke(main, [*args[:4], str(nan), "--out", str(tmp_path / "failing"), "--seeds", "5"])
+    assert failed.exit_code == 1 and "- seed-5/nan-lr: optim.lr: expected a finite number, got nan" in failed.output
+    assert "(no finished run)" in (tmp_path / "failing" / "seed-5" / "results.md").read_text()
+
     (tmp_path / "runs" / "seed-0").mkdir()
     (tmp_path / "runs" / "seed-0" / "sweep_key.json").write_text("{}")
     refused = CliRunner().invoke(main, [*args, "--seeds", "0"])

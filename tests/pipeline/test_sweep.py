@@ -9,10 +9,10 @@ from pathlib import Path
 
 import pytest
 
-import vava.pipeline.sweep as sweep
 from tests.conftest import write_toy_features
 from vava.core.errors import VavaError
 from vava.core.run_folder import load_checkpoint
+from vava.pipeline import sweep
 from vava.pipeline.sweep import load_plan, run_sweep
 
 PLAN = """
