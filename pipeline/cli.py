@@ -223,18 +223,23 @@ def embed(run_dir: Path, features: Path | None, splits: str, identity: bool, bat
 @click.option("--set", "overrides", multiple=True, metavar="KEY=VALUE", help="Override for every run (repeatable).")
 @click.option("--results", type=click.Path(dir_okay=False, path_type=Path), default=None,
               help="Also write the result tables here (default: OUT/results.md only).")
+@click.option("--seeds", default=None, metavar="S,S,...",
+              help="Run the whole sweep once per seed, in OUT/seed-S (every trained run's seed is S); "
+                   "OUT/results.md shows mean ± sd over the seeds.")
 @click.option("--device", default="auto", show_default=True)
 def sweep(features: Path, plan: str, out: Path, steps: int | None, overrides: tuple[str, ...], results: Path | None,
-          device: str) -> None:
+          seeds: str | None, device: str) -> None:
     """Train, embed and evaluate every run of a plan on one feature set; write comparison tables."""
     from vava.core.config import parse_overrides
     from vava.core.files import atomic_write
-    from vava.pipeline.sweep import RESULTS_NAME, load_plan, run_sweep
+    from vava.pipeline.sweep import RESULTS_NAME, load_plan, parse_seeds, run_sweep
 
     if results is not None and results.suffix != ".md":
         raise click.BadParameter(f"{results} does not end in .md (the tables are markdown)", param_hint="--results")
+    with _option_errors():
+        chosen = None if seeds is None else parse_seeds(seeds)
     markdown, failed = run_sweep(features, out, load_plan(plan), steps=steps, overrides=parse_overrides(overrides),
-                                 device=device, log=lambda line: click.echo(line, err=True))
+                                 device=device, seeds=chosen, log=lambda line: click.echo(line, err=True))
     out.mkdir(parents=True, exist_ok=True)
     for path in filter(None, (out / RESULTS_NAME, results)):
         path.parent.mkdir(parents=True, exist_ok=True)

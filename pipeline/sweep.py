@@ -9,37 +9,51 @@ set's fingerprint and the package version), written before the run is built, and
 an interrupted sweep picks up where it stopped. When the key changed, a run whose steps alone
 changed trains on from its last checkpoint; any other change moves the old run into
 `OUT/stale/` (never deleted) and builds it afresh. Folders the sweep did not make are left alone.
+
+With seeds, each seed S is such a sweep in `OUT/seed-S/` (every trained run's config has seed S;
+identity runs, deterministic, are built in each folder too) and `OUT/results.md` shows every number
+as mean ± sd over the seeds. Every sweep writes `OUT/loss_curves.png`: each trained run's loss over
+its first logged value (mean over seeds), and each trained run's `plots/loss.png`.
 """
 from __future__ import annotations
 
 import importlib.metadata
 import itertools
 import json
+import re
 import shlex
 import sys
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from vava.cache.store import FeatureSet
 from vava.core.config import merge, nest, read_yaml_mapping, resolve_preset, to_dict
-from vava.core.errors import VavaError
+from vava.core.errors import ConfigError, VavaError
 from vava.core.files import atomic_write, check_plain_name
-from vava.core.run_folder import checkpoint_path, load_checkpoint
+from vava.core.run_folder import LOG_NAME, checkpoint_path, load_checkpoint
 from vava.stages.embed.run import embed
+from vava.stages.evaluate import seeds as over_seeds
 from vava.stages.evaluate import tables
-from vava.stages.evaluate.report import compare_reports, load_comparable_report
+from vava.stages.evaluate.plots import plot_loss_curve, plot_relative_losses, read_log
+from vava.stages.evaluate.probes.base import Report, fixed, percent
+from vava.stages.evaluate.report import load_comparable_report
 from vava.stages.evaluate.run import evaluate_run
-from vava.stages.train.config import TrainConfig, load_config
+from vava.stages.train.config import MAX_SEED, TrainConfig, load_config
 from vava.stages.train.loop import RESUMABLE_CHANGES, resolved, train
 
 RESULTS_NAME = "results.md"
 KEY_NAME = "sweep_key.json"    # what a run folder is built for
 TIME_NAME = "sweep_time.json"  # seconds a run took, written last: the run is finished
 STALE_NAME = "stale"           # runs made with other settings are moved here
-RESERVED_NAMES = (RESULTS_NAME, STALE_NAME)
+LOSS_CURVES_NAME = "loss_curves.png"
+VIRTUAL_MASS_NAME = "virtual_mass.json"  # written into vava runs by vava.pipeline.diagnostics.virtual_mass
+SEED_FOLDER = "seed-{}"
+RESERVED_NAMES = (RESULTS_NAME, STALE_NAME, LOSS_CURVES_NAME)
+TARGETED = {"unflagged_accuracy": "Unflagged acc.", "out_of_order_accuracy": "Out-of-order acc.",
+            "repeated_accuracy": "Repeated acc.", "background_f1": "Background F1"}
 _PLAN_KEYS = ("base", "runs", "tables")
 _RUN_KEYS = ("objective", "set", "identity")
 
@@ -121,39 +135,95 @@ def _parse_tables(path: Path, tables: dict, names: list[str]) -> dict[str, list[
     return parsed
 
 
+def parse_seeds(text: str) -> tuple[int, ...]:
+    """`--seeds`: comma-separated distinct integers >= 0 (below 2**64, as a config's seed), e.g. "0,1,2"."""
+    items = [item.strip() for item in text.split(",")]
+    for item in items:
+        if not re.fullmatch(r"-?\d+", item):
+            raise ConfigError("seeds", f"{item!r:.40} is not an integer (give distinct integers >= 0, e.g. 0,1,2)")
+        if item.startswith("-"):
+            raise ConfigError("seeds", f"{item:.40} is negative (seeds are integers >= 0)")
+        if len(item) > len(str(MAX_SEED)) or int(item) >= MAX_SEED:  # the length first: int() refuses huge texts
+            raise ConfigError("seeds", f"{item:.40} is too large (seeds are below 2**64)")
+    seeds = tuple(int(item) for item in items)
+    repeated = sorted({seed for seed in seeds if seeds.count(seed) > 1})
+    if repeated:
+        raise ConfigError("seeds", f"{', '.join(map(str, repeated))} given more than once")
+    return seeds
+
+
 def run_sweep(features: str | Path, out: str | Path, plan: SweepPlan, *, steps: int | None = None,
-              overrides: dict[str, Any] | None = None, device: str = "auto",
+              overrides: dict[str, Any] | None = None, device: str = "auto", seeds: Sequence[int] | None = None,
               log: Callable[[str], None] = print) -> tuple[str, dict[str, str]]:
-    """Train, embed and evaluate every run of `plan`; return (results markdown, failures by run).
+    """Train, embed and evaluate every run of `plan` in OUT or, with `seeds`, once per seed S in OUT/seed-S
+    (which also gets its own results.md); write OUT/loss_curves.png; return (results markdown, failures by
+    run: NAME, or seed-S/NAME).
 
     A run that fails, for any reason short of an interrupt, is reported and the others go on.
     """
     out, overrides = Path(out), overrides or {}
     fingerprint = FeatureSet.open(features).fingerprint
     load_config(plan.base, merge(overrides, _steps(steps)))  # a bad base or --set stops the sweep before any run
+    folders = _folders(out, seeds)
+    failed: dict[Path, dict[str, str]] = {}
+    for seed, folder in folders.items():
+        if seed is not None:
+            log(f"seed {seed}: {folder}")
+        failed[folder] = _sweep_folder(features, folder, plan, fingerprint, device, log,
+                                       lambda run, seed=seed: _run_config(run, plan.base, steps, overrides, seed))
+        if seed is not None:
+            folder.mkdir(parents=True, exist_ok=True)  # even when every run failed before making its folder
+            atomic_write(folder / RESULTS_NAME, _results({seed: folder}, plan, failed))
+    _write_loss_curves(folders, plan, failed, out / LOSS_CURVES_NAME)
+    return _results(folders, plan, failed), _by_name(failed, seeds is not None)
+
+
+def _folders(out: Path, seeds: Sequence[int] | None) -> dict[int | None, Path]:
+    """The sweep folder of each seed (None: no seeds, OUT itself), each checked to be no run folder."""
+    if seeds is None:
+        return {None: out}
+    folders = {seed: out / SEED_FOLDER.format(seed) for seed in seeds}
+    for folder in folders.values():
+        if folder.is_symlink() or folder.exists() and not folder.is_dir() or (folder / KEY_NAME).exists():
+            raise VavaError(f"{folder}: not a seed folder of vava sweep (a link, a file or a run); it was left as "
+                            f"it is: move it away or use another --out")
+    return folders
+
+
+def _sweep_folder(features: str | Path, folder: Path, plan: SweepPlan, fingerprint: str, device: str,
+                  log: Callable[[str], None], config_of: Callable[[SweepRun], TrainConfig | None]) -> dict[str, str]:
+    """Every run of `plan` in `folder`; return the failures by run name."""
     failed: dict[str, str] = {}
     for index, run in enumerate(plan.runs, start=1):
         try:
-            _sweep_run(features, out, run, f"[{index}/{len(plan.runs)}] {run.name}",
-                       _run_config(run, plan.base, steps, overrides), fingerprint, device, log)
+            _sweep_run(features, folder, run, f"[{index}/{len(plan.runs)}] {run.name}", config_of(run), fingerprint,
+                       device, log)
         except VavaError as err:
             failed[run.name] = str(err)
         except Exception as err:  # a bug met by one run must not cost the others: reported, not raised
             failed[run.name] = f"{type(err).__name__}: {err}"
         if run.name in failed:
             log(f"    failed: {failed[run.name]}")
-    return _results(out, plan, failed), failed
+    return failed
+
+
+def _by_name(failed: dict[Path, dict[str, str]], seeded: bool) -> dict[str, str]:
+    """Failures keyed NAME, or seed-S/NAME with seeds."""
+    return {f"{folder.name}/{name}" if seeded else name: reason
+            for folder, runs in failed.items() for name, reason in runs.items()}
 
 
 def _steps(steps: int | None) -> dict[str, int]:
     return {} if steps is None else {"steps": steps}
 
 
-def _run_config(run: SweepRun, base: str | None, steps: int | None, overrides: dict[str, Any]) -> TrainConfig | None:
-    """The run's training config (None for an identity run): base <- --set <- the run's set <- objective, --steps."""
+def _run_config(run: SweepRun, base: str | None, steps: int | None, overrides: dict[str, Any],
+                seed: int | None = None) -> TrainConfig | None:
+    """The run's training config (None for an identity run): base <- --set <- the run's set <- objective,
+    --steps and the sweep's seed."""
     if run.identity:
         return None
-    direct = {"objective": run.objective, **_steps(steps)}
+    direct = {"objective": run.objective, **_steps(steps), **({} if seed is None else {"seed": seed})}
     return load_config(base, merge(merge(overrides, nest(run.overrides)), direct))
 
 
@@ -174,6 +244,8 @@ def _sweep_run(features: str | Path, out: Path, run: SweepRun, title: str, confi
     atomic_write(run_dir / KEY_NAME, json.dumps(key, indent=2) + "\n")
     _train_and_embed(features, run_dir, config, device)
     evaluate_run(run_dir, plots=False)
+    if (run_dir / LOG_NAME).is_file():
+        plot_loss_curve(run_dir / LOG_NAME, run_dir / "plots" / "loss.png")
     seconds = time.perf_counter() - began
     atomic_write(run_dir / TIME_NAME, json.dumps({"seconds": seconds}) + "\n")
     log(f"    done in {seconds:.0f} s")
@@ -286,20 +358,131 @@ def _checkpoint_step(run_dir: Path) -> int:
     return int(load_checkpoint(checkpoint_path(run_dir))["step"])
 
 
-def _results(out: Path, plan: SweepPlan, failed: dict[str, str]) -> str:
-    """Markdown: one comparison table per plan table (finished runs only), then timings and failures."""
+
+# -- results -----------------------------------------------------------------------------------
+def _finished_runs(folders: dict[int | None, Path], plan: SweepPlan,
+                   failed: dict[Path, dict[str, str]]) -> dict[str, list[Path | None]]:
+    """Each run finished in some seed: its folder in every seed, None where it is not finished."""
+    found = {run.name: [folder / run.name if run.name not in failed.get(folder, {}) and _finished(folder / run.name)
+                        else None for folder in folders.values()] for run in plan.runs}
+    return {name: dirs for name, dirs in found.items() if any(dirs)}
+
+
+def _over(seeds: list[int | None]) -> str:
+    """What a table's numbers are taken over, for its title ("" without seeds)."""
+    if seeds == [None]:
+        return ""
+    if len(seeds) == 1:
+        return f" (seed {seeds[0]}: one seed, no sd)"
+    return f" (mean ± sd over {len(seeds)} seeds: {', '.join(map(str, seeds))})"
+
+
+def _results(folders: dict[int | None, Path], plan: SweepPlan, failed: dict[Path, dict[str, str]]) -> str:
+    """Markdown: one comparison table per plan table (finished runs; numbers as mean ± sd over the seeds), the
+    first per action too, then the targeted wild metrics, convergence, timings and failures."""
     parts = [f"Command: `{' '.join(shlex.quote(a) for a in ['vava', *sys.argv[1:]])}`\n"]
-    finished = [run.name for run in plan.runs if run.name not in failed and _finished(out / run.name)]
+    runs, over, seeds = _finished_runs(folders, plan, failed), _over(list(folders)), len(folders)
+    reports = {name: [None if d is None else load_comparable_report(d) for d in dirs] for name, dirs in runs.items()}
     for number, (title, names) in enumerate(plan.tables.items()):
-        reports = [load_comparable_report(out / n) for n in names if n in finished]
-        parts.append(f"## {title}\n\n{compare_reports(reports) if reports else '(no finished run)'}\n")
-        if number == 0 and reports:  # the main comparison, per action as well
-            parts.append(f"### {title}: per action (as Table 5)\n\n{tables.markdown(*tables.per_action_comparison(reports))}\n")
-    timed = {name: _seconds(out / name) for name in finished}
-    if timed:
-        rows = "\n".join(f"| {name} | {s:.0f} |" for name, s in timed.items())
-        parts.append(f"## Wall time per run (train + embed + evaluate)\n\n| run | seconds |\n| --- | --- |\n{rows}\n"
-                     f"| total | {sum(timed.values()):.0f} |\n")
-    if failed:
-        parts.append("## Failed runs\n\n" + "\n".join(f"- {name}: {reason}" for name, reason in failed.items()) + "\n")
+        chosen = [reports[n] for n in names if n in reports]
+        if not chosen:
+            parts.append(f"## {title}\n\n(no finished run)\n")
+            continue
+        parts.append(f"## {title}{over}\n\n{tables.markdown(*over_seeds.main_comparison(chosen))}\n")
+        if number == 0:  # the main comparison, per action as well
+            parts.append(f"### {title}: per action (as Table 5){over}\n\n"
+                         f"{tables.markdown(*over_seeds.per_action_comparison(chosen))}\n")
+    if runs:
+        trained = {run.name: runs[run.name] for run in plan.runs if not run.identity and run.name in runs}
+        parts += [_targeted_table(runs, reports, seeds, over), _convergence_table(trained, seeds, over),
+                  _timings_table(runs, seeds, over)]
+    failures = _by_name(failed, list(folders) != [None])
+    if failures:
+        parts.append("## Failed runs\n\n" + "\n".join(f"- {name}: {reason}" for name, reason in failures.items()) + "\n")
     return "\n".join(parts)
+
+
+def _targeted(report: Report | None) -> dict[str, Any]:
+    """results["targeted"] of a report ({} where it has none)."""
+    found = report["results"].get("targeted") if report is not None else None
+    return found if isinstance(found, dict) else {}
+
+
+def _virtual_mass(run_dir: Path | None) -> dict[str, Any]:
+    """RUN/virtual_mass.json ({} when missing or damaged)."""
+    try:
+        found = json.loads((run_dir / VIRTUAL_MASS_NAME).read_text()) if run_dir is not None else None
+    except (OSError, ValueError):
+        return {}
+    return found if isinstance(found, dict) else {}
+
+
+def _targeted_table(runs: dict[str, list[Path | None]], reports: dict[str, list[Report | None]], seeds: int,
+                    over: str) -> str:
+    """Accuracy on unflagged, out-of-order and repeated frames, background F1 (the "targeted" probe) and the
+    virtual frame's share of transport mass on background and procedure frames (vava runs), in percent."""
+    rows = []
+    for name, dirs in runs.items():
+        targeted, mass = [_targeted(r) for r in reports[name]], [_virtual_mass(d) for d in dirs]
+        rows.append([name, *(over_seeds.summarise([t.get(k) for t in targeted], percent, seeds) for k in TARGETED),
+                     *(over_seeds.summarise([m.get(k) for m in mass], percent, seeds)
+                       for k in ("background", "procedure"))])
+    header = ["Run", *TARGETED.values(), "Virtual mass: background", "Virtual mass: procedure"]
+    return f"## Targeted wild metrics (%){over}\n\n{tables.markdown(header, rows)}"
+
+
+def _loss(run_dir: Path | None) -> over_seeds.Curve | None:
+    """(logged steps, total loss) of a run's train_log.csv; None when it has none or it is damaged."""
+    if run_dir is None:
+        return None
+    try:
+        steps, series = read_log(run_dir / LOG_NAME)
+    except VavaError:
+        return None
+    return steps, series["loss"]
+
+
+def _convergence(run_dir: Path | None) -> float | None:
+    """The convergence measure c of a run (its steps from its sweep key), None when it cannot be computed."""
+    curve = _loss(run_dir)
+    if curve is None:
+        return None
+    config = (_saved_key(run_dir) or {}).get("config")
+    budget = config.get("steps") if isinstance(config, dict) else None
+    return over_seeds.convergence(*curve, budget) if isinstance(budget, int) else None
+
+
+def _convergence_table(trained: dict[str, list[Path | None]], seeds: int, over: str) -> str:
+    rows = []
+    for name, dirs in trained.items():
+        found = over_seeds.numbers([_convergence(d) for d in dirs])
+        plateau = f"{sum(abs(c) < over_seeds.PLATEAU for c in found)}/{len(found)}" if found else "-"
+        rows.append([name, over_seeds.summarise(found, fixed, seeds), plateau])
+    limit = over_seeds.PLATEAU
+    table = tables.markdown(["Run", "c", f"Plateau (-{limit} < c < {limit}), seeds"], rows) if rows else \
+        "(no trained run)\n"
+    return (f"## Convergence{over}\n\nc = (mean loss over the logged steps in (0.8 S, 0.9 S] - mean over (0.9 S, S]) "
+            f"/ |the first mean|, S = the run's steps (\"-\": a window with fewer than 2 logged steps). A plateau "
+            f"test, not proof of convergence. Loss curves: `{LOSS_CURVES_NAME}` and RUN/plots/loss.png.\n\n{table}")
+
+
+def _timings_table(runs: dict[str, list[Path | None]], seeds: int, over: str) -> str:
+    seconds = {name: [_seconds(d) for d in dirs if d is not None] for name, dirs in runs.items()}
+    rows = "\n".join(f"| {name} | {over_seeds.summarise(s, '{:.0f}'.format, seeds)} |" for name, s in seconds.items())
+    total = sum(over_seeds.numbers([s for values in seconds.values() for s in values]))
+    return (f"## Wall time per run (train + embed + evaluate){over}\n\n| run | seconds |\n| --- | --- |\n{rows}\n"
+            f"| total | {total:.0f} |\n")
+
+
+def _write_loss_curves(folders: dict[int | None, Path], plan: SweepPlan, failed: dict[Path, dict[str, str]],
+                       out_png: Path) -> None:
+    """OUT/loss_curves.png: each trained run's loss over |its first logged value|, mean over the seeds."""
+    runs = _finished_runs(folders, plan, failed)
+    curves = {}
+    for run in plan.runs:
+        logged = [curve for d in runs.get(run.name, []) if (curve := _loss(d)) is not None]
+        if not run.identity and (mean_curve := over_seeds.relative_curve(logged)) is not None:
+            curves[run.name] = mean_curve
+    if curves:
+        seeds = "" if list(folders) == [None] else f", mean over seeds {', '.join(map(str, folders))}"
+        plot_relative_losses(curves, out_png, f"each run's loss / |its first logged loss|{seeds}")

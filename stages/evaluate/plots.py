@@ -3,6 +3,7 @@
 - `plot_tsne`: t-SNE of the per-frame embeddings of a few val videos, coloured by phase
   (as Fig. 1 of the VAVA supplement);
 - `plot_loss_curve`: the loss and each of its components over the training steps;
+- `plot_relative_losses`: one line per run of a sweep, each loss relative to its first logged value;
 - the alignment of two videos is `vava.core.figures.plot_alignment` (shared with `vava align`).
 
 Each returns the path of the PNG written; bad input is a `VavaError` naming the file.
@@ -76,7 +77,7 @@ def plot_tsne(embeddings_path: str | Path, out_png: str | Path, videos: int = 3,
 
 
 # -- loss curve --------------------------------------------------------------------------------
-def _read_log(path: Path) -> tuple[np.ndarray, dict[str, np.ndarray]]:
+def read_log(path: Path) -> tuple[np.ndarray, dict[str, np.ndarray]]:
     """Steps and every loss column (loss first) of a train_log.csv."""
     if not path.is_file():
         raise VavaError(f"{path}: no such training log")
@@ -104,7 +105,7 @@ def _wants_log_scale(values: np.ndarray) -> bool:
 
 def plot_loss_curve(log_csv: str | Path, out_png: str | Path) -> Path:
     """The loss and each component against the step, one subplot each (log y where they span decades)."""
-    steps, series = _read_log(Path(log_csv))
+    steps, series = read_log(Path(log_csv))
     columns = 1 if len(series) <= 2 else 2
     rows = math.ceil(len(series) / columns)
     figure = new_figure((LOSS_WIDTH, LOSS_ROW_HEIGHT * rows))
@@ -120,5 +121,23 @@ def plot_loss_curve(log_csv: str | Path, out_png: str | Path) -> Path:
         ax.set_xlabel("step")
         ax.tick_params(labelbottom=True)
     figure.suptitle(f"training losses ({Path(log_csv).parent.name or log_csv})")
+    figure.tight_layout()
+    return save_figure(figure, out_png)
+
+
+def plot_relative_losses(curves: dict[str, tuple[np.ndarray, np.ndarray]], out_png: str | Path, title: str) -> Path:
+    """One line per run: (steps, loss / |first logged loss|), so that objectives of any scale compare."""
+    if not curves:
+        raise VavaError(f"{out_png}: no loss curve to plot")
+    figure = new_figure((LOSS_WIDTH, LOSS_ROW_HEIGHT * 2))
+    ax = figure.add_subplot()
+    for name, (steps, values) in curves.items():
+        ax.plot(steps, values, marker="." if len(steps) < 30 else None, linewidth=1.0, label=name)
+    ax.set_yscale("log" if _wants_log_scale(np.concatenate([v for _, v in curves.values()])) else "linear")
+    ax.set_xlabel("step")
+    ax.set_ylabel("loss / |first logged loss|")
+    ax.grid(True, alpha=0.3)
+    ax.legend(fontsize=8, ncol=2)
+    ax.set_title(title, fontsize=9)
     figure.tight_layout()
     return save_figure(figure, out_png)

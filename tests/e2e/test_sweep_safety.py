@@ -288,3 +288,48 @@ def test_sweep_cli_results_are_markdown_and_written_atomically(toy_features: Pat
     nan = CliRunner().invoke(main, [*args[:-1], str(tmp_path / "nan"), "--set", "optim.lr=.nan"])
     assert nan.exit_code == 1 and nan.output.strip() == "Error: optim.lr: expected a finite number, got nan"
     assert not (tmp_path / "nan").exists()
+
+
+@pytest.mark.parametrize(
+    ("seeds", "message"),
+    [("0,1,1", "1 given more than once"),
+     ("2,0,2,0", "0, 2 given more than once"),
+     ("a", "'a' is not an integer (give distinct integers >= 0, e.g. 0,1,2)"),
+     ("0,,1", "'' is not an integer"),
+     ("", "'' is not an integer"),
+     ("1.5", "'1.5' is not an integer"),
+     ("1_000", "'1_000' is not an integer"),
+     ("0,-1", "-1 is negative (seeds are integers >= 0)"),
+     ("18446744073709551616", "18446744073709551616 is too large (seeds are below 2**64)"),
+     ("9" * 5000, "9" * 40 + " is too large (seeds are below 2**64)"),
+     ("x" * 5000, "'" + "x" * 39 + " is not an integer")],
+)
+def test_sweep_cli_refuses_bad_seeds_in_one_line(toy_features: Path, tmp_path: Path, seeds: str, message: str) -> None:
+    plan = plan_file(tmp_path, "runs: {pooled: {identity: true}}")
+    result = CliRunner().invoke(main, ["sweep", "--features", str(toy_features), "--plan", str(plan),
+                                       "--out", str(tmp_path / "runs"), "--seeds", seeds])
+    assert result.exit_code == 2
+    assert result.output.strip().splitlines()[-1].startswith(f"Error: Invalid value for --seeds: {message}")
+    assert not (tmp_path / "runs").exists()
+
+
+def test_sweep_cli_seeds_layout_and_a_run_folder_in_the_way(toy_features: Path, tmp_path: Path) -> None:
+    plan = plan_file(tmp_path, "runs: {pooled: {identity: true}}")
+    args = ["sweep", "--features", str(toy_features), "--plan", str(plan), "--out", str(tmp_path / "runs")]
+    done = CliRunner().invoke(main, [*args, "--seeds", " 3, 1"])
+    assert done.exit_code == 0, done.output
+    assert sorted(p.name for p in (tmp_path / "runs").iterdir()) == ["results.md", "seed-1", "seed-3"]
+    assert (tmp_path / "runs" / "seed-3" / "pooled" / "report.json").is_file()
+    assert "## all runs (mean ± sd over 2 seeds: 3, 1)" in (tmp_path / "runs" / "results.md").read_text()
+
+    nan = plan_file(tmp_path, "runs: {nan-lr: {objective: vava, set: {optim.lr: .nan}}}")
+    failed = CliRunner().invoke(main, [*args[:4], str(nan), "--out", str(tmp_path / "failing"), "--seeds", "5"])
+    assert failed.exit_code == 1 and "- seed-5/nan-lr: optim.lr: expected a finite number, got nan" in failed.output
+    assert "(no finished run)" in (tmp_path / "failing" / "seed-5" / "results.md").read_text()
+
+    (tmp_path / "runs" / "seed-0").mkdir()
+    (tmp_path / "runs" / "seed-0" / "sweep_key.json").write_text("{}")
+    refused = CliRunner().invoke(main, [*args, "--seeds", "0"])
+    assert refused.exit_code == 1 and refused.output.strip() == (
+        f"Error: {tmp_path / 'runs' / 'seed-0'}: not a seed folder of vava sweep (a link, a file or a run); it was "
+        f"left as it is: move it away or use another --out")

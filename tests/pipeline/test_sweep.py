@@ -1,12 +1,18 @@
 """`vava sweep`: plans, one feature set for many runs, reuse, failures."""
 from __future__ import annotations
 
+import csv
+import itertools
+import json
+import shutil
 from pathlib import Path
 
 import pytest
 
 from tests.conftest import write_toy_features
 from vava.core.errors import VavaError
+from vava.core.run_folder import load_checkpoint
+from vava.pipeline import sweep
 from vava.pipeline.sweep import load_plan, run_sweep
 
 PLAN = """
@@ -62,3 +68,134 @@ def test_shipped_plans_load() -> None:
     assert len(load_plan("ablations").runs) == 21 and len(load_plan("objectives").runs) == 10
     with pytest.raises(VavaError, match="neither a file nor a preset"):
         load_plan("nope")
+
+
+# --------------------------------------------------------------------------------------------
+# --seeds: one sweep per seed in OUT/seed-S, numbers as mean ± sd over the seeds
+
+SEEDED = "runs:\n  pooled: {identity: true}\n  vava: {objective: vava}\n"
+SEEDS = (0, 1, 2)
+STEPS = 20  # the smallest budget with 2 logged steps in each of (0.8 S, 0.9 S] and (0.9 S, S]
+
+
+@pytest.fixture(scope="module")
+def seeded(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path, Path]:
+    """(feature set, plan file, OUT) of a sweep over SEEDS, made once; tests work on copies of OUT."""
+    root = tmp_path_factory.mktemp("seeded")
+    features = write_toy_features(root / "cache" / "toyfeatures00000")
+    plan = root / "plan.yaml"
+    plan.write_text(SEEDED)
+    _, failed = run_sweep(features, root / "runs", load_plan(str(plan)), steps=STEPS, overrides=TINY, seeds=SEEDS,
+                          log=lambda line: None)
+    assert not failed
+    return features, plan, root / "runs"
+
+
+def seeded_again(seeded: tuple[Path, Path, Path], out: Path) -> tuple[str, dict[str, str], list[str]]:
+    features, plan, _ = seeded
+    lines: list[str] = []
+    markdown, failed = run_sweep(features, out, load_plan(str(plan)), steps=STEPS, overrides=TINY, seeds=SEEDS,
+                                 log=lines.append)
+    return markdown, failed, lines
+
+
+def table(markdown: str, heading: str, keys: int = 1) -> dict[tuple[str, ...], dict[str, str]]:
+    """The rows of the first table under the heading that starts with `heading`, by their first `keys` cells."""
+    lines = markdown.splitlines()
+    below = lines[next(i for i, line in enumerate(lines) if line.startswith(heading)) + 1:]
+    block = itertools.takewhile(lambda line: line.startswith("|"),
+                                itertools.dropwhile(lambda line: not line.startswith("|"), below))
+    header, _, *rows = ([cell.strip() for cell in line.strip("|").split(" | ")] for line in block)
+    return {tuple(row[:keys]): dict(zip(header, row)) for row in rows}
+
+
+def test_seeds_make_one_sweep_per_seed_folder(seeded: tuple[Path, Path, Path], tmp_path: Path) -> None:
+    out = seeded[2]
+    assert sorted(p.name for p in out.iterdir()) == ["loss_curves.png", "seed-0", "seed-1", "seed-2"]
+    for seed in SEEDS:
+        folder = out / f"seed-{seed}"
+        assert sorted(p.name for p in folder.iterdir()) == ["pooled", "results.md", "vava"]
+        assert load_checkpoint(folder / "vava" / "checkpoints")["config"]["seed"] == seed
+        assert json.loads((folder / "vava" / "sweep_key.json").read_text())["config"]["seed"] == seed
+        assert json.loads((folder / "pooled" / "sweep_key.json").read_text())["config"] is None  # identity: no seed
+        assert (folder / "vava" / "plots" / "loss.png").is_file() and (folder / "pooled" / "report.json").is_file()
+        assert f"## all runs (seed {seed}: one seed, no sd)" in (folder / "results.md").read_text()
+    copy = tmp_path / "runs"
+    shutil.copytree(out, copy, symlinks=True)
+    markdown, failed, lines = seeded_again(seeded, copy)
+    assert not failed and lines == [line for seed in SEEDS for line in (
+        f"seed {seed}: {copy / f'seed-{seed}'}", "[1/2] pooled: report exists, reused", "[2/2] vava: report exists, reused")]
+    assert "## all runs (mean ± sd over 3 seeds: 0, 1, 2)" in markdown
+    pooled = table(markdown, "## all runs")[("pooled",)]
+    assert pooled["Classification 1.0"] == "100.00 ± 0.00"  # identity rows are the same in every seed
+
+
+def write_seed(run_dir: Path, accuracy: float, per_action: tuple[float, float], targeted: dict | None,
+               losses: list[float], virtual_mass: str | None) -> None:
+    """Hand-written numbers in a finished run of the seeded sweep (its key untouched, so it is reused)."""
+    report = json.loads((run_dir / "report.json").read_text())
+    report["results"]["classification"]["1.0"] = accuracy
+    for action, value in zip("ab", per_action):
+        report["per_action"][action]["classification"]["1.0"] = value
+    report["results"].pop("targeted", None)
+    if targeted is not None:
+        report["results"]["targeted"] = targeted
+    (run_dir / "report.json").write_text(json.dumps(report))
+    with open(run_dir / "train_log.csv", "w", newline="") as handle:
+        writer = csv.writer(handle)
+        writer.writerow(["step", "loss", "lr", "steps_per_s"])
+        writer.writerows([step, loss, 1e-4, 1.0] for step, loss in enumerate(losses, start=1))
+    (run_dir / "virtual_mass.json").unlink(missing_ok=True)
+    if virtual_mass is not None:
+        (run_dir / "virtual_mass.json").write_text(virtual_mass)
+
+
+def test_seeded_results_are_mean_and_sample_sd_of_hand_written_reports(
+        seeded: tuple[Path, Path, Path], tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    out = tmp_path / "runs"
+    shutil.copytree(seeded[2], out, symlinks=True)
+    write_seed(out / "seed-0" / "vava", 0.5, (0.4, 0.6),
+               {"unflagged_accuracy": 0.8, "out_of_order_accuracy": None, "repeated_accuracy": 0.5,
+                "background_f1": 0.9}, [2.0] * 18 + [1.0] * 2,  # c = (2 - 1) / 2 = 0.5
+               '{"background": 0.6, "procedure": 0.1, "pairs": 4}')
+    write_seed(out / "seed-1" / "vava", 0.6, (0.5, 0.7),
+               {"unflagged_accuracy": 0.9, "out_of_order_accuracy": None, "repeated_accuracy": None,
+                "background_f1": 0.7}, [1.0] * 20,  # c = 0
+               '{"background": 0.6, "procedur')  # damaged: not read
+    write_seed(out / "seed-2" / "vava", 0.7, (0.6, 0.8), None, [1.0] * 18 + [1.01] * 2,  # c = -0.01
+               '{"background": 0.8, "procedure": 0.3, "pairs": 4}')
+
+    markdown, failed, _ = seeded_again(seeded, out)
+    assert not failed
+    assert table(markdown, "## all runs")[("vava",)]["Classification 1.0"] == "60.00 ± 10.00"
+    per_action = table(markdown, "### all runs: per action", keys=2)
+    assert per_action[("a", "vava")]["Classification 1.0"] == "50.00 ± 10.00"
+    assert per_action[("b", "vava")]["Classification 1.0"] == "70.00 ± 10.00"
+    one_seed = (out / "seed-0" / "results.md").read_text()  # one seed: the value, no sd
+    assert table(one_seed, "## all runs (seed 0")[("vava",)]["Classification 1.0"] == "50.00"
+    targeted = table(markdown, "## Targeted wild metrics (%) (mean ± sd over 3 seeds: 0, 1, 2)")
+    assert targeted[("vava",)] == {
+        "Run": "vava", "Unflagged acc.": "85.00 ± 7.07 (n=2)", "Out-of-order acc.": "-",
+        "Repeated acc.": "50.00 (n=1)", "Background F1": "80.00 ± 14.14 (n=2)",
+        "Virtual mass: background": "70.00 ± 14.14 (n=2)", "Virtual mass: procedure": "20.00 ± 14.14 (n=2)"}
+    assert targeted[("pooled",)]["Virtual mass: background"] == "-"
+    convergence = table(markdown, "## Convergence")
+    assert list(convergence) == [("vava",)]  # identity runs do not train
+    assert convergence[("vava",)] == {"Run": "vava", "c": "0.1633 ± 0.2916", "Plateau (-0.02 < c < 0.02), seeds": "2/3"}
+
+    # a run missing in a seed: its cells show their n; the failure is named with its seed folder
+    (out / "seed-2" / "vava" / "report.json").write_text("damaged")
+    real_embed = sweep.embed
+
+    def embed(run_dir: Path, *args: object, **kwargs: object) -> Path:
+        if Path(run_dir) == out / "seed-2" / "vava":
+            raise RuntimeError("boom")
+        return real_embed(run_dir, *args, **kwargs)
+
+    monkeypatch.setattr(sweep, "embed", embed)
+    markdown, failed, _ = seeded_again(seeded, out)
+    assert failed == {"seed-2/vava": "RuntimeError: boom"} and "- seed-2/vava: RuntimeError: boom" in markdown
+    assert table(markdown, "## all runs")[("vava",)]["Classification 1.0"] == "55.00 ± 7.07 (n=2)"
+    assert table(markdown, "## all runs")[("pooled",)]["Classification 1.0"] == "100.00 ± 0.00"
+    assert table(markdown, "## Targeted")[("vava",)]["Virtual mass: background"] == "60.00 (n=1)"
+    assert table(markdown, "## Convergence")[("vava",)]["c"] == "0.2500 ± 0.3536 (n=2)"
