@@ -34,6 +34,7 @@ from vava.core.config import merge, nest, read_yaml_mapping, resolve_preset, to_
 from vava.core.errors import ConfigError, VavaError
 from vava.core.files import atomic_write, check_plain_name
 from vava.core.run_folder import LOG_NAME, checkpoint_path, load_checkpoint
+from vava.pipeline.diagnostics import VIRTUAL_MASS_NAME, virtual_mass
 from vava.stages.embed.run import embed
 from vava.stages.evaluate import seeds as over_seeds
 from vava.stages.evaluate import tables
@@ -49,7 +50,6 @@ KEY_NAME = "sweep_key.json"    # what a run folder is built for
 TIME_NAME = "sweep_time.json"  # seconds a run took, written last: the run is finished
 STALE_NAME = "stale"           # runs made with other settings are moved here
 LOSS_CURVES_NAME = "loss_curves.png"
-VIRTUAL_MASS_NAME = "virtual_mass.json"  # written into vava runs by vava.pipeline.diagnostics.virtual_mass
 SEED_FOLDER = "seed-{}"
 RESERVED_NAMES = (RESULTS_NAME, STALE_NAME, LOSS_CURVES_NAME)
 TARGETED = {"unflagged_accuracy": "Unflagged acc.", "out_of_order_accuracy": "Out-of-order acc.",
@@ -244,6 +244,7 @@ def _sweep_run(features: str | Path, out: Path, run: SweepRun, title: str, confi
     atomic_write(run_dir / KEY_NAME, json.dumps(key, indent=2) + "\n")
     _train_and_embed(features, run_dir, config, device)
     evaluate_run(run_dir, plots=False)
+    virtual_mass(run_dir)  # VAVA runs only: RUN/virtual_mass.json for the targeted table
     if (run_dir / LOG_NAME).is_file():
         plot_loss_curve(run_dir / LOG_NAME, run_dir / "plots" / "loss.png")
     seconds = time.perf_counter() - began
