@@ -1,7 +1,8 @@
 """`vava sweep`: many training runs (objectives, ablations) on one extracted feature set.
 
 A plan (YAML, see configs/sweeps/) names runs, each an objective with config overrides or an
-`identity` (no training) row, and the tables to build from their reports.
+`identity` (no training) reference row: `true` (pooled backbone features) or an identity kind
+(`vava.core.embeddings_file.IDENTITY_KINDS`), and the tables to build from their reports.
 
 Each run folder holds a "sweep key" (`sweep_key.json`: the run's resolved config, the feature
 set's fingerprint and the package version), written before the run is built, and
@@ -25,6 +26,7 @@ from typing import Any
 
 from vava.cache.store import FeatureSet
 from vava.core.config import merge, nest, read_yaml_mapping, resolve_preset, to_dict
+from vava.core.embeddings_file import IDENTITY_KINDS
 from vava.core.errors import VavaError
 from vava.core.files import atomic_write, check_plain_name
 from vava.core.run_folder import checkpoint_path, load_checkpoint
@@ -49,7 +51,7 @@ class SweepRun:
     name: str
     objective: str | None = None
     overrides: dict[str, Any] = field(default_factory=dict)
-    identity: bool = False
+    identity: str | None = None  # the identity kind of a reference row (no training)
 
 
 @dataclass(frozen=True)
@@ -94,12 +96,10 @@ def _parse_run(path: Path, name: Any, spec: Any) -> SweepRun:
     unknown = sorted(str(key) for key in spec if key not in _RUN_KEYS)
     if unknown:
         raise VavaError(f"{where}: unknown key(s) {', '.join(unknown)} (known: {', '.join(_RUN_KEYS)})")
-    objective, identity = spec.get("objective"), spec.get("identity", False)
+    objective, identity = spec.get("objective"), _identity_kind(where, spec.get("identity", False))
     if objective is not None and not isinstance(objective, str):
         raise VavaError(f"{where}: objective: expected an objective name, got {objective!r}")
-    if not isinstance(identity, bool):
-        raise VavaError(f"{where}: identity: expected true or false, got {identity!r}")
-    if identity == bool(objective):
+    if (identity is None) == (not objective):
         raise VavaError(f"{where}: give exactly one of objective, identity")
     overrides = _mapping(path, f"run {name!r}: set", spec.get("set"))
     try:
@@ -107,6 +107,16 @@ def _parse_run(path: Path, name: Any, spec: Any) -> SweepRun:
     except VavaError as err:
         raise VavaError(f"{where}: set: {err}") from None
     return SweepRun(name, objective, dict(overrides), identity)
+
+
+def _identity_kind(where: str, value: Any) -> str | None:
+    """A run's `identity`: false (a trained run) -> None, true -> "features", or a kind by name."""
+    if value is False or value is True:
+        return "features" if value else None
+    if not isinstance(value, str) or value not in IDENTITY_KINDS:
+        raise VavaError(f"{where}: identity: expected true, false or one of {', '.join(IDENTITY_KINDS)}, "
+                        f"got {value!r}")
+    return value
 
 
 def _parse_tables(path: Path, tables: dict, names: list[str]) -> dict[str, list[str]]:
@@ -172,7 +182,7 @@ def _sweep_run(features: str | Path, out: Path, run: SweepRun, title: str, confi
     began = time.perf_counter()
     run_dir.mkdir(parents=True, exist_ok=True)
     atomic_write(run_dir / KEY_NAME, json.dumps(key, indent=2) + "\n")
-    _train_and_embed(features, run_dir, config, device)
+    _train_and_embed(features, run_dir, run.identity, config, device)
     evaluate_run(run_dir, plots=False)
     seconds = time.perf_counter() - began
     atomic_write(run_dir / TIME_NAME, json.dumps({"seconds": seconds}) + "\n")
@@ -271,9 +281,11 @@ def _move_aside(run_dir: Path, stale: Path) -> Path:
     return target
 
 
-def _train_and_embed(features: str | Path, run_dir: Path, config: TrainConfig | None, device: str) -> None:
-    if config is None:
-        embed(run_dir, features, identity=True, device=device, progress=False)
+def _train_and_embed(features: str | Path, run_dir: Path, identity: str | None, config: TrainConfig | None,
+                     device: str) -> None:
+    """Embed the reference row of kind `identity`, or train on `config` (as far as it is not) and embed."""
+    if identity is not None:
+        embed(run_dir, features, identity=identity, device=device, progress=False)
         return
     resume = checkpoint_path(run_dir).is_file()
     if not resume or _checkpoint_step(run_dir) < config.steps:
