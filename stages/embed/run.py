@@ -33,12 +33,12 @@ Embed = Callable[[CachedVideo], np.ndarray]  # a video's (T, D) embeddings
 
 
 def embed(run_dir: str | Path, features: str | Path | None = None, splits: tuple[str, ...] = SPLITS,
-          identity: str | None = None, device: str = "auto", chunk_frames: int = 256, progress: bool = True,
+          identity: str | bool | None = None, device: str = "auto", chunk_frames: int = 256, progress: bool = True,
           allow_partial: bool = False) -> Path:
     """Embed every frame (stride 1) of the videos of `splits`; return the path of embeddings.h5.
 
-    With `identity` (a kind of IDENTITY_KINDS; see the module docstring) no trained embedder is
-    used and `features` is required. Otherwise the run's last checkpoint is used, on the feature
+    With `identity` (a kind of IDENTITY_KINDS, see the module docstring; True is "features") no
+    trained embedder is used and `features` is required. Otherwise the run's last checkpoint is used, on the feature
     set it was trained on unless `features` is given. The run folder is locked while embedding
     (so never while `vava train` writes to it).
     """
@@ -47,6 +47,8 @@ def embed(run_dir: str | Path, features: str | Path | None = None, splits: tuple
         raise VavaError(f"--splits: {','.join(unknown) or 'nothing'} given; use a comma list of {', '.join(SPLITS)}")
     if chunk_frames < 1:
         raise VavaError("--batch-frames: must be at least 1")
+    if isinstance(identity, bool):
+        identity = "features" if identity else None
     if identity is not None and identity not in IDENTITY_KINDS:
         raise VavaError(f"--identity: {identity!r} is not one of {', '.join(IDENTITY_KINDS)}")
     if identity is not None and features is None:

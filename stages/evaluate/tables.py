@@ -1,10 +1,11 @@
 """Markdown and plain-text tables of evaluation reports, laid out like the VAVA supplement's Tables 1-2.
 
 The number columns and report.md's probe sections come from the probe registry. Classification,
-AP@K and the targeted metrics are shown in percent (2 decimals), progression (R^2) and tau with 4 decimals; "-" marks a number
-that was not computed. The main table's AP@K is the frame-weighted aggregation (LAV/VAOT/VAVA);
-report.md also lists the video-mean one (CARL). The Objective column names a reference row
-(an identity file) by what it embeds frames by: "time only", "frozen features (raw)" or "(standardised)".
+AP@K and the targeted metrics are shown in percent (2 decimals), progression (R^2) and tau with 4
+decimals; "-" marks a number that was not computed. The main table's AP@K is the frame-weighted
+aggregation (LAV/VAOT/VAVA); report.md also lists the video-mean one (CARL). The Objective column
+names a reference row (an identity file) by what it embeds frames by: "time only", "frozen
+features (raw)" or "frozen features (standardised)".
 """
 from __future__ import annotations
 
