@@ -136,8 +136,10 @@ def test_embed_identity_kinds_and_time_only_evaluated_end_to_end(toy_features: P
         embedded = run("embed", "--run", str(tmp_path / name), "--features", str(toy_features), "--identity", *kind,
                        "--quiet")
         assert embedded.exit_code == 0, embedded.output
-        evaluated = run("evaluate", "--run", str(tmp_path / name), "--no-plots", "--k", "1,2")
+        plots = [] if name == "time-only" else ["--no-plots"]  # the plots of 1-D embeddings too
+        evaluated = run("evaluate", "--run", str(tmp_path / name), "--k", "1,2", *plots)
         assert evaluated.exit_code == 0, evaluated.output
+    assert {p.name for p in (tmp_path / "time-only" / "plots").iterdir()} == {"tsne.png", "alignment.png"}
     report = json.loads((tmp_path / "time-only" / "report.json").read_text())
     assert report["attrs"]["identity_kind"] == "time"
     # toy labels are min(floor(3t / T), 2), a function of t/T: time alone nearly separates the phases (chance: 1/3),
