@@ -199,12 +199,14 @@ def train(features: Path, objective: str | None, out: Path, preset: str | None, 
 @click.option("--features", type=click.Path(path_type=Path), default=None,
               help="Feature set (default: the one the run was trained on; required with --identity).")
 @click.option("--splits", default="train,val", show_default=True, help="Comma list of splits to embed.")
-@click.option("--identity", is_flag=True, help="No trained embedder: global-pooled backbone features.")
+@click.option("--identity", is_flag=False, flag_value="features", default=None, metavar="[KIND]",
+              help="No trained embedder, a reference row; KIND: features (pooled backbone maps; the default), "
+                   "features-standardised (z-scored by the train split) or time (t/T).")
 @click.option("--batch-frames", default=256, show_default=True, help="Frames embedded per chunk.")
 @click.option("--device", default="auto", show_default=True)
 @click.option("--allow-partial", is_flag=True, help="Embed even if the feature set lacks some of its videos.")
 @click.option("--quiet", is_flag=True, help="No progress bar.")
-def embed(run_dir: Path, features: Path | None, splits: str, identity: bool, batch_frames: int, device: str,
+def embed(run_dir: Path, features: Path | None, splits: str, identity: str | None, batch_frames: int, device: str,
           allow_partial: bool, quiet: bool) -> None:
     """Embed every frame of every video into RUN/embeddings.h5 (the last stdout line is its path)."""
     from vava.stages.embed.run import embed as run_embed

@@ -1,7 +1,8 @@
 """`vava sweep`: many training runs (objectives, ablations) on one extracted feature set.
 
 A plan (YAML, see configs/sweeps/) names runs, each an objective with config overrides or an
-`identity` (no training) row, and the tables to build from their reports.
+`identity` (no training) reference row: `true` (pooled backbone features) or an identity kind
+(`vava.core.embeddings_file.IDENTITY_KINDS`), and the tables to build from their reports.
 
 Each run folder holds a "sweep key" (`sweep_key.json`: the run's resolved config, the feature
 set's fingerprint and the package version), written before the run is built, and
@@ -31,6 +32,7 @@ from typing import Any
 
 from vava.cache.store import FeatureSet
 from vava.core.config import merge, nest, read_yaml_mapping, resolve_preset, to_dict
+from vava.core.embeddings_file import IDENTITY_KINDS
 from vava.core.errors import ConfigError, VavaError
 from vava.core.files import atomic_write, check_plain_name
 from vava.core.run_folder import LOG_NAME, checkpoint_path, load_checkpoint
@@ -63,7 +65,7 @@ class SweepRun:
     name: str
     objective: str | None = None
     overrides: dict[str, Any] = field(default_factory=dict)
-    identity: bool = False
+    identity: str | None = None  # the identity kind of a reference row (no training)
 
 
 @dataclass(frozen=True)
@@ -108,12 +110,10 @@ def _parse_run(path: Path, name: Any, spec: Any) -> SweepRun:
     unknown = sorted(str(key) for key in spec if key not in _RUN_KEYS)
     if unknown:
         raise VavaError(f"{where}: unknown key(s) {', '.join(unknown)} (known: {', '.join(_RUN_KEYS)})")
-    objective, identity = spec.get("objective"), spec.get("identity", False)
+    objective, identity = spec.get("objective"), _identity_kind(where, spec.get("identity", False))
     if objective is not None and not isinstance(objective, str):
         raise VavaError(f"{where}: objective: expected an objective name, got {objective!r}")
-    if not isinstance(identity, bool):
-        raise VavaError(f"{where}: identity: expected true or false, got {identity!r}")
-    if identity == bool(objective):
+    if (identity is None) == (not objective):
         raise VavaError(f"{where}: give exactly one of objective, identity")
     overrides = _mapping(path, f"run {name!r}: set", spec.get("set"))
     try:
@@ -121,6 +121,16 @@ def _parse_run(path: Path, name: Any, spec: Any) -> SweepRun:
     except VavaError as err:
         raise VavaError(f"{where}: set: {err}") from None
     return SweepRun(name, objective, dict(overrides), identity)
+
+
+def _identity_kind(where: str, value: Any) -> str | None:
+    """A run's `identity`: false (a trained run) -> None, true -> "features", or a kind by name."""
+    if value is False or value is True:
+        return "features" if value else None
+    if not isinstance(value, str) or value not in IDENTITY_KINDS:
+        raise VavaError(f"{where}: identity: expected true, false or one of {', '.join(IDENTITY_KINDS)}, "
+                        f"got {value!r}")
+    return value
 
 
 def _parse_tables(path: Path, tables: dict, names: list[str]) -> dict[str, list[str]]:
@@ -230,19 +240,19 @@ def _run_config(run: SweepRun, base: str | None, steps: int | None, overrides: d
 def _sweep_run(features: str | Path, out: Path, run: SweepRun, title: str, config: TrainConfig | None,
                fingerprint: str, device: str, log: Callable[[str], None]) -> None:
     run_dir = out / run.name
-    key = sweep_key(config, fingerprint)
+    key = sweep_key(config, fingerprint, run.identity)
     reuse, note = _prepare(run_dir, key, out)
     if reuse:
         log(f"{title}: report exists, reused")
         return
-    log(f"{title}: {'identity' if run.identity else run.objective} "
+    log(f"{title}: {f'identity {run.identity}' if run.identity else run.objective} "
         f"{' '.join(f'{k}={v}' for k, v in run.overrides.items())}")
     if note:
         log(f"    {note}")
     began = time.perf_counter()
     run_dir.mkdir(parents=True, exist_ok=True)
     atomic_write(run_dir / KEY_NAME, json.dumps(key, indent=2) + "\n")
-    _train_and_embed(features, run_dir, config, device)
+    _train_and_embed(features, run_dir, run.identity, config, device)
     evaluate_run(run_dir, plots=False)
     virtual_mass(run_dir)  # VAVA runs only: RUN/virtual_mass.json for the targeted table
     if (run_dir / LOG_NAME).is_file():
@@ -252,11 +262,13 @@ def _sweep_run(features: str | Path, out: Path, run: SweepRun, title: str, confi
     log(f"    done in {seconds:.0f} s")
 
 
-def sweep_key(config: TrainConfig | None, fingerprint: str) -> dict[str, Any]:
-    """Everything a run's report depends on: its resolved config (None: identity), the feature set
-    and the package version (which fixes the code of the objectives, embedder and probes)."""
+def sweep_key(config: TrainConfig | None, fingerprint: str, identity: str | None = None) -> dict[str, Any]:
+    """Everything a run's report depends on: its resolved config (None: a reference row, then its identity
+    kind), the feature set and the package version (which fixes the code of the objectives, embedder and probes)."""
     settings = None if config is None else to_dict(resolved(config))
     key = {"version": _version(), "features": fingerprint, "config": settings}
+    if identity is not None:
+        key["identity"] = identity
     return json.loads(json.dumps(key))  # as it reads back from sweep_key.json
 
 
@@ -344,9 +356,11 @@ def _move_aside(run_dir: Path, stale: Path) -> Path:
     return target
 
 
-def _train_and_embed(features: str | Path, run_dir: Path, config: TrainConfig | None, device: str) -> None:
-    if config is None:
-        embed(run_dir, features, identity=True, device=device, progress=False)
+def _train_and_embed(features: str | Path, run_dir: Path, identity: str | None, config: TrainConfig | None,
+                     device: str) -> None:
+    """Embed the reference row of kind `identity`, or train on `config` (as far as it is not) and embed."""
+    if identity is not None:
+        embed(run_dir, features, identity=identity, device=device, progress=False)
         return
     resume = checkpoint_path(run_dir).is_file()
     if not resume or _checkpoint_step(run_dir) < config.steps:

@@ -1,58 +1,74 @@
 """`vava embed`: per-frame embeddings of every video of a feature set, written to RUN/embeddings.h5.
 
 The file's layout is `vava.core.embeddings_file`'s; the trained embedder comes from the run folder
-(`vava.core.run_folder.load_embedder`).
+(`vava.core.run_folder.load_embedder`). Identity kinds (no training; docs/evaluation.md#reference-rows):
+
+- features: global average pooling of each frame's backbone maps;
+- features-standardised: the same, each dimension z-scored with the mean and sd (ddof 0) over every
+  frame of the feature set's train split, the sd raised to at least SD_FLOOR;
+- time: one dimension, t / T for stored frame t = 0..T-1 of a video of T stored frames.
 """
 from __future__ import annotations
 
 import sys
+from collections.abc import Callable
 from pathlib import Path
 
+import numpy as np
 import torch
 from tqdm import tqdm
 
 from vava.cache.inspect import require_complete
-from vava.cache.store import FeatureSet, open_run_features
+from vava.cache.store import CachedVideo, FeatureSet, open_run_features
 from vava.core.devices import resolve_device
 from vava.core.embedder import embed_video
-from vava.core.embeddings_file import EMBEDDINGS_NAME, EmbeddingsWriter
+from vava.core.embeddings_file import EMBEDDINGS_NAME, IDENTITY_KINDS, EmbeddingsWriter
 from vava.core.errors import VavaError
 from vava.core.records import SPLITS
 from vava.core.run_folder import load_embedder, locked_run
 
+SD_FLOOR = 1e-6  # a dimension constant over the train frames is centred, not divided by 0
+
+Embed = Callable[[CachedVideo], np.ndarray]  # a video's (T, D) embeddings
+
 
 def embed(run_dir: str | Path, features: str | Path | None = None, splits: tuple[str, ...] = SPLITS,
-          identity: bool = False, device: str = "auto", chunk_frames: int = 256, progress: bool = True,
+          identity: str | bool | None = None, device: str = "auto", chunk_frames: int = 256, progress: bool = True,
           allow_partial: bool = False) -> Path:
     """Embed every frame (stride 1) of the videos of `splits`; return the path of embeddings.h5.
 
-    With `identity`, frames are embedded by global average pooling of their backbone maps (the
-    "ImageNet features" / "random features" rows); `features` is then required. Otherwise the
-    run's last checkpoint is used, on the feature set it was trained on unless `features` is given.
-    The run folder is locked while embedding (so never while `vava train` writes to it).
+    With `identity` (a kind of IDENTITY_KINDS, see the module docstring; True is "features") no
+    trained embedder is used and `features` is required. Otherwise the run's last checkpoint is used, on the feature
+    set it was trained on unless `features` is given. The run folder is locked while embedding
+    (so never while `vava train` writes to it).
     """
     unknown = sorted(set(splits) - set(SPLITS))
     if unknown or not splits:
         raise VavaError(f"--splits: {','.join(unknown) or 'nothing'} given; use a comma list of {', '.join(SPLITS)}")
     if chunk_frames < 1:
         raise VavaError("--batch-frames: must be at least 1")
-    if identity and features is None:
+    if isinstance(identity, bool):
+        identity = "features" if identity else None
+    if identity is not None and identity not in IDENTITY_KINDS:
+        raise VavaError(f"--identity: {identity!r} is not one of {', '.join(IDENTITY_KINDS)}")
+    if identity is not None and features is None:
         raise VavaError("--identity needs --features (there is no trained run to take them from)")
     torch_device = resolve_device(device)
-    with locked_run(run_dir, "--run", create=identity) as run_dir:
-        if identity:
+    with locked_run(run_dir, "--run", create=identity is not None) as run_dir:
+        if identity is not None:
             feature_set = FeatureSet.open(features)
-            embed_maps, context = _pooled, (0, 1)
-            attrs = {"embedder": "identity", "checkpoint": "", "step": 0, "objective": "none"}
+            require_complete(feature_set, allow_partial)
+            embed_one, attrs = _identity(feature_set, identity, chunk_frames, torch_device)
         else:
             trained = load_embedder(run_dir)
             feature_set = open_run_features(features, trained.features)
             trained.check_channels(feature_set.channels(), feature_set.path)
-            embed_maps, context = trained.build(torch_device), trained.context
+            require_complete(feature_set, allow_partial)
+            embed_one = _on_maps(feature_set, trained.build(torch_device), trained.context, chunk_frames,
+                                 torch_device)
             state = trained.checkpoint
             attrs = {"embedder": "trained", "checkpoint": str(state["path"].resolve()), "step": state["step"],
                      "objective": state["config"].get("objective", "unknown")}
-        require_complete(feature_set, allow_partial)
         videos = [v for v in feature_set.videos() if v.split in splits]
         if not videos:
             raise VavaError(f"{feature_set.path}: no complete video in split(s) {', '.join(splits)}")
@@ -60,9 +76,60 @@ def embed(run_dir: str | Path, features: str | Path | None = None, splits: tuple
                       "fingerprint": feature_set.fingerprint, "splits": ",".join(splits)})
         with EmbeddingsWriter(run_dir / EMBEDDINGS_NAME, attrs) as writer:
             for video in tqdm(videos, unit="video", desc="embed", file=sys.stderr, disable=not progress):
-                rows = embed_video(feature_set, video, embed_maps, context, chunk_frames, torch_device)
-                writer.add(video, rows, feature_set.labels(video.id), feature_set.frame_index(video.id))
+                writer.add(video, embed_one(video), feature_set.labels(video.id), feature_set.frame_index(video.id),
+                           feature_set.flags(video.id))
     return writer.path
+
+
+def _identity(feature_set: FeatureSet, kind: str, chunk_frames: int,
+              device: torch.device) -> tuple[Embed, dict[str, object]]:
+    """The embedding of an identity kind, and the file attrs that describe it."""
+    attrs: dict[str, object] = {"embedder": "identity", "checkpoint": "", "step": 0, "objective": "none",
+                                "identity_kind": kind}
+    if kind == "time":
+        return lambda video: time_only(video.num_frames), attrs
+    pooled = _on_maps(feature_set, _pooled, (0, 1), chunk_frames, device)
+    if kind == "features":
+        return pooled, attrs
+    mean, sd, source = _train_statistics(feature_set, pooled)
+    return lambda video: ((pooled(video) - mean) / sd).astype(np.float32), {**attrs, **source}
+
+
+def _on_maps(feature_set: FeatureSet, embed_maps: Callable[[torch.Tensor], torch.Tensor], context: tuple[int, int],
+             chunk_frames: int, device: torch.device) -> Embed:
+    """A video's embeddings by `embed_maps` on its cached maps with their `context`, a chunk at a time."""
+    return lambda video: embed_video(feature_set, video, embed_maps, context, chunk_frames, device)
+
+
+def time_only(num_frames: int) -> np.ndarray:
+    """(T, 1) float32: t / T for the stored frames t = 0..T-1 (0 for the first, (T-1)/T for the last)."""
+    return (np.arange(num_frames, dtype=np.float64) / num_frames).astype(np.float32)[:, None]
+
+
+def _train_statistics(feature_set: FeatureSet, pooled: Embed) -> tuple[np.ndarray, np.ndarray, dict[str, object]]:
+    """Per dimension, the mean and floored sd (ddof 0) of every train frame, and their source as file attrs.
+
+    Videos are reduced one at a time to (frames, mean, sum of squared deviations), then combined
+    exactly (Chan et al.'s pairwise update), so no split is ever held in memory at once.
+    """
+    train = [v for v in feature_set.videos() if v.split == "train"]
+    if not train:
+        raise VavaError(f"{feature_set.path}: --identity features-standardised takes its statistics from the train "
+                        f"split, which has no complete video")
+    counts, means, squares = [], [], []
+    for video in train:
+        x = pooled(video).astype(np.float64)
+        counts.append(x.shape[0])
+        means.append(x.mean(axis=0))
+        squares.append(((x - means[-1]) ** 2).sum(axis=0))
+    counts, means = np.asarray(counts, dtype=np.float64)[:, None], np.stack(means)
+    total = counts.sum()
+    mean = (counts * means).sum(axis=0) / total
+    spread = np.stack(squares).sum(axis=0) + (counts * (means - mean) ** 2).sum(axis=0)
+    sd = np.maximum(np.sqrt(spread / total), SD_FLOOR)
+    source = {"standardised_on": "train", "standardised_videos": len(train), "standardised_frames": int(total),
+              "standardised_sd_floor": SD_FLOOR}
+    return mean, sd, source
 
 
 def _pooled(maps: torch.Tensor) -> torch.Tensor:

@@ -62,20 +62,29 @@ def require_two_phases(train: Sequence[VideoEmbeddings]) -> None:
         raise ProbeSkipped(f"the train videos carry fewer than 2 phase labels (found: {found}); a classifier needs 2")
 
 
-def accuracy(train: Sequence[VideoEmbeddings], val: Frames, classifier: str) -> float:
-    """Fit on every labelled frame of `train`, return the fraction of `val` frames classified right.
+def labelled_flags(videos: Sequence[VideoEmbeddings]) -> np.ndarray:
+    """The flag bits of the frames `labelled_frames` returns, in the same order."""
+    return np.concatenate([v.flags[v.labels != UNLABELLED] for v in videos])
+
+
+def predict(train: Sequence[VideoEmbeddings], frames: np.ndarray, classifier: str) -> np.ndarray:
+    """Fit on every labelled frame of `train`, return the predicted label of each row of `frames`.
 
     With a single class in the training frames, every frame is predicted as that class.
     """
     x, y = labelled_frames(train)
     model = DummyClassifier(strategy="most_frequent") if np.unique(y).size == 1 else make_classifier(classifier)
-    predicted = model.fit(x, y).predict(val[0])
-    return float(np.mean(predicted == val[1]))
+    return model.fit(x, y).predict(frames)
 
 
-def fraction_accuracy(train: Sequence[VideoEmbeddings], val: Frames, fraction: float, classifier: str) -> float:
-    """The paper-comparable number: trained on the first n_f train videos in file order."""
-    return accuracy(train[: train_count(fraction, len(train))], val, classifier)
+def accuracy(train: Sequence[VideoEmbeddings], val: Frames, classifier: str) -> float:
+    """The fraction of `val` frames classified right by the classifier fit on `train` (`predict`)."""
+    return float(np.mean(predict(train, val[0], classifier) == val[1]))
+
+
+def first_videos(train: Sequence[VideoEmbeddings], fraction: float) -> Sequence[VideoEmbeddings]:
+    """The paper-comparable training set at a label fraction: the first n_f train videos in file order."""
+    return train[: train_count(fraction, len(train))]
 
 
 def subset_accuracies(train: Sequence[VideoEmbeddings], val: Frames, fraction: float, seeds: int,

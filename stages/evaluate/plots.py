@@ -57,7 +57,8 @@ def plot_tsne(embeddings_path: str | Path, out_png: str | Path, videos: int = 3,
     if len(points) < 4:
         raise VavaError(f"{path}: t-SNE needs at least 4 frames, the chosen videos have {len(points)}")
     perplexity = min(30.0, max(1.0, (len(points) - 1) / 3))
-    xy = TSNE(n_components=2, perplexity=perplexity, init="pca", random_state=seed).fit_transform(points)
+    init = "pca" if points.shape[1] >= 2 else "random"  # PCA cannot make 2 components of 1-D (time-only) rows
+    xy = TSNE(n_components=2, perplexity=perplexity, init=init, random_state=seed).fit_transform(points)
 
     figure = new_figure(TSNE_SIZE)
     ax = figure.add_subplot()

@@ -1,23 +1,33 @@
 """Markdown and plain-text tables of evaluation reports, laid out like the VAVA supplement's Tables 1-2.
 
-The number columns and report.md's probe sections come from the probe registry. Classification and
-AP@K are shown in percent (2 decimals), progression (R^2) and tau with 4 decimals; "-" marks a number
-that was not computed. The main table's AP@K is the frame-weighted aggregation (LAV/VAOT/VAVA);
-report.md also lists the video-mean one (CARL).
+The number columns and report.md's probe sections come from the probe registry. Classification,
+AP@K and the targeted metrics are shown in percent (2 decimals), progression (R^2) and tau with 4
+decimals; "-" marks a number that was not computed. The main table's AP@K is the frame-weighted
+aggregation (LAV/VAOT/VAVA); report.md also lists the video-mean one (CARL). The Objective column
+names a reference row (an identity file) by what it embeds frames by: "time only", "frozen
+features (raw)" or "frozen features (standardised)".
 """
 from __future__ import annotations
 
 from collections.abc import Sequence
 from pathlib import Path
 
+from vava.core.embeddings_file import IDENTITY_KINDS, identity_kind
 from vava.stages.evaluate.probes import PROBES, Registry
 from vava.stages.evaluate.probes.base import Column, Report, markdown, percent
 from vava.stages.evaluate.probes.classification import accuracy_at
 
 Table = tuple[list[str], list[list[str]]]
 
+
+def objective_label(report: Report) -> str:
+    """The run's objective, or for a reference row (an identity file) what it embeds frames by ("time only")."""
+    kind = identity_kind(report["attrs"])
+    return IDENTITY_KINDS.get(kind, kind) if kind else str(report["attrs"].get("objective", "?"))
+
+
 RUN_DETAILS = [Column("Background", lambda report: "with" if report["options"]["background"] == "keep" else "without"),
-               Column("Objective", lambda report: str(report["attrs"].get("objective", "?")))]
+               Column("Objective", objective_label)]
 
 
 def run_label(report: Report) -> str:
@@ -94,6 +104,8 @@ def _provenance(report: Report) -> str:
     background = "kept as a class (with background)" if o["background"] == "keep" else "dropped (without background)"
     lines = [f"- {name}: `{attrs.get(name, '?')}`"
              for name in ("embedder", "objective", "step", "checkpoint", "feature_set", "fingerprint")]
+    if identity_kind(attrs):
+        lines.append(f"- reference row: {objective_label(report)} (`--identity {identity_kind(attrs)}`)")
     lines += [f"- embeddings: `{report['file']}`; videos: {report['videos']['train']} train, "
               f"{report['videos']['val']} val, {report['results']['actions']} action(s)",
               f"- background: {background}; classifier: {o['classifier']}; τ: stride {o['kendall_stride']}, "

@@ -124,6 +124,34 @@ def test_train_and_embed_commands(toy_features: Path, tmp_path: Path) -> None:
     assert embedded.stdout.strip().splitlines()[-1] == str(run_dir / "embeddings.h5")
 
 
+def test_embed_identity_kinds_and_time_only_evaluated_end_to_end(toy_features: Path, tmp_path: Path) -> None:
+    help_text = " ".join(run("embed", "--help").output.split())
+    assert all(kind in help_text for kind in ("features (pooled", "features- standardised", "time (t/T)"))
+    bad = run("embed", "--run", str(tmp_path / "bad"), "--features", str(toy_features), "--identity", "frames")
+    assert bad.exit_code == 1 and "Traceback" not in bad.output
+    assert "Error: --identity: 'frames' is not one of features, features-standardised, time" in bad.output
+
+    runs = {"pooled": [], "time-only": ["time"], "z": ["features-standardised"]}  # bare --identity: features
+    for name, kind in runs.items():
+        embedded = run("embed", "--run", str(tmp_path / name), "--features", str(toy_features), "--identity", *kind,
+                       "--quiet")
+        assert embedded.exit_code == 0, embedded.output
+        plots = [] if name == "time-only" else ["--no-plots"]  # the plots of 1-D embeddings too
+        evaluated = run("evaluate", "--run", str(tmp_path / name), "--k", "1,2", *plots)
+        assert evaluated.exit_code == 0, evaluated.output
+    assert {p.name for p in (tmp_path / "time-only" / "plots").iterdir()} == {"tsne.png", "alignment.png"}
+    report = json.loads((tmp_path / "time-only" / "report.json").read_text())
+    assert report["attrs"]["identity_kind"] == "time"
+    # toy labels are min(floor(3t / T), 2), a function of t/T: time alone nearly separates the phases (chance: 1/3),
+    # and progress targets (t - tau_e) / T are t/T less a per-video offset close to e/3
+    assert report["results"]["classification"]["1.0"] > 0.95 and report["results"]["progress"] > 0.95
+    assert "- reference row: time only (`--identity time`)" in (tmp_path / "time-only" / "report.md").read_text()
+    table = run("evaluate", *(a for name in runs for a in ("--compare", str(tmp_path / name)))).stdout.strip()
+    rows = [line.split(" | ")[:3] for line in table.splitlines()[2:]]
+    assert rows == [["| pooled", "with", "frozen features (raw)"], ["| time-only", "with", "time only"],
+                    ["| z", "with", "frozen features (standardised)"]]
+
+
 @pytest.mark.parametrize(
     ("args", "message"),
     [(["--set", "data.frames=3"], "data.frames: unknown config key"),

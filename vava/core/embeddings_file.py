@@ -4,9 +4,13 @@ know its layout. Readable with plain h5py::
     /videos/<id>/embeddings  (T, D) float32
     /videos/<id>/labels      (T,)   int64
     /videos/<id>/frame_index (T,)   int64     frame of the decoded video each row belongs to
+    /videos/<id>/flags       (T,)   uint8     per-frame flag bits (`vava.core.records.FRAME_FLAGS`);
+                                              absent in older files, read as zeros
     group attrs: id, split, action, fps, phases, background_label (-1 = none)
     file attrs:  run, embedder ("trained" | "identity"), checkpoint, step, objective, feature_set,
-                 fingerprint, splits, created (run, checkpoint and feature_set as absolute paths)
+                 fingerprint, splits, created (run, checkpoint and feature_set as absolute paths);
+                 identity files add identity_kind (one of IDENTITY_KINDS; older ones lack it and
+                 are "features"), and "features-standardised" files the source of their statistics
 
 Reading gives validated per-video records (`load_embeddings`).
 
@@ -44,6 +48,10 @@ BACKGROUND_MODES = ("keep", "drop")
 UNLABELLED = -1
 NO_BACKGROUND = -1
 
+# What an identity (no training) file embeds each frame by, and the label of its row in the tables.
+IDENTITY_KINDS = {"features": "frozen features (raw)", "features-standardised": "frozen features (standardised)",
+                  "time": "time only"}
+
 
 @dataclass(frozen=True, eq=False)
 class VideoEmbeddings:
@@ -56,6 +64,11 @@ class VideoEmbeddings:
     labels: np.ndarray = field(repr=False)      # (T,) int64; UNLABELLED where unknown
     phases: tuple[str, ...] = ()                # phase names indexed by label
     background_label: int = NO_BACKGROUND
+    flags: np.ndarray | None = field(default=None, repr=False)  # (T,) uint8; None becomes zeros
+
+    def __post_init__(self) -> None:
+        if self.flags is None:
+            object.__setattr__(self, "flags", np.zeros(self.labels.shape[0], dtype=np.uint8))
 
     @property
     def num_frames(self) -> int:
@@ -91,7 +104,7 @@ class VideoInfo(Protocol):
 class EmbeddingsWriter:
     """Writes an embeddings file video by video, by create-and-rename when the block ends.
 
-    ``with EmbeddingsWriter(path, attrs) as writer: writer.add(video, rows, labels, frame_index)``;
+    ``with EmbeddingsWriter(path, attrs) as writer: writer.add(video, rows, labels, frame_index, flags)``;
     an error inside the block leaves `path` as it was.
     """
 
@@ -111,16 +124,27 @@ class EmbeddingsWriter:
     def __exit__(self, *exc: object) -> bool | None:
         return self._stack.__exit__(*exc)
 
-    def add(self, video: VideoInfo, embeddings: np.ndarray, labels: np.ndarray, frame_index: np.ndarray) -> None:
-        """Store one video's (T, D) embeddings with its labels and frame indices."""
+    def add(self, video: VideoInfo, embeddings: np.ndarray, labels: np.ndarray, frame_index: np.ndarray,
+            flags: np.ndarray) -> None:
+        """Store one video's (T, D) embeddings with its labels, frame indices and (T,) uint8 flag bits."""
+        flags = np.asarray(flags)
+        if flags.dtype != np.uint8 or flags.shape != (embeddings.shape[0],):
+            raise VavaError(f"{self.path}: video {video.id!r}: flags must be a ({embeddings.shape[0]},) uint8 array, "
+                            f"got {flags.dtype} of shape {flags.shape}")
         group = self._handle.create_group(f"videos/{video.id}")
         group.create_dataset("embeddings", data=embeddings.astype(np.float32))
         group.create_dataset("labels", data=labels)
         group.create_dataset("frame_index", data=frame_index)
+        group.create_dataset("flags", data=flags)
         group.attrs.update({"id": video.id, "split": video.split, "action": video.action, "fps": video.fps or 0.0,
                             "phases": list(video.phases),
                             "background_label": NO_BACKGROUND if video.background_label is None
                             else video.background_label})
+
+
+def identity_kind(attrs: dict[str, object]) -> str | None:
+    """The identity kind of a file's attrs (None for a trained embedder; "features" for files older than kinds)."""
+    return str(attrs.get("identity_kind", "features")) if attrs.get("embedder") == "identity" else None
 
 
 def natural_key(text: str) -> tuple[list[int | str], str]:
@@ -168,7 +192,7 @@ def without_background(path: Path, video: VideoEmbeddings) -> VideoEmbeddings:
     labels = np.where(labels > bg, labels - 1, labels)
     phases = video.phases[:bg] + video.phases[bg + 1:] if bg < len(video.phases) else video.phases
     return replace(video, embeddings=video.embeddings[keep], labels=labels, phases=phases,
-                   background_label=NO_BACKGROUND)
+                   background_label=NO_BACKGROUND, flags=video.flags[keep])
 
 
 def plain(value: object) -> object:
@@ -206,7 +230,18 @@ def _read_video(path: Path, group: h5py.Group) -> VideoEmbeddings:
         id=str(plain(attrs.get("id", name))), split=str(plain(attrs.get("split", ""))),
         action=str(plain(attrs.get("action", ""))), embeddings=embeddings, labels=labels,
         phases=tuple(str(p) for p in (phases if isinstance(phases, list) else [phases])),
-        background_label=int(plain(attrs.get("background_label", NO_BACKGROUND))))
+        background_label=int(plain(attrs.get("background_label", NO_BACKGROUND))),
+        flags=_read_flags(where, group, labels.shape[0]))
+
+
+def _read_flags(where: str, group: h5py.Group, frames: int) -> np.ndarray | None:
+    """The video's (T,) uint8 flags; None (zeros) when the file has none."""
+    if "flags" not in group:
+        return None
+    flags = group["flags"]
+    if flags.dtype != np.uint8 or flags.shape != (frames,):
+        raise VavaError(f"{where}: flags must be a ({frames},) uint8 array, found {flags.dtype} of shape {flags.shape}")
+    return flags[()]
 
 
 def _check_dimensions(path: Path, videos: list[VideoEmbeddings]) -> None:

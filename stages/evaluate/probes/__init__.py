@@ -8,8 +8,10 @@ from vava.stages.evaluate.probes.kendall import Kendall
 from vava.stages.evaluate.probes.progression import Progress
 from vava.stages.evaluate.probes.retrieval import Retrieval
 from vava.stages.evaluate.probes.robustness import Robustness
+from vava.stages.evaluate.probes.targeted import Targeted
 
 Registry = dict[str, type[Probe]]
 
 # The order is the order of `--tasks`' list, of report.json's results and of the table columns.
-PROBES: Registry = {probe.name: probe for probe in (Classification, Progress, Kendall, Retrieval, FewShot, Robustness)}
+PROBES: Registry = {probe.name: probe for probe in (Classification, Progress, Kendall, Retrieval, Targeted, FewShot,
+                                                    Robustness)}

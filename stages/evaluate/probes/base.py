@@ -16,7 +16,7 @@ import numpy as np
 from vava.core.embeddings_file import VideoEmbeddings
 from vava.core.errors import ConfigError
 from vava.core.validation import Rule, at_least, flag, number
-from vava.stages.evaluate.classification import Frames, labelled_frames
+from vava.stages.evaluate.classification import Frames, first_videos, labelled_flags, labelled_frames, predict
 from vava.stages.evaluate.skip import ProbeSkipped
 
 Values = dict[str, object]
@@ -88,11 +88,28 @@ class Action:
 
     def __init__(self, train: Sequence[VideoEmbeddings], val: Sequence[VideoEmbeddings]) -> None:
         self.train, self.val = train, val
+        self._predicted: dict[tuple[int, str], np.ndarray] = {}
 
     @functools.cached_property
     def val_frames(self) -> Frames:
         """Every labelled val frame (computed once, shared by the classifier probes)."""
         return labelled_frames(self.val)
+
+    @functools.cached_property
+    def val_flags(self) -> np.ndarray:
+        """The flag bits of `val_frames`."""
+        return labelled_flags(self.val)
+
+    def predicted(self, fraction: float, classifier: str) -> np.ndarray:
+        """Labels of `val_frames` predicted by `classifier` fit on the first n_f train videos.
+
+        Each (n_f, classifier) is fit once per action, so probes reading the same fit share it.
+        """
+        train = first_videos(self.train, fraction)
+        found = (len(train), classifier)
+        if found not in self._predicted:
+            self._predicted[found] = predict(train, self.val_frames[0], classifier)
+        return self._predicted[found]
 
 
 class Probe:

@@ -1,4 +1,4 @@
-"""`embed`: HDF5 layout, values equal the embedder applied by hand, chunking, identity mode."""
+"""`embed`: HDF5 layout, values equal the embedder applied by hand, chunking, identity kinds, flags."""
 from __future__ import annotations
 
 from pathlib import Path
@@ -11,9 +11,10 @@ import torch
 from vava.cache.store import FeatureSet
 from vava.core.config import parse_overrides
 from vava.core.embedder import Embedder, context_indices
+from vava.core.embeddings_file import load_embeddings
 from vava.core.errors import VavaError
 from vava.core.run_folder import load_checkpoint
-from vava.stages.embed.run import embed
+from vava.stages.embed.run import SD_FLOOR, embed
 from vava.stages.train.config import load_config
 from vava.stages.train.loop import train
 
@@ -60,19 +61,90 @@ def test_chunking_does_not_change_embeddings(trained: Path) -> None:
         assert all(np.allclose(handle[f"videos/{k}/embeddings"][:], v, atol=1e-6) for k, v in reference.items())
 
 
-def test_identity_embeds_pooled_features_of_chosen_splits(toy_features: Path, tmp_path: Path) -> None:
-    path = embed(tmp_path / "random-features", toy_features, splits=("val",), identity=True, progress=False)
+def write_features(path: Path, videos: dict[str, tuple[str, np.ndarray]]) -> Path:
+    """A feature set of (split, maps (T, C, 1, 1)) per video id, one action, two phases (halves)."""
+    fs = FeatureSet.create(path, path.name, {"toy": True}, {"dataset": {"root": "toy"}})
+    for video_id, (split, maps) in videos.items():
+        writer = fs.begin_video(video_id, maps.shape[1:], {"split": split, "action": "a", "phases": ["p0", "p1"]})
+        writer.append(maps.astype(np.float16))
+        length = maps.shape[0]
+        writer.finish(np.arange(length) * 2 // length, np.arange(length), {"decoded_frames": length, "fps": 15.0})
+    return path
+
+
+def test_identity_features_embeds_pooled_maps_of_chosen_splits(toy_features: Path, tmp_path: Path) -> None:
+    path = embed(tmp_path / "random-features", toy_features, splits=("val",), identity="features", progress=False)
     fs = FeatureSet.open(toy_features)
     with h5py.File(path) as handle:
-        assert handle.attrs["embedder"] == "identity" and sorted(handle["videos"]) == ["toy2", "toy5"]
+        assert handle.attrs["embedder"] == "identity" and handle.attrs["identity_kind"] == "features"
+        assert sorted(handle["videos"]) == ["toy2", "toy5"]
         rows = handle["videos/toy5/embeddings"][:]
     assert np.allclose(rows, fs.read("toy5").astype(np.float32).mean(axis=(2, 3)), atol=1e-6)
 
 
+def test_identity_time_is_t_over_t(toy_features: Path, tmp_path: Path) -> None:
+    data = load_embeddings(embed(tmp_path / "time", toy_features, identity="time", progress=False))
+    assert data.attrs["identity_kind"] == "time" and data.attrs["objective"] == "none"
+    for video in data.videos:  # lengths 30, 36, 41, 33, 38, 44
+        length = FeatureSet.open(toy_features).video(video.id).num_frames
+        assert video.embeddings.shape == (length, 1)
+        assert video.embeddings[:, 0].tolist() == [np.float32(t / length) for t in range(length)]
+    assert data.videos[0].embeddings[[0, -1], 0].tolist() == [0.0, np.float32(29 / 30)]
+
+
+def test_identity_features_standardised_uses_the_train_split(toy_features: Path, tmp_path: Path) -> None:
+    fs = FeatureSet.open(toy_features)
+    pooled = {v.id: fs.read(v.id).astype(np.float32).mean(axis=(2, 3)) for v in fs.videos()}
+    train = np.concatenate([pooled[v.id] for v in fs.videos() if v.split == "train"]).astype(np.float64)
+    mean, sd = train.mean(axis=0), train.std(axis=0)
+    path = embed(tmp_path / "z", toy_features, splits=("val",), identity="features-standardised", progress=False)
+    data = load_embeddings(path)
+    assert [v.id for v in data.videos] == ["toy2", "toy5"]  # only val embedded, statistics still from train
+    for video in data.videos:
+        assert np.allclose(video.embeddings, (pooled[video.id] - mean) / sd, atol=1e-4)
+    assert {k: data.attrs[k] for k in ("identity_kind", "standardised_on", "standardised_videos",
+                                       "standardised_frames")} == {
+        "identity_kind": "features-standardised", "standardised_on": "train", "standardised_videos": 4,
+        "standardised_frames": 30 + 36 + 33 + 38}
+    train_rows = load_embeddings(embed(tmp_path / "z", toy_features, splits=("train",),
+                                       identity="features-standardised", progress=False)).videos
+    stacked = np.concatenate([v.embeddings for v in train_rows]).astype(np.float64)
+    assert np.allclose(stacked.mean(axis=0), 0.0, atol=1e-5) and np.allclose(stacked.std(axis=0), 1.0, atol=1e-4)
+
+
+def test_standardising_a_constant_dimension_divides_by_the_floor(tmp_path: Path) -> None:
+    varied = np.arange(8.0)[:, None, None, None]
+    train = np.concatenate([np.full((8, 1, 1, 1), 2.0), varied], axis=1)  # channel 0 constant on train
+    val = np.concatenate([np.full((4, 1, 1, 1), 2.5), varied[:4]], axis=1)
+    features = write_features(tmp_path / "cache" / "constantfeature0", {"t": ("train", train), "v": ("val", val)})
+    data = load_embeddings(embed(tmp_path / "z", features, identity="features-standardised", progress=False))
+    t, v = data.split("train")[0], data.split("val")[0]
+    assert np.all(t.embeddings[:, 0] == 0.0) and np.allclose(v.embeddings[:, 0], 0.5 / SD_FLOOR)
+    assert np.allclose(t.embeddings[:, 1], (np.arange(8) - 3.5) / np.arange(8.0).std(), atol=1e-6)
+    assert data.attrs["standardised_sd_floor"] == SD_FLOOR
+    only_val = write_features(tmp_path / "cache" / "onlyvalfeatures0", {"v": ("val", val)})
+    with pytest.raises(VavaError, match="features-standardised takes its statistics from the train split, which has "
+                                        "no complete video"):
+        embed(tmp_path / "y", only_val, identity="features-standardised", progress=False)
+
+
+def test_flags_reach_the_embeddings_file(toy_features: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    path = embed(tmp_path / "none", toy_features, splits=("val",), identity="time", progress=False)
+    assert all(not v.flags.any() and v.flags.dtype == np.uint8 for v in load_embeddings(path).videos)  # zeros
+    monkeypatch.setattr(FeatureSet, "flags", lambda self, video_id: np.arange(self.video(video_id).num_frames,
+                                                                              dtype=np.uint8) % 8)
+    path = embed(tmp_path / "flags", toy_features, splits=("val",), identity="time", progress=False)
+    with h5py.File(path) as handle:
+        assert handle["videos/toy2/flags"].dtype == np.uint8
+        assert handle["videos/toy2/flags"][:].tolist() == [t % 8 for t in range(41)]
+
+
 def test_embed_errors(toy_features: Path, tmp_path: Path) -> None:
     with pytest.raises(VavaError, match="--identity needs --features"):
-        embed(tmp_path / "r", identity=True, progress=False)
+        embed(tmp_path / "r", identity="features", progress=False)
     with pytest.raises(VavaError, match="no checkpoint"):
         embed(tmp_path / "r", progress=False)
     with pytest.raises(VavaError, match="--splits: test given"):
-        embed(tmp_path / "r", toy_features, splits=("test",), identity=True, progress=False)
+        embed(tmp_path / "r", toy_features, splits=("test",), identity="features", progress=False)
+    with pytest.raises(VavaError, match="--identity: 'frames' is not one of features, features-standardised, time"):
+        embed(tmp_path / "r", toy_features, identity="frames", progress=False)

@@ -1,4 +1,4 @@
-"""Tiny embeddings.h5 files, in the layout `vava embed` writes, for the evaluation tests."""
+"""Tiny embeddings.h5 files, in the layout `vava embed` writes, for the evaluation tests (flags only when given)."""
 from __future__ import annotations
 
 from pathlib import Path
@@ -11,10 +11,10 @@ from vava.core.embeddings_file import VideoEmbeddings
 PHASES = ["p0", "p1", "p2"]
 
 
-def video(id: str, x, y, split: str = "val", action: str = "a", phases=PHASES, bg: int = -1) -> dict:
+def video(id: str, x, y, split: str = "val", action: str = "a", phases=PHASES, bg: int = -1, flags=None) -> dict:
     y = np.asarray(y, dtype=np.int64)
     return {"id": id, "x": np.asarray(x, dtype=np.float32).reshape(len(y), -1), "y": y, "split": split,
-            "action": action, "phases": phases, "bg": bg}
+            "action": action, "phases": phases, "bg": bg, "flags": flags}
 
 
 def write_h5(path: Path, videos: list[dict]) -> Path:
@@ -28,6 +28,8 @@ def write_h5(path: Path, videos: list[dict]) -> Path:
             group.create_dataset("embeddings", data=v["x"])
             group.create_dataset("labels", data=v["y"])
             group.create_dataset("frame_index", data=np.arange(len(v["y"])))
+            if v.get("flags") is not None:
+                group.create_dataset("flags", data=np.asarray(v["flags"], dtype=np.uint8))
             group.attrs.update({"id": v["id"], "split": v["split"], "action": v["action"], "fps": 15.0,
                                 "phases": v["phases"], "background_label": v["bg"]})
     return path

@@ -103,7 +103,7 @@ def test_report_files_and_tables(tmp_path: Path) -> None:
             "skipped"} <= set(saved)
     assert saved["options"]["kendall_stride"] == 1 and saved["defaults"]["background"] == "keep"
     assert saved["attrs"]["objective"] == "vava" and saved["videos"] == {"train": 3, "val": 2}
-    assert set(saved["results"]) == {"actions", "classification", "progress", "kendall", "retrieval"}
+    assert set(saved["results"]) == {"actions", "classification", "progress", "kendall", "retrieval", "targeted"}
     assert load_report(tmp_path / "run") == saved
     markdown = md_path.read_text()
     header = ("| Run | Classification 0.1 | Classification 0.5 | Classification 1.0 | Progress | τ | AP@1 | AP@2 |")
