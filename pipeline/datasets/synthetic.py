@@ -72,6 +72,7 @@ _PROCEDURE_FRAMES = _count(MIN_PROCEDURE_FRAMES)
 STRENGTH = Rule(lambda v: is_real(v) and 0 <= v <= 1, "a number in [0, 1]",
                 lambda v: f"strength must be a number in [0, 1], got {v!r}")
 FRAMES = Rule(lambda pair: _frames_problem(pair) is None, "a (min, max) pair", _frames_problem)
+BENCHMARK = Rule(lambda v: is_integer(v) and v in BENCHMARKS, f"one of {', '.join(map(str, BENCHMARKS))}")
 
 
 @dataclass(frozen=True)
@@ -108,7 +109,7 @@ class Variations:
 
 CLEAN = Variations(speed=0.3, appearance=0.3)
 WILD = replace(CLEAN, background=0.5, redundant=0.5, nonmonotonic=0.3, jitter=0.3, noise=0.3)
-CLEAN_V2 = Variations(speed=0.6, appearance=0.3)
+CLEAN_V2 = Variations(speed=0.8, appearance=0.3)
 WILD_V2 = replace(CLEAN_V2, background=0.5, redundant=0.5, nonmonotonic=0.8, jitter=0.3, noise=0.3)
 PRESETS: MappingProxyType[int, dict[str, Variations]] = MappingProxyType({
     1: {"clean": CLEAN, "wild": WILD}, 2: {"clean": CLEAN_V2, "wild": WILD_V2}})
@@ -116,8 +117,8 @@ PRESETS: MappingProxyType[int, dict[str, Variations]] = MappingProxyType({
 
 def preset(name: str, benchmark: int) -> Variations:
     """The `clean` or `wild` strengths of a benchmark version; ConfigError naming --benchmark if unknown."""
-    if benchmark not in PRESETS:
-        raise option_error("--benchmark", f"must be one of {', '.join(map(str, BENCHMARKS))}, got {benchmark}")
+    if not BENCHMARK.holds(benchmark):
+        raise option_error("--benchmark", BENCHMARK.message(benchmark))
     return PRESETS[benchmark][name]
 
 
@@ -141,7 +142,7 @@ class SynthConfig:
     fps: float = checked(number(at_least=1, at_most=MAX_FPS, phrase=f"a number from 1 to {MAX_FPS:g}"), 15.0)
     seed: int = checked(_count(0), 0)
     variations: Variations = checked(instance(Variations, "a Variations"), CLEAN)
-    benchmark: int = checked(Rule(lambda v: is_integer(v) and v in BENCHMARKS, f"one of {BENCHMARKS}"), 2)
+    benchmark: int = checked(BENCHMARK, 2)
 
     def __post_init__(self) -> None:
         validate(self)
@@ -505,8 +506,8 @@ def _reordered(phases: int, strength: float, rng: np.random.Generator) -> list[i
     if omit:
         del order[int(rng.integers(phases))]
     for _ in range(1 + int(rng.binomial(2, 0.35)) if reorder else 0):
-        if rng.random() < 0.5 or len(order) >= phases + _MAX_EXTRA_SEGMENTS:
-            pairs = [(i, j) for i in range(len(order)) for j in range(i + 1, len(order)) if order[i] < order[j]]
+        pairs = [(i, j) for i in range(len(order)) for j in range(i + 1, len(order)) if order[i] < order[j]]
+        if pairs and (rng.random() < 0.5 or len(order) >= phases + _MAX_EXTRA_SEGMENTS):
             i, j = pairs[int(rng.integers(len(pairs)))]
             order[i], order[j] = order[j], order[i]
         else:
