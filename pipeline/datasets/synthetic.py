@@ -498,24 +498,22 @@ def _timeline_v1(phases: int, config: SynthConfig, rngs: dict[str, np.random.Gen
 
 
 def _reordered(phases: int, strength: float, rng: np.random.Generator) -> list[int]:
-    """Benchmark 2 procedure order: with probability `strength` one to three swaps (of any two phases in
-    order) or repeats (an earlier phase done again after a later one); with probability `strength / 2`
-    one phase omitted. Each swap or repeat adds an inversion, so a reordered procedure is never monotone."""
+    """Benchmark 2 procedure order: with probability `strength` one to three swaps (of two phases in order)
+    or repeats (an earlier phase done again right after a later one); with probability `strength / 2` one
+    phase omitted. Each swap or repeat adds an inversion, so a reordered procedure is never monotone."""
     reorder, omit = rng.random() < strength, rng.random() < strength / 2
     order = list(range(phases))
     if omit:
         del order[int(rng.integers(phases))]
     for _ in range(1 + int(rng.binomial(2, 0.35)) if reorder else 0):
-        pairs = [(i, j) for i in range(len(order)) for j in range(i + 1, len(order)) if order[i] < order[j]]
-        if pairs and (rng.random() < 0.5 or len(order) >= phases + _MAX_EXTRA_SEGMENTS):
-            i, j = pairs[int(rng.integers(len(pairs)))]
-            order[i], order[j] = order[j], order[i]
-        else:
-            at = int(rng.integers(1, len(order) + 1))
-            earlier = sorted(set(order[:at]) - {order[at - 1]} - set(order[at:at + 1]))
-            earlier = [k for k in earlier if k < order[at - 1]]
-            if earlier:
-                order.insert(at, earlier[int(rng.integers(len(earlier)))])
+        n = len(order)
+        swapped = [order[:i] + [order[j]] + order[i + 1:j] + [order[i]] + order[j + 1:]
+                   for i in range(n) for j in range(i + 1, n) if order[i] < order[j]]
+        repeated = [order[:at] + [k] + order[at:] for at in range(1, n + 1) for k in sorted(set(order[:at]))
+                    if k < order[at - 1] and order[at:at + 1] != [k]] if n < phases + _MAX_EXTRA_SEGMENTS else []
+        first, second = (swapped, repeated) if rng.random() < 0.5 else (repeated, swapped)
+        if choices := first or second:  # neither only when the order is already strictly decreasing
+            order = choices[int(rng.integers(len(choices)))]
     return [k for i, k in enumerate(order) if i == 0 or k != order[i - 1]]
 
 
