@@ -96,6 +96,28 @@ def test_data_synth_writes_a_loadable_dataset(tmp_path: Path) -> None:
     assert all(r.flags is not None and r.flags.shape == r.labels.shape for r in records)
 
 
+def test_synth_flags_reach_the_feature_cache(tmp_path: Path) -> None:
+    """manifest `flags` -> extract (resampled to half the frame rate) -> FeatureSet.flags of the kept frames."""
+    import numpy as np
+
+    from vava.cache.store import FeatureSet
+    from vava.pipeline.datasets.folder import load_folder
+
+    data = tmp_path / "data"
+    synth = run("data", "synth", str(data), "--wild", "--actions", "1", "--videos", "2", "--size", "32",
+                "--frames", "16:20")
+    assert synth.exit_code == 0, synth.output
+    result = run(*EXTRACT, "--image-size", "32", "--fps", "7.5", "--root", str(data), "--cache", str(tmp_path / "c"))
+    assert result.exit_code == 0, result.output
+    features = FeatureSet.open(result.stdout.strip().splitlines()[-1])
+    records = load_folder(data)
+    assert any(r.flags.any() for r in records)
+    for record in records:
+        index = features.frame_index(record.id)
+        assert len(index) < record.num_frames
+        assert np.array_equal(features.flags(record.id), record.flags[index])
+
+
 @pytest.mark.parametrize(
     ("args", "message"),
     [(["--noise", "1.5"], "Invalid value for --noise: strength must be a number in [0, 1], got 1.5"),
