@@ -7,7 +7,7 @@ import pytest
 import torch
 from torchvision import models
 
-from vava.core.backbone import BACKBONES, file_sha256, imagenet_weights_path, load_backbone
+from vava.core.backbone import BACKBONES, backbone_with_cut, file_sha256, imagenet_weights_path, load_backbone
 from vava.core.errors import VavaError
 
 
@@ -40,6 +40,16 @@ def test_default_cut_is_the_third_block_of_layer3_and_the_full_layer3_stays_avai
         assert torch.equal(out_full, reference_resnet50(5, 6)(images))
     assert out_default.shape == out_full.shape == (2, 1024, 4, 4)
     assert not torch.allclose(out_default, out_full)
+
+
+def test_a_recorded_cut_finds_its_registered_backbone() -> None:
+    assert backbone_with_cut("resnet50", "layer3.2") == "resnet50"
+    assert backbone_with_cut("resnet50", "layer3") == "resnet50-layer3"  # feature sets from before the cut moved
+    assert backbone_with_cut("resnet18", "layer3") == "resnet18"
+    with pytest.raises(VavaError, match="no registered backbone is resnet18 cut at 'layer3.2' \\(known: resnet50 at "):
+        backbone_with_cut("resnet18", "layer3.2")
+    with pytest.raises(VavaError, match="no registered backbone is vgg cut at 'layer3'"):
+        backbone_with_cut("vgg", "layer3")
 
 
 def test_random_weights_are_seeded() -> None:

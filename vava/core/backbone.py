@@ -50,6 +50,17 @@ BACKBONES: dict[str, BackboneSpec] = {
 }
 
 
+def backbone_with_cut(name: str, cut: str) -> str:
+    """The registered backbone of the same network as `name` cut at `cut` (a feature set records both):
+    `resnet50` at `layer3` is `resnet50-layer3`, the cut `resnet50` had before it moved to `layer3.2`."""
+    spec = BACKBONES.get(name)
+    found = [other for other, s in BACKBONES.items() if spec and s.imagenet == spec.imagenet and s.cut == cut]
+    if not found:
+        raise VavaError(f"no registered backbone is {name} cut at {cut!r} (known: "
+                        f"{', '.join(f'{n} at {s.cut}' for n, s in BACKBONES.items())})")
+    return found[0]
+
+
 def imagenet_weights_path(name: str) -> Path:
     """Where torch's hub cache keeps the ImageNet weights of backbone `name`."""
     url = BACKBONES[name].imagenet.url
