@@ -35,8 +35,9 @@ def source_identity(path: Path) -> dict[str, Any]:
 
 
 def video_inputs(record: VideoRecord) -> dict[str, Any]:
-    """Everything about one video that its cached features and metadata depend on."""
-    return {
+    """Everything about one video that its cached features and metadata depend on (`flags` only when given,
+    so videos without flags keep the fingerprint they had before flags existed)."""
+    inputs = {
         "id": record.id,
         "source": source_identity(record.path),
         "split": record.split,
@@ -46,6 +47,9 @@ def video_inputs(record: VideoRecord) -> dict[str, Any]:
         "fps": record.fps,
         "background_label": record.background_label,
     }
+    if record.flags is not None:
+        inputs["flags"] = stable_hash(record.flags.tolist())
+    return inputs
 
 
 def feature_set_fingerprint(records: list[VideoRecord], settings: dict[str, Any]) -> tuple[str, dict[str, Any]]:

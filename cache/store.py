@@ -7,6 +7,7 @@ Layout of a cache folder::
             features    (T, C, H, W) float16, blosc-zstd, one chunk per frame, sharded
             labels      (T,) int64       phase label of every stored frame
             frame_index (T,) int64       index of every stored frame in the decoded video
+            flags       (T,) uint8       per-frame flag bits (only when the manifest gives `flags`)
     CACHE/.locks/<fingerprint>/<video_id>.lock   advisory locks held while a video is written
     CACHE/.locks/<fingerprint>/set.lock          held by writers (shared) and `cache rm` (exclusive)
 
@@ -361,15 +362,21 @@ class VideoWriter:
         self._array.append(block.astype(FEATURE_DTYPE, copy=False), axis=0)
         self.frames_written += int(block.shape[0])
 
-    def finish(self, labels: np.ndarray, frame_index: np.ndarray, attrs: dict[str, Any]) -> None:
-        """Cut the features to `len(labels)` frames, store labels/indices, then set `complete`."""
+    def finish(self, labels: np.ndarray, frame_index: np.ndarray, attrs: dict[str, Any],
+               flags: np.ndarray | None = None) -> None:
+        """Cut the features to `len(labels)` frames, store labels/indices (and per-frame `flags` when given,
+        one per label), then set `complete`."""
         num_frames = int(labels.shape[0])
         if num_frames > self.frames_written:
             raise ValueError(f"{num_frames} labels for {self.frames_written} written frames")
+        if flags is not None and flags.shape != labels.shape:
+            raise ValueError(f"{flags.shape[0]} flags for {num_frames} labels")
         if num_frames < self.frames_written:
             self._array.resize((num_frames, *self._array.shape[1:]))
         self._group.create_array("labels", data=np.asarray(labels, dtype=np.int64), compressors=_CODECS)
         self._group.create_array("frame_index", data=np.asarray(frame_index, dtype=np.int64), compressors=_CODECS)
+        if flags is not None:
+            self._group.create_array("flags", data=np.asarray(flags, dtype=np.uint8), compressors=_CODECS)
         self._group.attrs.update({**attrs, "num_frames": num_frames, "written": _now(),
                                   "files": _file_sizes(self._folder), "complete": True})
 

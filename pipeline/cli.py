@@ -74,6 +74,8 @@ def _frames_range(ctx: click.Context, param: click.Parameter, value: str) -> tup
               help="Procedure length range MIN:MAX in frames (background frames come on top).")
 @click.option("--fps", default=15.0, show_default=True, help="Frame rate of the written videos.")
 @click.option("--seed", default=0, show_default=True)
+@click.option("--benchmark", default=2, show_default=True,
+              help="Version: 2 decouples phase from time (in-scene background, reordering); 1 is the first release.")
 @click.option("--clean", "preset", flag_value="clean", default=True, help="No wild variations (default).")
 @click.option("--wild", "preset", flag_value="wild", help="Background, redundant and non-monotonic frames on.")
 @click.option("--speed", type=float, help="Strength 0-1 of speed changes and temporal warping.")
@@ -85,7 +87,8 @@ def _frames_range(ctx: click.Context, param: click.Parameter, value: str) -> tup
 @click.option("--nonmonotonic", type=float, help="Strength 0-1 of repeated or swapped phases.")
 @click.option("--force", is_flag=True, help="Write into a non-empty folder that holds no synthetic dataset "
                                             "(its files are kept; none is overwritten).")
-def data_synth(out_dir: Path, preset: str, seed: int, frames: tuple[int, int], force: bool, **options) -> None:
+def data_synth(out_dir: Path, preset: str, seed: int, frames: tuple[int, int], benchmark: int, force: bool,
+               **options) -> None:
     """Render the built-in synthetic dataset into OUT_DIR (generic folder format).
 
     Rerunning into the same OUT_DIR replaces the dataset: only videos the previous run wrote are removed.
@@ -94,12 +97,12 @@ def data_synth(out_dir: Path, preset: str, seed: int, frames: tuple[int, int], f
 
     from vava.pipeline.datasets import synthetic
 
-    base = synthetic.WILD if preset == "wild" else synthetic.CLEAN
     strengths = {f.name: options.pop(f.name) for f in dataclasses.fields(synthetic.Variations)}
     overrides = {name: value for name, value in strengths.items() if value is not None}
     with _option_errors():
-        variations = dataclasses.replace(base, **overrides)
-        config = synthetic.SynthConfig(variations=variations, frames=frames, seed=seed, **options)
+        variations = dataclasses.replace(synthetic.preset(preset, benchmark), **overrides)
+        config = synthetic.SynthConfig(variations=variations, frames=frames, seed=seed, benchmark=benchmark,
+                                       **options)
     total = config.actions * config.videos
     with click.progressbar(length=total, label="synth", file=sys.stderr) as bar:
         entries = synthetic.synthesize(out_dir, config, progress=lambda done, _: bar.update(done - bar.pos),
@@ -116,7 +119,8 @@ def data_synth(out_dir: Path, preset: str, seed: int, frames: tuple[int, int], f
 @click.option("--allow-outside-root", is_flag=True,
               help="Read video paths of the manifest that lead outside --root (absolute, '..', symlinks).")
 @click.option("--cache", required=True, type=click.Path(file_okay=False, path_type=Path), help="Feature cache folder.")
-@click.option("--backbone", default="resnet50", show_default=True)
+@click.option("--backbone", default="resnet50", show_default=True,
+              help="resnet50 (conv4 = 3rd block of layer3, as VAVA) | resnet50-layer3 (all 6 blocks) | resnet18.")
 @click.option("--weights", default="imagenet", show_default=True, help="imagenet | random | PATH to a state dict.")
 @click.option("--seed", default=0, show_default=True, help="Seed of --weights random.")
 @click.option("--image-size", default=224, show_default=True, help="Input size in pixels (multiple of 16).")

@@ -1,7 +1,8 @@
 """The generic folder format: `ROOT/manifest.jsonl`, one JSON object per video.
 
 Keys: `id`, `path` (relative to ROOT), `split` (train/val), `action`, `labels` (per-frame ints),
-optional `phases` (names, indexed by label), `fps`, `background_label`.
+optional `phases` (names, indexed by label), `fps`, `background_label`, `flags` (per-frame bit masks of
+`vava.core.records.FRAME_FLAGS`).
 
 The manifest is UTF-8 (a leading byte-order mark, as some editors write, is accepted and ignored).
 Video paths must stay inside ROOT, symlinks resolved, unless the caller allows otherwise.
@@ -18,12 +19,21 @@ import numpy as np
 
 from vava.core.errors import VavaError
 from vava.core.files import atomic_write, is_inside
-from vava.core.records import MAX_FRAMES, MAX_LABEL, SPLITS, UNKNOWN_LABEL, VideoRecord, check_video_id
+from vava.core.records import (
+    FRAME_FLAGS,
+    MAX_FLAGS,
+    MAX_FRAMES,
+    MAX_LABEL,
+    SPLITS,
+    UNKNOWN_LABEL,
+    VideoRecord,
+    check_video_id,
+)
 
 MANIFEST_NAME = "manifest.jsonl"
 MAX_LINE_BYTES = 64 * 2**20  # far above MAX_FRAMES labels; guards against reading a huge blob whole
 _REQUIRED = ("id", "path", "split", "action", "labels")
-_OPTIONAL = ("phases", "fps", "background_label")
+_OPTIONAL = ("phases", "fps", "background_label", "flags")
 
 
 def load_folder(root: str | Path, *, allow_outside_root: bool = False) -> list[VideoRecord]:
@@ -104,6 +114,7 @@ def _parse_entry(entry: object, root: Path, confined_to: Path | None, where: str
         fps=_parse_fps(entry.get("fps"), where),
         background_label=_parse_background(entry.get("background_label"), phases, where),
         confined_to=confined_to,
+        flags=_parse_flags(entry.get("flags"), len(labels), where),
     )
 
 
@@ -139,6 +150,21 @@ def _parse_labels(labels: object, phases: tuple[str, ...], where: str) -> np.nda
     if phases and highest >= len(phases):
         raise VavaError(f"{where}: label {highest} has no name in phases ({len(phases)} given)")
     return np.asarray(labels, dtype=np.int64)
+
+
+def _parse_flags(flags: object, frames: int, where: str) -> np.ndarray | None:
+    """Per-frame bit masks, one per label; each a sum of the `FRAME_FLAGS` bits."""
+    if flags is None:
+        return None
+    if not isinstance(flags, list) or not all(isinstance(x, int) and not isinstance(x, bool) for x in flags):
+        raise VavaError(f"{where}: flags must be a list of integers (one bit mask per frame)")
+    if len(flags) != frames:
+        raise VavaError(f"{where}: {len(flags)} flags for {frames} labels (give one per frame)")
+    bad = next((x for x in flags if not 0 <= x <= MAX_FLAGS), None)
+    if bad is not None:
+        bits = ", ".join(f"{name}={bit}" for name, bit in FRAME_FLAGS.items())
+        raise VavaError(f"{where}: flag {bad} is not a sum of the flag bits ({bits}), i.e. 0..{MAX_FLAGS}")
+    return np.asarray(flags, dtype=np.uint8)
 
 
 def _parse_phases(phases: object, where: str) -> tuple[str, ...]:

@@ -6,6 +6,11 @@ performance (speed, appearance, camera jitter, noise, inserted background, holds
 Everything is drawn from one generator per video, seeded from (seed, action index, video index), so a
 video never depends on the others or on how many were requested.
 
+Two benchmark versions: 1 (the first release, kept frame for frame) and 2, where position in time is a
+poor predictor of the phase: log-normal phase durations, background that is the procedure's own scene
+left idle (state frozen, a hand wandering) at the start, in the middle and at the end, and reordered,
+repeated and omitted phases in most wild videos.
+
 Rendering works on whole videos at once: the scene coordinates are (T, 1, S) and (T, S, 1) arrays
 (one per axis and frame, camera shake included), and each shape is a soft mask broadcast to (T, S, S).
 """
@@ -23,7 +28,18 @@ import numpy as np
 
 from vava.core.errors import VavaError
 from vava.core.files import atomic_write
-from vava.core.validation import Rule, checked, instance, invalid, is_integer, is_real, number, validate
+from vava.core.records import frame_flags
+from vava.core.validation import (
+    Rule,
+    checked,
+    instance,
+    invalid,
+    is_integer,
+    is_real,
+    number,
+    option_error,
+    validate,
+)
 from vava.core.videoio import write_video
 from vava.pipeline.datasets.folder import MANIFEST_NAME, load_folder, write_manifest
 
@@ -32,6 +48,9 @@ GENERATOR = "vava-synthetic/1"
 MIN_PROCEDURE_FRAMES = 16
 _MIN_PHASE_FRAMES = 2
 MAX_FPS = 1000.0
+BENCHMARKS = (1, 2)
+MAX_BACKGROUND_SHARE = 0.75  # benchmark 2: background frames per video at most
+_MAX_EXTRA_SEGMENTS = 3  # benchmark 2: repeats a procedure may gain (each phase needs _MIN_PHASE_FRAMES)
 # Rendering one video peaks at about 50 bytes per frame pixel (float32 frames, canvas and masks).
 _RENDER_BYTES_PER_PIXEL = 56
 MAX_RENDER_BYTES = 4 * 2**30
@@ -53,6 +72,7 @@ _PROCEDURE_FRAMES = _count(MIN_PROCEDURE_FRAMES)
 STRENGTH = Rule(lambda v: is_real(v) and 0 <= v <= 1, "a number in [0, 1]",
                 lambda v: f"strength must be a number in [0, 1], got {v!r}")
 FRAMES = Rule(lambda pair: _frames_problem(pair) is None, "a (min, max) pair", _frames_problem)
+BENCHMARK = Rule(lambda v: is_integer(v) and v in BENCHMARKS, f"one of {', '.join(map(str, BENCHMARKS))}")
 
 
 @dataclass(frozen=True)
@@ -60,13 +80,17 @@ class Variations:
     """Strength in [0, 1] of each departure from a clean performance (0 = off).
 
     speed: spread of the procedure length over the `frames` range, per-phase duration spread and
-        monotone time warping inside phases.
+        monotone time warping inside phases (benchmark 2: phase weights are log-normal with sigma = speed).
     appearance: colours, background texture, object size, scene position and zoom.
-    jitter: per-frame camera translation.
+    jitter: per-frame camera translation (benchmark 2: plus a slow drift).
     noise: per-pixel gaussian noise.
-    background: unrelated frames (label P) inserted at the start, middle and/or end.
+    background: benchmark 1: unrelated frames (label P) inserted at the start, middle and/or end;
+        benchmark 2: a share of the video drawn in [0.4, 1] x strength (at most 75%) of in-scene idle frames
+        at the start, in one or two places in the middle and at the end, with a hand wandering about.
     redundant: holds (the state frozen for a while) inside phases.
-    nonmonotonic: per-video probability that a phase is repeated or two adjacent phases swapped.
+    nonmonotonic: benchmark 1: per-video probability that a phase is repeated or two adjacent phases
+        swapped; benchmark 2: per-video probability of one to three swaps (any two phases) or repeats
+        of an earlier phase, and half of it that a phase is omitted.
     """
 
     CLI_FLAGS: ClassVar[dict[str, str]] = {}  # errors name the command-line options: --noise
@@ -85,6 +109,17 @@ class Variations:
 
 CLEAN = Variations(speed=0.3, appearance=0.3)
 WILD = replace(CLEAN, background=0.5, redundant=0.5, nonmonotonic=0.3, jitter=0.3, noise=0.3)
+CLEAN_V2 = Variations(speed=0.8, appearance=0.3)
+WILD_V2 = replace(CLEAN_V2, background=0.5, redundant=0.5, nonmonotonic=0.8, jitter=0.3, noise=0.3)
+PRESETS: MappingProxyType[int, dict[str, Variations]] = MappingProxyType({
+    1: {"clean": CLEAN, "wild": WILD}, 2: {"clean": CLEAN_V2, "wild": WILD_V2}})
+
+
+def preset(name: str, benchmark: int) -> Variations:
+    """The `clean` or `wild` strengths of a benchmark version; ConfigError naming --benchmark if unknown."""
+    if not BENCHMARK.holds(benchmark):
+        raise option_error("--benchmark", BENCHMARK.message(benchmark))
+    return PRESETS[benchmark][name]
 
 
 @dataclass(frozen=True)
@@ -93,7 +128,8 @@ class SynthConfig:
 
     `frames` bounds the length of the procedure itself: each video's length is drawn around the
     middle of the range, over all of it at `speed` 1. Inserted background frames come on top, so a
-    video can be longer than `frames[1]`. `videos` and `val_fraction` are per action.
+    video can be longer than `frames[1]`. `videos` and `val_fraction` are per action. `benchmark`
+    is the version (see the module docstring).
     """
 
     CLI_FLAGS: ClassVar[dict[str, str]] = {}  # errors name the command-line options: --val-fraction
@@ -106,6 +142,7 @@ class SynthConfig:
     fps: float = checked(number(at_least=1, at_most=MAX_FPS, phrase=f"a number from 1 to {MAX_FPS:g}"), 15.0)
     seed: int = checked(_count(0), 0)
     variations: Variations = checked(instance(Variations, "a Variations"), CLEAN)
+    benchmark: int = checked(BENCHMARK, 2)
 
     def __post_init__(self) -> None:
         validate(self)
@@ -124,9 +161,14 @@ class SynthConfig:
                           "limit; use fewer frames or a smaller size")
 
     def longest_video(self) -> int:
-        """Most frames a video can have: the longest procedure plus the most background (see `_background_slots`)."""
+        """Most frames a video can have: the longest procedure plus the most background (`_background_slots`,
+        `_background_v2`)."""
         high, background = self.frames[1], self.variations.background
-        return high + (3 * max(2, round(high * background * 0.5)) if background else 0)
+        if not background:
+            return high
+        if self.benchmark == 1:
+            return high + 3 * max(2, round(high * background * 0.5))
+        return high + _background_frames(high, min(background, MAX_BACKGROUND_SHARE), 4)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -254,10 +296,11 @@ def _draw_look(strength: float, rng: np.random.Generator) -> _Look:
 
 
 def _scene_coordinates(
-    frames: int, size: int, look: _Look, jitter: float, rng: np.random.Generator
+    frames: int, size: int, look: _Look, jitter: float, rng: np.random.Generator, drift: np.ndarray | float = 0.0
 ) -> tuple[np.ndarray, np.ndarray]:
-    """Per-frame scene coordinates of pixel columns (T, 1, S) and rows (T, S, 1), camera shake included."""
-    shake = np.clip(rng.standard_normal((2, frames)), -3, 3) * (0.05 * jitter)
+    """Per-frame scene coordinates of pixel columns (T, 1, S) and rows (T, S, 1), camera shake (and a
+    (2, T) `drift` of the camera) included."""
+    shake = np.clip(rng.standard_normal((2, frames)), -3, 3) * (0.05 * jitter) + drift
     centred = ((np.arange(size) + 0.5) / size - 0.5).astype(np.float32)
     x = (centred[None, None, :] - (look.offset[0] + shake[0])[:, None, None]) / look.zoom + 0.5
     y = (centred[None, :, None] - (look.offset[1] + shake[1])[:, None, None]) / look.zoom + 0.5
@@ -432,8 +475,14 @@ def _background_slots(length: int, strength: float, rng: np.random.Generator) ->
     return [(at, int(n)) for at, n, on in zip((0, middle, length), counts, occurs) if on]
 
 
-def _timeline(phases: int, config: SynthConfig, rngs: dict[str, np.random.Generator]) -> tuple[np.ndarray, np.ndarray]:
-    """Per-frame (label, progress); background frames get label `phases` and progress 0."""
+class _Timeline(NamedTuple):
+    labels: np.ndarray  # (T,) phase label, `phases` for background
+    phase: np.ndarray  # (T,) the phase whose state a frame shows (benchmark 1: its label)
+    progress: np.ndarray  # (T,) float32 progress through that phase, in [0, 1]
+
+
+def _timeline_v1(phases: int, config: SynthConfig, rngs: dict[str, np.random.Generator]) -> _Timeline:
+    """Benchmark 1: background frames get label `phases` and progress 0 (they show another scene)."""
     v = config.variations
     low, high = config.frames
     length = round((low + high) / 2 + v.speed * rngs["length"].uniform(-1, 1) * (high - low) / 2)
@@ -445,7 +494,64 @@ def _timeline(phases: int, config: SynthConfig, rngs: dict[str, np.random.Genera
     for at, count in reversed(_background_slots(length, v.background, rngs["background"])):
         labels = np.insert(labels, at, np.full(count, phases))
         progress = np.insert(progress, at, np.zeros(count))
-    return labels, progress.astype(np.float32)
+    return _Timeline(labels, labels, progress.astype(np.float32))
+
+
+def _reordered(phases: int, strength: float, rng: np.random.Generator) -> list[int]:
+    """Benchmark 2 procedure order: with probability `strength` one to three swaps (of two phases in order)
+    or repeats (an earlier phase done again right after a later one); with probability `strength / 2` one
+    phase omitted. Each swap or repeat adds an inversion, so a reordered procedure is never monotone."""
+    reorder, omit = rng.random() < strength, rng.random() < strength / 2
+    order = list(range(phases))
+    if omit:
+        del order[int(rng.integers(phases))]
+    for _ in range(1 + int(rng.binomial(2, 0.35)) if reorder else 0):
+        n = len(order)
+        swapped = [order[:i] + [order[j]] + order[i + 1:j] + [order[i]] + order[j + 1:]
+                   for i in range(n) for j in range(i + 1, n) if order[i] < order[j]]
+        repeated = [order[:at] + [k] + order[at:] for at in range(1, n + 1) for k in sorted(set(order[:at]))
+                    if k < order[at - 1] and order[at:at + 1] != [k]] if n < phases + _MAX_EXTRA_SEGMENTS else []
+        first, second = (swapped, repeated) if rng.random() < 0.5 else (repeated, swapped)
+        if choices := first or second:  # neither only when the order is already strictly decreasing
+            order = choices[int(rng.integers(len(choices)))]
+    return [k for i, k in enumerate(order) if i == 0 or k != order[i - 1]]
+
+
+def _background_frames(length: int, share: float, slots: int) -> int:
+    """Background frames that make `share` of a video with `length` procedure frames (2 per slot at least)."""
+    return max(2 * slots, round(length * share / (1 - share)))
+
+
+def _background_v2(length: int, strength: float, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
+    """(insert positions in the procedure, frame counts) of the background stretches: at the start, at one
+    or two points in the middle and at the end, their lengths shared at random (flat Dirichlet)."""
+    share = min(strength * rng.uniform(0.4, 1.0), MAX_BACKGROUND_SHARE)
+    middle = np.sort(rng.uniform(0.15, 0.85, 1 + int(rng.random() < 0.5)) * length).astype(np.int64)
+    at = np.r_[0, middle, length]
+    counts = _split(_background_frames(length, share, len(at)), rng.dirichlet(np.ones(len(at))), 2)
+    return (at, counts) if strength else (at[:0], counts[:0])
+
+
+def _timeline_v2(phases: int, config: SynthConfig, rngs: dict[str, np.random.Generator]) -> _Timeline:
+    """Benchmark 2: background frames (label `phases`) show the procedure's state frozen where they are
+    inserted: the first frame's start before the procedure, the last frame's state after it."""
+    v = config.variations
+    low, high = config.frames
+    length = round((low + high) / 2 + v.speed * rngs["length"].uniform(-1, 1) * (high - low) / 2)
+    order = _reordered(phases, v.nonmonotonic, rngs["order"])
+    durations = _split(length, np.exp(v.speed * rngs["length"].standard_normal(len(order))), _MIN_PHASE_FRAMES)
+    steps = np.repeat(np.asarray(order, dtype=np.int64), durations)
+    progress = np.concatenate([_phase_progress(int(n), v.speed, v.redundant, rngs["holds"]) for n in durations])
+    at, counts = _background_v2(length, v.background, rngs["background"])
+    inserted = np.repeat(at, counts)
+    before = np.maximum(inserted - 1, 0)
+    return _Timeline(labels=np.insert(steps, inserted, phases),
+                     phase=np.insert(steps, inserted, steps[before]),
+                     progress=np.insert(progress, inserted, np.where(inserted > 0, progress[before], 0.0))
+                     .astype(np.float32))
+
+
+_TIMELINES = {1: _timeline_v1, 2: _timeline_v2}
 
 
 # ---------------------------------------------------------------------------------------------
@@ -464,33 +570,76 @@ def _draw_distractor(canvas: _Canvas, times: np.ndarray, rng: np.random.Generato
         canvas.paint(_disc(canvas, centre[0], centre[1], radii[k]), colours[k])
 
 
-_STREAMS = ("length", "order", "holds", "background", "look", "camera", "noise")
+def _camera_drift(frames: int, jitter: float, rng: np.random.Generator) -> np.ndarray:
+    """(2, T) slow camera drift: two low-frequency sinusoids per axis, up to about 0.1 x `jitter` of the frame."""
+    cycles = rng.uniform(0.3, 1.5, (2, 2, 1)) * np.linspace(0, 1, frames)  # (axis, wave, T)
+    offsets = rng.uniform(0, 2 * np.pi, (2, 2, 1))
+    return 0.05 * jitter * np.sin(2 * np.pi * cycles + offsets).sum(axis=1)
+
+
+def _hand_shown(labels: np.ndarray, background: int, strength: float, rng: np.random.Generator) -> np.ndarray:
+    """(T,) where the hand is in view: each background stretch with probability 0.8, and one to three
+    windows of procedure frames, so that the hand alone does not tell background apart."""
+    frames = len(labels)
+    idle = labels == background
+    stretch = np.cumsum(np.r_[True, idle[1:] != idle[:-1]]) - 1
+    shown = idle & (rng.random(stretch[-1] + 1) < 0.8)[stretch]
+    windows = int(rng.integers(1, 4))
+    starts = rng.integers(0, frames, windows)
+    ends = np.minimum(starts + np.round(rng.uniform(0.05, 0.2, windows) * frames).astype(np.int64), frames)
+    edges = np.zeros(frames + 1, dtype=np.int64)
+    np.add.at(edges, starts, 1)
+    np.add.at(edges, ends, -1)
+    return (shown | (np.cumsum(edges[:-1]) > 0)) if strength else np.zeros(frames, dtype=bool)
+
+
+_SKIN = np.array([0.88, 0.68, 0.55], dtype=np.float32)
+
+
+def _draw_hand(canvas: _Canvas, shown: np.ndarray, look: _Look, rng: np.random.Generator) -> None:
+    """An arm reaching in from the top edge, its hand wandering on a smooth path over the scene."""
+    t = np.arange(len(shown), dtype=np.float32)
+    rate, phase = rng.uniform(0.02, 0.08, 2), rng.uniform(0, 2 * np.pi, 2)
+    tip_x = 0.5 + 0.3 * np.sin(2 * np.pi * rate[0] * t + phase[0])
+    tip_y = 0.45 + 0.25 * np.sin(2 * np.pi * rate[1] * t + phase[1])
+    base = (np.full(len(t), rng.uniform(0.3, 0.7)), np.full(len(t), -0.05))
+    colour = np.clip(_SKIN + 0.1 * rng.uniform(-1, 1, 3), 0, 1).astype(np.float32)
+    on = _per_frame(shown)
+    canvas.paint(_capsule(canvas, base, (tip_x, tip_y), 0.035 * look.scale) * on, 0.9 * colour)
+    canvas.paint(_disc(canvas, tip_x, tip_y, 0.06 * look.scale) * on, colour)
+
+
+_STREAMS = ("length", "order", "holds", "background", "look", "camera", "noise", "motion")
 
 
 def render_video(action: str, rng: np.random.Generator, config: SynthConfig) -> tuple[np.ndarray, np.ndarray]:
     """One video of `action`: frames (T, S, S, 3) uint8 and labels (T,) int64 (background = P).
 
-    Each aspect (timing, holds, background, look, camera, noise) has its own child generator, so
-    changing one variation's strength leaves the others' draws as they were.
+    Each aspect (timing, holds, background, look, camera, noise, the hand) has its own child
+    generator, so changing one variation's strength leaves the others' draws as they were.
+    Benchmark 1 shows background frames as another scene; benchmark 2 in the procedure's own.
     """
     if action not in _ACTIONS:
         raise VavaError(f"unknown synthetic action {action!r} (known: {', '.join(ACTIONS)})")
-    spec, v = _ACTIONS[action], config.variations
+    spec, v, phases = _ACTIONS[action], config.variations, len(_ACTIONS[action].phases)
     rngs = dict(zip(_STREAMS, rng.spawn(len(_STREAMS))))
-    labels, progress = _timeline(len(spec.phases), config, rngs)
+    labels, phase, progress = _TIMELINES[config.benchmark](phases, config, rngs)
     look = _draw_look(v.appearance, rngs["look"])
-    x, y = _scene_coordinates(len(labels), config.size, look, v.jitter, rngs["camera"])
+    in_scene = labels < phases if config.benchmark == 1 else np.ones(len(labels), dtype=bool)
+    drift = _camera_drift(len(labels), v.jitter, rngs["motion"]) if config.benchmark == 2 else 0.0
+    x, y = _scene_coordinates(len(labels), config.size, look, v.jitter, rngs["camera"], drift)
     frames = np.empty((len(labels), config.size, config.size, 3), dtype=np.float32)
     pixel = 1.0 / (config.size * look.zoom)
-    procedure = labels < len(spec.phases)
-    scene = _Canvas.blank(x[procedure], y[procedure], pixel)
+    scene = _Canvas.blank(x[in_scene], y[in_scene], pixel)
     _fill_backdrop(scene, look.background, look.texture)
-    spec.draw(scene, labels[procedure], progress[procedure], look)
-    frames[procedure] = scene.image
-    if not procedure.all():
-        other = _Canvas.blank(x[~procedure], y[~procedure], pixel)
-        _draw_distractor(other, np.flatnonzero(~procedure).astype(np.float32), rngs["background"])
-        frames[~procedure] = other.image
+    spec.draw(scene, phase[in_scene], progress[in_scene], look)
+    if config.benchmark == 2:
+        _draw_hand(scene, _hand_shown(labels, phases, v.background, rngs["motion"]), look, rngs["motion"])
+    frames[in_scene] = scene.image
+    if not in_scene.all():
+        other = _Canvas.blank(x[~in_scene], y[~in_scene], pixel)
+        _draw_distractor(other, np.flatnonzero(~in_scene).astype(np.float32), rngs["background"])
+        frames[~in_scene] = other.image
     if v.noise > 0:
         frames += rngs["noise"].standard_normal(frames.shape, dtype=np.float32) * (0.15 * v.noise)
     frames *= 255
@@ -599,6 +748,7 @@ def synthesize(
                 "phases": [*phases, "background"],
                 "fps": config.fps,
                 "background_label": len(phases),
+                "flags": frame_flags(labels, len(phases)).tolist(),
             })
             if progress is not None:
                 progress(len(entries), total)

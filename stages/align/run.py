@@ -21,7 +21,7 @@ from torch import nn
 from torch.nn import functional as F
 
 from vava.cache.store import CachedVideo, FeatureSet, open_run_features
-from vava.core.backbone import backbone_maps, imagenet_weights_path, load_backbone
+from vava.core.backbone import backbone_maps, backbone_with_cut, imagenet_weights_path, load_backbone
 from vava.core.correspondence import dtw_path, nearest_neighbour_path
 from vava.core.decode import VideoDecoder
 from vava.core.devices import resolve_device
@@ -91,7 +91,7 @@ def _display_frames(frames: torch.Tensor, height: int) -> np.ndarray:
 
 def _feature_backbone(inputs: dict[str, Any], weights: str | Path | None) -> nn.Module:
     """The backbone carrying the weights a feature set was extracted with, checked by identity."""
-    name, identity = inputs["backbone"], str(inputs["weights"])
+    name, identity = backbone_with_cut(inputs["backbone"], inputs["layer"]), str(inputs["weights"])
     if identity.startswith("random:"):
         backbone, loaded = load_backbone(name, "random", int(identity.split(":")[1]))
     else:

@@ -109,6 +109,22 @@ class ExtractSummary:
                                          "lost track of it); rerun `vava extract`")
 
 
+def feature_settings(options: ExtractOptions, weights_identity: str) -> dict:
+    """The extraction choices that determine the features (fingerprint inputs beside the videos).
+
+    `layer` is the backbone's cut (`layer3.2`, `layer3`), so two cuts of one network never share a feature set.
+    """
+    return {
+        "backbone": options.backbone,
+        "layer": BACKBONES[options.backbone].cut,
+        "weights": weights_identity,
+        "preprocessing": Preprocessing(options.image_size, options.resize).describe(),
+        "sampling": {"target_fps": options.target_fps},
+        "on_length_mismatch": options.on_length_mismatch,
+        "dtype": "float16",
+    }
+
+
 def extract(records: list[VideoRecord], cache: str | Path, options: ExtractOptions,
             dataset: dict | None = None) -> ExtractSummary:
     """Extract every video of `records` into its feature set under `cache`; return the summary.
@@ -125,16 +141,7 @@ def extract(records: list[VideoRecord], cache: str | Path, options: ExtractOptio
     backbone, weights_identity = load_backbone(options.backbone, options.weights, options.seed)
     spec = BACKBONES[options.backbone]
     preprocessing = Preprocessing(options.image_size, options.resize)
-    settings = {
-        "backbone": options.backbone,
-        "layer": spec.layer,
-        "weights": weights_identity,
-        "preprocessing": preprocessing.describe(),
-        "sampling": {"target_fps": options.target_fps},
-        "on_length_mismatch": options.on_length_mismatch,
-        "dtype": "float16",
-    }
-    fingerprint, inputs = feature_set_fingerprint(records, settings)
+    fingerprint, inputs = feature_set_fingerprint(records, feature_settings(options, weights_identity))
     feature_set = FeatureSet.create(Path(cache) / fingerprint, fingerprint, inputs, {"dataset": dataset or {}})
     summary = ExtractSummary(path=feature_set.path, fingerprint=fingerprint,
                              damaged=drop_damaged(feature_set, [r.id for r in records], full=options.repair))
@@ -399,7 +406,8 @@ class _ExtractionRun:
         indices = indices[indices < labels.shape[0]]
         target = self.options.target_fps
         fps = min(end.fps, target) if end.fps and target else end.fps
-        job.writer.finish(labels[indices], indices, {"decoded_frames": end.decoded_frames, "fps": fps})
+        flags = None if record.flags is None else record.flags[indices]
+        job.writer.finish(labels[indices], indices, {"decoded_frames": end.decoded_frames, "fps": fps}, flags)
         job.lock.release()
         with self._summary_lock:
             self.summary.extracted.append(record.id)

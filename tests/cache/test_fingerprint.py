@@ -75,3 +75,18 @@ def test_frame_folder_identity_follows_its_files(tmp_path: Path) -> None:
     (frames / "001.jpg").write_bytes(b"x" * 11)
     assert fingerprint(root) != before
     assert np.array_equal(load_folder(root)[0].labels, [0, 0, 1, 1])
+
+
+def test_flags_enter_the_fingerprint_only_when_given(tiny_dataset: Path) -> None:
+    base = fingerprint(tiny_dataset)
+    entries = read_manifest(tiny_dataset)
+    entries[0]["flags"] = [0] * len(entries[0]["labels"])
+    write_manifest(tiny_dataset, entries)
+    zeros = fingerprint(tiny_dataset)
+    entries[0]["flags"][3] = 4
+    write_manifest(tiny_dataset, entries)
+    one_set = fingerprint(tiny_dataset)
+    assert len({base, zeros, one_set}) == 3
+    del entries[0]["flags"]
+    write_manifest(tiny_dataset, entries)
+    assert fingerprint(tiny_dataset) == base

@@ -97,3 +97,22 @@ def test_open_rejects_non_feature_sets(tmp_path: Path) -> None:
         FeatureSet.open(tmp_path)
     with pytest.raises(VavaError, match="does not exist"):
         open_feature_sets(tmp_path / "missing")
+
+
+def test_flags_are_stored_checksummed_when_given(tmp_path: Path) -> None:
+    fs = new_set(tmp_path)
+    flags = np.array([0, 1, 2, 4, 6, 0], dtype=np.uint8)
+    writer = fs.begin_video("f", SHAPE, {})
+    writer.append(np.zeros((6, *SHAPE), np.float16))
+    writer.finish(np.zeros(6, np.int64), np.arange(6), {}, flags)
+    write(fs, "plain", 4)
+    again = FeatureSet.open(fs.path)
+    assert again.flags("f").dtype == np.uint8 and again.flags("f").tolist() == flags.tolist()
+    assert again.flags("plain").tolist() == [0, 0, 0, 0]
+    (fs.path / "videos/f/flags/c/0").unlink()  # its size is recorded like every other file's
+    with pytest.raises(VavaError, match="video 'f' is damaged: flags/c/0 is missing"):
+        FeatureSet.open(fs.path).flags("f")
+    bad = fs.begin_video("bad", SHAPE, {})
+    bad.append(np.zeros((3, *SHAPE), np.float16))
+    with pytest.raises(ValueError, match="2 flags for 3 labels"):
+        bad.finish(np.zeros(3, np.int64), np.arange(3), {}, flags[:2])

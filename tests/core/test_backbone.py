@@ -7,7 +7,7 @@ import pytest
 import torch
 from torchvision import models
 
-from vava.core.backbone import file_sha256, imagenet_weights_path, load_backbone
+from vava.core.backbone import BACKBONES, backbone_with_cut, file_sha256, imagenet_weights_path, load_backbone
 from vava.core.errors import VavaError
 
 
@@ -18,6 +18,38 @@ def test_resnet50_conv4_shape_and_frozen() -> None:
     with torch.inference_mode():
         out = net(torch.zeros(2, 3, 64, 64))
     assert out.shape == (2, 1024, 4, 4)  # conv4: 1024 channels at stride 16
+
+
+def reference_resnet50(seed: int, blocks: int) -> torch.nn.Sequential:
+    """conv1..layer2 and the first `blocks` blocks of layer3 of a torchvision resnet50 seeded like load_backbone."""
+    torch.manual_seed(seed)
+    net = models.resnet50()
+    return torch.nn.Sequential(net.conv1, net.bn1, net.relu, net.maxpool, net.layer1, net.layer2,
+                               net.layer3[:blocks]).eval()
+
+
+def test_default_cut_is_the_third_block_of_layer3_and_the_full_layer3_stays_available() -> None:
+    images = torch.randn(2, 3, 64, 64, generator=torch.Generator().manual_seed(1))
+    default, _ = load_backbone("resnet50", "random", seed=5)
+    full, _ = load_backbone("resnet50-layer3", "random", seed=5)
+    assert len(default[-1]) == 3 and len(full[-1]) == 6
+    assert (BACKBONES["resnet50"].cut, BACKBONES["resnet50-layer3"].cut) == ("layer3.2", "layer3")
+    with torch.inference_mode():
+        out_default, out_full = default(images), full(images)
+        assert torch.equal(out_default, reference_resnet50(5, 3)(images))
+        assert torch.equal(out_full, reference_resnet50(5, 6)(images))
+    assert out_default.shape == out_full.shape == (2, 1024, 4, 4)
+    assert not torch.allclose(out_default, out_full)
+
+
+def test_a_recorded_cut_finds_its_registered_backbone() -> None:
+    assert backbone_with_cut("resnet50", "layer3.2") == "resnet50"
+    assert backbone_with_cut("resnet50", "layer3") == "resnet50-layer3"  # feature sets from before the cut moved
+    assert backbone_with_cut("resnet18", "layer3") == "resnet18"
+    with pytest.raises(VavaError, match="no registered backbone is resnet18 cut at 'layer3.2' \\(known: resnet50 at "):
+        backbone_with_cut("resnet18", "layer3.2")
+    with pytest.raises(VavaError, match="no registered backbone is vgg cut at 'layer3'"):
+        backbone_with_cut("vgg", "layer3")
 
 
 def test_random_weights_are_seeded() -> None:

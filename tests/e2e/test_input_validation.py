@@ -242,8 +242,10 @@ def test_data_synth_refuses_meaningless_numbers_and_huge_sizes(tmp_path: Path, a
 
 def test_render_size_limit_leaves_the_usual_configs_alone() -> None:
     assert SynthConfig(size=64, frames=(40, 80)).longest_video() == 80
-    assert SynthConfig(frames=(40, 80), variations=replace(CLEAN, background=1.0)).longest_video() == 80 + 3 * 40
-    SynthConfig(size=256, frames=(40, 400), variations=replace(CLEAN, background=1.0))
+    full = replace(CLEAN, background=1.0)
+    assert SynthConfig(frames=(40, 80), variations=full, benchmark=1).longest_video() == 80 + 3 * 40
+    assert SynthConfig(frames=(40, 80), variations=full, benchmark=2).longest_video() == 80 + 240  # 75% background
+    SynthConfig(size=256, frames=(40, 400), variations=full, benchmark=1)
     with pytest.raises(VavaError, match=r"^--frames/--size: .* over the 4 GiB limit; use fewer frames or a smaller "
                                         r"size$"):
         SynthConfig(size=512, frames=(40, 400), variations=replace(CLEAN, background=1.0))

@@ -50,7 +50,7 @@ def test_extract_then_cache_commands(tiny_dataset: Path, tmp_path: Path) -> None
     assert "0 extracted" in again.stderr and "3 already cached" in again.stderr and "nothing to do" in again.stderr
 
     listing = run("cache", "ls", str(cache))
-    assert listing.exit_code == 0 and path in listing.output and "resnet50/layer3" in listing.output
+    assert listing.exit_code == 0 and path in listing.output and "resnet50/layer3.2" in listing.output
     assert "3/3 videos" in listing.output
 
     info = run("cache", "info", path, "--json")
@@ -92,6 +92,30 @@ def test_data_synth_writes_a_loadable_dataset(tmp_path: Path) -> None:
     assert {r.split for r in records} == {"train", "val"}
     config = json.loads((out / "synth.json").read_text())["config"]
     assert config["variations"]["background"] == 0.9 and config["variations"]["redundant"] == 0.5
+    assert config["benchmark"] == 2 and config["variations"]["nonmonotonic"] == 0.8  # the wild preset of v2
+    assert all(r.flags is not None and r.flags.shape == r.labels.shape for r in records)
+
+
+def test_synth_flags_reach_the_feature_cache(tmp_path: Path) -> None:
+    """manifest `flags` -> extract (resampled to half the frame rate) -> FeatureSet.flags of the kept frames."""
+    import numpy as np
+
+    from vava.cache.store import FeatureSet
+    from vava.pipeline.datasets.folder import load_folder
+
+    data = tmp_path / "data"
+    synth = run("data", "synth", str(data), "--wild", "--actions", "1", "--videos", "2", "--size", "32",
+                "--frames", "16:20")
+    assert synth.exit_code == 0, synth.output
+    result = run(*EXTRACT, "--image-size", "32", "--fps", "7.5", "--root", str(data), "--cache", str(tmp_path / "c"))
+    assert result.exit_code == 0, result.output
+    features = FeatureSet.open(result.stdout.strip().splitlines()[-1])
+    records = load_folder(data)
+    assert any(r.flags.any() for r in records)
+    for record in records:
+        index = features.frame_index(record.id)
+        assert len(index) < record.num_frames
+        assert np.array_equal(features.flags(record.id), record.flags[index])
 
 
 @pytest.mark.parametrize(
@@ -99,7 +123,8 @@ def test_data_synth_writes_a_loadable_dataset(tmp_path: Path) -> None:
     [(["--noise", "1.5"], "Invalid value for --noise: strength must be a number in [0, 1], got 1.5"),
      (["--frames", "40:30"], "Invalid value for --frames: min 40 > max 30"),
      (["--frames", "abc"], "'abc' is not MIN:MAX"),
-     (["--size", "33"], "Invalid value for --size: must be even")],
+     (["--size", "33"], "Invalid value for --size: must be even"),
+     (["--benchmark", "3"], "Invalid value for --benchmark: must be one of 1, 2, got 3")],
 )
 def test_data_synth_rejects_bad_options(tmp_path: Path, args: list[str], message: str) -> None:
     result = run("data", "synth", str(tmp_path / "s"), *args)

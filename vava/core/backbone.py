@@ -16,26 +16,49 @@ from vava.core.errors import VavaError
 
 @dataclass(frozen=True)
 class BackboneSpec:
-    """A torchvision classifier truncated after `layer`; `stride` is its spatial down-sampling."""
+    """A torchvision classifier truncated after the first `blocks` blocks of `layer` (all of them when None);
+    `stride` is its spatial down-sampling."""
 
     build: Callable[[], nn.Module]
     imagenet: models.WeightsEnum
     layer: str
     channels: int
     stride: int
+    blocks: int | None = None
+
+    @property
+    def cut(self) -> str:
+        """The last module kept, named as in torchvision's state dict: `layer3.2` (third block) or `layer3`."""
+        return self.layer if self.blocks is None else f"{self.layer}.{self.blocks - 1}"
 
 
-def _resnet_trunk(net: nn.Module, layer: str) -> nn.Sequential:
+def _resnet_trunk(net: nn.Module, layer: str, blocks: int | None) -> nn.Sequential:
     names = ["conv1", "bn1", "relu", "maxpool", "layer1", "layer2", "layer3", "layer4"]
-    kept = names[: names.index(layer) + 1]
-    return nn.Sequential(*(getattr(net, name) for name in kept))
+    kept = [getattr(net, name) for name in names[: names.index(layer) + 1]]
+    if blocks is not None:
+        kept[-1] = kept[-1][:blocks]
+    return nn.Sequential(*kept)
 
 
-# conv4 = torchvision's `layer3` (all 6 blocks for ResNet-50): 1024 channels at stride 16.
+# conv4 per Table 9 of the VAVA supplement: 3 bottleneck blocks, i.e. the third block of torchvision's ResNet-50
+# `layer3` (TCC's `conv4_block3_out`), 1024 channels at stride 16. `resnet50-layer3` keeps all 6 blocks of layer3;
+# ResNet-18's layer3 has only 2 blocks, so it is kept whole.
 BACKBONES: dict[str, BackboneSpec] = {
-    "resnet50": BackboneSpec(models.resnet50, models.ResNet50_Weights.IMAGENET1K_V1, "layer3", 1024, 16),
+    "resnet50": BackboneSpec(models.resnet50, models.ResNet50_Weights.IMAGENET1K_V1, "layer3", 1024, 16, blocks=3),
+    "resnet50-layer3": BackboneSpec(models.resnet50, models.ResNet50_Weights.IMAGENET1K_V1, "layer3", 1024, 16),
     "resnet18": BackboneSpec(models.resnet18, models.ResNet18_Weights.IMAGENET1K_V1, "layer3", 256, 16),
 }
+
+
+def backbone_with_cut(name: str, cut: str) -> str:
+    """The registered backbone of the same network as `name` cut at `cut` (a feature set records both):
+    `resnet50` at `layer3` is `resnet50-layer3`, the cut `resnet50` had before it moved to `layer3.2`."""
+    spec = BACKBONES.get(name)
+    found = [other for other, s in BACKBONES.items() if spec and s.imagenet == spec.imagenet and s.cut == cut]
+    if not found:
+        raise VavaError(f"no registered backbone is {name} cut at {cut!r} (known: "
+                        f"{', '.join(f'{n} at {s.cut}' for n, s in BACKBONES.items())})")
+    return found[0]
 
 
 def imagenet_weights_path(name: str) -> Path:
@@ -74,7 +97,7 @@ def load_backbone(name: str, weights: str, seed: int = 0) -> tuple[nn.Module, st
         torch.manual_seed(seed)
         net = spec.build()
     if weights == "random":
-        trunk = _resnet_trunk(net, spec.layer)
+        trunk = _resnet_trunk(net, spec.layer, spec.blocks)
         identity = f"random:{seed}:{_state_digest(trunk)[:16]}"
     else:
         path = imagenet_weights_path(name) if weights == "imagenet" else Path(weights)
@@ -89,7 +112,7 @@ def load_backbone(name: str, weights: str, seed: int = 0) -> tuple[nn.Module, st
             net.load_state_dict(state)
         except Exception as err:  # torch raises many types for a bad file; all mean the same to a user
             raise VavaError(f"--weights: {path} is not a {name} state dict ({str(err).splitlines()[0]})") from None
-        trunk = _resnet_trunk(net, spec.layer)
+        trunk = _resnet_trunk(net, spec.layer, spec.blocks)
         identity = f"sha256:{file_sha256(path)}"
     trunk.eval().requires_grad_(False)
     return trunk, identity

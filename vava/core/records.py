@@ -18,6 +18,7 @@ FLAG_BACKGROUND = 1    # the frame is not part of the procedure
 FLAG_REPEATED = 2      # the frame shows a phase done again after the video had moved past it
 FLAG_OUT_OF_ORDER = 4  # the frame's phase segment is inverted with another segment relative to the procedure
 FRAME_FLAGS = {"background": FLAG_BACKGROUND, "repeated": FLAG_REPEATED, "out_of_order": FLAG_OUT_OF_ORDER}
+MAX_FLAGS = FLAG_BACKGROUND | FLAG_REPEATED | FLAG_OUT_OF_ORDER
 # A video id names a zarr group `<id>` and a lock file `<id>.lock`, so it must be a plain file name
 # with room for the suffix, and not a name zarr keeps for itself.
 _LOCK_SUFFIX = ".lock"
@@ -51,6 +52,7 @@ class VideoRecord:
     `background_label`, when set, is the label reserved for background frames.
     `confined_to`, when set, is the folder the video's files must stay inside (the dataset root):
     the decoder refuses a path or a frame that leads outside it, symlinks resolved.
+    `flags`, when set, holds one bit mask of `FRAME_FLAGS` per frame (uint8, like `labels`).
     """
 
     id: str
@@ -62,6 +64,7 @@ class VideoRecord:
     fps: float | None = None
     background_label: int | None = None
     confined_to: Path | None = None
+    flags: np.ndarray | None = field(default=None, repr=False)
 
     @property
     def num_frames(self) -> int:
@@ -71,3 +74,33 @@ class VideoRecord:
     @property
     def is_frame_folder(self) -> bool:
         return self.path.is_dir()
+
+
+def frame_flags(labels: np.ndarray, background_label: int | None) -> np.ndarray:
+    """The `FRAME_FLAGS` bits (uint8, one per frame) that a labelled timeline implies.
+
+    Segments are the runs of one phase among the procedure frames (background and unknown frames
+    left out, so a pause inside a phase does not split it). A segment whose phase appeared in an
+    earlier segment is repeated; a first occurrence is out of order when an earlier first occurrence
+    has a later phase or a later one an earlier phase. Background frames are flagged background;
+    unknown frames (`UNKNOWN_LABEL`) get no flag.
+    """
+    labels = np.asarray(labels, dtype=np.int64)
+    flags = np.zeros(labels.shape, dtype=np.uint8)
+    background = labels == background_label if background_label is not None else np.zeros(labels.shape, bool)
+    flags[background] = FLAG_BACKGROUND
+    procedure = np.flatnonzero(~background & (labels != UNKNOWN_LABEL))
+    if not procedure.size:
+        return flags
+    phases = labels[procedure]
+    starts = np.r_[True, phases[1:] != phases[:-1]]
+    segment_phase = phases[starts]
+    repeated = np.ones(segment_phase.shape, dtype=bool)
+    repeated[np.unique(segment_phase, return_index=True)[1]] = False
+    first = segment_phase[~repeated]
+    later_before = np.r_[-1, np.maximum.accumulate(first)[:-1]] > first
+    earlier_after = np.r_[np.minimum.accumulate(first[::-1])[::-1][1:], MAX_LABEL + 1] < first
+    segment_flags = np.where(repeated, FLAG_REPEATED, 0).astype(np.uint8)
+    segment_flags[~repeated] = np.where(later_before | earlier_after, FLAG_OUT_OF_ORDER, 0)
+    flags[procedure] = segment_flags[np.cumsum(starts) - 1]
+    return flags

@@ -31,6 +31,13 @@ def test_round_trip(tmp_path: Path) -> None:
     assert a.num_frames == 4
     assert a.phases == ("start", "pour", "end") and a.fps == 30.0 and a.background_label == 2
     assert records[1].split == "val"
+    assert a.flags is None
+
+
+def test_flags_are_read_as_uint8_per_frame(tmp_path: Path) -> None:
+    write_manifest(tmp_path, [{**GOOD, "flags": [0, 4, 6, 1]}])
+    flags = load_folder(tmp_path)[0].flags
+    assert flags.dtype == np.uint8 and flags.tolist() == [0, 4, 6, 1]
 
 
 def test_registry_loads_folder_and_rejects_unknown_adapter(tmp_path: Path) -> None:
@@ -51,6 +58,12 @@ def test_registry_loads_folder_and_rejects_unknown_adapter(tmp_path: Path) -> No
         ({"fps": 0}, r"video 'a': fps must be a positive number"),
         ({"colour": "red"}, r"video 'a': unknown key\(s\) colour"),
         ({"id": "a/b"}, r"video id 'a/b' must be non-empty, contain no '/'"),
+        ({"flags": [0, 1, 0]}, r"video 'a': 3 flags for 4 labels \(give one per frame\)$"),
+        ({"flags": [0, 1, 8, 0]}, r"video 'a': flag 8 is not a sum of the flag bits \(background=1, repeated=2, "
+                                  r"out_of_order=4\), i.e. 0..7$"),
+        ({"flags": [0, -1, 0, 0]}, r"video 'a': flag -1 is not a sum of the flag bits"),
+        ({"flags": [0, True, 0, 0]}, r"video 'a': flags must be a list of integers \(one bit mask per frame\)$"),
+        ({"flags": "0000"}, r"video 'a': flags must be a list of integers"),
     ],
 )
 def test_bad_entries_name_line_and_video(tmp_path: Path, change: dict, message: str) -> None:

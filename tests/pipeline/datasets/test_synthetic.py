@@ -1,6 +1,7 @@
-"""The synthetic procedural-video dataset."""
+"""The synthetic procedural-video dataset: benchmark 1 (kept as it was), benchmark 2, per-frame flags."""
 from __future__ import annotations
 
+import hashlib
 import json
 from dataclasses import replace
 from pathlib import Path
@@ -10,19 +11,24 @@ import numpy as np
 import pytest
 
 from vava.core.errors import VavaError
+from vava.core.records import FLAG_OUT_OF_ORDER, FLAG_REPEATED, frame_flags
 from vava.pipeline.datasets.folder import load_folder
 from vava.pipeline.datasets.synthetic import (
     ACTIONS,
     CLEAN,
+    CLEAN_V2,
     WILD,
+    WILD_V2,
     SynthConfig,
     Variations,
+    _hand_shown,
+    _splits,
     render_video,
     synthesize,
     video_rng,
 )
 
-SMALL = dict(size=32, frames=(20, 30))
+SMALL = dict(size=32, frames=(20, 30), benchmark=1)  # the tests up to "benchmark 2" are those of benchmark 1
 PER_ACTION = 4
 
 
@@ -100,11 +106,12 @@ def test_manifest_matches_the_videos_and_loads(tmp_path):
         assert record.fps == config.fps
         assert decoded_frame_count(record.path) == record.num_frames
         assert record.labels.min() >= 0 and record.labels.max() <= len(phases)
+        assert np.array_equal(record.flags, frame_flags(record.labels, len(phases)))
     for action in list(ACTIONS)[:2]:
         assert {r.split for r in records if r.action == action} == {"train", "val"}
     provenance = json.loads((tmp_path / "synth.json").read_text())
     assert provenance["config"]["variations"] == vars(WILD)
-    assert provenance["config"]["frames"] == [20, 30]
+    assert provenance["config"]["frames"] == [20, 30] and provenance["config"]["benchmark"] == 1
 
 
 def test_clean_videos_follow_the_procedure():
@@ -228,6 +235,107 @@ def test_phases_are_visually_distinct():
         assert np.mean(guess == other_labels) > 0.5, action
 
 
+# -- benchmark 1 stays as it was -------------------------------------------------------------------
+
+# sha256 of the labels and the pixel sum of each video, 4 actions x 3 videos, as rendered before benchmark 2 existed
+V1_REFERENCE = {
+    "clean": ("ec52d875f0de472f", [16369318, 17075526, 16397402, 17509612, 16119860, 16548537, 15726074, 15367816,
+                                   16739465, 15368740, 14556496, 14772100]),
+    "wild": ("467a18a9abf3fa66", [19850818, 18569522, 17930970, 19935808, 18976491, 16560107, 17473241, 18546996,
+                                  18109532, 16901717, 16527504, 14766378]),
+}
+
+
+@pytest.mark.parametrize("preset", ["clean", "wild"])
+def test_benchmark_1_renders_as_before(preset):
+    config = SynthConfig(variations={"clean": CLEAN, "wild": WILD}[preset], **SMALL)
+    digest, sums = hashlib.sha256(), []
+    for a, action in enumerate(ACTIONS):
+        for i in range(3):
+            frames, labels = render_video(action, video_rng(0, a, i), config)
+            digest.update(labels.tobytes())
+            sums.append(int(frames.sum(dtype=np.int64)))
+    expected_digest, expected_sums = V1_REFERENCE[preset]
+    assert digest.hexdigest()[:16] == expected_digest
+    np.testing.assert_allclose(sums, expected_sums, rtol=1e-5)  # exact here; room for one rounding elsewhere
+
+
+# -- benchmark 2 ---------------------------------------------------------------------------------
+
+V2 = dict(size=32, frames=(40, 60), benchmark=2)
+
+
+def render_v2(variations: Variations, per_action: int = 5) -> list[tuple[str, np.ndarray, np.ndarray]]:
+    config = SynthConfig(variations=variations, **V2)
+    return [(action, *render_video(action, video_rng(0, a, i), config))
+            for a, action in enumerate(ACTIONS) for i in range(per_action)]
+
+
+def segment_lengths(labels: np.ndarray, background: int) -> np.ndarray:
+    """Frame counts of the runs of one phase among the procedure frames."""
+    steps = labels[labels != background]
+    return np.diff(np.flatnonzero(np.r_[True, steps[1:] != steps[:-1], True]))
+
+
+def test_v2_wild_background_share_places_and_order():
+    videos = render_v2(WILD_V2)
+    for action, frames, labels in videos:
+        background = labels == len(ACTIONS[action])
+        assert len(frames) == len(labels) and labels.max() <= len(ACTIONS[action])
+        assert 0.2 <= background.mean() <= 0.51, (action, background.mean())
+        inside = np.flatnonzero(~background)
+        assert background[0] and background[-1] and background[inside[0]:inside[-1]].any()  # start, middle, end
+    assert non_monotonic_videos(videos) >= 0.7 * len(videos)
+    flags = np.concatenate([frame_flags(labels, len(ACTIONS[action])) for action, _, labels in videos])
+    assert (flags & FLAG_OUT_OF_ORDER).mean() > 0.05 and (flags & FLAG_REPEATED).mean() > 0.01
+
+
+def test_v2_clean_is_monotone_without_background_and_spreads_durations():
+    videos = render_v2(CLEAN_V2)
+    ratios = []
+    for action, _, labels in videos:
+        assert (np.diff(labels) >= 0).all() and np.unique(labels).tolist() == list(range(len(ACTIONS[action])))
+        lengths = segment_lengths(labels, len(ACTIONS[action]))
+        ratios.append(lengths.max() / lengths.min())
+    v1 = [segment_lengths(labels, len(ACTIONS[action])) for action, _, labels in render_many(CLEAN)]
+    assert np.median(ratios) >= 2.5 > 1.5 >= np.median([lengths.max() / lengths.min() for lengths in v1])
+
+
+def test_v2_background_is_the_procedure_scene_left_idle():
+    """Without noise and camera motion, a background frame differs from some procedure frame by the hand
+    at most (its state is frozen), where a benchmark 1 background frame shows another scene."""
+    def distance_to_procedure(variations: Variations, benchmark: int) -> float:
+        config = SynthConfig(variations=replace(variations, noise=0.0, jitter=0.0), **{**V2, "benchmark": benchmark})
+        distances = []
+        for a, action in enumerate(ACTIONS):
+            frames, labels = render_video(action, video_rng(0, a, 0), config)
+            flat = frames.reshape(len(frames), -1).astype(np.float32) / 255
+            background = labels == len(ACTIONS[action])
+            distances.append(np.abs(flat[background, None] - flat[None, ~background]).mean(-1).min(1))
+        return float(np.median(np.concatenate(distances)))
+
+    assert distance_to_procedure(WILD_V2, 2) < 0.03 and distance_to_procedure(WILD, 1) > 0.2
+
+
+def test_the_hand_shows_in_background_and_in_some_procedure_frames():
+    labels = np.r_[np.full(10, 4), np.repeat([0, 1, 2, 3], 10), np.full(5, 4), np.full(10, 4)]
+    shown = np.array([_hand_shown(labels, 4, 0.5, np.random.default_rng(k)) for k in range(40)])
+    background = labels == 4
+    assert shown[:, background].mean() > 0.6 and 0.05 < shown[:, ~background].mean() < 0.4
+    assert not _hand_shown(labels, 4, 0.0, np.random.default_rng(0)).any()
+
+
+def test_v2_synthesize_writes_flags_and_the_version(tmp_path):
+    entries = synthesize(tmp_path, SynthConfig(actions=2, videos=3, variations=WILD_V2, **V2))
+    assert json.loads((tmp_path / "synth.json").read_text())["config"]["benchmark"] == 2
+    for entry in entries:
+        assert entry["flags"] == frame_flags(np.array(entry["labels"]), entry["background_label"]).tolist()
+
+
+def test_thirty_videos_split_twenty_to_ten():
+    assert _splits(30, 0.34) == ["train"] * 20 + ["val"] * 10
+
+
 # -- validation ----------------------------------------------------------------------------------
 
 
@@ -244,6 +352,7 @@ def test_phases_are_visually_distinct():
         ({"val_fraction": 1.0}, "--val-fraction"),
         ({"fps": 0}, "--fps"),
         ({"seed": -1}, "--seed"),
+        ({"benchmark": 3}, "--benchmark: must be one of 1, 2, got 3"),
     ],
 )
 def test_config_validation_names_the_option(overrides, message):

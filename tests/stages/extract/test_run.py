@@ -10,14 +10,15 @@ import pytest
 import torch
 from PIL import Image
 
-from tests.conftest import make_folder_dataset, moving_square
+from tests.conftest import make_folder_dataset, moving_square, read_manifest
 from vava.cache.store import FeatureSet
 from vava.core.backbone import load_backbone
 from vava.core.decode import VideoDecoder
 from vava.core.errors import VavaError
 from vava.core.preprocess import Preprocessing
 from vava.pipeline.datasets.folder import load_folder, write_manifest
-from vava.stages.extract.run import ExtractOptions, extract
+from vava.cache.fingerprint import feature_set_fingerprint
+from vava.stages.extract.run import ExtractOptions, extract, feature_settings
 
 FAST = ExtractOptions(weights="random", image_size=64, batch_size=7, workers=2, progress=False)
 
@@ -41,6 +42,37 @@ def test_cached_frames_equal_backbone_of_decoded_frames(tiny_dataset: Path, tmp_
         assert np.abs(cached.astype(np.float32) - expected).max() < 2e-3 * scale
     video = fs.video("v1")
     assert (video.split, video.action, video.fps, video.phases) == ("train", "slide", 15.0, ("left", "right"))
+
+
+def test_the_two_resnet50_cuts_never_share_a_feature_set(tiny_dataset: Path) -> None:
+    records = load_folder(tiny_dataset)
+    default, full = (feature_settings(ExtractOptions(backbone=name), "sha256:same-file")
+                     for name in ("resnet50", "resnet50-layer3"))
+    assert (default["layer"], full["layer"]) == ("layer3.2", "layer3")
+    assert {k: v for k, v in default.items() if k not in ("backbone", "layer")} == \
+        {k: v for k, v in full.items() if k not in ("backbone", "layer")}
+    assert feature_set_fingerprint(records, default)[0] != feature_set_fingerprint(records, full)[0]
+    # the cut alone (same backbone name and weights file) separates them
+    assert feature_set_fingerprint(records, {**full, "backbone": "resnet50"})[0] != \
+        feature_set_fingerprint(records, default)[0]
+
+
+def test_flags_are_stored_for_the_kept_frames(tiny_dataset: Path, tmp_path: Path) -> None:
+    entries = read_manifest(tiny_dataset)
+    entries[2]["flags"] = [(i * 5) % 8 for i in range(25)]
+    write_manifest(tiny_dataset, entries)
+    records = load_folder(tiny_dataset)
+    summary = extract(records, tmp_path / "cache", ExtractOptions(**{**FAST.__dict__, "target_fps": 5.0}))
+    fs = FeatureSet.open(summary.path)
+    index = fs.frame_index("v2")
+    assert index.tolist() == list(range(0, 25, 3))
+    flags = fs.flags("v2")
+    assert flags.dtype == np.uint8 and flags.tolist() == [(i * 5) % 8 for i in range(0, 25, 3)]
+    assert "flags" not in zarr_members(fs, "v1") and fs.flags("v1").tolist() == [0] * len(fs.labels("v1"))
+
+
+def zarr_members(feature_set: FeatureSet, video_id: str) -> list[str]:
+    return sorted(p.name for p in (feature_set.path / "videos" / video_id).iterdir() if p.is_dir())
 
 
 def test_second_run_does_no_work(tiny_dataset: Path, tmp_path: Path) -> None:
