@@ -46,7 +46,8 @@ def make_run(root: Path, videos: list[dict], objective: str = "vava", loss: dict
                                                       "loss": BALANCED if loss is None else loss}))
     with EmbeddingsWriter(root / "embeddings.h5", {"objective": objective, "step": step}) as writer:
         for v in videos:
-            writer.add(v["info"], v["embeddings"], v["labels"], np.arange(len(v["labels"])))
+            writer.add(v["info"], v["embeddings"], v["labels"], np.arange(len(v["labels"])),
+                       np.zeros(len(v["labels"]), dtype=np.uint8))
     return root
 
 
@@ -111,7 +112,8 @@ def test_learned_prior_width_comes_from_the_checkpoint(toy_features: Path, tmp_p
     val = [video("a1", "a", "val", 0.0, background=3, dim=8), video("a2", "a", "val", 0.4, dim=8)]
     with EmbeddingsWriter(run / "embeddings.h5", {"objective": "vava", "step": 2}) as writer:
         for v in val:
-            writer.add(v["info"], v["embeddings"], v["labels"], np.arange(len(v["labels"])))
+            writer.add(v["info"], v["embeddings"], v["labels"], np.arange(len(v["labels"])),
+                       np.zeros(len(v["labels"]), dtype=np.uint8))
     result = virtual_mass(run)
     config = VavaConfig(learned_variance=True, embedding_dim=8)
     head = PriorWidthHead(8, 2.0).double()
