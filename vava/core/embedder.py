@@ -42,23 +42,6 @@ def context_indices(indices: Tensor, context_frames: int, stride: int) -> Tensor
     return (indices.unsqueeze(-1) - offsets).clamp_min(0)
 
 
-class FrameConv3d(nn.Conv3d):
-    """A Conv3d that runs as a 2D convolution with the kernel's centre slice when the input has depth 1.
-
-    With one frame per stack (no temporal context) and depth padding of half the kernel, every other
-    depth slice of the kernel only meets zero padding: the result and every gradient are the same, at
-    a third of the arithmetic, through CPU kernels that are several times faster for 2D.
-    """
-
-    def forward(self, x: Tensor) -> Tensor:
-        depth, pad = self.kernel_size[0], self.padding
-        if x.shape[2] != 1 or isinstance(pad, str) or pad[0] != depth // 2 or self.padding_mode != "zeros":
-            return super().forward(x)
-        weight = self.weight[:, :, depth // 2]
-        out = F.conv2d(x[:, :, 0], weight, self.bias, self.stride[1:], pad[1:], self.dilation[1:], self.groups)
-        return out.unsqueeze(2)
-
-
 class Embedder(nn.Module):
     """[N, K, C, H, W] stacks of K = context + 1 conv4 maps (oldest first) -> [N, D] embeddings."""
 
@@ -68,7 +51,7 @@ class Embedder(nn.Module):
         convs: list[nn.Module] = []
         channels = in_channels
         for _ in range(config.conv_layers):
-            convs += [FrameConv3d(channels, config.conv_channels, kernel_size=3, padding=1),
+            convs += [nn.Conv3d(channels, config.conv_channels, kernel_size=3, padding=1),
                       nn.BatchNorm3d(config.conv_channels), nn.ReLU(inplace=True)]
             channels = config.conv_channels
         self.convs = nn.Sequential(*convs)
