@@ -32,6 +32,21 @@ def test_classification_separable_and_first_videos_in_natural_order(tmp_path: Pa
     assert logistic["results"]["classification"]["0.34"] == pytest.approx(1.0)
 
 
+def test_standardised_svm_is_the_svm_on_z_scored_frames() -> None:
+    rng = np.random.default_rng(0)
+    # the phase is in dimension 0 (spread 1); dimension 1 is noise with spread 1000, which sets the plain
+    # SVM's kernel width and hides dimension 0 from it
+    phase = np.repeat([0, 1], 50)
+    frames = np.c_[phase + 0.1 * rng.standard_normal(100), 1000 * rng.standard_normal(100)]
+    train = [record(frames[::2].tolist(), phase[::2].tolist(), "t")]
+    val = cls.labelled_frames([record(frames[1::2].tolist(), phase[1::2].tolist(), "v")])
+    assert cls.accuracy(train, val, "svm") < 0.8
+    assert cls.accuracy(train, val, "svm-standardised") == 1.0
+    mean, sd = frames[::2].mean(axis=0), frames[::2].std(axis=0)
+    by_hand = cls.make_classifier("svm").fit((frames[::2] - mean) / sd, phase[::2]).predict((frames[1::2] - mean) / sd)
+    assert (cls.predict(train, val[0], "svm-standardised") == by_hand).all()
+
+
 def test_classification_ignores_unlabelled_and_handles_one_class() -> None:
     train = [record([[0.0], [0.1], [5.0]], [0, 0, -1], "t")]  # one class left after dropping -1
     val = cls.labelled_frames([record([[0.0], [9.0], [4.0]], [0, -1, 1], "v")])
