@@ -81,6 +81,7 @@ bench: setup
 	$(BIN)/python bench/bench_cache.py
 	$(BIN)/python bench/bench_vava_loss.py
 	$(BIN)/python bench/bench_train.py
+	$(BIN)/python bench/bench_embedder.py
 	$(BIN)/python bench/bench_softdtw.py
 	$(BIN)/python bench/bench_evaluate.py
 	$(BIN)/python bench/bench_align.py

@@ -42,6 +42,27 @@ def context_indices(indices: Tensor, context_frames: int, stride: int) -> Tensor
     return (indices.unsqueeze(-1) - offsets).clamp_min(0)
 
 
+def shallow_conv3d(conv: nn.Conv3d, x: Tensor) -> Tensor:
+    """`conv(x)` for the embedder's 3x3x3, padding-1 Conv3d; for a depth K of 1 or 2 as one 2D convolution.
+
+    Output depth d sees input depth k through the kernel's depth tap k - d + 1, so stacking the K
+    depths along channels turns the layer into a conv2d with a banded [K*out, K*in, 3, 3] weight.
+    The result is the same up to float rounding and skips the multiplications by the depth padding;
+    on CPU, forward and backward, it is 1.7-4.8x faster than the Conv3d for K = 1 and 1.1-2.2x for
+    K = 2 (bench/bench_embedder.py). From K = 3 on, the Conv3d is as fast or faster.
+    """
+    n, channels, depth, height, width = x.shape
+    if depth > 2:
+        return conv(x)
+    out = conv.out_channels
+    taps = torch.arange(depth, device=x.device)[None, :] - torch.arange(depth, device=x.device)[:, None] + 1
+    banded = conv.weight[:, :, taps]  # [out, in, d, k, 3, 3]
+    banded = banded.permute(2, 0, 3, 1, 4, 5).reshape(depth * out, depth * channels, 3, 3)
+    bias = conv.bias.repeat(depth) if conv.bias is not None else None
+    y = F.conv2d(x.transpose(1, 2).reshape(n, depth * channels, height, width), banded, bias, padding=1)
+    return y.view(n, depth, out, height, width).transpose(1, 2)
+
+
 class Embedder(nn.Module):
     """[N, K, C, H, W] stacks of K = context + 1 conv4 maps (oldest first) -> [N, D] embeddings."""
 
@@ -68,7 +89,9 @@ class Embedder(nn.Module):
 
     def forward(self, maps: Tensor) -> Tensor:
         x = maps.transpose(1, 2)  # [N, C, K, H, W]: time becomes the 3D depth axis
-        x = self.convs(x).amax(dim=(2, 3, 4))
+        for layer in self.convs:
+            x = shallow_conv3d(layer, x) if isinstance(layer, nn.Conv3d) else layer(x)
+        x = x.amax(dim=(2, 3, 4))
         x = self.embedding(self.fcs(x))
         return F.normalize(x, dim=-1) if self.config.l2_normalize else x
 
