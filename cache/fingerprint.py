@@ -35,20 +35,22 @@ def source_identity(path: Path) -> dict[str, Any]:
 
 
 def video_inputs(record: VideoRecord) -> dict[str, Any]:
-    """Everything about one video that its cached features and metadata depend on (`flags` only when given,
-    so videos without flags keep the fingerprint they had before flags existed)."""
+    """Everything about one video that its cached features and metadata depend on (`flags` and `keep` only
+    when given, so videos without them keep the fingerprint they had before these existed)."""
     inputs = {
         "id": record.id,
         "source": source_identity(record.path),
         "split": record.split,
         "action": record.action,
-        "labels": stable_hash(record.labels.tolist()),
+        "labels": None if record.labels is None else stable_hash(record.labels.tolist()),
         "phases": list(record.phases),
         "fps": record.fps,
         "background_label": record.background_label,
     }
     if record.flags is not None:
         inputs["flags"] = stable_hash(record.flags.tolist())
+    if record.keep is not None:
+        inputs["keep"] = stable_hash(record.keep.tolist())
     return inputs
 
 

@@ -112,12 +112,86 @@ def data_synth(out_dir: Path, preset: str, seed: int, frames: tuple[int, int], b
     click.echo(str(out_dir))
 
 
+def _key_values(ctx: click.Context, param: click.Parameter, values: tuple[str, ...]) -> dict[str, str]:
+    pairs = {}
+    for value in values:
+        key, sep, text = value.partition("=")
+        if not sep or not key:
+            raise click.BadParameter(f"{value!r} is not KEY=VALUE")
+        pairs[key.strip()] = text.strip()
+    return pairs
+
+
+def _dataset_options(func):
+    """--dataset, --root, --dataset-option and --allow-outside-root: where and how to read a dataset."""
+    for option in reversed([
+        click.option("--dataset", default="folder", show_default=True,
+                     help="Dataset adapter (`vava data info --help` lists them)."),
+        click.option("--root", required=True, type=click.Path(path_type=Path), help="Dataset root folder."),
+        click.option("--dataset-option", "dataset_options", multiple=True, callback=_key_values, metavar="KEY=VALUE",
+                     help="An option of the dataset adapter (repeatable), e.g. background=drop."),
+        click.option("--allow-outside-root", is_flag=True,
+                     help="Read video paths that lead outside --root (absolute, '..', symlinks)."),
+    ]):
+        func = option(func)
+    return func
+
+
+def _load_records(dataset: str, root: Path, dataset_options: dict[str, str], allow_outside_root: bool) -> list:
+    from vava.pipeline.datasets import load_dataset
+
+    if not root.exists():
+        raise click.BadParameter(f"{root} does not exist", param_hint="--root")
+    return load_dataset(dataset, root, allow_outside_root=allow_outside_root, options=dataset_options)
+
+
+def _datasets_help() -> str:
+    from vava.pipeline.datasets import DATASETS
+
+    lines = []
+    for spec in DATASETS.values():
+        lines.append(f"{spec.name}: {spec.summary}")
+        lines += [f"  {key}: {opt.help}" + (f" (default {opt.default})" if opt.default else "")
+                  for key, opt in spec.options.items()]
+    return "\n\n".join(lines)
+
+
+class _DatasetsCommand(click.Command):
+    """A command whose help ends with the registered dataset adapters and their options."""
+
+    def format_epilog(self, ctx: click.Context, formatter: click.HelpFormatter) -> None:
+        with formatter.section("Datasets"):
+            for line in _datasets_help().split("\n\n"):
+                formatter.write_text(line) if not line.startswith("  ") else formatter.write_text("    " + line.strip())
+
+
+@data.command("info", cls=_DatasetsCommand)
+@_dataset_options
+def data_info(dataset: str, root: Path, dataset_options: dict[str, str], allow_outside_root: bool) -> None:
+    """Videos per split and action, frames and phases of a dataset, as the adapter reads it."""
+    from vava.pipeline.datasets.summary import summarise, summary_table
+
+    records = _load_records(dataset, root, dataset_options, allow_outside_root)
+    click.echo(summary_table(summarise(records)))
+
+
+@data.command("fixture", cls=_DatasetsCommand)
+@click.argument("out_dir", type=click.Path(file_okay=False, path_type=Path))
+@click.option("--dataset", required=True, help="Dataset adapter whose on-disk format to write.")
+def data_fixture(out_dir: Path, dataset: str) -> None:
+    """Write a tiny copy of a dataset in its real on-disk format into OUT_DIR (new or empty), the one the tests read."""
+    from vava.core.files import check_new_folder
+    from vava.pipeline.datasets import dataset as find_dataset
+
+    spec = find_dataset(dataset)
+    check_new_folder(out_dir, "OUT_DIR")
+    spec.fixture(out_dir)
+    click.echo(str(out_dir))
+
+
 # -- extract -------------------------------------------------------------------------------
-@main.command()
-@click.option("--dataset", default="folder", show_default=True, help="Dataset adapter.")
-@click.option("--root", required=True, type=click.Path(path_type=Path), help="Dataset root folder.")
-@click.option("--allow-outside-root", is_flag=True,
-              help="Read video paths of the manifest that lead outside --root (absolute, '..', symlinks).")
+@main.command(cls=_DatasetsCommand)
+@_dataset_options
 @click.option("--cache", required=True, type=click.Path(file_okay=False, path_type=Path), help="Feature cache folder.")
 @click.option("--backbone", default="resnet50", show_default=True,
               help="resnet50 (conv4 = 3rd block of layer3, as VAVA) | resnet50-layer3 (all 6 blocks) | resnet18.")
@@ -133,22 +207,21 @@ def data_synth(out_dir: Path, preset: str, seed: int, frames: tuple[int, int], b
 @click.option("--workers", default=2, show_default=True, help="Decode threads.")
 @click.option("--repair", is_flag=True, help="Read all cached videos in full; re-extract those failing their checksums.")
 @click.option("--quiet", is_flag=True, help="No progress bar.")
-def extract(dataset: str, root: Path, cache: Path, quiet: bool, allow_outside_root: bool, **options) -> None:
+def extract(dataset: str, root: Path, dataset_options: dict[str, str], cache: Path, quiet: bool,
+            allow_outside_root: bool, **options) -> None:
     """Decode videos, run the frozen backbone and cache its conv4 maps (zarr).
 
     The last line printed on stdout is the feature set's path.
     """
-    from vava.pipeline.datasets import load_dataset
     from vava.stages.extract.run import ExtractOptions
     from vava.stages.extract.run import extract as run_extract
 
-    if not root.exists():
-        raise click.BadParameter(f"{root} does not exist", param_hint="--root")
     extract_options = ExtractOptions(progress=not quiet, **options)
     with _option_errors():
         extract_options.validate()
-    records = load_dataset(dataset, root, allow_outside_root=allow_outside_root)
-    summary = run_extract(records, cache, extract_options, dataset={"adapter": dataset, "root": str(root.resolve())})
+    records = _load_records(dataset, root, dataset_options, allow_outside_root)
+    provenance = {"adapter": dataset, "root": str(root.resolve()), "options": dataset_options}
+    summary = run_extract(records, cache, extract_options, dataset=provenance)
     for video_id, problem in summary.damaged.items():
         click.echo(f"damaged, extracted again: {video_id}: {problem}", err=True)
     for reason in summary.failed.values():

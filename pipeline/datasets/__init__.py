@@ -1,28 +1,82 @@
-"""Dataset adapters: each turns a dataset on disk into a list of `VideoRecord`s."""
+"""Dataset adapters: each turns a dataset on disk, in its own format, into a list of `VideoRecord`s.
+
+`DATASETS` maps a name (`vava extract --dataset NAME`) to its `Dataset`: the reader, the options it
+takes (`--dataset-option KEY=VALUE`) and the writer of a tiny copy in the real on-disk format
+(`vava data fixture`), the same one the tests read.
+"""
 from __future__ import annotations
 
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Protocol
 
 from vava.core.errors import VavaError
 from vava.core.records import VideoRecord
 from vava.pipeline.datasets.folder import load_folder
+from vava.pipeline.datasets.synthetic import write_fixture as write_synthetic_fixture
 
 
-class DatasetAdapter(Protocol):
-    """Reads the manifest of a dataset at `root`; refuses video paths outside it unless allowed."""
+@dataclass(frozen=True)
+class DatasetOption:
+    """One `--dataset-option KEY=VALUE` an adapter takes; `choices` empty means any text."""
 
-    def __call__(self, root: Path, *, allow_outside_root: bool = False) -> list[VideoRecord]: ...
-
-
-ADAPTERS: dict[str, DatasetAdapter] = {"folder": load_folder}
-
-
-def load_dataset(name: str, root: str | Path, *, allow_outside_root: bool = False) -> list[VideoRecord]:
-    """Load the manifest of dataset `name` stored at `root` (see `DatasetAdapter`)."""
-    if name not in ADAPTERS:
-        raise VavaError(f"unknown dataset {name!r} (known: {', '.join(sorted(ADAPTERS))})")
-    return ADAPTERS[name](Path(root), allow_outside_root=allow_outside_root)
+    help: str
+    default: str | None = None
+    choices: tuple[str, ...] = ()
 
 
-__all__ = ["ADAPTERS", "VideoRecord", "load_dataset"]
+@dataclass(frozen=True)
+class Dataset:
+    """A registered adapter.
+
+    `load(root, allow_outside_root=..., **options)` reads the dataset at `root` (option values are
+    strings, every declared option given, `None` when unset without a default); it refuses video
+    paths outside `root` unless allowed. `fixture(out)` writes a tiny dataset in the real format.
+    """
+
+    name: str
+    summary: str
+    load: Callable[..., list[VideoRecord]]
+    fixture: Callable[[Path], None]
+    options: Mapping[str, DatasetOption] = field(default_factory=dict)
+
+
+DATASETS: dict[str, Dataset] = {
+    "folder": Dataset("folder", "the generic folder format: manifest.jsonl + videos or frame folders",
+                      load_folder, write_synthetic_fixture),
+}
+
+
+def dataset(name: str) -> Dataset:
+    """The registered adapter `name`; a one-line error listing the known ones otherwise."""
+    if name not in DATASETS:
+        raise VavaError(f"unknown dataset {name!r} (known: {', '.join(sorted(DATASETS))})")
+    return DATASETS[name]
+
+
+def resolve_options(name: str, given: Mapping[str, str] | None) -> dict[str, str | None]:
+    """Every option of dataset `name`: the given values (checked) and the defaults of the others."""
+    spec = dataset(name)
+    given = dict(given or {})
+    unknown = sorted(set(given) - set(spec.options))
+    if unknown:
+        known = ", ".join(sorted(spec.options)) or "none"
+        raise VavaError(f"--dataset-option: {name} has no option {unknown[0]!r} (its options: {known})")
+    for key, value in given.items():
+        choices = spec.options[key].choices
+        if choices and value not in choices:
+            raise VavaError(f"--dataset-option {key}={value}: not one of {', '.join(choices)}")
+    return {key: given.get(key, option.default) for key, option in spec.options.items()}
+
+
+def load_dataset(name: str, root: str | Path, *, allow_outside_root: bool = False,
+                 options: Mapping[str, str] | None = None) -> list[VideoRecord]:
+    """The videos of dataset `name` stored at `root`, read with `options` (see `Dataset`)."""
+    resolved = resolve_options(name, options)
+    root = Path(root)
+    if not root.is_dir():
+        raise VavaError(f"dataset root {root} is not a directory")
+    return dataset(name).load(root, allow_outside_root=allow_outside_root, **resolved)
+
+
+__all__ = ["DATASETS", "Dataset", "DatasetOption", "VideoRecord", "dataset", "load_dataset", "resolve_options"]

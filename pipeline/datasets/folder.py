@@ -1,7 +1,7 @@
 """The generic folder format: `ROOT/manifest.jsonl`, one JSON object per video.
 
-Keys: `id`, `path` (relative to ROOT), `split` (train/val), `action`, `labels` (per-frame ints),
-optional `phases` (names, indexed by label), `fps`, `background_label`, `flags` (per-frame bit masks of
+Keys: `id`, `path` (relative to ROOT), `split` (train/val/test), `action`, optional `labels` (per-frame
+ints; without them the video is unlabelled), `phases` (names, indexed by label), `fps`, `background_label`, `flags` (per-frame bit masks of
 `vava.core.records.FRAME_FLAGS`).
 
 The manifest is UTF-8 (a leading byte-order mark, as some editors write, is accepted and ignored).
@@ -32,8 +32,8 @@ from vava.core.records import (
 
 MANIFEST_NAME = "manifest.jsonl"
 MAX_LINE_BYTES = 64 * 2**20  # far above MAX_FRAMES labels; guards against reading a huge blob whole
-_REQUIRED = ("id", "path", "split", "action", "labels")
-_OPTIONAL = ("phases", "fps", "background_label", "flags")
+_REQUIRED = ("id", "path", "split", "action")
+_OPTIONAL = ("labels", "phases", "fps", "background_label", "flags")
 
 
 def load_folder(root: str | Path, *, allow_outside_root: bool = False) -> list[VideoRecord]:
@@ -103,7 +103,9 @@ def _parse_entry(entry: object, root: Path, confined_to: Path | None, where: str
     if not isinstance(action, str) or not action:
         raise VavaError(f"{where}: action must be a non-empty string, got {action!r}")
     phases = _parse_phases(entry.get("phases", []), where)
-    labels = _parse_labels(entry["labels"], phases, where)
+    labels = _parse_labels(entry["labels"], phases, where) if "labels" in entry else None
+    if labels is None and "flags" in entry:
+        raise VavaError(f"{where}: flags need labels (one flag per labelled frame)")
     return VideoRecord(
         id=video_id,
         path=_parse_path(entry["path"], root, confined_to, where),
@@ -114,7 +116,7 @@ def _parse_entry(entry: object, root: Path, confined_to: Path | None, where: str
         fps=_parse_fps(entry.get("fps"), where),
         background_label=_parse_background(entry.get("background_label"), phases, where),
         confined_to=confined_to,
-        flags=_parse_flags(entry.get("flags"), len(labels), where),
+        flags=_parse_flags(entry.get("flags"), 0 if labels is None else len(labels), where),
     )
 
 

@@ -761,3 +761,9 @@ def synthesize(
 
 def _video_id(action: str, index: int) -> str:
     return f"{action}_{index:03d}"
+
+
+def write_fixture(out_dir: str | Path) -> None:
+    """A tiny wild synthetic dataset in the generic folder format (2 actions x 4 videos at 32 px)."""
+    synthesize(out_dir, SynthConfig(actions=2, videos=4, val_fraction=0.25, size=32, frames=(16, 20),
+                                    variations=preset("wild", 2)))

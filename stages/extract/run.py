@@ -30,7 +30,7 @@ from vava.core.decode import VideoDecoder
 from vava.core.devices import resolve_device
 from vava.core.errors import VavaError
 from vava.core.preprocess import RESIZE_MODES, Preprocessing
-from vava.core.records import VideoRecord, check_video_id
+from vava.core.records import UNKNOWN_LABEL, VideoRecord, check_video_id
 from vava.core.validation import (
     FLAG,
     TEXT,
@@ -236,7 +236,8 @@ class _ExtractionRun:
         workers = min(self.options.workers, len(records))
         frames_q: queue.Queue = queue.Queue(maxsize=4 * workers)
         write_q: queue.Queue = queue.Queue(maxsize=8)
-        total = sum(r.num_frames for r in records)
+        counts = [r.num_frames for r in records]
+        total = None if None in counts else sum(counts)  # unlabelled videos: frames known once decoded
         bar = tqdm(total=total, unit="frame", desc="extract", file=sys.stderr, disable=not self.options.progress,
                    dynamic_ncols=True)
         threads = [threading.Thread(target=self._decode_worker, args=(todo, frames_q, deferred, blocking), daemon=True)
@@ -396,6 +397,8 @@ class _ExtractionRun:
     def _finish(self, job: _VideoJob, end: _End) -> None:
         record = job.record
         labels = record.labels
+        if labels is None:  # unlabelled: every decoded frame, label unknown
+            labels = np.full(end.decoded_frames, UNKNOWN_LABEL, dtype=np.int64)
         if end.decoded_frames != labels.shape[0]:
             difference = end.decoded_frames - labels.shape[0]
             if self.options.on_length_mismatch == "error":

@@ -217,3 +217,22 @@ def test_evaluate_compare_and_align_commands(toy_features: Path, tmp_path: Path)
     no_frames = run("align", "--run", str(run_dir), "toy0", "toy1", "--out", str(tmp_path / "a.mp4"))
     assert no_frames.exit_code == 1 and "Traceback" not in no_frames.output
     assert "video 'toy0': cannot read the dataset the features came from" in no_frames.output
+
+
+def test_data_fixture_then_info(tmp_path: Path) -> None:
+    out = tmp_path / "fx"
+    result = run("data", "fixture", "--dataset", "folder", str(out))
+    assert result.exit_code == 0 and result.output.strip().splitlines()[-1] == str(out)
+    result = run("data", "info", "--root", str(out))
+    lines = result.output.splitlines()
+    assert result.exit_code == 0 and lines[0].split() == ["action", "train", "val", "test", "frames", "phases"]
+    total = lines[-1].split()
+    assert total[:4] == ["total", "6", "2", "0"]
+    manifest = [json.loads(line) for line in (out / "manifest.jsonl").read_text().splitlines()]
+    assert int(total[4]) == sum(len(entry["labels"]) for entry in manifest)
+    again = run("data", "fixture", "--dataset", "folder", str(out))
+    assert again.exit_code == 1 and f"Error: OUT_DIR: {out} is not empty" in again.output
+    bad = run("data", "info", "--root", str(out), "--dataset-option", "x=1")
+    assert bad.exit_code == 1 and "Error: --dataset-option: folder has no option 'x'" in bad.output
+    bad = run("data", "info", "--root", str(out), "--dataset-option", "x")
+    assert bad.exit_code == 2 and "'x' is not KEY=VALUE" in bad.output

@@ -132,7 +132,7 @@ class VideoDecoder:
                 for frame in container.decode(stream):
                     index = self.decoded_frames
                     self.decoded_frames += 1
-                    if is_kept(index, source_fps, self.target_fps):
+                    if self._wanted(index, source_fps):
                         yield index, frame
         except av.FFmpegError as err:
             raise VavaError(f"video {self.record.id!r}: cannot decode {path} ({err.strerror or err})") from None
@@ -143,7 +143,7 @@ class VideoDecoder:
         for index, file in enumerate(files):
             self._check_confined(file)
             self.decoded_frames += 1
-            if not is_kept(index, self.record.fps, self.target_fps):
+            if not self._wanted(index, self.record.fps):
                 continue
             try:
                 with Image.open(file) as image:
@@ -151,6 +151,13 @@ class VideoDecoder:
             except (OSError, UnidentifiedImageError) as err:
                 raise VavaError(f"video {self.record.id!r}: cannot decode frame {file} ({err})") from None
             yield index, torch.from_numpy(pixels).permute(2, 0, 1)
+
+    def _wanted(self, index: int, source_fps: float | None) -> bool:
+        """Whether decoded frame `index` is kept: by the frame-rate resampling and the record's `keep` mask
+        (frames past the mask are kept here; the label-count check deals with them)."""
+        keep = self.record.keep
+        in_mask = keep is None or index >= keep.shape[0] or bool(keep[index])
+        return in_mask and is_kept(index, source_fps, self.target_fps)
 
     def _check_fps(self, source_fps: float | None) -> None:
         if self.target_fps is not None and not source_fps:

@@ -175,7 +175,7 @@ def load_embeddings(path: str | Path, background: str = "keep", require_labels: 
             _check_labelled(path, video)
     if background == "drop":
         videos = [without_background(path, v) for v in videos]
-    order = {"train": 0, "val": 1}
+    order = {"train": 0, "val": 1, "test": 2}
     videos.sort(key=lambda v: (order.get(v.split, 2), v.split, natural_key(v.id)))
     return EmbeddingsFile(path, attrs, videos)
 

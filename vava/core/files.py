@@ -54,6 +54,18 @@ def is_inside(path: str | Path, root: str | Path) -> bool:
     return Path(path).resolve().is_relative_to(Path(root).resolve())
 
 
+def check_new_folder(path: str | Path, what: str) -> Path:
+    """`path` if it is a folder to write into from scratch: absent, or an empty folder (not a symlink)."""
+    path = Path(path)
+    if path.is_symlink():
+        raise VavaError(f"{what}: {path} is a symlink; give the real folder")
+    if path.exists() and not path.is_dir():
+        raise VavaError(f"{what}: {path} exists and is not a folder")
+    if path.is_dir() and any(path.iterdir()):
+        raise VavaError(f"{what}: {path} is not empty; pick a new folder")
+    return path
+
+
 def _disk_error(path: Path, err: OSError) -> VavaError:
     reason = "the disk is full" if err.errno in (errno.ENOSPC, errno.EDQUOT) else (err.strerror or str(err))
     return VavaError(f"{path}: cannot write ({reason}); nothing was replaced")

@@ -9,7 +9,7 @@ import numpy as np
 from vava.core.errors import VavaError
 from vava.core.files import MAX_NAME_BYTES, check_plain_name
 
-SPLITS = ("train", "val")
+SPLITS = ("train", "val", "test")
 UNKNOWN_LABEL = -1
 MAX_LABEL = 9_999  # phase indices above this are a mistake, and evaluation sizes tables by them
 MAX_FRAMES = 1_000_000  # per video (over 9 hours at 30 fps): more labels is a broken manifest
@@ -48,28 +48,42 @@ class VideoRecord:
     """One video of a dataset.
 
     `path` is a video file (any container FFmpeg reads) or a folder of JPEG/PNG frames.
-    `labels` holds one phase index per frame (`UNKNOWN_LABEL` where unknown);
+    `labels` holds one phase index per decoded frame (`UNKNOWN_LABEL` where unknown), or is None for
+    an unlabelled video: its frames are counted when decoded and all get `UNKNOWN_LABEL`.
     `background_label`, when set, is the label reserved for background frames.
     `confined_to`, when set, is the folder the video's files must stay inside (the dataset root):
     the decoder refuses a path or a frame that leads outside it, symlinks resolved.
     `flags`, when set, holds one bit mask of `FRAME_FLAGS` per frame (uint8, like `labels`).
+    `keep`, when set, says which decoded frames the video is made of (bool, like `labels`): the
+    others are dropped before embedding, e.g. background in a "without background" protocol.
     """
 
     id: str
     path: Path
     split: str
     action: str
-    labels: np.ndarray = field(repr=False)
+    labels: np.ndarray | None = field(repr=False)
     phases: tuple[str, ...] = ()
     fps: float | None = None
     background_label: int | None = None
     confined_to: Path | None = None
     flags: np.ndarray | None = field(default=None, repr=False)
+    keep: np.ndarray | None = field(default=None, repr=False)
+
+    def __post_init__(self) -> None:
+        for name in ("flags", "keep"):
+            value = getattr(self, name)
+            if value is not None and (self.labels is None or value.shape != self.labels.shape):
+                raise VavaError(f"video {self.id!r}: {name} need one entry per label")
+        if self.keep is not None and not self.keep.any():
+            raise VavaError(f"video {self.id!r}: no frame is kept")
 
     @property
-    def num_frames(self) -> int:
-        """Frame count the labels describe."""
-        return int(self.labels.shape[0])
+    def num_frames(self) -> int | None:
+        """Frames the video is made of (after `keep`), or None when unlabelled (known once decoded)."""
+        if self.labels is None:
+            return None
+        return int(self.labels.shape[0] if self.keep is None else np.count_nonzero(self.keep))
 
     @property
     def is_frame_folder(self) -> bool:

@@ -50,7 +50,7 @@ def test_registry_loads_folder_and_rejects_unknown_adapter(tmp_path: Path) -> No
 @pytest.mark.parametrize(
     ("change", "message"),
     [
-        ({"split": "test"}, r"manifest.jsonl:1: video 'a': unknown split 'test' \(use one of train, val\)"),
+        ({"split": "dev"}, r"manifest.jsonl:1: video 'a': unknown split 'dev' \(use one of train, val, test\)"),
         ({"labels": []}, r"video 'a': labels are empty \(zero-frame video\)"),
         ({"labels": [0, 1.5]}, r"video 'a': labels must be a list of integers"),
         ({"labels": [0, -2]}, r"video 'a': labels must be >= -1"),
@@ -73,9 +73,19 @@ def test_bad_entries_name_line_and_video(tmp_path: Path, change: dict, message: 
 
 
 def test_missing_keys_listed(tmp_path: Path) -> None:
-    entry = {k: v for k, v in GOOD.items() if k not in ("split", "labels")}
+    entry = {k: v for k, v in GOOD.items() if k not in ("split", "action")}
     write_lines(tmp_path, [json.dumps(entry)])
-    with pytest.raises(VavaError, match=r":1: video 'a': missing key\(s\) split, labels"):
+    with pytest.raises(VavaError, match=r":1: video 'a': missing key\(s\) split, action"):
+        load_folder(tmp_path)
+
+
+def test_labels_are_optional_and_test_is_a_split(tmp_path: Path) -> None:
+    entry = {k: v for k, v in GOOD.items() if k != "labels"}
+    write_lines(tmp_path, [json.dumps({**entry, "split": "test"})])
+    (record,) = load_folder(tmp_path)
+    assert record.labels is None and record.num_frames is None and record.split == "test"
+    write_lines(tmp_path, [json.dumps({**entry, "flags": [0, 0]})])
+    with pytest.raises(VavaError, match=r":1: video 'a': flags need labels"):
         load_folder(tmp_path)
 
 

@@ -1,6 +1,7 @@
 """Stage 1 in-process: values, batching across videos, resampling, bad videos, reuse."""
 from __future__ import annotations
 
+import dataclasses
 from fractions import Fraction
 from pathlib import Path
 
@@ -156,3 +157,25 @@ def test_invalid_options_are_named() -> None:
         ExtractOptions(batch_size=0).validate()
     with pytest.raises(VavaError, match="--on-length-mismatch"):
         ExtractOptions(on_length_mismatch="pad").validate()
+
+
+def test_unlabelled_videos_and_keep_masks(tiny_dataset: Path, tmp_path: Path) -> None:
+    """An unlabelled video caches every decoded frame with label -1; a keep mask drops frames before the
+    backbone, the kept frames' maps equal those of the full extraction, and the mask is in the fingerprint."""
+    records = load_folder(tiny_dataset)
+    full = FeatureSet.open(extract(records, tmp_path / "full", FAST).path)
+    keep = np.arange(22) % 3 != 1
+    changed = [dataclasses.replace(records[0], labels=None),
+               dataclasses.replace(records[1], keep=keep, flags=np.full(22, 1, np.uint8)), records[2]]
+    assert changed[0].num_frames is None and changed[1].num_frames == int(keep.sum())
+    summary = extract(changed, tmp_path / "cache", FAST)
+    assert summary.path != full.path and summary.frames == 18 + int(keep.sum()) + 25
+    fs = FeatureSet.open(summary.path)
+    assert fs.labels("v0").tolist() == [-1] * 18 and fs.read("v0").shape[0] == 18
+    assert fs.frame_index("v1").tolist() == np.flatnonzero(keep).tolist()
+    assert np.array_equal(fs.labels("v1"), records[1].labels[keep]) and fs.flags("v1").tolist() == [1] * keep.sum()
+    assert np.array_equal(fs.read("v1"), full.read("v1")[keep])
+    with pytest.raises(VavaError, match=r"video 'v1': keep need one entry per label"):
+        dataclasses.replace(records[1], keep=keep[:-1])
+    with pytest.raises(VavaError, match=r"video 'v1': no frame is kept"):
+        dataclasses.replace(records[1], keep=np.zeros(22, bool))
