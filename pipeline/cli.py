@@ -384,6 +384,7 @@ def evaluate(run_dir: Path | None, compare: tuple[Path, ...], plots: bool, **opt
     """Evaluate a run's embeddings (RUN/report.json, report.md, plots/), or --compare several runs."""
     from vava.stages.evaluate.report import compare_reports, load_comparable_report, render_text
     from vava.stages.evaluate.run import evaluate_run
+    from vava.stages.evaluate.tables import skip_lines
 
     probes = click.get_current_context().command.registry()
     if compare:
@@ -394,8 +395,8 @@ def evaluate(run_dir: Path | None, compare: tuple[Path, ...], plots: bool, **opt
     with _option_errors():
         report, pngs = evaluate_run(run_dir, plots=plots, probes=probes, **options)
     click.echo(render_text(report, probes))
-    for skipped in report["skipped"]:
-        click.echo(f"skipped {skipped.get('task')} ({skipped.get('action')}): {skipped.get('reason')}", err=True)
+    for line in skip_lines(report):
+        click.echo(f"skipped {line}", err=True)
     click.echo(f"report: {run_dir / 'report.md'} and report.json")
     for png in pngs:
         click.echo(f"plot:   {png}")

@@ -32,7 +32,7 @@ def virtual_mass(run_dir: str | Path) -> dict[str, Any] | None:
     (null when there are none) and over the other frames.
     """
     run_dir = Path(run_dir)
-    embeddings = load_embeddings(run_dir / EMBEDDINGS_NAME, require_labels=False)
+    embeddings = load_embeddings(run_dir / EMBEDDINGS_NAME)
     if embeddings.attrs.get("objective") != "vava":
         return None
     config = _run_config(run_dir)

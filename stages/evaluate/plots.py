@@ -31,7 +31,7 @@ LOG_COLUMNS_EXCLUDED = ("step", "lr", "steps_per_s")  # train_log.csv columns th
 # -- t-SNE -------------------------------------------------------------------------------------
 def _tsne_videos(path: Path, count: int, action: str | None) -> list[VideoEmbeddings]:
     """The first `count` val videos of `action`, or of the first val video's action."""
-    val = load_embeddings(path, require_labels=False).split("val")
+    val = load_embeddings(path).split("val")
     if not val:
         raise VavaError(f"{path}: no val video in this embeddings file (embed with --splits val)")
     action = action if action is not None else val[0].action

@@ -27,7 +27,7 @@ def evaluate_embeddings(path: str | Path, probes: Registry = PROBES, **options: 
     """
     o = EvalOptions(probes, **options)
     selected = o.selected()
-    data = load_embeddings(path, o.background, require_labels=any(p.needs_labels for p in selected.values()))
+    data = load_embeddings(path, o.background)
     _check_splits(data, selected)
     instances = {name: probe(o) for name, probe in selected.items()}
     running = sorted(instances.values(), key=lambda probe: probe.rank)

@@ -33,7 +33,7 @@ def write_plots(run_dir: Path) -> list[Path]:
     two), and the loss curve when the run has a training log."""
     out = run_dir / "plots"
     pngs = [plot_tsne(run_dir / EMBEDDINGS_NAME, out / "tsne.png")]
-    val = load_embeddings(run_dir / EMBEDDINGS_NAME, require_labels=False).split("val")
+    val = load_embeddings(run_dir / EMBEDDINGS_NAME).split("val")
     by_action = [[v for v in val if v.action == action] for action in dict.fromkeys(v.action for v in val)]
     pair = next((videos[:2] for videos in by_action if len(videos) >= 2), val[:2])  # same action if possible
     if len(pair) == 2:

@@ -94,9 +94,18 @@ def report_markdown(report: Report, probes: Registry = PROBES) -> str:
         parts += ["## Per action\n", markdown(*per_action_table(report, probes))]
     parts += sections[False]
     if report["skipped"]:
-        parts += ["## Skipped\n", "\n".join(f"- {s['task']} ({s['action']}): {s['reason']}"
-                                            for s in report["skipped"]) + "\n"]
+        parts += ["## Skipped\n", "\n".join(f"- {line}" for line in skip_lines(report)) + "\n"]
     return "\n".join([*parts, "## Protocol\n", _protocol(report["options"], probes)])
+
+
+def skip_lines(report: Report) -> list[str]:
+    """One line per skipped task and reason: "task (actions): reason", or "task (every action): reason"."""
+    grouped: dict[tuple[str, str], list[str]] = {}
+    for skip in report["skipped"]:
+        grouped.setdefault((skip["task"], skip["reason"]), []).append(skip["action"])
+    every = len(report["per_action"])
+    return [f"{task} ({'every action' if len(actions) == every > 1 else ', '.join(actions)}): {reason}"
+            for (task, reason), actions in grouped.items()]
 
 
 def _provenance(report: Report) -> str:

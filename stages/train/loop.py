@@ -97,6 +97,10 @@ def train(features: str | Path, out: str | Path, config: TrainConfig, *, device:
     if not videos:
         raise VavaError(f"{feature_set.path}: no complete video in the train split")
     num_classes = max(int(feature_set.labels(v.id).max()) for v in videos) + 1
+    objective = OBJECTIVES.get(config.objective)
+    if objective is not None and objective.uses_labels and num_classes == 0:
+        raise VavaError(f"{feature_set.path}: objective {config.objective} needs phase labels, but the train split "
+                        "has no labels (every frame is -1); pick a self-supervised objective such as vava")
     config = resolved(config, {"num_classes": num_classes})
     torch_device = resolve_device(device)
     check_step_fits(feature_set.frame_shape(videos[0].id), config, torch_device)

@@ -12,7 +12,8 @@ know its layout. Readable with plain h5py::
                  identity files add identity_kind (one of IDENTITY_KINDS; older ones lack it and
                  are "features"), and "features-standardised" files the source of their statistics
 
-Reading gives validated per-video records (`load_embeddings`).
+Reading gives validated per-video records (`load_embeddings`). A video whose every label is
+UNLABELLED is an unlabelled one: it is read like any other (probes that need labels leave it out).
 
 Order: the videos of a split are sorted by the natural order of their ids ("v2" before "v10"; ties,
 such as "v01" and "v1", by the plain string). Phase classification takes the *first* n train
@@ -153,7 +154,7 @@ def natural_key(text: str) -> tuple[list[int | str], str]:
     return [int(c) if i % 2 else c for i, c in enumerate(chunks)], text
 
 
-def load_embeddings(path: str | Path, background: str = "keep", require_labels: bool = True) -> EmbeddingsFile:
+def load_embeddings(path: str | Path, background: str = "keep") -> EmbeddingsFile:
     """Read and validate every video of `path`; see the module docstring for order and background."""
     path = Path(path)
     if background not in BACKGROUND_MODES:
@@ -170,9 +171,6 @@ def load_embeddings(path: str | Path, background: str = "keep", require_labels: 
     except OSError as error:
         raise VavaError(f"{path}: not a readable HDF5 file ({error})") from None
     _check_dimensions(path, videos)
-    if require_labels:
-        for video in videos:
-            _check_labelled(path, video)
     if background == "drop":
         videos = [without_background(path, v) for v in videos]
     order = {"train": 0, "val": 1, "test": 2}
@@ -252,8 +250,3 @@ def _check_dimensions(path: Path, videos: list[VideoEmbeddings]) -> None:
         raise VavaError(f"{path}: videos disagree on the embedding size: {first.id!r} has "
                         f"{first.embeddings.shape[1]}, {other.id!r} has {other.embeddings.shape[1]}")
 
-
-def _check_labelled(path: Path, video: VideoEmbeddings) -> None:
-    if (video.labels == UNLABELLED).all():
-        raise VavaError(f"{path}: video {video.id!r} ({video.split}) has no phase labels (every label is "
-                        f"{UNLABELLED}); the label-based probes need them")

@@ -13,7 +13,7 @@ from typing import Any, ClassVar
 
 import numpy as np
 
-from vava.core.embeddings_file import VideoEmbeddings
+from vava.core.embeddings_file import UNLABELLED, VideoEmbeddings
 from vava.core.errors import ConfigError
 from vava.core.validation import Rule, at_least, flag, number
 from vava.stages.evaluate.classification import Frames, first_videos, labelled_flags, labelled_frames, predict
@@ -84,11 +84,21 @@ class Column:
 
 
 class Action:
-    """One action's train and val videos, as every probe of an evaluation sees them."""
+    """One action's train and val videos, as every probe of an evaluation sees them.
+
+    A probe that `needs_labels` sees `labelled`: only the videos with at least one labelled frame.
+    """
 
     def __init__(self, train: Sequence[VideoEmbeddings], val: Sequence[VideoEmbeddings]) -> None:
         self.train, self.val = train, val
         self._predicted: dict[tuple[int, str], np.ndarray] = {}
+
+    @functools.cached_property
+    def labelled(self) -> Action:
+        """The same action without its unlabelled videos (every label -1); shared by the label-based probes."""
+        if all(has_labels(v) for v in (*self.train, *self.val)):
+            return self
+        return Action([v for v in self.train if has_labels(v)], [v for v in self.val if has_labels(v)])
 
     @functools.cached_property
     def val_frames(self) -> Frames:
@@ -122,18 +132,25 @@ class Probe:
     name: ClassVar[str]                     # the task name (--tasks, report keys)
     options: ClassVar[tuple[Option, ...]] = ()  # every option it reads; probes may share one Option
     default: ClassVar[bool] = False         # among the default tasks; its report.md section joins the results
-    needs_train: ClassVar[bool] = False     # every action must have train videos
-    needs_labels: ClassVar[bool] = False    # every video must carry phase labels
-    min_val_videos: ClassVar[int] = 1       # an action with fewer val videos skips the probe
+    needs_train: ClassVar[bool] = False     # every action must have train videos (labelled ones, with needs_labels)
+    needs_labels: ClassVar[bool] = False    # reads phase labels: runs on the labelled videos only
+    min_val_videos: ClassVar[int] = 1       # an action with fewer (labelled) val videos skips the probe
     rank: ClassVar[int] = 100               # run order within an action (per_action keys, skip list)
 
     def __init__(self, o: Any) -> None:
         self.o = o
 
     def attempt(self, action: Action) -> Values:
-        """`run`, after checking the declared needs; raises ProbeSkipped with the reason."""
+        """`run` on the videos it reads, after checking the declared needs; raises ProbeSkipped with the reason."""
+        kind = ""
+        if self.needs_labels:
+            action, kind = action.labelled, "labelled "
+            if not action.val:
+                raise ProbeSkipped("no labelled val frames")
+            if self.needs_train and not action.train:
+                raise ProbeSkipped("no labelled train frames")
         if len(action.val) < self.min_val_videos:
-            raise ProbeSkipped(f"needs at least {self.min_val_videos} val videos, found {len(action.val)}")
+            raise ProbeSkipped(f"needs at least {self.min_val_videos} {kind}val videos, found {len(action.val)}")
         return self.run(action)
 
     def run(self, action: Action) -> Values:
@@ -163,6 +180,11 @@ class Probe:
     def protocol(cls, options: Mapping[str, Any]) -> str | None:
         """This probe's line of report.md's protocol notes (None: none)."""
         return None
+
+
+def has_labels(video: VideoEmbeddings) -> bool:
+    """Whether any frame of `video` has a known phase label."""
+    return bool((video.labels != UNLABELLED).any())
 
 
 def key(number: float) -> str:

@@ -13,6 +13,7 @@ from vava.core.embeddings_file import load_embeddings, natural_key
 from vava.core.errors import VavaError
 from vava.core.report_file import load_report
 from vava.stages.evaluate.report import compare_reports, evaluate_embeddings, render_text, write_report
+from vava.stages.evaluate.tables import skip_lines
 
 # --------------------------------------------------------------------------------------------
 # Loading, background, per-action averaging, degenerate input
@@ -56,11 +57,6 @@ def test_degenerate_inputs_raise_clear_errors(tmp_path: Path) -> None:
     nan = video("bad_video", [[0.0], [np.nan]], [0, 1])
     with pytest.raises(VavaError, match="bad_video.*NaN"):
         load_embeddings(write_h5(tmp_path / "nan.h5", [nan, video("ok", [[0.0], [1.0]], [0, 1])]))
-    unlabelled = video("no_labels", [[0.0], [1.0]], [-1, -1])
-    path = write_h5(tmp_path / "unlabelled.h5", [unlabelled, video("ok", [[0.0], [1.0]], [0, 1])])
-    with pytest.raises(VavaError, match="no_labels.*no phase labels"):
-        evaluate_embeddings(path)
-    assert evaluate_embeddings(path, tasks=("kendall",))["results"]["kendall"] is not None  # labels not needed
     only_train = write_h5(tmp_path / "train.h5", [video("t", [[0.0], [1.0]], [0, 1], split="train")])
     with pytest.raises(VavaError, match="split 'val' has no videos"):
         evaluate_embeddings(only_train)
@@ -86,8 +82,39 @@ def test_small_inputs_skip_with_reasons(tmp_path: Path) -> None:
     assert results["kendall"] is None and results["retrieval"]["frame_weighted"]["5"] is None
     reasons = {s["task"]: s["reason"] for s in report["skipped"]}
     assert reasons == {"kendall": "needs at least 2 val videos, found 1",
-                       "retrieval": "needs at least 2 val videos, found 1"}
+                       "retrieval": "needs at least 2 labelled val videos, found 1"}
     assert results["classification"]["1.0"] is not None and results["progress"] is not None
+
+
+def test_label_probes_read_only_the_labelled_videos(tmp_path: Path) -> None:
+    # action "jump": the first n train videos are counted among the labelled ones (t1), not u;
+    # action "swing" has no labelled val video.
+    videos = [video("t1", [[0.0], [1.0], [10.0], [11.0]], [0, 0, 1, 1], split="train", action="jump"),
+              video("u", [[0.0], [10.0]], [-1, -1], split="train", action="jump"),
+              video("v1", [[0.5], [10.5]], [0, 1], action="jump"), video("v2", [[10.2], [0.2]], [-1, -1], action="jump"),
+              video("s1", [[0.0], [1.0]], [0, 1], split="train", action="swing"),
+              video("s2", [[0.0], [1.0]], [-1, -1], action="swing"), video("s3", [[1.0], [0.0]], [-1, -1], action="swing")]
+    report = evaluate_embeddings(write_h5(tmp_path / "e.h5", videos), tasks=("classification", "kendall"))
+    jump, swing = report["per_action"]["jump"], report["per_action"]["swing"]
+    assert jump["classification"] == {"0.1": 1.0, "0.5": 1.0, "1.0": 1.0}
+    assert jump["classification_train_videos"] == {"0.1": 1, "0.5": 1, "1.0": 1}  # t1 only, not u
+    assert jump["kendall"] == pytest.approx(-1.0) and swing["kendall"] == pytest.approx(-1.0)  # all val videos
+    assert "classification" not in swing and report["results"]["classification"]["1.0"] == 1.0
+    assert report["skipped"] == [{"action": "swing", "task": "classification", "reason": "no labelled val frames"}]
+    only_val_labelled = [video("t", [[0.0], [1.0]], [-1, -1], split="train"), video("v", [[0.0], [1.0]], [0, 1])]
+    report = evaluate_embeddings(write_h5(tmp_path / "v.h5", only_val_labelled), tasks=("classification",))
+    assert report["skipped"][0]["reason"] == "no labelled train frames"
+
+
+def test_skip_lines_group_actions(tmp_path: Path) -> None:
+    videos = [video(f"{a}{i}", ramp(4), [-1] * 4, split=split, action=a)
+              for a in ("jump", "swing") for i, split in enumerate(("train", "val", "val"))]
+    report = evaluate_embeddings(write_h5(tmp_path / "e.h5", videos), tasks=("classification", "kendall"))
+    assert skip_lines(report) == ["classification (every action): no labelled val frames"]
+    json_path, md_path = write_report(tmp_path / "run", report)
+    assert "## Skipped\n\n- classification (every action): no labelled val frames\n" in md_path.read_text()
+    report["skipped"] = report["skipped"][:1]
+    assert skip_lines(report) == ["classification (jump): no labelled val frames"]
 
 
 # --------------------------------------------------------------------------------------------
