@@ -175,6 +175,42 @@ def data_info(dataset: str, root: Path, dataset_options: dict[str, str], allow_o
     click.echo(summary_table(summarise(records)))
 
 
+@data.command("manifest")
+@click.argument("video_dir", type=click.Path(file_okay=False, path_type=Path))
+@click.option("--out", required=True, type=click.Path(dir_okay=False, path_type=Path),
+              help="The manifest to write: a manifest.jsonl in VIDEO_DIR or a folder above it.")
+@click.option("--split-by", "split_file", type=click.Path(dir_okay=False, path_type=Path), default=None,
+              help="File of 'video_id split' lines (or CSV video,split) giving every video's split.")
+@click.option("--val-fraction", type=float, default=None,
+              help="Without --split-by: share of each action's videos put in val (default 0.2; at least one stays "
+                   "in train).")
+@click.option("--seed", type=int, default=None, help="Seed of the --val-fraction draw (default 0).")
+@click.option("--segments", "segments_file", type=click.Path(dir_okay=False, path_type=Path), default=None,
+              help="CSV video,start,end,phase (seconds) of phase segments; videos without rows stay unlabelled.")
+@click.option("--action", default=None, help="Action of the videos directly in VIDEO_DIR (default: its name).")
+@click.option("--force", is_flag=True, help="Replace an existing manifest.")
+def data_manifest(video_dir: Path, out: Path, split_file: Path | None, val_fraction: float | None, seed: int | None,
+                  segments_file: Path | None, action: str | None, force: bool) -> None:
+    """Write a folder-format manifest for the videos and frame folders in VIDEO_DIR.
+
+    VIDEO_DIR/ACTION/VIDEO takes its action from the subfolder. The last stdout line is the
+    manifest's folder, the --root of `vava extract`.
+    """
+    from vava.pipeline.datasets.manifest import write_video_manifest
+
+    if split_file is not None and (val_fraction is not None or seed is not None):
+        raise click.UsageError("give either --split-by or --val-fraction/--seed, not both")
+    entries = write_video_manifest(video_dir, out, split_file=split_file,
+                                   val_fraction=0.2 if val_fraction is None else val_fraction,
+                                   seed=seed or 0, segments_file=segments_file, action=action, force=force)
+    splits = {split: sum(e["split"] == split for e in entries) for split in ("train", "val", "test")}
+    labelled = sum("labels" in e for e in entries)
+    click.echo(f"{len(entries)} videos of {len({e['action'] for e in entries})} action(s) "
+               f"({', '.join(f'{n} {split}' for split, n in splits.items() if n)}), {labelled} labelled, "
+               f"{len(entries) - labelled} unlabelled", err=True)
+    click.echo(str(out.parent))
+
+
 @data.command("fixture", cls=_DatasetsCommand)
 @click.argument("out_dir", type=click.Path(file_okay=False, path_type=Path))
 @click.option("--dataset", required=True, help="Dataset adapter whose on-disk format to write.")

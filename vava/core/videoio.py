@@ -1,4 +1,5 @@
-"""Encoding frames to H.264 video files (decoding lives with the feature extractor)."""
+"""Encoding frames to H.264 video files, and reading a video's length and frame rate (decoding lives in
+`vava.core.decode`)."""
 from __future__ import annotations
 
 from fractions import Fraction
@@ -7,6 +8,8 @@ from pathlib import Path
 import av
 import numpy as np
 
+from vava.core.decode import frame_files
+from vava.core.errors import VavaError
 from vava.core.files import atomic_path
 
 
@@ -42,3 +45,28 @@ def write_video(path: str | Path, frames: np.ndarray, fps: float, *, crf: int = 
         for image in frames:
             container.mux(stream.encode(av.VideoFrame.from_ndarray(image, format="rgb24")))
         container.mux(stream.encode(None))
+
+
+def probe_video(path: str | Path) -> tuple[int, float | None]:
+    """A video's frame count and frame rate (None when unknown), without decoding any frame.
+
+    Video files (PyAV): the count is the container's frame count when it stores one greater than 0
+    (MP4 and MOV do), else the number of non-empty packets of the first video stream, read by
+    demuxing the whole file (Matroska, WebM, AVI; one packet per frame for the codecs FFmpeg reads
+    here). The rate is the stream's average rate when it is set and positive, else None. A folder of
+    frames: the count is its JPEG/PNG files and the rate is None (a folder stores none).
+    """
+    path = Path(path)
+    if path.is_dir():
+        return len(frame_files(path)), None
+    try:
+        with av.open(str(path)) as container:
+            if not container.streams.video:
+                raise VavaError(f"{path}: no video stream")
+            stream = container.streams.video[0]
+            rate = stream.average_rate
+            fps = float(rate) if rate and rate > 0 else None
+            frames = stream.frames if stream.frames > 0 else sum(1 for p in container.demux(stream) if p.size)
+    except av.FFmpegError as err:
+        raise VavaError(f"{path}: cannot read the video ({err.strerror or err})") from None
+    return frames, fps
