@@ -14,6 +14,8 @@ from vava.core.errors import ConfigError, VavaError
 from vava.core.validation import flag
 
 if TYPE_CHECKING:
+    from vava.core.records import VideoRecord
+    from vava.stages.extract.run import ExtractOptions
     from vava.stages.evaluate.probes import Registry
     from vava.stages.evaluate.probes.base import Option
 
@@ -243,8 +245,9 @@ def data_fixture(out_dir: Path, dataset: str) -> None:
 @click.option("--workers", default=2, show_default=True, help="Decode threads.")
 @click.option("--repair", is_flag=True, help="Read all cached videos in full; re-extract those failing their checksums.")
 @click.option("--quiet", is_flag=True, help="No progress bar.")
+@click.option("--dry-run", is_flag=True, help="Only count videos, frames and the bytes they would take; write nothing.")
 def extract(dataset: str, root: Path, dataset_options: dict[str, str], cache: Path, quiet: bool,
-            allow_outside_root: bool, **options) -> None:
+            allow_outside_root: bool, dry_run: bool, **options) -> None:
     """Decode videos, run the frozen backbone and cache its conv4 maps (zarr).
 
     The last line printed on stdout is the feature set's path.
@@ -256,6 +259,9 @@ def extract(dataset: str, root: Path, dataset_options: dict[str, str], cache: Pa
     with _option_errors():
         extract_options.validate()
     records = _load_records(dataset, root, dataset_options, allow_outside_root)
+    if dry_run:
+        _dry_run(records, extract_options)
+        return
     provenance = {"adapter": dataset, "root": str(root.resolve()), "options": dataset_options}
     summary = run_extract(records, cache, extract_options, dataset=provenance)
     for video_id, problem in summary.damaged.items():
@@ -272,6 +278,15 @@ def extract(dataset: str, root: Path, dataset_options: dict[str, str], cache: Pa
     click.echo(str(summary.path))
     if summary.failed:
         sys.exit(1)
+
+
+def _dry_run(records: list[VideoRecord], options: ExtractOptions) -> None:
+    from vava.stages.extract.dry_run import plan_extract, plan_table
+
+    plan = plan_extract(records, options)
+    click.echo(plan_table(plan, options), nl=False)
+    for problem in plan.unreadable.values():
+        click.echo(f"not counted: {problem}", err=True)
 
 
 # -- train / embed --------------------------------------------------------------------------

@@ -9,7 +9,7 @@ import torch
 from PIL import Image
 
 from tests.conftest import moving_square
-from vava.core.decode import VideoDecoder, frame_files, is_kept
+from vava.core.decode import VideoDecoder, frame_files, is_kept, kept_mask
 from vava.core.errors import VavaError
 from vava.core.preprocess import IMAGENET_MEAN, IMAGENET_STD, Preprocessing
 from vava.core.records import VideoRecord
@@ -23,6 +23,14 @@ def record(path: Path, frames: int, fps: float | None = None) -> VideoRecord:
 def decode_all(decoder: VideoDecoder) -> tuple[torch.Tensor, np.ndarray]:
     chunks = list(decoder)
     return torch.cat([c.frames for c in chunks]), np.concatenate([c.indices for c in chunks])
+
+
+@pytest.mark.parametrize(("source", "target"), [(30.0, 10.0), (29.97, 10.0), (25.0, 10.0), (24.0, 7.3),
+                                                (30000 / 1001, 15.0), (10.0, 30.0), (30.0, None), (None, 10.0)])
+def test_kept_mask_is_is_kept_for_every_frame(source: float | None, target: float | None) -> None:
+    mask = kept_mask(1000, source, target)
+    assert mask.tolist() == [is_kept(i, source, target) for i in range(1000)]
+    assert kept_mask(0, source, target).shape == (0,)
 
 
 def test_is_kept_resamples_evenly() -> None:

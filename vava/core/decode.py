@@ -44,6 +44,15 @@ def is_kept(index: int, source_fps: float | None, target_fps: float | None) -> b
     return math.floor(index * ratio) > math.floor((index - 1) * ratio)
 
 
+def kept_mask(frames: int, source_fps: float | None, target_fps: float | None) -> np.ndarray:
+    """`is_kept` for decoded frames 0..frames-1 at once (bool), with the same arithmetic."""
+    index = np.arange(frames, dtype=np.float64)
+    if target_fps is None or source_fps is None or target_fps >= source_fps:
+        return np.ones(frames, dtype=bool)
+    ratio = target_fps / source_fps
+    return np.floor(index * ratio) > np.floor((index - 1) * ratio)
+
+
 def natural_key(name: str) -> list:
     """Sort key that puts frame2 before frame10."""
     return [int(part) if part.isdigit() else part for part in re.split(r"(\d+)", name)]
