@@ -15,9 +15,9 @@ from vava.core.validation import flag
 
 if TYPE_CHECKING:
     from vava.core.records import VideoRecord
-    from vava.stages.extract.run import ExtractOptions
     from vava.stages.evaluate.probes import Registry
     from vava.stages.evaluate.probes.base import Option
+    from vava.stages.extract.run import ExtractOptions
 
 
 class _Group(click.Group):

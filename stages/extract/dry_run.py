@@ -104,10 +104,8 @@ def plan_table(plan: ExtractPlan, options: ExtractOptions) -> str:
     lines = ["  ".join(c.ljust(w) if i < 2 else c.rjust(w) for i, (c, w) in enumerate(zip(cells, widths))).rstrip()
              for cells in [header, *rows]]
     sampling = f"resampled to {options.target_fps:g} fps" if options.target_fps else "every decoded frame"
-    return "\n".join([
-        f"dry run, nothing decoded or written: {options.backbone} maps {channels}x{side}x{side} float16 at "
-        f"{options.image_size} px = {human_bytes(plan.frame_bytes)} a frame, {sampling}",
-        *lines,
-        f"on disk is an estimate: raw / {COMPRESSION_RATIO:.2f}, the compression measured on 224 px ResNet-50 "
-        "conv4 maps (bench/README.md)",
-    ]) + "\n"
+    heading = (f"dry run, nothing decoded or written: {options.backbone} maps {channels}x{side}x{side} float16 at "
+               f"{options.image_size} px = {human_bytes(plan.frame_bytes)} a frame, {sampling}")
+    basis = (f"on disk is an estimate: raw / {COMPRESSION_RATIO:.2f}, the compression measured on 224 px ResNet-50 "
+             "conv4 maps (bench/README.md)")
+    return "\n".join([heading, *lines, basis]) + "\n"

@@ -111,7 +111,7 @@ def test_skip_lines_group_actions(tmp_path: Path) -> None:
               for a in ("jump", "swing") for i, split in enumerate(("train", "val", "val"))]
     report = evaluate_embeddings(write_h5(tmp_path / "e.h5", videos), tasks=("classification", "kendall"))
     assert skip_lines(report) == ["classification (every action): no labelled val frames"]
-    json_path, md_path = write_report(tmp_path / "run", report)
+    _, md_path = write_report(tmp_path / "run", report)
     assert "## Skipped\n\n- classification (every action): no labelled val frames\n" in md_path.read_text()
     report["skipped"] = report["skipped"][:1]
     assert skip_lines(report) == ["classification (jump): no labelled val frames"]

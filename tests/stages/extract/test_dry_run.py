@@ -59,11 +59,11 @@ def test_cli_prints_the_plan_and_creates_no_cache(dataset: Path, tmp_path: Path)
     assert result.exit_code == 0, result.output
     assert not cache.exists()
     assert result.stdout.splitlines() == [
-        "dry run, nothing decoded or written: resnet50 maps 1024x4x4 float16 at 64 px = 32.0 KiB a frame, "
-        "resampled to 10 fps",
+        ("dry run, nothing decoded or written: resnet50 maps 1024x4x4 float16 at 64 px = 32.0 KiB a frame, "
+         "resampled to 10 fps"),
         "split  action  videos  frames  raw float16  on disk (est.)",
         "train  slide        2      24    768.0 KiB       451.8 KiB",
         "val    slide        1       9    288.0 KiB       169.4 KiB",
         "total               3      33      1.0 MiB       621.2 KiB",
-        "on disk is an estimate: raw / 1.70, the compression measured on 224 px ResNet-50 conv4 maps "
-        "(bench/README.md)"]
+        ("on disk is an estimate: raw / 1.70, the compression measured on 224 px ResNet-50 conv4 maps "
+         "(bench/README.md)")]
