@@ -59,6 +59,8 @@ def probe_video(path: str | Path) -> tuple[int, float | None]:
     path = Path(path)
     if path.is_dir():
         return len(frame_files(path)), None
+    if not path.is_file():  # a FIFO or device would block or never end
+        raise VavaError(f"{path}: {'not a regular file or a folder of frames' if path.exists() else 'no such file'}")
     try:
         with av.open(str(path)) as container:
             if not container.streams.video:

@@ -3,6 +3,7 @@ splits, segments -> labels, and where the manifest may be written."""
 from __future__ import annotations
 
 import json
+import os
 from pathlib import Path
 
 import numpy as np
@@ -55,6 +56,11 @@ def test_probe_refuses_what_is_not_a_video(tmp_path: Path) -> None:
     (tmp_path / "x.mp4").write_bytes(b"not a video at all")
     with pytest.raises(VavaError, match=rf"^{tmp_path / 'x.mp4'}: cannot read the video \("):
         probe_video(tmp_path / "x.mp4")
+    with pytest.raises(VavaError, match=rf"^{tmp_path / 'gone.mp4'}: no such file$"):
+        probe_video(tmp_path / "gone.mp4")
+    os.mkfifo(tmp_path / "pipe.mp4")  # would block a reader
+    with pytest.raises(VavaError, match=rf"^{tmp_path / 'pipe.mp4'}: not a regular file or a folder of frames$"):
+        probe_video(tmp_path / "pipe.mp4")
 
 
 # -- finding videos ---------------------------------------------------------------------------

@@ -44,7 +44,7 @@ def test_keep_masks_and_unreadable_videos(dataset: Path) -> None:
     (dataset / "videos" / "v1.mp4").unlink()
     plan = plan_extract(records, OPTIONS)
     assert (plan.total.videos, plan.total.frames) == (2, 3 + 13)
-    assert list(plan.unreadable) == ["v1"] and "v1.mp4: cannot read the video" in plan.unreadable["v1"]
+    assert list(plan.unreadable) == ["v1"] and plan.unreadable["v1"] == f"video 'v1': {dataset / 'videos' / 'v1.mp4'}: no such file"
 
 
 def test_human_bytes() -> None:
