@@ -31,7 +31,7 @@ ACTION_PHASES = {
     "tennis_forehand": 3, "tennis_serve": 4,
 }
 EXCLUDED_ACTIONS = ("jump_rope", "strum_guitar")
-FPS = 30.0  # the rate the release's frames were extracted at
+FPS = 30.0  # the rate CARL's frame-folder converter assumes for Penn Action
 LABEL_SPLITS = ("train", "val")
 ON_MISMATCH = ("resample", "error")
 DEFAULT_PHASE_LABELS = "phase_labels"
