@@ -62,6 +62,9 @@ demo: setup
 BENCH ?= benchmark
 BENCH_SEEDS ?= 0,1,2
 BENCH_THREADS ?= 1
+# steps of every trained run; empty = the synthetic preset's 200 (e.g. BENCH_STEPS=2000 on a GPU)
+BENCH_STEPS ?=
+BENCH_SWEEP = --seeds $(BENCH_SEEDS) $(if $(BENCH_STEPS),--steps $(BENCH_STEPS))
 
 benchmark: benchmark-clean benchmark-wild
 
@@ -72,9 +75,9 @@ benchmark-%: setup
 		--weights random --image-size 64 --workers 1 --quiet > $(BENCH)/$*/extract.out
 	tail -n 1 $(BENCH)/$*/extract.out > $(BENCH)/$*/features.txt
 	OMP_NUM_THREADS=$(BENCH_THREADS) $(BIN)/vava sweep --features $$(cat $(BENCH)/$*/features.txt) --plan benchmark \
-		--seeds $(BENCH_SEEDS) --out $(BENCH)/$*/runs --results docs/results/$*.md
+		$(BENCH_SWEEP) --out $(BENCH)/$*/runs --results docs/results/$*.md
 	[ $* != wild ] || OMP_NUM_THREADS=$(BENCH_THREADS) $(BIN)/vava sweep --features $$(cat $(BENCH)/$*/features.txt) \
-		--plan benchmark-ablations --seeds $(BENCH_SEEDS) --out $(BENCH)/$*/runs --results docs/results/wild-ablations.md
+		--plan benchmark-ablations $(BENCH_SWEEP) --out $(BENCH)/$*/runs --results docs/results/wild-ablations.md
 
 # A real dataset end to end (docs/reproduction.md): extract once (cached) -> train each objective ->
 # embed -> evaluate -> $(REPRO_OUT)/results.md. Rerunning skips what is finished. REPRO_ARGS passes any
