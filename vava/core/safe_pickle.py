@@ -26,8 +26,18 @@ except ImportError:  # numpy < 2
 from vava.core.errors import VavaError
 
 
+class _Refused(Exception):
+    """A part of the pickle that is not plain data (the reason is reported with the file's path)."""
+
+
 def _load_storage(data: bytes) -> Any:
-    return torch.load(io.BytesIO(data), weights_only=True)
+    try:
+        return torch.load(io.BytesIO(data), weights_only=True)
+    except Exception as err:
+        # torch's message is several lines, advising weights_only=False; keep the line that names the cause
+        lines = [line for line in str(err).splitlines() if line.strip()]
+        cause = next((line for line in lines if "GLOBAL" in line), lines[0] if lines else type(err).__name__)
+        raise _Refused(f"refused the tensor storage: torch.load(weights_only=True) cannot read it ({cause})") from None
 
 
 _NUMPY_CORE = {
@@ -70,6 +80,8 @@ def load_pickle(path: str | Path) -> Any:
             return _RestrictedUnpickler(handle, path).load()
     except VavaError:
         raise
+    except _Refused as err:
+        raise VavaError(f"{path}: {err}") from None
     except OSError as err:
         raise VavaError(f"{path}: cannot read ({err.strerror or err})") from None
     except Exception as err:  # a malformed pickle fails in many ways (UnpicklingError, EOFError, TypeError...)

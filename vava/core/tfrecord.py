@@ -78,9 +78,10 @@ def _read_record(handle, path: Path, offset: int, size: int) -> bytes:
     length, length_crc = _HEADER.unpack(header)
     if masked_crc(header[:8]) != length_crc:
         raise VavaError(f"{where}: length checksum mismatch (the file is corrupt)")
-    available = size - offset - _HEADER.size - _FOOTER.size
-    if length > available:
-        raise VavaError(f"{where}: truncated (the record holds {length} bytes, the file has {max(available, 0)} left)")
+    needed, left = length + _FOOTER.size, size - offset - _HEADER.size
+    if needed > left:
+        raise VavaError(f"{where}: truncated ({length} bytes of data and a checksum need {needed} bytes after "
+                        f"the header, the file has {left})")
     data = handle.read(length)
     (data_crc,) = _FOOTER.unpack(handle.read(_FOOTER.size))
     if masked_crc(data) != data_crc:
