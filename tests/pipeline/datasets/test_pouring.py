@@ -197,3 +197,4 @@ def test_extracting_the_tfrecord_fixture_caches_the_backbone_of_its_jpegs(shards
         assert np.abs(cached - expected).max() < 2e-3 * np.abs(expected).max()
         video = fs.video(name)
         assert (video.split, video.action, video.fps, video.phases) == (split, "pouring", 30.0, PHASES)
+        assert (Path(video.source_path), video.source_member) == (records[index].path, records[index].member)
