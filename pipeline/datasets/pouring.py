@@ -25,7 +25,13 @@ from vava.core.errors import VavaError
 from vava.core.files import atomic_write, is_inside
 from vava.core.records import VideoRecord, check_video_id
 from vava.core.safe_pickle import load_pickle
-from vava.core.tfrecord import SequenceExample, encode_sequence_example, iter_records, parse_sequence_example, write_records
+from vava.core.tfrecord import (
+    SequenceExample,
+    encode_sequence_example,
+    iter_records,
+    parse_sequence_example,
+    write_records,
+)
 from vava.core.videoio import write_video
 from vava.pipeline.datasets.folder import resolve_video_path
 
@@ -41,11 +47,14 @@ LAYOUTS = ("auto", "tfrecord", "carl")
 _CARL_KEYS = ("name", "video_file", "frame_label", "seq_len")
 
 
-def load_pouring(root: str | Path, *, allow_outside_root: bool = False, layout: str | None = "auto") -> list[VideoRecord]:
+def load_pouring(root: str | Path, *, allow_outside_root: bool = False,
+                 layout: str | None = "auto") -> list[VideoRecord]:
     """The Pouring videos at `root`, in the `layout` given or detected (see the module docstring)."""
     root = Path(root)
     if not root.is_dir():
         raise VavaError(f"dataset root {root} is not a directory")
+    if layout not in (None, *LAYOUTS):
+        raise VavaError(f"pouring: unknown layout {layout!r} (use one of {', '.join(LAYOUTS)})")
     layout = detect_layout(root) if layout in (None, "auto") else layout
     confined_to = None if allow_outside_root else root.resolve()
     found = _tfrecord_videos(root, confined_to) if layout == "tfrecord" else _carl_videos(root, confined_to)
@@ -104,7 +113,8 @@ def _tfrecord_videos(root: Path, confined_to: Path | None) -> Iterator[tuple[str
 
 
 def _interleaved(shards: list[Path]) -> Iterator[tuple[Path, int, bytes]]:
-    """The records of `shards` one shard after another in turn, as TensorFlow's interleaved read yields them."""
+    """The records of `shards`, one record of each shard in turn (a shard that runs out drops out), the
+    order TensorFlow's interleaved read of the files yields them in."""
     readers = [_shard_records(shard) for shard in shards]
     while readers:
         for reader in list(readers):
@@ -216,7 +226,8 @@ def tcc_example(name: str, frames: Iterable[np.ndarray], labels: np.ndarray) -> 
 
 
 def write_fixture(out: str | Path) -> None:
-    """Three 6-frame videos in the TFRecord layout: `pouring_train-0-of-1.tfrecord` (2), `pouring_val-0-of-1.tfrecord` (1)."""
+    """The fixture videos in the TFRecord layout: `pouring_train-0-of-1.tfrecord` (2 videos) and
+    `pouring_val-0-of-1.tfrecord` (1)."""
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     for split in CARL_SPLITS:

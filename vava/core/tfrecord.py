@@ -11,7 +11,9 @@ built from are decoded (tag numbers from TensorFlow's `example.proto` and `featu
     FeatureLists    { map<string, FeatureList> feature_list = 1; }
     FeatureList     { repeated Feature feature = 1; }
     Feature         { oneof { BytesList bytes_list = 1; FloatList float_list = 2; Int64List int64_list = 3; } }
-    BytesList { repeated bytes value = 1; }  FloatList { repeated float value = 1; }  Int64List { repeated int64 value = 1; }
+    BytesList { repeated bytes value = 1; }
+    FloatList { repeated float value = 1; }  (packed or not)
+    Int64List { repeated int64 value = 1; }  (packed or not)
 
 A `Feature` decodes to a list of bytes, a float32 array or an int64 array; other fields are skipped.
 """
