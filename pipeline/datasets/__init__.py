@@ -12,7 +12,7 @@ from pathlib import Path
 
 from vava.core.errors import VavaError
 from vava.core.records import VideoRecord
-from vava.pipeline.datasets import penn_action
+from vava.pipeline.datasets import penn_action, pouring
 from vava.pipeline.datasets.folder import load_folder
 from vava.pipeline.datasets.synthetic import write_fixture as write_synthetic_fixture
 
@@ -54,6 +54,11 @@ DATASETS: dict[str, Dataset] = {
             "on_mismatch": DatasetOption("frame vs label count differs: resample the longer (as CARL) or error",
                                          "resample", penn_action.ON_MISMATCH),
         }),
+    "pouring": Dataset("pouring", "Pouring (TCC): TFRecord shards, or CARL's mp4s + train/val.pkl; 5 phases",
+                       pouring.load_pouring, pouring.write_fixture,
+                       {"layout": DatasetOption("on-disk layout: tfrecord (pouring_*.tfrecord shards), carl "
+                                                "(videos/ + train.pkl, val.pkl), or auto: whichever ROOT holds",
+                                                "auto", pouring.LAYOUTS)}),
 }
 
 
