@@ -12,7 +12,7 @@ DEMO_SIZE ?= 64
 # random keeps the demo offline; use imagenet once resnet50-0676ba61.pth is in the torch hub cache
 DEMO_WEIGHTS ?= random
 
-.PHONY: setup test lint demo bench benchmark clean-demo
+.PHONY: setup test lint demo bench benchmark clean-demo reproduce reproduce-fixtures
 
 setup: $(VENV)/.installed
 
@@ -62,6 +62,9 @@ demo: setup
 BENCH ?= benchmark
 BENCH_SEEDS ?= 0,1,2
 BENCH_THREADS ?= 1
+# steps of every trained run; empty = the synthetic preset's 200 (e.g. BENCH_STEPS=2000 on a GPU)
+BENCH_STEPS ?=
+BENCH_SWEEP = --seeds $(BENCH_SEEDS) $(if $(BENCH_STEPS),--steps $(BENCH_STEPS))
 
 benchmark: benchmark-clean benchmark-wild
 
@@ -72,9 +75,40 @@ benchmark-%: setup
 		--weights random --image-size 64 --workers 1 --quiet > $(BENCH)/$*/extract.out
 	tail -n 1 $(BENCH)/$*/extract.out > $(BENCH)/$*/features.txt
 	OMP_NUM_THREADS=$(BENCH_THREADS) $(BIN)/vava sweep --features $$(cat $(BENCH)/$*/features.txt) --plan benchmark \
-		--seeds $(BENCH_SEEDS) --out $(BENCH)/$*/runs --results docs/results/$*.md
+		$(BENCH_SWEEP) --out $(BENCH)/$*/runs --results docs/results/$*.md
 	[ $* != wild ] || OMP_NUM_THREADS=$(BENCH_THREADS) $(BIN)/vava sweep --features $$(cat $(BENCH)/$*/features.txt) \
-		--plan benchmark-ablations --seeds $(BENCH_SEEDS) --out $(BENCH)/$*/runs --results docs/results/wild-ablations.md
+		--plan benchmark-ablations $(BENCH_SWEEP) --out $(BENCH)/$*/runs --results docs/results/wild-ablations.md
+
+# A real dataset end to end (docs/reproduction.md): extract once (cached) -> train each objective ->
+# embed -> evaluate -> $(REPRO_OUT)/results.md. Rerunning skips what is finished. REPRO_ARGS passes any
+# other `vava reproduce` option, e.g. --per-action, --dataset-option background=drop, --fps 10.
+DATASET ?=
+ROOT ?=
+OBJECTIVES ?= vava tcc lav
+REPRO_OUT ?= reproductions/$(DATASET)
+REPRO_ARGS ?=
+
+reproduce: setup
+	@[ -n "$(DATASET)" ] && [ -n "$(ROOT)" ] || { echo "usage: make reproduce DATASET=pouring ROOT=/path/to/pouring" \
+		"[OBJECTIVES=\"vava tcc lav\"] [REPRO_OUT=...] [REPRO_ARGS=\"--per-action ...\"]" >&2; exit 2; }
+	$(BIN)/vava reproduce --dataset $(DATASET) --root $(ROOT) --out $(REPRO_OUT) --objectives "$(OBJECTIVES)" $(REPRO_ARGS)
+
+# Every adapter's tiny fixture through `make reproduce` (CI): each protocol variant, few steps, random weights.
+FIXTURES ?= build/fixtures
+TINY_REPRO := --weights random --image-size 32 --steps 2 --set data.frames_per_video=4 --set data.batch_pairs=1 \
+	--set model.conv_channels=8 --set model.fc_channels=8 --set checkpoint_every=2
+reproduce-fixtures: setup
+	rm -rf $(FIXTURES)
+	set -e; for dataset in $$($(BIN)/vava data fixture --list); do \
+		$(BIN)/vava data fixture --dataset $$dataset $(FIXTURES)/$$dataset/data; \
+		$(MAKE) --no-print-directory reproduce DATASET=$$dataset ROOT=$(FIXTURES)/$$dataset/data \
+			REPRO_OUT=$(FIXTURES)/$$dataset/joint OBJECTIVES="vava tcc" REPRO_ARGS="$(TINY_REPRO)"; \
+		$(MAKE) --no-print-directory reproduce DATASET=$$dataset ROOT=$(FIXTURES)/$$dataset/data \
+			REPRO_OUT=$(FIXTURES)/$$dataset/per-action OBJECTIVES="vava" REPRO_ARGS="$(TINY_REPRO) --per-action"; \
+	done
+	[ ! -d $(FIXTURES)/ikea_asm ] || $(MAKE) --no-print-directory reproduce DATASET=ikea_asm \
+		ROOT=$(FIXTURES)/ikea_asm/data REPRO_OUT=$(FIXTURES)/ikea_asm/no-background OBJECTIVES="vava" \
+		REPRO_ARGS="$(TINY_REPRO) --dataset-option background=drop"
 
 bench: setup
 	$(BIN)/python bench/bench_extract.py

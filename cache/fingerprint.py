@@ -35,8 +35,8 @@ def source_identity(path: Path) -> dict[str, Any]:
 
 
 def video_inputs(record: VideoRecord) -> dict[str, Any]:
-    """Everything about one video that its cached features and metadata depend on (`flags` and `keep` only
-    when given, so videos without them keep the fingerprint they had before these existed)."""
+    """Everything about one video that its cached features and metadata depend on (`flags`, `keep` and
+    `member` only when given, so videos without them keep the fingerprint they had before these existed)."""
     inputs = {
         "id": record.id,
         "source": source_identity(record.path),
@@ -51,6 +51,8 @@ def video_inputs(record: VideoRecord) -> dict[str, Any]:
         inputs["flags"] = stable_hash(record.flags.tolist())
     if record.keep is not None:
         inputs["keep"] = stable_hash(record.keep.tolist())
+    if record.member is not None:
+        inputs["member"] = record.member
     return inputs
 
 

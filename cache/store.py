@@ -57,6 +57,7 @@ class CachedVideo:
     checksummed: bool = True    # False for videos written before checksums (format 1)
     source_path: str | None = None     # the video file or frame folder it was extracted from
     manifest_fps: float | None = None  # the frame rate the manifest gave it (frame folders need one)
+    source_member: int | None = None   # its record's byte offset when the source holds many (a TFRecord shard)
 
 
 class DamagedVideo(VavaError):
@@ -314,6 +315,7 @@ class FeatureSet:
             checksummed="files" in attrs,
             source_path=attrs.get("source_path"),
             manifest_fps=attrs.get("manifest_fps"),
+            source_member=attrs.get("source_member"),
         )
 
     # -- writing -------------------------------------------------------------------------

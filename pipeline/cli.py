@@ -214,13 +214,20 @@ def data_manifest(video_dir: Path, out: Path, split_file: Path | None, val_fract
 
 
 @data.command("fixture", cls=_DatasetsCommand)
-@click.argument("out_dir", type=click.Path(file_okay=False, path_type=Path))
-@click.option("--dataset", required=True, help="Dataset adapter whose on-disk format to write.")
-def data_fixture(out_dir: Path, dataset: str) -> None:
+@click.argument("out_dir", required=False, type=click.Path(file_okay=False, path_type=Path))
+@click.option("--dataset", help="Dataset adapter whose on-disk format to write.")
+@click.option("--list", "list_names", is_flag=True, help="Print the names of the datasets and stop.")
+def data_fixture(out_dir: Path | None, dataset: str | None, list_names: bool) -> None:
     """Write a tiny copy of a dataset in its real on-disk format into OUT_DIR (new or empty), the one the tests read."""
     from vava.core.files import check_new_folder
+    from vava.pipeline.datasets import DATASETS
     from vava.pipeline.datasets import dataset as find_dataset
 
+    if list_names:
+        click.echo("\n".join(DATASETS))
+        return
+    if dataset is None or out_dir is None:
+        raise click.UsageError("give --dataset NAME and OUT_DIR (or --list)")
     spec = find_dataset(dataset)
     check_new_folder(out_dir, "OUT_DIR")
     spec.fixture(out_dir)
@@ -228,21 +235,32 @@ def data_fixture(out_dir: Path, dataset: str) -> None:
 
 
 # -- extract -------------------------------------------------------------------------------
+def _extraction_options(func):
+    """The options of `ExtractOptions` (backbone, weights, frame sampling, batching), shared by extract and reproduce."""
+    for option in reversed([
+        click.option("--backbone", default="resnet50", show_default=True,
+                     help="resnet50 (conv4 = 3rd block of layer3, as VAVA) | resnet50-layer3 (all 6 blocks) | resnet18."),
+        click.option("--weights", default="imagenet", show_default=True, help="imagenet | random | PATH to a state dict."),
+        click.option("--seed", default=0, show_default=True, help="Seed of --weights random."),
+        click.option("--image-size", default=224, show_default=True, help="Input size in pixels (multiple of 16)."),
+        click.option("--resize", type=click.Choice(["stretch", "center_crop"]), default="stretch", show_default=True),
+        click.option("--fps", "target_fps", type=float, default=None,
+                     help="Resample to this frame rate (default: every frame)."),
+        click.option("--on-length-mismatch", type=click.Choice(["error", "truncate"]), default="error",
+                     show_default=True,
+                     help="When label and decoded frame counts differ: fail the video, or keep the common prefix."),
+        click.option("--batch-size", default=32, show_default=True, help="Frames per backbone batch."),
+        click.option("--device", default="auto", show_default=True, help="auto | cpu | cuda[:N]"),
+        click.option("--workers", default=2, show_default=True, help="Decode threads."),
+    ]):
+        func = option(func)
+    return func
+
+
 @main.command(cls=_DatasetsCommand)
 @_dataset_options
 @click.option("--cache", required=True, type=click.Path(file_okay=False, path_type=Path), help="Feature cache folder.")
-@click.option("--backbone", default="resnet50", show_default=True,
-              help="resnet50 (conv4 = 3rd block of layer3, as VAVA) | resnet50-layer3 (all 6 blocks) | resnet18.")
-@click.option("--weights", default="imagenet", show_default=True, help="imagenet | random | PATH to a state dict.")
-@click.option("--seed", default=0, show_default=True, help="Seed of --weights random.")
-@click.option("--image-size", default=224, show_default=True, help="Input size in pixels (multiple of 16).")
-@click.option("--resize", type=click.Choice(["stretch", "center_crop"]), default="stretch", show_default=True)
-@click.option("--fps", "target_fps", type=float, default=None, help="Resample to this frame rate (default: every frame).")
-@click.option("--on-length-mismatch", type=click.Choice(["error", "truncate"]), default="error", show_default=True,
-              help="When label and decoded frame counts differ: fail the video, or keep the common prefix.")
-@click.option("--batch-size", default=32, show_default=True, help="Frames per backbone batch.")
-@click.option("--device", default="auto", show_default=True, help="auto | cpu | cuda[:N]")
-@click.option("--workers", default=2, show_default=True, help="Decode threads.")
+@_extraction_options
 @click.option("--repair", is_flag=True, help="Read all cached videos in full; re-extract those failing their checksums.")
 @click.option("--quiet", is_flag=True, help="No progress bar.")
 @click.option("--dry-run", is_flag=True, help="Only count videos, frames and the bytes they would take; write nothing.")
@@ -287,6 +305,51 @@ def _dry_run(records: list[VideoRecord], options: ExtractOptions) -> None:
     click.echo(plan_table(plan, options), nl=False)
     for problem in plan.unreadable.values():
         click.echo(f"not counted: {problem}", err=True)
+
+
+# -- reproduce -----------------------------------------------------------------------------
+@main.command(cls=_DatasetsCommand)
+@_dataset_options
+@click.option("--out", required=True, type=click.Path(file_okay=False, path_type=Path),
+              help="Folder of the reproduction: cache/, runs/ and results.md.")
+@click.option("--objectives", default="vava,tcc,lav", show_default=True, help="Objectives, comma or space separated.")
+@click.option("--per-action", is_flag=True,
+              help="One model per action (Penn Action as LAV/VAVA, COIN per activity); default: one joint model.")
+@click.option("--config", "preset", default=None,
+              help="Training preset or YAML (default: the dataset's preset in configs/, Table 8 values).")
+@click.option("--steps", type=int, default=None, help="Steps of every training run (default: the preset's).")
+@click.option("--set", "overrides", multiple=True, metavar="KEY=VALUE", help="Training config override (repeatable).")
+@click.option("--seeds", default=None, metavar="S,S,...", help="Train every run once per seed; mean ± sd tables.")
+@_extraction_options
+def reproduce(dataset: str, root: Path, dataset_options: dict[str, str], allow_outside_root: bool, out: Path,
+              objectives: str, per_action: bool, preset: str | None, steps: int | None, overrides: tuple[str, ...],
+              seeds: str | None, **options) -> None:
+    """A dataset end to end: extract (cached) -> train each objective -> embed -> evaluate -> OUT/results.md.
+
+    Rerunning skips what is finished; a changed option reruns only what depends on it.
+    """
+    from vava.core.config import parse_overrides
+    from vava.pipeline.reproduce import PRESETS, parse_objectives
+    from vava.pipeline.reproduce import reproduce as run_reproduce
+    from vava.pipeline.sweep import parse_seeds
+    from vava.stages.extract.run import ExtractOptions
+
+    extract_options = ExtractOptions(progress=False, **options)
+    with _option_errors():
+        extract_options.validate()
+        chosen_seeds = None if seeds is None else parse_seeds(seeds)
+        chosen = parse_objectives(objectives)
+    records = _load_records(dataset, root, dataset_options, allow_outside_root)
+    provenance = {"adapter": dataset, "root": str(root.resolve()), "options": dataset_options}
+    results, failed = run_reproduce(
+        records, out, objectives=chosen, extract_options=extract_options, dataset=provenance, per_action=per_action,
+        base=preset or PRESETS.get(dataset), steps=steps, overrides=parse_overrides(overrides), seeds=chosen_seeds,
+        log=lambda line: click.echo(line, err=True))
+    for name, reason in failed.items():
+        click.echo(f"failed: {name}: {reason}", err=True)
+    click.echo(str(results))
+    if failed:
+        sys.exit(1)
 
 
 # -- train / embed --------------------------------------------------------------------------

@@ -12,6 +12,7 @@ from pathlib import Path
 
 from vava.core.errors import VavaError
 from vava.core.records import VideoRecord
+from vava.pipeline.datasets import penn_action, pouring
 from vava.pipeline.datasets.folder import load_folder
 from vava.pipeline.datasets.synthetic import write_fixture as write_synthetic_fixture
 
@@ -44,6 +45,20 @@ class Dataset:
 DATASETS: dict[str, Dataset] = {
     "folder": Dataset("folder", "the generic folder format: manifest.jsonl + videos or frame folders",
                       load_folder, write_synthetic_fixture),
+    "penn_action": Dataset(
+        "penn_action", "Penn Action frames + .mat annotations, with the LAV/CARL per-frame phase labels (13 actions)",
+        penn_action.load_penn_action, penn_action.write_fixture, {
+            "actions": DatasetOption(f"all, or a comma list of: {', '.join(penn_action.ACTION_PHASES)}", "all"),
+            "phase_labels": DatasetOption("folder of <train|val>/<action>/<NNNN>.npy phase labels (relative to ROOT)",
+                                          penn_action.DEFAULT_PHASE_LABELS),
+            "on_mismatch": DatasetOption("frame vs label count differs: resample the longer (as CARL) or error",
+                                         "resample", penn_action.ON_MISMATCH),
+        }),
+    "pouring": Dataset("pouring", "Pouring (TCC): TFRecord shards, or CARL's mp4s + train/val.pkl; 5 phases",
+                       pouring.load_pouring, pouring.write_fixture,
+                       {"layout": DatasetOption("on-disk layout: tfrecord (pouring_*.tfrecord shards), carl "
+                                                "(videos/ + train.pkl, val.pkl), or auto: whichever ROOT holds",
+                                                "auto", pouring.LAYOUTS)}),
 }
 
 

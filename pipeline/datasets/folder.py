@@ -108,7 +108,7 @@ def _parse_entry(entry: object, root: Path, confined_to: Path | None, where: str
         raise VavaError(f"{where}: flags need labels (one flag per labelled frame)")
     return VideoRecord(
         id=video_id,
-        path=_parse_path(entry["path"], root, confined_to, where),
+        path=resolve_video_path(entry["path"], root, confined_to, where),
         split=entry["split"],
         action=action,
         labels=labels,
@@ -120,7 +120,7 @@ def _parse_entry(entry: object, root: Path, confined_to: Path | None, where: str
     )
 
 
-def _parse_path(value: object, root: Path, confined_to: Path | None, where: str) -> Path:
+def resolve_video_path(value: object, root: Path, confined_to: Path | None, where: str) -> Path:
     """The resolved video path; refused when it leads outside `confined_to` (when set)."""
     if not isinstance(value, str) or not value:
         raise VavaError(f"{where}: path must be a non-empty string (relative to the dataset root), got {value!r}")

@@ -112,7 +112,7 @@ def _source_record(feature_set: FeatureSet, video: CachedVideo) -> VideoRecord:
         raise VavaError(f"video {video.id!r}: cannot read the dataset the features came from ({feature_set.path} "
                         "records no source file for it); pass the video file instead of its id")
     return VideoRecord(id=video.id, path=Path(video.source_path), split=video.split, action=video.action,
-                       labels=np.empty(0, dtype=np.int64), fps=video.manifest_fps)
+                       labels=np.empty(0, dtype=np.int64), fps=video.manifest_fps, member=video.source_member)
 
 
 def _sampled_fps(source_fps: float | None, target_fps: float | None) -> float | None:

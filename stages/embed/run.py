@@ -39,7 +39,8 @@ def embed(run_dir: str | Path, features: str | Path | None = None, splits: tuple
 
     With `identity` (a kind of IDENTITY_KINDS, see the module docstring; True is "features") no
     trained embedder is used and `features` is required. Otherwise the run's last checkpoint is used, on the feature
-    set it was trained on unless `features` is given. The run folder is locked while embedding
+    set it was trained on unless `features` is given, and only the videos of the actions it was trained on
+    when its config names some (`data.actions`). The run folder is locked while embedding
     (so never while `vava train` writes to it).
     """
     unknown = sorted(set(splits) - set(SPLITS))
@@ -70,6 +71,8 @@ def embed(run_dir: str | Path, features: str | Path | None = None, splits: tuple
             attrs = {"embedder": "trained", "checkpoint": str(state["path"].resolve()), "step": state["step"],
                      "objective": state["config"].get("objective", "unknown")}
         videos = [v for v in feature_set.videos() if v.split in splits]
+        if identity is None and (actions := trained.checkpoint["config"].get("data", {}).get("actions")):
+            videos = [v for v in videos if v.action in actions]  # a model of some actions embeds only those
         if not videos:
             raise VavaError(f"{feature_set.path}: no complete video in split(s) {', '.join(splits)}")
         attrs.update({"run": str(run_dir.resolve()), "feature_set": str(feature_set.path.resolve()),

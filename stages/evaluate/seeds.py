@@ -68,6 +68,11 @@ def _on_skeleton(skeleton: Report, reports: Sequence[Report], reduce: Reduce) ->
                            for part in _NUMBER_PARTS}}
 
 
+def mean_over(reports: Sequence[Report]) -> Report:
+    """A report laid out as the first of `reports` whose every number is the mean of theirs."""
+    return _on_skeleton(reports[0], reports, mean)
+
+
 def seed_table(render: Callable[[list[Report]], tables.Table], runs: Sequence[Sequence[Report | None]],
                first_number: int) -> tables.Table:
     """`render`'s table of the runs (each: its report in every seed) with columns from `first_number` on

@@ -1,6 +1,7 @@
 """`vava extract --dry-run`: what an extraction would cache, from the videos' metadata alone.
 
-Nothing is decoded or written. Frames are counted with `probe_video` and the decoder's keep rule
+Nothing is decoded or written. Frames are counted with `probe_video` (videos inside a container file:
+their labels) and the decoder's keep rule
 (`--fps` resampling, then any `keep` mask of the adapter); each cached frame is the backbone's
 channels x (S / stride)^2 map in float16. The size on disk is an estimate: the raw size divided by
 `COMPRESSION_RATIO`.
@@ -52,8 +53,14 @@ class ExtractPlan:
 
 def kept_frames(record: VideoRecord, target_fps: float | None) -> int:
     """Frames of `record` an extraction would cache: probed, resampled and masked like the decoder does
-    (the stream's rate when the file has one, else the record's)."""
-    frames, fps = probe_video(record.path)
+    (the stream's rate when the file has one, else the record's). A video stored as one record of a
+    container file (`member`, e.g. a TFRecord shard) is not probed: it has one label per frame."""
+    if record.member is None:
+        frames, fps = probe_video(record.path)
+    elif record.labels is not None:
+        frames, fps = record.labels.shape[0], None
+    else:
+        raise VavaError(f"{record.path}: record at byte {record.member} has no labels to count its frames by")
     source_fps = fps or record.fps
     if target_fps is not None and not source_fps:
         raise VavaError(f"frame rate unknown, cannot resample to {target_fps} fps (give `fps` in the manifest)")

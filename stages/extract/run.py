@@ -390,9 +390,12 @@ class _ExtractionRun:
                 self._fail(job, reason)
 
     def _attrs(self, record: VideoRecord) -> dict:
-        return {"split": record.split, "action": record.action, "phases": list(record.phases),
-                "background_label": record.background_label, "source": source_identity(record.path),
-                "source_path": str(record.path), "manifest_fps": record.fps}
+        attrs = {"split": record.split, "action": record.action, "phases": list(record.phases),
+                 "background_label": record.background_label, "source": source_identity(record.path),
+                 "source_path": str(record.path), "manifest_fps": record.fps}
+        if record.member is not None:
+            attrs["source_member"] = record.member
+        return attrs
 
     def _finish(self, job: _VideoJob, end: _End) -> None:
         record = job.record

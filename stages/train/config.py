@@ -10,6 +10,8 @@ from vava.core.validation import FLAG, TEXT, Rule, at_least, checked, instance, 
 
 MAX_SEED = 2**64
 SEED = Rule(lambda v: is_integer(v) and 0 <= v < MAX_SEED, "in [0, 2**64)")  # what torch.manual_seed takes
+NAMES = Rule(lambda v: isinstance(v, (list, tuple)) and all(isinstance(a, str) and a for a in v),
+             "a list of action names")
 
 
 @dataclass(frozen=True)
@@ -20,6 +22,8 @@ class DataConfig:
     batch_pairs: int = checked(at_least(1), 4)
     path: str = checked(TEXT, "auto")  # auto | zarr | host | device (checked by the sampler)
     workers: int = checked(at_least(0), 2)  # DataLoader workers of the zarr path
+    # train (and embed) only these actions' videos, e.g. one model per Penn Action action; empty: all
+    actions: list[str] = checked(NAMES, factory=list)
 
     def __post_init__(self) -> None:
         validate(self)

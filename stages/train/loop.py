@@ -94,6 +94,13 @@ def train(features: str | Path, out: str | Path, config: TrainConfig, *, device:
     feature_set = FeatureSet.open(features)
     require_complete(feature_set, allow_partial)
     videos = [v for v in feature_set.videos() if v.split == "train"]
+    if config.data.actions:
+        known = sorted({v.action for v in videos})
+        unknown = [a for a in config.data.actions if a not in known]
+        if unknown:
+            raise VavaError(f"data.actions: {feature_set.path} has no train video of action {unknown[0]!r} "
+                            f"(its actions: {', '.join(known)})")
+        videos = [v for v in videos if v.action in config.data.actions]
     if not videos:
         raise VavaError(f"{feature_set.path}: no complete video in the train split")
     num_classes = max(int(feature_set.labels(v.id).max()) for v in videos) + 1

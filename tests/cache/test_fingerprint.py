@@ -1,6 +1,7 @@
 """Fingerprints: the same inputs give the same feature set, any change gives a new one."""
 from __future__ import annotations
 
+import dataclasses
 import os
 import shutil
 from pathlib import Path
@@ -8,7 +9,7 @@ from pathlib import Path
 import numpy as np
 
 from tests.conftest import make_folder_dataset, read_manifest
-from vava.cache.fingerprint import feature_set_fingerprint, stable_hash
+from vava.cache.fingerprint import feature_set_fingerprint, stable_hash, video_inputs
 from vava.pipeline.datasets.folder import load_folder, write_manifest
 
 SETTINGS = {"backbone": "resnet50", "layer": "layer3", "weights": "random:0:abc", "dtype": "float16",
@@ -90,3 +91,14 @@ def test_flags_enter_the_fingerprint_only_when_given(tiny_dataset: Path) -> None
     del entries[0]["flags"]
     write_manifest(tiny_dataset, entries)
     assert fingerprint(tiny_dataset) == base
+
+
+def test_member_enters_the_fingerprint_only_when_given(tiny_dataset: Path) -> None:
+    records = load_folder(tiny_dataset)
+    assert "member" not in video_inputs(records[0])
+    prints = set()
+    for member in (None, 0, 4719):
+        first = dataclasses.replace(records[0], member=member)
+        prints.add(feature_set_fingerprint([first, *records[1:]], SETTINGS)[0])
+        assert video_inputs(first).get("member") == member
+    assert len(prints) == 3 and fingerprint(tiny_dataset) in prints

@@ -1,10 +1,12 @@
-"""Decoding videos (PyAV) and frame folders (Pillow) into chunks of RGB frames.
+"""Decoding videos (PyAV), frame folders and JPEG frames stored in TFRecord shards (Pillow) into chunks
+of RGB frames.
 
 Frame folders use Pillow rather than torchvision.io, whose image decoding is deprecated since
 torchvision 0.29.
 """
 from __future__ import annotations
 
+import io
 import math
 import re
 import stat
@@ -20,8 +22,10 @@ from PIL import Image, UnidentifiedImageError
 from vava.core.errors import VavaError
 from vava.core.files import is_inside
 from vava.core.records import VideoRecord
+from vava.core.tfrecord import parse_sequence_example, read_record
 
 FRAME_EXTENSIONS = (".jpg", ".jpeg", ".png")
+FRAMES_FEATURE = "video"  # the SequenceExample feature list holding one encoded image per frame
 
 
 @dataclass(frozen=True)
@@ -76,7 +80,10 @@ class VideoDecoder:
     def __iter__(self) -> Iterator[FrameChunk]:
         path = self.record.path
         is_folder = self._check_source()
-        source = self._frames_from_folder() if is_folder else self._frames_from_file()
+        if self.record.member is not None:
+            source = self._frames_from_record()
+        else:
+            source = self._frames_from_folder() if is_folder else self._frames_from_file()
         yield from self._chunked(source)
         if self.decoded_frames == 0:
             raise VavaError(f"video {self.record.id!r}: no frames could be decoded from {path}")
@@ -152,14 +159,34 @@ class VideoDecoder:
         for index, file in enumerate(files):
             self._check_confined(file)
             self.decoded_frames += 1
+            if self._wanted(index, self.record.fps):
+                yield index, self._decode_image(file, f"frame {file}")
+
+    def _frames_from_record(self) -> Iterator[tuple[int, object]]:
+        """The frames of the SequenceExample at byte `member` of the TFRecord file `path`."""
+        where = f"{self.record.path}: record at byte {self.record.member}"
+        example = parse_sequence_example(read_record(self.record.path, self.record.member), where,
+                                         feature_lists=(FRAMES_FEATURE,))
+        images = example.feature_lists.get(FRAMES_FEATURE)
+        if images is None:
+            raise VavaError(f"video {self.record.id!r}: {where} has no {FRAMES_FEATURE!r} feature list")
+        self._check_fps(self.record.fps)
+        for index, image in enumerate(images):
+            self.decoded_frames += 1
             if not self._wanted(index, self.record.fps):
                 continue
-            try:
-                with Image.open(file) as image:
-                    pixels = np.array(image.convert("RGB"))
-            except (OSError, UnidentifiedImageError) as err:
-                raise VavaError(f"video {self.record.id!r}: cannot decode frame {file} ({err})") from None
-            yield index, torch.from_numpy(pixels).permute(2, 0, 1)
+            if not isinstance(image, list) or len(image) != 1:
+                raise VavaError(f"video {self.record.id!r}: {where}: frame {index} is not one encoded image")
+            yield index, self._decode_image(io.BytesIO(image[0]), f"frame {index} of {where}")
+
+    def _decode_image(self, source: Path | io.BytesIO, what: str) -> torch.Tensor:
+        """An image file or bytes (JPEG, PNG) as a uint8 (3, H, W) RGB tensor."""
+        try:
+            with Image.open(source) as image:
+                pixels = np.array(image.convert("RGB"))
+        except (OSError, UnidentifiedImageError) as err:
+            raise VavaError(f"video {self.record.id!r}: cannot decode {what} ({err})") from None
+        return torch.from_numpy(pixels).permute(2, 0, 1)
 
     def _wanted(self, index: int, source_fps: float | None) -> bool:
         """Whether decoded frame `index` is kept: by the frame-rate resampling and the record's `keep` mask

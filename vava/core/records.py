@@ -56,6 +56,8 @@ class VideoRecord:
     `flags`, when set, holds one bit mask of `FRAME_FLAGS` per frame (uint8, like `labels`).
     `keep`, when set, says which decoded frames the video is made of (bool, like `labels`): the
     others are dropped before embedding, e.g. background in a "without background" protocol.
+    `member`, when set, is the byte offset of this video's record inside a container file that holds
+    many, e.g. a TFRecord shard (`path`) of SequenceExamples whose `video` feature list holds the frames.
     """
 
     id: str
@@ -69,6 +71,7 @@ class VideoRecord:
     confined_to: Path | None = None
     flags: np.ndarray | None = field(default=None, repr=False)
     keep: np.ndarray | None = field(default=None, repr=False)
+    member: int | None = None
 
     def __post_init__(self) -> None:
         for name in ("flags", "keep"):

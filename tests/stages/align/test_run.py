@@ -1,11 +1,13 @@
 """`vava align` (stages/align/run.py): retiming, aligning cached videos with video files, errors."""
 from __future__ import annotations
 
+import io
 from pathlib import Path
 
 import av
 import numpy as np
 import pytest
+from PIL import Image
 
 from tests.conftest import make_folder_dataset
 from tests.helpers import pixels, png_size
@@ -14,6 +16,7 @@ from vava.core.correspondence import dtw_path, nearest_neighbour_path
 from vava.core.errors import VavaError
 from vava.core.figures import ALIGNMENT_SIZE
 from vava.pipeline.datasets.folder import load_folder
+from vava.pipeline.datasets.pouring import encode_jpeg, fixture_frames, load_pouring, write_fixture
 from vava.stages.align.run import TrainedRun, align_videos, retime
 from vava.stages.extract.run import ExtractOptions, extract
 from vava.stages.train.config import load_config
@@ -89,3 +92,15 @@ def test_align_errors(tiny_run: tuple[Path, Path], tmp_path: Path, toy_features:
     with pytest.raises(VavaError, match="video 'toy2': cannot read the dataset the features came from"):
         align_videos(toy_run, "toy2", "toy5", out, device="cpu")
     assert not out.exists()
+
+
+def test_a_video_cached_from_a_tfrecord_shard_shows_the_frames_of_its_record(tmp_path: Path) -> None:
+    write_fixture(tmp_path / "data")
+    summary = extract(load_pouring(tmp_path / "data"), tmp_path / "cache",
+                      ExtractOptions(weights="random", image_size=32, device="cpu", progress=False))
+    train(summary.path, tmp_path / "run", load_config(None, parse_overrides(TINY)), device="cpu", progress=False)
+    clip = TrainedRun(tmp_path / "run", device="cpu", height=8).clip("pour_b")
+    jpegs = np.stack([np.array(Image.open(io.BytesIO(encode_jpeg(frame))).convert("RGB"))
+                      for frame in fixture_frames(1)])
+    assert clip.frames.shape == (6, 8, 8, 3) and clip.labels.tolist() == [0, 0, 1, 1, 2, 2]
+    assert np.abs(clip.frames.astype(int) - jpegs).max() <= 1  # resized to the display height it already has

@@ -144,7 +144,22 @@ def test_embed_errors(toy_features: Path, tmp_path: Path) -> None:
         embed(tmp_path / "r", identity="features", progress=False)
     with pytest.raises(VavaError, match="no checkpoint"):
         embed(tmp_path / "r", progress=False)
-    with pytest.raises(VavaError, match="--splits: test given"):
+    with pytest.raises(VavaError, match="--splits: dev given; use a comma list of train, val, test"):
+        embed(tmp_path / "r", toy_features, splits=("dev",), identity="features", progress=False)
+    with pytest.raises(VavaError, match=r"no complete video in split\(s\) test$"):
         embed(tmp_path / "r", toy_features, splits=("test",), identity="features", progress=False)
     with pytest.raises(VavaError, match="--identity: 'frames' is not one of features, features-standardised, time"):
         embed(tmp_path / "r", toy_features, identity="frames", progress=False)
+
+
+def test_a_model_of_some_actions_trains_and_embeds_only_those(toy_features: Path, tmp_path: Path) -> None:
+    actions = sorted({v.action for v in FeatureSet.open(toy_features).videos()})
+    run = tmp_path / "one-action"
+    train(toy_features, run, load_config(None, parse_overrides([*TINY, f"data.actions=[{actions[0]}]"])),
+          progress=False)
+    embedded = load_embeddings(embed(run, progress=False), require_labels=False)
+    assert {v.action for v in embedded.videos} == {actions[0]}
+    assert len(embedded.videos) == sum(v.action == actions[0] for v in FeatureSet.open(toy_features).videos())
+    with pytest.raises(VavaError, match=r"^data.actions: .* has no train video of action 'nope' \(its actions: "):
+        train(toy_features, tmp_path / "bad", load_config(None, parse_overrides([*TINY, "data.actions=[nope]"])),
+              progress=False)

@@ -9,6 +9,7 @@ import pytest
 from click.testing import CliRunner
 
 from tests.conftest import make_folder_dataset
+from vava.core.records import VideoRecord
 from vava.pipeline.cli import main
 from vava.pipeline.datasets.folder import load_folder
 from vava.stages.extract.dry_run import human_bytes, plan_extract
@@ -45,6 +46,15 @@ def test_keep_masks_and_unreadable_videos(dataset: Path) -> None:
     plan = plan_extract(records, OPTIONS)
     assert (plan.total.videos, plan.total.frames) == (2, 3 + 13)
     assert list(plan.unreadable) == ["v1"] and plan.unreadable["v1"] == f"video 'v1': {dataset / 'videos' / 'v1.mp4'}: no such file"
+
+
+def test_a_record_inside_a_container_file_is_counted_by_its_labels(tmp_path: Path) -> None:
+    shard = tmp_path / "toy_train-0-of-1.tfrecord"
+    shard.write_bytes(b"never read")
+    record = VideoRecord("r", shard, "train", "pour", np.zeros(7, dtype=np.int64), fps=30.0, member=0)
+    assert plan_extract([record], OPTIONS).total.frames == 3  # 30 -> 10 fps keeps frames 0, 3, 6
+    plan = plan_extract([dataclasses.replace(record, labels=None)], OPTIONS)
+    assert plan.unreadable == {"r": f"video 'r': {shard}: record at byte 0 has no labels to count its frames by"}
 
 
 def test_human_bytes() -> None:

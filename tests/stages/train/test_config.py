@@ -38,7 +38,7 @@ def test_overrides_are_typed_and_nested() -> None:
 
 @pytest.mark.parametrize(
     ("override", "message"),
-    [("data.frames=3", "data.frames: unknown config key (known here: batch_pairs, frames_per_video, path, workers)"),
+    [("data.frames=3", "data.frames: unknown config key (known here: actions, batch_pairs, frames_per_video, path, workers)"),
      ("steps=abc", "steps: expected int, got 'abc'"),
      ("data.batch_pairs=1.5", "data.batch_pairs: expected int, got 1.5"),
      ("model.dropout=2", "model.dropout must be in [0, 1), got 2.0"),

@@ -1,0 +1,111 @@
+"""`vava reproduce`: one dataset end to end for some objectives, as the papers evaluate it.
+
+extract (once; the cache is reused) -> train each objective -> embed -> evaluate -> one comparison
+report in OUT/results.md. The training, embedding and evaluation are a `vava sweep` in OUT/runs, so
+rerunning skips every finished run and a changed option reruns only the runs it changes (the sweep
+key); the feature cache is keyed by its own fingerprint in OUT/cache.
+
+`per_action` trains one model per action (each on that action's train videos only, evaluated on its
+val videos), the protocol of LAV and VAVA on Penn Action and of VAVA on COIN's activities; the report
+then shows each objective's numbers as the unweighted mean over the per-action models. Without it one
+joint model is trained on every action (Penn Action as in the supplement's Table 3).
+"""
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import Any
+
+from vava.core.errors import VavaError
+from vava.core.files import atomic_write
+from vava.core.records import VideoRecord
+from vava.pipeline.sweep import RESULTS_NAME, SEED_FOLDER, SweepPlan, SweepRun, run_sweep
+from vava.stages.evaluate import seeds as over_seeds
+from vava.stages.evaluate import tables
+from vava.stages.evaluate.probes.base import Report
+from vava.stages.evaluate.report import load_comparable_report
+from vava.stages.extract.run import ExtractOptions, extract
+from vava.stages.train.objectives import OBJECTIVES
+
+CACHE_FOLDER, RUNS_FOLDER = "cache", "runs"
+# the training preset of each dataset (Table 8 values, configs/<name>.yaml); other datasets use the defaults
+PRESETS = {"pouring": "pouring", "penn_action": "penn_action", "ikea_asm": "ikea_asm", "coin": "coin"}
+
+
+def parse_objectives(text: str) -> list[str]:
+    """Objective names separated by commas or spaces, each known, none twice."""
+    names = [name for name in text.replace(",", " ").split() if name]
+    unknown = [name for name in names if name not in OBJECTIVES]
+    if not names or unknown:
+        raise VavaError(f"--objectives: {unknown[0] + ' is unknown' if unknown else 'none given'} "
+                        f"(choose from {', '.join(sorted(OBJECTIVES))})")
+    if len(set(names)) < len(names):
+        raise VavaError("--objectives: an objective is named twice")
+    return names
+
+
+def reproduction_plan(objectives: Sequence[str], base: str | None, actions: Sequence[str] | None) -> SweepPlan:
+    """One run per objective, or per objective and action (`OBJECTIVE-ACTION`, trained on that action)."""
+    if actions is None:
+        runs = [SweepRun(name, name) for name in objectives]
+    else:
+        runs = [SweepRun(f"{name}-{action}", name, {"data.actions": [action]})
+                for name in objectives for action in actions]
+    return SweepPlan(base, runs, {"Objectives": [run.name for run in runs]})
+
+
+def reproduce(records: list[VideoRecord], out: str | Path, *, objectives: Sequence[str], extract_options: ExtractOptions,
+              dataset: dict[str, Any], per_action: bool = False, base: str | None = None, steps: int | None = None,
+              overrides: dict[str, Any] | None = None, seeds: Sequence[int] | None = None,
+              log: Callable[[str], None] = print) -> tuple[Path, dict[str, str]]:
+    """Run the whole protocol into OUT; return the path of OUT/results.md and the failed runs (name: reason).
+
+    Videos that fail to extract stop the reproduction before any training (the others stay cached).
+    """
+    out = Path(out)
+    summary = extract(records, out / CACHE_FOLDER, extract_options, dataset=dataset)
+    if summary.failed:
+        first = next(iter(summary.failed.values()))
+        raise VavaError(f"{len(summary.failed)} of {len(records)} videos failed to extract (first: {first}); "
+                        "the rest are cached, fix or remove these and run again")
+    log(f"features: {summary.path} ({len(summary.extracted)} videos extracted, {len(summary.cached)} cached)")
+    actions = sorted({r.action for r in records if r.split == "train"}) if per_action else None
+    plan = reproduction_plan(objectives, base, actions)
+    runs = out / RUNS_FOLDER
+    markdown, failed = run_sweep(summary.path, runs, plan, steps=steps, overrides=overrides,
+                                 device=extract_options.device, seeds=seeds, log=log)
+    if actions is not None:
+        markdown = _per_action_models(runs, objectives, actions, seeds) + "\n" + markdown
+    title = f"# Reproduction: {dataset.get('adapter', '?')} ({'one model per action' if per_action else 'one model'})\n\n"
+    path = atomic_write(out / RESULTS_NAME, title + markdown)
+    return path, failed
+
+
+def _per_action_models(runs: Path, objectives: Sequence[str], actions: Sequence[str],
+                       seeds: Sequence[int] | None) -> str:
+    """The table of the per-action protocol: per objective (and seed), the mean over its per-action models."""
+    folders = [runs] if seeds is None else [runs / SEED_FOLDER.format(seed) for seed in seeds]
+    rows: list[list[Report | None]] = []
+    for name in objectives:
+        per_seed = []
+        for folder in folders:
+            reports = [load_comparable_report(folder / f"{name}-{action}") for action in actions
+                       if (folder / f"{name}-{action}" / "report.json").is_file()]
+            per_seed.append(merge_action_models(name, reports) if len(reports) == len(actions) else None)
+        if any(report is not None for report in per_seed):
+            rows.append(per_seed)
+    if not rows:
+        return "## Per-action models\n\n(no objective has finished every action)\n"
+    over = "" if seeds is None else f", mean ± sd over seeds {', '.join(map(str, seeds))}"
+    return (f"## Per-action models: mean over {len(actions)} actions{over}\n\n"
+            f"{tables.markdown(*over_seeds.main_comparison(rows))}\n")
+
+
+def merge_action_models(name: str, reports: Sequence[Report]) -> Report:
+    """One report for a set of per-action models, each evaluated on its own action: `per_action` joined and
+    every result the unweighted mean over the models (the papers' mean over actions), labelled `name`."""
+    merged = over_seeds.mean_over(reports)
+    merged["per_action"] = {action: values for report in reports for action, values in report["per_action"].items()}
+    merged["results"] = {**merged["results"], "actions": len(merged["per_action"])}
+    merged["attrs"] = {**reports[0]["attrs"], "run": name}
+    return merged

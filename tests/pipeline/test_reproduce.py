@@ -1,0 +1,71 @@
+"""`vava reproduce`: objectives, the plan per protocol, the per-action mean, and a rerun that does no work."""
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from vava.core.config import parse_overrides
+from vava.core.errors import VavaError
+from vava.pipeline.datasets import DATASETS, load_dataset
+from vava.pipeline.reproduce import merge_action_models, parse_objectives, reproduce, reproduction_plan
+from vava.stages.extract.run import ExtractOptions
+
+TINY = parse_overrides(["data.frames_per_video=4", "data.batch_pairs=1", "model.conv_channels=8",
+                        "model.fc_channels=8"])
+
+
+def test_objectives_are_parsed_and_checked() -> None:
+    assert parse_objectives("vava, tcc lav") == ["vava", "tcc", "lav"]
+    with pytest.raises(VavaError, match=r"^--objectives: nope is unknown \(choose from .*vava"):
+        parse_objectives("vava,nope")
+    with pytest.raises(VavaError, match=r"^--objectives: none given"):
+        parse_objectives(" , ")
+    with pytest.raises(VavaError, match=r"^--objectives: an objective is named twice"):
+        parse_objectives("tcc tcc")
+
+
+def test_plan_has_a_run_per_objective_or_per_objective_and_action() -> None:
+    joint = reproduction_plan(["vava", "tcc"], "penn_action", None)
+    assert [(r.name, r.objective, r.overrides) for r in joint.runs] == [("vava", "vava", {}), ("tcc", "tcc", {})]
+    per_action = reproduction_plan(["vava"], None, ["golf", "squat"])
+    assert [(r.name, r.overrides) for r in per_action.runs] == [
+        ("vava-golf", {"data.actions": ["golf"]}), ("vava-squat", {"data.actions": ["squat"]})]
+    assert per_action.tables == {"Objectives": ["vava-golf", "vava-squat"]}
+
+
+def test_per_action_models_are_averaged_unweighted() -> None:
+    def report(action: str, accuracy: float, tau: float) -> dict:
+        results = {"classification": {"1.0": accuracy}, "kendall": tau}
+        return {"attrs": {"run": f"x-{action}"}, "options": {}, "results": {**results, "actions": 1},
+                "per_action": {action: {**results, "train_videos": 3, "val_videos": 1}}}
+
+    merged = merge_action_models("vava", [report("a", 0.5, 0.2), report("b", 0.9, 0.4), report("c", 0.1, None)])
+    assert merged["results"]["classification"]["1.0"] == pytest.approx(0.5)
+    assert merged["results"]["kendall"] == pytest.approx(0.3)  # a model without a number is left out
+    assert merged["results"]["actions"] == 3 and sorted(merged["per_action"]) == ["a", "b", "c"]
+    assert merged["attrs"]["run"] == "vava"
+
+
+def test_reproduce_end_to_end_then_again_without_work(tmp_path: Path) -> None:
+    root = tmp_path / "data"
+    DATASETS["folder"].fixture(root)
+    records = load_dataset("folder", root)
+    options = ExtractOptions(weights="random", image_size=32, progress=False)
+    lines: list[str] = []
+    kwargs = {"objectives": ["vava"], "extract_options": options, "dataset": {"adapter": "folder"},
+              "per_action": True, "steps": 2, "overrides": TINY, "log": lines.append}
+    results, failed = reproduce(records, tmp_path / "out", **kwargs)
+    assert failed == {} and results == tmp_path / "out" / "results.md"
+    text = results.read_text()
+    assert "## Per-action models: mean over 2 actions" in text and "| vava |" in text
+    runs = {p.name for p in (tmp_path / "out" / "runs").iterdir() if p.is_dir()}
+    assert runs == {"vava-fill", "vava-stations"}
+    for action in ("fill", "stations"):  # each model embedded only its own action's videos
+        report = json.loads((tmp_path / "out" / "runs" / f"vava-{action}" / "report.json").read_text())
+        assert list(report["per_action"]) == [action]
+    lines.clear()
+    reproduce(records, tmp_path / "out", **kwargs)
+    assert any("0 videos extracted, 8 cached" in line for line in lines)
+    assert not any("done in" in line for line in lines)  # every run reused
