@@ -157,7 +157,7 @@ def test_a_model_of_some_actions_trains_and_embeds_only_those(toy_features: Path
     run = tmp_path / "one-action"
     train(toy_features, run, load_config(None, parse_overrides([*TINY, f"data.actions=[{actions[0]}]"])),
           progress=False)
-    embedded = load_embeddings(embed(run, progress=False), require_labels=False)
+    embedded = load_embeddings(embed(run, progress=False))
     assert {v.action for v in embedded.videos} == {actions[0]}
     assert len(embedded.videos) == sum(v.action == actions[0] for v in FeatureSet.open(toy_features).videos())
     with pytest.raises(VavaError, match=r"^data.actions: .* has no train video of action 'nope' \(its actions: "):
