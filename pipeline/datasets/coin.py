@@ -30,7 +30,6 @@ ANNOTATIONS = "COIN.json"
 VAVA_TASKS = ("CleanHamsterCage", "MakeRJ45Cable", "ChangeMobilePhoneBattery", "AttendNBASkillsChallenge",
               "MakePaperWindMill", "ReplaceHardDisk")
 LARGEST_COUNT = 6
-TASK_PRESETS = {"vava": "VAVA's six tasks", "largest": f"the {LARGEST_COUNT} tasks with the most videos"}
 MISSING_MODES = ("error", "skip")
 BACKGROUND = "background"
 
@@ -56,8 +55,8 @@ def load_coin(root: Path, *, allow_outside_root: bool = False, tasks: str = "vav
     confined_to = None if allow_outside_root else root.resolve()
     folder = _videos_folder(root, videos, confined_to)
     files = _video_files(folder)
-    wanted = [(task, video_id) for task in chosen for video_id in by_task[task] if video_id in listed]
-    absent = [video_id for _, video_id in wanted if video_id not in files]
+    wanted = [video_id for task in chosen for video_id in by_task[task] if video_id in listed]
+    absent = [video_id for video_id in wanted if video_id not in files]
     if absent and missing == "error":
         raise VavaError(f"{folder}: {len(absent)} of {len(wanted)} videos of the chosen tasks have no file "
                         f"(first: {absent[0]}.*); download them or pass --dataset-option missing=skip")
@@ -65,9 +64,7 @@ def load_coin(root: Path, *, allow_outside_root: bool = False, tasks: str = "vav
     for task in chosen:
         steps = {video_id: _steps(database[video_id], f"{annotations}: video {video_id!r}")
                  for video_id in by_task[task]}
-        names = {step: name for video in steps.values() for *_, step, name in video}
-        phase = {step: index for index, step in enumerate(sorted(names), start=1)}
-        phases = (BACKGROUND, *(names[step] for step in sorted(names)))
+        phases, phase = _task_phases(steps)
         for video_id in by_task[task]:
             if video_id not in listed or video_id not in files:
                 continue
@@ -107,6 +104,13 @@ def draw_split(video_ids: list[str], seed: int) -> dict[str, str]:
     shuffled = [ordered[i] for i in np.random.default_rng(seed).permutation(len(ordered))]
     train = 3 * len(ordered) // 5  # floor(0.6 N), exactly
     return {video_id: "train" if i < train else "val" for i, video_id in enumerate(shuffled)}
+
+
+def _task_phases(steps: dict[str, Steps]) -> tuple[tuple[str, ...], dict[int, int]]:
+    """A task's phase names (background, then its steps by COIN step id) and step id -> phase id."""
+    names = {step: name for video in steps.values() for *_, step, name in video}
+    ordered = sorted(names)
+    return (BACKGROUND, *(names[step] for step in ordered)), {step: i for i, step in enumerate(ordered, start=1)}
 
 
 def _seed(text: str) -> int:
