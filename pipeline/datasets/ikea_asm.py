@@ -4,7 +4,7 @@ Layout (as distributed)::
 
     ROOT/<Furniture>/<scan>/<view>/images/000000.jpg ...
     ROOT/gt_segments.json                      ActivityNet format, segments in frame numbers (inclusive)
-    ROOT/indexing_files/atomic_action_list.txt one action name per line; line i = official class id i, NA = 0
+    ROOT/indexing_files/atomic_action_list.txt one action name per line (official ids: NA 0, then sorted)
     ROOT/indexing_files/train_cross_env.txt    lines <Furniture>/<scan>
     ROOT/indexing_files/test_cross_env.txt     the official test split, read as our `val` split
 
@@ -85,17 +85,16 @@ def load_ikea_asm(root: Path, *, allow_outside_root: bool = False, view: str = "
 
 
 def _read_actions(path: Path) -> dict[str, int]:
-    """Action name -> official class id (its line number, from 0); line 0 must be NA."""
+    """Action name -> official class id: as the official loader numbers them, NA is 0 and the other
+    names of the file (NA left out if listed) follow in sorted order."""
     names = read_lines(path, "the IKEA ASM action list")
-    if not names or names[0] != BACKGROUND:
-        raise VavaError(f"{path}: the first action must be {BACKGROUND} (class 0, background), "
-                        f"got {names[0] if names else 'an empty file'!r}")
-    ids: dict[str, int] = {}
-    for number, name in enumerate(names):
-        if name in ids:
-            raise VavaError(f"{path}: action {name!r} is listed twice (lines {ids[name] + 1} and {number + 1})")
-        ids[name] = number
-    return ids
+    repeated = next((name for i, name in enumerate(names) if name in names[:i]), None)
+    if repeated is not None:
+        raise VavaError(f"{path}: action {repeated!r} is listed twice")
+    actions = sorted(set(names) - {BACKGROUND})
+    if not actions:
+        raise VavaError(f"{path}: no actions listed")
+    return {name: number for number, name in enumerate((BACKGROUND, *actions))}
 
 
 def _read_split_lists(index: Path) -> dict[tuple[str, str], str]:
@@ -152,9 +151,11 @@ def _frame_folder(root: Path, furniture: str, scan: str, view: str, confined_to:
     return folder, frames
 
 
-# The tiny copy `vava data fixture --dataset ikea_asm` writes (and the tests read): official ids
-# 0..5, two Kallax scans (train, test) and one Lack scan (train), six 8x8 frames each.
-FIXTURE_ACTIONS = ("NA", "pick up leg", "pick up shelf", "insert drawer pin", "slide drawer in", "flip shelf")
+# The tiny copy `vava data fixture --dataset ikea_asm` writes (and the tests read): two Kallax scans
+# (train, test) and one Lack scan (train), six 8x8 frames each. The action list is unsorted, as the
+# official ids are not the file order: NA 0, flip shelf 1, insert drawer pin 2, pick up leg 3,
+# pick up shelf 4, slide drawer in 5.
+FIXTURE_ACTIONS = ("slide drawer in", "pick up shelf", "flip shelf", "pick up leg", "insert drawer pin")
 FIXTURE_SEGMENTS = {
     "Kallax_Shelf_Drawer/0001_black_table_02_01_2019_08_16_14_00": [([1, 2], "pick up shelf")],
     "Kallax_Shelf_Drawer/0002_white_floor_05_02_2019_08_19_17_32": [([0, 1], "slide drawer in"),

@@ -17,7 +17,8 @@ from vava.stages.extract.run import ExtractOptions, extract
 KALLAX_1 = "Kallax_Shelf_Drawer/0001_black_table_02_01_2019_08_16_14_00"  # train: [1,2] pick up shelf
 KALLAX_2 = "Kallax_Shelf_Drawer/0002_white_floor_05_02_2019_08_19_17_32"  # test: [0,1] slide drawer in, [3,8] shelf
 LACK = "Lack_Side_Table/0003_oak_floor_01_01_2019_08_14_17_56"  # train: [2,4] pick up leg
-# official ids: NA 0, pick up leg 1, pick up shelf 2, insert drawer pin 3, slide drawer in 4, flip shelf 5
+# The action list file is unsorted; the official ids are NA 0, then the sorted names: flip shelf 1, insert
+# drawer pin 2, pick up leg 3, pick up shelf 4, slide drawer in 5 (phases follow this order, not the file's).
 
 
 def record_id(key: str) -> str:
@@ -104,6 +105,16 @@ def test_bad_annotations_name_the_file_and_video(root: Path, annotation: object,
         load(root)
 
 
+def test_official_ids_put_na_first_and_sort_the_rest_wherever_na_is_listed(root: Path) -> None:
+    action_list = root / "indexing_files" / "atomic_action_list.txt"
+    expected = {r.id: r.labels.tolist() for r in load_dataset("ikea_asm", root, options={"furniture": "all"})}
+    # NA listed in the middle, an action no video shows added: the same phases and labels
+    action_list.write_text("zip bag\nslide drawer in\nNA\npick up shelf\npick up leg\n")
+    records = load(root, furniture="all")
+    assert {v: r.labels.tolist() for v, r in records.items()} == expected
+    assert records[record_id(LACK)].phases == ("NA", "pick up leg", "pick up shelf", "slide drawer in")
+
+
 def test_a_video_without_actions_cannot_be_dropped_to_nothing(root: Path) -> None:
     edit_annotations(root, KALLAX_1, [])
     assert load(root)[record_id(KALLAX_1)].labels.tolist() == [0] * 6
@@ -126,9 +137,11 @@ def test_index_file_errors(root: Path) -> None:
     (index / "test_cross_env.txt").write_text("../../etc/passwd\n")
     with pytest.raises(VavaError, match=r"test_cross_env.txt: '../../etc/passwd' is not <Furniture>/<scan>$"):
         load(root)
-    (index / "atomic_action_list.txt").write_text("pick up leg\nNA\n")
-    with pytest.raises(VavaError, match=r"atomic_action_list.txt: the first action must be NA \(class 0, "
-                                        r"background\), got 'pick up leg'$"):
+    (index / "atomic_action_list.txt").write_text("pick up leg\nNA\npick up leg\n")
+    with pytest.raises(VavaError, match=r"atomic_action_list.txt: action 'pick up leg' is listed twice$"):
+        load(root)
+    (index / "atomic_action_list.txt").write_text("NA\n\n")
+    with pytest.raises(VavaError, match=r"atomic_action_list.txt: no actions listed$"):
         load(root)
     (index / "atomic_action_list.txt").unlink()
     with pytest.raises(VavaError, match=r"atomic_action_list.txt: missing \(the IKEA ASM action list\)$"):
