@@ -3,7 +3,7 @@
 Layout (as distributed)::
 
     ROOT/<Furniture>/<scan>/<view>/images/000000.jpg ...
-    ROOT/gt_segments.json                      ActivityNet format, segments in frame numbers (inclusive)
+    ROOT/gt_segments.json                      ActivityNet format, segments [first, end) in frame numbers
     ROOT/indexing_files/atomic_action_list.txt one action name per line (official ids: NA 0, then sorted)
     ROOT/indexing_files/train_cross_env.txt    lines <Furniture>/<scan>
     ROOT/indexing_files/test_cross_env.txt     the official test split, read as our `val` split
@@ -37,7 +37,7 @@ FPS = 30.0
 DEFAULT_FURNITURE = "Kallax_Shelf_Drawer"
 BACKGROUND_MODES = ("keep", "drop")
 
-Segments = list[tuple[float, float, int]]  # (first frame, last frame, official action id)
+Segments = list[tuple[float, float, int]]  # (first frame, last frame included, official action id)
 
 
 def load_ikea_asm(root: Path, *, allow_outside_root: bool = False, view: str = "dev3",
@@ -131,7 +131,12 @@ def _read_segments(path: Path, videos: list[tuple[str, str]], actions: dict[str,
             label = item.get("label")
             if label not in actions:
                 raise VavaError(f"{where}: unknown action {label!r} (not in {INDEX_FOLDER}/{ACTION_LIST})")
-            video.append((*segment_bounds(item.get("segment"), where), actions[label]))
+            start, end = segment_bounds(item.get("segment"), where)
+            if not (start.is_integer() and end.is_integer()) or end < start:
+                raise VavaError(f"{where}: segment {item['segment']} is not a frame range [first, end) "
+                                "(whole frame numbers, end >= first)")
+            if end > start:  # the end frame is excluded, as in the official loader; [s, s] covers no frame
+                video.append((start, end - 1, actions[label]))
         segments[furniture, scan] = video
     return segments
 
@@ -157,10 +162,10 @@ def _frame_folder(root: Path, furniture: str, scan: str, view: str, confined_to:
 # pick up shelf 4, slide drawer in 5.
 FIXTURE_ACTIONS = ("slide drawer in", "pick up shelf", "flip shelf", "pick up leg", "insert drawer pin")
 FIXTURE_SEGMENTS = {
-    "Kallax_Shelf_Drawer/0001_black_table_02_01_2019_08_16_14_00": [([1, 2], "pick up shelf")],
-    "Kallax_Shelf_Drawer/0002_white_floor_05_02_2019_08_19_17_32": [([0, 1], "slide drawer in"),
-                                                                     ([3, 8], "pick up shelf")],
-    "Lack_Side_Table/0003_oak_floor_01_01_2019_08_14_17_56": [([2, 4], "pick up leg")],
+    "Kallax_Shelf_Drawer/0001_black_table_02_01_2019_08_16_14_00": [([1, 3], "pick up shelf")],
+    "Kallax_Shelf_Drawer/0002_white_floor_05_02_2019_08_19_17_32": [([0, 2], "slide drawer in"),
+                                                                     ([3, 9], "pick up shelf")],
+    "Lack_Side_Table/0003_oak_floor_01_01_2019_08_14_17_56": [([2, 5], "pick up leg")],
 }
 FIXTURE_SPLITS = {"train_cross_env.txt": ("Kallax_Shelf_Drawer/0001_black_table_02_01_2019_08_16_14_00",
                                           "Lack_Side_Table/0003_oak_floor_01_01_2019_08_14_17_56"),

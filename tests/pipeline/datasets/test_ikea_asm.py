@@ -14,9 +14,10 @@ from vava.pipeline.datasets import load_dataset
 from vava.pipeline.datasets.ikea_asm import write_fixture
 from vava.stages.extract.run import ExtractOptions, extract
 
-KALLAX_1 = "Kallax_Shelf_Drawer/0001_black_table_02_01_2019_08_16_14_00"  # train: [1,2] pick up shelf
-KALLAX_2 = "Kallax_Shelf_Drawer/0002_white_floor_05_02_2019_08_19_17_32"  # test: [0,1] slide drawer in, [3,8] shelf
-LACK = "Lack_Side_Table/0003_oak_floor_01_01_2019_08_14_17_56"  # train: [2,4] pick up leg
+# Segments [first, end) in frame numbers, the end excluded as in the official loader:
+KALLAX_1 = "Kallax_Shelf_Drawer/0001_black_table_02_01_2019_08_16_14_00"  # train: [1,3] pick up shelf
+KALLAX_2 = "Kallax_Shelf_Drawer/0002_white_floor_05_02_2019_08_19_17_32"  # test: [0,2] slide drawer in, [3,9] shelf
+LACK = "Lack_Side_Table/0003_oak_floor_01_01_2019_08_14_17_56"  # train: [2,5] pick up leg
 # The action list file is unsorted; the official ids are NA 0, then the sorted names: flip shelf 1, insert
 # drawer pin 2, pick up leg 3, pick up shelf 4, slide drawer in 5 (phases follow this order, not the file's).
 
@@ -39,7 +40,7 @@ def test_background_kept_as_phase_zero_over_the_kallax_subset(root: Path) -> Non
     records = load(root)
     assert list(records) == [record_id(KALLAX_1), record_id(KALLAX_2)]
     first, second = records.values()
-    # frames 0, 3, 4, 5 of the first scan are NA; the second scan's [3, 8] is cut at its last frame, 5
+    # frames 0, 3, 4, 5 of the first scan are NA; the second scan's [3, 9) is cut at its last frame, 5
     assert first.labels.tolist() == [0, 1, 1, 0, 0, 0] and second.labels.tolist() == [2, 2, 0, 1, 1, 1]
     assert first.phases == second.phases == ("NA", "pick up shelf", "slide drawer in")
     assert (first.split, second.split) == ("train", "val")  # the official test split is read as val
@@ -95,7 +96,9 @@ def edit_annotations(root: Path, key: str, annotation: list) -> None:
     ([{"segment": [1, 2], "label": "sand the shelf"}],
      "unknown action 'sand the shelf' (not in indexing_files/atomic_action_list.txt)"),
     ([{"segment": [1], "label": "pick up shelf"}], "segment must be [start, end] (two numbers), got [1]"),
-    ([{"segment": [3, 1], "label": "pick up shelf"}], "segment [3.0, 1.0] is not a valid interval"),
+    ([{"segment": [3, 1], "label": "pick up shelf"}],
+     "segment [3, 1] is not a frame range [first, end) (whole frame numbers, end >= first)"),
+    ([{"segment": [1, 2.5], "label": "pick up shelf"}], "segment [1, 2.5] is not a frame range [first, end)"),
     ("pick up shelf", "annotation must be a list of objects"),
 ])
 def test_bad_annotations_name_the_file_and_video(root: Path, annotation: object, message: str) -> None:
@@ -113,6 +116,14 @@ def test_official_ids_put_na_first_and_sort_the_rest_wherever_na_is_listed(root:
     records = load(root, furniture="all")
     assert {v: r.labels.tolist() for v, r in records.items()} == expected
     assert records[record_id(LACK)].phases == ("NA", "pick up leg", "pick up shelf", "slide drawer in")
+
+
+def test_segment_ends_are_excluded_and_empty_segments_cover_nothing(root: Path) -> None:
+    edit_annotations(root, KALLAX_1, [{"segment": [0, 1], "label": "slide drawer in"},
+                                      {"segment": [4, 4], "label": "pick up leg"},
+                                      {"segment": [4, 6], "label": "pick up shelf"}])
+    first = load(root, furniture="all")[record_id(KALLAX_1)]
+    assert first.labels.tolist() == [3, 0, 0, 0, 2, 2]  # NA, pick up leg, pick up shelf, slide drawer in
 
 
 def test_a_video_without_actions_cannot_be_dropped_to_nothing(root: Path) -> None:
