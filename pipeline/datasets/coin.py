@@ -187,8 +187,8 @@ def _video_file(paths: list[Path], confined_to: Path | None, where: str) -> Path
     return path
 
 
-# The tiny copy `vava data fixture --dataset coin` writes (and the tests read): VAVA's six tasks, three
-# 2-second videos each at 10 fps, 8x8 px; per task two steps, COIN ids `id + 1` (step 1) and `id` (step 2),
+# The tiny copy `vava data fixture --dataset coin` writes (and the tests read): VAVA's six tasks, four
+# 2-second videos each (two train, so training can pair them) at 10 fps, 8x8 px; per task two steps, COIN ids `id + 1` (step 1) and `id` (step 2),
 # so a task's first step in time has the larger id. Video `<prefix>2` of the first task is a Matroska file.
 FIXTURE_FPS, FIXTURE_FRAMES = 10.0, 20
 FIXTURE_TASKS = {  # task: (video id prefix, first step id, (name of step id, name of step id + 1))
@@ -200,11 +200,13 @@ FIXTURE_TASKS = {  # task: (video id prefix, first step id, (name of step id, na
     "MakePaperWindMill": ("mill-", 70, ("cut along the edges", "fold the edges of the paper")),
 }
 # Per video: (segment in seconds, which step: 1 = id + 1, 0 = id). At 10 fps: video 0 -> frames 2..5 step
-# id+1; video 1 -> frames 0..3 step id+1, 10..14 step id; video 2 -> frames 15..19 step id (cut at the end).
+# id+1; video 1 -> frames 0..3 step id+1, 10..14 step id; video 2 -> frames 15..19 step id (cut at the end);
+# video 3 -> frames 5..9 step id, 12..15 step id+1 (the steps in the other order).
 FIXTURE_SEGMENTS = (
     [((0.25, 0.5), 1)],
     [((0.0, 0.3), 1), ((1.0, 1.45), 0)],
     [((1.5, 3.0), 0)],
+    [((0.5, 0.9), 0), ((1.2, 1.5), 1)],
 )
 
 
@@ -214,7 +216,7 @@ def fixture_database() -> dict[str, dict]:
     for recipe, (task, (prefix, step, names)) in enumerate(FIXTURE_TASKS.items()):
         for index, segments in enumerate(FIXTURE_SEGMENTS):
             database[f"{prefix}{index}"] = {
-                "class": task, "recipe_type": recipe, "subset": "training" if index < 2 else "testing",
+                "class": task, "recipe_type": recipe, "subset": "training" if index % 2 else "testing",
                 "start": 0.0, "end": FIXTURE_FRAMES / FIXTURE_FPS, "duration": FIXTURE_FRAMES / FIXTURE_FPS,
                 "video_url": f"https://www.youtube.com/embed/{prefix}{index}",
                 "annotation": [{"id": str(step + which), "segment": list(segment), "label": names[which]}

@@ -156,8 +156,8 @@ def _frame_folder(root: Path, furniture: str, scan: str, view: str, confined_to:
     return folder, frames
 
 
-# The tiny copy `vava data fixture --dataset ikea_asm` writes (and the tests read): two Kallax scans
-# (train, test) and one Lack scan (train), six 8x8 frames each. The action list is unsorted, as the
+# The tiny copy `vava data fixture --dataset ikea_asm` writes (and the tests read): three Kallax scans
+# (two train, so training can pair them, one test) and one Lack scan (train), six 8x8 frames each. The action list is unsorted, as the
 # official ids are not the file order: NA 0, flip shelf 1, insert drawer pin 2, pick up leg 3,
 # pick up shelf 4, slide drawer in 5.
 FIXTURE_ACTIONS = ("slide drawer in", "pick up shelf", "flip shelf", "pick up leg", "insert drawer pin")
@@ -166,9 +166,12 @@ FIXTURE_SEGMENTS = {
     "Kallax_Shelf_Drawer/0002_white_floor_05_02_2019_08_19_17_32": [([0, 2], "slide drawer in"),
                                                                      ([3, 9], "pick up shelf")],
     "Lack_Side_Table/0003_oak_floor_01_01_2019_08_14_17_56": [([2, 5], "pick up leg")],
+    "Kallax_Shelf_Drawer/0004_oak_table_10_04_2019_08_26_16_18": [([4, 6], "slide drawer in"),
+                                                                  ([0, 3], "pick up shelf")],
 }
 FIXTURE_SPLITS = {"train_cross_env.txt": ("Kallax_Shelf_Drawer/0001_black_table_02_01_2019_08_16_14_00",
-                                          "Lack_Side_Table/0003_oak_floor_01_01_2019_08_14_17_56"),
+                                          "Lack_Side_Table/0003_oak_floor_01_01_2019_08_14_17_56",
+                                          "Kallax_Shelf_Drawer/0004_oak_table_10_04_2019_08_26_16_18"),
                   "test_cross_env.txt": ("Kallax_Shelf_Drawer/0002_white_floor_05_02_2019_08_19_17_32",)}
 
 

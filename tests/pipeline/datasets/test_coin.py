@@ -21,11 +21,13 @@ from vava.stages.extract.run import ExtractOptions, extract
 
 RJ45 = "MakeRJ45Cable"  # steps: id 21 "strip the insulation", id 20 "arrange the separated wire"
 # At 10 fps: rj45-0 [0.25, 0.5] s step 21 -> frames 2..5; rj45-1 [0, 0.3] s step 21 -> 0..3 and [1.0, 1.45] s
-# step 20 -> 10..14; rj45-2 [1.5, 3.0] s step 20 -> 15..19 (cut at the last frame). Step 20 -> 1, 21 -> 2.
+# step 20 -> 10..14; rj45-2 [1.5, 3.0] s step 20 -> 15..19 (cut at the last frame); rj45-3 [0.5, 0.9] s step 20
+# -> 5..9 and [1.2, 1.5] s step 21 -> 12..15. Step 20 -> phase 1, 21 -> phase 2.
 RJ45_LABELS = {
     "rj45-0": [0, 0, 2, 2, 2, 2] + [0] * 14,
     "rj45-1": [2, 2, 2, 2, 0, 0, 0, 0, 0, 0, 1, 1, 1, 1, 1, 0, 0, 0, 0, 0],
     "rj45-2": [0] * 15 + [1] * 5,
+    "rj45-3": [0] * 5 + [1] * 5 + [0, 0] + [2] * 4 + [0] * 4,
 }
 
 
@@ -48,7 +50,7 @@ def edit_database(root: Path, change) -> None:
 
 def test_segments_in_seconds_become_frame_labels_with_background_zero(root: Path) -> None:
     records = load(root)
-    assert len(records) == 18 and [r.action for r in records.values()][::3] == list(VAVA_TASKS)
+    assert len(records) == 24 and [r.action for r in records.values()][::4] == list(VAVA_TASKS)
     for video_id, labels in RJ45_LABELS.items():
         record = records[video_id]
         assert record.labels.tolist() == labels and record.fps == 10.0 and record.background_label == 0
@@ -64,12 +66,14 @@ def test_a_container_without_a_frame_count_is_counted_by_demuxing(root: Path) ->
 
 
 def test_seeded_split_per_task_ignores_coins_subset(root: Path) -> None:
-    # floor(0.6 * 3) = 1 train video. numpy's default_rng(0).permutation(3) is [2, 0, 1]: the sorted ids
-    # become rj45-2, rj45-0, rj45-1 and the first is train; with seed 1 the permutation is [0, 1, 2].
+    # floor(0.6 * 4) = 2 train videos. numpy's default_rng(0).permutation(4) is [2, 0, 1, 3]: the sorted ids
+    # become rj45-2, rj45-0, rj45-1, rj45-3 and the first two are train; with seed 1 it is [0, 1, 2, 3].
     splits = {video_id: r.split for video_id, r in load(root, tasks=RJ45).items()}
-    assert splits == {"rj45-0": "val", "rj45-1": "val", "rj45-2": "train"}  # COIN's subset says the opposite
+    assert splits == {"rj45-0": "train", "rj45-1": "val", "rj45-2": "train", "rj45-3": "val"}
+    database = json.loads((root / "COIN.json").read_text())["database"]
+    assert [database[v]["subset"] for v in splits] == ["testing", "training", "testing", "training"]  # unused
     assert {v: r.split for v, r in load(root, tasks=RJ45, seed="1").items()} == \
-        {"rj45-0": "train", "rj45-1": "val", "rj45-2": "val"}
+        {"rj45-0": "train", "rj45-1": "train", "rj45-2": "val", "rj45-3": "val"}
     # each task draws its own split: choosing other tasks besides does not change it
     assert {v: r.split for v, r in load(root).items() if v.startswith("rj45-")} == splits
     with pytest.raises(VavaError, match=r"^--dataset-option seed=x: not an integer$"):
@@ -78,6 +82,8 @@ def test_seeded_split_per_task_ignores_coins_subset(root: Path) -> None:
 
 @pytest.mark.parametrize(("count", "train"), [(1, 0), (2, 1), (3, 1), (5, 3), (10, 6), (11, 6)])
 def test_draw_split_puts_floor_sixty_percent_in_train(count: int, train: int) -> None:
+    # by hand for 3 videos: floor(0.6 * 3) = 1 train; default_rng(0).permutation(3) = [2, 0, 1] puts "c" first
+    assert draw_split(["b", "c", "a"], seed=0) == {"c": "train", "a": "val", "b": "val"}
     ids = [f"v{i:02d}" for i in range(count)]
     split = draw_split(ids[::-1], seed=0)
     assert sorted(split) == ids and list(split.values()).count("train") == train
@@ -120,7 +126,7 @@ def test_write_split_round_trips_through_split_file(root: Path, tmp_path: Path) 
     written = json.loads(split_file.read_text())
     drawn = load(root, seed="3")
     assert written == {split: [v for v, r in drawn.items() if r.split == split] for split in ("train", "val", "test")}
-    assert len(written["train"]) == 6 and len(written["val"]) == 12 and written["test"] == []
+    assert len(written["train"]) == len(written["val"]) == 12 and written["test"] == []
     reread = load(root, split_file=str(split_file))  # seed 0 here: the file alone decides
     assert {v: r.split for v, r in reread.items()} == {v: r.split for v, r in drawn.items()}
     again = CliRunner().invoke(main, [*args, "--write-split", str(split_file)])
@@ -128,17 +134,19 @@ def test_write_split_round_trips_through_split_file(root: Path, tmp_path: Path) 
 
 
 def test_missing_videos_error_in_one_line_or_are_skipped(root: Path) -> None:
-    edit_database(root, lambda db: db.update({"rj45-3": {**db["rj45-0"], "subset": "testing"}}))
+    edit_database(root, lambda db: db.update({"rj45-4": {**db["rj45-0"], "subset": "testing"}}))
     (root / "videos" / "disk-1.mp4").unlink()
     videos = re.escape(str(root / "videos"))
-    with pytest.raises(VavaError, match=rf"^{videos}: 2 of 19 videos of the chosen tasks have no file "
-                                        r"\(first: rj45-3\.\*\); download them or pass --dataset-option "
+    with pytest.raises(VavaError, match=rf"^{videos}: 2 of 25 videos of the chosen tasks have no file "
+                                        r"\(first: rj45-4\.\*\); download them or pass --dataset-option "
                                         r"missing=skip$"):
         load(root)
     records = load(root, missing="skip")
-    assert len(records) == 17 and "rj45-3" not in records and "disk-1" not in records
-    # the split is drawn over every video COIN.json lists, so one present video keeps its split
-    assert records["rj45-0"].split == load(root, missing="skip", tasks=RJ45)["rj45-0"].split
+    assert len(records) == 23 and "rj45-4" not in records and "disk-1" not in records
+    # the split is drawn over all 5 ids COIN.json lists, present or not: default_rng(0).permutation(5) is
+    # [2, 4, 3, 0, 1], so floor(0.6 * 5) = 3 train: rj45-2, rj45-4 (no file), rj45-3
+    assert {v: r.split for v, r in records.items() if v.startswith("rj45-")} == \
+        {"rj45-0": "val", "rj45-1": "val", "rj45-2": "train", "rj45-3": "train"}
 
 
 @pytest.mark.parametrize(("change", "message"), [
@@ -179,7 +187,7 @@ def test_other_video_folder_and_extensions(root: Path) -> None:
 def test_extraction_caches_the_expected_labels(root: Path, tmp_path: Path) -> None:
     records = load_dataset("coin", root, options={"tasks": RJ45})
     summary = extract(records, tmp_path / "cache", ExtractOptions(weights="random", image_size=32, progress=False))
-    assert summary.ok and summary.frames == 60
+    assert summary.ok and summary.frames == 80
     fs = FeatureSet.open(summary.path)
     for record in records:
         assert fs.labels(record.id).tolist() == RJ45_LABELS[record.id]

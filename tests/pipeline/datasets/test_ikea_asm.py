@@ -18,6 +18,7 @@ from vava.stages.extract.run import ExtractOptions, extract
 KALLAX_1 = "Kallax_Shelf_Drawer/0001_black_table_02_01_2019_08_16_14_00"  # train: [1,3] pick up shelf
 KALLAX_2 = "Kallax_Shelf_Drawer/0002_white_floor_05_02_2019_08_19_17_32"  # test: [0,2] slide drawer in, [3,9] shelf
 LACK = "Lack_Side_Table/0003_oak_floor_01_01_2019_08_14_17_56"  # train: [2,5] pick up leg
+KALLAX_4 = "Kallax_Shelf_Drawer/0004_oak_table_10_04_2019_08_26_16_18"  # train: [4,6] slide drawer in, [0,3] shelf
 # The action list file is unsorted; the official ids are NA 0, then the sorted names: flip shelf 1, insert
 # drawer pin 2, pick up leg 3, pick up shelf 4, slide drawer in 5 (phases follow this order, not the file's).
 
@@ -38,30 +39,32 @@ def load(root: Path, **options: str) -> dict:
 
 def test_background_kept_as_phase_zero_over_the_kallax_subset(root: Path) -> None:
     records = load(root)
-    assert list(records) == [record_id(KALLAX_1), record_id(KALLAX_2)]
-    first, second = records.values()
+    assert list(records) == [record_id(KALLAX_1), record_id(KALLAX_4), record_id(KALLAX_2)]  # train, then test
+    first, fourth, second = records.values()
     # frames 0, 3, 4, 5 of the first scan are NA; the second scan's [3, 9) is cut at its last frame, 5
     assert first.labels.tolist() == [0, 1, 1, 0, 0, 0] and second.labels.tolist() == [2, 2, 0, 1, 1, 1]
+    assert fourth.labels.tolist() == [1, 1, 1, 0, 2, 2]
     assert first.phases == second.phases == ("NA", "pick up shelf", "slide drawer in")
-    assert (first.split, second.split) == ("train", "val")  # the official test split is read as val
+    assert (first.split, fourth.split, second.split) == ("train", "train", "val")  # official test -> val
     assert first.keep is None and first.background_label == 0 and first.fps == 30.0
     assert first.action == "Kallax_Shelf_Drawer" and first.num_frames == 6
     assert first.path == root / KALLAX_1 / "dev3" / "images" and first.confined_to == root.resolve()
 
 
 def test_background_dropped_before_embedding_and_actions_remapped(root: Path) -> None:
-    first, second = load(root, background="drop").values()
+    first, fourth, second = load(root, background="drop").values()
     assert first.phases == ("pick up shelf", "slide drawer in") and first.background_label is None
     assert first.keep.tolist() == [False, True, True, False, False, False]
     assert second.keep.tolist() == [True, True, False, True, True, True]
     # one label per decoded frame; dropped frames are unknown (-1) and never reach the cache
     assert first.labels.tolist() == [-1, 0, 0, -1, -1, -1] and second.labels.tolist() == [1, 1, -1, 0, 0, 0]
-    assert (first.num_frames, second.num_frames) == (2, 5)
+    assert fourth.labels.tolist() == [0, 0, 0, -1, 1, 1] and fourth.keep.tolist() == [True] * 3 + [False] + [True] * 2
+    assert (first.num_frames, fourth.num_frames, second.num_frames) == (2, 5, 5)
 
 
 def test_all_furniture_shares_one_phase_list_in_official_order(root: Path) -> None:
     records = load(root, furniture="all")
-    assert list(records) == [record_id(KALLAX_1), record_id(LACK), record_id(KALLAX_2)]  # train list, then test
+    assert list(records) == [record_id(KALLAX_1), record_id(LACK), record_id(KALLAX_4), record_id(KALLAX_2)]
     lack = records[record_id(LACK)]
     assert lack.phases == ("NA", "pick up leg", "pick up shelf", "slide drawer in")
     assert lack.labels.tolist() == [0, 0, 1, 1, 1, 0] and lack.action == "Lack_Side_Table"
@@ -74,7 +77,7 @@ def test_all_furniture_shares_one_phase_list_in_official_order(root: Path) -> No
 
 def test_view_option_picks_the_camera_folder(tmp_path: Path) -> None:
     write_fixture(tmp_path / "ikea", frames=4, views=("dev1",))
-    first, second = load(tmp_path / "ikea", view="dev1").values()
+    first, _, second = load(tmp_path / "ikea", view="dev1").values()
     assert first.path.parts[-2:] == ("dev1", "images")
     assert first.labels.tolist() == [0, 1, 1, 0] and second.labels.tolist() == [2, 2, 0, 1]
     folder = tmp_path / "ikea" / KALLAX_1 / "dev3" / "images"
@@ -173,11 +176,12 @@ def test_a_symlinked_frame_folder_outside_the_root_is_refused(root: Path, tmp_pa
 def test_extraction_caches_the_expected_labels(root: Path, tmp_path: Path, background: str) -> None:
     records = load_dataset("ikea_asm", root, options={"background": background})
     summary = extract(records, tmp_path / "cache", ExtractOptions(weights="random", image_size=32, progress=False))
-    assert summary.ok and summary.frames == (12 if background == "keep" else 7)
+    assert summary.ok and summary.frames == (18 if background == "keep" else 12)
     fs = FeatureSet.open(summary.path)
-    expected = {"keep": ([0, 1, 1, 0, 0, 0], [2, 2, 0, 1, 1, 1]), "drop": ([0, 0], [1, 1, 0, 0, 0])}[background]
-    frames = {"keep": (range(6), range(6)), "drop": ([1, 2], [0, 1, 3, 4, 5])}[background]
-    for record, labels, indices in zip(records, expected, frames):
+    expected = {"keep": ([0, 1, 1, 0, 0, 0], [1, 1, 1, 0, 2, 2], [2, 2, 0, 1, 1, 1]),
+                "drop": ([0, 0], [0, 0, 0, 1, 1], [1, 1, 0, 0, 0])}[background]
+    frames = {"keep": (range(6),) * 3, "drop": ([1, 2], [0, 1, 2, 4, 5], [0, 1, 3, 4, 5])}[background]
+    for record, labels, indices in zip(records, expected, frames, strict=True):
         assert fs.labels(record.id).tolist() == labels
         assert fs.frame_index(record.id).tolist() == list(indices)
         assert fs.read(record.id).shape == (len(labels), 1024, 2, 2)
