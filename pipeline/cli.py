@@ -169,12 +169,23 @@ class _DatasetsCommand(click.Command):
 
 @data.command("info", cls=_DatasetsCommand)
 @_dataset_options
-def data_info(dataset: str, root: Path, dataset_options: dict[str, str], allow_outside_root: bool) -> None:
+@click.option("--write-split", type=click.Path(dir_okay=False, path_type=Path),
+              help="Also write the video ids of each split, as read, to this new JSON file "
+                   '({"train": [...], "val": [...], "test": [...]}), e.g. for COIN\'s split_file option.')
+def data_info(dataset: str, root: Path, dataset_options: dict[str, str], allow_outside_root: bool,
+              write_split: Path | None) -> None:
     """Videos per split and action, frames and phases of a dataset, as the adapter reads it."""
+    from vava.pipeline.datasets.splits import check_new_file
+    from vava.pipeline.datasets.splits import write_split as write_split_file
     from vava.pipeline.datasets.summary import summarise, summary_table
 
+    if write_split is not None:
+        check_new_file(write_split)  # before the (possibly long) read of the dataset
     records = _load_records(dataset, root, dataset_options, allow_outside_root)
     click.echo(summary_table(summarise(records)))
+    if write_split is not None:
+        write_split_file(records, write_split)
+        click.echo(f"split written to {write_split}", err=True)
 
 
 @data.command("manifest")

@@ -12,7 +12,7 @@ from pathlib import Path
 
 from vava.core.errors import VavaError
 from vava.core.records import VideoRecord
-from vava.pipeline.datasets import penn_action, pouring
+from vava.pipeline.datasets import coin, ikea_asm, penn_action, pouring
 from vava.pipeline.datasets.folder import load_folder
 from vava.pipeline.datasets.synthetic import write_fixture as write_synthetic_fixture
 
@@ -59,6 +59,27 @@ DATASETS: dict[str, Dataset] = {
                        {"layout": DatasetOption("on-disk layout: tfrecord (pouring_*.tfrecord shards), carl "
                                                 "(videos/ + train.pkl, val.pkl), or auto: whichever ROOT holds",
                                                 "auto", pouring.LAYOUTS)}),
+    "ikea_asm": Dataset(
+        "ikea_asm", "IKEA ASM frame folders with gt_segments.json and the cross-environment split (test read as val)",
+        ikea_asm.load_ikea_asm, ikea_asm.write_fixture, {
+            "view": DatasetOption("camera view folder (dev1, dev2, dev3)", "dev3"),
+            "furniture": DatasetOption("furniture type, or all", ikea_asm.DEFAULT_FURNITURE),
+            "background": DatasetOption("keep: NA frames are phase 0; drop: NA frames are left out before "
+                                        "embedding and the actions are phases 0..C-1", "keep",
+                                        ikea_asm.BACKGROUND_MODES),
+        }),
+    "coin": Dataset(
+        "coin", "COIN.json over local videos/<youtube id>.<ext>, split 60/40 per task",
+        coin.load_coin, coin.write_fixture, {
+            "tasks": DatasetOption("vava (the six tasks of VAVA's COIN evaluation), largest (the six with the most "
+                                   "videos) or a comma-separated list of task names", "vava"),
+            "seed": DatasetOption("seed of the per-task 60/40 train/val split", "0"),
+            "missing": DatasetOption("error: refuse when a video file is missing; skip: leave such videos out",
+                                     "error", coin.MISSING_MODES),
+            "videos": DatasetOption("folder of the video files, relative to the root", "videos"),
+            "split_file": DatasetOption("JSON {\"train\": [ids], \"val\": [ids]} to use instead of the drawn split "
+                                        "(vava data info --write-split writes one)"),
+        }),
 }
 
 

@@ -236,3 +236,19 @@ def test_data_fixture_then_info(tmp_path: Path) -> None:
     assert bad.exit_code == 1 and "Error: --dataset-option: folder has no option 'x'" in bad.output
     bad = run("data", "info", "--root", str(out), "--dataset-option", "x")
     assert bad.exit_code == 2 and "'x' is not KEY=VALUE" in bad.output
+
+
+def test_data_info_write_split_for_any_dataset(tmp_path: Path) -> None:
+    out = tmp_path / "fx"
+    assert run("data", "fixture", "--dataset", "folder", str(out)).exit_code == 0
+    split = tmp_path / "split.json"
+    result = run("data", "info", "--root", str(out), "--write-split", str(split))
+    assert result.exit_code == 0 and f"split written to {split}" in result.stderr
+    manifest = [json.loads(line) for line in (out / "manifest.jsonl").read_text().splitlines()]
+    assert json.loads(split.read_text()) == {name: [e["id"] for e in manifest if e["split"] == name]
+                                             for name in ("train", "val", "test")}
+    link = tmp_path / "link.json"
+    link.symlink_to(tmp_path / "target.json")
+    refused = run("data", "info", "--root", str(out), "--write-split", str(link))
+    assert refused.exit_code == 1 and f"Error: {link}: is a symlink" in refused.output
+    assert "action" not in refused.output and not (tmp_path / "target.json").exists()  # refused before reading

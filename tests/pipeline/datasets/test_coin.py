@@ -1,0 +1,195 @@
+"""COIN adapter on the tiny copy in the real format: seconds -> frame labels at 10 fps, step remapping, task
+choice, the seeded 60/40 split, split files (and `--write-split` round trips), missing videos, errors and
+extraction."""
+from __future__ import annotations
+
+import json
+import re
+from pathlib import Path
+
+import av
+import numpy as np
+import pytest
+from click.testing import CliRunner
+
+from vava.cache.store import FeatureSet
+from vava.core.errors import VavaError
+from vava.pipeline.cli import main
+from vava.pipeline.datasets import load_dataset
+from vava.pipeline.datasets.coin import VAVA_TASKS, draw_split, select_tasks, write_fixture
+from vava.stages.extract.run import ExtractOptions, extract
+
+RJ45 = "MakeRJ45Cable"  # steps: id 21 "strip the insulation", id 20 "arrange the separated wire"
+# At 10 fps: rj45-0 [0.25, 0.5] s step 21 -> frames 2..5; rj45-1 [0, 0.3] s step 21 -> 0..3 and [1.0, 1.45] s
+# step 20 -> 10..14; rj45-2 [1.5, 3.0] s step 20 -> 15..19 (cut at the last frame); rj45-3 [0.5, 0.9] s step 20
+# -> 5..9 and [1.2, 1.5] s step 21 -> 12..15. Step 20 -> phase 1, 21 -> phase 2.
+RJ45_LABELS = {
+    "rj45-0": [0, 0, 2, 2, 2, 2] + [0] * 14,
+    "rj45-1": [2, 2, 2, 2, 0, 0, 0, 0, 0, 0, 1, 1, 1, 1, 1, 0, 0, 0, 0, 0],
+    "rj45-2": [0] * 15 + [1] * 5,
+    "rj45-3": [0] * 5 + [1] * 5 + [0, 0] + [2] * 4 + [0] * 4,
+}
+
+
+@pytest.fixture
+def root(tmp_path: Path) -> Path:
+    write_fixture(tmp_path / "coin")
+    return tmp_path / "coin"
+
+
+def load(root: Path, **options: str) -> dict:
+    return {r.id: r for r in load_dataset("coin", root, options=options)}
+
+
+def edit_database(root: Path, change) -> None:
+    path = root / "COIN.json"
+    document = json.loads(path.read_text())
+    change(document["database"])
+    path.write_text(json.dumps(document))
+
+
+def test_segments_in_seconds_become_frame_labels_with_background_zero(root: Path) -> None:
+    records = load(root)
+    assert len(records) == 24 and [r.action for r in records.values()][::4] == list(VAVA_TASKS)
+    for video_id, labels in RJ45_LABELS.items():
+        record = records[video_id]
+        assert record.labels.tolist() == labels and record.fps == 10.0 and record.background_label == 0
+        assert record.phases == ("background", "arrange the separated wire", "strip the insulation")
+        assert record.action == RJ45 and record.confined_to == root.resolve()
+    assert records["rj45-2"].path == root / "videos" / "rj45-2.mkv"
+
+
+def test_a_container_without_a_frame_count_is_counted_by_demuxing(root: Path) -> None:
+    with av.open(str(root / "videos" / "rj45-2.mkv")) as container:
+        assert container.streams.video[0].frames == 0  # Matroska stores none
+    assert load(root, tasks=RJ45)["rj45-2"].labels.shape == (20,)
+
+
+def test_seeded_split_per_task_ignores_coins_subset(root: Path) -> None:
+    # floor(0.6 * 4) = 2 train videos. numpy's default_rng(0).permutation(4) is [2, 0, 1, 3]: the sorted ids
+    # become rj45-2, rj45-0, rj45-1, rj45-3 and the first two are train; with seed 1 it is [0, 1, 2, 3].
+    splits = {video_id: r.split for video_id, r in load(root, tasks=RJ45).items()}
+    assert splits == {"rj45-0": "train", "rj45-1": "val", "rj45-2": "train", "rj45-3": "val"}
+    database = json.loads((root / "COIN.json").read_text())["database"]
+    assert [database[v]["subset"] for v in splits] == ["testing", "training", "testing", "training"]  # unused
+    assert {v: r.split for v, r in load(root, tasks=RJ45, seed="1").items()} == \
+        {"rj45-0": "train", "rj45-1": "train", "rj45-2": "val", "rj45-3": "val"}
+    # each task draws its own split: choosing other tasks besides does not change it
+    assert {v: r.split for v, r in load(root).items() if v.startswith("rj45-")} == splits
+    with pytest.raises(VavaError, match=r"^--dataset-option seed=x: not an integer$"):
+        load(root, seed="x")
+
+
+@pytest.mark.parametrize(("count", "train"), [(1, 0), (2, 1), (3, 1), (5, 3), (10, 6), (11, 6)])
+def test_draw_split_puts_floor_sixty_percent_in_train(count: int, train: int) -> None:
+    # by hand for 3 videos: floor(0.6 * 3) = 1 train; default_rng(0).permutation(3) = [2, 0, 1] puts "c" first
+    assert draw_split(["b", "c", "a"], seed=0) == {"c": "train", "a": "val", "b": "val"}
+    ids = [f"v{i:02d}" for i in range(count)]
+    split = draw_split(ids[::-1], seed=0)
+    assert sorted(split) == ids and list(split.values()).count("train") == train
+    assert draw_split(ids, seed=0) == split  # the ids are sorted first
+
+
+def test_task_selection() -> None:
+    by_task = {name: ["v"] * n for name, n in
+               {"A": 3, "B": 5, "C": 5, "D": 1, "E": 2, "F": 4, "G": 4, "H": 1}.items()}
+    where = Path("COIN.json")
+    assert select_tasks(by_task, "largest", where) == ["B", "C", "F", "G", "A", "E"]  # ties by name
+    assert select_tasks(by_task, " H, A ,H", where) == ["H", "A"]
+    with pytest.raises(VavaError, match=r"^COIN.json: no video of task 'CleanHamsterCage' \(tasks=vava\)$"):
+        select_tasks(by_task, "vava", where)
+    with pytest.raises(VavaError, match=r"^--dataset-option tasks=' , ': name at least one task$"):
+        select_tasks(by_task, " , ", where)
+
+
+def test_an_unknown_task_suggests_the_closest_name(root: Path) -> None:
+    with pytest.raises(VavaError, match=r"COIN.json: no video of task 'MakeRJ45Cabel' \(tasks=MakeRJ45Cabel\); "
+                                        r"did you mean 'MakeRJ45Cable'\?$"):
+        load(root, tasks="MakeRJ45Cabel")
+
+
+def test_split_file_decides_split_and_membership(root: Path, tmp_path: Path) -> None:
+    split_file = tmp_path / "split.json"
+    split_file.write_text(json.dumps({"train": ["rj45-0", "disk-1", "nba-0"], "val": ["rj45-1"]}))
+    records = load(root, tasks=f"{RJ45},ReplaceHardDisk", split_file=str(split_file))
+    assert {v: r.split for v, r in records.items()} == {"rj45-0": "train", "rj45-1": "val", "disk-1": "train"}
+    split_file.write_text(json.dumps({"train": ["rj45-0", "no-such-video"]}))
+    with pytest.raises(VavaError, match=r"split.json: video 'no-such-video' is not in .*COIN.json$"):
+        load(root, split_file=str(split_file))
+
+
+def test_write_split_round_trips_through_split_file(root: Path, tmp_path: Path) -> None:
+    split_file = tmp_path / "split.json"
+    args = ["data", "info", "--dataset", "coin", "--root", str(root), "--dataset-option", "seed=3"]
+    result = CliRunner().invoke(main, [*args, "--write-split", str(split_file)])
+    assert result.exit_code == 0, result.output
+    written = json.loads(split_file.read_text())
+    drawn = load(root, seed="3")
+    assert written == {split: [v for v, r in drawn.items() if r.split == split] for split in ("train", "val", "test")}
+    assert len(written["train"]) == len(written["val"]) == 12 and written["test"] == []
+    reread = load(root, split_file=str(split_file))  # seed 0 here: the file alone decides
+    assert {v: r.split for v, r in reread.items()} == {v: r.split for v, r in drawn.items()}
+    again = CliRunner().invoke(main, [*args, "--write-split", str(split_file)])
+    assert again.exit_code == 1 and f"Error: {split_file}: already exists" in again.output
+
+
+def test_missing_videos_error_in_one_line_or_are_skipped(root: Path) -> None:
+    edit_database(root, lambda db: db.update({"rj45-4": {**db["rj45-0"], "subset": "testing"}}))
+    (root / "videos" / "disk-1.mp4").unlink()
+    videos = re.escape(str(root / "videos"))
+    with pytest.raises(VavaError, match=rf"^{videos}: 2 of 25 videos of the chosen tasks have no file "
+                                        r"\(first: rj45-4\.\*\); download them or pass --dataset-option "
+                                        r"missing=skip$"):
+        load(root)
+    records = load(root, missing="skip")
+    assert len(records) == 23 and "rj45-4" not in records and "disk-1" not in records
+    # the split is drawn over all 5 ids COIN.json lists, present or not: default_rng(0).permutation(5) is
+    # [2, 4, 3, 0, 1], so floor(0.6 * 5) = 3 train: rj45-2, rj45-4 (no file), rj45-3
+    assert {v: r.split for v, r in records.items() if v.startswith("rj45-")} == \
+        {"rj45-0": "val", "rj45-1": "val", "rj45-2": "train", "rj45-3": "train"}
+
+
+@pytest.mark.parametrize(("change", "message"), [
+    (lambda db: db["rj45-1"]["annotation"][0].update(segment=[0.5]), "segment must be [start, end] (two numbers)"),
+    (lambda db: db["rj45-1"]["annotation"][0].update(segment=[1.0, 0.5]), "segment [1.0, 0.5] is not a valid"),
+    (lambda db: db["rj45-1"]["annotation"][0].update(id="step 1"), "step id must be an integer, got 'step 1'"),
+    (lambda db: db["rj45-1"]["annotation"][0].update(label=None), "step label must be a string, got None"),
+    (lambda db: db["rj45-1"].pop("class"), "class must be a task name, got None"),
+])
+def test_bad_annotations_name_the_file_and_video(root: Path, change, message: str) -> None:
+    edit_database(root, change)
+    with pytest.raises(VavaError, match=rf"^{re.escape(str(root / 'COIN.json'))}: video 'rj45-1': "
+                                        rf"{re.escape(message)}"):
+        load(root)
+
+
+def test_video_file_errors(root: Path) -> None:
+    (root / "videos" / "rj45-0.webm").write_bytes(b"not a video")
+    with pytest.raises(VavaError, match=r"video 'rj45-0': two files, rj45-0.mp4 and rj45-0.webm; keep one$"):
+        load(root, tasks=RJ45)
+    (root / "videos" / "rj45-0.mp4").unlink()
+    with pytest.raises(VavaError, match=r"video 'rj45-0': .*rj45-0.webm: cannot read the video \("):
+        load(root, tasks=RJ45)
+    with pytest.raises(VavaError, match=r"clips: the videos folder is missing \(set it with --dataset-option "
+                                        r"videos=FOLDER\)$"):
+        load(root, videos="clips")
+    with pytest.raises(VavaError, match=r"^--dataset-option videos=\.\./x: .* leads outside the dataset root"):
+        load(root, videos="../x")
+
+
+def test_other_video_folder_and_extensions(root: Path) -> None:
+    (root / "videos").rename(root / "clips")
+    (root / "clips" / "rj45-0.mp4").rename(root / "clips" / "rj45-0.mov")
+    records = load(root, videos="clips", tasks=RJ45)
+    assert records["rj45-0"].path.name == "rj45-0.mov" and records["rj45-0"].labels.tolist() == RJ45_LABELS["rj45-0"]
+
+
+def test_extraction_caches_the_expected_labels(root: Path, tmp_path: Path) -> None:
+    records = load_dataset("coin", root, options={"tasks": RJ45})
+    summary = extract(records, tmp_path / "cache", ExtractOptions(weights="random", image_size=32, progress=False))
+    assert summary.ok and summary.frames == 80
+    fs = FeatureSet.open(summary.path)
+    for record in records:
+        assert fs.labels(record.id).tolist() == RJ45_LABELS[record.id]
+        assert np.array_equal(fs.frame_index(record.id), np.arange(20))
+    assert fs.video("rj45-2").phases == ("background", "arrange the separated wire", "strip the insulation")

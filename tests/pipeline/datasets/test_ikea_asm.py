@@ -1,0 +1,187 @@
+"""IKEA ASM adapter on the tiny copy in the real layout: labels, keep masks and phases by hand, options, errors,
+and extraction of both background modes."""
+from __future__ import annotations
+
+import json
+import re
+from pathlib import Path
+
+import pytest
+
+from vava.cache.store import FeatureSet
+from vava.core.errors import VavaError
+from vava.pipeline.datasets import load_dataset
+from vava.pipeline.datasets.ikea_asm import write_fixture
+from vava.stages.extract.run import ExtractOptions, extract
+
+# Segments [first, end) in frame numbers, the end excluded as in the official loader:
+KALLAX_1 = "Kallax_Shelf_Drawer/0001_black_table_02_01_2019_08_16_14_00"  # train: [1,3] pick up shelf
+KALLAX_2 = "Kallax_Shelf_Drawer/0002_white_floor_05_02_2019_08_19_17_32"  # test: [0,2] slide drawer in, [3,9] shelf
+LACK = "Lack_Side_Table/0003_oak_floor_01_01_2019_08_14_17_56"  # train: [2,5] pick up leg
+KALLAX_4 = "Kallax_Shelf_Drawer/0004_oak_table_10_04_2019_08_26_16_18"  # train: [4,6] slide drawer in, [0,3] shelf
+# The action list file is unsorted; the official ids are NA 0, then the sorted names: flip shelf 1, insert
+# drawer pin 2, pick up leg 3, pick up shelf 4, slide drawer in 5 (phases follow this order, not the file's).
+
+
+def record_id(key: str) -> str:
+    return key.replace("/", "__")
+
+
+@pytest.fixture
+def root(tmp_path: Path) -> Path:
+    write_fixture(tmp_path / "ikea")
+    return tmp_path / "ikea"
+
+
+def load(root: Path, **options: str) -> dict:
+    return {r.id: r for r in load_dataset("ikea_asm", root, options=options)}
+
+
+def test_background_kept_as_phase_zero_over_the_kallax_subset(root: Path) -> None:
+    records = load(root)
+    assert list(records) == [record_id(KALLAX_1), record_id(KALLAX_4), record_id(KALLAX_2)]  # train, then test
+    first, fourth, second = records.values()
+    # frames 0, 3, 4, 5 of the first scan are NA; the second scan's [3, 9) is cut at its last frame, 5
+    assert first.labels.tolist() == [0, 1, 1, 0, 0, 0] and second.labels.tolist() == [2, 2, 0, 1, 1, 1]
+    assert fourth.labels.tolist() == [1, 1, 1, 0, 2, 2]
+    assert first.phases == second.phases == ("NA", "pick up shelf", "slide drawer in")
+    assert (first.split, fourth.split, second.split) == ("train", "train", "val")  # official test -> val
+    assert first.keep is None and first.background_label == 0 and first.fps == 30.0
+    assert first.action == "Kallax_Shelf_Drawer" and first.num_frames == 6
+    assert first.path == root / KALLAX_1 / "dev3" / "images" and first.confined_to == root.resolve()
+
+
+def test_background_dropped_before_embedding_and_actions_remapped(root: Path) -> None:
+    first, fourth, second = load(root, background="drop").values()
+    assert first.phases == ("pick up shelf", "slide drawer in") and first.background_label is None
+    assert first.keep.tolist() == [False, True, True, False, False, False]
+    assert second.keep.tolist() == [True, True, False, True, True, True]
+    # one label per decoded frame; dropped frames are unknown (-1) and never reach the cache
+    assert first.labels.tolist() == [-1, 0, 0, -1, -1, -1] and second.labels.tolist() == [1, 1, -1, 0, 0, 0]
+    assert fourth.labels.tolist() == [0, 0, 0, -1, 1, 1] and fourth.keep.tolist() == [True] * 3 + [False] + [True] * 2
+    assert (first.num_frames, fourth.num_frames, second.num_frames) == (2, 5, 5)
+
+
+def test_all_furniture_shares_one_phase_list_in_official_order(root: Path) -> None:
+    records = load(root, furniture="all")
+    assert list(records) == [record_id(KALLAX_1), record_id(LACK), record_id(KALLAX_4), record_id(KALLAX_2)]
+    lack = records[record_id(LACK)]
+    assert lack.phases == ("NA", "pick up leg", "pick up shelf", "slide drawer in")
+    assert lack.labels.tolist() == [0, 0, 1, 1, 1, 0] and lack.action == "Lack_Side_Table"
+    assert records[record_id(KALLAX_1)].labels.tolist() == [0, 2, 2, 0, 0, 0]
+    assert list(load(root, furniture="Lack_Side_Table")) == [record_id(LACK)]
+    with pytest.raises(VavaError, match=r"indexing_files: no video of furniture 'Stool' in train_cross_env.txt or "
+                                        r"test_cross_env.txt$"):
+        load(root, furniture="Stool")
+
+
+def test_view_option_picks_the_camera_folder(tmp_path: Path) -> None:
+    write_fixture(tmp_path / "ikea", frames=4, views=("dev1",))
+    first, _, second = load(tmp_path / "ikea", view="dev1").values()
+    assert first.path.parts[-2:] == ("dev1", "images")
+    assert first.labels.tolist() == [0, 1, 1, 0] and second.labels.tolist() == [2, 2, 0, 1]
+    folder = tmp_path / "ikea" / KALLAX_1 / "dev3" / "images"
+    with pytest.raises(VavaError, match=rf"^video '{KALLAX_1}': frame folder {re.escape(str(folder))} is missing "
+                                        r"\(view 'dev3'\)$"):
+        load(tmp_path / "ikea")
+    with pytest.raises(VavaError, match=r"^--dataset-option view: '../dev1' must be a plain name"):
+        load(tmp_path / "ikea", view="../dev1")
+
+
+def edit_annotations(root: Path, key: str, annotation: list) -> None:
+    path = root / "gt_segments.json"
+    document = json.loads(path.read_text())
+    document["database"][key]["annotation"] = annotation
+    path.write_text(json.dumps(document))
+
+
+@pytest.mark.parametrize(("annotation", "message"), [
+    ([{"segment": [1, 2], "label": "sand the shelf"}],
+     "unknown action 'sand the shelf' (not in indexing_files/atomic_action_list.txt)"),
+    ([{"segment": [1], "label": "pick up shelf"}], "segment must be [start, end] (two numbers), got [1]"),
+    ([{"segment": [3, 1], "label": "pick up shelf"}],
+     "segment [3, 1] is not a frame range [first, end) (whole frame numbers, end >= first)"),
+    ([{"segment": [1, 2.5], "label": "pick up shelf"}], "segment [1, 2.5] is not a frame range [first, end)"),
+    ("pick up shelf", "annotation must be a list of objects"),
+])
+def test_bad_annotations_name_the_file_and_video(root: Path, annotation: object, message: str) -> None:
+    edit_annotations(root, KALLAX_2, annotation)
+    with pytest.raises(VavaError, match=rf"^{re.escape(str(root / 'gt_segments.json'))}: video '{KALLAX_2}': "
+                                        rf"{re.escape(message)}"):
+        load(root)
+
+
+def test_official_ids_put_na_first_and_sort_the_rest_wherever_na_is_listed(root: Path) -> None:
+    action_list = root / "indexing_files" / "atomic_action_list.txt"
+    expected = {r.id: r.labels.tolist() for r in load_dataset("ikea_asm", root, options={"furniture": "all"})}
+    # NA listed in the middle, an action no video shows added: the same phases and labels
+    action_list.write_text("zip bag\nslide drawer in\nNA\npick up shelf\npick up leg\n")
+    records = load(root, furniture="all")
+    assert {v: r.labels.tolist() for v, r in records.items()} == expected
+    assert records[record_id(LACK)].phases == ("NA", "pick up leg", "pick up shelf", "slide drawer in")
+
+
+def test_segment_ends_are_excluded_and_empty_segments_cover_nothing(root: Path) -> None:
+    edit_annotations(root, KALLAX_1, [{"segment": [0, 1], "label": "slide drawer in"},
+                                      {"segment": [4, 4], "label": "pick up leg"},
+                                      {"segment": [4, 6], "label": "pick up shelf"}])
+    first = load(root, furniture="all")[record_id(KALLAX_1)]
+    assert first.labels.tolist() == [3, 0, 0, 0, 2, 2]  # NA, pick up leg, pick up shelf, slide drawer in
+
+
+def test_a_video_without_actions_cannot_be_dropped_to_nothing(root: Path) -> None:
+    edit_annotations(root, KALLAX_1, [])
+    assert load(root)[record_id(KALLAX_1)].labels.tolist() == [0] * 6
+    with pytest.raises(VavaError, match=rf"video '{KALLAX_1}': no frame lies in an action segment "
+                                        r"\(background=drop would leave nothing\)$"):
+        load(root, background="drop")
+
+
+def test_index_file_errors(root: Path) -> None:
+    index = root / "indexing_files"
+    document = json.loads((root / "gt_segments.json").read_text())
+    del document["database"][KALLAX_2]
+    (root / "gt_segments.json").write_text(json.dumps(document))
+    with pytest.raises(VavaError, match=rf"gt_segments.json: video '{KALLAX_2}': not annotated \(listed in "):
+        load(root)
+    (index / "test_cross_env.txt").write_text(f"{KALLAX_1}\n")
+    with pytest.raises(VavaError, match=rf"test_cross_env.txt: video '{KALLAX_1}' is listed twice \(also in the "
+                                        r"train split\)$"):
+        load(root)
+    (index / "test_cross_env.txt").write_text("../../etc/passwd\n")
+    with pytest.raises(VavaError, match=r"test_cross_env.txt: '../../etc/passwd' is not <Furniture>/<scan>$"):
+        load(root)
+    (index / "atomic_action_list.txt").write_text("pick up leg\nNA\npick up leg\n")
+    with pytest.raises(VavaError, match=r"atomic_action_list.txt: action 'pick up leg' is listed twice$"):
+        load(root)
+    (index / "atomic_action_list.txt").write_text("NA\n\n")
+    with pytest.raises(VavaError, match=r"atomic_action_list.txt: no actions listed$"):
+        load(root)
+    (index / "atomic_action_list.txt").unlink()
+    with pytest.raises(VavaError, match=r"atomic_action_list.txt: missing \(the IKEA ASM action list\)$"):
+        load(root)
+
+
+def test_a_symlinked_frame_folder_outside_the_root_is_refused(root: Path, tmp_path: Path) -> None:
+    elsewhere = tmp_path / "elsewhere"
+    (root / KALLAX_1 / "dev3" / "images").rename(elsewhere)
+    (root / KALLAX_1 / "dev3" / "images").symlink_to(elsewhere, target_is_directory=True)
+    with pytest.raises(VavaError, match=rf"^video '{KALLAX_1}': .* leads outside the dataset root"):
+        load(root)
+    records = load_dataset("ikea_asm", root, allow_outside_root=True)
+    assert records[0].confined_to is None and records[0].labels.tolist() == [0, 1, 1, 0, 0, 0]
+
+
+@pytest.mark.parametrize("background", ["keep", "drop"])
+def test_extraction_caches_the_expected_labels(root: Path, tmp_path: Path, background: str) -> None:
+    records = load_dataset("ikea_asm", root, options={"background": background})
+    summary = extract(records, tmp_path / "cache", ExtractOptions(weights="random", image_size=32, progress=False))
+    assert summary.ok and summary.frames == (18 if background == "keep" else 12)
+    fs = FeatureSet.open(summary.path)
+    expected = {"keep": ([0, 1, 1, 0, 0, 0], [1, 1, 1, 0, 2, 2], [2, 2, 0, 1, 1, 1]),
+                "drop": ([0, 0], [0, 0, 0, 1, 1], [1, 1, 0, 0, 0])}[background]
+    frames = {"keep": (range(6),) * 3, "drop": ([1, 2], [0, 1, 2, 4, 5], [0, 1, 3, 4, 5])}[background]
+    for record, labels, indices in zip(records, expected, frames, strict=True):
+        assert fs.labels(record.id).tolist() == labels
+        assert fs.frame_index(record.id).tolist() == list(indices)
+        assert fs.read(record.id).shape == (len(labels), 1024, 2, 2)
