@@ -189,11 +189,12 @@ _FIXTURE_CLIPS = (
     ("0008", "situp", 1, 6, [0, 1, 1, 1, 0, 0]),
     ("0009", "situp", -1, 6, [0, 0, 1, 1, 1, 0]),
     ("0010", "jump_rope", 1, 6, [0, 1, 0, 1, 0, 1]),
+    ("0011", "baseball_pitch", 1, 6, [0, 1, 2, 2, 3, 3]),  # every action keeps two labelled train clips
 )
 
 
 def write_fixture(out: Path) -> None:
-    """A tiny Penn Action in the real layout: 3 actions x 3 clips of 8x8 JPEG noise, one clip without
+    """A tiny Penn Action in the real layout: 3 actions x 3-4 clips of 8x8 JPEG noise, one clip without
     phase labels, one with 7 frames and 6 labels, and a jump_rope clip (an excluded action)."""
     out = Path(out)
     rng = np.random.default_rng(0)

@@ -28,6 +28,7 @@ EXPECTED = {
     "0007_situp": ("train", "situp", [0, 0, 0, 1, 1, 1]),
     "0008_situp": ("train", "situp", [0, 1, 1, 1, 0, 0]),
     "0009_situp": ("val", "situp", [0, 0, 1, 1, 1, 0]),
+    "0011_baseball_pitch": ("train", "baseball_pitch", [0, 1, 2, 2, 3, 3]),
 }
 
 
@@ -64,10 +65,10 @@ def test_fixture_records(penn: Path) -> None:
 def test_data_info_counts_the_labelled_clips(penn: Path) -> None:
     result = CliRunner().invoke(main, ["data", "info", "--dataset", "penn_action", "--root", str(penn)])
     rows = [line.split()[:5] for line in result.output.splitlines()]
-    assert result.exit_code == 0 and rows[1:] == [["baseball_pitch", "1", "1", "0", "12"],
+    assert result.exit_code == 0 and rows[1:] == [["baseball_pitch", "2", "1", "0", "18"],
                                                   ["squat", "2", "1", "0", "18"],
                                                   ["situp", "2", "1", "0", "18"],
-                                                  ["total", "5", "3", "0", "48"]]
+                                                  ["total", "6", "3", "0", "54"]]
 
 
 def test_actions_option(penn: Path) -> None:
@@ -206,7 +207,7 @@ def test_a_missing_frame_folder_is_named(penn: Path) -> None:
 def test_extracted_labels_are_the_resampled_ones(penn: Path, tmp_path: Path) -> None:
     records = list(load(penn).values())
     summary = extract(records, tmp_path / "cache", ExtractOptions(weights="random", image_size=32, progress=False))
-    assert summary.ok and sorted(summary.extracted) == sorted(EXPECTED) and summary.frames == 48
+    assert summary.ok and sorted(summary.extracted) == sorted(EXPECTED) and summary.frames == 54
     features = FeatureSet.open(summary.path)
     for video_id, (split, action, labels) in EXPECTED.items():
         assert features.labels(video_id).tolist() == labels
