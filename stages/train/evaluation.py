@@ -1,0 +1,87 @@
+"""Scoring the embedder on held-out videos while it trains: RUN/eval_log.csv and checkpoints/best.pt.
+
+The scores come from an `Evaluator` the caller of `train` passes in: embedding videos and probing
+them is the work of the embed and evaluate stages, which this stage may not import; the pipeline
+layer joins them (`vava.pipeline.val_probes`).
+"""
+from __future__ import annotations
+
+import math
+import time
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any, Protocol
+
+from vava.cache.store import FeatureSet
+from vava.core.embedder import Embedder
+from vava.core.errors import VavaError
+from vava.core.run_folder import BEST, CHECKPOINTS, EVAL_LOG_NAME, load_checkpoint
+from vava.stages.train.config import TrainConfig
+from vava.stages.train.logs import CsvLog
+
+SCRATCH_NAME = ".eval-embeddings.h5"  # where an evaluator may write the embeddings it scores (then removes them)
+
+
+class Evaluator(Protocol):
+    """Scores an embedder (in eval mode) on a feature set's videos."""
+
+    higher_is_better: Mapping[str, bool]  # every score it returns, and whether a higher one is better
+
+    def __call__(self, embedder: Embedder, feature_set: FeatureSet, scratch: Path) -> dict[str, float]:
+        """The scores, by name; NaN for one the data cannot give. `scratch`: a file it may use inside the run."""
+        ...
+
+
+def check_evaluator(config: TrainConfig, evaluator: Evaluator | None) -> None:
+    """`VavaError` unless evaluating every `eval_every` steps by `eval_metric` is possible."""
+    if not config.eval_every:
+        return
+    if evaluator is None:
+        raise VavaError("--eval-every: scoring during training needs an evaluator (the vava CLI passes one)")
+    if config.eval_metric not in evaluator.higher_is_better:
+        raise VavaError(f"--eval-metric: {config.eval_metric!r} is not one of "
+                        f"{', '.join(evaluator.higher_is_better)}")
+
+
+class Validation:
+    """The evaluations of a run: when they are due, their log, and the best score so far.
+
+    On a resumed run the best so far is the one `best.pt` records, and the log's rows past the
+    checkpoint resumed from are dropped (as for the training log).
+    """
+
+    def __init__(self, evaluator: Evaluator, config: TrainConfig, run_dir: Path, start: int, tensorboard: Any):
+        self.evaluator, self.config, self.run_dir = evaluator, config, run_dir
+        self.higher = evaluator.higher_is_better[config.eval_metric]
+        self.best = _recorded_best(run_dir / CHECKPOINTS / BEST, config.eval_metric)
+        self.log = CsvLog(run_dir / EVAL_LOG_NAME, start, "evaluation log", tensorboard, "eval")
+
+    def due(self, done: int) -> bool:
+        return done % self.config.eval_every == 0 or done == self.config.steps
+
+    def score(self, embedder: Embedder, feature_set: FeatureSet, done: int) -> tuple[dict[str, float], bool]:
+        """Score the embedder after step `done`, log it, and say whether it is the best so far."""
+        began = time.perf_counter()
+        embedder.eval()
+        try:
+            scores = {k: float(v) for k, v in self.evaluator(embedder, feature_set, self.run_dir / SCRATCH_NAME).items()}
+        finally:
+            embedder.train()
+        self.log.write({"step": done, **scores, "seconds": time.perf_counter() - began})
+        value = scores[self.config.eval_metric]
+        better = math.isfinite(value) and (self.best is None or (value > self.best if self.higher else value < self.best))
+        if better:
+            self.best = value
+        return {"step": done, **scores}, better
+
+    def close(self) -> None:
+        self.log.close()
+
+
+def _recorded_best(path: Path, metric: str) -> float | None:
+    """The score by `metric` that best.pt was kept for; None without best.pt (or one kept by another metric)."""
+    if not path.is_file():
+        return None
+    scores = load_checkpoint(path).get("eval")
+    value = scores.get(metric) if isinstance(scores, dict) else None
+    return float(value) if isinstance(value, (int, float)) and math.isfinite(value) else None
