@@ -401,9 +401,9 @@ def train(features: Path, objective: str | None, out: Path, preset: str | None, 
 @click.option("--identity", is_flag=False, flag_value="features", default=None, metavar="[KIND]",
               help="No trained embedder, a reference row; KIND: features (pooled backbone maps; the default), "
                    "features-standardised (z-scored by the train split) or time (t/T).")
-@click.option("--checkpoint", default="last", show_default=True, metavar="last|best|STEP|PATH",
-              help="The checkpoint to embed with: last, best (kept by --eval-every), a saved step, or a checkpoint "
-                   "file of this run. Others than last write embeddings-<best|stepN|file stem>.h5.")
+@click.option("--checkpoint", default="last", show_default=True, metavar="WHICH",
+              help="The checkpoint to embed with: last, best (kept by --eval-every), a saved step N, or the path of a "
+                   "checkpoint file of this run. Others than last write embeddings-<best|stepN|file stem>.h5.")
 @click.option("--batch-frames", default=256, show_default=True, help="Frames embedded per chunk.")
 @click.option("--device", default="auto", show_default=True)
 @click.option("--allow-partial", is_flag=True, help="Embed even if the feature set lacks some of its videos.")
@@ -505,9 +505,9 @@ def _probe_option(option: Option) -> click.Option:
 @click.option("--compare", "compare", type=click.Path(path_type=Path), multiple=True,
               help="Put the reports of these run folders into one table instead (repeatable).")
 @click.option("--plots/--no-plots", default=True, show_default=True, help="t-SNE, alignment and loss plots.")
-@click.option("--checkpoint", default="last", show_default=True, metavar="last|best|STEP|PATH",
-              help="Whose embeddings to evaluate (as given to `vava embed`); others than last write "
-                   "report-<best|stepN|file stem>.json/.md and plots named alike.")
+@click.option("--checkpoint", default="last", show_default=True, metavar="WHICH",
+              help="Whose embeddings to evaluate: last, best, a step N or a checkpoint file, as given to "
+                   "`vava embed`; others than last write report-<best|stepN|file stem>.json/.md and plots named alike.")
 def evaluate(run_dir: Path | None, compare: tuple[Path, ...], plots: bool, checkpoint: str, **options) -> None:
     """Evaluate a run's embeddings (RUN/report.json, report.md, plots/), or --compare several runs."""
     from vava.core.report_file import REPORT_JSON, REPORT_MD
