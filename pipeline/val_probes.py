@@ -14,7 +14,7 @@ from collections.abc import Callable, Mapping
 from pathlib import Path
 from types import MappingProxyType
 
-from vava.cache.store import FeatureSet
+from vava.cache.store import CachedVideo, FeatureSet
 from vava.core.embedder import Embedder
 from vava.core.errors import VavaError
 from vava.stages.embed.run import on_maps, write_embeddings
@@ -36,13 +36,15 @@ class ValProbes:
     def __init__(self, chunk_frames: int = 256) -> None:
         self.chunk_frames = chunk_frames
 
-    def __call__(self, embedder: Embedder, feature_set: FeatureSet, scratch: Path) -> dict[str, float]:
-        """The scores, NaN for one no action supports (e.g. Kendall's tau with one val video per action)."""
+    def __call__(self, embedder: Embedder, feature_set: FeatureSet, videos: list[CachedVideo],
+                 scratch: Path) -> dict[str, float]:
+        """The scores on `videos` (train and val), NaN for one no action supports (e.g. Kendall's tau with
+        one val video per action)."""
         device = next(embedder.parameters()).device
         context = (embedder.config.context_frames, embedder.config.context_stride)
         embed_one = on_maps(feature_set, embedder, context, self.chunk_frames, device)
         try:
-            write_embeddings(scratch, feature_set, ("train", "val"), embed_one, {"embedder": "trained"})
+            write_embeddings(scratch, feature_set, videos, embed_one, {"embedder": "trained", "splits": "train,val"})
             report = evaluate_embeddings(scratch, tasks=tuple(task for task, _ in METRICS.values()), fractions=(1.0,))
         except VavaError as err:
             raise VavaError(f"--eval-every: cannot score the val split: {err}") from None

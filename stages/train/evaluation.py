@@ -12,7 +12,7 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any, Protocol
 
-from vava.cache.store import FeatureSet
+from vava.cache.store import CachedVideo, FeatureSet
 from vava.core.embedder import Embedder
 from vava.core.errors import VavaError
 from vava.core.run_folder import BEST, CHECKPOINTS, EVAL_LOG_NAME, load_checkpoint
@@ -23,12 +23,14 @@ SCRATCH_NAME = ".eval-embeddings.h5"  # where an evaluator may write the embeddi
 
 
 class Evaluator(Protocol):
-    """Scores an embedder (in eval mode) on a feature set's videos."""
+    """Scores an embedder (in eval mode) on videos of a feature set."""
 
     higher_is_better: Mapping[str, bool]  # every score it returns, and whether a higher one is better
 
-    def __call__(self, embedder: Embedder, feature_set: FeatureSet, scratch: Path) -> dict[str, float]:
-        """The scores, by name; NaN for one the data cannot give. `scratch`: a file it may use inside the run."""
+    def __call__(self, embedder: Embedder, feature_set: FeatureSet, videos: list[CachedVideo],
+                 scratch: Path) -> dict[str, float]:
+        """The scores on `videos` (the train and val videos of the actions trained on), by name; NaN for
+        one the data cannot give. `scratch`: a file it may use inside the run folder."""
         ...
 
 
@@ -59,12 +61,14 @@ class Validation:
     def due(self, done: int) -> bool:
         return done % self.config.eval_every == 0 or done == self.config.steps
 
-    def score(self, embedder: Embedder, feature_set: FeatureSet, done: int) -> tuple[dict[str, float], bool]:
-        """Score the embedder after step `done`, log it, and say whether it is the best so far."""
+    def score(self, embedder: Embedder, feature_set: FeatureSet, videos: list[CachedVideo],
+              done: int) -> tuple[dict[str, float], bool]:
+        """Score the embedder on `videos` after step `done`, log it, and say whether it is the best so far."""
         began = time.perf_counter()
         embedder.eval()
         try:
-            scores = {k: float(v) for k, v in self.evaluator(embedder, feature_set, self.run_dir / SCRATCH_NAME).items()}
+            scored = self.evaluator(embedder, feature_set, videos, self.run_dir / SCRATCH_NAME)
+            scores = {k: float(v) for k, v in scored.items()}
         finally:
             embedder.train()
         self.log.write({"step": done, **scores, "seconds": time.perf_counter() - began})

@@ -164,6 +164,8 @@ def _fit(run_dir: Path, feature_set: FeatureSet, videos: list[CachedVideo], samp
     tensorboard = open_tensorboard(run_dir) if config.tensorboard else None
     log = CsvLog(run_dir / LOG_NAME, start, "training log", tensorboard, "train")
     validation = Validation(evaluator, config, run_dir, start, tensorboard) if config.eval_every else None
+    actions = {v.action for v in videos}  # those trained on (`data.actions`)
+    scored = [v for v in feature_set.videos() if v.split in ("train", "val") and v.action in actions]
     bar = tqdm(total=config.steps, initial=start, unit="step", desc=f"train {config.objective}", file=sys.stderr,
                disable=not progress, dynamic_ncols=True)
     began, loss_value, step = time.perf_counter(), float("nan"), start
@@ -194,8 +196,8 @@ def _fit(run_dir: Path, feature_set: FeatureSet, videos: list[CachedVideo], samp
                            "lr": optimizer.param_groups[0]["lr"], "steps_per_s": window_steps / (now - window_start)})
                 window_start, window_steps = now, 0
                 bar.set_postfix(loss=f"{loss_value:.4g}")
-            scores, best = validation.score(embedder, feature_set, done) if validation and validation.due(done) \
-                else ({}, False)
+            scores, best = validation.score(embedder, feature_set, scored, done) \
+                if validation and validation.due(done) else ({}, False)
             if done % config.checkpoint_every == 0 or done == config.steps or best:
                 save_checkpoint(checkpoints, done, to_dict(config), {
                     **meta, "embedder": embedder.state_dict(), "objective": objective.state_dict(),

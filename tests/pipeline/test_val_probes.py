@@ -22,7 +22,8 @@ def test_scores_are_those_of_embed_and_evaluate(toy_features: Path, tmp_path: Pa
     train(toy_features, run, config("steps=2"), progress=False)
     scratch = run / "scratch.h5"
     embedder = load_embedder(run).build(torch.device("cpu"))
-    scores = ValProbes()(embedder, FeatureSet.open(toy_features), scratch)
+    feature_set = FeatureSet.open(toy_features)
+    scores = ValProbes()(embedder, feature_set, feature_set.videos(), scratch)
     assert not scratch.exists()  # removed once scored
     report = evaluate_embeddings(embed(run, progress=False), tasks=("classification", "progress", "kendall"),
                                  fractions=(1.0,))

@@ -23,8 +23,9 @@ class Scripted:
         self.higher_is_better = {"acc": higher, "other": True}
         self.training_modes: list[bool] = []
 
-    def __call__(self, embedder, feature_set, scratch: Path) -> dict[str, float]:
+    def __call__(self, embedder, feature_set, videos, scratch: Path) -> dict[str, float]:
         self.training_modes.append(embedder.training)
+        self.videos = [v.id for v in videos]
         assert scratch.parent.name == "run" and feature_set.fingerprint == "toyfeatures00000"
         return {"acc": next(self.scores), "other": 1.0}
 
@@ -113,3 +114,14 @@ def test_scores_go_to_tensorboard_beside_the_training_scalars(toy_features: Path
     events.Reload()
     assert {"eval/acc", "eval/other", "eval/seconds", "train/loss"} <= set(events.Tags()["scalars"])
     assert [(e.step, e.value) for e in events.Scalars("eval/acc")] == [(2, 0.25), (4, 0.5)]
+
+
+def test_scores_the_train_and_val_videos_of_the_actions_trained_on(toy_features: Path, tmp_path: Path) -> None:
+    everything, one_action = Scripted([0.5]), Scripted([0.5])
+    train(toy_features, tmp_path / "run", config("steps=1", "eval_every=1", "eval_metric=acc"), progress=False,
+          evaluator=everything)
+    assert everything.videos == ["toy0", "toy1", "toy2", "toy3", "toy4", "toy5"]
+    (tmp_path / "b").mkdir()
+    train(toy_features, tmp_path / "b" / "run", config("steps=1", "eval_every=1", "eval_metric=acc",
+                                                       "data.actions=[b]"), progress=False, evaluator=one_action)
+    assert one_action.videos == ["toy3", "toy4", "toy5"]
