@@ -73,7 +73,8 @@ class Validation:
             embedder.train()
         self.log.write({"step": done, **scores, "seconds": time.perf_counter() - began})
         value = scores[self.config.eval_metric]
-        better = math.isfinite(value) and (self.best is None or (value > self.best if self.higher else value < self.best))
+        beats = self.best is None or (value > self.best if self.higher else value < self.best)
+        better = math.isfinite(value) and beats
         if better:
             self.best = value
         return {"step": done, **scores}, better

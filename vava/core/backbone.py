@@ -123,7 +123,8 @@ def _read_weights(path: Path, name: str) -> object:
 
 
 def _flatten(tree: object, prefix: str = "") -> dict[str, torch.Tensor]:
-    """The tensors of nested dicts under dotted names: {"state_dict": {"conv1.weight": t}} -> "state_dict.conv1.weight"."""
+    """The tensors of nested dicts under dotted names: {"state_dict": {"conv1.weight": t}} gives
+    "state_dict.conv1.weight"."""
     if isinstance(tree, torch.Tensor):
         return {prefix[:-1]: tree}
     if not isinstance(tree, dict):

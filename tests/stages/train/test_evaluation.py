@@ -97,7 +97,8 @@ def test_evaluation_guards(toy_features: Path, tmp_path: Path) -> None:
         train(toy_features, tmp_path / "a", config("steps=2", "eval_every=1"), progress=False)
     with pytest.raises(VavaError, match=r"^--eval-metric: 'classification' is not one of acc, other$"):
         train(toy_features, tmp_path / "b", config("steps=2", "eval_every=1"), progress=False, evaluator=Scripted([]))
-    train(toy_features, tmp_path / "c", config("steps=2"), progress=False, evaluator=Scripted([]))  # eval_every 0: unused
+    # eval_every 0: the evaluator is not used
+    train(toy_features, tmp_path / "c", config("steps=2"), progress=False, evaluator=Scripted([]))
     assert not (tmp_path / "c" / "eval_log.csv").exists()
     with pytest.raises(VavaError, match="eval_every must be at least 0"):
         config("eval_every=-1")
