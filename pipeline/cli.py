@@ -378,6 +378,7 @@ def train(features: Path, objective: str | None, out: Path, preset: str | None, 
           resume: bool, force: bool, allow_partial: bool, quiet: bool) -> None:
     """Train the frame embedder on a cached feature set. The last stdout line is the run folder."""
     from vava.core.config import merge, parse_overrides
+    from vava.core.run_folder import BEST, CHECKPOINTS
     from vava.pipeline.val_probes import ValProbes
     from vava.stages.train.config import load_config
     from vava.stages.train.loop import train as run_train
@@ -390,6 +391,9 @@ def train(features: Path, objective: str | None, out: Path, preset: str | None, 
                         allow_partial=allow_partial, evaluator=ValProbes())
     click.echo(f"trained {config.objective} from step {summary.start_step} to {summary.steps} in "
                f"{summary.seconds:.1f} s ({summary.data_path} data path), last loss {summary.loss:.6g}", err=True)
+    if summary.best is not None:
+        metric, value, step = summary.best
+        click.echo(f"best {metric} {value:.6g} at step {step}: {summary.run_dir / CHECKPOINTS / BEST}", err=True)
     click.echo(str(summary.run_dir))
 
 

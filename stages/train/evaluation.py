@@ -55,7 +55,7 @@ class Validation:
     def __init__(self, evaluator: Evaluator, config: TrainConfig, run_dir: Path, start: int, tensorboard: Any):
         self.evaluator, self.config, self.run_dir = evaluator, config, run_dir
         self.higher = evaluator.higher_is_better[config.eval_metric]
-        self.best = _recorded_best(run_dir / CHECKPOINTS / BEST, config.eval_metric)
+        self.best, self.best_step = _recorded_best(run_dir / CHECKPOINTS / BEST, config.eval_metric)
         self.log = CsvLog(run_dir / EVAL_LOG_NAME, start, "evaluation log", tensorboard, "eval")
 
     def due(self, done: int) -> bool:
@@ -76,17 +76,20 @@ class Validation:
         beats = self.best is None or (value > self.best if self.higher else value < self.best)
         better = math.isfinite(value) and beats
         if better:
-            self.best = value
+            self.best, self.best_step = value, done
         return {"step": done, **scores}, better
 
     def close(self) -> None:
         self.log.close()
 
 
-def _recorded_best(path: Path, metric: str) -> float | None:
-    """The score by `metric` that best.pt was kept for; None without best.pt (or one kept by another metric)."""
+def _recorded_best(path: Path, metric: str) -> tuple[float | None, int | None]:
+    """The score by `metric` that best.pt was kept for, and its step; None without best.pt."""
     if not path.is_file():
-        return None
-    scores = load_checkpoint(path).get("eval")
+        return None, None
+    state = load_checkpoint(path)
+    scores = state.get("eval")
     value = scores.get(metric) if isinstance(scores, dict) else None
-    return float(value) if isinstance(value, (int, float)) and math.isfinite(value) else None
+    if not isinstance(value, (int, float)) or not math.isfinite(value):
+        return None, None
+    return float(value), state["step"]

@@ -61,6 +61,7 @@ class TrainSummary:
     loss: float
     seconds: float
     data_path: str
+    best: tuple[str, float, int] | None = None  # with eval_every: the metric, its best score and that step
 
 
 def resolved(config: TrainConfig, derived: dict[str, Any] | None = None) -> TrainConfig:
@@ -208,7 +209,8 @@ def _fit(run_dir: Path, feature_set: FeatureSet, videos: list[CachedVideo], samp
         for closing in (log, validation, tensorboard):
             if closing is not None:
                 closing.close()
-    return TrainSummary(run_dir, start, config.steps, loss_value, time.perf_counter() - began, data_path)
+    best = (config.eval_metric, validation.best, validation.best_step) if validation and validation.best_step else None
+    return TrainSummary(run_dir, start, config.steps, loss_value, time.perf_counter() - began, data_path, best)
 
 
 def _start_state(run_dir: Path, config: TrainConfig, feature_set: FeatureSet, resume: bool) -> dict[str, Any] | None:

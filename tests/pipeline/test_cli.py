@@ -263,6 +263,7 @@ def test_eval_every_best_checkpoint_and_checkpoint_outputs(toy_features: Path, t
     best = int(rows[accuracies.index(max(accuracies))]["step"])
     folder = run_dir / "checkpoints"
     assert os.path.samefile(folder / "best.pt", folder / f"step_{best:07d}.pt")
+    assert f"best classification {max(accuracies):.6g} at step {best}: {folder / 'best.pt'}" in trained.stderr
 
     probes = ["--tasks", "classification,progress,kendall", "--fractions", "1.0", "--no-plots"]
     assert run("embed", "--run", str(run_dir), "--quiet").exit_code == 0

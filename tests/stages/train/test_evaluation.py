@@ -70,8 +70,9 @@ def test_resume_keeps_the_best_so_far(toy_features: Path, tmp_path: Path) -> Non
     train(toy_features, run, config("steps=4", "eval_every=2", "eval_metric=acc"), progress=False,
           evaluator=Scripted([0.6, 0.9]))
     assert best_is(run, 4)
-    train(toy_features, run, config("steps=8", "eval_every=2", "eval_metric=acc"), resume=True, progress=False,
-          evaluator=Scripted([0.8, 0.7]))  # worse than 0.9 at step 4: best.pt stays
+    summary = train(toy_features, run, config("steps=8", "eval_every=2", "eval_metric=acc"), resume=True,
+                    progress=False, evaluator=Scripted([0.8, 0.7]))  # worse than 0.9 at step 4: best.pt stays
+    assert summary.best == ("acc", 0.9, 4)
     assert [int(r["step"]) for r in eval_rows(run)] == [2, 4, 6, 8]
     assert best_is(run, 4)
     train(toy_features, run, config("steps=10", "eval_every=2", "eval_metric=acc"), resume=True, progress=False,
