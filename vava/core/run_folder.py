@@ -10,10 +10,10 @@ This module is the only place that knows a run folder's layout::
     RUN/eval_log.csv      one row per evaluation during training
     RUN/embeddings.h5     written by `vava embed` (see `vava.core.embeddings_file`)
     RUN/report.json, report.md, plots/   written by `vava evaluate` (see `vava.core.report_file`)
+    RUN/.vava.lock        held by the one train, embed or evaluate process writing into the run
 
 Embeddings, reports and plots of a checkpoint other than last.pt carry its tag (`checkpoint_tag`)
 in their names: embeddings-best.h5, report-step500.json, plots/tsne-best.png.
-    RUN/.vava.lock        held by the one train, embed or evaluate process writing into the run
 
 Checkpoints hold tensors, numbers, strings, lists and dicts only (the config as JSON text), so they
 load with `torch.load(weights_only=True)`: a file whose pickle asks for anything else (a crafted
