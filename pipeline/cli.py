@@ -374,25 +374,37 @@ def reproduce(dataset: str, root: Path, dataset_options: dict[str, str], allow_o
               help="Override a config key, e.g. --set data.frames_per_video=40 --set loss.gamma=0.1 (repeatable).")
 @click.option("--device", default="auto", show_default=True, help="auto | cpu | cuda[:N]")
 @click.option("--seed", type=int, default=None, help="Seed (overrides the config).")
+@click.option("--eval-every", type=int, default=None,
+              help="Score the embedder on the val split every N steps into eval_log.csv and keep the best step as "
+                   "checkpoints/best.pt (0: never; overrides the config's eval_every, default 0).")
+@click.option("--eval-metric", default=None,
+              help="The score best.pt is kept by: classification (val accuracy, label fraction 1.0; the default), "
+                   "progress or kendall.")
 @click.option("--resume", is_flag=True, help="Continue the run in --out from its last checkpoint.")
 @click.option("--force", is_flag=True, help="Train into --out even if it is a non-empty folder that is not a run.")
 @click.option("--allow-partial", is_flag=True, help="Train even if the feature set lacks some of its videos.")
 @click.option("--quiet", is_flag=True, help="No progress bar.")
 def train(features: Path, objective: str | None, out: Path, preset: str | None, steps: int | None,
-          overrides: tuple[str, ...], device: str, seed: int | None, resume: bool, force: bool, allow_partial: bool,
-          quiet: bool) -> None:
+          overrides: tuple[str, ...], device: str, seed: int | None, eval_every: int | None, eval_metric: str | None,
+          resume: bool, force: bool, allow_partial: bool, quiet: bool) -> None:
     """Train the frame embedder on a cached feature set. The last stdout line is the run folder."""
     from vava.core.config import merge, parse_overrides
+    from vava.core.run_folder import BEST, CHECKPOINTS
+    from vava.pipeline.val_probes import ValProbes
     from vava.stages.train.config import load_config
     from vava.stages.train.loop import train as run_train
 
     values = parse_overrides(overrides)
-    direct = {"objective": objective, "steps": steps, "seed": seed}
+    direct = {"objective": objective, "steps": steps, "seed": seed, "eval_every": eval_every,
+              "eval_metric": eval_metric}
     config = load_config(preset, merge(values, {k: v for k, v in direct.items() if v is not None}))
     summary = run_train(features, out, config, device=device, resume=resume, force=force, progress=not quiet,
-                        allow_partial=allow_partial)
+                        allow_partial=allow_partial, evaluator=ValProbes())
     click.echo(f"trained {config.objective} from step {summary.start_step} to {summary.steps} in "
                f"{summary.seconds:.1f} s ({summary.data_path} data path), last loss {summary.loss:.6g}", err=True)
+    if summary.best is not None:
+        metric, value, step = summary.best
+        click.echo(f"best {metric} {value:.6g} at step {step}: {summary.run_dir / CHECKPOINTS / BEST}", err=True)
     click.echo(str(summary.run_dir))
 
 
@@ -404,18 +416,21 @@ def train(features: Path, objective: str | None, out: Path, preset: str | None, 
 @click.option("--identity", is_flag=False, flag_value="features", default=None, metavar="[KIND]",
               help="No trained embedder, a reference row; KIND: features (pooled backbone maps; the default), "
                    "features-standardised (z-scored by the train split) or time (t/T).")
+@click.option("--checkpoint", default="last", show_default=True, metavar="WHICH",
+              help="The checkpoint to embed with: last, best (kept by --eval-every), a saved step N, or the path of a "
+                   "checkpoint file of this run. Others than last write embeddings-<best|stepN|file stem>.h5.")
 @click.option("--batch-frames", default=256, show_default=True, help="Frames embedded per chunk.")
 @click.option("--device", default="auto", show_default=True)
 @click.option("--allow-partial", is_flag=True, help="Embed even if the feature set lacks some of its videos.")
 @click.option("--quiet", is_flag=True, help="No progress bar.")
-def embed(run_dir: Path, features: Path | None, splits: str, identity: str | None, batch_frames: int, device: str,
-          allow_partial: bool, quiet: bool) -> None:
+def embed(run_dir: Path, features: Path | None, splits: str, identity: str | None, checkpoint: str, batch_frames: int,
+          device: str, allow_partial: bool, quiet: bool) -> None:
     """Embed every frame of every video into RUN/embeddings.h5 (the last stdout line is its path)."""
     from vava.stages.embed.run import embed as run_embed
 
     chosen = tuple(s.strip() for s in splits.split(",") if s.strip())
     path = run_embed(run_dir, features, chosen, identity=identity, device=device, chunk_frames=batch_frames,
-                     progress=not quiet, allow_partial=allow_partial)
+                     progress=not quiet, allow_partial=allow_partial, checkpoint=checkpoint)
     click.echo(str(path))
 
 
@@ -505,8 +520,13 @@ def _probe_option(option: Option) -> click.Option:
 @click.option("--compare", "compare", type=click.Path(path_type=Path), multiple=True,
               help="Put the reports of these run folders into one table instead (repeatable).")
 @click.option("--plots/--no-plots", default=True, show_default=True, help="t-SNE, alignment and loss plots.")
-def evaluate(run_dir: Path | None, compare: tuple[Path, ...], plots: bool, **options) -> None:
+@click.option("--checkpoint", default="last", show_default=True, metavar="WHICH",
+              help="Whose embeddings to evaluate: last, best, a step N or a checkpoint file, as given to "
+                   "`vava embed`; others than last write report-<best|stepN|file stem>.json/.md and plots named alike.")
+def evaluate(run_dir: Path | None, compare: tuple[Path, ...], plots: bool, checkpoint: str, **options) -> None:
     """Evaluate a run's embeddings (RUN/report.json, report.md, plots/), or --compare several runs."""
+    from vava.core.report_file import REPORT_JSON, REPORT_MD
+    from vava.core.run_folder import checkpoint_tag, tagged_name
     from vava.stages.evaluate.report import compare_reports, load_comparable_report, render_text
     from vava.stages.evaluate.run import evaluate_run
     from vava.stages.evaluate.tables import skip_lines
@@ -518,11 +538,12 @@ def evaluate(run_dir: Path | None, compare: tuple[Path, ...], plots: bool, **opt
     if run_dir is None:
         raise click.UsageError("give --run RUN_DIR, or --compare RUN_DIR ...")
     with _option_errors():
-        report, pngs = evaluate_run(run_dir, plots=plots, probes=probes, **options)
+        report, pngs = evaluate_run(run_dir, plots=plots, probes=probes, checkpoint=checkpoint, **options)
     click.echo(render_text(report, probes))
     for line in skip_lines(report):
         click.echo(f"skipped {line}", err=True)
-    click.echo(f"report: {run_dir / 'report.md'} and report.json")
+    tag = checkpoint_tag(checkpoint)
+    click.echo(f"report: {run_dir / tagged_name(REPORT_MD, tag)} and {tagged_name(REPORT_JSON, tag)}")
     for png in pngs:
         click.echo(f"plot:   {png}")
 

@@ -37,6 +37,7 @@ from vava.core.errors import ConfigError, VavaError
 from vava.core.files import atomic_write, check_plain_name
 from vava.core.run_folder import LOG_NAME, checkpoint_path, load_checkpoint
 from vava.pipeline.diagnostics import VIRTUAL_MASS_NAME, virtual_mass
+from vava.pipeline.val_probes import ValProbes
 from vava.stages.embed.run import embed
 from vava.stages.evaluate import seeds as over_seeds
 from vava.stages.evaluate import tables
@@ -52,6 +53,8 @@ KEY_NAME = "sweep_key.json"    # what a run folder is built for
 TIME_NAME = "sweep_time.json"  # seconds a run took, written last: the run is finished
 STALE_NAME = "stale"           # runs made with other settings are moved here
 LOSS_CURVES_NAME = "loss_curves.png"
+# Config keys that change no report (scoring during training leaves the last checkpoint as it is): not in the key.
+EVAL_KEYS = ("eval_every", "eval_metric")
 SEED_FOLDER = "seed-{}"
 RESERVED_NAMES = (RESULTS_NAME, STALE_NAME, LOSS_CURVES_NAME)
 TARGETED = {"unflagged_accuracy": "Unflagged acc.", "out_of_order_accuracy": "Out-of-order acc.",
@@ -265,7 +268,7 @@ def _sweep_run(features: str | Path, out: Path, run: SweepRun, title: str, confi
 def sweep_key(config: TrainConfig | None, fingerprint: str, identity: str | None = None) -> dict[str, Any]:
     """Everything a run's report depends on: its resolved config (None: a reference row, then its identity
     kind), the feature set and the package version (which fixes the code of the objectives, embedder and probes)."""
-    settings = None if config is None else to_dict(resolved(config))
+    settings = None if config is None else {k: v for k, v in to_dict(resolved(config)).items() if k not in EVAL_KEYS}
     key = {"version": _version(), "features": fingerprint, "config": settings}
     if identity is not None:
         key["identity"] = identity
@@ -291,7 +294,7 @@ def _prepare(run_dir: Path, key: dict[str, Any], out: Path) -> tuple[bool, str]:
         return _finished(run_dir), ""
     if _trains_on(saved, key, run_dir):
         (run_dir / TIME_NAME).unlink(missing_ok=True)  # unfinished until rebuilt for the new key
-        changed = ", ".join(k for k in sorted(RESUMABLE_CHANGES) if saved["config"][k] != key["config"][k])
+        changed = ", ".join(k for k in sorted(RESUMABLE_CHANGES) if saved["config"].get(k) != key["config"].get(k))
         return False, f"{changed} changed: training on from the last checkpoint"
     moved = _move_aside(run_dir, out / STALE_NAME)
     return False, f"settings changed since this run was made: the old run was moved to {moved}"
@@ -365,7 +368,8 @@ def _train_and_embed(features: str | Path, run_dir: Path, identity: str | None, 
     resume = checkpoint_path(run_dir).is_file()
     if not resume or _checkpoint_step(run_dir) < config.steps:
         # force: the folder holds the sweep's own key (checked in _prepare), not a user's files
-        train(features, run_dir, config, device=device, resume=resume, force=True, progress=False)
+        train(features, run_dir, config, device=device, resume=resume, force=True, progress=False,
+              evaluator=ValProbes())
     embed(run_dir, device=device, progress=False)
 
 

@@ -1,4 +1,5 @@
-"""`vava embed`: per-frame embeddings of every video of a feature set, written to RUN/embeddings.h5.
+"""`vava embed`: per-frame embeddings of every video of a feature set, written to RUN/embeddings.h5
+(embeddings-<tag>.h5 for a checkpoint other than the last: `vava.core.run_folder.checkpoint_tag`).
 
 The file's layout is `vava.core.embeddings_file`'s; the trained embedder comes from the run folder
 (`vava.core.run_folder.load_embedder`). Identity kinds (no training; docs/evaluation.md#reference-rows):
@@ -25,7 +26,7 @@ from vava.core.embedder import embed_video
 from vava.core.embeddings_file import EMBEDDINGS_NAME, IDENTITY_KINDS, EmbeddingsWriter
 from vava.core.errors import VavaError
 from vava.core.records import SPLITS
-from vava.core.run_folder import load_embedder, locked_run
+from vava.core.run_folder import checkpoint_tag, load_embedder, locked_run, tagged_name
 
 SD_FLOOR = 1e-6  # a dimension constant over the train frames is centred, not divided by 0
 
@@ -34,14 +35,16 @@ Embed = Callable[[CachedVideo], np.ndarray]  # a video's (T, D) embeddings
 
 def embed(run_dir: str | Path, features: str | Path | None = None, splits: tuple[str, ...] = SPLITS,
           identity: str | bool | None = None, device: str = "auto", chunk_frames: int = 256, progress: bool = True,
-          allow_partial: bool = False) -> Path:
-    """Embed every frame (stride 1) of the videos of `splits`; return the path of embeddings.h5.
+          allow_partial: bool = False, checkpoint: str = "last") -> Path:
+    """Embed every frame (stride 1) of the videos of `splits`; return the path of the embeddings file.
 
     With `identity` (a kind of IDENTITY_KINDS, see the module docstring; True is "features") no
-    trained embedder is used and `features` is required. Otherwise the run's last checkpoint is used, on the feature
-    set it was trained on unless `features` is given, and only the videos of the actions it was trained on
-    when its config names some (`data.actions`). The run folder is locked while embedding
-    (so never while `vava train` writes to it).
+    trained embedder is used and `features` is required. Otherwise the run's `checkpoint` is used (last,
+    best, a step or a file: `vava.core.run_folder.find_checkpoint`), on the feature set it was trained
+    on unless `features` is given, and only the videos of the actions it was trained on when its config
+    names some (`data.actions`). The file is embeddings.h5 for the last checkpoint, else it carries the
+    checkpoint's tag (embeddings-best.h5). The run folder is locked while embedding (so never while
+    `vava train` writes to it).
     """
     unknown = sorted(set(splits) - set(SPLITS))
     if unknown or not splits:
@@ -54,6 +57,8 @@ def embed(run_dir: str | Path, features: str | Path | None = None, splits: tuple
         raise VavaError(f"--identity: {identity!r} is not one of {', '.join(IDENTITY_KINDS)}")
     if identity is not None and features is None:
         raise VavaError("--identity needs --features (there is no trained run to take them from)")
+    if identity is not None and checkpoint != "last":
+        raise VavaError("--identity embeds without a trained embedder; it takes no --checkpoint")
     torch_device = resolve_device(device)
     with locked_run(run_dir, "--run", create=identity is not None) as run_dir:
         if identity is not None:
@@ -61,12 +66,12 @@ def embed(run_dir: str | Path, features: str | Path | None = None, splits: tuple
             require_complete(feature_set, allow_partial)
             embed_one, attrs = _identity(feature_set, identity, chunk_frames, torch_device)
         else:
-            trained = load_embedder(run_dir)
+            trained = load_embedder(run_dir, checkpoint)
             feature_set = open_run_features(features, trained.features)
             trained.check_channels(feature_set.channels(), feature_set.path)
             require_complete(feature_set, allow_partial)
-            embed_one = _on_maps(feature_set, trained.build(torch_device), trained.context, chunk_frames,
-                                 torch_device)
+            embed_one = on_maps(feature_set, trained.build(torch_device), trained.context, chunk_frames,
+                                torch_device)
             state = trained.checkpoint
             attrs = {"embedder": "trained", "checkpoint": str(state["path"].resolve()), "step": state["step"],
                      "objective": state["config"].get("objective", "unknown")}
@@ -75,12 +80,22 @@ def embed(run_dir: str | Path, features: str | Path | None = None, splits: tuple
             videos = [v for v in videos if v.action in actions]  # a model of some actions embeds only those
         if not videos:
             raise VavaError(f"{feature_set.path}: no complete video in split(s) {', '.join(splits)}")
-        attrs.update({"run": str(run_dir.resolve()), "feature_set": str(feature_set.path.resolve()),
-                      "fingerprint": feature_set.fingerprint, "splits": ",".join(splits)})
-        with EmbeddingsWriter(run_dir / EMBEDDINGS_NAME, attrs) as writer:
-            for video in tqdm(videos, unit="video", desc="embed", file=sys.stderr, disable=not progress):
-                writer.add(video, embed_one(video), feature_set.labels(video.id), feature_set.frame_index(video.id),
-                           feature_set.flags(video.id))
+        attrs.update({"run": str(run_dir.resolve()), "splits": ",".join(splits)})
+        out = run_dir / tagged_name(EMBEDDINGS_NAME, checkpoint_tag(checkpoint))
+        return write_embeddings(out, feature_set, videos, embed_one, attrs, progress)
+
+
+def write_embeddings(path: Path, feature_set: FeatureSet, videos: list[CachedVideo], embed_one: Embed,
+                     attrs: dict[str, object], progress: bool = False) -> Path:
+    """Write the embeddings of `videos` (of `feature_set`) by `embed_one` into the embeddings file `path`.
+
+    `attrs` describe the embedder and the splits (see `vava.core.embeddings_file`); the feature set's are added.
+    """
+    attrs = {**attrs, "feature_set": str(feature_set.path.resolve()), "fingerprint": feature_set.fingerprint}
+    with EmbeddingsWriter(path, attrs) as writer:
+        for video in tqdm(videos, unit="video", desc="embed", file=sys.stderr, disable=not progress):
+            writer.add(video, embed_one(video), feature_set.labels(video.id), feature_set.frame_index(video.id),
+                       feature_set.flags(video.id))
     return writer.path
 
 
@@ -91,15 +106,15 @@ def _identity(feature_set: FeatureSet, kind: str, chunk_frames: int,
                                 "identity_kind": kind}
     if kind == "time":
         return lambda video: time_only(video.num_frames), attrs
-    pooled = _on_maps(feature_set, _pooled, (0, 1), chunk_frames, device)
+    pooled = on_maps(feature_set, _pooled, (0, 1), chunk_frames, device)
     if kind == "features":
         return pooled, attrs
     mean, sd, source = _train_statistics(feature_set, pooled)
     return lambda video: ((pooled(video) - mean) / sd).astype(np.float32), {**attrs, **source}
 
 
-def _on_maps(feature_set: FeatureSet, embed_maps: Callable[[torch.Tensor], torch.Tensor], context: tuple[int, int],
-             chunk_frames: int, device: torch.device) -> Embed:
+def on_maps(feature_set: FeatureSet, embed_maps: Callable[[torch.Tensor], torch.Tensor], context: tuple[int, int],
+            chunk_frames: int, device: torch.device) -> Embed:
     """A video's embeddings by `embed_maps` on its cached maps with their `context`, a chunk at a time."""
     return lambda video: embed_video(feature_set, video, embed_maps, context, chunk_frames, device)
 

@@ -72,9 +72,11 @@ def _check_splits(data: EmbeddingsFile, selected: Registry) -> None:
                                 f"({needed} need it); the file holds splits {data.attrs.get('splits', '?')}")
 
 
-def write_report(run_dir: str | Path, report: dict[str, object], probes: Registry = PROBES) -> tuple[Path, Path]:
-    """Write report.json and report.md (its tables) into `run_dir`; return both paths."""
-    return write_report_files(run_dir, report, tables.report_markdown(report, probes))
+def write_report(run_dir: str | Path, report: dict[str, object], probes: Registry = PROBES,
+                 tag: str = "") -> tuple[Path, Path]:
+    """Write report.json and report.md (its tables) into `run_dir`, named with a checkpoint's `tag`
+    (report-best.json) unless it is ""; return both paths."""
+    return write_report_files(run_dir, report, tables.report_markdown(report, probes), tag)
 
 
 def load_comparable_report(path: str | Path) -> dict[str, object]:

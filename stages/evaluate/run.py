@@ -6,43 +6,47 @@ from pathlib import Path
 from vava.core.correspondence import dtw_path, nearest_neighbour_path
 from vava.core.embeddings_file import EMBEDDINGS_NAME, NO_BACKGROUND, load_embeddings
 from vava.core.figures import plot_alignment
-from vava.core.run_folder import LOG_NAME, locked_run
+from vava.core.run_folder import LOG_NAME, checkpoint_tag, locked_run, tagged_name
 from vava.core.validation import option_error
 from vava.stages.evaluate.plots import plot_loss_curve, plot_tsne
 from vava.stages.evaluate.probes import PROBES, Registry
 from vava.stages.evaluate.report import evaluate_embeddings, write_report
 
 
-def evaluate_run(run_dir: str | Path, plots: bool = True, probes: Registry = PROBES,
+def evaluate_run(run_dir: str | Path, plots: bool = True, probes: Registry = PROBES, checkpoint: str = "last",
                  **options: object) -> tuple[dict, list[Path]]:
     """Evaluate RUN/embeddings.h5, write RUN/report.json and report.md, and the plots in RUN/plots/.
 
+    For a `checkpoint` other than last (`vava.core.run_folder.checkpoint_tag`) every name carries its
+    tag: embeddings-best.h5 -> report-best.json, report-best.md, plots/tsne-best.png, ...
     The run folder is locked meanwhile (so never while `vava train` or `vava embed` writes to it).
     """
+    tag = checkpoint_tag(checkpoint)
     with locked_run(run_dir, "--run", create=False) as run_dir:
-        embeddings = run_dir / EMBEDDINGS_NAME
+        embeddings = run_dir / tagged_name(EMBEDDINGS_NAME, tag)
         if not embeddings.is_file():
-            raise option_error("--run", f"{embeddings} not found; run `vava embed --run {run_dir}` first")
+            also = "" if checkpoint == "last" else f" --checkpoint {checkpoint}"
+            raise option_error("--run", f"{embeddings} not found; run `vava embed --run {run_dir}{also}` first")
         report = evaluate_embeddings(embeddings, probes, **options)
-        write_report(run_dir, report, probes)
-        return report, write_plots(run_dir) if plots else []
+        write_report(run_dir, report, probes, tag)
+        return report, write_plots(run_dir, tag) if plots else []
 
 
-def write_plots(run_dir: Path) -> list[Path]:
+def write_plots(run_dir: Path, tag: str = "") -> list[Path]:
     """t-SNE of a few val videos, the alignment of two val videos (of one action when an action has
-    two), and the loss curve when the run has a training log."""
-    out = run_dir / "plots"
-    pngs = [plot_tsne(run_dir / EMBEDDINGS_NAME, out / "tsne.png")]
-    val = load_embeddings(run_dir / EMBEDDINGS_NAME).split("val")
+    two), and the loss curve when the run has a training log; names carry the checkpoint's `tag`."""
+    out, embeddings = run_dir / "plots", run_dir / tagged_name(EMBEDDINGS_NAME, tag)
+    pngs = [plot_tsne(embeddings, out / tagged_name("tsne.png", tag))]
+    val = load_embeddings(embeddings).split("val")
     by_action = [[v for v in val if v.action == action] for action in dict.fromkeys(v.action for v in val)]
     pair = next((videos[:2] for videos in by_action if len(videos) >= 2), val[:2])  # same action if possible
     if len(pair) == 2:
         a, b = pair
         pngs.append(plot_alignment(
-            a.embeddings, b.embeddings, out / "alignment.png", a.labels, b.labels,
+            a.embeddings, b.embeddings, out / tagged_name("alignment.png", tag), a.labels, b.labels,
             path=dtw_path(a.embeddings, b.embeddings), matches=nearest_neighbour_path(a.embeddings, b.embeddings),
             phases=a.phases, background_label=None if a.background_label == NO_BACKGROUND else a.background_label,
             names=(a.id, b.id)))
     if (run_dir / LOG_NAME).is_file():
-        pngs.append(plot_loss_curve(run_dir / LOG_NAME, out / "loss.png"))
+        pngs.append(plot_loss_curve(run_dir / LOG_NAME, out / tagged_name("loss.png", tag)))
     return pngs

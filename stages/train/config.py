@@ -51,6 +51,8 @@ class TrainConfig:
     seed: int = checked(SEED, 0)
     checkpoint_every: int = checked(at_least(1), 500)
     log_every: int = checked(at_least(1), 10)
+    eval_every: int = checked(at_least(0), 0)  # score the embedder on the val split every N steps (0: never)
+    eval_metric: str = checked(TEXT, "classification")  # the score best.pt is kept by (checked by the evaluator)
     amp: bool = checked(FLAG, True)  # bf16 autocast on GPU (the alignment losses compute in float32 inside)
     tensorboard: bool = checked(FLAG, False)
     data: DataConfig = checked(instance(DataConfig, "a DataConfig"), factory=DataConfig)

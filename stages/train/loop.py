@@ -1,19 +1,16 @@
 """Stage 2: the training loop (embedder + objective on cached features), with resumable runs.
 
 A run folder holds `config.yaml` (the resolved config), `run.json` (the absolute path and
-fingerprint of the feature set trained on), `checkpoints/` (`step_N.pt`, `last.pt`),
-`train_log.csv` (step, loss, every loss component, learning rate, steps/s) and the lock file of
+fingerprint of the feature set trained on), `checkpoints/` (`step_N.pt`, `last.pt`; `best.pt`
+with `eval_every`), `train_log.csv` (step, loss, every loss component, learning rate, steps/s),
+`eval_log.csv` (with `eval_every`: step, every score, seconds) and the lock file of
 `vava.core.run_folder`. Every file is written by create-and-rename (`vava.core.files`).
 """
 from __future__ import annotations
 
-import contextlib
-import csv
 import dataclasses
-import io
 import json
 import math
-import os
 import sys
 import time
 from dataclasses import dataclass
@@ -38,6 +35,7 @@ from vava.core.run_folder import (
     LOCK_NAME,
     LOG_NAME,
     RUN_INFO_NAME,
+    SCHEDULE_KEYS,
     check_run_folder,
     load_checkpoint,
     load_into,
@@ -46,11 +44,13 @@ from vava.core.run_folder import (
 )
 from vava.stages.train.config import TrainConfig
 from vava.stages.train.data import batches, check_step_fits, choose_data_path, split_bytes
+from vava.stages.train.evaluation import Evaluator, Validation, check_evaluator
+from vava.stages.train.logs import CsvLog, open_tensorboard
 from vava.stages.train.objectives import OBJECTIVES, PairBatch, build_config, build_objective
 from vava.stages.train.sampler import PairSampler
 
-# Keys that may differ when a run is resumed: how long it runs, how often it logs and saves.
-RESUMABLE_CHANGES = {"steps", "checkpoint_every", "log_every"}
+# Keys that may differ when a run is resumed: how long it runs, how often it logs, saves and evaluates.
+RESUMABLE_CHANGES = SCHEDULE_KEYS
 
 
 @dataclass
@@ -61,6 +61,7 @@ class TrainSummary:
     loss: float
     seconds: float
     data_path: str
+    best: tuple[str, float, int] | None = None  # with eval_every: the metric, its best score and that step
 
 
 def resolved(config: TrainConfig, derived: dict[str, Any] | None = None) -> TrainConfig:
@@ -83,13 +84,15 @@ def resolved(config: TrainConfig, derived: dict[str, Any] | None = None) -> Trai
 
 def train(features: str | Path, out: str | Path, config: TrainConfig, *, device: str = "auto",
           resume: bool = False, force: bool = False, progress: bool = True,
-          allow_partial: bool = False) -> TrainSummary:
+          allow_partial: bool = False, evaluator: Evaluator | None = None) -> TrainSummary:
     """Train the embedder with `config.objective` on the train split of a feature set.
 
     `out` is a new or empty folder or a run folder (to `resume`, or one whose run saved no
     checkpoint); any other folder needs `force`. The folder is locked while training. A feature
-    set missing some of its videos is refused unless `allow_partial`.
+    set missing some of its videos is refused unless `allow_partial`. With `config.eval_every`,
+    `evaluator` scores the embedder every that many steps (`vava.stages.train.evaluation`).
     """
+    check_evaluator(config, evaluator)
     run_dir = _check_out(Path(out), force)
     feature_set = FeatureSet.open(features)
     require_complete(feature_set, allow_partial)
@@ -114,7 +117,7 @@ def train(features: str | Path, out: str | Path, config: TrainConfig, *, device:
     sampler = PairSampler(videos, config.data.batch_pairs, config.data.frames_per_video, config.seed)
     with locked_run(run_dir, "--out"):
         state = _start_state(run_dir, config, feature_set, resume)
-        return _fit(run_dir, feature_set, videos, sampler, config, state, torch_device, progress)
+        return _fit(run_dir, feature_set, videos, sampler, config, state, torch_device, progress, evaluator)
 
 
 def _check_out(run_dir: Path, force: bool) -> Path:
@@ -130,7 +133,7 @@ def _check_out(run_dir: Path, force: bool) -> Path:
 
 def _fit(run_dir: Path, feature_set: FeatureSet, videos: list[CachedVideo], sampler: PairSampler,
          config: TrainConfig, state: dict[str, Any] | None, torch_device: torch.device,
-         progress: bool) -> TrainSummary:
+         progress: bool, evaluator: Evaluator | None) -> TrainSummary:
     """The training loop from `state` (a checkpoint, or None for a new run) to `config.steps`."""
     checkpoints = run_dir / CHECKPOINTS
     start = state["step"] if state else 0
@@ -159,7 +162,11 @@ def _fit(run_dir: Path, feature_set: FeatureSet, videos: list[CachedVideo], samp
                      config.data.workers)
     meta = {"features": features, "fingerprint": feature_set.fingerprint, "in_channels": in_channels}
     autocast = config.amp and torch_device.type == "cuda"
-    log = _TrainLog(run_dir / LOG_NAME, start, config.tensorboard)
+    tensorboard = open_tensorboard(run_dir) if config.tensorboard else None
+    log = CsvLog(run_dir / LOG_NAME, start, "training log", tensorboard, "train")
+    validation = Validation(evaluator, config, run_dir, start, tensorboard) if config.eval_every else None
+    actions = {v.action for v in videos}  # those trained on (`data.actions`)
+    scored = [v for v in feature_set.videos() if v.split in ("train", "val") and v.action in actions]
     bar = tqdm(total=config.steps, initial=start, unit="step", desc=f"train {config.objective}", file=sys.stderr,
                disable=not progress, dynamic_ncols=True)
     began, loss_value, step = time.perf_counter(), float("nan"), start
@@ -186,18 +193,24 @@ def _fit(run_dir: Path, feature_set: FeatureSet, videos: list[CachedVideo], samp
             bar.update(1)
             if done % config.log_every == 0 or done == config.steps:
                 now = time.perf_counter()
-                log.write(done, loss_value, components, optimizer.param_groups[0]["lr"],
-                          window_steps / (now - window_start))
+                log.write({"step": done, "loss": loss_value, **{k: float(v) for k, v in components.items()},
+                           "lr": optimizer.param_groups[0]["lr"], "steps_per_s": window_steps / (now - window_start)})
                 window_start, window_steps = now, 0
                 bar.set_postfix(loss=f"{loss_value:.4g}")
-            if done % config.checkpoint_every == 0 or done == config.steps:
+            scores, best = validation.score(embedder, feature_set, scored, done) \
+                if validation and validation.due(done) else ({}, False)
+            if done % config.checkpoint_every == 0 or done == config.steps or best:
                 save_checkpoint(checkpoints, done, to_dict(config), {
                     **meta, "embedder": embedder.state_dict(), "objective": objective.state_dict(),
-                    "optimizer": optimizer.state_dict(), "rng": torch.get_rng_state()})
+                    "optimizer": optimizer.state_dict(), "rng": torch.get_rng_state(),
+                    **({"eval": scores} if scores else {})}, best=best)
     finally:
         bar.close()
-        log.close()
-    return TrainSummary(run_dir, start, config.steps, loss_value, time.perf_counter() - began, data_path)
+        for closing in (log, validation, tensorboard):
+            if closing is not None:
+                closing.close()
+    best = (config.eval_metric, validation.best, validation.best_step) if validation and validation.best_step else None
+    return TrainSummary(run_dir, start, config.steps, loss_value, time.perf_counter() - began, data_path, best)
 
 
 def _start_state(run_dir: Path, config: TrainConfig, feature_set: FeatureSet, resume: bool) -> dict[str, Any] | None:
@@ -228,71 +241,3 @@ def _saved_config(state: dict[str, Any]) -> TrainConfig:
         return from_dict(TrainConfig, state["config"])
     except VavaError as err:
         raise VavaError(f"{state['path']}: config: {err}") from None
-
-
-class _TrainLog:
-    """train_log.csv, appended to as training goes, and optionally TensorBoard.
-
-    Rows past `start` from an interrupted attempt are dropped first, by rewriting the file with
-    create-and-rename; it is then opened for appending without following a symlink. (A symlink in
-    its place is replaced by a new log, never read or written through.)
-    """
-
-    def __init__(self, path: Path, start: int, tensorboard: bool):
-        self.path = path
-        self.fields: list[str] | None = None
-        kept: list[dict[str, str]] = []
-        if start and path.is_file() and not path.is_symlink():
-            self.fields, kept = _logged_rows(path, start)
-        text = io.StringIO()
-        if self.fields:
-            writer = csv.DictWriter(text, fieldnames=self.fields)
-            writer.writeheader()
-            writer.writerows(kept)
-        atomic_write(path, text.getvalue())
-        try:
-            self.handle = os.fdopen(os.open(path, os.O_WRONLY | os.O_APPEND | os.O_NOFOLLOW), "a", newline="")
-        except OSError as err:
-            raise VavaError(f"{path}: cannot open the training log ({err.strerror or err})") from None
-        self.writer = None
-        if tensorboard:
-            try:
-                from torch.utils.tensorboard import SummaryWriter
-            except ImportError:
-                raise VavaError("tensorboard: the tensorboard package is not installed (pip install tensorboard)") from None
-            self.writer = SummaryWriter(str(path.parent / "tensorboard"))
-
-    def write(self, step: int, loss: float, components: dict[str, torch.Tensor], lr: float, rate: float) -> None:
-        row = {"step": step, "loss": loss, **{k: float(v) for k, v in components.items()}, "lr": lr, "steps_per_s": rate}
-        try:
-            writer = csv.DictWriter(self.handle, fieldnames=self.fields or list(row))
-            if self.fields is None:
-                self.fields = list(row)
-                writer.writeheader()
-            writer.writerow(row)
-            self.handle.flush()
-        except OSError as err:
-            raise VavaError(f"{self.path}: cannot append to the training log ({err.strerror or err})") from None
-        if self.writer is not None:
-            for key, value in row.items():
-                if key != "step":
-                    self.writer.add_scalar(f"train/{key}", value, step)
-
-    def close(self) -> None:
-        with contextlib.suppress(OSError):  # a row that could not be flushed already failed the run
-            self.handle.close()
-        if self.writer is not None:
-            self.writer.close()
-
-
-def _logged_rows(path: Path, last_step: int) -> tuple[list[str] | None, list[dict[str, str]]]:
-    """The header of a training log (None when empty) and its rows up to `last_step`."""
-    problem = VavaError(f"{path}: not a training log (damaged?); move it away to resume")
-    try:
-        with open(path, newline="") as handle:
-            reader = csv.DictReader(handle)
-            if reader.fieldnames is not None and "step" not in reader.fieldnames:
-                raise problem
-            return reader.fieldnames, [row for row in reader if int(row["step"]) <= last_step]
-    except (TypeError, ValueError, csv.Error):
-        raise problem from None

@@ -84,3 +84,104 @@ def test_weights_errors(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None
         load_backbone("resnet50", str(bad))
     with pytest.raises(VavaError, match="--backbone: unknown backbone 'vgg'"):
         load_backbone("vgg", "random")
+
+
+# -- checkpoint shapes of --weights FILE ----------------------------------------------------------
+@pytest.fixture(scope="module")
+def resnet50_weights() -> dict[str, torch.Tensor]:
+    """A seeded torchvision resnet50 state dict whose BatchNorm statistics are not the defaults."""
+    torch.manual_seed(7)
+    state = models.resnet50().state_dict()
+    generator = torch.Generator().manual_seed(8)
+    for key, value in state.items():
+        if key.endswith(("running_mean", "running_var")):
+            state[key] = torch.rand(value.shape, generator=generator) + 0.5
+    return state
+
+
+IMAGES = torch.randn(2, 3, 32, 32, generator=torch.Generator().manual_seed(1))
+
+
+@pytest.fixture(scope="module")
+def reference_conv4(resnet50_weights: dict[str, torch.Tensor]) -> torch.Tensor:
+    """conv4 of IMAGES by a torchvision resnet50 carrying the weights."""
+    net = models.resnet50()
+    net.load_state_dict(resnet50_weights)
+    with torch.inference_mode():
+        return torch.nn.Sequential(net.conv1, net.bn1, net.relu, net.maxpool, net.layer1, net.layer2,
+                                   net.layer3[:3]).eval()(IMAGES)
+
+
+def up_to_conv4(state: dict[str, torch.Tensor], prefix: str = "") -> dict[str, torch.Tensor]:
+    """The keys up to the third block of layer3, without fc or layer4 (what self-supervised checkpoints keep)."""
+    cut = ("conv1.", "bn1.", "layer1.", "layer2.", "layer3.0.", "layer3.1.", "layer3.2.")
+    return {prefix + k: v for k, v in state.items() if k.startswith(cut)}
+
+
+def other(state: dict[str, torch.Tensor], prefix: str) -> dict[str, torch.Tensor]:
+    """A second network of the same shape (a momentum branch), different values."""
+    return {prefix + k: torch.zeros_like(v) for k, v in up_to_conv4(state).items()}
+
+
+CHECKPOINTS = {
+    "torchvision": lambda s: s,
+    "no fc, no layer4, no num_batches_tracked": lambda s: {k: v for k, v in up_to_conv4(s).items()
+                                                          if not k.endswith("num_batches_tracked")},
+    "module. prefix (DataParallel, SwAV)": lambda s: {**up_to_conv4(s, "module."),
+                                                      "module.prototypes.weight": torch.ones(3, 2)},
+    "MoCo v2": lambda s: {"epoch": 200, "arch": "resnet50", "state_dict": {
+        **up_to_conv4(s, "module.encoder_q."), "module.encoder_q.fc.0.weight": torch.ones(2048, 2048),
+        **other(s, "module.encoder_k."), "module.queue": torch.ones(128, 4), "module.queue_ptr": torch.zeros(1)}},
+    "MoCo v3": lambda s: {"epoch": 100, "state_dict": {**other(s, "module.momentum_encoder."),
+                                                       **up_to_conv4(s, "module.base_encoder."),
+                                                       "module.predictor.0.weight": torch.ones(4, 256)}},
+    "BYOL (solo-learn, mmselfsup)": lambda s: {"state_dict": {**up_to_conv4(s, "backbone."),
+                                                              **other(s, "momentum_backbone."),
+                                                              "projector.0.weight": torch.ones(4, 2048)}},
+    "model. nesting": lambda s: {"model": up_to_conv4(s), "optimizer": {"state": {}}, "epoch": 3},
+}
+
+
+@pytest.mark.parametrize("shape", CHECKPOINTS)
+def test_weights_checkpoint_shapes_give_the_networks_conv4(shape: str, resnet50_weights: dict,
+                                                           reference_conv4: torch.Tensor, tmp_path: Path) -> None:
+    path = tmp_path / "weights.pth"
+    torch.save(CHECKPOINTS[shape](resnet50_weights), path)
+    net, identity = load_backbone("resnet50", str(path))
+    assert identity == f"sha256:{file_sha256(path)}"  # the cache fingerprint's weights identity, as before
+    with torch.inference_mode():
+        assert torch.equal(net(IMAGES), reference_conv4)
+
+
+def test_weights_that_do_not_fit_name_the_keys(resnet50_weights: dict, tmp_path: Path) -> None:
+    state = up_to_conv4(resnet50_weights)
+    for key in ("layer1.0.conv1.weight", "layer1.0.bn1.weight", "layer1.0.bn1.bias", "layer1.0.bn1.running_mean"):
+        del state[key]
+    path = tmp_path / "partial.pth"
+    torch.save({"state_dict": {f"module.{k}": v for k, v in {**state, "head.weight": torch.ones(1),
+                                                             "head.bias": torch.ones(1)}.items()}}, path)
+    with pytest.raises(VavaError) as error:
+        load_backbone("resnet50", str(path))
+    assert str(error.value) == (
+        f"--weights: {path} does not fit resnet50 (under state_dict.module): missing 4 keys (layer1.0.conv1.weight, "
+        "layer1.0.bn1.weight, layer1.0.bn1.bias, ...), unexpected 2 (head.weight, head.bias)")
+
+    torch.save({"head.weight": torch.ones(1)}, path)
+    with pytest.raises(VavaError) as error:
+        load_backbone("resnet50", str(path))
+    needed = [k for k in up_to_conv4(resnet50_weights) if not k.endswith("num_batches_tracked")]
+    assert str(error.value) == (f"--weights: {path} does not fit resnet50: missing {len(needed)} keys (conv1.weight, "
+                                "bn1.weight, bn1.bias, ...), unexpected 1 (head.weight)")
+
+    wrong = {**up_to_conv4(resnet50_weights), "layer2.0.conv1.weight": torch.ones(3), "bn1.bias": torch.ones(2)}
+    torch.save(wrong, path)
+    with pytest.raises(VavaError) as error:
+        load_backbone("resnet50", str(path))
+    assert str(error.value) == (f"--weights: {path} does not fit resnet50: bn1.bias has shape (2,), expected (64,) "
+                                "(and 1 more of the wrong shape)")
+
+    torch.save({"a": up_to_conv4(resnet50_weights), "b": up_to_conv4(resnet50_weights)}, path)
+    with pytest.raises(VavaError) as error:
+        load_backbone("resnet50", str(path))
+    assert str(error.value) == (f"--weights: {path} holds several resnet50 networks (under a, b); save the one to "
+                                "use as a plain state dict")

@@ -252,3 +252,77 @@ def test_data_info_write_split_for_any_dataset(tmp_path: Path) -> None:
     refused = run("data", "info", "--root", str(out), "--write-split", str(link))
     assert refused.exit_code == 1 and f"Error: {link}: is a symlink" in refused.output
     assert "action" not in refused.output and not (tmp_path / "target.json").exists()  # refused before reading
+
+
+def test_eval_every_best_checkpoint_and_checkpoint_outputs(toy_features: Path, tmp_path: Path) -> None:
+    import csv
+    import math
+    import os
+    import shutil
+
+    import h5py
+
+    run_dir = tmp_path / "run"
+    tiny = ["--set", "model.conv_channels=8", "--set", "model.fc_channels=8", "--set", "data.frames_per_video=6",
+            "--set", "checkpoint_every=5"]
+    trained = run("train", "--features", str(toy_features), "--out", str(run_dir), "--steps", "5", "--eval-every", "2",
+                  "--quiet", *tiny)
+    assert trained.exit_code == 0, trained.output
+    with open(run_dir / "eval_log.csv", newline="") as handle:
+        rows = list(csv.DictReader(handle))
+    assert [int(r["step"]) for r in rows] == [2, 4, 5] and list(rows[0])[:4] == ["step", "classification", "progress",
+                                                                                "kendall"]
+    for row in rows:  # accuracy in [0, 1]; R^2 at most 1; tau needs 2 val videos of an action (the toy set has 1)
+        assert 0 <= float(row["classification"]) <= 1 and float(row["progress"]) <= 1
+        assert math.isnan(float(row["kendall"]))
+    accuracies = [float(r["classification"]) for r in rows]
+    best = int(rows[accuracies.index(max(accuracies))]["step"])
+    folder = run_dir / "checkpoints"
+    assert os.path.samefile(folder / "best.pt", folder / f"step_{best:07d}.pt")
+    assert f"best classification {max(accuracies):.6g} at step {best}: {folder / 'best.pt'}" in trained.stderr
+
+    probes = ["--tasks", "classification,progress,kendall", "--fractions", "1.0", "--no-plots"]
+    assert run("embed", "--run", str(run_dir), "--quiet").exit_code == 0
+    assert run("evaluate", "--run", str(run_dir), *probes).exit_code == 0
+    outside = tmp_path / "kept" / "early.pt"
+    outside.parent.mkdir()
+    shutil.copy(folder / "step_0000002.pt", outside)
+    for choice, tag, step in [("best", "best", best), ("2", "step2", 2), (str(outside), "early", 2),
+                              (str(folder / "step_0000005.pt"), "step_0000005", 5)]:
+        embedded = run("embed", "--run", str(run_dir), "--checkpoint", choice, "--quiet")
+        assert embedded.exit_code == 0, embedded.output
+        assert embedded.stdout.strip().splitlines()[-1] == str(run_dir / f"embeddings-{tag}.h5")
+        with h5py.File(run_dir / f"embeddings-{tag}.h5") as handle:
+            assert handle.attrs["step"] == step
+        evaluated = run("evaluate", "--run", str(run_dir), "--checkpoint", choice, *probes)
+        assert evaluated.exit_code == 0, evaluated.output
+        assert f"report: {run_dir / f'report-{tag}.md'} and report-{tag}.json" in evaluated.stdout
+        report = json.loads((run_dir / f"report-{tag}.json").read_text())
+        # the scores logged during training are those embed + evaluate give for the step's checkpoint
+        row = next(r for r in rows if int(r["step"]) == step)
+        assert report["results"]["classification"]["1.0"] == pytest.approx(float(row["classification"]), abs=1e-9)
+        assert report["results"]["progress"] == pytest.approx(float(row["progress"]), abs=1e-9)
+    last = json.loads((run_dir / "report.json").read_text())  # the last checkpoint's report is left alone
+    assert last["attrs"]["step"] == 5 and last["file"] == str(run_dir / "embeddings.h5")
+
+    saved = ", ".join(str(int(p.stem[5:])) for p in sorted(folder.glob("step_*.pt")))
+    unknown = run("embed", "--run", str(run_dir), "--checkpoint", "3")
+    assert unknown.exit_code == 1
+    assert f"Error: --checkpoint: no checkpoint of step 3 in {folder} (saved steps: {saved})" in unknown.output
+    other = tmp_path / "other"
+    assert run("train", "--features", str(toy_features), "--out", str(other), "--steps", "2", "--seed", "1", "--quiet",
+               *tiny).exit_code == 0
+    no_best = run("embed", "--run", str(other), "--checkpoint", "best")
+    assert no_best.exit_code == 1 and (f"Error: --checkpoint: best: {other / 'checkpoints'} has no best.pt; train with "
+                                       "--eval-every N") in no_best.output
+    foreign = run("embed", "--run", str(run_dir), "--checkpoint", str(other / "checkpoints" / "last.pt"))
+    assert foreign.exit_code == 1 and (f"Error: --checkpoint: {other / 'checkpoints' / 'last.pt'} is not a checkpoint "
+                                       f"of run {run_dir} (its config differs in seed)") in foreign.output
+    not_embedded = run("evaluate", "--run", str(other), "--checkpoint", "best")
+    assert not_embedded.exit_code == 2
+    assert f"embeddings-best.h5 not found; run `vava embed --run {other} --checkpoint best` first" in \
+        not_embedded.output
+    bad_metric = run("train", "--features", str(toy_features), "--out", str(tmp_path / "r"), "--eval-every", "1",
+                     "--eval-metric", "loss", "--quiet")
+    assert bad_metric.exit_code == 1
+    assert "Error: --eval-metric: 'loss' is not one of classification, progress, kendall" in bad_metric.output

@@ -87,7 +87,8 @@ def load_backbone(name: str, weights: str, seed: int = 0) -> tuple[nn.Module, st
     """Build the truncated, frozen backbone in eval mode and say which weights it carries.
 
     `weights` is "imagenet" (read from the torch hub cache, never downloaded), "random" (seeded
-    initialisation) or a path to a state-dict file. The returned identity is "random:<seed>:<digest>"
+    initialisation) or a path to a checkpoint holding the network (`trunk_weights` says which shapes
+    are understood). The returned identity is "random:<seed>:<digest>"
     or "sha256:<hash of the weights file>".
     """
     if name not in BACKBONES:
@@ -107,15 +108,81 @@ def load_backbone(name: str, weights: str, seed: int = 0) -> tuple[nn.Module, st
                     f"--weights imagenet: {path} not found and nothing is downloaded at run time; fetch "
                     f"{spec.imagenet.url} on a machine with network and place it there, or pass --weights FILE")
             raise VavaError(f"--weights: file {path} not found")
-        try:
-            state = torch.load(path, map_location="cpu", weights_only=True)
-            net.load_state_dict(state)
-        except Exception as err:  # torch raises many types for a bad file; all mean the same to a user
-            raise VavaError(f"--weights: {path} is not a {name} state dict ({str(err).splitlines()[0]})") from None
+        net.load_state_dict({**net.state_dict(), **trunk_weights(_read_weights(path, name), net, spec, path)})
         trunk = _resnet_trunk(net, spec.layer, spec.blocks)
         identity = f"sha256:{file_sha256(path)}"
     trunk.eval().requires_grad_(False)
     return trunk, identity
+
+
+def _read_weights(path: Path, name: str) -> object:
+    try:
+        return torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as err:  # torch raises many types for a bad file; all mean the same to a user
+        raise VavaError(f"--weights: {path} is not a {name} state dict ({str(err).splitlines()[0]})") from None
+
+
+def _flatten(tree: object, prefix: str = "") -> dict[str, torch.Tensor]:
+    """The tensors of nested dicts under dotted names: {"state_dict": {"conv1.weight": t}} gives
+    "state_dict.conv1.weight"."""
+    if isinstance(tree, torch.Tensor):
+        return {prefix[:-1]: tree}
+    if not isinstance(tree, dict):
+        return {}
+    return {k: v for key, value in tree.items() for k, v in _flatten(value, f"{prefix}{key}.").items()}
+
+
+def _kept(key: str, spec: BackboneSpec) -> bool:
+    """Whether a torchvision state-dict key belongs to a module up to the cut."""
+    names = ["conv1", "bn1", "layer1", "layer2", "layer3", "layer4"]
+    module, _, rest = key.partition(".")
+    if module == spec.layer and spec.blocks is not None:
+        return int(rest.partition(".")[0]) < spec.blocks
+    return module in names[: names.index(spec.layer) + 1]
+
+
+# Prefixes naming the second network of a two-branch self-supervised checkpoint (MoCo's key encoder,
+# MoCo v3's momentum encoder, BYOL's target); the other branch is the one trained by gradient.
+_MOMENTUM_BRANCH = ("encoder_k", "momentum", "target")
+
+
+def trunk_weights(state: object, net: nn.Module, spec: BackboneSpec, path: Path) -> dict[str, torch.Tensor]:
+    """The tensors of `net`'s modules up to the cut, found in a loaded checkpoint, under torchvision's names.
+
+    The network may sit under any nesting (`state_dict`, `model`, ...) and prefix (`module.`,
+    `backbone.`, MoCo's `module.encoder_q.`, ...); keys past the cut (`layer4`, `fc`, projection
+    heads) are ignored, as are the BatchNorm `num_batches_tracked` counters, which do not change the output.
+    """
+    flat = _flatten(state)
+    reference = net.state_dict()
+    needed = [k for k in reference if _kept(k, spec) and not k.endswith("num_batches_tracked")]
+    prefixes = sorted({key[: -len(needed[0])] for key in flat if key.endswith(needed[0])
+                       if key == needed[0] or key[-len(needed[0]) - 1] == "."}, key=lambda p: (len(p), p))
+    complete = [p for p in prefixes if all(p + k in flat for k in needed)]
+    trained = [p for p in complete if not any(branch in p for branch in _MOMENTUM_BRANCH)] or complete
+    if len(trained) > 1:
+        raise VavaError(f"--weights: {path} holds several {spec.build.__name__} networks (under "
+                        f"{', '.join(p[:-1] for p in trained)}); save the one to use as a plain state dict")
+    if not trained:
+        prefix = max(prefixes, key=lambda p: sum(p + k in flat for k in needed), default="")
+        missing = [k for k in needed if prefix + k not in flat]
+        unexpected = [k[len(prefix):] for k in flat if k.startswith(prefix) and k[len(prefix):] not in reference]
+        raise VavaError(f"--weights: {path} does not fit {spec.build.__name__}"
+                        f"{f' (under {prefix[:-1]})' if prefix else ''}: {_some('missing', missing, 'keys')}, "
+                        f"{_some('unexpected', unexpected)}")
+    found = {k: flat[trained[0] + k] for k in needed}
+    wrong = [k for k, v in found.items() if v.shape != reference[k].shape]
+    if wrong:
+        more = f" (and {len(wrong) - 1} more of the wrong shape)" if len(wrong) > 1 else ""
+        raise VavaError(f"--weights: {path} does not fit {spec.build.__name__}: {wrong[0]} has shape "
+                        f"{tuple(found[wrong[0]].shape)}, expected {tuple(reference[wrong[0]].shape)}{more}")
+    return found
+
+
+def _some(what: str, keys: list[str], noun: str = "") -> str:
+    """"missing 3 keys (a, b, c, ...)": a count and the first three."""
+    shown = ", ".join(keys[:3]) + (", ..." if len(keys) > 3 else "")
+    return f"{what} {len(keys)}{' ' + noun if noun else ''}" + (f" ({shown})" if keys else "")
 
 
 @torch.inference_mode()

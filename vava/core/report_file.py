@@ -1,5 +1,6 @@
-"""The report artefact (RUN/report.json and RUN/report.md): the only place that knows their names
-and how they are written and read. `report.json` is strict JSON (NaN and infinities become null)."""
+"""The report artefact (RUN/report.json and RUN/report.md, or report-<tag>.json/.md for a checkpoint
+other than the last): the only place that knows how they are written and read. `report.json` is
+strict JSON (NaN and infinities become null)."""
 from __future__ import annotations
 
 import json
@@ -8,16 +9,19 @@ from pathlib import Path
 
 from vava.core.errors import VavaError
 from vava.core.files import atomic_write
+from vava.core.run_folder import tagged_name
 
 REPORT_JSON = "report.json"
 REPORT_MD = "report.md"
 
 
-def write_report_files(run_dir: str | Path, report: dict[str, object], markdown: str) -> tuple[Path, Path]:
-    """Write `report` as report.json and `markdown` as report.md into `run_dir`; return both paths."""
+def write_report_files(run_dir: str | Path, report: dict[str, object], markdown: str,
+                       tag: str = "") -> tuple[Path, Path]:
+    """Write `report` as report.json and `markdown` as report.md into `run_dir` (report-<tag>.json and
+    report-<tag>.md for a checkpoint's `tag`, see `vava.core.run_folder.checkpoint_tag`); return both paths."""
     run_dir = Path(run_dir)
     run_dir.mkdir(parents=True, exist_ok=True)
-    json_path, md_path = run_dir / REPORT_JSON, run_dir / REPORT_MD
+    json_path, md_path = run_dir / tagged_name(REPORT_JSON, tag), run_dir / tagged_name(REPORT_MD, tag)
     atomic_write(json_path, json.dumps(_finite(report), indent=2) + "\n")
     atomic_write(md_path, markdown)
     return json_path, md_path

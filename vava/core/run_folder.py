@@ -4,11 +4,16 @@ This module is the only place that knows a run folder's layout::
 
     RUN/config.yaml       the resolved training config (itself loadable with `--config`)
     RUN/run.json          the feature set the run was trained on (absolute path and fingerprint)
-    RUN/checkpoints/      step_<N>.pt and last.pt (a second name of the newest step)
+    RUN/checkpoints/      step_<N>.pt, last.pt (a second name of the newest step) and, when training
+                          evaluates (`eval_every`), best.pt (a second name of the best step so far)
     RUN/train_log.csv     one row per logged step
+    RUN/eval_log.csv      one row per evaluation during training
     RUN/embeddings.h5     written by `vava embed` (see `vava.core.embeddings_file`)
     RUN/report.json, report.md, plots/   written by `vava evaluate` (see `vava.core.report_file`)
     RUN/.vava.lock        held by the one train, embed or evaluate process writing into the run
+
+Embeddings, reports and plots of a checkpoint other than last.pt carry its tag (`checkpoint_tag`)
+in their names: embeddings-best.h5, report-step500.json, plots/tsne-best.png.
 
 Checkpoints hold tensors, numbers, strings, lists and dicts only (the config as JSON text), so they
 load with `torch.load(weights_only=True)`: a file whose pickle asks for anything else (a crafted
@@ -32,6 +37,7 @@ from pathlib import Path
 from typing import Any
 
 import torch
+import yaml
 from filelock import FileLock, Timeout
 
 from vava.core.config import from_dict
@@ -45,6 +51,10 @@ RUN_INFO_NAME = "run.json"
 LOG_NAME = "train_log.csv"
 CHECKPOINTS = "checkpoints"
 LAST = "last.pt"
+BEST = "best.pt"
+EVAL_LOG_NAME = "eval_log.csv"
+# Config keys that may differ between the checkpoints of one run: a resumed run may change them.
+SCHEDULE_KEYS = frozenset({"steps", "checkpoint_every", "log_every", "eval_every"})
 LOCK_NAME = ".vava.lock"
 # Subfolders the stages write into; a symlink there would carry their files out of the run.
 SUBFOLDERS = ("checkpoints", "plots", "tensorboard")
@@ -108,20 +118,23 @@ _REFUSED_GLOBAL = re.compile(r"GLOBAL (\S+)")
 _log = logging.getLogger(__name__)
 
 
-def save_checkpoint(folder: Path, step: int, config: dict[str, Any], state: dict[str, Any]) -> Path:
-    """Write `step_<N>.pt`, then `last.pt` as a second name of the same bytes, each by create-and-rename.
+def save_checkpoint(folder: Path, step: int, config: dict[str, Any], state: dict[str, Any],
+                    best: bool = False) -> Path:
+    """Write `step_<N>.pt`, then `last.pt` (and `best.pt` with `best`) as a second name of the same bytes,
+    each by create-and-rename.
 
-    `state` holds the other keys of `_FIELDS`; a full disk is a one-line `VavaError` that leaves
-    the previous checkpoints as they were.
+    `state` holds the other keys of `_FIELDS` (and optionally `eval`, the scores of the step); a full
+    disk is a one-line `VavaError` that leaves the previous checkpoints as they were.
     """
     folder.mkdir(parents=True, exist_ok=True)
     path = folder / f"step_{step:07d}.pt"
     buffer = io.BytesIO()  # serialised in memory, so a failed write is an OSError of ours, not torch's
     torch.save({**state, "step": step, "config": json.dumps(config)}, buffer)
     atomic_write(path, buffer.getvalue())
-    with atomic_path(folder / LAST) as tmp:
-        tmp.unlink()  # last.pt: a second name for the step's bytes, swapped in atomically
-        os.link(path, tmp)
+    for name in (LAST, BEST) if best else (LAST,):
+        with atomic_path(folder / name) as tmp:
+            tmp.unlink()  # a second name for the step's bytes, swapped in atomically
+            os.link(path, tmp)
     return path
 
 
@@ -158,9 +171,7 @@ def load_into(target: torch.nn.Module | torch.optim.Optimizer, state: dict[str, 
 
 
 def _newest_readable_step(folder: Path) -> dict[str, Any] | None:
-    numbered = sorted(((int(m[1]), p) for p in folder.glob("step_*.pt") if (m := _STEP_FILE.fullmatch(p.name))),
-                      reverse=True)
-    for _, candidate in numbered:
+    for candidate in reversed(saved_steps(folder).values()):
         with contextlib.suppress(VavaError):
             return _read(candidate)
     return None
@@ -249,7 +260,82 @@ def checkpoint_path(run_dir: str | Path) -> Path:
     return Path(run_dir) / CHECKPOINTS / LAST
 
 
-def load_embedder(run_dir: str | Path) -> TrainedEmbedder:
-    """The trained embedder of a run's last checkpoint (check its input with `check_channels`,
-    then `build` it on a device)."""
-    return TrainedEmbedder(load_checkpoint(checkpoint_path(run_dir)))
+def saved_steps(folder: Path) -> dict[int, Path]:
+    """The `step_<N>.pt` files of a checkpoints folder, by step, in step order."""
+    found = ((int(m[1]), p) for p in folder.glob("step_*.pt") if (m := _STEP_FILE.fullmatch(p.name)))
+    return dict(sorted(found))
+
+
+def checkpoint_tag(which: str) -> str:
+    """What the outputs of checkpoint `which` carry in their names: "" for last (the plain names), "best",
+    "step<N>" for a step, the file's stem for a path (characters outside [A-Za-z0-9._-] become _)."""
+    if which == "last":
+        return ""
+    if which == "best":
+        return "best"
+    if which.isdigit():
+        return f"step{int(which)}"
+    return re.sub(r"[^A-Za-z0-9._-]", "_", Path(which).stem) or "checkpoint"
+
+
+def tagged_name(name: str, tag: str) -> str:
+    """`name` of an output for a checkpoint's tag: embeddings.h5 -> embeddings-best.h5 (unchanged for "")."""
+    if not tag:
+        return name
+    stem, dot, suffix = name.partition(".")
+    return f"{stem}-{tag}{dot}{suffix}"
+
+
+def find_checkpoint(run_dir: str | Path, which: str = "last") -> Path:
+    """The checkpoint file `which` names in a run: last, best, a saved step N, or a path to a checkpoint file.
+
+    A path outside the run folder must hold a checkpoint of the same run (checked on loading, by
+    `load_embedder`). Any other choice is a one-line `VavaError` that says what there is.
+    """
+    folder = Path(run_dir) / CHECKPOINTS
+    if which == "last":
+        return folder / LAST
+    if which == "best":
+        if not (folder / BEST).is_file():
+            raise option_error("--checkpoint", f"best: {folder} has no {BEST}; train with --eval-every N to keep "
+                               "the best checkpoint by a validation metric")
+        return folder / BEST
+    if which.isdigit():
+        steps = saved_steps(folder)
+        if int(which) not in steps:
+            saved = ", ".join(map(str, steps)) or "none"
+            raise option_error("--checkpoint", f"no checkpoint of step {int(which)} in {folder} (saved steps: {saved})")
+        return steps[int(which)]
+    path = Path(which)
+    if not path.is_file():
+        raise option_error("--checkpoint", f"{which} is not last, best, a saved step or a checkpoint file")
+    return path
+
+
+def load_embedder(run_dir: str | Path, which: str = "last") -> TrainedEmbedder:
+    """The trained embedder of a run's checkpoint `which` (see `find_checkpoint`; check its input with
+    `check_channels`, then `build` it on a device)."""
+    path = find_checkpoint(run_dir, which)
+    state = load_checkpoint(path)
+    if not is_inside(path, run_dir):
+        _check_same_run(Path(run_dir), state)
+    return TrainedEmbedder(state)
+
+
+def _check_same_run(run_dir: Path, state: dict[str, Any]) -> None:
+    """`VavaError` unless a checkpoint from outside the run folder was trained by that run: on its feature
+    set (run.json) and with its config (config.yaml) up to the schedule keys."""
+    where = f"--checkpoint: {state['path']} is not a checkpoint of run {run_dir}"
+    try:
+        info = json.loads((run_dir / RUN_INFO_NAME).read_text())
+        config = yaml.safe_load((run_dir / CONFIG_NAME).read_text())
+        fingerprint = info["fingerprint"]
+    except (OSError, ValueError, KeyError, TypeError, yaml.YAMLError) as err:
+        raise VavaError(f"{where} (its {RUN_INFO_NAME} or {CONFIG_NAME} cannot be read: {err})") from None
+    if state["fingerprint"] != fingerprint:
+        raise VavaError(f"{where} (trained on feature set {state['fingerprint']}, the run on {fingerprint})")
+    if not isinstance(config, dict):
+        raise VavaError(f"{where} (its {CONFIG_NAME} is not a mapping)")
+    changed = sorted(k for k in {*config, *state["config"]} - SCHEDULE_KEYS if config.get(k) != state["config"].get(k))
+    if changed:
+        raise VavaError(f"{where} (its config differs in {', '.join(changed)})")
