@@ -120,3 +120,27 @@ def test_mixed_labels_probe_the_labelled_videos(tmp_path: Path) -> None:
     assert report["skipped"] == [{"action": "slide", "task": "retrieval",
                                   "reason": "needs at least 2 labelled val videos, found 1"}]
     assert "skipped retrieval (slide): needs at least 2 labelled val videos, found 1" in result.stderr
+
+
+def test_segment_annotated_videos_end_to_end(tmp_path: Path) -> None:
+    """A folder of videos plus segments in seconds -> `vava data manifest` -> reproduce (extract, train,
+    embed, evaluate): the cached labels are the segments' frames, background between them."""
+    root = tmp_path / "videos"
+    make_folder_dataset(tmp_path / "source", [20] * 4)
+    root.mkdir()
+    (tmp_path / "source" / "videos").rename(root / "slide")  # 15 fps videos in an action folder
+    (root / "segments.csv").write_text("video,start,end,phase\n" + "".join(
+        f"v{i},0.2,0.6,push\nv{i},0.8,1.2,pull\n" for i in range(4)))
+    made = run("data", "manifest", str(root), "--out", str(root / "manifest.jsonl"),
+               "--segments", str(root / "segments.csv"), "--val-fraction", "0.25", "--seed", "0")
+    assert made.exit_code == 0, made.output
+    done = run("reproduce", "--root", str(root), "--out", str(tmp_path / "out"), "--objectives", "tcc",
+               "--weights", "random", "--image-size", "64", "--backbone", "resnet18", "--steps", "2",
+               "--set", "model.conv_channels=8", "--set", "model.fc_channels=8", "--set", "data.frames_per_video=6",
+               "--set", "data.batch_pairs=1")
+    assert done.exit_code == 0, done.output
+    (features,) = (p for p in (tmp_path / "out" / "cache").iterdir() if not p.name.startswith("."))  # not .locks
+    labels = FeatureSet.open(features).labels("v0")  # 15 fps: 0.2-0.6 s = frames 3..9, 0.8-1.2 s = 12..18
+    assert labels.tolist() == [0] * 3 + [1] * 7 + [0] * 2 + [2] * 7 + [0]
+    report = json.loads((tmp_path / "out" / "runs" / "tcc" / "report.json").read_text())
+    assert report["videos"] == {"train": 3, "val": 1} and "1.0" in report["results"]["classification"]
