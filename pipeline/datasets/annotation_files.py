@@ -28,6 +28,8 @@ def read_json(path: Path, what: str) -> object:
         return json.loads(read_text(path, what))
     except json.JSONDecodeError as err:
         raise VavaError(f"{path}: not valid JSON ({err.msg} at line {err.lineno}, column {err.colno})") from None
+    except RecursionError:
+        raise VavaError(f"{path}: not valid JSON (nested too deeply)") from None
 
 
 def read_database(path: Path, what: str) -> dict[str, dict]:

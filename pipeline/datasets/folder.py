@@ -57,6 +57,8 @@ def load_folder(root: str | Path, *, allow_outside_root: bool = False) -> list[V
             entry = json.loads(line)
         except json.JSONDecodeError as err:
             raise VavaError(f"{where}: not valid JSON ({err.msg})") from None
+        except RecursionError:
+            raise VavaError(f"{where}: not valid JSON (nested too deeply)") from None
         record = _parse_entry(entry, root, confined_to, where)
         if record.id in seen:
             raise VavaError(f"{where}: video {record.id!r}: duplicate id (first on line {seen[record.id]})")
