@@ -23,7 +23,7 @@ from PIL import Image
 
 from vava.core.errors import VavaError
 from vava.core.files import atomic_write, is_inside
-from vava.core.records import VideoRecord, check_video_id
+from vava.core.records import MAX_FRAMES, VideoRecord, check_video_id
 from vava.core.safe_pickle import load_pickle
 from vava.core.tfrecord import (
     SequenceExample,
@@ -192,9 +192,15 @@ def _carl_video(entry: object, root: Path, split: str, confined_to: Path | None,
 
 def _label_array(value: object, where: str) -> np.ndarray:
     """`frame_label` (a tensor, array or list of ints) as a 1-D int64 array."""
-    array = value.numpy() if isinstance(value, torch.Tensor) else np.asarray(value)
+    try:
+        array = value.numpy() if isinstance(value, torch.Tensor) else np.asarray(value)
+    except (ValueError, TypeError, RuntimeError) as err:  # ragged lists; tensors numpy cannot hold
+        raise VavaError(f"{where}: frame_label must be a 1-D integer tensor ({str(err).split('. ')[0]})") from None
     if array.ndim != 1 or array.dtype.kind not in "iu":
         raise VavaError(f"{where}: frame_label must be a 1-D integer tensor, got {array.dtype} of shape {array.shape}")
+    if array.size > MAX_FRAMES:  # before any copy: a pickle can declare a huge uninitialised array in a few bytes
+        raise VavaError(f"{where}: frame_label has {array.size} entries, more than the {MAX_FRAMES} frames a video "
+                        "may have")
     return array.astype(np.int64)
 
 
