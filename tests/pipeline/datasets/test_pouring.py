@@ -16,8 +16,8 @@ from vava.cache.store import FeatureSet
 from vava.core.backbone import load_backbone
 from vava.core.decode import VideoDecoder
 from vava.core.errors import VavaError
-from vava.core.records import MAX_FRAMES
 from vava.core.preprocess import Preprocessing
+from vava.core.records import MAX_FRAMES
 from vava.core.tfrecord import encode_sequence_example, iter_records, write_records
 from vava.pipeline.datasets import load_dataset
 from vava.pipeline.datasets.pouring import (
@@ -153,8 +153,8 @@ def test_a_frame_label_seq_len_mismatch_names_pickle_and_video(carl: Path) -> No
 @pytest.mark.parametrize(("frame_label", "message"), [
     ([[0, 1], [1]], "frame_label must be a 1-D integer tensor (setting an array element with a sequence)"),
     # a few bytes of pickle can declare an uninitialised array of billions of entries: refused before any copy
-    (np.zeros(MAX_FRAMES + 1, np.uint8), f"frame_label has {MAX_FRAMES + 1} entries, more than the {MAX_FRAMES} "
-                                         "frames a video may have"),
+    (np.zeros(MAX_FRAMES + 1, np.uint8),
+     f"frame_label has {MAX_FRAMES + 1} entries, more than the {MAX_FRAMES} frames a video may have"),
 ])
 def test_a_ragged_or_huge_frame_label_is_refused(carl: Path, frame_label: object, message: str) -> None:
     rewrite_pickle(carl / "val.pkl", lambda entries: entries[0].update(frame_label=frame_label,
