@@ -163,6 +163,16 @@ def test_bad_annotations_name_the_file_and_video(root: Path, change, message: st
         load(root)
 
 
+def test_a_symlinked_annotation_file_outside_the_root_is_refused(root: Path, tmp_path: Path) -> None:
+    (root / "COIN.json").rename(tmp_path / "COIN.json")
+    (root / "COIN.json").symlink_to(tmp_path / "COIN.json")
+    with pytest.raises(VavaError) as caught:
+        load(root)
+    assert str(caught.value) == (f"{root / 'COIN.json'}: leads outside the dataset root {root.resolve()} "
+                                 "(pass --allow-outside-root if that is intended)")
+    assert len(load_dataset("coin", root, allow_outside_root=True)) == 24
+
+
 def test_video_file_errors(root: Path) -> None:
     (root / "videos" / "rj45-0.webm").write_bytes(b"not a video")
     with pytest.raises(VavaError, match=r"video 'rj45-0': two files, rj45-0.mp4 and rj45-0.webm; keep one$"):
