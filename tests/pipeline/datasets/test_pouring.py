@@ -155,6 +155,8 @@ def test_a_frame_label_seq_len_mismatch_names_pickle_and_video(carl: Path) -> No
     # a few bytes of pickle can declare an uninitialised array of billions of entries: refused before any copy
     (np.zeros(MAX_FRAMES + 1, np.uint8),
      f"frame_label has {MAX_FRAMES + 1} entries, more than the {MAX_FRAMES} frames a video may have"),
+    (torch.zeros(1, dtype=torch.int64).expand(10**11),  # 500 bytes of pickle; 800 GB once copied
+     f"frame_label has {10**11} entries, more than the {MAX_FRAMES} frames a video may have"),
 ])
 def test_a_ragged_or_huge_frame_label_is_refused(carl: Path, frame_label: object, message: str) -> None:
     rewrite_pickle(carl / "val.pkl", lambda entries: entries[0].update(frame_label=frame_label,
