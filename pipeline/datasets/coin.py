@@ -127,9 +127,12 @@ def _task_phases(steps: dict[str, Steps]) -> tuple[tuple[str, ...], dict[int, in
 
 def _seed(text: str) -> int:
     try:
-        return int(text)
+        seed = int(text)
     except ValueError:
         raise VavaError(f"--dataset-option seed={text}: not an integer") from None
+    if seed < 0:  # numpy's generators take no negative seed
+        raise VavaError(f"--dataset-option seed={text}: must be >= 0")
+    return seed
 
 
 def _videos_by_task(database: dict[str, dict], annotations: Path) -> dict[str, list[str]]:

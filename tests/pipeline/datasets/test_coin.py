@@ -78,6 +78,8 @@ def test_seeded_split_per_task_ignores_coins_subset(root: Path) -> None:
     assert {v: r.split for v, r in load(root).items() if v.startswith("rj45-")} == splits
     with pytest.raises(VavaError, match=r"^--dataset-option seed=x: not an integer$"):
         load(root, seed="x")
+    with pytest.raises(VavaError, match=r"^--dataset-option seed=-1: must be >= 0$"):
+        load(root, seed="-1")
 
 
 @pytest.mark.parametrize(("count", "train"), [(1, 0), (2, 1), (3, 1), (5, 3), (10, 6), (11, 6)])
