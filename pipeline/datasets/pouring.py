@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import io
 import pickle
+import reprlib
 from collections.abc import Iterable, Iterator
 from pathlib import Path
 
@@ -178,13 +179,13 @@ def _carl_video(entry: object, root: Path, split: str, confined_to: Path | None,
     missing = [key for key in _CARL_KEYS if key not in entry]
     if missing:
         raise VavaError(f"{where}: missing key(s) {', '.join(missing)}")
-    video_id = check_video_id(entry["name"], where)
-    where = f"{where}: video {video_id!r} ({entry['video_file']})"
-    path = resolve_video_path(entry["video_file"], root, confined_to, where)
+    video_id, video_file = check_video_id(entry["name"], where), entry["video_file"]
+    where = f"{where}: video {video_id!r}" + (f" ({video_file})" if isinstance(video_file, str) else "")
+    path = resolve_video_path(video_file, root, confined_to, where)
     labels = _check_labels(_label_array(entry["frame_label"], where), where)
     seq_len = entry["seq_len"]
     if isinstance(seq_len, bool) or not isinstance(seq_len, (int, np.integer)):
-        raise VavaError(f"{where}: seq_len must be an integer, got {seq_len!r}")
+        raise VavaError(f"{where}: seq_len must be an integer, got {reprlib.repr(seq_len)}")
     if labels.size != seq_len:
         raise VavaError(f"{where}: frame_label has {labels.size} entries but seq_len is {seq_len}")
     return _record(video_id, path, split, labels, confined_to)

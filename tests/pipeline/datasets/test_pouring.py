@@ -166,6 +166,22 @@ def test_a_ragged_or_huge_frame_label_is_refused(carl: Path, frame_label: object
     assert str(caught.value) == f"{carl / 'val.pkl'}: entry 0: video 'pour_c' (videos/pour_c.mp4): {message}"
 
 
+@pytest.mark.parametrize(("key", "message"), [
+    ("name", "video id must be a string, got list [[[[[[[...]]]]]]]"),
+    ("video_file", "video 'pour_c': path must be a non-empty string (relative to the dataset root), got [[[[[[[...]]]]]]]"),
+    ("seq_len", "video 'pour_c' (videos/pour_c.mp4): seq_len must be an integer, got [[[[[[[...]]]]]]]"),
+])
+def test_a_value_nested_past_the_recursion_limit_is_named_in_one_line(carl: Path, key: str, message: str) -> None:
+    entry = {"name": "pour_c", "video_file": "videos/pour_c.mp4", "frame_label": [0] * 6, "seq_len": 6}
+    entry[key] = "NESTED"
+    depth = 100_000  # pickle.dumps cannot write it (its own recursion); the opcodes nest lists without one
+    nested = b"]" * depth + b"a" * (depth - 1)
+    (carl / "val.pkl").write_bytes(pickle.dumps([entry], protocol=2).replace(b"X\x06\x00\x00\x00NESTED", nested))
+    with pytest.raises(VavaError) as caught:
+        load_dataset("pouring", carl)
+    assert str(caught.value) == f"{carl / 'val.pkl'}: entry 0: {message}"
+
+
 def test_a_video_file_outside_the_root_is_refused(carl: Path) -> None:
     rewrite_pickle(carl / "train.pkl", lambda entries: entries[1].update(video_file="../elsewhere.mp4"))
     with pytest.raises(VavaError, match=r"entry 1: video 'pour_b' \(\.\./elsewhere\.mp4\): path '\.\./elsewhere\.mp4' "
