@@ -168,8 +168,8 @@ def test_a_ragged_or_huge_frame_label_is_refused(carl: Path, frame_label: object
 
 @pytest.mark.parametrize(("key", "message"), [
     ("name", "video id must be a string, got list [[[[[[[...]]]]]]]"),
-    ("video_file", "video 'pour_c': path must be a non-empty string (relative to the dataset root), "
-                   "got [[[[[[[...]]]]]]]"),
+    ("video_file",
+     "video 'pour_c': path must be a non-empty string (relative to the dataset root), got [[[[[[[...]]]]]]]"),
     ("seq_len", "video 'pour_c' (videos/pour_c.mp4): seq_len must be an integer, got [[[[[[[...]]]]]]]"),
 ])
 def test_a_value_nested_past_the_recursion_limit_is_named_in_one_line(carl: Path, key: str, message: str) -> None:
