@@ -241,7 +241,10 @@ def data_fixture(out_dir: Path | None, dataset: str | None, list_names: bool) ->
         raise click.UsageError("give --dataset NAME and OUT_DIR (or --list)")
     spec = find_dataset(dataset)
     check_new_folder(out_dir, "OUT_DIR")
-    spec.fixture(out_dir)
+    try:
+        spec.fixture(out_dir)
+    except OSError as err:  # e.g. a parent that is a file, or a read-only or full disk
+        raise VavaError(f"OUT_DIR: cannot write the fixture into {out_dir} ({err.strerror or err})") from None
     click.echo(str(out_dir))
 
 
