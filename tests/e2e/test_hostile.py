@@ -146,6 +146,7 @@ def test_a_symlinked_lock_file_is_refused_and_creates_nothing(toy_features: Path
 
 def test_a_fixture_folder_that_cannot_be_made_is_one_line(tmp_path: Path) -> None:
     (tmp_path / "file").write_text("mine")
-    result = cli("data", "fixture", "--dataset", "pouring", tmp_path / "file" / "sub")
-    one_line_error(result, rf"^Error: OUT_DIR: cannot write the fixture into {tmp_path / 'file' / 'sub'} \(Not a directory\)$")
+    out = tmp_path / "file" / "sub"
+    result = cli("data", "fixture", "--dataset", "pouring", out)
+    one_line_error(result, rf"^Error: OUT_DIR: cannot write the fixture into {out} \(Not a directory\)$")
     assert (tmp_path / "file").read_text() == "mine"
