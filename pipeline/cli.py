@@ -120,6 +120,8 @@ def _key_values(ctx: click.Context, param: click.Parameter, values: tuple[str, .
         key, sep, text = value.partition("=")
         if not sep or not key:
             raise click.BadParameter(f"{value!r} is not KEY=VALUE")
+        if key.strip() in pairs:  # the last would silently win: actions=squat then actions=situp reads situp only
+            raise click.BadParameter(f"{key.strip()} is given twice ({pairs[key.strip()]!r} and {text.strip()!r})")
         pairs[key.strip()] = text.strip()
     return pairs
 
