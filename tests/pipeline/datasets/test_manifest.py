@@ -14,7 +14,7 @@ from PIL import Image
 
 from tests.conftest import moving_square
 from vava.core.errors import VavaError
-from vava.core.records import MAX_FRAMES
+from vava.core.records import MAX_FRAMES, MAX_LABEL
 from vava.core.videoio import probe_video, write_video
 from vava.pipeline.cli import main
 from vava.pipeline.datasets.folder import load_folder
@@ -180,6 +180,10 @@ def test_segments_become_labels_with_background_between(tmp_path: Path) -> None:
     ("video,start,end,phase\nv1,2,1,a\n", "segments.csv:2: end 1 is before start 2"),
     ("video,start,end,phase\nv1,0,1,\n", "segments.csv:2: the phase name is empty"),
     ("video,start,end,phase\n\nv7,0,1,a\n", "segments.csv:3: video 'v7' is not among the videos found"),
+    # phases p1..p9999 and background fill the folder format's 10000; p10000 (line 10001) is one too many
+    ("video,start,end,phase\n" + "".join(f"v1,0,1,p{i}\n" for i in range(1, MAX_LABEL + 2)),
+     (f"segments.csv:{MAX_LABEL + 2}: phase 'p{MAX_LABEL + 1}' would be phase {MAX_LABEL + 1}; a manifest holds at "
+      f"most {MAX_LABEL + 1} phases, background included")),
 ])
 def test_bad_segment_rows_name_file_and_line(tmp_path: Path, text: str, message: str) -> None:
     (tmp_path / "segments.csv").write_text(text)
