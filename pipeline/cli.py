@@ -120,6 +120,8 @@ def _key_values(ctx: click.Context, param: click.Parameter, values: tuple[str, .
         key, sep, text = value.partition("=")
         if not sep or not key:
             raise click.BadParameter(f"{value!r} is not KEY=VALUE")
+        if key.strip() in pairs:  # the last would silently win: actions=squat then actions=situp reads situp only
+            raise click.BadParameter(f"{key.strip()} is given twice ({pairs[key.strip()]!r} and {text.strip()!r})")
         pairs[key.strip()] = text.strip()
     return pairs
 
@@ -241,7 +243,10 @@ def data_fixture(out_dir: Path | None, dataset: str | None, list_names: bool) ->
         raise click.UsageError("give --dataset NAME and OUT_DIR (or --list)")
     spec = find_dataset(dataset)
     check_new_folder(out_dir, "OUT_DIR")
-    spec.fixture(out_dir)
+    try:
+        spec.fixture(out_dir)
+    except OSError as err:  # e.g. a parent that is a file, or a read-only or full disk
+        raise VavaError(f"OUT_DIR: cannot write the fixture into {out_dir} ({err.strerror or err})") from None
     click.echo(str(out_dir))
 
 

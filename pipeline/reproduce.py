@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from vava.core.errors import VavaError
-from vava.core.files import atomic_write
+from vava.core.files import atomic_write, check_plain_name
 from vava.core.records import VideoRecord
 from vava.pipeline.sweep import RESULTS_NAME, SEED_FOLDER, SweepPlan, SweepRun, run_sweep
 from vava.stages.evaluate import seeds as over_seeds
@@ -45,11 +45,15 @@ def parse_objectives(text: str) -> list[str]:
 
 
 def reproduction_plan(objectives: Sequence[str], base: str | None, actions: Sequence[str] | None) -> SweepPlan:
-    """One run per objective, or per objective and action (`OBJECTIVE-ACTION`, trained on that action)."""
+    """One run per objective, or per objective and action (`OBJECTIVE-ACTION`, trained on that action).
+
+    A run's name is its folder: an action that would not make a plain folder name (a '/', '..') is refused.
+    """
     if actions is None:
         runs = [SweepRun(name, name) for name in objectives]
     else:
-        runs = [SweepRun(f"{name}-{action}", name, {"data.actions": [action]})
+        runs = [SweepRun(check_plain_name(f"{name}-{action}", f"--per-action: action {action!r} names the run"),
+                         name, {"data.actions": [action]})
                 for name in objectives for action in actions]
     return SweepPlan(base, runs, {"Objectives": [run.name for run in runs]})
 
@@ -63,14 +67,14 @@ def reproduce(records: list[VideoRecord], out: str | Path, *, objectives: Sequen
     Videos that fail to extract stop the reproduction before any training (the others stay cached).
     """
     out = Path(out)
+    actions = sorted({r.action for r in records if r.split == "train"}) if per_action else None
+    plan = reproduction_plan(objectives, base, actions)  # checked before the extraction
     summary = extract(records, out / CACHE_FOLDER, extract_options, dataset=dataset)
     if summary.failed:
         first = next(iter(summary.failed.values()))
         raise VavaError(f"{len(summary.failed)} of {len(records)} videos failed to extract (first: {first}); "
                         "the rest are cached, fix or remove these and run again")
     log(f"features: {summary.path} ({len(summary.extracted)} videos extracted, {len(summary.cached)} cached)")
-    actions = sorted({r.action for r in records if r.split == "train"}) if per_action else None
-    plan = reproduction_plan(objectives, base, actions)
     runs = out / RUNS_FOLDER
     markdown, failed = run_sweep(summary.path, runs, plan, steps=steps, overrides=overrides,
                                  device=extract_options.device, seeds=seeds, log=log)

@@ -6,6 +6,15 @@ import json
 from pathlib import Path
 
 from vava.core.errors import VavaError
+from vava.core.files import is_inside
+
+
+def confined(path: Path, confined_to: Path | None) -> Path:
+    """`path`, unless it leads (symlinks resolved) outside `confined_to`, the dataset root (None: anywhere)."""
+    if confined_to is not None and not is_inside(path, confined_to):
+        raise VavaError(f"{path}: leads outside the dataset root {confined_to} "
+                        "(pass --allow-outside-root if that is intended)")
+    return path
 
 
 def read_text(path: Path, what: str) -> str:
@@ -28,6 +37,8 @@ def read_json(path: Path, what: str) -> object:
         return json.loads(read_text(path, what))
     except json.JSONDecodeError as err:
         raise VavaError(f"{path}: not valid JSON ({err.msg} at line {err.lineno}, column {err.colno})") from None
+    except RecursionError:
+        raise VavaError(f"{path}: not valid JSON (nested too deeply)") from None
 
 
 def read_database(path: Path, what: str) -> dict[str, dict]:

@@ -20,7 +20,7 @@ from vava.core.errors import VavaError
 from vava.core.files import is_inside
 from vava.core.records import VideoRecord, check_video_id
 from vava.core.videoio import probe_video, write_video
-from vava.pipeline.datasets.annotation_files import read_database, segment_bounds
+from vava.pipeline.datasets.annotation_files import confined, read_database, segment_bounds
 from vava.pipeline.datasets.segments import segment_labels
 from vava.pipeline.datasets.splits import read_split
 
@@ -38,7 +38,8 @@ Steps = list[tuple[float, float, int, str]]  # (start s, end s, COIN step id, st
 def load_coin(root: Path, *, allow_outside_root: bool = False, tasks: str = "vava", seed: str = "0",
               missing: str = "error", videos: str = "videos", split_file: str | None = None) -> list[VideoRecord]:
     """The videos of the chosen `tasks`, split 60/40 per task with `seed` (or as `split_file` says)."""
-    annotations = root / ANNOTATIONS
+    confined_to = None if allow_outside_root else root.resolve()
+    annotations = confined(root / ANNOTATIONS, confined_to)
     database = read_database(annotations, "the COIN annotations")
     by_task = _videos_by_task(database, annotations)
     chosen = select_tasks(by_task, tasks, annotations)
@@ -51,7 +52,6 @@ def load_coin(root: Path, *, allow_outside_root: bool = False, tasks: str = "vav
         listed = {}
         for task in chosen:
             listed.update(draw_split(by_task[task], _seed(seed)))
-    confined_to = None if allow_outside_root else root.resolve()
     folder = _videos_folder(root, videos, confined_to)
     files = _video_files(folder)
     wanted = [video_id for task in chosen for video_id in by_task[task] if video_id in listed]
@@ -127,9 +127,12 @@ def _task_phases(steps: dict[str, Steps]) -> tuple[tuple[str, ...], dict[int, in
 
 def _seed(text: str) -> int:
     try:
-        return int(text)
+        seed = int(text)
     except ValueError:
         raise VavaError(f"--dataset-option seed={text}: not an integer") from None
+    if seed < 0:  # numpy's generators take no negative seed
+        raise VavaError(f"--dataset-option seed={text}: must be >= 0")
+    return seed
 
 
 def _videos_by_task(database: dict[str, dict], annotations: Path) -> dict[str, list[str]]:

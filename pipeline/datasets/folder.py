@@ -12,6 +12,7 @@ from __future__ import annotations
 import codecs
 import json
 import math
+import reprlib
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -57,6 +58,8 @@ def load_folder(root: str | Path, *, allow_outside_root: bool = False) -> list[V
             entry = json.loads(line)
         except json.JSONDecodeError as err:
             raise VavaError(f"{where}: not valid JSON ({err.msg})") from None
+        except RecursionError:
+            raise VavaError(f"{where}: not valid JSON (nested too deeply)") from None
         record = _parse_entry(entry, root, confined_to, where)
         if record.id in seen:
             raise VavaError(f"{where}: video {record.id!r}: duplicate id (first on line {seen[record.id]})")
@@ -123,7 +126,8 @@ def _parse_entry(entry: object, root: Path, confined_to: Path | None, where: str
 def resolve_video_path(value: object, root: Path, confined_to: Path | None, where: str) -> Path:
     """The resolved video path; refused when it leads outside `confined_to` (when set)."""
     if not isinstance(value, str) or not value:
-        raise VavaError(f"{where}: path must be a non-empty string (relative to the dataset root), got {value!r}")
+        raise VavaError(f"{where}: path must be a non-empty string (relative to the dataset root), "
+                        f"got {reprlib.repr(value)}")
     if "\0" in value:
         raise VavaError(f"{where}: path {value!r} contains a NUL byte")
     try:

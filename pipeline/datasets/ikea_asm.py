@@ -25,7 +25,7 @@ from vava.core.decode import frame_files
 from vava.core.errors import VavaError
 from vava.core.files import check_plain_name, is_inside
 from vava.core.records import UNKNOWN_LABEL, VideoRecord
-from vava.pipeline.datasets.annotation_files import read_database, read_lines, segment_bounds
+from vava.pipeline.datasets.annotation_files import confined, read_database, read_lines, segment_bounds
 from vava.pipeline.datasets.segments import segment_labels
 
 ANNOTATIONS = "gt_segments.json"
@@ -45,14 +45,15 @@ def load_ikea_asm(root: Path, *, allow_outside_root: bool = False, view: str = "
     """The videos of the official cross-environment split (test read as `val`) of one furniture type
     (or `all`), seen from camera `view`, with NA kept as phase 0 or dropped (`background`)."""
     view = check_plain_name(view, "--dataset-option view")
+    confined_to = None if allow_outside_root else root.resolve()
     index = root / INDEX_FOLDER
-    actions = _read_actions(index / ACTION_LIST)
-    videos = _read_split_lists(index)
+    actions = _read_actions(confined(index / ACTION_LIST, confined_to))
+    videos = _read_split_lists(index, confined_to)
     if furniture != "all":
         videos = {key: split for key, split in videos.items() if key[0] == furniture}
     if not videos:
         raise VavaError(f"{index}: no video of furniture {furniture!r} in {' or '.join(SPLIT_LISTS.values())}")
-    segments = _read_segments(root / ANNOTATIONS, list(videos), actions)
+    segments = _read_segments(confined(root / ANNOTATIONS, confined_to), list(videos), actions)
     present = sorted({action for video in segments.values() for *_, action in video} - {0})
     names = [name for name, _ in sorted(actions.items(), key=lambda item: item[1])]
     phases = tuple(names[i] for i in present)
@@ -63,7 +64,6 @@ def load_ikea_asm(root: Path, *, allow_outside_root: bool = False, view: str = "
     if keep_background:
         table[0] = 0
         phases = (BACKGROUND, *phases)
-    confined_to = None if allow_outside_root else root.resolve()
     records = []
     for (furniture_name, scan), split in videos.items():
         key = f"{furniture_name}/{scan}"
@@ -97,11 +97,11 @@ def _read_actions(path: Path) -> dict[str, int]:
     return {name: number for number, name in enumerate((BACKGROUND, *actions))}
 
 
-def _read_split_lists(index: Path) -> dict[tuple[str, str], str]:
+def _read_split_lists(index: Path, confined_to: Path | None) -> dict[tuple[str, str], str]:
     """(furniture, scan) -> split, in file order (train first)."""
     videos: dict[tuple[str, str], str] = {}
     for split, name in SPLIT_LISTS.items():
-        path = index / name
+        path = confined(index / name, confined_to)
         for line in read_lines(path, "the IKEA ASM split lists"):
             parts = tuple(line.strip("/").split("/"))
             if len(parts) != 2:

@@ -24,7 +24,7 @@ import numpy as np
 from vava.core.decode import FRAME_EXTENSIONS, frame_files, natural_key
 from vava.core.errors import VavaError
 from vava.core.files import is_inside
-from vava.core.records import SPLITS, check_video_id
+from vava.core.records import MAX_LABEL, SPLITS, check_video_id
 from vava.core.videoio import probe_video
 from vava.pipeline.datasets.folder import MANIFEST_NAME, write_manifest
 from vava.pipeline.datasets.segments import segment_labels
@@ -174,6 +174,9 @@ def read_segments(path: str | Path, videos: list[FoundVideo]) -> tuple[dict[str,
         if times[0] > times[1]:
             raise VavaError(f"{where}: end {end} is before start {start}")
         if phase not in phases:
+            if len(phases) > MAX_LABEL:  # the folder format could not read the manifest back
+                raise VavaError(f"{where}: phase {phase!r} would be phase {len(phases)}; a manifest holds at most "
+                                f"{MAX_LABEL + 1} phases, background included")
             phases.append(phase)
         segments.setdefault(video_id, []).append((*times, phase, lineno))
     return segments, phases

@@ -143,6 +143,9 @@ def read_phase_labels(path: Path, phases: int) -> np.ndarray:
         array = np.load(path, allow_pickle=False, mmap_mode="r")
     except (OSError, ValueError, EOFError) as err:
         raise VavaError(f"{path}: not a readable .npy array ({err})") from None
+    if not isinstance(array, np.ndarray):  # np.load reads a .npz archive whatever the file is named
+        array.close()
+        raise VavaError(f"{path}: a .npz archive, not a .npy array")
     if array.ndim != 1 or not np.issubdtype(array.dtype, np.integer):
         raise VavaError(f"{path}: expected a 1-D integer array of phase ids, got {array.dtype} of shape {array.shape}")
     if not 0 < array.shape[0] <= MAX_FRAMES:
@@ -163,6 +166,8 @@ def _label_files(label_dir: Path, confined_to: Path | None) -> dict[str, Path]:
             if clip in found:
                 raise VavaError(f"{file}: clip {clip} already has phase labels in {found[clip]}")
             found[clip] = _confined(file, confined_to, "phase-label file")
+            if not found[clip].is_file():  # a FIFO would block reading forever
+                raise VavaError(f"{file}: not a regular file")
     return found
 
 

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import io
 import pickle
+import reprlib
 from collections.abc import Iterable, Iterator
 from pathlib import Path
 
@@ -23,7 +24,7 @@ from PIL import Image
 
 from vava.core.errors import VavaError
 from vava.core.files import atomic_write, is_inside
-from vava.core.records import VideoRecord, check_video_id
+from vava.core.records import MAX_FRAMES, VideoRecord, check_video_id
 from vava.core.safe_pickle import load_pickle
 from vava.core.tfrecord import (
     SequenceExample,
@@ -178,13 +179,13 @@ def _carl_video(entry: object, root: Path, split: str, confined_to: Path | None,
     missing = [key for key in _CARL_KEYS if key not in entry]
     if missing:
         raise VavaError(f"{where}: missing key(s) {', '.join(missing)}")
-    video_id = check_video_id(entry["name"], where)
-    where = f"{where}: video {video_id!r} ({entry['video_file']})"
-    path = resolve_video_path(entry["video_file"], root, confined_to, where)
+    video_id, video_file = check_video_id(entry["name"], where), entry["video_file"]
+    where = f"{where}: video {video_id!r}" + (f" ({video_file})" if isinstance(video_file, str) else "")
+    path = resolve_video_path(video_file, root, confined_to, where)
     labels = _check_labels(_label_array(entry["frame_label"], where), where)
     seq_len = entry["seq_len"]
     if isinstance(seq_len, bool) or not isinstance(seq_len, (int, np.integer)):
-        raise VavaError(f"{where}: seq_len must be an integer, got {seq_len!r}")
+        raise VavaError(f"{where}: seq_len must be an integer, got {reprlib.repr(seq_len)}")
     if labels.size != seq_len:
         raise VavaError(f"{where}: frame_label has {labels.size} entries but seq_len is {seq_len}")
     return _record(video_id, path, split, labels, confined_to)
@@ -192,9 +193,15 @@ def _carl_video(entry: object, root: Path, split: str, confined_to: Path | None,
 
 def _label_array(value: object, where: str) -> np.ndarray:
     """`frame_label` (a tensor, array or list of ints) as a 1-D int64 array."""
-    array = value.numpy() if isinstance(value, torch.Tensor) else np.asarray(value)
+    try:
+        array = value.numpy() if isinstance(value, torch.Tensor) else np.asarray(value)
+    except (ValueError, TypeError, RuntimeError) as err:  # ragged lists; tensors numpy cannot hold
+        raise VavaError(f"{where}: frame_label must be a 1-D integer tensor ({str(err).split('. ')[0]})") from None
     if array.ndim != 1 or array.dtype.kind not in "iu":
         raise VavaError(f"{where}: frame_label must be a 1-D integer tensor, got {array.dtype} of shape {array.shape}")
+    if array.size > MAX_FRAMES:  # before any copy: a pickle can declare a huge uninitialised array in a few bytes
+        raise VavaError(f"{where}: frame_label has {array.size} entries, more than the {MAX_FRAMES} frames a video "
+                        "may have")
     return array.astype(np.int64)
 
 

@@ -22,6 +22,7 @@ def segment_labels(segments: Sequence[tuple[float, float, int]], num_frames: int
     for start, end, phase in segments:
         if not (math.isfinite(start) and math.isfinite(end)) or start < 0 or end < start:
             raise VavaError(f"{where}: segment [{start}, {end}] is not a valid interval (0 <= start <= end)")
-        first, last = math.floor(start * frames_per_unit), math.floor(end * frames_per_unit)
+        # capped at the video's end first: 1e308 s times the fps is inf, which has no floor
+        first, last = (math.floor(min(time * frames_per_unit, num_frames)) for time in (start, end))
         labels[first:last + 1] = phase
     return labels

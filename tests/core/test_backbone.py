@@ -1,6 +1,8 @@
 """The truncated backbones and their weights identities."""
 from __future__ import annotations
 
+import os
+import pickle
 from pathlib import Path
 
 import pytest
@@ -84,6 +86,34 @@ def test_weights_errors(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None
         load_backbone("resnet50", str(bad))
     with pytest.raises(VavaError, match="--backbone: unknown backbone 'vgg'"):
         load_backbone("vgg", "random")
+
+
+def test_empty_or_code_carrying_weights_are_one_line_errors(tmp_path: Path, recwarn: pytest.WarningsRecorder) -> None:
+    empty = tmp_path / "empty.pth"
+    empty.write_bytes(b"")
+    with pytest.raises(VavaError) as caught:
+        load_backbone("resnet18", str(empty))
+    assert str(caught.value) == f"--weights: {empty} is not a resnet18 state dict (EOFError)"
+    shell = tmp_path / "shell.pth"
+    torch.save({"conv1.weight": _Shell(f"touch {tmp_path / 'ran'}")}, shell)
+    with pytest.raises(VavaError) as caught:
+        load_backbone("resnet18", str(shell))
+    assert str(caught.value) == (f"--weights: {shell} is not a resnet18 state dict (Trying to load unsupported "
+                                 "GLOBAL posix.system whose module posix is blocked.)")
+    plain = tmp_path / "plain.pkl"  # a plain pickle, protocol 4: torch warns about the protocol, then refuses it
+    plain.write_bytes(pickle.dumps({"conv1.weight": _Shell(f"touch {tmp_path / 'ran'}")}, protocol=4))
+    with pytest.raises(VavaError) as caught:
+        load_backbone("resnet18", str(plain))
+    assert str(caught.value) == f"--weights: {plain} is not a resnet18 state dict (Weights only load failed)"
+    assert not (tmp_path / "ran").exists() and not recwarn.list  # nothing run, no torch warning printed
+
+
+class _Shell:
+    def __init__(self, command: str) -> None:
+        self.command = command
+
+    def __reduce__(self):
+        return os.system, (self.command,)
 
 
 # -- checkpoint shapes of --weights FILE ----------------------------------------------------------

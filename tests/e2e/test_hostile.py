@@ -142,3 +142,19 @@ def test_a_symlinked_lock_file_is_refused_and_creates_nothing(toy_features: Path
     (locks / "set.lock").symlink_to(victim)
     one_line_error(cli("cache", "rm", "--yes", toy_features), r"set\.lock: cannot take the cache lock")
     assert not victim.exists() and (toy_features / "zarr.json").is_file()
+
+
+def test_a_fixture_folder_that_cannot_be_made_is_one_line(tmp_path: Path) -> None:
+    (tmp_path / "file").write_text("mine")
+    out = tmp_path / "file" / "sub"
+    result = cli("data", "fixture", "--dataset", "pouring", out)
+    one_line_error(result, rf"^Error: OUT_DIR: cannot write the fixture into {out} \(Not a directory\)$")
+    assert (tmp_path / "file").read_text() == "mine"
+
+
+def test_a_dataset_option_given_twice_is_refused_not_overridden(tmp_path: Path) -> None:
+    result = cli("data", "info", "--dataset", "penn_action", "--root", tmp_path,
+                 "--dataset-option", "actions=squat", "--dataset-option", "actions=situp")
+    assert result.exit_code == 2 and "Traceback" not in result.output
+    assert result.stderr.strip().splitlines()[-1] == (
+        "Error: Invalid value for '--dataset-option': actions is given twice ('squat' and 'situp')")

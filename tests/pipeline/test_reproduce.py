@@ -1,6 +1,7 @@
 """`vava reproduce`: objectives, the plan per protocol, the per-action mean, and a rerun that does no work."""
 from __future__ import annotations
 
+import dataclasses
 import json
 from pathlib import Path
 
@@ -33,6 +34,21 @@ def test_plan_has_a_run_per_objective_or_per_objective_and_action() -> None:
     assert [(r.name, r.overrides) for r in per_action.runs] == [
         ("vava-golf", {"data.actions": ["golf"]}), ("vava-squat", {"data.actions": ["squat"]})]
     assert per_action.tables == {"Objectives": ["vava-golf", "vava-squat"]}
+
+
+def test_an_action_that_is_no_plain_folder_name_is_refused_before_any_work(tmp_path: Path) -> None:
+    """Per-action runs are folders OUT/runs/OBJECTIVE-ACTION: a folder manifest's action could climb out of OUT."""
+    with pytest.raises(VavaError) as caught:
+        reproduction_plan(["vava"], None, ["squat", "x/../../../escape"])
+    assert str(caught.value) == ("--per-action: action 'x/../../../escape' names the run: 'vava-x/../../../escape' "
+                                 "must be a plain name, without '/' or '\\'")
+    root = tmp_path / "data"
+    DATASETS["folder"].fixture(root)
+    records = [dataclasses.replace(r, action="x/../../../escape") for r in load_dataset("folder", root)]
+    with pytest.raises(VavaError, match="^--per-action: action 'x/../../../escape' names the run"):
+        reproduce(records, tmp_path / "out", objectives=["vava"], dataset={"adapter": "folder"}, per_action=True,
+                  extract_options=ExtractOptions(weights="random", image_size=32, progress=False))
+    assert not (tmp_path / "out").exists()  # refused before the extraction
 
 
 def test_per_action_models_are_averaged_unweighted() -> None:

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import hashlib
+import warnings
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -117,9 +118,15 @@ def load_backbone(name: str, weights: str, seed: int = 0) -> tuple[nn.Module, st
 
 def _read_weights(path: Path, name: str) -> object:
     try:
-        return torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as err:  # torch raises many types for a bad file; all mean the same to a user
-        raise VavaError(f"--weights: {path} is not a {name} state dict ({str(err).splitlines()[0]})") from None
+        with warnings.catch_warnings():  # torch warns about a plain pickle's protocol before refusing it
+            warnings.simplefilter("ignore", UserWarning)
+            return torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as err:  # torch raises many types for a bad file (EOFError without a message for an empty one)
+        # its message opens with paragraphs of advice; the line naming a refused global says what is wrong
+        lines = [line for line in str(err).splitlines() if line.strip()]
+        first = lines[0].split(". ")[0] if lines else type(err).__name__
+        reason = next((line for line in lines if "GLOBAL" in line), first)
+        raise VavaError(f"--weights: {path} is not a {name} state dict ({reason})") from None
 
 
 def _flatten(tree: object, prefix: str = "") -> dict[str, torch.Tensor]:

@@ -1,6 +1,7 @@
 """`VideoRecord`: the one description of a video that every dataset adapter produces."""
 from __future__ import annotations
 
+import reprlib
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -33,7 +34,8 @@ def check_video_id(video_id: object, where: str) -> str:
     included), ids over `MAX_ID_BYTES` bytes in UTF-8, and zarr's reserved names.
     """
     if not isinstance(video_id, str):
-        raise VavaError(f"{where}: video id must be a string, got {type(video_id).__name__} {video_id!r}")
+        # reprlib: a value unpickled from a dataset can be nested past the recursion limit of repr
+        raise VavaError(f"{where}: video id must be a string, got {type(video_id).__name__} {reprlib.repr(video_id)}")
     if not video_id or "/" in video_id or video_id.startswith((".", "__")):
         raise VavaError(f"{where}: video id {video_id!r} must be non-empty, contain no '/' and not start with '.' or '__'")
     size = len(video_id.encode("utf-8", "surrogatepass"))

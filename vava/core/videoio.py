@@ -11,6 +11,7 @@ import numpy as np
 from vava.core.decode import frame_files
 from vava.core.errors import VavaError
 from vava.core.files import atomic_path
+from vava.core.records import MAX_FRAMES
 
 
 def write_video(path: str | Path, frames: np.ndarray, fps: float, *, crf: int = 18, preset: str = "veryfast") -> None:
@@ -71,4 +72,7 @@ def probe_video(path: str | Path) -> tuple[int, float | None]:
             frames = stream.frames if stream.frames > 0 else sum(1 for p in container.demux(stream) if p.size)
     except av.FFmpegError as err:
         raise VavaError(f"{path}: cannot read the video ({err.strerror or err})") from None
+    if frames > MAX_FRAMES:  # a header's count is not checked by FFmpeg; callers size label arrays by it
+        raise VavaError(f"{path}: the container states {frames} frames, more than the {MAX_FRAMES} a video may have "
+                        "(a damaged or crafted header)")
     return frames, fps

@@ -78,6 +78,8 @@ def test_seeded_split_per_task_ignores_coins_subset(root: Path) -> None:
     assert {v: r.split for v, r in load(root).items() if v.startswith("rj45-")} == splits
     with pytest.raises(VavaError, match=r"^--dataset-option seed=x: not an integer$"):
         load(root, seed="x")
+    with pytest.raises(VavaError, match=r"^--dataset-option seed=-1: must be >= 0$"):
+        load(root, seed="-1")
 
 
 @pytest.mark.parametrize(("count", "train"), [(1, 0), (2, 1), (3, 1), (5, 3), (10, 6), (11, 6)])
@@ -161,6 +163,16 @@ def test_bad_annotations_name_the_file_and_video(root: Path, change, message: st
     with pytest.raises(VavaError, match=rf"^{re.escape(str(root / 'COIN.json'))}: video 'rj45-1': "
                                         rf"{re.escape(message)}"):
         load(root)
+
+
+def test_a_symlinked_annotation_file_outside_the_root_is_refused(root: Path, tmp_path: Path) -> None:
+    (root / "COIN.json").rename(tmp_path / "COIN.json")
+    (root / "COIN.json").symlink_to(tmp_path / "COIN.json")
+    with pytest.raises(VavaError) as caught:
+        load(root)
+    assert str(caught.value) == (f"{root / 'COIN.json'}: leads outside the dataset root {root.resolve()} "
+                                 "(pass --allow-outside-root if that is intended)")
+    assert len(load_dataset("coin", root, allow_outside_root=True)) == 24
 
 
 def test_video_file_errors(root: Path) -> None:

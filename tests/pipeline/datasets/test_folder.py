@@ -102,6 +102,9 @@ def test_invalid_json_and_non_object(tmp_path: Path) -> None:
     write_lines(tmp_path, ["[1, 2]"])
     with pytest.raises(VavaError, match=r":1: expected a JSON object, got list"):
         load_folder(tmp_path)
+    write_lines(tmp_path, ['{"id": ' + "[" * 100_000 + "]" * 100_000 + "}"])
+    with pytest.raises(VavaError, match=r"manifest.jsonl:1: not valid JSON \(nested too deeply\)$"):
+        load_folder(tmp_path)
 
 
 def test_missing_root_manifest_and_empty(tmp_path: Path) -> None:

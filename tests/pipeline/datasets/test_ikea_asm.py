@@ -172,6 +172,18 @@ def test_a_symlinked_frame_folder_outside_the_root_is_refused(root: Path, tmp_pa
     assert records[0].confined_to is None and records[0].labels.tolist() == [0, 1, 1, 0, 0, 0]
 
 
+@pytest.mark.parametrize("name", ["gt_segments.json", "indexing_files/atomic_action_list.txt",
+                                  "indexing_files/train_cross_env.txt", "indexing_files/test_cross_env.txt"])
+def test_a_symlinked_annotation_file_outside_the_root_is_refused(root: Path, tmp_path: Path, name: str) -> None:
+    (root / name).rename(tmp_path / "elsewhere")
+    (root / name).symlink_to(tmp_path / "elsewhere")
+    with pytest.raises(VavaError) as caught:
+        load(root)
+    assert str(caught.value) == (f"{root / name}: leads outside the dataset root {root.resolve()} "
+                                 "(pass --allow-outside-root if that is intended)")
+    assert len(load_dataset("ikea_asm", root, allow_outside_root=True)) == 3
+
+
 @pytest.mark.parametrize("background", ["keep", "drop"])
 def test_extraction_caches_the_expected_labels(root: Path, tmp_path: Path, background: str) -> None:
     records = load_dataset("ikea_asm", root, options={"background": background})

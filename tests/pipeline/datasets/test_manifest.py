@@ -6,6 +6,7 @@ import json
 import os
 from pathlib import Path
 
+import av
 import numpy as np
 import pytest
 from click.testing import CliRunner
@@ -13,6 +14,7 @@ from PIL import Image
 
 from tests.conftest import moving_square
 from vava.core.errors import VavaError
+from vava.core.records import MAX_FRAMES, MAX_LABEL
 from vava.core.videoio import probe_video, write_video
 from vava.pipeline.cli import main
 from vava.pipeline.datasets.folder import load_folder
@@ -61,6 +63,25 @@ def test_probe_refuses_what_is_not_a_video(tmp_path: Path) -> None:
     os.mkfifo(tmp_path / "pipe.mp4")  # would block a reader
     with pytest.raises(VavaError, match=rf"^{tmp_path / 'pipe.mp4'}: not a regular file or a folder of frames$"):
         probe_video(tmp_path / "pipe.mp4")
+
+
+def test_probe_refuses_a_header_that_states_more_frames_than_a_video_may_have(tmp_path: Path) -> None:
+    """An AVI's stream header states the frame count; a crafted one would size the label arrays (gigabytes)."""
+    path = tmp_path / "forged.avi"
+    with av.open(str(path), "w") as container:
+        stream = container.add_stream("mjpeg", rate=10)
+        stream.width, stream.height, stream.pix_fmt = SIZE, SIZE, "yuvj420p"
+        for frame in moving_square(2, seed=0, size=SIZE):
+            container.mux(stream.encode(av.VideoFrame.from_ndarray(frame, format="rgb24")))
+        container.mux(stream.encode())
+    data = bytearray(path.read_bytes())
+    length = data.index(b"strh") + 8 + 32  # AVISTREAMHEADER.dwLength, after type, handler, flags ... start
+    data[length:length + 4] = (MAX_FRAMES + 1).to_bytes(4, "little")
+    path.write_bytes(data)
+    with pytest.raises(VavaError) as caught:
+        probe_video(path)
+    assert str(caught.value) == (f"{path}: the container states {MAX_FRAMES + 1} frames, more than the {MAX_FRAMES} "
+                                 "a video may have (a damaged or crafted header)")
 
 
 # -- finding videos ---------------------------------------------------------------------------
@@ -159,6 +180,10 @@ def test_segments_become_labels_with_background_between(tmp_path: Path) -> None:
     ("video,start,end,phase\nv1,2,1,a\n", "segments.csv:2: end 1 is before start 2"),
     ("video,start,end,phase\nv1,0,1,\n", "segments.csv:2: the phase name is empty"),
     ("video,start,end,phase\n\nv7,0,1,a\n", "segments.csv:3: video 'v7' is not among the videos found"),
+    # phases p1..p9999 and background fill the folder format's 10000; p10000 (line 10001) is one too many
+    ("video,start,end,phase\n" + "".join(f"v1,0,1,p{i}\n" for i in range(1, MAX_LABEL + 2)),
+     (f"segments.csv:{MAX_LABEL + 2}: phase 'p{MAX_LABEL + 1}' would be phase {MAX_LABEL + 1}; a manifest holds at "
+      f"most {MAX_LABEL + 1} phases, background included")),
 ])
 def test_bad_segment_rows_name_file_and_line(tmp_path: Path, text: str, message: str) -> None:
     (tmp_path / "segments.csv").write_text(text)

@@ -2,6 +2,7 @@
 resampling (hand-computed), one-line errors for broken files, and extraction of the records."""
 from __future__ import annotations
 
+import os
 import re
 import shutil
 from pathlib import Path
@@ -164,6 +165,24 @@ def test_a_pickled_label_file_is_never_unpickled(penn: Path) -> None:
     np.save(path, np.array([{"labels": [0, 1]}], dtype=object), allow_pickle=True)
     with pytest.raises(VavaError, match=rf"^{re.escape(str(path.resolve()))}: not a readable \.npy array \("):
         load(penn)
+
+
+def test_a_npz_archive_named_npy_is_refused(penn: Path) -> None:
+    path = penn / "phase_labels/train/squat/0004.npy"
+    with path.open("wb") as handle:  # np.savez to a handle keeps the .npy name
+        np.savez(handle, labels=np.array([0, 1, 1, 2, 3, 3]))
+    with pytest.raises(VavaError) as caught:
+        load(penn)
+    assert str(caught.value) == f"{path.resolve()}: a .npz archive, not a .npy array"
+
+
+def test_a_label_file_that_is_no_regular_file_is_refused_unread(penn: Path) -> None:
+    path = penn / "phase_labels/train/squat/0004.npy"
+    path.unlink()
+    os.mkfifo(path)  # reading it would block forever
+    with pytest.raises(VavaError) as caught:
+        load(penn)
+    assert str(caught.value) == f"{path}: not a regular file"
 
 
 def test_label_files_are_found_by_clip_number(penn: Path) -> None:

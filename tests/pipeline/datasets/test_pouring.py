@@ -17,6 +17,7 @@ from vava.core.backbone import load_backbone
 from vava.core.decode import VideoDecoder
 from vava.core.errors import VavaError
 from vava.core.preprocess import Preprocessing
+from vava.core.records import MAX_FRAMES
 from vava.core.tfrecord import encode_sequence_example, iter_records, write_records
 from vava.pipeline.datasets import load_dataset
 from vava.pipeline.datasets.pouring import (
@@ -147,6 +148,39 @@ def test_a_frame_label_seq_len_mismatch_names_pickle_and_video(carl: Path) -> No
         load_dataset("pouring", carl)
     assert str(caught.value) == (f"{carl / 'val.pkl'}: entry 0: video 'pour_c' (videos/pour_c.mp4): frame_label "
                                  "has 6 entries but seq_len is 7")
+
+
+@pytest.mark.parametrize(("frame_label", "message"), [
+    ([[0, 1], [1]], "frame_label must be a 1-D integer tensor (setting an array element with a sequence)"),
+    # a few bytes of pickle can declare an uninitialised array of billions of entries: refused before any copy
+    (np.zeros(MAX_FRAMES + 1, np.uint8),
+     f"frame_label has {MAX_FRAMES + 1} entries, more than the {MAX_FRAMES} frames a video may have"),
+    (torch.zeros(1, dtype=torch.int64).expand(10**11),  # 500 bytes of pickle; 800 GB once copied
+     f"frame_label has {10**11} entries, more than the {MAX_FRAMES} frames a video may have"),
+])
+def test_a_ragged_or_huge_frame_label_is_refused(carl: Path, frame_label: object, message: str) -> None:
+    rewrite_pickle(carl / "val.pkl", lambda entries: entries[0].update(frame_label=frame_label,
+                                                                       seq_len=len(frame_label)))
+    with pytest.raises(VavaError) as caught:
+        load_dataset("pouring", carl)
+    assert str(caught.value) == f"{carl / 'val.pkl'}: entry 0: video 'pour_c' (videos/pour_c.mp4): {message}"
+
+
+@pytest.mark.parametrize(("key", "message"), [
+    ("name", "video id must be a string, got list [[[[[[[...]]]]]]]"),
+    ("video_file",
+     "video 'pour_c': path must be a non-empty string (relative to the dataset root), got [[[[[[[...]]]]]]]"),
+    ("seq_len", "video 'pour_c' (videos/pour_c.mp4): seq_len must be an integer, got [[[[[[[...]]]]]]]"),
+])
+def test_a_value_nested_past_the_recursion_limit_is_named_in_one_line(carl: Path, key: str, message: str) -> None:
+    entry = {"name": "pour_c", "video_file": "videos/pour_c.mp4", "frame_label": [0] * 6, "seq_len": 6}
+    entry[key] = "NESTED"
+    depth = 100_000  # pickle.dumps cannot write it (its own recursion); the opcodes nest lists without one
+    nested = b"]" * depth + b"a" * (depth - 1)
+    (carl / "val.pkl").write_bytes(pickle.dumps([entry], protocol=2).replace(b"X\x06\x00\x00\x00NESTED", nested))
+    with pytest.raises(VavaError) as caught:
+        load_dataset("pouring", carl)
+    assert str(caught.value) == f"{carl / 'val.pkl'}: entry 0: {message}"
 
 
 def test_a_video_file_outside_the_root_is_refused(carl: Path) -> None:

@@ -18,6 +18,11 @@ def test_frame_numbers_later_segments_win_and_ends_are_cut() -> None:
     assert labels.tolist() == [0, 4, 4, 5, 5, 6, 6]
 
 
+def test_times_far_past_the_end_are_cut_even_where_time_times_fps_overflows() -> None:
+    labels = segment_labels([(0.2, 1e308, 1), (1e308, 1e308, 2)], 4, background=0, frames_per_unit=10)
+    assert labels.tolist() == [0, 0, 1, 1]
+
+
 @pytest.mark.parametrize("segment", [(3, 2, 0), (-1, 2, 0), (0, float("nan"), 0)])
 def test_invalid_segments_are_refused_naming_where(segment: tuple) -> None:
     with pytest.raises(VavaError, match=r"^COIN.json: video x: segment \["):

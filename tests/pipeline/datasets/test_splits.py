@@ -43,6 +43,7 @@ def test_write_refuses_existing_files_symlinks_and_missing_folders(tmp_path: Pat
     ('{"train": "a"}', "'train' must be a list of video ids (strings)"),
     ('{"train": ["a"], "val": ["b", "a"]}', "video 'a' is listed twice (train and val)"),
     ('{"train": [', "not valid JSON (Expecting value at line 1, column 12)"),
+    ("[" * 100_000 + "]" * 100_000, "not valid JSON (nested too deeply)"),  # json's recursion limit
 ])
 def test_read_errors_name_the_file(tmp_path: Path, content: str, message: str) -> None:
     path = tmp_path / "split.json"
