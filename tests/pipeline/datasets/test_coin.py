@@ -3,6 +3,8 @@ choice, the seeded 60/40 split, split files (and `--write-split` round trips), m
 extraction."""
 from __future__ import annotations
 
+import functools
+
 import json
 import re
 from pathlib import Path
@@ -12,6 +14,7 @@ import numpy as np
 import pytest
 from click.testing import CliRunner
 
+from tests.pipeline.datasets.helpers import records_by_id
 from vava.cache.store import FeatureSet
 from vava.core.errors import VavaError
 from vava.pipeline.cli import main
@@ -37,8 +40,7 @@ def root(tmp_path: Path) -> Path:
     return tmp_path / "coin"
 
 
-def load(root: Path, **options: str) -> dict:
-    return {r.id: r for r in load_dataset("coin", root, options=options)}
+load = functools.partial(records_by_id, "coin")
 
 
 def edit_database(root: Path, change) -> None:

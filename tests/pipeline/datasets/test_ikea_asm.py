@@ -2,12 +2,15 @@
 and extraction of both background modes."""
 from __future__ import annotations
 
+import functools
+
 import json
 import re
 from pathlib import Path
 
 import pytest
 
+from tests.pipeline.datasets.helpers import records_by_id
 from vava.cache.store import FeatureSet
 from vava.core.errors import VavaError
 from vava.pipeline.datasets import load_dataset
@@ -33,8 +36,7 @@ def root(tmp_path: Path) -> Path:
     return tmp_path / "ikea"
 
 
-def load(root: Path, **options: str) -> dict:
-    return {r.id: r for r in load_dataset("ikea_asm", root, options=options)}
+load = functools.partial(records_by_id, "ikea_asm")
 
 
 def test_background_kept_as_phase_zero_over_the_kallax_subset(root: Path) -> None:
