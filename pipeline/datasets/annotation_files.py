@@ -6,15 +6,12 @@ import json
 from pathlib import Path
 
 from vava.core.errors import VavaError
-from vava.core.files import is_inside
+from vava.core.files import check_confined
 
 
 def confined(path: Path, confined_to: Path | None) -> Path:
     """`path`, unless it leads (symlinks resolved) outside `confined_to`, the dataset root (None: anywhere)."""
-    if confined_to is not None and not is_inside(path, confined_to):
-        raise VavaError(f"{path}: leads outside the dataset root {confined_to} "
-                        "(pass --allow-outside-root if that is intended)")
-    return path
+    return check_confined(path, confined_to, f"{path}:")
 
 
 def read_text(path: Path, what: str) -> str:

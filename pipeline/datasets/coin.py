@@ -17,7 +17,7 @@ from pathlib import Path
 import numpy as np
 
 from vava.core.errors import VavaError
-from vava.core.files import is_inside
+from vava.core.files import check_confined
 from vava.core.records import VideoRecord, check_video_id
 from vava.core.videoio import probe_video, write_video
 from vava.pipeline.datasets.annotation_files import confined, read_database, segment_bounds
@@ -174,9 +174,7 @@ def _steps(entry: dict, where: str) -> Steps:
 
 def _videos_folder(root: Path, videos: str, confined_to: Path | None) -> Path:
     folder = root / videos
-    if confined_to is not None and not is_inside(folder, confined_to):
-        raise VavaError(f"--dataset-option videos={videos}: {folder} leads outside the dataset root {confined_to} "
-                        "(pass --allow-outside-root if that is intended)")
+    check_confined(folder, confined_to, f"--dataset-option videos={videos}: {folder}")
     if not folder.is_dir():
         raise VavaError(f"{folder}: the videos folder is missing (set it with --dataset-option videos=FOLDER)")
     return folder
@@ -195,11 +193,7 @@ def _video_file(paths: list[Path], confined_to: Path | None, where: str) -> Path
     """The one file of a video, refused when ambiguous or (unless allowed) outside the dataset root."""
     if len(paths) > 1:
         raise VavaError(f"{where}: two files, {paths[0].name} and {paths[1].name}; keep one")
-    path = paths[0]
-    if confined_to is not None and not is_inside(path, confined_to):
-        raise VavaError(f"{where}: {path} leads outside the dataset root {confined_to} "
-                        "(pass --allow-outside-root if that is intended)")
-    return path
+    return check_confined(paths[0], confined_to, f"{where}: {paths[0]}")
 
 
 # The tiny copy `vava data fixture --dataset coin` writes (and the tests read): VAVA's six tasks, four

@@ -19,7 +19,7 @@ from pathlib import Path
 import numpy as np
 
 from vava.core.errors import VavaError
-from vava.core.files import atomic_write, is_inside
+from vava.core.files import atomic_write, check_confined
 from vava.core.records import (
     FRAME_FLAGS,
     MAX_FLAGS,
@@ -134,10 +134,7 @@ def resolve_video_path(value: object, root: Path, confined_to: Path | None, wher
         path = (root / value).resolve()
     except (OSError, RuntimeError) as err:  # RuntimeError: a symlink loop
         raise VavaError(f"{where}: path {value!r} cannot be resolved ({err})") from None
-    if confined_to is not None and not is_inside(path, confined_to):
-        raise VavaError(f"{where}: path {value!r} leads outside the dataset root {confined_to} "
-                        "(pass --allow-outside-root if that is intended)")
-    return path
+    return check_confined(path, confined_to, f"{where}: path {value!r}")
 
 
 def _parse_labels(labels: object, phases: tuple[str, ...], where: str) -> np.ndarray:

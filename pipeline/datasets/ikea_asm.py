@@ -23,7 +23,7 @@ from PIL import Image
 
 from vava.core.decode import frame_files
 from vava.core.errors import VavaError
-from vava.core.files import check_plain_name, is_inside
+from vava.core.files import check_confined, check_plain_name
 from vava.core.records import UNKNOWN_LABEL, VideoRecord
 from vava.pipeline.datasets.annotation_files import confined, read_database, read_lines, segment_bounds
 from vava.pipeline.datasets.segments import segment_labels
@@ -145,9 +145,7 @@ def _frame_folder(root: Path, furniture: str, scan: str, view: str, confined_to:
     """A video's frame folder and its number of frames (JPEGs listed, not decoded)."""
     folder = root / furniture / scan / view / "images"
     where = f"video '{furniture}/{scan}'"
-    if confined_to is not None and not is_inside(folder, confined_to):
-        raise VavaError(f"{where}: {folder} leads outside the dataset root {confined_to} "
-                        "(pass --allow-outside-root if that is intended)")
+    check_confined(folder, confined_to, f"{where}: {folder}")
     if not folder.is_dir():
         raise VavaError(f"{where}: frame folder {folder} is missing (view {view!r})")
     frames = len(frame_files(folder))

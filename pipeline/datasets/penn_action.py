@@ -21,7 +21,7 @@ from PIL import Image
 
 from vava.core.decode import frame_files
 from vava.core.errors import VavaError
-from vava.core.files import is_inside
+from vava.core.files import check_confined
 from vava.core.records import MAX_FRAMES, UNKNOWN_LABEL, VideoRecord, check_video_id
 
 # Phases per action, from TCC/CARL's class counts (labels 0..k-1).
@@ -173,11 +173,7 @@ def _label_files(label_dir: Path, confined_to: Path | None) -> dict[str, Path]:
 
 def _confined(path: Path, confined_to: Path | None, what: str) -> Path:
     """`path` resolved; refused when it leads outside `confined_to` (when set)."""
-    resolved = path.resolve()
-    if confined_to is not None and not is_inside(resolved, confined_to):
-        raise VavaError(f"{path}: {what} leads outside the dataset root {confined_to} "
-                        "(pass --allow-outside-root if that is intended)")
-    return resolved
+    return check_confined(path.resolve(), confined_to, f"{path}: {what}")
 
 
 # -- fixture -------------------------------------------------------------------------------------------

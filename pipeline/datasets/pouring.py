@@ -23,7 +23,7 @@ import torch
 from PIL import Image
 
 from vava.core.errors import VavaError
-from vava.core.files import atomic_write, is_inside
+from vava.core.files import atomic_write, check_confined
 from vava.core.records import MAX_FRAMES, VideoRecord, check_video_id
 from vava.core.safe_pickle import load_pickle
 from vava.core.tfrecord import (
@@ -104,9 +104,7 @@ def _tfrecord_videos(root: Path, confined_to: Path | None) -> Iterator[tuple[str
         if not shards and split in CARL_SPLITS:
             raise VavaError(f"{root}: no {pattern} shards (the tfrecord layout needs train and val shards)")
         for shard in shards:
-            if confined_to is not None and not is_inside(shard, confined_to):
-                raise VavaError(f"{shard}: leads outside the dataset root {confined_to} "
-                                "(pass --allow-outside-root if that is intended)")
+            check_confined(shard, confined_to, f"{shard}:")
         for shard, offset, data in _interleaved(shards):
             where = f"{shard}: record at byte {offset}"
             yield where, _tfrecord_video(parse_sequence_example(data, where, ("frame_labels",)), shard.resolve(),
@@ -162,9 +160,7 @@ def _carl_videos(root: Path, confined_to: Path | None) -> Iterator[tuple[str, Vi
         pickled = root / f"{split}.pkl"
         if not pickled.is_file():
             raise VavaError(f"{pickled}: missing (the carl layout needs train.pkl and val.pkl)")
-        if confined_to is not None and not is_inside(pickled, confined_to):
-            raise VavaError(f"{pickled}: leads outside the dataset root {confined_to} "
-                            "(pass --allow-outside-root if that is intended)")
+        check_confined(pickled, confined_to, f"{pickled}:")
         entries = load_pickle(pickled)
         if not isinstance(entries, list):
             raise VavaError(f"{pickled}: expected a list of videos, got {type(entries).__name__}")

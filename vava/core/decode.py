@@ -20,7 +20,7 @@ import torch
 from PIL import Image, UnidentifiedImageError
 
 from vava.core.errors import VavaError
-from vava.core.files import is_inside
+from vava.core.files import check_confined
 from vava.core.records import VideoRecord
 from vava.core.tfrecord import parse_sequence_example, read_record
 
@@ -105,10 +105,7 @@ class VideoDecoder:
         return stat.S_ISDIR(mode)
 
     def _check_confined(self, path: Path) -> None:
-        root = self.record.confined_to
-        if root is not None and not is_inside(path, root):
-            raise VavaError(f"video {self.record.id!r}: {path} leads outside the dataset root {root} "
-                            "(pass --allow-outside-root if that is intended)")
+        check_confined(path, self.record.confined_to, f"video {self.record.id!r}: {path}")
 
     def _chunked(self, source: Iterator[tuple[int, object]]) -> Iterator[FrameChunk]:
         frames: list[torch.Tensor] = []

@@ -54,6 +54,14 @@ def is_inside(path: str | Path, root: str | Path) -> bool:
     return Path(path).resolve().is_relative_to(Path(root).resolve())
 
 
+def check_confined(path: Path, root: Path | None, subject: str) -> Path:
+    """`path`, unless `root` (a dataset root) is set and `path`, symlinks resolved, leads outside it: then a
+    one-line error "SUBJECT leads outside the dataset root ROOT", with the option that allows it."""
+    if root is not None and not is_inside(path, root):
+        raise VavaError(f"{subject} leads outside the dataset root {root} (pass --allow-outside-root if that is intended)")
+    return path
+
+
 def check_new_folder(path: str | Path, what: str) -> Path:
     """`path` if it is a folder to write into from scratch: absent, or an empty folder (not a symlink)."""
     path = Path(path)
