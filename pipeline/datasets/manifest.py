@@ -26,6 +26,7 @@ from vava.core.errors import VavaError
 from vava.core.files import is_inside
 from vava.core.records import MAX_LABEL, SPLITS, check_video_id
 from vava.core.videoio import probe_video
+from vava.pipeline.datasets.annotation_files import read_text
 from vava.pipeline.datasets.folder import MANIFEST_NAME, write_manifest
 from vava.pipeline.datasets.segments import segment_labels
 
@@ -118,7 +119,7 @@ def read_split_file(path: str | Path, videos: list[FoundVideo]) -> dict[str, str
 
 
 def _split_rows(path: Path) -> Iterator[tuple[int, list[str]]]:
-    for lineno, line in enumerate(_read_text(path).splitlines(), start=1):
+    for lineno, line in enumerate(read_text(path, "the --split-by file").splitlines(), start=1):
         text = line.strip()
         if not text or text.startswith("#"):
             continue
@@ -153,7 +154,7 @@ def read_segments(path: str | Path, videos: list[FoundVideo]) -> tuple[dict[str,
     the background label. Each row's interval is checked (0 <= start <= end, finite)."""
     path = Path(path)
     known = {v.id for v in videos}
-    rows = csv.reader(_read_text(path).splitlines())
+    rows = csv.reader(read_text(path, "the --segments file").splitlines())
     header = [field.strip() for field in next(rows, [])]
     if header != SEGMENT_HEADER:
         raise VavaError(f"{path}:1: the header must be {','.join(SEGMENT_HEADER)}, got {','.join(header) or 'nothing'}")
@@ -190,17 +191,6 @@ def _seconds(text: str, where: str, name: str) -> float:
     if not (math.isfinite(value) and value >= 0):
         raise VavaError(f"{where}: {name} {text!r} must be a finite number of seconds >= 0")
     return value
-
-
-def _read_text(path: Path) -> str:
-    try:
-        return path.read_text(encoding="utf-8-sig")
-    except FileNotFoundError:
-        raise VavaError(f"{path}: no such file") from None
-    except UnicodeDecodeError:
-        raise VavaError(f"{path}: not UTF-8 text") from None
-    except OSError as err:
-        raise VavaError(f"{path}: cannot read ({err.strerror})") from None
 
 
 # -- the manifest ---------------------------------------------------------------------------
