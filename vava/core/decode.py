@@ -7,7 +7,6 @@ torchvision 0.29.
 from __future__ import annotations
 
 import io
-import math
 import re
 import stat
 from collections.abc import Iterator
@@ -42,17 +41,17 @@ def is_kept(index: int, source_fps: float | None, target_fps: float | None) -> b
     Frame i is kept when floor(i * target / source) moves on, so kept frames are evenly spread and
     the first frame is always kept. Without a target (or when it is not lower), every frame is kept.
     """
-    if target_fps is None or source_fps is None or target_fps >= source_fps:
-        return True
-    ratio = target_fps / source_fps
-    return math.floor(index * ratio) > math.floor((index - 1) * ratio)
+    return bool(_kept(np.float64(index), source_fps, target_fps))
 
 
 def kept_mask(frames: int, source_fps: float | None, target_fps: float | None) -> np.ndarray:
-    """`is_kept` for decoded frames 0..frames-1 at once (bool), with the same arithmetic."""
-    index = np.arange(frames, dtype=np.float64)
+    """`is_kept` for decoded frames 0..frames-1 at once (bool)."""
+    return _kept(np.arange(frames, dtype=np.float64), source_fps, target_fps)
+
+
+def _kept(index: np.ndarray, source_fps: float | None, target_fps: float | None) -> np.ndarray:
     if target_fps is None or source_fps is None or target_fps >= source_fps:
-        return np.ones(frames, dtype=bool)
+        return np.ones(index.shape, dtype=bool)
     ratio = target_fps / source_fps
     return np.floor(index * ratio) > np.floor((index - 1) * ratio)
 
