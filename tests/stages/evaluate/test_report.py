@@ -82,7 +82,8 @@ def test_small_inputs_skip_with_reasons(tmp_path: Path) -> None:
     assert results["kendall"] is None and results["retrieval"]["frame_weighted"]["5"] is None
     reasons = {s["task"]: s["reason"] for s in report["skipped"]}
     assert reasons == {"kendall": "needs at least 2 val videos, found 1",
-                       "retrieval": "needs at least 2 labelled val videos, found 1"}
+                       "retrieval": "needs at least 2 labelled val videos, found 1",
+                       "alignment": "needs at least 2 labelled val videos, found 1"}
     assert results["classification"]["1.0"] is not None and results["progress"] is not None
 
 
@@ -130,7 +131,8 @@ def test_report_files_and_tables(tmp_path: Path) -> None:
             "skipped"} <= set(saved)
     assert saved["options"]["kendall_stride"] == 1 and saved["defaults"]["background"] == "keep"
     assert saved["attrs"]["objective"] == "vava" and saved["videos"] == {"train": 3, "val": 2}
-    assert set(saved["results"]) == {"actions", "classification", "progress", "kendall", "retrieval", "targeted"}
+    assert set(saved["results"]) == {"actions", "classification", "progress", "kendall", "retrieval", "alignment",
+                                     "targeted"}
     assert load_report(tmp_path / "run") == saved
     markdown = md_path.read_text()
     header = ("| Run | Classification 0.1 | Classification 0.5 | Classification 1.0 | Progress | τ | AP@1 | AP@2 |")

@@ -80,9 +80,11 @@ def test_every_probe_runs_to_finite_numbers_or_a_skip_reason(embeddings: dict[st
 def test_probes_with_fewer_val_videos_than_they_need_are_skipped(embeddings: dict[str, Path]) -> None:
     report = evaluate_embeddings(embeddings["lone"], tasks=tuple(PROBES), **SMALL)
     needy = [name for name, probe in PROBES.items() if probe.min_val_videos > 1]
-    assert needy == ["kendall", "retrieval"]
+    assert needy == ["kendall", "retrieval", "alignment"]
     assert report["skipped"] == [{"action": "a", "task": "kendall", "reason": "needs at least 2 val videos, found 1"},
                                  {"action": "a", "task": "retrieval",  # a label probe counts labelled videos
+                                  "reason": "needs at least 2 labelled val videos, found 1"},
+                                 {"action": "a", "task": "alignment",
                                   "reason": "needs at least 2 labelled val videos, found 1"}]
 
 
@@ -151,13 +153,13 @@ def test_a_registered_probe_appears_in_the_cli_report_json_and_report_md(embeddi
     assert list(report["results"]) == ["actions", "kendall", "mean_norm"]
 
     markdown = (run_dir / "report.md").read_text()
-    assert ("| Progress | τ | AP@5 | AP@10 | AP@15 | Unflagged acc | Out-of-order acc | Repeated acc | Background F1 "
+    assert ("| Progress | τ | AP@5 | AP@10 | AP@15 | Align acc (DTW) | Align acc (NN) | Unflagged acc | Out-of-order acc | Repeated acc | Background F1 "
             "| Mean norm |") in markdown
     assert f"| {report['results']['mean_norm']:.4f} |" in markdown
     assert markdown.rstrip().endswith("- Mean norm: the mean 1-norm of every val frame's embedding.")
     table = CliRunner().invoke(cli.main, ["evaluate", "--compare", str(run_dir)]).stdout
     assert table.splitlines()[0].endswith("| AP stride | Classification 0.1 | Classification 0.5 | "
-                                          "Classification 1.0 | Progress | τ | AP@5 | AP@10 | AP@15 | Unflagged acc "
+                                          "Classification 1.0 | Progress | τ | AP@5 | AP@10 | AP@15 | Align acc (DTW) | Align acc (NN) | Unflagged acc "
                                           "| Out-of-order acc | Repeated acc | Background F1 | Mean norm |")
 
     monkeypatch.undo()  # the built-in registry is untouched

@@ -1,0 +1,54 @@
+"""Alignment accuracy on two 1-D videos whose DTW path and nearest neighbours are worked out by hand."""
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from tests.stages.evaluate.helpers import record, video, write_h5
+from vava.core.correspondence import dtw_path
+from vava.stages.evaluate.probes.alignment import alignment_accuracy, side_accuracy
+from vava.stages.evaluate.report import evaluate_embeddings
+
+# Costs |a_i - b_j|; the DTW path is (0,0) (1,0) (2,1) (2,2) (3,3).
+A_X, A_Y = [0.0, 0.8, 2.0, 3.0], [0, 1, 1, 1]
+B_X, B_Y = [0.0, 2.0, 2.1, 3.0], [0, 1, 1, -1]
+# DTW, a's side: a0 -> b0 right, a1 -> b0 wrong, a2 -> b1, b2 right, a3 -> b3 unlabelled (not scored): 2/3.
+#      b's side: b0 -> a0 right and a1 wrong (1/2), b1 -> a2 right, b2 -> a2 right, b3 unlabelled: 2.5/3.
+DTW = (2 / 3 + 2.5 / 3) / 2
+# Nearest: a0 -> b0 right, a1 -> b0 wrong, a2 -> b1 right, a3 -> b3 unlabelled: 2/3;
+#          b0 -> a0, b1 -> a2, b2 -> a2 right, b3 unlabelled: 1.
+NEAREST = (2 / 3 + 1) / 2
+
+
+def test_the_worked_example_path() -> None:
+    path = dtw_path(np.array(A_X)[:, None], np.array(B_X)[:, None])
+    assert path.tolist() == [[0, 0], [1, 0], [2, 1], [2, 2], [3, 3]]
+
+
+def test_side_accuracy_by_hand() -> None:
+    path = np.array([[0, 0], [1, 0], [2, 1], [2, 2], [3, 3]])
+    assert side_accuracy(path, np.array(A_Y), np.array(B_Y)) == pytest.approx(2 / 3)
+    assert side_accuracy(path[:, ::-1], np.array(B_Y), np.array(A_Y)) == pytest.approx(2.5 / 3)
+    assert side_accuracy(path, np.full(4, -1), np.array(B_Y)) is None
+
+
+def test_alignment_accuracy_by_hand_and_unlabelled_pairs_left_out() -> None:
+    a, b = record(A_X, A_Y, "a"), record(B_X, B_Y, "b")
+    assert alignment_accuracy([a, b]) == pytest.approx({"dtw": DTW, "nearest": NEAREST})
+    unlabelled = record([0.0, 1.0, 2.0], [-1, -1, -1], "c")
+    assert alignment_accuracy([a, b, unlabelled]) == pytest.approx({"dtw": DTW, "nearest": NEAREST})
+    assert alignment_accuracy([a]) == {"dtw": None, "nearest": None}
+
+
+def test_background_matched_to_background_counts_as_right() -> None:
+    """Label 0 is background here: two all-background stretches aligned to each other score 1."""
+    a, b = record([0.0, 0.0, 5.0], [0, 0, 1], "a"), record([0.0, 5.0, 5.0], [0, 1, 1], "b")
+    assert alignment_accuracy([a, b]) == {"dtw": 1.0, "nearest": 1.0}
+
+
+def test_report_holds_alignment_accuracy(tmp_path: Path) -> None:
+    h5 = write_h5(tmp_path / "e.h5", [video("t0", [0, 2], [0, 1], "train"), video("a", A_X, A_Y), video("b", B_X, B_Y)])
+    report = evaluate_embeddings(h5, tasks=("alignment",))
+    assert report["results"]["alignment"] == pytest.approx({"dtw": DTW, "nearest": NEAREST})
