@@ -76,8 +76,9 @@ def _frames_range(ctx: click.Context, param: click.Parameter, value: str) -> tup
               help="Procedure length range MIN:MAX in frames (background frames come on top).")
 @click.option("--fps", default=15.0, show_default=True, help="Frame rate of the written videos.")
 @click.option("--seed", default=0, show_default=True)
-@click.option("--benchmark", default=2, show_default=True,
-              help="Version: 2 decouples phase from time (in-scene background, reordering); 1 is the first release.")
+@click.option("--benchmark", default=3, show_default=True,
+              help="Version: 3 is 2 with three kinds of background (idle, cut-away, distraction); 2 decouples phase "
+                   "from time (in-scene background, reordering); 1 is the first release.")
 @click.option("--clean", "preset", flag_value="clean", default=True, help="No wild variations (default).")
 @click.option("--wild", "preset", flag_value="wild", help="Background, redundant and non-monotonic frames on.")
 @click.option("--speed", type=float, help="Strength 0-1 of speed changes and temporal warping.")

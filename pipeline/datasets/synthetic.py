@@ -6,10 +6,13 @@ performance (speed, appearance, camera jitter, noise, inserted background, holds
 Everything is drawn from one generator per video, seeded from (seed, action index, video index), so a
 video never depends on the others or on how many were requested.
 
-Two benchmark versions: 1 (the first release, kept frame for frame) and 2, where position in time is a
-poor predictor of the phase: log-normal phase durations, background that is the procedure's own scene
-left idle (state frozen, a hand wandering) at the start, in the middle and at the end, and reordered,
-repeated and omitted phases in most wild videos.
+Three benchmark versions: 1 (the first release, kept frame for frame); 2 (kept frame for frame), where
+position in time is a poor predictor of the phase: log-normal phase durations, background that is the
+procedure's own scene left idle (state frozen, a hand wandering) at the start, in the middle and at the
+end, and reordered, repeated and omitted phases in most wild videos; and 3, benchmark 2 whose background
+stretches are of three kinds, as in videos from the wild: idle (as in 2), cut-aways (a presenter, a
+title card or another scene: no match in the procedure) and distractions (the idle scene with someone
+passing in front), each kind flagged per frame.
 
 Rendering works on whole videos at once: the scene coordinates are (T, 1, S) and (T, S, 1) arrays
 (one per axis and frame, camera shake included), and each shape is a soft mask broadcast to (T, S, S).
@@ -28,7 +31,7 @@ import numpy as np
 
 from vava.core.errors import VavaError
 from vava.core.files import atomic_write
-from vava.core.records import frame_flags
+from vava.core.records import BACKGROUND_KINDS, frame_flags
 from vava.core.validation import (
     Rule,
     checked,
@@ -48,7 +51,7 @@ GENERATOR = "vava-synthetic/1"
 MIN_PROCEDURE_FRAMES = 16
 _MIN_PHASE_FRAMES = 2
 MAX_FPS = 1000.0
-BENCHMARKS = (1, 2)
+BENCHMARKS = (1, 2, 3)
 MAX_BACKGROUND_SHARE = 0.75  # benchmark 2: background frames per video at most
 _MAX_EXTRA_SEGMENTS = 3  # benchmark 2: repeats a procedure may gain (each phase needs _MIN_PHASE_FRAMES)
 # Rendering one video peaks at about 50 bytes per frame pixel (float32 frames, canvas and masks).
@@ -112,7 +115,9 @@ WILD = replace(CLEAN, background=0.5, redundant=0.5, nonmonotonic=0.3, jitter=0.
 CLEAN_V2 = Variations(speed=0.8, appearance=0.3)
 WILD_V2 = replace(CLEAN_V2, background=0.5, redundant=0.5, nonmonotonic=0.8, jitter=0.3, noise=0.3)
 PRESETS: MappingProxyType[int, dict[str, Variations]] = MappingProxyType({
-    1: {"clean": CLEAN, "wild": WILD}, 2: {"clean": CLEAN_V2, "wild": WILD_V2}})
+    1: {"clean": CLEAN, "wild": WILD}, 2: {"clean": CLEAN_V2, "wild": WILD_V2}, 3: {"clean": CLEAN_V2, "wild": WILD_V2}})
+# Benchmark 3: the chance of each background kind for a background stretch (its flag bit in BACKGROUND_KINDS).
+KIND_CHANCES = {"idle": 0.4, "cutaway": 0.3, "distraction": 0.3}
 
 
 def preset(name: str, benchmark: int) -> Variations:
@@ -142,7 +147,7 @@ class SynthConfig:
     fps: float = checked(number(at_least=1, at_most=MAX_FPS, phrase=f"a number from 1 to {MAX_FPS:g}"), 15.0)
     seed: int = checked(_count(0), 0)
     variations: Variations = checked(instance(Variations, "a Variations"), CLEAN)
-    benchmark: int = checked(BENCHMARK, 2)
+    benchmark: int = checked(BENCHMARK, 3)
 
     def __post_init__(self) -> None:
         validate(self)
@@ -551,7 +556,7 @@ def _timeline_v2(phases: int, config: SynthConfig, rngs: dict[str, np.random.Gen
                      .astype(np.float32))
 
 
-_TIMELINES = {1: _timeline_v1, 2: _timeline_v2}
+_TIMELINES = {1: _timeline_v1, 2: _timeline_v2, 3: _timeline_v2}
 
 
 # ---------------------------------------------------------------------------------------------
@@ -609,42 +614,109 @@ def _draw_hand(canvas: _Canvas, shown: np.ndarray, look: _Look, rng: np.random.G
     canvas.paint(_disc(canvas, tip_x, tip_y, 0.06 * look.scale) * on, colour)
 
 
-_STREAMS = ("length", "order", "holds", "background", "look", "camera", "noise", "motion")
+def _background_kinds(labels: np.ndarray, background: int, rng: np.random.Generator) -> np.ndarray:
+    """(T,) uint8: the flag bit of each background frame's kind (`BACKGROUND_KINDS`, 0 for idle and for
+    procedure frames), one kind per background stretch drawn with `KIND_CHANCES`."""
+    idle = labels == background
+    stretch = np.cumsum(np.r_[True, idle[1:] != idle[:-1]]) - 1
+    bits = np.array([BACKGROUND_KINDS[kind] for kind in KIND_CHANCES], dtype=np.uint8)
+    drawn = rng.choice(bits, size=stretch[-1] + 1, p=list(KIND_CHANCES.values()))
+    return np.where(idle, drawn[stretch], 0).astype(np.uint8)
 
 
-def render_video(action: str, rng: np.random.Generator, config: SynthConfig) -> tuple[np.ndarray, np.ndarray]:
-    """One video of `action`: frames (T, S, S, 3) uint8 and labels (T,) int64 (background = P).
+def _stretch_progress(on: np.ndarray) -> np.ndarray:
+    """(T,) position in (0, 1) of each frame within its run of True frames of `on` (0 where False)."""
+    starts = np.r_[True, on[1:] != on[:-1]]
+    run = np.cumsum(starts) - 1
+    first = np.flatnonzero(starts)
+    lengths = np.diff(np.r_[first, len(on)])
+    position = np.arange(len(on)) - first[run]
+    return np.where(on, (position + 0.5) / lengths[run], 0.0)
 
-    Each aspect (timing, holds, background, look, camera, noise, the hand) has its own child
-    generator, so changing one variation's strength leaves the others' draws as they were.
-    Benchmark 1 shows background frames as another scene; benchmark 2 in the procedure's own.
+
+def _draw_passer_by(canvas: _Canvas, on: np.ndarray, rng: np.random.Generator) -> None:
+    """Someone crossing the frame in front of the scene during each stretch of `on` frames."""
+    leftwards = rng.random() < 0.5
+    across = _stretch_progress(on)
+    x = -0.25 + 1.5 * (1 - across if leftwards else across)
+    colour, skin = rng.uniform(0.05, 0.95, 3).astype(np.float32), np.clip(_SKIN + 0.1 * rng.uniform(-1, 1, 3), 0, 1)
+    shown = _per_frame(on)
+    canvas.paint(_box(canvas, x, 0.75, 0.13, 0.35) * shown, colour)
+    canvas.paint(_disc(canvas, x, 0.3, 0.1) * shown, skin.astype(np.float32))
+
+
+def _draw_cutaway(canvas: _Canvas, times: np.ndarray, rng: np.random.Generator) -> None:
+    """What a video cuts away to (one style per video): a presenter talking, a title card, or another scene."""
+    style = int(rng.integers(3))
+    if style == 2:
+        _draw_distractor(canvas, times, rng)
+        return
+    _fill_backdrop(canvas, rng.uniform(0.1, 0.9, 3).astype(np.float32), _random_texture(rng, 0.1 * style))
+    ink = rng.uniform(0, 1, 3).astype(np.float32)
+    if style == 1:  # a title card: lines of "text"
+        for row, width in enumerate(rng.uniform(0.2, 0.4, 3)):
+            canvas.paint(_box(canvas, 0.5, 0.35 + 0.15 * row, width, 0.03), ink)
+        return
+    bob = 0.02 * np.sin(times * rng.uniform(0.3, 0.8))  # a presenter: head and shoulders, mouth moving
+    canvas.paint(_box(canvas, 0.5, 0.9, 0.3, 0.2), ink)
+    canvas.paint(_disc(canvas, 0.5, 0.45 + bob, 0.17), np.clip(_SKIN + 0.1 * rng.uniform(-1, 1, 3), 0, 1))
+    mouth = 0.01 + 0.02 * (np.sin(times * 2.1) > 0)
+    canvas.paint(_box(canvas, 0.5, 0.52 + bob, 0.05, mouth), np.zeros(3, dtype=np.float32))
+
+
+_STREAMS = ("length", "order", "holds", "background", "look", "camera", "noise", "motion", "kinds")
+
+
+class Rendered(NamedTuple):
+    frames: np.ndarray  # (T, S, S, 3) uint8
+    labels: np.ndarray  # (T,) int64, background = P
+    flags: np.ndarray   # (T,) uint8 `FRAME_FLAGS` bits
+
+
+def render_video(action: str, rng: np.random.Generator, config: SynthConfig) -> Rendered:
+    """One video of `action`: its frames, labels (background = P) and per-frame flags.
+
+    Each aspect (timing, holds, background, look, camera, noise, the hand, background kinds) has its own
+    child generator, so changing one variation's strength leaves the others' draws as they were.
+    Benchmark 1 shows background frames as another scene; benchmark 2 in the procedure's own;
+    benchmark 3 in the procedure's own, cut away from it, or with someone passing in front.
     """
     if action not in _ACTIONS:
         raise VavaError(f"unknown synthetic action {action!r} (known: {', '.join(ACTIONS)})")
     spec, v, phases = _ACTIONS[action], config.variations, len(_ACTIONS[action].phases)
     rngs = dict(zip(_STREAMS, rng.spawn(len(_STREAMS))))
     labels, phase, progress = _TIMELINES[config.benchmark](phases, config, rngs)
+    kinds = _background_kinds(labels, phases, rngs["kinds"]) if config.benchmark == 3 else np.zeros_like(labels,
+                                                                                                           np.uint8)
     look = _draw_look(v.appearance, rngs["look"])
-    in_scene = labels < phases if config.benchmark == 1 else np.ones(len(labels), dtype=bool)
-    drift = _camera_drift(len(labels), v.jitter, rngs["motion"]) if config.benchmark == 2 else 0.0
+    in_scene = labels < phases if config.benchmark == 1 else kinds != BACKGROUND_KINDS["cutaway"]
+    drift = _camera_drift(len(labels), v.jitter, rngs["motion"]) if config.benchmark >= 2 else 0.0
     x, y = _scene_coordinates(len(labels), config.size, look, v.jitter, rngs["camera"], drift)
     frames = np.empty((len(labels), config.size, config.size, 3), dtype=np.float32)
     pixel = 1.0 / (config.size * look.zoom)
     scene = _Canvas.blank(x[in_scene], y[in_scene], pixel)
     _fill_backdrop(scene, look.background, look.texture)
     spec.draw(scene, phase[in_scene], progress[in_scene], look)
-    if config.benchmark == 2:
-        _draw_hand(scene, _hand_shown(labels, phases, v.background, rngs["motion"]), look, rngs["motion"])
+    if config.benchmark >= 2:
+        shown = _hand_shown(labels, phases, v.background, rngs["motion"])
+        _draw_hand(scene, shown[in_scene], look, rngs["motion"])
+    if config.benchmark == 3:
+        _draw_passer_by(scene, kinds[in_scene] == BACKGROUND_KINDS["distraction"], rngs["kinds"])
     frames[in_scene] = scene.image
     if not in_scene.all():
         other = _Canvas.blank(x[~in_scene], y[~in_scene], pixel)
-        _draw_distractor(other, np.flatnonzero(~in_scene).astype(np.float32), rngs["background"])
+        times = np.flatnonzero(~in_scene).astype(np.float32)
+        if config.benchmark == 1:
+            _draw_distractor(other, times, rngs["background"])
+        else:
+            _draw_cutaway(other, times, rngs["kinds"])
         frames[~in_scene] = other.image
     if v.noise > 0:
         frames += rngs["noise"].standard_normal(frames.shape, dtype=np.float32) * (0.15 * v.noise)
     frames *= 255
     frames += 0.5
-    return np.clip(frames, 0, 255, out=frames).astype(np.uint8), labels
+    flags = frame_flags(labels, phases) | kinds
+    return Rendered(np.clip(frames, 0, 255, out=frames).astype(np.uint8), labels, flags)
 
 
 def video_rng(seed: int, action_index: int, video_index: int) -> np.random.Generator:
@@ -736,7 +808,7 @@ def synthesize(
     for action_index, action in enumerate(actions):
         phases = ACTIONS[action]
         for index, split in enumerate(_splits(config.videos, config.val_fraction)):
-            frames, labels = render_video(action, video_rng(config.seed, action_index, index), config)
+            frames, labels, flags = render_video(action, video_rng(config.seed, action_index, index), config)
             video_id = _video_id(action, index)
             write_video(videos / f"{video_id}.mp4", frames, config.fps)
             entries.append({
@@ -748,7 +820,7 @@ def synthesize(
                 "phases": [*phases, "background"],
                 "fps": config.fps,
                 "background_label": len(phases),
-                "flags": frame_flags(labels, len(phases)).tolist(),
+                "flags": flags.tolist(),
             })
             if progress is not None:
                 progress(len(entries), total)

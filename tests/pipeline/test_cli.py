@@ -92,7 +92,7 @@ def test_data_synth_writes_a_loadable_dataset(tmp_path: Path) -> None:
     assert {r.split for r in records} == {"train", "val"}
     config = json.loads((out / "synth.json").read_text())["config"]
     assert config["variations"]["background"] == 0.9 and config["variations"]["redundant"] == 0.5
-    assert config["benchmark"] == 2 and config["variations"]["nonmonotonic"] == 0.8  # the wild preset of v2
+    assert config["benchmark"] == 3 and config["variations"]["nonmonotonic"] == 0.8  # the wild preset of v2 and v3
     assert all(r.flags is not None and r.flags.shape == r.labels.shape for r in records)
 
 
@@ -124,7 +124,7 @@ def test_synth_flags_reach_the_feature_cache(tmp_path: Path) -> None:
      (["--frames", "40:30"], "Invalid value for --frames: min 40 > max 30"),
      (["--frames", "abc"], "'abc' is not MIN:MAX"),
      (["--size", "33"], "Invalid value for --size: must be even"),
-     (["--benchmark", "3"], "Invalid value for --benchmark: must be one of 1, 2, got 3")],
+     (["--benchmark", "4"], "Invalid value for --benchmark: must be one of 1, 2, 3, got 4")],
 )
 def test_data_synth_rejects_bad_options(tmp_path: Path, args: list[str], message: str) -> None:
     result = run("data", "synth", str(tmp_path / "s"), *args)

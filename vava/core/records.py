@@ -18,8 +18,13 @@ MAX_FRAMES = 1_000_000  # per video (over 9 hours at 30 fps): more labels is a b
 FLAG_BACKGROUND = 1    # the frame is not part of the procedure
 FLAG_REPEATED = 2      # the frame shows a phase done again after the video had moved past it
 FLAG_OUT_OF_ORDER = 4  # the frame's phase segment is inverted with another segment relative to the procedure
-FRAME_FLAGS = {"background": FLAG_BACKGROUND, "repeated": FLAG_REPEATED, "out_of_order": FLAG_OUT_OF_ORDER}
-MAX_FLAGS = FLAG_BACKGROUND | FLAG_REPEATED | FLAG_OUT_OF_ORDER
+FLAG_CUTAWAY = 8       # background that cuts away from the scene (a presenter, a title card, another scene)
+FLAG_DISTRACTION = 16  # background in the scene with distracting motion (someone passing in front)
+FRAME_FLAGS = {"background": FLAG_BACKGROUND, "repeated": FLAG_REPEATED, "out_of_order": FLAG_OUT_OF_ORDER,
+               "cutaway": FLAG_CUTAWAY, "distraction": FLAG_DISTRACTION}
+MAX_FLAGS = sum(FRAME_FLAGS.values())
+# Kinds of background frame, told apart by their flags: background frames without a kind bit are idle.
+BACKGROUND_KINDS = {"idle": 0, "cutaway": FLAG_CUTAWAY, "distraction": FLAG_DISTRACTION}
 # A video id names a zarr group `<id>` and a lock file `<id>.lock`, so it must be a plain file name
 # with room for the suffix, and not a name zarr keeps for itself.
 _LOCK_SUFFIX = ".lock"

@@ -59,8 +59,8 @@ def test_registry_loads_folder_and_rejects_unknown_adapter(tmp_path: Path) -> No
         ({"colour": "red"}, r"video 'a': unknown key\(s\) colour"),
         ({"id": "a/b"}, r"video id 'a/b' must be non-empty, contain no '/'"),
         ({"flags": [0, 1, 0]}, r"video 'a': 3 flags for 4 labels \(give one per frame\)$"),
-        ({"flags": [0, 1, 8, 0]}, r"video 'a': flag 8 is not a sum of the flag bits \(background=1, repeated=2, "
-                                  r"out_of_order=4\), i.e. 0..7$"),
+        ({"flags": [0, 1, 32, 0]}, r"video 'a': flag 32 is not a sum of the flag bits \(background=1, repeated=2, "
+                                   r"out_of_order=4, cutaway=8, distraction=16\), i.e. 0..31$"),
         ({"flags": [0, -1, 0, 0]}, r"video 'a': flag -1 is not a sum of the flag bits"),
         ({"flags": [0, True, 0, 0]}, r"video 'a': flags must be a list of integers \(one bit mask per frame\)$"),
         ({"flags": "0000"}, r"video 'a': flags must be a list of integers"),

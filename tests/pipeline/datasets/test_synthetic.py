@@ -1,4 +1,5 @@
-"""The synthetic procedural-video dataset: benchmark 1 (kept as it was), benchmark 2, per-frame flags."""
+"""The synthetic procedural-video dataset: benchmarks 1 and 2 (kept as they were), benchmark 3 (background kinds),
+per-frame flags."""
 from __future__ import annotations
 
 import hashlib
@@ -11,7 +12,14 @@ import numpy as np
 import pytest
 
 from vava.core.errors import VavaError
-from vava.core.records import FLAG_OUT_OF_ORDER, FLAG_REPEATED, frame_flags
+from vava.core.records import (
+    FLAG_BACKGROUND,
+    FLAG_CUTAWAY,
+    FLAG_DISTRACTION,
+    FLAG_OUT_OF_ORDER,
+    FLAG_REPEATED,
+    frame_flags,
+)
 from vava.pipeline.datasets.folder import load_folder
 from vava.pipeline.datasets.synthetic import (
     ACTIONS,
@@ -22,6 +30,7 @@ from vava.pipeline.datasets.synthetic import (
     SynthConfig,
     Variations,
     _hand_shown,
+    _stretch_progress,
     _splits,
     render_video,
     synthesize,
@@ -36,7 +45,7 @@ def render_many(variations: Variations) -> list[tuple[str, np.ndarray, np.ndarra
     """(action, frames, labels) for a few small videos of every action."""
     config = SynthConfig(variations=variations, **SMALL)
     return [
-        (action, *render_video(action, video_rng(0, a, i), config))
+        (action, *render_video(action, video_rng(0, a, i), config)[:2])
         for a, action in enumerate(ACTIONS)
         for i in range(PER_ACTION)
     ]
@@ -56,13 +65,13 @@ def tiny_config(**overrides) -> SynthConfig:
 
 def test_render_is_deterministic_per_seed():
     config = SynthConfig(variations=WILD, **SMALL)
-    frames_a, labels_a = render_video("fill", video_rng(7, 1, 2), config)
-    frames_b, labels_b = render_video("fill", video_rng(7, 1, 2), config)
+    frames_a, labels_a, _ = render_video("fill", video_rng(7, 1, 2), config)
+    frames_b, labels_b, _ = render_video("fill", video_rng(7, 1, 2), config)
     assert frames_a.dtype == np.uint8 and labels_a.dtype == np.int64
     assert frames_a.shape == (len(labels_a), 32, 32, 3)
     np.testing.assert_array_equal(frames_a, frames_b)
     np.testing.assert_array_equal(labels_a, labels_b)
-    frames_c, _ = render_video("fill", video_rng(8, 1, 2), config)
+    frames_c, *_ = render_video("fill", video_rng(8, 1, 2), config)
     assert frames_c.shape != frames_a.shape or not np.array_equal(frames_c, frames_a)
 
 
@@ -225,11 +234,11 @@ def test_phases_are_visually_distinct():
     config = SynthConfig(variations=Variations(), **SMALL)
     for a, action in enumerate(ACTIONS):
         phases = len(ACTIONS[action])
-        frames, labels = render_video(action, video_rng(0, a, 0), config)
+        frames, labels, _ = render_video(action, video_rng(0, a, 0), config)
         means = np.stack([frames[labels == p].reshape((labels == p).sum(), -1).mean(axis=0) for p in range(phases)])
         distances = np.abs(means[:, None] - means[None]).mean(axis=-1)
         assert distances[~np.eye(phases, dtype=bool)].min() > 0.5, action
-        other, other_labels = render_video(action, video_rng(0, a, 1), config)
+        other, other_labels, _ = render_video(action, video_rng(0, a, 1), config)
         flat = other.reshape(len(other), -1).astype(np.float32)
         guess = ((flat[:, None] - means[None]) ** 2).sum(axis=-1).argmin(axis=1)
         assert np.mean(guess == other_labels) > 0.5, action
@@ -252,7 +261,7 @@ def test_benchmark_1_renders_as_before(preset):
     digest, sums = hashlib.sha256(), []
     for a, action in enumerate(ACTIONS):
         for i in range(3):
-            frames, labels = render_video(action, video_rng(0, a, i), config)
+            frames, labels, _ = render_video(action, video_rng(0, a, i), config)
             digest.update(labels.tobytes())
             sums.append(int(frames.sum(dtype=np.int64)))
     expected_digest, expected_sums = V1_REFERENCE[preset]
@@ -267,7 +276,7 @@ V2 = dict(size=32, frames=(40, 60), benchmark=2)
 
 def render_v2(variations: Variations, per_action: int = 5) -> list[tuple[str, np.ndarray, np.ndarray]]:
     config = SynthConfig(variations=variations, **V2)
-    return [(action, *render_video(action, video_rng(0, a, i), config))
+    return [(action, *render_video(action, video_rng(0, a, i), config)[:2])
             for a, action in enumerate(ACTIONS) for i in range(per_action)]
 
 
@@ -308,7 +317,7 @@ def test_v2_background_is_the_procedure_scene_left_idle():
         config = SynthConfig(variations=replace(variations, noise=0.0, jitter=0.0), **{**V2, "benchmark": benchmark})
         distances = []
         for a, action in enumerate(ACTIONS):
-            frames, labels = render_video(action, video_rng(0, a, 0), config)
+            frames, labels, _ = render_video(action, video_rng(0, a, 0), config)
             flat = frames.reshape(len(frames), -1).astype(np.float32) / 255
             background = labels == len(ACTIONS[action])
             distances.append(np.abs(flat[background, None] - flat[None, ~background]).mean(-1).min(1))
@@ -332,6 +341,87 @@ def test_v2_synthesize_writes_flags_and_the_version(tmp_path):
         assert entry["flags"] == frame_flags(np.array(entry["labels"]), entry["background_label"]).tolist()
 
 
+# sha256 of the labels and the pixel sum of each video, 4 actions x 3 videos, as rendered before benchmark 3 existed
+V2_REFERENCE = {
+    "clean": ("53acdc2c1ea5de80", [18259483, 16363342, 17027159, 18775698, 16751022, 18442042, 16927876, 13477996,
+                                   18635672, 15364323, 13948988, 13536463]),
+    "wild": ("270c7b44cacf85e3", [26350271, 25434897, 23842720, 37748343, 21798848, 36414168, 25850270, 18525437,
+                                  30188463, 22677180, 18759998, 25852487]),
+}
+
+
+@pytest.mark.parametrize("preset", ["clean", "wild"])
+def test_benchmark_2_renders_as_before(preset):
+    config = SynthConfig(variations={"clean": CLEAN_V2, "wild": WILD_V2}[preset], size=32, frames=(20, 30),
+                         benchmark=2)
+    digest, sums = hashlib.sha256(), []
+    for a, action in enumerate(ACTIONS):
+        for i in range(3):
+            frames, labels, flags = render_video(action, video_rng(0, a, i), config)
+            assert (flags == frame_flags(labels, len(ACTIONS[action]))).all()  # no background kinds in v2
+            digest.update(labels.tobytes())
+            sums.append(int(frames.sum(dtype=np.int64)))
+    expected_digest, expected_sums = V2_REFERENCE[preset]
+    assert digest.hexdigest()[:16] == expected_digest
+    np.testing.assert_allclose(sums, expected_sums, rtol=1e-5)
+
+
+# -- benchmark 3 ---------------------------------------------------------------------------------
+
+V3 = dict(size=32, frames=(40, 60), benchmark=3)
+
+
+def test_stretch_progress():
+    on = np.array([0, 1, 1, 0, 1, 1, 1, 1], dtype=bool)
+    np.testing.assert_allclose(_stretch_progress(on), [0, 0.25, 0.75, 0, 0.125, 0.375, 0.625, 0.875])
+
+
+def test_v3_has_the_timeline_of_v2_and_one_background_kind_per_stretch():
+    kinds = {FLAG_CUTAWAY: 0, FLAG_DISTRACTION: 0, 0: 0}
+    for a, action in enumerate(ACTIONS):
+        for i in range(5):
+            v2 = render_video(action, video_rng(0, a, i), SynthConfig(variations=WILD_V2, **V2))
+            frames, labels, flags = render_video(action, video_rng(0, a, i), SynthConfig(variations=WILD_V2, **V3))
+            assert (labels == v2.labels).all() and frames.shape == v2.frames.shape
+            assert (flags & 7 == v2.flags).all()  # kind bits come on top of the v2 flags
+            background = labels == len(ACTIONS[action])
+            kind = flags & (FLAG_CUTAWAY | FLAG_DISTRACTION)
+            assert not kind[~background].any() and set(np.unique(kind)) <= set(kinds)
+            stretch = np.cumsum(np.r_[True, background[1:] != background[:-1]])
+            for number in np.unique(stretch[background]):
+                found = np.unique(kind[stretch == number])
+                assert len(found) == 1  # one kind per stretch
+                kinds[int(found[0])] += 1
+    assert min(kinds.values()) >= 5, kinds  # every kind occurs
+
+
+def test_v3_background_kinds_look_as_described():
+    """Without noise and camera motion: idle frames are the frozen scene (near some procedure frame, as in
+    v2), someone passing in front moves a distracted frame further from it, and a cut-away frame shows
+    something else entirely."""
+    config = SynthConfig(variations=replace(WILD_V2, noise=0.0, jitter=0.0), **V3)
+    distances = {FLAG_CUTAWAY: [], FLAG_DISTRACTION: [], 0: []}
+    for a, action in enumerate(ACTIONS):
+        for i in range(4):
+            frames, labels, flags = render_video(action, video_rng(0, a, i), config)
+            flat = frames.reshape(len(frames), -1).astype(np.float32) / 255
+            background = labels == len(ACTIONS[action])
+            nearest = np.abs(flat[background, None] - flat[None, ~background]).mean(-1).min(1)
+            kind = flags[background] & (FLAG_CUTAWAY | FLAG_DISTRACTION)
+            for bit in distances:
+                distances[bit].extend(nearest[kind == bit])
+    median = {bit: float(np.median(found)) for bit, found in distances.items()}
+    assert median[0] < 0.03 < median[FLAG_DISTRACTION] < median[FLAG_CUTAWAY] and median[FLAG_CUTAWAY] > 0.15, median
+
+
+def test_v3_synthesize_writes_kind_flags(tmp_path):
+    entries = synthesize(tmp_path, SynthConfig(actions=2, videos=3, variations=WILD_V2, **V3))
+    flags = np.concatenate([entry["flags"] for entry in entries])
+    assert ((flags & FLAG_CUTAWAY) > 0).any() and ((flags & FLAG_DISTRACTION) > 0).any()
+    assert ((flags & (FLAG_CUTAWAY | FLAG_DISTRACTION) == 0) | (flags & FLAG_BACKGROUND > 0)).all()
+    assert {r.id: r.flags.tolist() for r in load_folder(tmp_path)} == {e["id"]: e["flags"] for e in entries}
+
+
 def test_thirty_videos_split_twenty_to_ten():
     assert _splits(30, 0.34) == ["train"] * 20 + ["val"] * 10
 
@@ -352,7 +442,7 @@ def test_thirty_videos_split_twenty_to_ten():
         ({"val_fraction": 1.0}, "--val-fraction"),
         ({"fps": 0}, "--fps"),
         ({"seed": -1}, "--seed"),
-        ({"benchmark": 3}, "--benchmark: must be one of 1, 2, got 3"),
+        ({"benchmark": 4}, "--benchmark: must be one of 1, 2, 3, got 4"),
     ],
 )
 def test_config_validation_names_the_option(overrides, message):
