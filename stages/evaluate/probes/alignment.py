@@ -11,41 +11,64 @@ import numpy as np
 
 from vava.core.correspondence import dtw_path, nearest_neighbour_path
 from vava.core.embeddings_file import UNLABELLED
-from vava.stages.evaluate.probes.base import Action, Column, Probe, Values, mean, percent
+from vava.core.records import BACKGROUND_KINDS, FLAG_BACKGROUND
+from vava.stages.evaluate.probes.base import Action, Column, Probe, Report, Values, markdown, mean, percent
 
 # report key -> table title
 METHODS = {"dtw": "Align acc (DTW)", "nearest": "Align acc (NN)"}
 
 
-def side_accuracy(path: np.ndarray, labels_a: np.ndarray, labels_b: np.ndarray) -> float | None:
-    """Accuracy of the frame pairs `path` (K, 2) of (frame of a, frame of b), seen from a's side.
-
-    Each labelled frame of a scores the share of its labelled partners in b that have its label (a
-    DTW path may give a frame several partners); the result is the mean over the frames of a that
-    have a labelled partner, or None when there is none.
-    """
+def frame_scores(path: np.ndarray, labels_a: np.ndarray, labels_b: np.ndarray) -> np.ndarray:
+    """(Ta,) for each frame of a, the share of its partners in b (pairs (frame of a, frame of b) of
+    `path`) that have its label, counting labelled frames and partners only (a DTW path may give a
+    frame several partners); NaN where a frame has no labelled partner."""
     i, j = path[:, 0], path[:, 1]
     known = (labels_a[i] != UNLABELLED) & (labels_b[j] != UNLABELLED)
-    if not known.any():
-        return None
     counted = np.bincount(i, weights=known, minlength=len(labels_a))
     correct = np.bincount(i, weights=known & (labels_a[i] == labels_b[j]), minlength=len(labels_a))
-    has = counted > 0
-    return float(np.mean(correct[has] / counted[has]))
+    with np.errstate(invalid="ignore", divide="ignore"):
+        return np.where(counted > 0, correct / counted, np.nan)
 
 
-def alignment_accuracy(videos: Sequence[Any]) -> dict[str, float | None]:
-    """Each method's accuracy, averaged over both sides of every pair of distinct `videos` (which
-    have `embeddings` (T, D) and `labels` (T,)): DTW aligns a pair once and is scored from both
+def alignment_scores(videos: Sequence[Any]) -> dict[str, list[tuple[np.ndarray, np.ndarray]]]:
+    """Per method, the (frame scores, flags) of both sides of every pair of distinct `videos` (which have
+    `embeddings` (T, D), `labels` and `flags` (T,)): DTW aligns a pair once and is scored from both
     sides; nearest neighbours match each side to the other."""
-    sides: dict[str, list[float | None]] = {name: [] for name in METHODS}
+    sides: dict[str, list[tuple[np.ndarray, np.ndarray]]] = {name: [] for name in METHODS}
     for a, b in combinations(videos, 2):
         path = dtw_path(a.embeddings, b.embeddings)
-        sides["dtw"] += [side_accuracy(path, a.labels, b.labels), side_accuracy(path[:, ::-1], b.labels, a.labels)]
-        sides["nearest"] += [side_accuracy(_nearest(a, b), a.labels, b.labels),
-                             side_accuracy(_nearest(b, a), b.labels, a.labels)]
-    found = {name: [s for s in values if s is not None] for name, values in sides.items()}
-    return {name: float(np.mean(values)) if values else None for name, values in found.items()}
+        sides["dtw"] += [(frame_scores(path, a.labels, b.labels), a.flags),
+                         (frame_scores(path[:, ::-1], b.labels, a.labels), b.flags)]
+        sides["nearest"] += [(frame_scores(_nearest(a, b), a.labels, b.labels), a.flags),
+                             (frame_scores(_nearest(b, a), b.labels, a.labels), b.flags)]
+    return sides
+
+
+def side_mean(sides: list[tuple[np.ndarray, np.ndarray]], kind: int | None = None) -> float | None:
+    """Mean over sides of the mean frame score of a side (of its background frames of `kind`, a
+    `BACKGROUND_KINDS` bit, when given); sides without such a scored frame are left out."""
+    means = []
+    for scores, flags in sides:
+        if kind is not None:
+            scores = scores[background_kind(flags) == kind]
+        scores = scores[~np.isnan(scores)]
+        if scores.size:
+            means.append(scores.mean())
+    return float(np.mean(means)) if means else None
+
+
+def alignment_accuracy(videos: Sequence[Any]) -> dict[str, object]:
+    """Each method's accuracy over every pair of `videos`, and DTW's on each kind of background frame."""
+    sides = alignment_scores(videos)
+    values: dict[str, object] = {name: side_mean(found) for name, found in sides.items()}
+    values["dtw_background"] = {kind: side_mean(sides["dtw"], bit) for kind, bit in BACKGROUND_KINDS.items()}
+    return values
+
+
+def background_kind(flags: np.ndarray) -> np.ndarray:
+    """(T,) the `BACKGROUND_KINDS` bit of each background frame (0 for idle), -1 for other frames."""
+    kinds = flags & sum(BACKGROUND_KINDS.values())
+    return np.where(flags & FLAG_BACKGROUND, kinds, -1)
 
 
 def _nearest(a: Any, b: Any) -> np.ndarray:
@@ -63,7 +86,9 @@ class Alignment(Probe):
         return {"alignment": alignment_accuracy(action.val)}
 
     def aggregate(self, per_action: Sequence[Values]) -> Values:
-        return {name: mean(per_action, "alignment", name) for name in METHODS}
+        return {**{name: mean(per_action, "alignment", name) for name in METHODS},
+                "dtw_background": {kind: mean(per_action, "alignment", "dtw_background", kind)
+                                   for kind in BACKGROUND_KINDS}}
 
     @classmethod
     def columns(cls, options: Mapping[str, Any]) -> list[Column]:
@@ -71,7 +96,17 @@ class Alignment(Probe):
                 for name, title in METHODS.items()]
 
     @classmethod
+    def section(cls, report: Report) -> str | None:
+        by_kind = (report["results"].get("alignment") or {}).get("dtw_background") or {}
+        if all(value is None for value in by_kind.values()):
+            return None
+        rows = [[kind, percent(value)] for kind, value in by_kind.items()]
+        return ("## Alignment accuracy (DTW) on background frames, by kind\n\n"
+                + markdown(["Background kind", "Align acc (DTW)"], rows))
+
+    @classmethod
     def protocol(cls, options: Mapping[str, Any]) -> str:
         return ("- Alignment accuracy: every pair of labelled val videos of an action aligned by DTW (Euclidean) "
                 "and by nearest neighbours in both directions; a frame scores the share of its matched frames "
-                "with its own label (background included); mean over frames, then over both sides of every pair.")
+                "with its own label (background included); mean over frames, then over both sides of every pair; "
+                "per background kind (idle, cut-away, distraction flags) over those frames only.")

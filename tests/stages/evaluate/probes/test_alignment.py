@@ -1,6 +1,7 @@
 """Alignment accuracy on two 1-D videos whose DTW path and nearest neighbours are worked out by hand."""
 from __future__ import annotations
 
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -8,7 +9,8 @@ import pytest
 
 from tests.stages.evaluate.helpers import record, video, write_h5
 from vava.core.correspondence import dtw_path
-from vava.stages.evaluate.probes.alignment import alignment_accuracy, side_accuracy
+from vava.core.records import FLAG_BACKGROUND, FLAG_CUTAWAY
+from vava.stages.evaluate.probes.alignment import alignment_accuracy, frame_scores
 from vava.stages.evaluate.report import evaluate_embeddings
 
 # Costs |a_i - b_j|; the DTW path is (0,0) (1,0) (2,1) (2,2) (3,3).
@@ -27,28 +29,38 @@ def test_the_worked_example_path() -> None:
     assert path.tolist() == [[0, 0], [1, 0], [2, 1], [2, 2], [3, 3]]
 
 
-def test_side_accuracy_by_hand() -> None:
+def test_frame_scores_by_hand() -> None:
     path = np.array([[0, 0], [1, 0], [2, 1], [2, 2], [3, 3]])
-    assert side_accuracy(path, np.array(A_Y), np.array(B_Y)) == pytest.approx(2 / 3)
-    assert side_accuracy(path[:, ::-1], np.array(B_Y), np.array(A_Y)) == pytest.approx(2.5 / 3)
-    assert side_accuracy(path, np.full(4, -1), np.array(B_Y)) is None
+    np.testing.assert_allclose(frame_scores(path, np.array(A_Y), np.array(B_Y)), [1, 0, 1, np.nan])
+    np.testing.assert_allclose(frame_scores(path[:, ::-1], np.array(B_Y), np.array(A_Y)), [0.5, 1, 1, np.nan])
+    assert np.isnan(frame_scores(path, np.full(4, -1), np.array(B_Y))).all()
 
 
 def test_alignment_accuracy_by_hand_and_unlabelled_pairs_left_out() -> None:
     a, b = record(A_X, A_Y, "a"), record(B_X, B_Y, "b")
-    assert alignment_accuracy([a, b]) == pytest.approx({"dtw": DTW, "nearest": NEAREST})
-    unlabelled = record([0.0, 1.0, 2.0], [-1, -1, -1], "c")
-    assert alignment_accuracy([a, b, unlabelled]) == pytest.approx({"dtw": DTW, "nearest": NEAREST})
-    assert alignment_accuracy([a]) == {"dtw": None, "nearest": None}
+    no_background = {"idle": None, "cutaway": None, "distraction": None}
+    for videos in ([a, b], [a, b, record([0.0, 1.0, 2.0], [-1, -1, -1], "c")]):
+        found = alignment_accuracy(videos)
+        assert (found["dtw"], found["nearest"]) == pytest.approx((DTW, NEAREST))
+        assert found["dtw_background"] == no_background
+    assert alignment_accuracy([a]) == {"dtw": None, "nearest": None, "dtw_background": no_background}
 
 
-def test_background_matched_to_background_counts_as_right() -> None:
-    """Label 0 is background here: two all-background stretches aligned to each other score 1."""
-    a, b = record([0.0, 0.0, 5.0], [0, 0, 1], "a"), record([0.0, 5.0, 5.0], [0, 1, 1], "b")
-    assert alignment_accuracy([a, b]) == {"dtw": 1.0, "nearest": 1.0}
+def test_background_matched_to_background_counts_as_right_and_is_scored_per_kind() -> None:
+    """Label 0 is background. a: idle background, procedure; b: cut-away background, procedure, then
+    idle background that DTW matches to a's procedure frame 2 (wrong)."""
+    bg, cut = FLAG_BACKGROUND, FLAG_BACKGROUND | FLAG_CUTAWAY
+    a = replace(record([0.0, 0.0, 5.0], [0, 0, 1], "a"), flags=np.array([bg, bg, 0], dtype=np.uint8))
+    b = replace(record([0.0, 5.0, 5.0, 5.1], [0, 1, 1, 0], "b"), flags=np.array([cut, 0, 0, bg], dtype=np.uint8))
+    # DTW path (0,0) (1,0) (2,1) (2,2) (2,3): a0, a1 -> b0 right; a2 -> b1, b2 right and b3 wrong (2/3);
+    # b0 -> a0, a1 right; b1, b2 -> a2 right; b3 -> a2 wrong.
+    found = alignment_accuracy([a, b])
+    assert found["dtw"] == pytest.approx(((1 + 1 + 2 / 3) / 3 + 3 / 4) / 2)
+    assert found["dtw_background"] == pytest.approx({"idle": (1.0 + 0.0) / 2, "cutaway": 1.0, "distraction": None})
 
 
 def test_report_holds_alignment_accuracy(tmp_path: Path) -> None:
     h5 = write_h5(tmp_path / "e.h5", [video("t0", [0, 2], [0, 1], "train"), video("a", A_X, A_Y), video("b", B_X, B_Y)])
     report = evaluate_embeddings(h5, tasks=("alignment",))
-    assert report["results"]["alignment"] == pytest.approx({"dtw": DTW, "nearest": NEAREST})
+    assert report["results"]["alignment"]["dtw"] == pytest.approx(DTW)
+    assert report["results"]["alignment"]["nearest"] == pytest.approx(NEAREST)
