@@ -25,7 +25,7 @@ from vava.pipeline.datasets.folder import load_folder
 from vava.pipeline.datasets.synthetic import SynthConfig, synthesize
 from vava.stages.extract.run import ExtractOptions, extract
 from vava.stages.train.config import load_config
-from vava.stages.train.data import batches
+from vava.stages.train.data import Context, batches
 from vava.stages.train.loop import train
 from vava.stages.train.objectives import PairBatch, build_objective
 from vava.stages.train.sampler import PairSampler
@@ -40,6 +40,7 @@ def raw_steps_per_second(root: Path, feature_set: FeatureSet, config, size: int,
     preprocessing = Preprocessing(size)
     videos = [v for v in feature_set.videos() if v.split == "train"]  # same videos, same sampling
     sampler = PairSampler(videos, config.data.batch_pairs, config.data.frames_per_video, config.seed)
+    context = Context.of(config.model, videos)
     embedder = Embedder(1024, config.model).to(device)
     objective = build_objective(config.objective, config.loss).to(device)
     optimizer = torch.optim.Adam([*embedder.parameters(), *objective.parameters()], lr=config.optim.lr)
@@ -47,7 +48,7 @@ def raw_steps_per_second(root: Path, feature_set: FeatureSet, config, size: int,
     for step in range(steps):
         draw = sampler.draw(step)
         indices = torch.from_numpy(draw.frame_indices)
-        stacks = context_indices(indices, config.model.context_frames, config.model.context_stride)
+        stacks = context_indices(indices, context.frames, context.stride(draw))
         maps = []
         for b, pair in enumerate(draw.video_ids):
             for v, video_id in enumerate(pair):
@@ -68,7 +69,7 @@ def raw_steps_per_second(root: Path, feature_set: FeatureSet, config, size: int,
 def loader_batches_per_second(feature_set: FeatureSet, config, path: str, steps: int, device: torch.device) -> float:
     videos = [v for v in feature_set.videos() if v.split == "train"]
     sampler = PairSampler(videos, config.data.batch_pairs, config.data.frames_per_video, config.seed)
-    context = (config.model.context_frames, config.model.context_stride)
+    context = Context.of(config.model, videos)
     stream = batches(feature_set, videos, sampler, path, context, 0, steps + 2, device, config.data.workers)
     next(stream), next(stream)  # start-up (workers, loading into memory) is not throughput
     start = time.perf_counter()

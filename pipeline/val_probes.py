@@ -41,8 +41,7 @@ class ValProbes:
         """The scores on `videos` (train and val), NaN for one no action supports (e.g. Kendall's tau with
         one val video per action)."""
         device = next(embedder.parameters()).device
-        context = (embedder.config.context_frames, embedder.config.context_stride)
-        embed_one = on_maps(feature_set, embedder, context, self.chunk_frames, device)
+        embed_one = on_maps(feature_set, embedder, embedder.config, self.chunk_frames, device)
         try:
             write_embeddings(scratch, feature_set, videos, embed_one, {"embedder": "trained", "splits": "train,val"})
             report = evaluate_embeddings(scratch, tasks=tuple(task for task, _ in METRICS.values()), fractions=(1.0,))

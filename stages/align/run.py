@@ -136,7 +136,7 @@ class TrainedRun:
         trained = load_embedder(run_dir)
         self.feature_set = open_run_features(features, trained.features)
         trained.check_channels(self.feature_set.channels(), self.feature_set.path)
-        self.embedder, self.context = trained.build(self.device), trained.context
+        self.embedder, self.model = trained.build(self.device), trained.model
         self.weights = weights
         self.height = height + height % 2
         inputs = self.feature_set.attrs["inputs"]
@@ -162,7 +162,7 @@ class TrainedRun:
                              tuple(settings["std"]))
 
     def _embed(self, source: FeatureSet | _MapsInMemory, video: CachedVideo) -> np.ndarray:
-        return embed_video(source, video, self.embedder, self.context, EMBED_CHUNK, self.device)
+        return embed_video(source, video, self.embedder, self.model, EMBED_CHUNK, self.device)
 
     def _cached_clip(self, video_id: str) -> Clip:
         video = self.feature_set.video(video_id)

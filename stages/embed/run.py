@@ -22,7 +22,7 @@ from tqdm import tqdm
 from vava.cache.inspect import require_complete
 from vava.cache.store import CachedVideo, FeatureSet, open_run_features
 from vava.core.devices import resolve_device
-from vava.core.embedder import embed_video
+from vava.core.embedder import NO_CONTEXT, EmbedderConfig, embed_video
 from vava.core.embeddings_file import EMBEDDINGS_NAME, IDENTITY_KINDS, EmbeddingsWriter
 from vava.core.errors import VavaError
 from vava.core.records import SPLITS
@@ -70,8 +70,7 @@ def embed(run_dir: str | Path, features: str | Path | None = None, splits: tuple
             feature_set = open_run_features(features, trained.features)
             trained.check_channels(feature_set.channels(), feature_set.path)
             require_complete(feature_set, allow_partial)
-            embed_one = on_maps(feature_set, trained.build(torch_device), trained.context, chunk_frames,
-                                torch_device)
+            embed_one = on_maps(feature_set, trained.build(torch_device), trained.model, chunk_frames, torch_device)
             state = trained.checkpoint
             attrs = {"embedder": "trained", "checkpoint": str(state["path"].resolve()), "step": state["step"],
                      "objective": state["config"].get("objective", "unknown")}
@@ -106,17 +105,17 @@ def _identity(feature_set: FeatureSet, kind: str, chunk_frames: int,
                                 "identity_kind": kind}
     if kind == "time":
         return lambda video: time_only(video.num_frames), attrs
-    pooled = on_maps(feature_set, _pooled, (0, 1), chunk_frames, device)
+    pooled = on_maps(feature_set, _pooled, NO_CONTEXT, chunk_frames, device)
     if kind == "features":
         return pooled, attrs
     mean, sd, source = _train_statistics(feature_set, pooled)
     return lambda video: ((pooled(video) - mean) / sd).astype(np.float32), {**attrs, **source}
 
 
-def on_maps(feature_set: FeatureSet, embed_maps: Callable[[torch.Tensor], torch.Tensor], context: tuple[int, int],
+def on_maps(feature_set: FeatureSet, embed_maps: Callable[[torch.Tensor], torch.Tensor], model: EmbedderConfig,
             chunk_frames: int, device: torch.device) -> Embed:
-    """A video's embeddings by `embed_maps` on its cached maps with their `context`, a chunk at a time."""
-    return lambda video: embed_video(feature_set, video, embed_maps, context, chunk_frames, device)
+    """A video's embeddings by `embed_maps` on its cached maps with the context `model` stacks, a chunk at a time."""
+    return lambda video: embed_video(feature_set, video, embed_maps, model, chunk_frames, device)
 
 
 def time_only(num_frames: int) -> np.ndarray:

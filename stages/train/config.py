@@ -1,12 +1,13 @@
 """The training config: what a run depends on, loaded from a preset or YAML file plus overrides."""
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 from typing import Any
 
 from vava.core.config import from_dict, merge, read_yaml_mapping, resolve_preset
 from vava.core.embedder import EmbedderConfig
-from vava.core.validation import FLAG, TEXT, Rule, at_least, checked, instance, is_integer, number, validate
+from vava.core.validation import FLAG, TEXT, Rule, at_least, checked, instance, is_integer, number, one_of, validate
 
 MAX_SEED = 2**64
 SEED = Rule(lambda v: is_integer(v) and 0 <= v < MAX_SEED, "in [0, 2**64)")  # what torch.manual_seed takes
@@ -29,15 +30,29 @@ class DataConfig:
         validate(self)
 
 
+SCHEDULES = ("constant", "cosine")
+
+
 @dataclass(frozen=True)
 class OptimConfig:
-    """Adam with L2-coupled weight decay and a constant learning rate (Table 8)."""
+    """Adam with L2-coupled weight decay (Table 8). The learning rate rises linearly over `warmup_steps`,
+    then stays at `lr` (`constant`, Table 8) or follows a half cosine down to 0 at the last step (`cosine`)."""
 
     lr: float = checked(number(above=0, phrase="positive"), 1e-4)
     weight_decay: float = checked(number(at_least=0, phrase="non-negative"), 1e-5)
+    schedule: str = checked(one_of(*SCHEDULES), "constant")
+    warmup_steps: int = checked(at_least(0), 0)
 
     def __post_init__(self) -> None:
         validate(self)
+
+    def lr_at(self, step: int, steps: int) -> float:
+        """The learning rate of update `step` (0-based) of a run of `steps` updates."""
+        warmup = min(1.0, (step + 1) / self.warmup_steps) if self.warmup_steps else 1.0
+        if self.schedule == "constant":
+            return self.lr * warmup
+        progress = (step - self.warmup_steps) / max(1, steps - self.warmup_steps)
+        return self.lr * warmup * 0.5 * (1 + math.cos(math.pi * min(1.0, max(0.0, progress))))
 
 
 @dataclass(frozen=True)

@@ -19,7 +19,7 @@ from torch import Tensor
 from torch.utils.data import DataLoader, Dataset
 
 from vava.cache.store import CachedVideo, FeatureSet
-from vava.core.embedder import context_indices
+from vava.core.embedder import EmbedderConfig, context_indices
 from vava.core.errors import VavaError
 from vava.stages.train.config import TrainConfig
 from vava.stages.train.sampler import PairDraw, PairSampler
@@ -42,6 +42,23 @@ class FeatureBatch:
                             self.labels.to(**move))
 
 
+@dataclass(frozen=True)
+class Context:
+    """The past frames stacked with each sampled frame: how many, and each video's stride in frames."""
+
+    frames: int
+    strides: dict[str, int]
+
+    @classmethod
+    def of(cls, model: EmbedderConfig, videos: list[CachedVideo]) -> Context:
+        """`model`'s context for `videos` (a video without a frame rate is named when seconds need one)."""
+        return cls(model.context_frames, {v.id: model.stride(v.fps, v.id) for v in videos})
+
+    def stride(self, draw: PairDraw) -> Tensor:
+        """[B, 2, 1, 1] strides of the drawn videos, to broadcast over their [B, 2, T] frame indices."""
+        return torch.tensor([[self.strides[v] for v in pair] for pair in draw.video_ids])[:, :, None, None]
+
+
 class MemoryFeatures:
     """Every frame of the given videos in one [F, C, H, W] tensor; a batch is one gather."""
 
@@ -55,11 +72,11 @@ class MemoryFeatures:
         self.maps = torch.cat([torch.from_numpy(feature_set.read(v.id)) for v in videos]).to(device)
         self.labels = torch.cat([torch.from_numpy(feature_set.labels(v.id)) for v in videos]).to(device)
 
-    def gather(self, draw: PairDraw, context_frames: int, stride: int) -> FeatureBatch:
+    def gather(self, draw: PairDraw, context: Context) -> FeatureBatch:
         device = self.maps.device
         indices = torch.from_numpy(draw.frame_indices).to(device)
         starts = torch.tensor([[self.offsets[v] for v in pair] for pair in draw.video_ids], device=device)
-        stacks = context_indices(indices, context_frames, stride) + starts[:, :, None, None]
+        stacks = context_indices(indices, context.frames, context.stride(draw).to(device)) + starts[:, :, None, None]
         maps = self.maps[stacks.flatten()].view(*stacks.shape, *self.maps.shape[1:])
         labels = self.labels[(indices + starts[:, :, None]).flatten()].view(indices.shape)
         lengths = torch.tensor([[self.lengths[v] for v in pair] for pair in draw.video_ids], device=device)
@@ -78,11 +95,11 @@ class ZarrFeatures:
         self._feature_set: FeatureSet | None = None
         self._labels: dict[str, np.ndarray] = {}
 
-    def gather(self, draw: PairDraw, context_frames: int, stride: int) -> FeatureBatch:
+    def gather(self, draw: PairDraw, context: Context) -> FeatureBatch:
         if self._feature_set is None:
             self._feature_set = FeatureSet.open(self.path)
         indices = torch.from_numpy(draw.frame_indices)
-        stacks = context_indices(indices, context_frames, stride)
+        stacks = context_indices(indices, context.frames, context.stride(draw))
         maps, labels = [], []
         for b, pair in enumerate(draw.video_ids):
             for v, video_id in enumerate(pair):
@@ -106,7 +123,7 @@ class _ReadError:
 class _Steps(Dataset):
     """Item i is the batch of step `start + i`, so any worker can build any step."""
 
-    def __init__(self, source: ZarrFeatures, sampler: PairSampler, start: int, stop: int, context: tuple[int, int]):
+    def __init__(self, source: ZarrFeatures, sampler: PairSampler, start: int, stop: int, context: Context):
         self.source, self.sampler, self.start, self.stop, self.context = source, sampler, start, stop, context
 
     def __len__(self) -> int:
@@ -114,9 +131,28 @@ class _Steps(Dataset):
 
     def __getitem__(self, i: int) -> FeatureBatch | _ReadError:
         try:
-            return self.source.gather(self.sampler.draw(self.start + i), *self.context)
+            return self.source.gather(self.sampler.draw(self.start + i), self.context)
         except VavaError as err:  # e.g. a damaged video
             return _ReadError(str(err))
+
+
+STD_FLOOR = 1e-3  # of the mean channel sd: channels constant over the training split are only centred
+
+
+def channel_statistics(feature_set: FeatureSet, videos: list[CachedVideo],
+                       chunk_frames: int = 256) -> tuple[Tensor, Tensor]:
+    """Per channel, the mean and standard deviation (ddof 0) of the maps of every frame of `videos` over
+    frames and positions, read `chunk_frames` at a time; deviations are raised to `STD_FLOOR` of their mean."""
+    count, sums, squares = 0, torch.zeros((), dtype=torch.float64), torch.zeros((), dtype=torch.float64)
+    for video in videos:
+        for start in range(0, video.num_frames, chunk_frames):
+            maps = torch.from_numpy(feature_set.read(video.id, slice(start, start + chunk_frames))).double()
+            count += maps.numel() // maps.shape[1]
+            sums = sums + maps.sum(dim=(0, 2, 3))
+            squares = squares + maps.square().sum(dim=(0, 2, 3))
+    mean = sums / count
+    std = (squares / count - mean.square()).clamp_min(0).sqrt()
+    return mean.float(), std.clamp_min(max(STD_FLOOR * float(std.mean()), 1e-6)).float()
 
 
 def split_bytes(feature_set: FeatureSet, videos: list[CachedVideo]) -> int:
@@ -171,7 +207,7 @@ def check_step_fits(frame_shape: tuple[int, ...], config: TrainConfig, device: t
 
 
 def batches(feature_set: FeatureSet, videos: list[CachedVideo], sampler: PairSampler, path: str,
-            context: tuple[int, int], start: int, stop: int, device: torch.device, workers: int) -> Iterator[FeatureBatch]:
+            context: Context, start: int, stop: int, device: torch.device, workers: int) -> Iterator[FeatureBatch]:
     """Batches of steps start..stop-1, already on `device`."""
     if path == "zarr":
         loader = DataLoader(_Steps(ZarrFeatures(feature_set.path, videos), sampler, start, stop, context),
@@ -184,4 +220,4 @@ def batches(feature_set: FeatureSet, videos: list[CachedVideo], sampler: PairSam
         return
     source = MemoryFeatures(feature_set, videos, device if path == "device" else torch.device("cpu"))
     for step in range(start, stop):
-        yield source.gather(sampler.draw(step), *context).to(device)
+        yield source.gather(sampler.draw(step), context).to(device)

@@ -43,7 +43,7 @@ from vava.core.run_folder import (
     save_checkpoint,
 )
 from vava.stages.train.config import TrainConfig
-from vava.stages.train.data import batches, check_step_fits, choose_data_path, split_bytes
+from vava.stages.train.data import Context, batches, channel_statistics, check_step_fits, choose_data_path, split_bytes
 from vava.stages.train.evaluation import Evaluator, Validation, check_evaluator
 from vava.stages.train.logs import CsvLog, open_tensorboard
 from vava.stages.train.objectives import OBJECTIVES, PairBatch, build_config, build_objective
@@ -115,9 +115,10 @@ def train(features: str | Path, out: str | Path, config: TrainConfig, *, device:
     torch_device = resolve_device(device)
     check_step_fits(feature_set.frame_shape(videos[0].id), config, torch_device)
     sampler = PairSampler(videos, config.data.batch_pairs, config.data.frames_per_video, config.seed)
+    context = Context.of(config.model, videos)
     with locked_run(run_dir, "--out"):
         state = _start_state(run_dir, config, feature_set, resume)
-        return _fit(run_dir, feature_set, videos, sampler, config, state, torch_device, progress, evaluator)
+        return _fit(run_dir, feature_set, videos, sampler, context, config, state, torch_device, progress, evaluator)
 
 
 def _check_out(run_dir: Path, force: bool) -> Path:
@@ -131,7 +132,7 @@ def _check_out(run_dir: Path, force: bool) -> Path:
     return run_dir
 
 
-def _fit(run_dir: Path, feature_set: FeatureSet, videos: list[CachedVideo], sampler: PairSampler,
+def _fit(run_dir: Path, feature_set: FeatureSet, videos: list[CachedVideo], sampler: PairSampler, context: Context,
          config: TrainConfig, state: dict[str, Any] | None, torch_device: torch.device,
          progress: bool, evaluator: Evaluator | None) -> TrainSummary:
     """The training loop from `state` (a checkpoint, or None for a new run) to `config.steps`."""
@@ -147,7 +148,10 @@ def _fit(run_dir: Path, feature_set: FeatureSet, videos: list[CachedVideo], samp
 
     in_channels = feature_set.frame_shape(videos[0].id)[0]
     torch.manual_seed(config.seed)
-    embedder = Embedder(in_channels, config.model).to(torch_device)
+    embedder = Embedder(in_channels, config.model)
+    if config.model.standardize and not state:
+        embedder.set_input_statistics(*channel_statistics(feature_set, videos))
+    embedder = embedder.to(torch_device)
     objective = build_objective(config.objective, config.loss).to(torch_device)
     parameters = [*embedder.parameters(), *objective.parameters()]
     optimizer = torch.optim.Adam(parameters, lr=config.optim.lr, weight_decay=config.optim.weight_decay)
@@ -157,7 +161,6 @@ def _fit(run_dir: Path, feature_set: FeatureSet, videos: list[CachedVideo], samp
         torch.set_rng_state(state["rng"])
 
     data_path = choose_data_path(config.data.path, split_bytes(feature_set, videos), torch_device)
-    context = (config.model.context_frames, config.model.context_stride)
     stream = batches(feature_set, videos, sampler, data_path, context, start, config.steps, torch_device,
                      config.data.workers)
     meta = {"features": features, "fingerprint": feature_set.fingerprint, "in_channels": in_channels}
@@ -188,6 +191,8 @@ def _fit(run_dir: Path, feature_set: FeatureSet, videos: list[CachedVideo], samp
                                 f"{last if last.exists() else 'none'}")
             optimizer.zero_grad(set_to_none=True)
             loss.backward()
+            for group in optimizer.param_groups:
+                group["lr"] = config.optim.lr_at(step, config.steps)
             optimizer.step()
             done, window_steps = step + 1, window_steps + 1
             bar.update(1)

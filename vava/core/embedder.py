@@ -1,6 +1,7 @@
 """The frame embedder of the VAVA supplement's Table 9 (TCC's ConvEmbedder), on cached conv4 maps."""
 from __future__ import annotations
 
+import math
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Protocol
@@ -11,15 +12,18 @@ from torch import Tensor, nn
 from torch.nn import functional as F
 
 from vava.core.errors import VavaError
-from vava.core.validation import FLAG, at_least, checked, number, validate
+from vava.core.validation import FLAG, at_least, checked, number, optional, validate
 
 
 @dataclass(frozen=True)
 class EmbedderConfig:
     """Sizes of the embedder. Defaults are Table 9: two 3x3x3 Conv3d of 512, one fc of 512, 128-d.
 
-    `context_frames` past frames at `context_stride` are stacked with each frame (clamped at
-    frame 0, never future frames).
+    `context_frames` past frames, `context_seconds` apart (converted to frames with each video's
+    frame rate, Table 9's 0.5 s by default) or `context_stride` frames apart when that is set, are
+    stacked with each frame (clamped at frame 0, never future frames). With `standardize` the input
+    maps are z-scored per channel with statistics of the training split, which the network keeps
+    as buffers (so every checkpoint carries them).
     """
 
     conv_channels: int = checked(at_least(1), 512)
@@ -30,14 +34,29 @@ class EmbedderConfig:
     dropout: float = checked(number(at_least=0, below=1, phrase="in [0, 1)"), 0.1)
     l2_normalize: bool = checked(FLAG, False)
     context_frames: int = checked(at_least(0), 1)
-    context_stride: int = checked(at_least(1), 15)
+    context_seconds: float = checked(number(above=0, at_most=3600, phrase="in (0, 3600] seconds"), 0.5)
+    context_stride: int | None = checked(optional(at_least(1), "an integer >= 1 or null"), None)
+    standardize: bool = checked(FLAG, False)
 
     def __post_init__(self) -> None:
         validate(self)
 
+    def stride(self, fps: float | None, video: str) -> int:
+        """Frames between the stacked frames of video `video` (named in the error) at `fps`:
+        `context_stride` when set, else `context_seconds` x fps rounded, at least 1."""
+        if self.context_stride is not None or not self.context_frames:
+            return self.context_stride or 1
+        if fps is None or not math.isfinite(fps) or fps <= 0:
+            raise VavaError(f"video {video!r} has no frame rate, so model.context_seconds cannot be converted to "
+                            "frames: set model.context_stride (frames) or model.context_frames=0")
+        return max(1, round(self.context_seconds * fps))
 
-def context_indices(indices: Tensor, context_frames: int, stride: int) -> Tensor:
-    """[...] frame indices -> [..., context_frames + 1]: t - k*stride for k = context..0, clamped at 0."""
+
+def context_indices(indices: Tensor, context_frames: int, stride: int | Tensor) -> Tensor:
+    """[...] frame indices -> [..., context_frames + 1]: t - k*stride for k = context..0, clamped at 0.
+
+    `stride` is one number, or a tensor that broadcasts against `indices[..., None]` (one per video).
+    """
     offsets = torch.arange(context_frames, -1, -1, device=indices.device) * stride
     return (indices.unsqueeze(-1) - offsets).clamp_min(0)
 
@@ -86,8 +105,18 @@ class Embedder(nn.Module):
             if isinstance(module, nn.Conv3d):
                 nn.init.kaiming_normal_(module.weight, nonlinearity="relu")  # He-normal, as TCC
                 nn.init.zeros_(module.bias)
+        if config.standardize:  # set by the trainer from the training split (`set_input_statistics`)
+            self.register_buffer("input_mean", torch.zeros(in_channels))
+            self.register_buffer("input_std", torch.ones(in_channels))
+
+    def set_input_statistics(self, mean: Tensor, std: Tensor) -> None:
+        """The per-channel mean and standard deviation that `standardize` removes from the input maps."""
+        self.input_mean.copy_(mean)
+        self.input_std.copy_(std)
 
     def forward(self, maps: Tensor) -> Tensor:
+        if self.config.standardize:
+            maps = (maps - self.input_mean[:, None, None]) / self.input_std[:, None, None]
         x = maps.transpose(1, 2)  # [N, C, K, H, W]: time becomes the 3D depth axis
         for layer in self.convs:
             x = shallow_conv3d(layer, x) if isinstance(layer, nn.Conv3d) else layer(x)
@@ -105,16 +134,21 @@ class MapSource(Protocol):
 class VideoLength(Protocol):
     id: str
     num_frames: int
+    fps: float | None
+
+
+NO_CONTEXT = EmbedderConfig(context_frames=0)  # the input of embedders that see one frame's maps alone
 
 
 @torch.inference_mode()
 def embed_video(source: MapSource, video: VideoLength, embed_maps: Callable[[torch.Tensor], torch.Tensor],
-                context: tuple[int, int], chunk_frames: int, device: torch.device) -> np.ndarray:
+                config: EmbedderConfig, chunk_frames: int, device: torch.device) -> np.ndarray:
     """(T, D) float32 embeddings of every frame, computed `chunk_frames` at a time.
 
     Each chunk reads only the frames it needs from `source` (a feature set, or maps in memory): its
-    own and their past context frames.
+    own and their past context frames (`config`'s, converted with the video's frame rate).
     """
+    context = (config.context_frames, config.stride(video.fps, video.id))
     rows = []
     for start in range(0, video.num_frames, chunk_frames):
         stop = min(start + chunk_frames, video.num_frames)

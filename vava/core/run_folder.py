@@ -233,9 +233,9 @@ class TrainedEmbedder:
     checkpoint: dict[str, Any]  # as `load_checkpoint` returns it
 
     @property
-    def context(self) -> tuple[int, int]:
-        """(context frames, context stride) of the embedder's input stacks."""
-        return self.checkpoint["model"].context_frames, self.checkpoint["model"].context_stride
+    def model(self) -> EmbedderConfig:
+        """The embedder's config (sizes, input context and standardisation)."""
+        return self.checkpoint["model"]
 
     @property
     def features(self) -> str:

@@ -52,6 +52,29 @@ def test_embeddings_file(trained: Path, toy_features: Path) -> None:
     assert np.allclose(rows, expected, atol=1e-5)
 
 
+def test_standardisation_travels_from_training_through_the_checkpoint_to_embed(toy_features: Path,
+                                                                              tmp_path: Path) -> None:
+    """With model.standardize the checkpoint holds the train split's channel statistics, and embed applies
+    them: its rows equal the embedder run by hand on maps z-scored with the train frames' mean and sd."""
+    run = tmp_path / "standardised"
+    train(toy_features, run, load_config(None, parse_overrides([*TINY, "model.standardize=true"])), progress=False)
+    fs = FeatureSet.open(toy_features)
+    maps = np.concatenate([fs.read(v.id) for v in fs.videos() if v.split == "train"]).astype(np.float64)
+    mean, sd = maps.mean(axis=(0, 2, 3)), maps.std(axis=(0, 2, 3))
+    state = load_checkpoint(run / "checkpoints")
+    np.testing.assert_allclose(state["embedder"]["input_mean"].numpy(), mean, rtol=1e-5, atol=1e-6)
+    np.testing.assert_allclose(state["embedder"]["input_std"].numpy(), np.maximum(sd, 1e-3 * sd.mean()), rtol=1e-4)
+    plain = Embedder(16, load_config(None, parse_overrides(TINY)).model).eval()
+    plain.load_state_dict({k: v for k, v in state["embedder"].items() if not k.startswith("input_")})
+    video = torch.from_numpy(fs.read("toy2")).double()
+    scale = torch.from_numpy(np.maximum(sd, 1e-3 * sd.mean()))[:, None, None]
+    z = ((video - torch.from_numpy(mean)[:, None, None]) / scale).float()
+    with torch.inference_mode():
+        expected = plain(z[context_indices(torch.arange(z.shape[0]), 1, 4)]).numpy()
+    rows = load_embeddings(embed(run, progress=False))
+    assert np.allclose(next(v for v in rows.videos if v.id == "toy2").embeddings, expected, atol=1e-4)
+
+
 def test_chunking_does_not_change_embeddings(trained: Path) -> None:
     whole = embed(trained, progress=False)
     with h5py.File(whole) as handle:

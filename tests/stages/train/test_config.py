@@ -11,7 +11,29 @@ from vava.stages.train.config import TrainConfig, load_config
 def test_defaults_are_table_8_and_9() -> None:
     config = TrainConfig()
     assert (config.optim.lr, config.optim.weight_decay, config.data.batch_pairs) == (1e-4, 1e-5, 4)
-    assert (config.model.conv_channels, config.model.embedding_dim, config.model.context_stride) == (512, 128, 15)
+    assert (config.model.conv_channels, config.model.embedding_dim, config.model.context_frames) == (512, 128, 1)
+    # the context frame 0.5 s back: TCC's 15 frames at 30 fps, converted per video
+    assert (config.model.context_seconds, config.model.context_stride) == (0.5, None)
+    assert (config.optim.schedule, config.optim.warmup_steps) == ("constant", 0)
+
+
+def test_context_seconds_become_frames_per_video() -> None:
+    model = TrainConfig().model
+    assert [model.stride(fps, "v") for fps in (30.0, 25.0, 15.0, 10.0, 1.0, 0.5)] == [15, 12, 8, 5, 1, 1]
+    with pytest.raises(VavaError, match=r"^video 'v' has no frame rate, so model.context_seconds cannot be converted "
+                                        r"to frames: set model.context_stride \(frames\) or model.context_frames=0$"):
+        model.stride(None, "v")
+    frames = load_config(None, {"model": {"context_stride": 15}}).model
+    assert frames.stride(None, "v") == frames.stride(10.0, "v") == 15  # a stride in frames needs no rate
+    assert load_config(None, {"model": {"context_frames": 0}}).model.stride(None, "v") == 1
+
+
+def test_learning_rate_schedules() -> None:
+    warm = load_config(None, {"optim": {"lr": 1.0, "warmup_steps": 4}}).optim
+    assert [warm.lr_at(step, 10) for step in range(6)] == [0.25, 0.5, 0.75, 1.0, 1.0, 1.0]
+    cosine = load_config(None, {"optim": {"lr": 1.0, "warmup_steps": 2, "schedule": "cosine"}}).optim
+    lrs = [cosine.lr_at(step, 6) for step in range(6)]  # cosine over steps 2..6: progress 0, 1/4, 2/4, 3/4
+    assert lrs == pytest.approx([0.5, 1.0, 1.0, (1 + 2**-0.5) / 2, 0.5, (1 - 2**-0.5) / 2])
 
 
 @pytest.mark.parametrize(("preset", "frames"), [("pouring", 40), ("penn_action", 20), ("ikea_asm", 20), ("coin", 40)])

@@ -3,12 +3,13 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import numpy as np
 import pytest
 import torch
 
 from vava.cache.store import FeatureSet
 from vava.core.errors import VavaError
-from vava.stages.train.data import MemoryFeatures, ZarrFeatures, batches, choose_data_path
+from vava.stages.train.data import Context, MemoryFeatures, ZarrFeatures, batches, channel_statistics, choose_data_path
 from vava.stages.train.sampler import PairSampler
 
 
@@ -16,8 +17,9 @@ def test_memory_and_zarr_paths_gather_the_same_batch(toy_features: Path) -> None
     fs = FeatureSet.open(toy_features)
     videos = [v for v in fs.videos() if v.split == "train"]
     draw = PairSampler(videos, pairs=3, frames=10, seed=0).draw(0)
-    memory = MemoryFeatures(fs, videos, torch.device("cpu")).gather(draw, 1, 15)
-    stored = ZarrFeatures(fs.path, videos).gather(draw, 1, 15)
+    strides = {v.id: 15 if i % 2 else 3 for i, v in enumerate(videos)}  # e.g. videos at 30 and 6 fps, 0.5 s
+    memory = MemoryFeatures(fs, videos, torch.device("cpu")).gather(draw, Context(1, strides))
+    stored = ZarrFeatures(fs.path, videos).gather(draw, Context(1, strides))
     for name in ("maps", "frame_indices", "video_lengths", "labels"):
         assert torch.equal(getattr(memory, name), getattr(stored, name)), name
     assert memory.maps.shape == (3, 2, 10, 2, 16, 2, 2)
@@ -25,7 +27,11 @@ def test_memory_and_zarr_paths_gather_the_same_batch(toy_features: Path) -> None
     frame = int(draw.frame_indices[b, v, t])
     video_id = draw.video_ids[b][v]
     assert torch.equal(memory.maps[b, v, t, 1], torch.from_numpy(fs.read(video_id, [frame])[0]))
-    assert torch.equal(memory.maps[b, v, t, 0], torch.from_numpy(fs.read(video_id, [max(0, frame - 15)])[0]))
+    for b, v, t in ((1, 0, 4), (0, 1, 9), (2, 0, 7)):
+        frame, video_id = int(draw.frame_indices[b, v, t]), draw.video_ids[b][v]
+        context = max(0, frame - strides[video_id])
+        assert torch.equal(memory.maps[b, v, t, 0], torch.from_numpy(fs.read(video_id, [context])[0]))
+    assert {strides[video] for pair in draw.video_ids for video in pair} == {3, 15}
     assert int(memory.labels[b, v, t]) == int(fs.labels(video_id)[frame])
 
 
@@ -34,10 +40,21 @@ def test_zarr_loader_with_workers_yields_the_steps_in_order(toy_features: Path) 
     videos = [v for v in fs.videos() if v.split == "train"]
     sampler = PairSampler(videos, pairs=2, frames=8, seed=0)
     cpu = torch.device("cpu")
-    from_workers = list(batches(fs, videos, sampler, "zarr", (1, 15), 3, 7, cpu, workers=2))
-    from_memory = list(batches(fs, videos, sampler, "host", (1, 15), 3, 7, cpu, workers=0))
+    context = Context(1, {v.id: 15 for v in videos})
+    from_workers = list(batches(fs, videos, sampler, "zarr", context, 3, 7, cpu, workers=2))
+    from_memory = list(batches(fs, videos, sampler, "host", context, 3, 7, cpu, workers=0))
     assert len(from_workers) == 4
     assert all(torch.equal(a.maps, b.maps) for a, b in zip(from_workers, from_memory))
+
+
+def test_channel_statistics_match_numpy(toy_features: Path) -> None:
+    fs = FeatureSet.open(toy_features)
+    videos = [v for v in fs.videos() if v.split == "train"]
+    maps = np.concatenate([fs.read(v.id) for v in videos]).astype(np.float64)
+    mean, std = channel_statistics(fs, videos, chunk_frames=3)  # chunks that split videos
+    np.testing.assert_allclose(mean.numpy(), maps.mean(axis=(0, 2, 3)), rtol=1e-5, atol=1e-6)
+    np.testing.assert_allclose(std.numpy(), np.maximum(maps.std(axis=(0, 2, 3)), 1e-3 * maps.std(axis=(0, 2, 3)).mean()),
+                               rtol=1e-4, atol=1e-6)
 
 
 def test_choose_data_path() -> None:
