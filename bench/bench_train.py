@@ -25,7 +25,7 @@ from vava.pipeline.datasets.folder import load_folder
 from vava.pipeline.datasets.synthetic import SynthConfig, synthesize
 from vava.stages.extract.run import ExtractOptions, extract
 from vava.stages.train.config import load_config
-from vava.stages.train.data import Context, batches
+from vava.stages.train.data import Context, PhaseClasses, batches
 from vava.stages.train.loop import train
 from vava.stages.train.objectives import PairBatch, build_objective
 from vava.stages.train.sampler import PairSampler
@@ -69,8 +69,8 @@ def raw_steps_per_second(root: Path, feature_set: FeatureSet, config, size: int,
 def loader_batches_per_second(feature_set: FeatureSet, config, path: str, steps: int, device: torch.device) -> float:
     videos = [v for v in feature_set.videos() if v.split == "train"]
     sampler = PairSampler(videos, config.data.batch_pairs, config.data.frames_per_video, config.seed)
-    context = Context.of(config.model, videos)
-    stream = batches(feature_set, videos, sampler, path, context, 0, steps + 2, device, config.data.workers)
+    context, classes = Context.of(config.model, videos), PhaseClasses.of(feature_set, videos)
+    stream = batches(feature_set, videos, sampler, path, context, classes, 0, steps + 2, device, config.data.workers)
     next(stream), next(stream)  # start-up (workers, loading into memory) is not throughput
     start = time.perf_counter()
     for _ in range(steps):

@@ -34,7 +34,7 @@ class FeatureBatch:
     maps: Tensor           # [B, 2, T, K, C, H, W] float16 conv4 maps; K = context frames + the frame
     frame_indices: Tensor  # [B, 2, T] long
     video_lengths: Tensor  # [B, 2] long
-    labels: Tensor         # [B, 2, T] long
+    labels: Tensor         # [B, 2, T] long: `PhaseClasses` of the frames (-1 unknown)
 
     def to(self, device: torch.device) -> FeatureBatch:
         move = {"device": device, "non_blocking": True}
@@ -59,10 +59,32 @@ class Context:
         return torch.tensor([[self.strides[v] for v in pair] for pair in draw.video_ids])[:, :, None, None]
 
 
+@dataclass(frozen=True)
+class PhaseClasses:
+    """The training class of each labelled frame: every action's phases get classes of their own (its
+    labels plus the action's offset), so phase k of two actions are two classes of one classifier."""
+
+    offsets: dict[str, int]  # video id -> the offset of its action
+    count: int
+
+    @classmethod
+    def of(cls, feature_set: FeatureSet, videos: list[CachedVideo]) -> PhaseClasses:
+        phases: dict[str, int] = {}
+        for video in videos:
+            phases[video.action] = max(phases.get(video.action, 0), int(feature_set.labels(video.id).max()) + 1)
+        starts = dict(zip(sorted(phases), np.cumsum([0, *(phases[a] for a in sorted(phases))]).tolist()))
+        return cls({v.id: starts[v.action] for v in videos}, sum(phases.values()))
+
+    def labels(self, feature_set: FeatureSet, video_id: str) -> np.ndarray:
+        """The classes of a video's frames (unknown frames stay -1)."""
+        labels = feature_set.labels(video_id)
+        return np.where(labels >= 0, labels + self.offsets[video_id], labels)
+
+
 class MemoryFeatures:
     """Every frame of the given videos in one [F, C, H, W] tensor; a batch is one gather."""
 
-    def __init__(self, feature_set: FeatureSet, videos: list[CachedVideo], device: torch.device):
+    def __init__(self, feature_set: FeatureSet, videos: list[CachedVideo], classes: PhaseClasses, device: torch.device):
         self.offsets = {}
         start = 0
         for video in videos:
@@ -70,7 +92,7 @@ class MemoryFeatures:
             start += video.num_frames
         self.lengths = {v.id: v.num_frames for v in videos}
         self.maps = torch.cat([torch.from_numpy(feature_set.read(v.id)) for v in videos]).to(device)
-        self.labels = torch.cat([torch.from_numpy(feature_set.labels(v.id)) for v in videos]).to(device)
+        self.labels = torch.cat([torch.from_numpy(classes.labels(feature_set, v.id)) for v in videos]).to(device)
 
     def gather(self, draw: PairDraw, context: Context) -> FeatureBatch:
         device = self.maps.device
@@ -89,8 +111,8 @@ class ZarrFeatures:
     The store is opened lazily, so each DataLoader worker process opens its own handle.
     """
 
-    def __init__(self, path: Path, videos: list[CachedVideo]):
-        self.path = path
+    def __init__(self, path: Path, videos: list[CachedVideo], classes: PhaseClasses):
+        self.path, self.classes = path, classes
         self.lengths = {v.id: v.num_frames for v in videos}
         self._feature_set: FeatureSet | None = None
         self._labels: dict[str, np.ndarray] = {}
@@ -105,7 +127,7 @@ class ZarrFeatures:
             for v, video_id in enumerate(pair):
                 maps.append(torch.from_numpy(self._feature_set.read(video_id, stacks[b, v].flatten().numpy())))
                 if video_id not in self._labels:
-                    self._labels[video_id] = self._feature_set.labels(video_id)
+                    self._labels[video_id] = self.classes.labels(self._feature_set, video_id)
                 labels.append(torch.from_numpy(self._labels[video_id][draw.frame_indices[b, v]]))
         maps_t = torch.stack(maps).view(*stacks.shape, *maps[0].shape[1:])
         lengths = torch.tensor([[self.lengths[v] for v in pair] for pair in draw.video_ids])
@@ -207,10 +229,11 @@ def check_step_fits(frame_shape: tuple[int, ...], config: TrainConfig, device: t
 
 
 def batches(feature_set: FeatureSet, videos: list[CachedVideo], sampler: PairSampler, path: str,
-            context: Context, start: int, stop: int, device: torch.device, workers: int) -> Iterator[FeatureBatch]:
+            context: Context, classes: PhaseClasses, start: int, stop: int, device: torch.device,
+            workers: int) -> Iterator[FeatureBatch]:
     """Batches of steps start..stop-1, already on `device`."""
     if path == "zarr":
-        loader = DataLoader(_Steps(ZarrFeatures(feature_set.path, videos), sampler, start, stop, context),
+        loader = DataLoader(_Steps(ZarrFeatures(feature_set.path, videos, classes), sampler, start, stop, context),
                             batch_size=None, num_workers=workers, prefetch_factor=4 if workers else None,
                             pin_memory=device.type == "cuda")
         for batch in loader:
@@ -218,6 +241,6 @@ def batches(feature_set: FeatureSet, videos: list[CachedVideo], sampler: PairSam
                 raise VavaError(batch.message)
             yield batch.to(device)
         return
-    source = MemoryFeatures(feature_set, videos, device if path == "device" else torch.device("cpu"))
+    source = MemoryFeatures(feature_set, videos, classes, device if path == "device" else torch.device("cpu"))
     for step in range(start, stop):
         yield source.gather(sampler.draw(step), context).to(device)

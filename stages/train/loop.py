@@ -43,7 +43,15 @@ from vava.core.run_folder import (
     save_checkpoint,
 )
 from vava.stages.train.config import TrainConfig
-from vava.stages.train.data import Context, batches, channel_statistics, check_step_fits, choose_data_path, split_bytes
+from vava.stages.train.data import (
+    Context,
+    PhaseClasses,
+    batches,
+    channel_statistics,
+    check_step_fits,
+    choose_data_path,
+    split_bytes,
+)
 from vava.stages.train.evaluation import Evaluator, Validation, check_evaluator
 from vava.stages.train.logs import CsvLog, open_tensorboard
 from vava.stages.train.objectives import OBJECTIVES, PairBatch, build_config, build_objective
@@ -106,19 +114,20 @@ def train(features: str | Path, out: str | Path, config: TrainConfig, *, device:
         videos = [v for v in videos if v.action in config.data.actions]
     if not videos:
         raise VavaError(f"{feature_set.path}: no complete video in the train split")
-    num_classes = max(int(feature_set.labels(v.id).max()) for v in videos) + 1
+    classes = PhaseClasses.of(feature_set, videos)
     objective = OBJECTIVES.get(config.objective)
-    if objective is not None and objective.uses_labels and num_classes == 0:
+    if objective is not None and objective.uses_labels and classes.count == 0:
         raise VavaError(f"{feature_set.path}: objective {config.objective} needs phase labels, but the train split "
                         "has no labels (every frame is -1); pick a self-supervised objective such as vava")
-    config = resolved(config, {"num_classes": num_classes})
+    config = resolved(config, {"num_classes": classes.count})
     torch_device = resolve_device(device)
     check_step_fits(feature_set.frame_shape(videos[0].id), config, torch_device)
     sampler = PairSampler(videos, config.data.batch_pairs, config.data.frames_per_video, config.seed)
     context = Context.of(config.model, videos)
     with locked_run(run_dir, "--out"):
         state = _start_state(run_dir, config, feature_set, resume)
-        return _fit(run_dir, feature_set, videos, sampler, context, config, state, torch_device, progress, evaluator)
+        return _fit(run_dir, feature_set, videos, sampler, context, classes, config, state, torch_device, progress,
+                    evaluator)
 
 
 def _check_out(run_dir: Path, force: bool) -> Path:
@@ -133,7 +142,7 @@ def _check_out(run_dir: Path, force: bool) -> Path:
 
 
 def _fit(run_dir: Path, feature_set: FeatureSet, videos: list[CachedVideo], sampler: PairSampler, context: Context,
-         config: TrainConfig, state: dict[str, Any] | None, torch_device: torch.device,
+         classes: PhaseClasses, config: TrainConfig, state: dict[str, Any] | None, torch_device: torch.device,
          progress: bool, evaluator: Evaluator | None) -> TrainSummary:
     """The training loop from `state` (a checkpoint, or None for a new run) to `config.steps`."""
     checkpoints = run_dir / CHECKPOINTS
@@ -161,7 +170,7 @@ def _fit(run_dir: Path, feature_set: FeatureSet, videos: list[CachedVideo], samp
         torch.set_rng_state(state["rng"])
 
     data_path = choose_data_path(config.data.path, split_bytes(feature_set, videos), torch_device)
-    stream = batches(feature_set, videos, sampler, data_path, context, start, config.steps, torch_device,
+    stream = batches(feature_set, videos, sampler, data_path, context, classes, start, config.steps, torch_device,
                      config.data.workers)
     meta = {"features": features, "fingerprint": feature_set.fingerprint, "in_channels": in_channels}
     autocast = config.amp and torch_device.type == "cuda"

@@ -9,7 +9,15 @@ import torch
 
 from vava.cache.store import FeatureSet
 from vava.core.errors import VavaError
-from vava.stages.train.data import Context, MemoryFeatures, ZarrFeatures, batches, channel_statistics, choose_data_path
+from vava.stages.train.data import (
+    Context,
+    MemoryFeatures,
+    PhaseClasses,
+    ZarrFeatures,
+    batches,
+    channel_statistics,
+    choose_data_path,
+)
 from vava.stages.train.sampler import PairSampler
 
 
@@ -18,8 +26,9 @@ def test_memory_and_zarr_paths_gather_the_same_batch(toy_features: Path) -> None
     videos = [v for v in fs.videos() if v.split == "train"]
     draw = PairSampler(videos, pairs=3, frames=10, seed=0).draw(0)
     strides = {v.id: 15 if i % 2 else 3 for i, v in enumerate(videos)}  # e.g. videos at 30 and 6 fps, 0.5 s
-    memory = MemoryFeatures(fs, videos, torch.device("cpu")).gather(draw, Context(1, strides))
-    stored = ZarrFeatures(fs.path, videos).gather(draw, Context(1, strides))
+    classes = PhaseClasses.of(fs, videos)
+    memory = MemoryFeatures(fs, videos, classes, torch.device("cpu")).gather(draw, Context(1, strides))
+    stored = ZarrFeatures(fs.path, videos, classes).gather(draw, Context(1, strides))
     for name in ("maps", "frame_indices", "video_lengths", "labels"):
         assert torch.equal(getattr(memory, name), getattr(stored, name)), name
     assert memory.maps.shape == (3, 2, 10, 2, 16, 2, 2)
@@ -32,7 +41,7 @@ def test_memory_and_zarr_paths_gather_the_same_batch(toy_features: Path) -> None
         context = max(0, frame - strides[video_id])
         assert torch.equal(memory.maps[b, v, t, 0], torch.from_numpy(fs.read(video_id, [context])[0]))
     assert {strides[video] for pair in draw.video_ids for video in pair} == {3, 15}
-    assert int(memory.labels[b, v, t]) == int(fs.labels(video_id)[frame])
+    assert int(memory.labels[b, v, t]) == int(classes.labels(fs, video_id)[frame])
 
 
 def test_zarr_loader_with_workers_yields_the_steps_in_order(toy_features: Path) -> None:
@@ -41,10 +50,26 @@ def test_zarr_loader_with_workers_yields_the_steps_in_order(toy_features: Path) 
     sampler = PairSampler(videos, pairs=2, frames=8, seed=0)
     cpu = torch.device("cpu")
     context = Context(1, {v.id: 15 for v in videos})
-    from_workers = list(batches(fs, videos, sampler, "zarr", context, 3, 7, cpu, workers=2))
-    from_memory = list(batches(fs, videos, sampler, "host", context, 3, 7, cpu, workers=0))
+    classes = PhaseClasses.of(fs, videos)
+    from_workers = list(batches(fs, videos, sampler, "zarr", context, classes, 3, 7, cpu, workers=2))
+    from_memory = list(batches(fs, videos, sampler, "host", context, classes, 3, 7, cpu, workers=0))
     assert len(from_workers) == 4
     assert all(torch.equal(a.maps, b.maps) for a, b in zip(from_workers, from_memory))
+
+
+def test_phase_classes_give_each_action_its_own_classes(toy_features: Path) -> None:
+    """Actions a and b have phases 0..2 each: b's become classes 3..5 of one classifier."""
+    fs = FeatureSet.open(toy_features)
+    videos = [v for v in fs.videos() if v.split == "train"]
+    classes = PhaseClasses.of(fs, videos)
+    assert classes.count == 6 and classes.offsets == {"toy0": 0, "toy1": 0, "toy3": 3, "toy4": 3}
+    assert np.array_equal(classes.labels(fs, "toy3"), fs.labels("toy3") + 3)
+
+    class Unlabelled:  # a stand-in feature set whose video has unknown frames
+        def labels(self, video_id: str) -> np.ndarray:
+            return np.array([-1, 0, 2, -1])
+
+    assert classes.labels(Unlabelled(), "toy3").tolist() == [-1, 3, 5, -1]
 
 
 def test_channel_statistics_match_numpy(toy_features: Path) -> None:
