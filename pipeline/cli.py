@@ -441,6 +441,32 @@ def embed(run_dir: Path, features: Path | None, splits: str, identity: str | Non
 
 
 @main.command()
+@click.option("--features", required=True, type=click.Path(path_type=Path), help="Feature set to diagnose.")
+@click.option("--out", required=True, type=click.Path(file_okay=False, path_type=Path), help="Folder of the runs.")
+@click.option("--config", "preset", default="synthetic", show_default=True,
+              help="Training preset (YAML file or name in configs/) every rung trains with.")
+@click.option("--objectives", default="vava,tcc,lav", show_default=True,
+              help="Self-supervised objectives to train after supervised (comma list; empty for none).")
+@click.option("--steps", type=int, default=None, help="Steps of every training run (default: the preset's).")
+@click.option("--set", "overrides", multiple=True, metavar="KEY=VALUE", help="Override for every run (repeatable).")
+@click.option("--device", default="auto", show_default=True)
+def diagnose(features: Path, out: Path, preset: str, objectives: str, steps: int | None, overrides: tuple[str, ...],
+             device: str) -> None:
+    """The sanity ladder: frozen features, supervised (must fit its labels, converge and reach the frozen
+    features on val), then self-supervised objectives. Writes OUT/ladder.md; exits 1 when supervised fails."""
+    from vava.core.config import parse_overrides
+    from vava.pipeline.ladder import LADDER_NAME, run_ladder
+
+    chosen = [name.strip() for name in objectives.split(",") if name.strip()]
+    ladder = run_ladder(features, out, preset, chosen, steps=steps, overrides=parse_overrides(overrides),
+                        device=device, log=lambda line: click.echo(line, err=True))
+    click.echo((out / LADDER_NAME).read_text(encoding="utf-8"))
+    click.echo(str(out / LADDER_NAME))
+    if not ladder.passed:
+        sys.exit(1)
+
+
+@main.command()
 @click.option("--features", required=True, type=click.Path(path_type=Path), help="Feature set every run trains on.")
 @click.option("--plan", default="ablations", show_default=True, help="Plan file or name in configs/sweeps/.")
 @click.option("--out", required=True, type=click.Path(file_okay=False, path_type=Path), help="Folder of the runs.")

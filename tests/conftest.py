@@ -51,20 +51,22 @@ def tiny_dataset(tmp_path: Path) -> Path:
 
 
 def write_toy_features(path: Path, lengths: tuple[int, ...] = (30, 36, 41, 33, 38, 44), channels: int = 16,
-                       seed: int = 0) -> Path:
+                       seed: int = 0, distinct_actions: bool = False) -> Path:
     """A feature set written directly (no extraction): 2 actions, the last video of each in val.
 
-    Each frame's maps are its phase's pattern plus noise, so phases are learnable.
+    Each frame's maps are its phase's pattern plus noise, so phases are learnable. The two actions
+    share their three patterns unless `distinct_actions`.
     """
     from vava.cache.store import FeatureSet
 
     rng = np.random.default_rng(seed)
     fs = FeatureSet.create(path, path.name, {"toy": True}, {"dataset": {"root": "toy"}})
-    patterns = rng.standard_normal((3, channels, 2, 2))
+    patterns = rng.standard_normal((6 if distinct_actions else 3, channels, 2, 2))
     half = len(lengths) // 2
     for i, length in enumerate(lengths):
         labels = np.minimum(np.arange(length) * 3 // length, 2)
-        maps = patterns[labels] + 0.3 * rng.standard_normal((length, channels, 2, 2))
+        shift = 3 * (i // half) if distinct_actions else 0
+        maps = patterns[labels + shift] + 0.3 * rng.standard_normal((length, channels, 2, 2))
         split = "val" if i in (half - 1, len(lengths) - 1) else "train"
         writer = fs.begin_video(f"toy{i}", (channels, 2, 2), {"split": split, "action": "ab"[i // half],
                                                                 "phases": ["p0", "p1", "p2"]})
