@@ -2,7 +2,8 @@
 
 A run folder holds `config.yaml` (the resolved config), `run.json` (the absolute path and
 fingerprint of the feature set trained on), `checkpoints/` (`step_N.pt`, `last.pt`; `best.pt`
-with `eval_every`), `train_log.csv` (step, loss, every loss component, learning rate, steps/s),
+with `eval_every`), `train_log.csv` (step, then the loss and every loss component as means over the
+steps since the previous line, the learning rate, steps/s),
 `eval_log.csv` (with `eval_every`: step, every score, seconds) and the lock file of
 `vava.core.run_folder`. Every file is written by create-and-rename (`vava.core.files`).
 """
@@ -182,7 +183,7 @@ def _fit(run_dir: Path, feature_set: FeatureSet, videos: list[CachedVideo], samp
     bar = tqdm(total=config.steps, initial=start, unit="step", desc=f"train {config.objective}", file=sys.stderr,
                disable=not progress, dynamic_ncols=True)
     began, loss_value, step = time.perf_counter(), float("nan"), start
-    window_start, window_steps = began, 0
+    window_start, window_steps, window = began, 0, {}  # sums of the logged values since the last log line
     embedder.train()
     objective.train()
     try:
@@ -204,12 +205,14 @@ def _fit(run_dir: Path, feature_set: FeatureSet, videos: list[CachedVideo], samp
                 group["lr"] = config.optim.lr_at(step, config.steps)
             optimizer.step()
             done, window_steps = step + 1, window_steps + 1
+            for key, value in {"loss": loss_value, **{k: float(v) for k, v in components.items()}}.items():
+                window[key] = window.get(key, 0.0) + value
             bar.update(1)
             if done % config.log_every == 0 or done == config.steps:
                 now = time.perf_counter()
-                log.write({"step": done, "loss": loss_value, **{k: float(v) for k, v in components.items()},
+                log.write({"step": done, **{k: v / window_steps for k, v in window.items()},
                            "lr": optimizer.param_groups[0]["lr"], "steps_per_s": window_steps / (now - window_start)})
-                window_start, window_steps = now, 0
+                window_start, window_steps, window = now, 0, {}
                 bar.set_postfix(loss=f"{loss_value:.4g}")
             scores, best = validation.score(embedder, feature_set, scored, done) \
                 if validation and validation.due(done) else ({}, False)

@@ -45,6 +45,22 @@ def test_resumed_run_matches_an_uninterrupted_one(toy_features: Path, tmp_path: 
     assert losses(split) == losses(whole)
 
 
+def test_log_rows_hold_the_mean_over_their_window(toy_features: Path, tmp_path: Path) -> None:
+    """Every row logs the mean loss of the steps since the previous row (the same run, logged every step
+    and every 3 steps), and the learning rate follows the schedule."""
+    each, every_3 = tmp_path / "each", tmp_path / "every3"
+    schedule = ("optim.warmup_steps=4", "optim.lr=1e-3")
+    train(toy_features, each, config("steps=7", "log_every=1", *schedule), progress=False)
+    train(toy_features, every_3, config("steps=7", "log_every=3", *schedule), progress=False)
+    single = [loss for _, loss in losses(each)]
+    assert [step for step, _ in losses(every_3)] == [3, 6, 7]
+    assert [loss for _, loss in losses(every_3)] == pytest.approx([sum(single[:3]) / 3, sum(single[3:6]) / 3,
+                                                                   single[6]], rel=1e-6)
+    with open(each / "train_log.csv", newline="") as handle:
+        assert [float(row["lr"]) for row in csv.DictReader(handle)] == pytest.approx(
+            [2.5e-4, 5e-4, 7.5e-4, 1e-3, 1e-3, 1e-3, 1e-3])
+
+
 def test_resume_drops_log_rows_past_the_checkpoint(toy_features: Path, tmp_path: Path) -> None:
     run = tmp_path / "run"
     train(toy_features, run, config("steps=5", "checkpoint_every=3"), progress=False)
