@@ -1,5 +1,6 @@
 """Diagnostics of trained runs. `virtual_mass`: how much of each frame's transport mass a VAVA run's virtual frame
-takes, on background and on procedure frames (docs/method.md#virtual-mass-diagnostic)."""
+takes, on background and on procedure frames (docs/method.md#virtual-mass-diagnostic), and how often the
+transport plan matches a frame to one of its own phase (docs/evaluation.md#alignment-accuracy)."""
 from __future__ import annotations
 
 import itertools
@@ -10,10 +11,12 @@ from typing import Any
 import numpy as np
 import torch
 
-from vava.core.embeddings_file import EMBEDDINGS_NAME, NO_BACKGROUND, VideoEmbeddings, load_embeddings
+from vava.core.embeddings_file import EMBEDDINGS_NAME, NO_BACKGROUND, UNLABELLED, VideoEmbeddings, load_embeddings
 from vava.core.errors import VavaError
 from vava.core.files import atomic_write
+from vava.core.records import BACKGROUND_KINDS
 from vava.core.run_folder import CONFIG_NAME, checkpoint_path, load_checkpoint, load_into
+from vava.stages.evaluate.probes.alignment import background_kind, side_mean
 from vava.stages.train.config import TrainConfig, load_config
 from vava.stages.train.objectives import build_objective
 from vava.stages.train.objectives.vava import VavaLoss, unmatched_share, vava_pair_terms
@@ -23,13 +26,16 @@ MAX_PAIRS_PER_ACTION = 20
 
 
 def virtual_mass(run_dir: str | Path) -> dict[str, Any] | None:
-    """{"background", "procedure", "pairs"} of a VAVA run, also written to RUN/virtual_mass.json; None for
-    another objective.
+    """{"background", "procedure", "pairs", "alignment", "alignment_background"} of a VAVA run, also written to
+    RUN/virtual_mass.json; None for another objective.
 
     For ordered pairs of val videos of the same action (the first MAX_PAIRS_PER_ACTION per action, all frames),
     the plan at the embeddings' step gives each real frame's share of mass on the virtual frame
     (`unmatched_share`, rows and columns); background and procedure are the means over background frames
-    (null when there are none) and over the other frames.
+    (null when there are none) and over the other frames. The plan also matches each real frame to the frame
+    (or the virtual frame) that gets most of its mass: `alignment` is the accuracy of these matches
+    (`plan_frame_scores`) over both sides of the pairs, `alignment_background` the same on each kind of
+    background frame.
     """
     run_dir = Path(run_dir)
     embeddings = load_embeddings(run_dir / EMBEDDINGS_NAME)
@@ -38,18 +44,22 @@ def virtual_mass(run_dir: str | Path) -> dict[str, Any] | None:
     config = _run_config(run_dir)
     loss = _objective(run_dir, config)
     step = int(embeddings.attrs.get("step", config.steps))
-    shares, background = [], []
+    shares, background, sides = [], [], []
     pairs = 0
     for action in embeddings.actions():
         videos = [v for v in embeddings.split("val") if v.action == action]
         for first, second in itertools.islice(itertools.permutations(videos, 2), MAX_PAIRS_PER_ACTION):
-            rows, cols = _pair_shares(first, second, step, loss)
-            shares += [rows, cols]
+            plan = _plan(first, second, step, loss)
+            shares += [share.numpy() for share in unmatched_share(plan)]
             background += [_is_background(first), _is_background(second)]
+            sides += [(plan_frame_scores(plan[1:].numpy(), first, second), background_kind(first)),
+                      (plan_frame_scores(plan[:, 1:].T.numpy(), second, first), background_kind(second))]
             pairs += 1
     share = np.concatenate(shares) if shares else np.zeros(0)
     is_background = np.concatenate(background) if background else np.zeros(0, dtype=bool)
-    result = {"background": _mean(share[is_background]), "procedure": _mean(share[~is_background]), "pairs": pairs}
+    result = {"background": _mean(share[is_background]), "procedure": _mean(share[~is_background]), "pairs": pairs,
+              "alignment": side_mean(sides),
+              "alignment_background": {kind: side_mean(sides, bit) for kind, bit in BACKGROUND_KINDS.items()}}
     atomic_write(run_dir / VIRTUAL_MASS_NAME, json.dumps(result, indent=2) + "\n")
     return result
 
@@ -71,13 +81,23 @@ def _objective(run_dir: Path, config: TrainConfig) -> VavaLoss:
 
 
 @torch.no_grad()
-def _pair_shares(first: VideoEmbeddings, second: VideoEmbeddings, step: int,
-                 loss: VavaLoss) -> tuple[np.ndarray, np.ndarray]:
-    """unmatched_share of the plan between two videos (float64): first's frames (rows), second's (columns)."""
+def _plan(first: VideoEmbeddings, second: VideoEmbeddings, step: int, loss: VavaLoss) -> torch.Tensor:
+    """The [N + 1, M + 1] plan between two videos (float64): row and column 0 the virtual frame."""
     x, y = (torch.from_numpy(v.embeddings).double()[None] for v in (first, second))
     sigma = None if loss.width_head is None else loss.width_head(x, y)
-    rows, cols = unmatched_share(vava_pair_terms(x, y, step, loss.config, sigma)["plan"][0])
-    return rows.numpy(), cols.numpy()
+    return vava_pair_terms(x, y, step, loss.config, sigma)["plan"][0]
+
+
+def plan_frame_scores(rows: np.ndarray, first: VideoEmbeddings, second: VideoEmbeddings) -> np.ndarray:
+    """(N,) 1 where the plan's rows [N, M + 1] (column 0 virtual) give a frame of `first` its largest mass on a
+    frame of `second` with its label, or on the virtual frame when it is background; else 0; NaN for an
+    unlabelled frame or one matched to an unlabelled frame."""
+    match = rows.argmax(axis=1)
+    virtual = match == 0
+    partner = second.labels[np.maximum(match - 1, 0)]
+    known = (first.labels != UNLABELLED) & (virtual | (partner != UNLABELLED))
+    right = np.where(virtual, _is_background(first), first.labels == partner)
+    return np.where(known, right.astype(np.float64), np.nan)
 
 
 def _is_background(video: VideoEmbeddings) -> np.ndarray:
@@ -90,4 +110,4 @@ def _mean(values: np.ndarray) -> float | None:
     return float(values.mean()) if values.size else None
 
 
-__all__ = ["MAX_PAIRS_PER_ACTION", "VIRTUAL_MASS_NAME", "virtual_mass"]
+__all__ = ["MAX_PAIRS_PER_ACTION", "VIRTUAL_MASS_NAME", "plan_frame_scores", "virtual_mass"]

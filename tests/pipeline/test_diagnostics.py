@@ -14,7 +14,7 @@ from tests.stages.train.helpers import config as tiny_config
 from vava.core.embeddings_file import EmbeddingsWriter
 from vava.core.errors import VavaError
 from vava.core.run_folder import load_checkpoint
-from vava.pipeline.diagnostics import virtual_mass
+from vava.pipeline.diagnostics import plan_frame_scores, virtual_mass
 from vava.stages.train.loop import train
 from vava.stages.train.objectives.vava import PriorWidthHead, VavaConfig, unmatched_share, vava_pair_terms
 
@@ -78,6 +78,21 @@ def test_background_frames_go_to_the_virtual_frame(tmp_path: Path) -> None:
     assert result["procedure"] == pytest.approx(procedure, rel=1e-12)
     assert result["background"] > 0.5 and result["procedure"] < 0.1
     assert json.loads((run / "virtual_mass.json").read_text()) == result
+    # the plan matches background to the virtual frame and procedure frames to their own phase
+    assert result["alignment"] > 0.8 and result["alignment_background"]["idle"] > 0.8
+
+
+def test_plan_frame_scores_by_hand() -> None:
+    """Rows of a plan (column 0 virtual) for a video labelled (0, bg, 1, -1) against one labelled (0, 1, -1)."""
+    first = SimpleNamespace(labels=np.array([0, BACKGROUND, 1, -1]), background_label=BACKGROUND, num_frames=4)
+    second = SimpleNamespace(labels=np.array([0, 1, -1]))
+    rows = np.array([[0.1, 0.6, 0.3, 0.0],   # frame 0 -> second's frame 0 (label 0): right
+                     [0.5, 0.2, 0.3, 0.0],   # background -> virtual: right
+                     [0.6, 0.1, 0.3, 0.0],   # phase 1 -> virtual: wrong
+                     [0.0, 1.0, 0.0, 0.0]])  # unlabelled: not scored
+    np.testing.assert_array_equal(plan_frame_scores(rows, first, second), [1, 1, 0, np.nan])
+    rows[0] = [0.0, 0.0, 0.0, 1.0]  # matched to an unlabelled frame: not scored
+    assert np.isnan(plan_frame_scores(rows, first, second)[0])
 
 
 def test_pairs_are_capped_per_action_and_background_may_be_missing(tmp_path: Path) -> None:
@@ -87,7 +102,8 @@ def test_pairs_are_capped_per_action_and_background_may_be_missing(tmp_path: Pat
     result = virtual_mass(make_run(tmp_path / "run", val))
     assert result["pairs"] == 20 and result["background"] is None and 0 <= result["procedure"] < 0.1
     alone = virtual_mass(make_run(tmp_path / "alone", val[:1]))
-    assert alone == {"background": None, "procedure": None, "pairs": 0}
+    assert alone == {"background": None, "procedure": None, "pairs": 0, "alignment": None,
+                     "alignment_background": {"idle": None, "cutaway": None, "distraction": None}}
 
 
 def test_other_objectives_give_none_and_write_nothing(tmp_path: Path) -> None:

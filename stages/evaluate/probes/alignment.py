@@ -10,8 +10,8 @@ from typing import Any
 import numpy as np
 
 from vava.core.correspondence import dtw_path, nearest_neighbour_path
-from vava.core.embeddings_file import UNLABELLED
-from vava.core.records import BACKGROUND_KINDS, FLAG_BACKGROUND
+from vava.core.embeddings_file import UNLABELLED, VideoEmbeddings
+from vava.core.records import BACKGROUND_KINDS
 from vava.stages.evaluate.probes.base import Action, Column, Probe, Report, Values, markdown, mean, percent
 
 # report key -> table title
@@ -30,34 +30,33 @@ def frame_scores(path: np.ndarray, labels_a: np.ndarray, labels_b: np.ndarray) -
         return np.where(counted > 0, correct / counted, np.nan)
 
 
-def alignment_scores(videos: Sequence[Any]) -> dict[str, list[tuple[np.ndarray, np.ndarray]]]:
-    """Per method, the (frame scores, flags) of both sides of every pair of distinct `videos` (which have
-    `embeddings` (T, D), `labels` and `flags` (T,)): DTW aligns a pair once and is scored from both
-    sides; nearest neighbours match each side to the other."""
+def alignment_scores(videos: Sequence[VideoEmbeddings]) -> dict[str, list[tuple[np.ndarray, np.ndarray]]]:
+    """Per method, the (frame scores, `background_kind`) of both sides of every pair of distinct `videos`:
+    DTW aligns a pair once and is scored from both sides; nearest neighbours match each side to the other."""
     sides: dict[str, list[tuple[np.ndarray, np.ndarray]]] = {name: [] for name in METHODS}
     for a, b in combinations(videos, 2):
         path = dtw_path(a.embeddings, b.embeddings)
-        sides["dtw"] += [(frame_scores(path, a.labels, b.labels), a.flags),
-                         (frame_scores(path[:, ::-1], b.labels, a.labels), b.flags)]
-        sides["nearest"] += [(frame_scores(_nearest(a, b), a.labels, b.labels), a.flags),
-                             (frame_scores(_nearest(b, a), b.labels, a.labels), b.flags)]
+        sides["dtw"] += [(frame_scores(path, a.labels, b.labels), background_kind(a)),
+                         (frame_scores(path[:, ::-1], b.labels, a.labels), background_kind(b))]
+        sides["nearest"] += [(frame_scores(_nearest(a, b), a.labels, b.labels), background_kind(a)),
+                             (frame_scores(_nearest(b, a), b.labels, a.labels), background_kind(b))]
     return sides
 
 
 def side_mean(sides: list[tuple[np.ndarray, np.ndarray]], kind: int | None = None) -> float | None:
-    """Mean over sides of the mean frame score of a side (of its background frames of `kind`, a
-    `BACKGROUND_KINDS` bit, when given); sides without such a scored frame are left out."""
+    """Mean over sides (frame scores, `background_kind`) of the mean frame score of a side (of its background
+    frames of `kind`, a `BACKGROUND_KINDS` bit, when given); sides without such a scored frame are left out."""
     means = []
-    for scores, flags in sides:
+    for scores, kinds in sides:
         if kind is not None:
-            scores = scores[background_kind(flags) == kind]
+            scores = scores[kinds == kind]
         scores = scores[~np.isnan(scores)]
         if scores.size:
             means.append(scores.mean())
     return float(np.mean(means)) if means else None
 
 
-def alignment_accuracy(videos: Sequence[Any]) -> dict[str, object]:
+def alignment_accuracy(videos: Sequence[VideoEmbeddings]) -> dict[str, object]:
     """Each method's accuracy over every pair of `videos`, and DTW's on each kind of background frame."""
     sides = alignment_scores(videos)
     values: dict[str, object] = {name: side_mean(found) for name, found in sides.items()}
@@ -65,13 +64,14 @@ def alignment_accuracy(videos: Sequence[Any]) -> dict[str, object]:
     return values
 
 
-def background_kind(flags: np.ndarray) -> np.ndarray:
-    """(T,) the `BACKGROUND_KINDS` bit of each background frame (0 for idle), -1 for other frames."""
-    kinds = flags & sum(BACKGROUND_KINDS.values())
-    return np.where(flags & FLAG_BACKGROUND, kinds, -1)
+def background_kind(video: VideoEmbeddings) -> np.ndarray:
+    """(T,) the `BACKGROUND_KINDS` bit of each frame labelled background (0, idle, unless a kind flag says
+    otherwise), -1 for the other frames."""
+    kinds = (video.flags & sum(BACKGROUND_KINDS.values())).astype(np.int64)
+    return np.where((video.labels == video.background_label) & (video.labels != UNLABELLED), kinds, -1)
 
 
-def _nearest(a: Any, b: Any) -> np.ndarray:
+def _nearest(a: VideoEmbeddings, b: VideoEmbeddings) -> np.ndarray:
     """(Ta, 2) pairs (t, the frame of b nearest to frame t of a)."""
     return np.stack([np.arange(len(a.embeddings)), nearest_neighbour_path(a.embeddings, b.embeddings)], axis=1)
 

@@ -50,13 +50,19 @@ def test_background_matched_to_background_counts_as_right_and_is_scored_per_kind
     """Label 0 is background. a: idle background, procedure; b: cut-away background, procedure, then
     idle background that DTW matches to a's procedure frame 2 (wrong)."""
     bg, cut = FLAG_BACKGROUND, FLAG_BACKGROUND | FLAG_CUTAWAY
-    a = replace(record([0.0, 0.0, 5.0], [0, 0, 1], "a"), flags=np.array([bg, bg, 0], dtype=np.uint8))
-    b = replace(record([0.0, 5.0, 5.0, 5.1], [0, 1, 1, 0], "b"), flags=np.array([cut, 0, 0, bg], dtype=np.uint8))
+    a = replace(record([0.0, 0.0, 5.0], [0, 0, 1], "a"), flags=np.array([bg, bg, 0], dtype=np.uint8),
+                background_label=0)
+    b = replace(record([0.0, 5.0, 5.0, 5.1], [0, 1, 1, 0], "b"), flags=np.array([cut, 0, 0, bg], dtype=np.uint8),
+                background_label=0)
     # DTW path (0,0) (1,0) (2,1) (2,2) (2,3): a0, a1 -> b0 right; a2 -> b1, b2 right and b3 wrong (2/3);
     # b0 -> a0, a1 right; b1, b2 -> a2 right; b3 -> a2 wrong.
     found = alignment_accuracy([a, b])
     assert found["dtw"] == pytest.approx(((1 + 1 + 2 / 3) / 3 + 3 / 4) / 2)
     assert found["dtw_background"] == pytest.approx({"idle": (1.0 + 0.0) / 2, "cutaway": 1.0, "distraction": None})
+    # background known by its label alone (no flags, as in a dataset without them) counts as idle
+    plain = [replace(v, flags=np.zeros(v.num_frames, dtype=np.uint8)) for v in (a, b)]
+    assert alignment_accuracy(plain)["dtw_background"] == pytest.approx({"idle": (1.0 + (1.0 + 0.0) / 2) / 2,
+                                                                         "cutaway": None, "distraction": None})
 
 
 def test_report_holds_alignment_accuracy(tmp_path: Path) -> None:
