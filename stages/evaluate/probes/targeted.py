@@ -8,14 +8,16 @@ from typing import Any
 import numpy as np
 
 from vava.core.embeddings_file import UNLABELLED, VideoEmbeddings
-from vava.core.records import FLAG_OUT_OF_ORDER, FLAG_REPEATED
+from vava.core.records import BACKGROUND_KINDS, FLAG_OUT_OF_ORDER, FLAG_REPEATED
 from vava.stages.evaluate import classification as cls
 from vava.stages.evaluate.probes.base import Action, Column, Probe, Report, Values, collect, markdown, mean, percent
 from vava.stages.evaluate.probes.classification import CLASSIFIER
 
 # report key -> table title
 METRICS = {"unflagged_accuracy": "Unflagged acc", "out_of_order_accuracy": "Out-of-order acc",
-           "repeated_accuracy": "Repeated acc", "background_f1": "Background F1"}
+           "repeated_accuracy": "Repeated acc", "background_f1": "Background F1",
+           **{f"{kind}_background_accuracy": f"{title} bg acc" for kind, title in
+              (("idle", "Idle"), ("cutaway", "Cut-away"), ("distraction", "Distraction"))}}
 _FLAGGED = {"unflagged_accuracy": "without a flag", "out_of_order_accuracy": "flagged out of order",
             "repeated_accuracy": "flagged repeated"}
 
@@ -38,12 +40,21 @@ class Targeted(Probe):
         is_background = truth == background
         values["background_f1"] = background_f1(predicted == background, is_background)
         frames["background_f1"] = int(is_background.sum())
+        kinds = flags & sum(BACKGROUND_KINDS.values())
+        for kind, bit in BACKGROUND_KINDS.items():  # how much of each kind of background is recognised as such
+            mask = is_background & (kinds == bit)
+            values[f"{kind}_background_accuracy"] = float(np.mean(predicted[mask] == background[mask])) \
+                if mask.any() else None
+            frames[f"{kind}_background_accuracy"] = int(mask.sum())
         notes = {name: self._why_none(name, background) for name, value in values.items() if value is None}
         return {"targeted": values, "targeted_frames": frames, **({"targeted_skipped": notes} if notes else {})}
 
     def _why_none(self, name: str, background: np.ndarray) -> str:
         if name in _FLAGGED:
             return f"no labelled val frame {_FLAGGED[name]}"
+        kind = name.removesuffix("_background_accuracy")
+        if kind in BACKGROUND_KINDS and self.o.background != "drop" and (background >= 0).any():
+            return f"no val frame is {kind} background"
         if self.o.background == "drop":
             return "background frames are dropped (--background drop)"
         if (background < 0).all():

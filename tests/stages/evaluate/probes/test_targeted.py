@@ -9,6 +9,7 @@ import pytest
 
 from tests.stages.evaluate.helpers import video, write_h5
 from vava.core.records import FLAG_BACKGROUND as B
+from vava.core.records import FLAG_CUTAWAY as C
 from vava.core.records import FLAG_OUT_OF_ORDER as O
 from vava.core.records import FLAG_REPEATED as R
 from vava.stages.evaluate.probes import base
@@ -21,14 +22,18 @@ CENTRES = {0: 6.0, 1: 0.0, 2: 2.0, 3: 4.0}
 # Val frame by frame: x (a cluster centre, so the prediction is that cluster's label), label, flags.
 #   unflagged 0-3: frame 3 sits in lift's cluster but is labelled grasp    -> 3 of 4 right
 #   out of order 4-6 and 12: frames 5, 6 sit in grasp's cluster             -> 2 of 4 right
-#   background 7-9: frame 9 predicted reach (FN); frame 11 predicted bg (FP) -> TP 2, F1 = 2*2 / (3 + 3)
+#   background 7-9: frame 9 predicted reach (FN); frame 11 predicted bg (FP) -> TP 2, F1 = 2*2 / (3 + 3);
+#     7 and 9 idle (1 of 2 recognised), 8 a cut-away (recognised), no distraction
 #   repeated 10-12: frame 11 sits in bg's cluster                          -> 2 of 3 right
 #   frame 13 is unlabelled: never scored
 X = [0, 0, 2, 4, 4, 2, 2, 6, 6, 0, 2, 6, 0, 0]
 Y = [1, 1, 2, 2, 3, 3, 3, 0, 0, 0, 2, 2, 1, -1]
-FLAGS = [0, 0, 0, 0, O, O, O, B, B, B, R, R, R | O, 0]
+FLAGS = [0, 0, 0, 0, O, O, O, B, B | C, B, R, R, R | O, 0]
 EXPECTED = {"unflagged_accuracy": 3 / 4, "out_of_order_accuracy": 2 / 4, "repeated_accuracy": 2 / 3,
-            "background_f1": 2 / 3}
+            "background_f1": 2 / 3, "idle_background_accuracy": 1 / 2, "cutaway_background_accuracy": 1.0,
+            "distraction_background_accuracy": None}
+NO_KINDS = {"idle_background_accuracy": None, "cutaway_background_accuracy": None,
+            "distraction_background_accuracy": None}
 
 
 def clusters(id: str, centres: dict[int, float], action: str, phases: list[str], bg: int) -> dict:
@@ -54,13 +59,15 @@ def test_targeted_metrics_by_hand(wild: Path, tmp_path: Path) -> None:
     a, b = report["per_action"]["a"], report["per_action"]["b"]
     assert a["targeted"] == pytest.approx(EXPECTED)
     assert a["targeted_frames"] == {"unflagged_accuracy": 4, "out_of_order_accuracy": 4, "repeated_accuracy": 3,
-                                    "background_f1": 3}
-    assert "targeted_skipped" not in a
+                                    "background_f1": 3, "idle_background_accuracy": 2,
+                                    "cutaway_background_accuracy": 1, "distraction_background_accuracy": 0}
+    assert a["targeted_skipped"] == {"distraction_background_accuracy": "no val frame is distraction background"}
     assert b["targeted"] == {"unflagged_accuracy": 1.0, "out_of_order_accuracy": None, "repeated_accuracy": None,
-                             "background_f1": None}
+                             "background_f1": None, **NO_KINDS}
+    no_label = "the videos have no background label"
     assert b["targeted_skipped"] == {"out_of_order_accuracy": "no labelled val frame flagged out of order",
                                      "repeated_accuracy": "no labelled val frame flagged repeated",
-                                     "background_f1": "the videos have no background label"}
+                                     "background_f1": no_label, **{name: no_label for name in NO_KINDS}}
     # the mean over the actions that produced a number
     assert report["results"]["targeted"] == pytest.approx({**EXPECTED, "unflagged_accuracy": (3 / 4 + 1) / 2})
 
@@ -76,8 +83,9 @@ def test_background_dropped_leaves_the_accuracies_and_nulls_the_f1(wild: Path) -
     report = evaluate_embeddings(wild, tasks=("targeted",), background="drop")
     a = report["per_action"]["a"]
     # without background, frame 11 goes to lift's cluster (4): still wrong, so the accuracies stay
-    assert a["targeted"] == pytest.approx({**EXPECTED, "background_f1": None})
-    assert a["targeted_skipped"] == {"background_f1": "background frames are dropped (--background drop)"}
+    assert a["targeted"] == pytest.approx({**EXPECTED, "background_f1": None, **NO_KINDS})
+    dropped = "background frames are dropped (--background drop)"
+    assert a["targeted_skipped"] == {"background_f1": dropped, **{name: dropped for name in NO_KINDS}}
     assert report["results"]["targeted"]["background_f1"] is None
 
 
