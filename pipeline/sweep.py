@@ -35,6 +35,7 @@ from vava.core.config import merge, nest, read_yaml_mapping, resolve_preset, to_
 from vava.core.embeddings_file import IDENTITY_KINDS
 from vava.core.errors import ConfigError, VavaError
 from vava.core.files import atomic_write, check_plain_name
+from vava.core.records import BACKGROUND_KINDS
 from vava.core.run_folder import LOG_NAME, checkpoint_path, load_checkpoint
 from vava.pipeline.diagnostics import VIRTUAL_MASS_NAME, virtual_mass
 from vava.pipeline.val_probes import ValProbes
@@ -43,6 +44,7 @@ from vava.stages.evaluate import seeds as over_seeds
 from vava.stages.evaluate import tables
 from vava.stages.evaluate.plots import plot_loss_curve, plot_relative_losses, read_log
 from vava.stages.evaluate.probes.base import Report, fixed, percent
+from vava.stages.evaluate.probes.targeted import METRICS as TARGETED
 from vava.stages.evaluate.report import load_comparable_report
 from vava.stages.evaluate.run import evaluate_run
 from vava.stages.train.config import MAX_SEED, TrainConfig, load_config
@@ -57,8 +59,6 @@ LOSS_CURVES_NAME = "loss_curves.png"
 EVAL_KEYS = ("eval_every", "eval_metric")
 SEED_FOLDER = "seed-{}"
 RESERVED_NAMES = (RESULTS_NAME, STALE_NAME, LOSS_CURVES_NAME)
-TARGETED = {"unflagged_accuracy": "Unflagged acc.", "out_of_order_accuracy": "Out-of-order acc.",
-            "repeated_accuracy": "Repeated acc.", "background_f1": "Background F1"}
 _PLAN_KEYS = ("base", "runs", "tables")
 _RUN_KEYS = ("objective", "set", "identity")
 
@@ -413,7 +413,8 @@ def _results(folders: dict[int | None, Path], plan: SweepPlan, failed: dict[Path
                          f"{tables.markdown(*over_seeds.per_action_comparison(chosen))}\n")
     if runs:
         trained = {run.name: runs[run.name] for run in plan.runs if not run.identity and run.name in runs}
-        parts += [_targeted_table(runs, reports, seeds, over), _convergence_table(trained, seeds, over),
+        parts += [_targeted_table(runs, reports, seeds, over), _alignment_table(runs, reports, seeds, over),
+                  _convergence_table(trained, seeds, over),
                   _timings_table(runs, seeds, over)]
     failures = _by_name(failed, list(folders) != [None])
     if failures:
@@ -448,6 +449,24 @@ def _targeted_table(runs: dict[str, list[Path | None]], reports: dict[str, list[
                        for k in ("background", "procedure"))])
     header = ["Run", *TARGETED.values(), "Virtual mass: background", "Virtual mass: procedure"]
     return f"## Targeted wild metrics (%){over}\n\n{tables.markdown(header, rows)}"
+
+
+def _alignment_table(runs: dict[str, list[Path | None]], reports: dict[str, list[Report | None]], seeds: int,
+                     over: str) -> str:
+    """Alignment accuracy (the "alignment" probe: DTW and nearest neighbours, DTW on each kind of background)
+    and, for VAVA runs, that of the transport plan (RUN/virtual_mass.json), in percent."""
+    rows = []
+    for name, dirs in runs.items():
+        found = [(r or {}).get("results", {}).get("alignment") or {} for r in reports[name]]
+        plan = [_virtual_mass(d) for d in dirs]
+        columns = [[f.get("dtw") for f in found], [f.get("nearest") for f in found],
+                   *([(f.get("dtw_background") or {}).get(kind) for f in found] for kind in BACKGROUND_KINDS),
+                   [p.get("alignment") for p in plan],
+                   *([(p.get("alignment_background") or {}).get(kind) for p in plan] for kind in BACKGROUND_KINDS)]
+        rows.append([name, *(over_seeds.summarise(values, percent, seeds) for values in columns)])
+    header = ["Run", "DTW", "NN", *(f"DTW, {kind} bg" for kind in BACKGROUND_KINDS), "Plan (VAVA)",
+              *(f"Plan, {kind} bg" for kind in BACKGROUND_KINDS)]
+    return f"## Alignment accuracy (%){over}\n\n{tables.markdown(header, rows)}"
 
 
 def _loss(run_dir: Path | None) -> over_seeds.Curve | None:

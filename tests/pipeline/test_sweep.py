@@ -178,6 +178,8 @@ def write_seed(run_dir: Path, accuracy: float, per_action: tuple[float, float], 
     report["results"].pop("targeted", None)
     if targeted is not None:
         report["results"]["targeted"] = targeted
+    report["results"]["alignment"] = {"dtw": accuracy / 2, "nearest": None,
+                                      "dtw_background": {"idle": accuracy, "cutaway": None, "distraction": None}}
     (run_dir / "report.json").write_text(json.dumps(report))
     with open(run_dir / "train_log.csv", "w", newline="") as handle:
         writer = csv.writer(handle)
@@ -195,7 +197,8 @@ def test_seeded_results_are_mean_and_sample_sd_of_hand_written_reports(
     write_seed(out / "seed-0" / "vava", 0.5, (0.4, 0.6),
                {"unflagged_accuracy": 0.8, "out_of_order_accuracy": None, "repeated_accuracy": 0.5,
                 "background_f1": 0.9}, [2.0] * 18 + [1.0] * 2,  # c = (2 - 1) / 2 = 0.5
-               '{"background": 0.6, "procedure": 0.1, "pairs": 4}')
+               '{"background": 0.6, "procedure": 0.1, "pairs": 4, "alignment": 0.4, '
+               '"alignment_background": {"idle": 0.9}}')
     write_seed(out / "seed-1" / "vava", 0.6, (0.5, 0.7),
                {"unflagged_accuracy": 0.9, "out_of_order_accuracy": None, "repeated_accuracy": None,
                 "background_f1": 0.7}, [1.0] * 20,  # c = 0
@@ -213,10 +216,16 @@ def test_seeded_results_are_mean_and_sample_sd_of_hand_written_reports(
     assert table(one_seed, "## all runs (seed 0")[("vava",)]["Classification 1.0"] == "50.00"
     targeted = table(markdown, "## Targeted wild metrics (%) (mean ± sd over 3 seeds: 0, 1, 2)")
     assert targeted[("vava",)] == {
-        "Run": "vava", "Unflagged acc.": "85.00 ± 7.07 (n=2)", "Out-of-order acc.": "-",
-        "Repeated acc.": "50.00 (n=1)", "Background F1": "80.00 ± 14.14 (n=2)",
+        "Run": "vava", "Unflagged acc": "85.00 ± 7.07 (n=2)", "Out-of-order acc": "-",
+        "Repeated acc": "50.00 (n=1)", "Background F1": "80.00 ± 14.14 (n=2)", "Idle bg acc": "-",
+        "Cut-away bg acc": "-", "Distraction bg acc": "-",
         "Virtual mass: background": "70.00 ± 14.14 (n=2)", "Virtual mass: procedure": "20.00 ± 14.14 (n=2)"}
     assert targeted[("pooled",)]["Virtual mass: background"] == "-"
+    alignment = table(markdown, "## Alignment accuracy (%) (mean ± sd over 3 seeds: 0, 1, 2)")
+    assert alignment[("vava",)] == {  # DTW: half the classification value of each seed; plan: seed 0's file alone
+        "Run": "vava", "DTW": "30.00 ± 5.00", "NN": "-", "DTW, idle bg": "60.00 ± 10.00", "DTW, cutaway bg": "-",
+        "DTW, distraction bg": "-", "Plan (VAVA)": "40.00 (n=1)", "Plan, idle bg": "90.00 (n=1)",
+        "Plan, cutaway bg": "-", "Plan, distraction bg": "-"}
     convergence = table(markdown, "## Convergence")
     assert list(convergence) == [("vava",)]  # identity runs do not train
     assert convergence[("vava",)] == {"Run": "vava", "c": "0.1633 ± 0.2916", "Plateau (-0.02 < c < 0.02), seeds": "2/3"}
