@@ -94,7 +94,7 @@ def test_shipped_plans_load() -> None:
 def test_benchmark_plans_share_the_balanced_runs() -> None:
     comparison, ablations = load_plan("benchmark"), load_plan("benchmark-ablations")
     shared = {run.name: run for run in comparison.runs if run.name in {r.name for r in ablations.runs}}
-    assert sorted(shared) == ["vava-balanced", "vava-balanced-intra-only"]
+    assert sorted(shared) == ["vava", "vava-balanced", "vava-balanced-intra-only"]
     assert all(shared[run.name] == run for run in ablations.runs if run.name in shared)  # same settings: reused
     balanced = shared["vava-balanced"].overrides
     assert balanced["loss.virtual"] == "partial" and balanced["loss.align_weight"] == 0.2
