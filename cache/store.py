@@ -3,12 +3,13 @@
 Layout of a cache folder::
 
     CACHE/<fingerprint>/                 one zarr group per feature set (attrs: fingerprint inputs)
-        videos/<video_id>/               one group per video (attrs: metadata, `files`, `complete` flag)
+        videos/<name>/                   one group per video, named `stored_name(video id)` (the id itself,
+                                         `__x` as `%5F_x`; attrs: metadata, `files`, `complete` flag)
             features    (T, C, H, W) float16, blosc-zstd, one chunk per frame, sharded
             labels      (T,) int64       phase label of every stored frame
             frame_index (T,) int64       index of every stored frame in the decoded video
             flags       (T,) uint8       per-frame flag bits (only when the manifest gives `flags`)
-    CACHE/.locks/<fingerprint>/<video_id>.lock   advisory locks held while a video is written
+    CACHE/.locks/<fingerprint>/videos/<name>.lock  advisory locks held while a video is written
     CACHE/.locks/<fingerprint>/set.lock          held by writers (shared) and `cache rm` (exclusive)
 
 A video counts as present only once its `complete` flag is set, which is the last write. Every
@@ -32,6 +33,7 @@ from zarr.codecs import BloscCodec, Crc32cCodec
 
 from vava.cache.locks import creation_lock, lock_folder, set_lock
 from vava.core.errors import VavaError
+from vava.core.records import stored_name, video_id_of
 
 FEATURE_SET_KIND = "vava-feature-set"
 FEATURE_DTYPE = "float16"
@@ -68,6 +70,11 @@ class DamagedVideo(VavaError):
                          "(re-extract it: `vava extract --repair` with the same options)")
         self.video_id = video_id
         self.problem = problem
+
+
+def _stray(video_id: str, problem: str) -> CachedVideo:
+    """A folder of `videos/` that is no readable video, and why."""
+    return CachedVideo(video_id, "?", "?", 0, 0, None, (), None, complete=False, problem=problem)
 
 
 def _now() -> str:
@@ -160,20 +167,24 @@ class FeatureSet:
         """
         videos = self._videos
         found = []
-        for folder in sorted(p for p in (self.path / "videos").iterdir() if p.is_dir()):
-            meta = self._member(videos, folder.name)
+        for folder in (p for p in (self.path / "videos").iterdir() if p.is_dir()):
+            video_id = video_id_of(folder.name)
+            if video_id is None:
+                meta = _stray(folder.name, "stray folder (its name is no video id's stored name)")
+            else:
+                meta = self._member(videos, video_id)
             if meta.complete or include_incomplete:
                 found.append(meta)
-        return found
+        return sorted(found, key=lambda video: video.id)
 
     def _member(self, videos: zarr.Group, video_id: str) -> CachedVideo:
         try:
-            return self._describe(video_id, videos[video_id].attrs)
+            return self._describe(video_id, videos[stored_name(video_id)].attrs)
         except KeyError:
             problem = "stray folder (no zarr.json)"
         except Exception as err:  # one bad zarr.json must not hide the other videos
             problem = f"unreadable metadata ({_one_line(err)})"
-        return CachedVideo(video_id, "?", "?", 0, 0, None, (), None, complete=False, problem=problem)
+        return _stray(video_id, problem)
 
     def video(self, video_id: str) -> CachedVideo:
         """Metadata of one complete video; `VavaError` when absent or incomplete."""
@@ -185,7 +196,7 @@ class FeatureSet:
     def is_complete(self, video_id: str) -> bool:
         videos = self._videos
         try:
-            return bool(videos[video_id].attrs.get("complete", False))
+            return bool(videos[stored_name(video_id)].attrs.get("complete", False))
         except Exception:  # absent, or metadata unreadable: either way it has to be extracted (again)
             return False
 
@@ -237,7 +248,7 @@ class FeatureSet:
         expected = self._video_group(video_id, complete=True).attrs.get("files")
         if expected is None:
             return None
-        folder = self.path / "videos" / video_id
+        folder = self.path / "videos" / stored_name(video_id)
         for name, size in expected.items():
             try:
                 actual = (folder / name).stat().st_size
@@ -260,7 +271,7 @@ class FeatureSet:
     def _video_group(self, video_id: str, complete: bool = False) -> zarr.Group:
         videos = self._videos
         try:
-            group = videos[video_id]
+            group = videos[stored_name(video_id)]
         except KeyError:
             raise VavaError(f"{self.path}: no video {video_id!r} in this feature set") from None
         except Exception as err:
@@ -325,7 +336,8 @@ class FeatureSet:
         The caller must hold the video's lock (see `vava.cache.locks`).
         """
         self.remove_video(video_id)
-        group = self._writable_videos.create_group(video_id, attributes={**attrs, "complete": False})
+        name = stored_name(video_id)
+        group = self._writable_videos.create_group(name, attributes={**attrs, "complete": False})
         array = group.create_array(
             "features",
             shape=(0, *frame_shape),
@@ -335,12 +347,13 @@ class FeatureSet:
             compressors=_CODECS,
             fill_value=0,
         )
-        return VideoWriter(group, array, self.path / "videos" / video_id)
+        return VideoWriter(group, array, self.path / "videos" / name)
 
     def remove_video(self, video_id: str) -> None:
         """Delete a video's folder, whatever state it is in (the caller holds the video's lock)."""
-        if (self.path / "videos" / video_id).exists():
-            del self._writable_videos[video_id]
+        name = stored_name(video_id)
+        if (self.path / "videos" / name).exists():
+            del self._writable_videos[name]
         self._arrays.pop(video_id, None)
         self._checked.discard(video_id)
 
