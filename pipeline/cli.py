@@ -176,15 +176,20 @@ class _DatasetsCommand(click.Command):
                    '({"train": [...], "val": [...], "test": [...]}), e.g. for COIN\'s split_file option.')
 def data_info(dataset: str, root: Path, dataset_options: dict[str, str], allow_outside_root: bool,
               write_split: Path | None) -> None:
-    """Videos per split and action, frames and phases of a dataset, as the adapter reads it."""
+    """Videos per split and action, frames and phases of a dataset, as the adapter reads it, then its notes:
+    what the adapter found or assumed (layout, frame rate, sources that disagree)."""
+    from vava.pipeline.datasets.notes import collecting_notes
     from vava.pipeline.datasets.splits import check_new_file
     from vava.pipeline.datasets.splits import write_split as write_split_file
     from vava.pipeline.datasets.summary import summarise, summary_table
 
     if write_split is not None:
         check_new_file(write_split)  # before the (possibly long) read of the dataset
-    records = _load_records(dataset, root, dataset_options, allow_outside_root)
+    with collecting_notes() as notes:
+        records = _load_records(dataset, root, dataset_options, allow_outside_root)
     click.echo(summary_table(summarise(records)))
+    for text in notes:
+        click.echo(f"note: {text}")
     if write_split is not None:
         write_split_file(records, write_split)
         click.echo(f"split written to {write_split}", err=True)
