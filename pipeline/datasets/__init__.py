@@ -53,6 +53,8 @@ DATASETS: dict[str, Dataset] = {
                                           penn_action.DEFAULT_PHASE_LABELS),
             "on_mismatch": DatasetOption("frame vs label count differs: resample the longer (as CARL) or error",
                                          "resample", penn_action.ON_MISMATCH),
+            "split": DatasetOption("where a clip's split comes from: labels (the phase-label folder it is in, as "
+                                   "CARL) or mat (the .mat train flag)", "labels", penn_action.SPLIT_SOURCES),
         }),
     "pouring": Dataset("pouring", "Pouring (TCC): TFRecord shards, or CARL's mp4s + train/val.pkl; 5 phases",
                        pouring.load_pouring, pouring.write_fixture,

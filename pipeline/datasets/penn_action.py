@@ -3,8 +3,10 @@ phase labels that the LAV/CARL authors distribute separately.
 
 Layout: `ROOT/frames/<NNNN>/<NNNNNN>.jpg`, `ROOT/labels/<NNNN>.mat` (fields `action` and `train`, 1 or -1,
 are read; the pose fields are not) and `<phase_labels>/<train|val>/<action folder>/<NNNN>.npy`, one int
-array of phase ids (0-based) per frame. A clip's phase-label file is found by its number alone: the split
-comes from the `.mat` `train` flag (1 train, -1 val) and the action from its `action` field.
+array of phase ids (0-based) per frame. A clip's phase-label file is found by its number alone; the action
+comes from the `.mat` `action` field. The split comes from the label folder the file is in (`split=labels`,
+as CARL's converter takes it) or from the `.mat` `train` flag, 1 train, -1 val (`split=mat`); clips on
+which the two disagree are noted.
 
 13 of the 15 actions are used (`jump_rope` and `strum_guitar` have no phase labels in the protocol); clips
 without a phase-label file are skipped. When a clip has more labels than frames or more frames than labels,
@@ -23,6 +25,7 @@ from vava.core.decode import frame_files
 from vava.core.errors import VavaError
 from vava.core.files import check_confined
 from vava.core.records import MAX_FRAMES, UNKNOWN_LABEL, VideoRecord, check_video_id
+from vava.pipeline.datasets.notes import note
 
 # Phases per action, from TCC/CARL's class counts (labels 0..k-1).
 ACTION_PHASES = {
@@ -34,35 +37,47 @@ EXCLUDED_ACTIONS = ("jump_rope", "strum_guitar")
 FPS = 30.0  # the rate CARL's frame-folder converter assumes for Penn Action
 LABEL_SPLITS = ("train", "val")
 ON_MISMATCH = ("resample", "error")
+SPLIT_SOURCES = ("labels", "mat")
 DEFAULT_PHASE_LABELS = "phase_labels"
 
 
 def load_penn_action(root: str | Path, *, allow_outside_root: bool = False, actions: str = "all",
-                     phase_labels: str = DEFAULT_PHASE_LABELS, on_mismatch: str = "resample") -> list[VideoRecord]:
-    """The labelled clips of the selected `actions` (`all` or a comma list), in clip order.
+                     phase_labels: str = DEFAULT_PHASE_LABELS, on_mismatch: str = "resample",
+                     split: str = "labels") -> list[VideoRecord]:
+    """The labelled clips of the selected `actions` (`all` or a comma list), in clip order, each in the
+    split its label folder (`split=labels`) or its `.mat` flag (`split=mat`) says.
 
     `phase_labels` is the label folder, relative to `root` unless absolute; it, the `.mat` files and the
     frame folders must stay inside `root` (symlinks resolved) unless `allow_outside_root`.
     """
     root = Path(root)
     wanted = parse_actions(actions)
-    if on_mismatch not in ON_MISMATCH:
-        raise VavaError(f"--dataset-option on_mismatch={on_mismatch}: not one of {', '.join(ON_MISMATCH)}")
+    for key, value, choices in (("on_mismatch", on_mismatch, ON_MISMATCH), ("split", split, SPLIT_SOURCES)):
+        if value not in choices:
+            raise VavaError(f"--dataset-option {key}={value}: not one of {', '.join(choices)}")
     confined_to = None if allow_outside_root else root.resolve()
     label_dir = _confined(root / phase_labels, confined_to, "phase_labels")
     if not label_dir.is_dir():
         raise VavaError(f"{label_dir}: phase-label folder not found (the per-frame labels are distributed apart "
                         "from Penn Action; point --dataset-option phase_labels=DIR at them)")
-    records = []
-    for clip, label_file in sorted(_label_files(label_dir, confined_to).items()):
+    records, disagreeing = [], []
+    for clip, (label_file, folder_split) in sorted(_label_files(label_dir, confined_to).items()):
         mat = _confined(root / "labels" / f"{clip}.mat", confined_to, "annotation file")
         if not mat.is_file():
             raise VavaError(f"{mat}: annotation file missing (clip {clip} has phase labels in {label_file})")
-        action, split = read_annotation(mat)
+        action, flag_split = read_annotation(mat)
         if action in wanted:
-            records.append(_record(root, clip, action, split, label_file, confined_to, on_mismatch))
+            if folder_split != flag_split:
+                disagreeing.append(f"{clip} (label folder {folder_split}, .mat {flag_split})")
+            chosen = folder_split if split == "labels" else flag_split
+            records.append(_record(root, clip, action, chosen, label_file, confined_to, on_mismatch))
     if not records:
         raise VavaError(f"{root}: no clip of the selected actions ({actions}) has a phase-label file in {label_dir}")
+    if disagreeing:
+        shown = ", ".join(disagreeing[:5]) + (", ..." if len(disagreeing) > 5 else "")
+        source = "label folder" if split == "labels" else ".mat train flag"
+        note(f"penn_action: {len(disagreeing)} clip(s) are in one split by their label folder and in the other by "
+             f"their .mat train flag; split={split} follows the {source}: {shown}")
     return records
 
 
@@ -157,17 +172,19 @@ def read_phase_labels(path: Path, phases: int) -> np.ndarray:
     return labels
 
 
-def _label_files(label_dir: Path, confined_to: Path | None) -> dict[str, Path]:
-    """Clip number -> its `<split>/<action folder>/<clip>.npy` file; a clip labelled twice is refused."""
-    found: dict[str, Path] = {}
+def _label_files(label_dir: Path, confined_to: Path | None) -> dict[str, tuple[Path, str]]:
+    """Clip number -> its `<split>/<action folder>/<clip>.npy` file and that split; a clip labelled twice
+    is refused."""
+    found: dict[str, tuple[Path, str]] = {}
     for split in LABEL_SPLITS:
         for file in sorted((label_dir / split).glob("*/*.npy")):
             clip = file.stem
             if clip in found:
-                raise VavaError(f"{file}: clip {clip} already has phase labels in {found[clip]}")
-            found[clip] = _confined(file, confined_to, "phase-label file")
-            if not found[clip].is_file():  # a FIFO would block reading forever
+                raise VavaError(f"{file}: clip {clip} already has phase labels in {found[clip][0]}")
+            path = _confined(file, confined_to, "phase-label file")
+            if not path.is_file():  # a FIFO would block reading forever
                 raise VavaError(f"{file}: not a regular file")
+            found[clip] = path, split
     return found
 
 
