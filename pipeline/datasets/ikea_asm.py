@@ -13,7 +13,8 @@ writes each run of equal per-frame labels as `[first, last]`. Frames outside eve
 segments, are the official background class NA. With `background=keep` NA is phase 0 (the "in the
 wild" setting); with `background=drop` NA frames are dropped before embedding (`VideoRecord.keep`).
 Phase ids are contiguous over the actions that occur in the chosen videos, ordered by official id.
-Frames are counted by listing the JPEGs.
+Frames are counted by listing the JPEGs. Frame folders store no rate: 25 fps is assumed (the rate of the
+released videos and of the dataset's own video export) unless the `fps` option says otherwise.
 """
 from __future__ import annotations
 
@@ -29,6 +30,7 @@ from vava.core.errors import VavaError
 from vava.core.files import check_confined, check_plain_name
 from vava.core.records import UNKNOWN_LABEL, VideoRecord
 from vava.pipeline.datasets.annotation_files import confined, read_database, read_lines, segment_bounds
+from vava.pipeline.datasets.rates import frame_rate
 from vava.pipeline.datasets.segments import segment_labels
 
 ANNOTATIONS = "gt_segments.json"
@@ -36,7 +38,7 @@ INDEX_FOLDER = "indexing_files"
 ACTION_LIST = "atomic_action_list.txt"
 SPLIT_LISTS = {"train": "train_cross_env.txt", "val": "test_cross_env.txt"}
 BACKGROUND = "NA"
-FPS = 30.0
+FPS = 25.0  # the released videos' rate; toolbox/tb_utils.py exports the scan videos at 25 (and uses 30 elsewhere)
 DEFAULT_FURNITURE = "Kallax_Shelf_Drawer"
 BACKGROUND_MODES = ("keep", "drop")
 
@@ -44,10 +46,12 @@ Segments = list[tuple[float, float, int]]  # (first frame, last frame included, 
 
 
 def load_ikea_asm(root: Path, *, allow_outside_root: bool = False, view: str = "dev3",
-                  furniture: str = DEFAULT_FURNITURE, background: str = "keep") -> list[VideoRecord]:
+                  furniture: str = DEFAULT_FURNITURE, background: str = "keep", fps: str | None = None) -> list[VideoRecord]:
     """The videos of the official cross-environment split (test read as `val`) of one furniture type
-    (or `all`), seen from camera `view`, with NA kept as phase 0 or dropped (`background`)."""
+    (or `all`), seen from camera `view`, with NA kept as phase 0 or dropped (`background`), at `fps`
+    (default `FPS`)."""
     view = check_plain_name(view, "--dataset-option view")
+    rate = frame_rate(fps, FPS, "ikea_asm", "frame folders store none; the released videos are 25 fps")
     confined_to = None if allow_outside_root else root.resolve()
     index = root / INDEX_FOLDER
     actions = _read_actions(confined(index / ACTION_LIST, confined_to))
@@ -81,7 +85,7 @@ def load_ikea_asm(root: Path, *, allow_outside_root: bool = False, view: str = "
                                 "(background=drop would leave nothing)")
         records.append(VideoRecord(
             id=f"{furniture_name}__{scan}", path=folder, split=split, action=furniture_name,
-            labels=table[official], phases=phases, fps=FPS,
+            labels=table[official], phases=phases, fps=rate,
             background_label=0 if keep_background else None, confined_to=confined_to, keep=keep,
         ))
     return records

@@ -26,6 +26,7 @@ from vava.core.errors import VavaError
 from vava.core.files import check_confined
 from vava.core.records import MAX_FRAMES, UNKNOWN_LABEL, VideoRecord, check_video_id
 from vava.pipeline.datasets.notes import note
+from vava.pipeline.datasets.rates import frame_rate
 
 # Phases per action, from TCC/CARL's class counts (labels 0..k-1).
 ACTION_PHASES = {
@@ -34,7 +35,7 @@ ACTION_PHASES = {
     "tennis_forehand": 3, "tennis_serve": 4,
 }
 EXCLUDED_ACTIONS = ("jump_rope", "strum_guitar")
-FPS = 30.0  # the rate CARL's frame-folder converter assumes for Penn Action
+FPS = 30.0  # assumed: the release states none; CARL's frame-folder converter's fps flag defaults to 30
 LABEL_SPLITS = ("train", "val")
 ON_MISMATCH = ("resample", "error")
 SPLIT_SOURCES = ("labels", "mat")
@@ -43,9 +44,9 @@ DEFAULT_PHASE_LABELS = "phase_labels"
 
 def load_penn_action(root: str | Path, *, allow_outside_root: bool = False, actions: str = "all",
                      phase_labels: str = DEFAULT_PHASE_LABELS, on_mismatch: str = "resample",
-                     split: str = "labels") -> list[VideoRecord]:
+                     split: str = "labels", fps: str | None = None) -> list[VideoRecord]:
     """The labelled clips of the selected `actions` (`all` or a comma list), in clip order, each in the
-    split its label folder (`split=labels`) or its `.mat` flag (`split=mat`) says.
+    split its label folder (`split=labels`) or its `.mat` flag (`split=mat`) says, at `fps` (default `FPS`).
 
     `phase_labels` is the label folder, relative to `root` unless absolute; it, the `.mat` files and the
     frame folders must stay inside `root` (symlinks resolved) unless `allow_outside_root`.
@@ -55,6 +56,7 @@ def load_penn_action(root: str | Path, *, allow_outside_root: bool = False, acti
     for key, value, choices in (("on_mismatch", on_mismatch, ON_MISMATCH), ("split", split, SPLIT_SOURCES)):
         if value not in choices:
             raise VavaError(f"--dataset-option {key}={value}: not one of {', '.join(choices)}")
+    rate = frame_rate(fps, FPS, "penn_action", "the release states none")
     confined_to = None if allow_outside_root else root.resolve()
     label_dir = _confined(root / phase_labels, confined_to, "phase_labels")
     if not label_dir.is_dir():
@@ -70,7 +72,7 @@ def load_penn_action(root: str | Path, *, allow_outside_root: bool = False, acti
             if folder_split != flag_split:
                 disagreeing.append(f"{clip} (label folder {folder_split}, .mat {flag_split})")
             chosen = folder_split if split == "labels" else flag_split
-            records.append(_record(root, clip, action, chosen, label_file, confined_to, on_mismatch))
+            records.append(_record(root, clip, action, chosen, label_file, confined_to, on_mismatch, rate))
     if not records:
         raise VavaError(f"{root}: no clip of the selected actions ({actions}) has a phase-label file in {label_dir}")
     if disagreeing:
@@ -134,7 +136,7 @@ def align_labels(labels: np.ndarray, frames: int) -> tuple[np.ndarray, np.ndarra
 
 
 def _record(root: Path, clip: str, action: str, split: str, label_file: Path, confined_to: Path | None,
-            on_mismatch: str) -> VideoRecord:
+            on_mismatch: str, fps: float) -> VideoRecord:
     folder = _confined(root / "frames" / clip, confined_to, "frame folder")
     if not folder.is_dir():
         raise VavaError(f"{folder}: frame folder of clip {clip} missing")
@@ -148,7 +150,7 @@ def _record(root: Path, clip: str, action: str, split: str, label_file: Path, co
     labels, keep = align_labels(labels, frames)
     video_id = check_video_id(f"{clip}_{action}", f"{label_file}")
     return VideoRecord(id=video_id, path=folder, split=split, action=action, labels=labels,
-                       phases=tuple(f"phase_{i}" for i in range(ACTION_PHASES[action])), fps=FPS,
+                       phases=tuple(f"phase_{i}" for i in range(ACTION_PHASES[action])), fps=fps,
                        confined_to=confined_to, keep=keep)
 
 

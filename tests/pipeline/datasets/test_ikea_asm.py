@@ -48,7 +48,7 @@ def test_background_kept_as_phase_zero_over_the_kallax_subset(root: Path) -> Non
     assert fourth.labels.tolist() == [1, 1, 1, 0, 2, 2]
     assert first.phases == second.phases == ("NA", "pick up shelf", "slide drawer in")
     assert (first.split, fourth.split, second.split) == ("train", "train", "val")  # official test -> val
-    assert first.keep is None and first.background_label == 0 and first.fps == 30.0
+    assert first.keep is None and first.background_label == 0 and first.fps == 25.0
     assert first.action == "Kallax_Shelf_Drawer" and first.num_frames == 6
     assert first.path == root / KALLAX_1 / "dev3" / "images" and first.confined_to == root.resolve()
 
