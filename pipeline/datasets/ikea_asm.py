@@ -46,7 +46,8 @@ Segments = list[tuple[float, float, int]]  # (first frame, last frame included, 
 
 
 def load_ikea_asm(root: Path, *, allow_outside_root: bool = False, view: str = "dev3",
-                  furniture: str = DEFAULT_FURNITURE, background: str = "keep", fps: str | None = None) -> list[VideoRecord]:
+                  furniture: str = DEFAULT_FURNITURE, background: str = "keep",
+                  fps: str | None = None) -> list[VideoRecord]:
     """The videos of the official cross-environment split (test read as `val`) of one furniture type
     (or `all`), seen from camera `view`, with NA kept as phase 0 or dropped (`background`), at `fps`
     (default `FPS`)."""

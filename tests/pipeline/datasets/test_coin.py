@@ -144,7 +144,8 @@ def test_missing_videos_error_in_one_line_or_are_skipped(root: Path) -> None:
     (root / "videos" / "1" / "disk-1.mp4").unlink()
     videos = re.escape(str(root / "videos"))
     with pytest.raises(VavaError, match=rf"^{videos}: 2 of 25 videos of the chosen tasks have no file "
-                                        r"\(first: rj45-4\.\* or 0/rj45-4\.\*\); download them or pass --dataset-option "
+                                        r"\(first: rj45-4\.\* or 0/rj45-4\.\*\); download them or pass "
+                                        r"--dataset-option "
                                         r"missing=skip$"):
         load(root)
     records = load(root, missing="skip")
@@ -222,7 +223,8 @@ def official_download(root: Path, flat: tuple[str, ...] = ()) -> None:
 @pytest.mark.parametrize(("flat", "found"), [
     ((), "2 as {videos}/<recipe_type>/<id>.<ext> (download_videos.py's layout)"),
     (("__9c5VYjqsw", "Ab-3_cD9xYz"), "2 as {videos}/<id>.<ext>"),
-    (("Ab-3_cD9xYz",), "1 as {videos}/<recipe_type>/<id>.<ext> (download_videos.py's layout) and 1 as {videos}/<id>.<ext>"),
+    (("Ab-3_cD9xYz",),
+     "1 as {videos}/<recipe_type>/<id>.<ext> (download_videos.py's layout) and 1 as {videos}/<id>.<ext>"),
 ])
 def test_the_official_download_layout_and_ids_starting_with_two_underscores(tmp_path: Path, flat: tuple[str, ...],
                                                                             found: str) -> None:
