@@ -184,10 +184,27 @@ def _videos_folder(root: Path, videos: str, confined_to: Path | None) -> Path:
 
 
 def _video_files(folder: Path, entries: dict[str, dict]) -> dict[str, list[Path]]:
-    """YouTube id -> its files (hidden ones left out), for the ids of `entries` (their COIN.json entries) that
-    have any: `<id>.<ext>` in `folder` or in its subfolder named by the entry's `recipe_type`, the layout of
-    COIN's `download_videos.py`. Notes which layout was found."""
-    listed: dict[tuple[str, ...], list[Path]] = {}  # (name without extension,) or (subfolder, name without extension)
+    """YouTube id -> its files, for the ids of `entries` (their COIN.json entries) that have any:
+    `<id>.<ext>` in `folder` or in its subfolder named by the entry's `recipe_type` (the layout of COIN's
+    `download_videos.py`). Notes how many were found in each layout."""
+    listed = _listed_files(folder)
+    files, nested = {}, 0
+    for video_id, entry in entries.items():
+        by_type = listed.get((str(entry.get("recipe_type")), video_id), [])
+        if found := listed.get((video_id,), []) + by_type:
+            files[video_id] = found
+            nested += bool(by_type)
+    counts = {f"{folder}/<recipe_type>/<id>.<ext> (download_videos.py's layout)": nested,
+              f"{folder}/<id>.<ext>": len(files) - nested}
+    if files:
+        note(f"coin: video files found: {' and '.join(f'{n} as {where}' for where, n in counts.items() if n)}")
+    return files
+
+
+def _listed_files(folder: Path) -> dict[tuple[str, ...], list[Path]]:
+    """The files of `folder` by (name without extension,) and those of its subfolders by (subfolder, name
+    without extension); hidden ones left out."""
+    listed: dict[tuple[str, ...], list[Path]] = {}
     for path in sorted(folder.iterdir()):
         if path.name.startswith("."):
             continue
@@ -197,18 +214,7 @@ def _video_files(folder: Path, entries: dict[str, dict]) -> dict[str, list[Path]
             for inner in sorted(path.iterdir()):
                 if not inner.name.startswith(".") and inner.is_file():
                     listed.setdefault((path.name, inner.stem), []).append(inner)
-    files, nested = {}, 0
-    for video_id, entry in entries.items():
-        by_type = listed.get((str(entry.get("recipe_type")), video_id), [])
-        found = listed.get((video_id,), []) + by_type
-        if found:
-            files[video_id] = found
-            nested += bool(by_type)
-    if files:
-        layouts = [f"{nested} as {folder}/<recipe_type>/<id>.<ext> (download_videos.py's layout)" if nested else "",
-                   f"{len(files) - nested} as {folder}/<id>.<ext>" if len(files) > nested else ""]
-        note(f"coin: video files found: {' and '.join(filter(None, layouts))}")
-    return files
+    return listed
 
 
 def _places(video_id: str, entry: dict) -> str:
