@@ -21,17 +21,21 @@ from __future__ import annotations
 import contextlib
 import datetime as dt
 import shutil
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import zarr
+from zarr.abc.store import ByteRequest
 from zarr.codecs import BloscCodec, Crc32cCodec
+from zarr.core.buffer import Buffer, BufferPrototype
+from zarr.storage import LocalStore
 
 from vava.cache.locks import creation_lock, lock_folder, set_lock
 from vava.core.errors import VavaError
+from vava.core.files import check_regular
 
 FEATURE_SET_KIND = "vava-feature-set"
 FEATURE_DTYPE = "float16"
@@ -75,7 +79,25 @@ def _now() -> str:
 
 
 def _one_line(err: Exception) -> str:
-    return f"{type(err).__name__}: {' '.join(str(err).split())}"
+    text = " ".join(str(err).split())
+    return text if isinstance(err, VavaError) else f"{type(err).__name__}: {text}"
+
+
+class _PlainFileStore(LocalStore):
+    """zarr's local store that reads regular files only: a FIFO or device planted in a feature set is
+    refused (`VavaError`), never opened, since reading it would block forever."""
+
+    async def get(self, key: str, prototype: BufferPrototype | None = None,
+                  byte_range: ByteRequest | None = None) -> Buffer | None:
+        check_regular(self.root / key)
+        return await super().get(key, prototype, byte_range)
+
+    async def get_partial_values(self, prototype: BufferPrototype,
+                                 key_ranges: Iterable[tuple[str, ByteRequest | None]]) -> list[Buffer | None]:
+        key_ranges = list(key_ranges)
+        for key, _ in key_ranges:
+            check_regular(self.root / key)
+        return await super().get_partial_values(prototype, key_ranges)
 
 
 def _file_sizes(folder: Path) -> dict[str, int]:
@@ -99,10 +121,10 @@ class FeatureSet:
     def open(cls, path: str | Path) -> FeatureSet:
         """Open an existing feature set (read-only); `VavaError` if `path` is not one."""
         path = Path(path)
-        if not (path / "zarr.json").is_file():
+        if not check_regular(path / "zarr.json").is_file():
             raise VavaError(f"{path}: not a feature set (no zarr.json; run `vava extract` or `vava cache ls`)")
         try:
-            group = zarr.open_group(store=str(path), mode="r")
+            group = zarr.open_group(store=_PlainFileStore(path, read_only=True), mode="r")
             kind = group.attrs.get("kind")
         except Exception as err:  # whatever zarr makes of a damaged zarr.json
             raise VavaError(f"{path}: unreadable zarr.json ({_one_line(err)})") from None
@@ -347,7 +369,7 @@ class FeatureSet:
     @property
     def _writable_videos(self) -> zarr.Group:
         if self._writable is None:
-            self._writable = zarr.open_group(store=str(self.path), mode="r+")["videos"]
+            self._writable = zarr.open_group(store=_PlainFileStore(self.path), mode="r+")["videos"]
         return self._writable
 
 

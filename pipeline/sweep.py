@@ -34,7 +34,7 @@ from vava.cache.store import FeatureSet
 from vava.core.config import merge, nest, read_yaml_mapping, resolve_preset, to_dict
 from vava.core.embeddings_file import IDENTITY_KINDS
 from vava.core.errors import ConfigError, VavaError
-from vava.core.files import atomic_write, check_plain_name
+from vava.core.files import atomic_write, check_plain_name, read_regular
 from vava.core.run_folder import LOG_NAME, checkpoint_path, load_checkpoint
 from vava.pipeline.diagnostics import VIRTUAL_MASS_NAME, virtual_mass
 from vava.pipeline.val_probes import ValProbes
@@ -303,8 +303,8 @@ def _prepare(run_dir: Path, key: dict[str, Any], out: Path) -> tuple[bool, str]:
 def _seconds(run_dir: Path) -> float | None:
     """The wall time recorded in run_dir's sweep_time.json; None when missing or unreadable."""
     try:
-        seconds = json.loads((run_dir / TIME_NAME).read_text())["seconds"]
-    except (OSError, ValueError, KeyError, TypeError):
+        seconds = json.loads(read_regular(run_dir / TIME_NAME))["seconds"]
+    except (OSError, ValueError, KeyError, TypeError, VavaError):
         return None
     return float(seconds) if isinstance(seconds, (int, float)) and not isinstance(seconds, bool) else None
 
@@ -326,8 +326,8 @@ def _saved_key(run_dir: Path) -> dict[str, Any] | None:
     if run_dir.is_dir() and not run_dir.is_symlink():
         if (run_dir / KEY_NAME).is_file():
             try:
-                saved = json.loads((run_dir / KEY_NAME).read_text())
-            except (OSError, ValueError):
+                saved = json.loads(read_regular(run_dir / KEY_NAME))
+            except (OSError, ValueError, VavaError):
                 return {}
             return saved if isinstance(saved, dict) else {}
         if (run_dir / TIME_NAME).is_file():
@@ -430,8 +430,8 @@ def _targeted(report: Report | None) -> dict[str, Any]:
 def _virtual_mass(run_dir: Path | None) -> dict[str, Any]:
     """RUN/virtual_mass.json ({} when missing or damaged)."""
     try:
-        found = json.loads((run_dir / VIRTUAL_MASS_NAME).read_text()) if run_dir is not None else None
-    except (OSError, ValueError):
+        found = json.loads(read_regular(run_dir / VIRTUAL_MASS_NAME)) if run_dir is not None else None
+    except (OSError, ValueError, VavaError):
         return {}
     return found if isinstance(found, dict) else {}
 

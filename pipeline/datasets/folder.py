@@ -19,7 +19,7 @@ from pathlib import Path
 import numpy as np
 
 from vava.core.errors import VavaError
-from vava.core.files import atomic_write, check_confined
+from vava.core.files import atomic_write, check_confined, open_regular
 from vava.core.records import (
     FRAME_FLAGS,
     MAX_FLAGS,
@@ -47,7 +47,7 @@ def load_folder(root: str | Path, *, allow_outside_root: bool = False) -> list[V
     manifest = root / MANIFEST_NAME
     if not root.is_dir():
         raise VavaError(f"dataset root {root} is not a directory")
-    if not manifest.is_file():
+    if not manifest.exists():
         raise VavaError(f"{manifest}: missing (the folder format needs a {MANIFEST_NAME}, see README)")
     confined_to = None if allow_outside_root else root.resolve()
     records: list[VideoRecord] = []
@@ -72,7 +72,7 @@ def load_folder(root: str | Path, *, allow_outside_root: bool = False) -> list[V
 
 def _manifest_lines(manifest: Path) -> Iterator[tuple[int, str]]:
     """(line number, text) of each non-blank line; one-line errors for over-long or non-UTF-8 lines."""
-    with manifest.open("rb") as handle:
+    with open_regular(manifest) as handle:
         for lineno, raw in enumerate(iter(lambda: handle.readline(MAX_LINE_BYTES + 1), b""), start=1):
             where = f"{manifest}:{lineno}"
             if len(raw) > MAX_LINE_BYTES:

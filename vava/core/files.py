@@ -11,10 +11,12 @@ from __future__ import annotations
 import contextlib
 import errno
 import os
+import stat
 import tempfile
 import unicodedata
 from collections.abc import Iterator
 from pathlib import Path
+from typing import BinaryIO
 
 from vava.core.errors import VavaError
 
@@ -72,6 +74,52 @@ def check_new_folder(path: str | Path, what: str) -> Path:
     if path.is_dir() and any(path.iterdir()):
         raise VavaError(f"{what}: {path} is not empty; pick a new folder")
     return path
+
+
+_KINDS = ((stat.S_ISDIR, "a folder"), (stat.S_ISFIFO, "a FIFO"), (stat.S_ISCHR, "a character device"),
+          (stat.S_ISBLK, "a block device"), (stat.S_ISSOCK, "a socket"))
+
+
+def _not_regular(path: str | Path, mode: int) -> VavaError:
+    kind = next((name for test, name in _KINDS if test(mode)), "not a plain file")
+    return VavaError(f"{path}: not a regular file ({kind}); only plain files are read")
+
+
+def open_regular(path: str | Path) -> BinaryIO:
+    """`path` opened for binary reading; a one-line `VavaError` unless it is a regular file.
+
+    For every file a user can supply or tamper with. The open never waits (a FIFO without a writer
+    would block a plain open forever) and the check is made on the opened file, so nothing can be
+    swapped in between. A missing or unreadable file raises the usual `OSError`.
+    """
+    fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | getattr(os, "O_NOCTTY", 0))
+    try:
+        mode = os.fstat(fd).st_mode
+        if not stat.S_ISREG(mode):
+            raise _not_regular(path, mode)
+        os.set_blocking(fd, True)
+        return os.fdopen(fd, "rb")
+    except BaseException:
+        os.close(fd)
+        raise
+
+
+def read_regular(path: str | Path) -> bytes:
+    """The bytes of the regular file `path` (see `open_regular`)."""
+    with open_regular(path) as handle:
+        return handle.read()
+
+
+def check_regular(path: str | Path) -> Path:
+    """`path`, unless it exists (symlinks followed) and is no regular file: then the `VavaError` of
+    `open_regular`. For files that a library opens itself (zarr, HDF5, torch)."""
+    try:
+        mode = os.stat(path).st_mode
+    except OSError:  # missing or unreachable: the library reports that itself
+        return Path(path)
+    if not stat.S_ISREG(mode):
+        raise _not_regular(path, mode)
+    return Path(path)
 
 
 def _disk_error(path: Path, err: OSError) -> VavaError:

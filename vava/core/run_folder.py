@@ -43,7 +43,7 @@ from filelock import FileLock, Timeout
 from vava.core.config import from_dict
 from vava.core.embedder import Embedder, EmbedderConfig
 from vava.core.errors import VavaError
-from vava.core.files import atomic_path, atomic_write, is_inside
+from vava.core.files import atomic_path, atomic_write, is_inside, read_regular
 from vava.core.validation import option_error
 
 CONFIG_NAME = "config.yaml"
@@ -327,8 +327,8 @@ def _check_same_run(run_dir: Path, state: dict[str, Any]) -> None:
     set (run.json) and with its config (config.yaml) up to the schedule keys."""
     where = f"--checkpoint: {state['path']} is not a checkpoint of run {run_dir}"
     try:
-        info = json.loads((run_dir / RUN_INFO_NAME).read_text())
-        config = yaml.safe_load((run_dir / CONFIG_NAME).read_text())
+        info = json.loads(read_regular(run_dir / RUN_INFO_NAME))
+        config = yaml.safe_load(read_regular(run_dir / CONFIG_NAME))
         fingerprint = info["fingerprint"]
     except (OSError, ValueError, KeyError, TypeError, yaml.YAMLError) as err:
         raise VavaError(f"{where} (its {RUN_INFO_NAME} or {CONFIG_NAME} cannot be read: {err})") from None
