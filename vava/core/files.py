@@ -155,7 +155,7 @@ def atomic_path(path: str | Path) -> Iterator[Path]:
             tmp.unlink()
 
 
-def atomic_write(path: str | Path, data: str | bytes) -> Path:
+def atomic_write(path: str | Path, data: str | bytes | memoryview) -> Path:
     """Write `data` (text as UTF-8) to `path` by create-and-rename; return `path`."""
     path = Path(path)
     payload = data.encode("utf-8") if isinstance(data, str) else data

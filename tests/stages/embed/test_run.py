@@ -163,3 +163,28 @@ def test_a_model_of_some_actions_trains_and_embeds_only_those(toy_features: Path
     with pytest.raises(VavaError, match=r"^data.actions: .* has no train video of action 'nope' \(its actions: "):
         train(toy_features, tmp_path / "bad", load_config(None, parse_overrides([*TINY, "data.actions=[nope]"])),
               progress=False)
+
+
+@pytest.mark.slow
+def test_a_full_disk_is_one_line_and_keeps_the_old_embeddings(toy_features: Path, tmp_path: Path) -> None:
+    """HDF5 failing to write mid-file used to crash the process (exit 139) and leave its temporary file.
+
+    A file-size limit (RLIMIT_FSIZE; writes past it fail with EFBIG, as writes to a full disk fail with
+    ENOSPC) stops the write at several points of the new file, each time in a fresh process."""
+    import resource
+    import subprocess
+    import sys
+
+    run = tmp_path / "run"
+    old = embed(run, toy_features, identity="features", progress=False).read_bytes()
+    files = sorted(p.name for p in run.iterdir())
+    for limit in (1_000, len(old) // 3, 2 * len(old) // 3):
+        result = subprocess.run(
+            [sys.executable, "-m", "vava.pipeline.cli", "embed", "--run", str(run), "--identity",
+             "--features", str(toy_features), "--quiet"],
+            capture_output=True, text=True, timeout=120,
+            preexec_fn=lambda limit=limit: resource.setrlimit(resource.RLIMIT_FSIZE, (limit, limit)))
+        assert (result.returncode, result.stderr) == (
+            1, f"Error: {run / 'embeddings.h5'}: cannot write (File too large); nothing was replaced\n"), limit
+        assert sorted(p.name for p in run.iterdir()) == files  # no temporary file left
+        assert (run / "embeddings.h5").read_bytes() == old
