@@ -2,8 +2,8 @@
 
 Layout of a cache folder::
 
-    CACHE/<fingerprint>/                 one zarr group per feature set (attrs: fingerprint inputs)
-        videos/<video_id>/               one group per video (attrs: metadata, `files`, `complete` flag)
+    CACHE/<fingerprint>/                 one zarr group per feature set (attrs: fingerprint inputs, `members`)
+        videos/<video_id>/               one group per video (attrs: metadata, `member_key`, `files`, `complete` flag)
             features    (T, C, H, W) float16, blosc-zstd, one chunk per frame, sharded
             labels      (T,) int64       phase label of every stored frame
             frame_index (T,) int64       index of every stored frame in the decoded video
@@ -14,12 +14,16 @@ Layout of a cache folder::
 A video counts as present only once its `complete` flag is set, which is the last write. Every
 chunk carries a CRC-32C checksum, so changed bytes fail to read; and `files` records the size of
 every file of the video at completion, because zarr reads a missing shard as zeros without error.
+The set's `members` map each video id it was extracted for to a key that the video's folder records:
+any other folder in `videos/` (copied from another set, or from another video) is foreign, reported by
+`videos(include_incomplete=True)` and never read as a video. (Sets made before members accept any folder.)
 A feature set is opened read-only; it is reopened for writing only when a video is written.
 """
 from __future__ import annotations
 
 import contextlib
 import datetime as dt
+import functools
 import shutil
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
@@ -40,6 +44,7 @@ from vava.core.files import check_regular
 FEATURE_SET_KIND = "vava-feature-set"
 FEATURE_DTYPE = "float16"
 FRAMES_PER_SHARD = 32
+FOREIGN = "not one of the videos this feature set was extracted for (copied from another set?)"
 _COMPRESSOR = BloscCodec(cname="zstd", clevel=3, shuffle="shuffle")  # bench/bench_cache.py: beats bitshuffle here
 _CODECS = (_COMPRESSOR, Crc32cCodec())  # the checksum covers the compressed bytes: cheap to verify
 
@@ -62,6 +67,7 @@ class CachedVideo:
     source_path: str | None = None     # the video file or frame folder it was extracted from
     manifest_fps: float | None = None  # the frame rate the manifest gave it (frame folders need one)
     source_member: int | None = None   # its record's byte offset when the source holds many (a TFRecord shard)
+    foreign: bool = False              # its folder is not one of the set's members (then it is not complete)
 
 
 class DamagedVideo(VavaError):
@@ -133,8 +139,10 @@ class FeatureSet:
         return cls(path, group)
 
     @classmethod
-    def create(cls, path: str | Path, fingerprint: str, inputs: dict[str, Any], extra: dict[str, Any]) -> FeatureSet:
-        """Open the feature set at `path`, creating it with these attributes if it is new.
+    def create(cls, path: str | Path, fingerprint: str, inputs: dict[str, Any], extra: dict[str, Any],
+               members: dict[str, str] | None = None) -> FeatureSet:
+        """Open the feature set at `path`, creating it with these attributes (and `members`, video id -> key,
+        see `vava.cache.fingerprint.SetFingerprint`) if it is new.
 
         An existing set is opened without writing anything (no lock either), so a read-only
         cache can still be checked.
@@ -147,7 +155,7 @@ class FeatureSet:
                     zarr.open_group(store=str(path / "videos"), mode="a")
                     zarr.open_group(store=str(path), mode="a", attributes={
                         "kind": FEATURE_SET_KIND, "fingerprint": fingerprint, "inputs": inputs, "created": _now(),
-                        **extra})
+                        **extra, **({} if members is None else {"members": members})})
         return cls.open(path)
 
     @contextlib.contextmanager
@@ -166,6 +174,15 @@ class FeatureSet:
     @property
     def attrs(self) -> dict[str, Any]:
         return dict(self._group.attrs)
+
+    @functools.cached_property
+    def _members(self) -> dict[str, str] | None:
+        members = self._group.attrs.get("members")
+        return members if isinstance(members, dict) else None
+
+    def _belongs(self, video_id: str, attrs: Any) -> bool:
+        """Whether the folder `video_id`, with these attributes, is one of the set's members."""
+        return self._members is None or self._members.get(video_id, False) == attrs.get("member_key")
 
     @property
     def _videos(self) -> zarr.Group:
@@ -190,7 +207,11 @@ class FeatureSet:
 
     def _member(self, videos: zarr.Group, video_id: str) -> CachedVideo:
         try:
-            return self._describe(video_id, videos[video_id].attrs)
+            attrs = videos[video_id].attrs
+            if not self._belongs(video_id, attrs):
+                return CachedVideo(video_id, "?", "?", 0, 0, None, (), None, complete=False, problem=FOREIGN,
+                                   foreign=True)
+            return self._describe(video_id, attrs)
         except KeyError:
             problem = "stray folder (no zarr.json)"
         except Exception as err:  # one bad zarr.json must not hide the other videos
@@ -207,7 +228,8 @@ class FeatureSet:
     def is_complete(self, video_id: str) -> bool:
         videos = self._videos
         try:
-            return bool(videos[video_id].attrs.get("complete", False))
+            attrs = videos[video_id].attrs
+            return bool(attrs.get("complete", False)) and self._belongs(video_id, attrs)
         except Exception:  # absent, or metadata unreadable: either way it has to be extracted (again)
             return False
 
@@ -287,6 +309,8 @@ class FeatureSet:
             raise VavaError(f"{self.path}: no video {video_id!r} in this feature set") from None
         except Exception as err:
             raise DamagedVideo(self.path, video_id, f"unreadable metadata ({_one_line(err)})") from None
+        if not self._belongs(video_id, group.attrs):
+            raise VavaError(f"{self.path}: video folder {video_id!r} is {FOREIGN}")
         if complete and not group.attrs.get("complete", False):
             raise VavaError(f"{self.path}: video {video_id!r} is incomplete (rerun `vava extract`)")
         return group
@@ -346,6 +370,10 @@ class FeatureSet:
 
         The caller must hold the video's lock (see `vava.cache.locks`).
         """
+        if self._members is not None:
+            if video_id not in self._members:
+                raise VavaError(f"{self.path}: video {video_id!r} is not one of this feature set's videos")
+            attrs = {**attrs, "member_key": self._members[video_id]}
         self.remove_video(video_id)
         group = self._writable_videos.create_group(video_id, attributes={**attrs, "complete": False})
         array = group.create_array(

@@ -615,7 +615,7 @@ def cache_ls(cache_dir: Path) -> None:
 def cache_info(path: Path, as_json: bool) -> None:
     """Videos, frames, bytes on disk, compression and fingerprint inputs of a feature set."""
     from vava.cache.inspect import describe
-    from vava.cache.store import FeatureSet
+    from vava.cache.store import FOREIGN, FeatureSet
 
     info = describe(FeatureSet.open(path))
     if as_json:
@@ -631,6 +631,8 @@ def cache_info(path: Path, as_json: bool) -> None:
     click.echo(f"videos:      {info['videos_complete']} complete, {info['videos_incomplete']} incomplete {info['splits']}")
     for video_id, problem in info["videos_unreadable"].items():
         click.echo(f"unreadable:  {video_id}: {problem}", err=True)
+    for video_id in info["videos_foreign"]:
+        click.echo(f"foreign:     {video_id}: {FOREIGN}; ignored", err=True)
     click.echo(f"frames:      {info['frames']} of shape {info['frame_shape']}")
     click.echo(f"on disk:     {size}")
     click.echo("inputs:\n" + json.dumps(info["inputs"], indent=2))
@@ -641,7 +643,7 @@ def cache_info(path: Path, as_json: bool) -> None:
 def cache_verify(path: Path) -> None:
     """Read every complete video; report incomplete and damaged ones (exit 1 if any)."""
     from vava.cache.inspect import verify
-    from vava.cache.store import FeatureSet
+    from vava.cache.store import FOREIGN, FeatureSet
 
     report = verify(FeatureSet.open(path))
     for video_id in report.incomplete:
@@ -650,11 +652,14 @@ def cache_verify(path: Path) -> None:
         click.echo(f"damaged: {video_id}: {problem}", err=True)
     if report.damaged:
         click.echo("re-extract them with `vava extract --repair` and the options that made this set", err=True)
+    for video_id in report.foreign:
+        click.echo(f"foreign: {video_id}: {FOREIGN}; train and embed ignore it: move it out of {path / 'videos'}",
+                   err=True)
     if report.unchecksummed:
         click.echo(f"{len(report.unchecksummed)} videos were written before checksums (cache format 1): only their "
                    "shape and values were checked; extract again into a new feature set to protect them", err=True)
     click.echo(f"{report.checked} complete videos checked, {len(report.damaged)} damaged, "
-               f"{len(report.incomplete)} incomplete")
+               f"{len(report.incomplete)} incomplete" + (f", {len(report.foreign)} foreign" if report.foreign else ""))
     if not report.ok:
         sys.exit(1)
 

@@ -141,8 +141,9 @@ def extract(records: list[VideoRecord], cache: str | Path, options: ExtractOptio
     backbone, weights_identity = load_backbone(options.backbone, options.weights, options.seed)
     spec = BACKBONES[options.backbone]
     preprocessing = Preprocessing(options.image_size, options.resize)
-    fingerprint, inputs = feature_set_fingerprint(records, feature_settings(options, weights_identity))
-    feature_set = FeatureSet.create(Path(cache) / fingerprint, fingerprint, inputs, {"dataset": dataset or {}})
+    fingerprint, inputs, members = feature_set_fingerprint(records, feature_settings(options, weights_identity))
+    feature_set = FeatureSet.create(Path(cache) / fingerprint, fingerprint, inputs, {"dataset": dataset or {}},
+                                    members)
     summary = ExtractSummary(path=feature_set.path, fingerprint=fingerprint,
                              damaged=drop_damaged(feature_set, [r.id for r in records], full=options.repair))
     pending = []
