@@ -299,7 +299,8 @@ def extract(dataset: str, root: Path, dataset_options: dict[str, str], cache: Pa
     provenance = {"adapter": dataset, "root": str(root.resolve()), "options": dataset_options}
     summary = run_extract(records, cache, extract_options, dataset=provenance)
     for video_id, problem in summary.damaged.items():
-        click.echo(f"damaged, extracted again: {video_id}: {problem}", err=True)
+        outcome = "extracted again" if video_id in summary.extracted else "not repaired (see failed)"
+        click.echo(f"damaged, {outcome}: {video_id}: {problem}", err=True)
     for reason in summary.failed.values():
         click.echo(f"failed: {reason}", err=True)
     rate = summary.frames / summary.seconds if summary.seconds else 0.0

@@ -122,6 +122,28 @@ def test_extract_repairs_damaged_videos(tiny_dataset: Path, tmp_path: Path) -> N
         assert np.allclose(again, want, rtol=1e-2, atol=1e-3 * np.abs(want).max())
 
 
+def test_extract_says_which_damaged_videos_it_could_not_extract_again(tiny_dataset: Path, tmp_path: Path,
+                                                                      monkeypatch: pytest.MonkeyPatch) -> None:
+    import vava.stages.extract.run as extract_run
+
+    cache = tmp_path / "cache"
+    path = Path(run(*EXTRACT, "--root", str(tiny_dataset), "--cache", str(cache)).stdout.strip().splitlines()[-1])
+    shards(path, "v2")[0].unlink()
+    decoder = extract_run.VideoDecoder
+
+    def unreadable_v2(record, *args):
+        if record.id == "v2":
+            raise VavaError("video 'v2': cannot be decoded any more")
+        yield from decoder(record, *args)
+
+    monkeypatch.setattr(extract_run, "VideoDecoder", unreadable_v2)
+    result = run(*EXTRACT, "--root", str(tiny_dataset), "--cache", str(cache))
+    assert result.exit_code == 1
+    assert result.stderr.splitlines()[:2] == [
+        "damaged, not repaired (see failed): v2: unreadable (features/c/0/0/0/0 is missing)",
+        "failed: video 'v2': cannot be decoded any more"]
+
+
 # -- issue 16, point 13: a set knows its videos --------------------------------------------------
 def test_foreign_video_folders_are_reported_and_ignored(tiny_dataset: Path, tmp_path: Path) -> None:
     """Folders copied or linked into `videos/` from another set (other frame shape), new ids or an id of the set."""
