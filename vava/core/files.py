@@ -18,7 +18,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import BinaryIO
 
-from vava.core.errors import VavaError
+from vava.core.errors import VavaError, quoted
 
 # The longest file name most file systems hold (ext4, XFS, APFS, NTFS: 255 bytes or characters).
 MAX_NAME_BYTES = 255
@@ -36,18 +36,18 @@ def check_plain_name(name: object, what: str, *, reserved: tuple[str, ...] = ())
     if not isinstance(name, str):
         raise VavaError(f"{what}: expected a string, got {type(name).__name__}")
     if not name or name in (".", ".."):
-        raise VavaError(f"{what}: {name!r} is not a usable name")
+        raise VavaError(f"{what}: {quoted(name)} is not a usable name")
     if "/" in name or "\\" in name:
-        raise VavaError(f"{what}: {name!r} must be a plain name, without '/' or '\\'")
+        raise VavaError(f"{what}: {quoted(name)} must be a plain name, without '/' or '\\'")
     if any(unicodedata.category(c) == "Cc" for c in name):
-        raise VavaError(f"{what}: {name!r} contains a control character")
+        raise VavaError(f"{what}: {quoted(name)} contains a control character")
     if any(unicodedata.category(c) == "Cs" for c in name):  # JSON's "\ud800": no file name can hold it
-        raise VavaError(f"{what}: {name!r} contains a lone surrogate (not valid Unicode)")
+        raise VavaError(f"{what}: {quoted(name)} contains a lone surrogate (not valid Unicode)")
     if len(name.encode("utf-8", "surrogatepass")) > MAX_NAME_BYTES:
         raise VavaError(f"{what}: {name[:40]!r}... is {len(name.encode('utf-8', 'surrogatepass'))} bytes long "
                         f"(at most {MAX_NAME_BYTES}, the file-system limit)")
     if name in reserved:
-        raise VavaError(f"{what}: {name!r} is a reserved name")
+        raise VavaError(f"{what}: {quoted(name)} is a reserved name")
     return name
 
 
