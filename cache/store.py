@@ -38,7 +38,7 @@ from zarr.core.buffer import Buffer, BufferPrototype
 from zarr.storage import LocalStore
 
 from vava.cache.locks import creation_lock, lock_folder, set_lock
-from vava.core.errors import VavaError
+from vava.core.errors import VavaError, quoted
 from vava.core.files import check_regular
 
 FEATURE_SET_KIND = "vava-feature-set"
@@ -469,11 +469,27 @@ def disk_usage(path: Path) -> int:
     return sum(f.stat().st_size for f in path.rglob("*") if f.is_file())
 
 
-def remove_feature_set(path: str | Path) -> None:
-    """Delete a feature set and its lock folder; `VavaError` while another process writes into it."""
+def removable_feature_set(path: str | Path) -> FeatureSet:
+    """The feature set at `path` if `cache rm` may delete that folder: its real folder (not a symlink), named by
+    its fingerprint and holding nothing but the set. Anything else is refused: it would delete other files."""
     if Path(path).is_symlink():
         raise VavaError(f"{path}: is a symlink (to {Path(path).readlink()}); give the feature set's real folder")
     feature_set = FeatureSet.open(Path(path).resolve())  # its lock is found beside its real folder
+    folder = feature_set.path
+    if folder.name != feature_set.fingerprint:
+        raise VavaError(f"{path}: its zarr.json is that of feature set {quoted(feature_set.fingerprint)}, whose folder "
+                        "bears that name; this folder is not one, so nothing was removed")
+    others = sorted(p.name for p in folder.iterdir() if p.name not in ("zarr.json", "videos"))
+    if others or (folder / "videos").is_symlink() or not (folder / "videos").is_dir():
+        found = ", ".join(map(quoted, others[:3])) + (", ..." if len(others) > 3 else "") or "videos is no folder"
+        raise VavaError(f"{path}: holds more than a feature set ({found}); nothing was removed")
+    return feature_set
+
+
+def remove_feature_set(path: str | Path) -> None:
+    """Delete a feature set and its lock folder (see `removable_feature_set`); `VavaError` while another process
+    writes into it."""
+    feature_set = removable_feature_set(path)
     lock = set_lock(feature_set.path, shared=False)
     if not lock.acquire(blocking=False):
         raise VavaError(f"{feature_set.path}: a running `vava extract` is writing into this feature set; "

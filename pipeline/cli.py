@@ -670,9 +670,9 @@ def cache_verify(path: Path) -> None:
 @click.option("--yes", "-y", is_flag=True, help="Do not ask for confirmation.")
 def cache_rm(path: Path, yes: bool) -> None:
     """Delete a feature set."""
-    from vava.cache.store import FeatureSet, remove_feature_set
+    from vava.cache.store import removable_feature_set, remove_feature_set
 
-    FeatureSet.open(path)
+    removable_feature_set(path)
     if not yes:
         click.confirm(f"delete feature set {path}?", abort=True)
     remove_feature_set(path)
