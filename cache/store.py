@@ -316,10 +316,15 @@ class FeatureSet:
         return group
 
     def _complete_group(self, video_id: str) -> zarr.Group:
-        """The group of a complete video, after checking (once per handle) that its files are whole."""
+        """The group of a complete video, after checking (once per handle) that its files are whole and its
+        arrays have the shapes its metadata gives."""
         group = self._video_group(video_id, complete=True)
         if video_id not in self._checked:
-            if problem := self.file_problem(video_id):
+            problem = self.file_problem(video_id)
+            if problem is None:
+                with self._reading(video_id):
+                    problem = _shape_problem(group)
+            if problem:
                 raise DamagedVideo(self.path, video_id, problem)
             self._checked.add(video_id)
         return group
@@ -375,7 +380,8 @@ class FeatureSet:
                 raise VavaError(f"{self.path}: video {video_id!r} is not one of this feature set's videos")
             attrs = {**attrs, "member_key": self._members[video_id]}
         self.remove_video(video_id)
-        group = self._writable_videos.create_group(video_id, attributes={**attrs, "complete": False})
+        group = self._writable_videos.create_group(video_id, attributes={**attrs, "frame_shape": list(frame_shape),
+                                                                         "complete": False})
         array = group.create_array(
             "features",
             shape=(0, *frame_shape),
@@ -399,6 +405,20 @@ class FeatureSet:
         if self._writable is None:
             self._writable = zarr.open_group(store=_PlainFileStore(self.path), mode="r+")["videos"]
         return self._writable
+
+
+def _shape_problem(group: zarr.Group) -> str | None:
+    """How a complete video's arrays differ in shape from its metadata (`num_frames`, and `frame_shape` where
+    recorded), or None: an edited shape or count must not be read past (or short of) its data."""
+    frames = int(group.attrs.get("num_frames", 0))
+    for name in ("features", "labels", "frame_index", "flags"):
+        if name == "flags" and name not in group:
+            continue
+        shape = tuple(group[name].shape)
+        expected = (frames, *group.attrs.get("frame_shape", shape[1:])) if name == "features" else (frames,)
+        if shape != expected:
+            return f"{name} has shape {shape}, its metadata says {expected}"
+    return None
 
 
 class VideoWriter:

@@ -144,6 +144,31 @@ def test_extract_says_which_damaged_videos_it_could_not_extract_again(tiny_datas
         "failed: video 'v2': cannot be decoded any more"]
 
 
+# -- issue 16, point 15: edited metadata of the same byte size ------------------------------------
+@pytest.mark.parametrize(("member", "old", "new", "problem"), [
+    ("features/zarr.json", "16,\n    2,\n    2\n  ],\n  \"data_type", "16,\n    4,\n    1\n  ],\n  \"data_type",
+     "features has shape (30, 16, 4, 1), its metadata says (30, 16, 2, 2)"),
+    ("zarr.json", '"num_frames": 30,', '"num_frames": 60,', "features has shape (30, 16, 2, 2), its metadata says "
+                                                           "(60, 16, 2, 2)"),
+])
+def test_an_edited_shape_or_frame_count_is_damage_named_in_the_feature_set(toy_features: Path, tmp_path: Path,
+                                                                           member: str, old: str, new: str,
+                                                                           problem: str) -> None:
+    path = toy_features / "videos" / "toy0" / member
+    text = path.read_text()
+    assert text.count(old) == 1 and len(new) == len(old)
+    path.write_text(text.replace(old, new))  # same size: the recorded file sizes still match
+
+    assert verify(FeatureSet.open(toy_features)).damaged == {"toy0": f"unreadable ({problem})"}
+    damaged = f"{toy_features}: video 'toy0' is damaged: {problem} (re-extract it"
+    with pytest.raises(VavaError, match=re.escape(damaged)):  # not blamed on the embeddings file
+        embed(tmp_path / "identity", toy_features, identity="time", progress=False)
+    sets = [arg for item in TINY for arg in ("--set", item)]
+    result = run("train", "--features", str(toy_features), "--out", str(tmp_path / "run"), "--steps", "2", "--quiet",
+                 *sets, "--set", "data.path=host")
+    assert result.exit_code == 1 and one_line_error(result.stderr).startswith(f"Error: {damaged}")
+
+
 # -- issue 16, point 13: a set knows its videos --------------------------------------------------
 def test_foreign_video_folders_are_reported_and_ignored(tiny_dataset: Path, tmp_path: Path) -> None:
     """Folders copied or linked into `videos/` from another set (other frame shape), new ids or an id of the set."""
