@@ -254,10 +254,10 @@ class FeatureSet:
         """(C, H, W) of one cached frame."""
         return tuple(self._array(video_id).shape[1:])
 
-    def channels(self) -> int | None:
-        """Channels of the cached maps (None while no video is complete)."""
+    def map_shape(self) -> tuple[int, int, int] | None:
+        """(C, H, W) of the cached maps of the set's first complete video (None while there is none)."""
         videos = self.videos()
-        return self.frame_shape(videos[0].id)[0] if videos else None
+        return self.frame_shape(videos[0].id) if videos else None
 
     def labels(self, video_id: str) -> np.ndarray:
         return self._stored(video_id, "labels")

@@ -528,7 +528,8 @@ def _probe_option(option: Option) -> click.Option:
 @click.option("--plots/--no-plots", default=True, show_default=True, help="t-SNE, alignment and loss plots.")
 @click.option("--checkpoint", default="last", show_default=True, metavar="WHICH",
               help="Whose embeddings to evaluate: last, best, a step N or a checkpoint file, as given to "
-                   "`vava embed`; others than last write report-<best|stepN|file stem>.json/.md and plots named alike.")
+                   "`vava embed` (or identity-KIND, for `vava embed --identity KIND` into a trained run); others "
+                   "than last write report-<best|stepN|file stem>.json/.md and plots named alike.")
 def evaluate(run_dir: Path | None, compare: tuple[Path, ...], plots: bool, checkpoint: str, **options) -> None:
     """Evaluate a run's embeddings (RUN/report.json, report.md, plots/), or --compare several runs."""
     from vava.core.report_file import REPORT_JSON, REPORT_MD
