@@ -39,7 +39,7 @@ def check_plain_name(name: object, what: str, *, reserved: tuple[str, ...] = ())
         raise VavaError(f"{what}: {quoted(name)} is not a usable name")
     if "/" in name or "\\" in name:
         raise VavaError(f"{what}: {quoted(name)} must be a plain name, without '/' or '\\'")
-    if any(unicodedata.category(c) == "Cc" for c in name):
+    if has_control_character(name):
         raise VavaError(f"{what}: {quoted(name)} contains a control character")
     if any(unicodedata.category(c) == "Cs" for c in name):  # JSON's "\ud800": no file name can hold it
         raise VavaError(f"{what}: {quoted(name)} contains a lone surrogate (not valid Unicode)")
@@ -49,6 +49,11 @@ def check_plain_name(name: object, what: str, *, reserved: tuple[str, ...] = ())
     if name in reserved:
         raise VavaError(f"{what}: {quoted(name)} is a reserved name")
     return name
+
+
+def has_control_character(text: str) -> bool:
+    """Whether `text` holds a control character (NUL, newline, escape, ...: Unicode category Cc)."""
+    return any(unicodedata.category(c) == "Cc" for c in text)
 
 
 def is_inside(path: str | Path, root: str | Path) -> bool:
