@@ -15,7 +15,7 @@ def confined(path: Path, confined_to: Path | None) -> Path:
 
 
 def read_text(path: Path, what: str) -> str:
-    """The UTF-8 text of `path`, a regular file (a leading byte-order mark dropped); `what` says what the file is for."""
+    """The UTF-8 text of the regular file `path` (a leading byte-order mark dropped); `what` says what it is for."""
     try:
         raw = read_regular(path)
     except FileNotFoundError:

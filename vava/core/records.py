@@ -37,7 +37,8 @@ def check_video_id(video_id: object, where: str) -> str:
         # reprlib: a value unpickled from a dataset can be nested past the recursion limit of repr
         raise VavaError(f"{where}: video id must be a string, got {type(video_id).__name__} {reprlib.repr(video_id)}")
     if not video_id or "/" in video_id or video_id.startswith((".", "__")):
-        raise VavaError(f"{where}: video id {quoted(video_id)} must be non-empty, contain no '/' and not start with '.' or '__'")
+        raise VavaError(f"{where}: video id {quoted(video_id)} must be non-empty, contain no '/' and not start with "
+                        "'.' or '__'")
     size = len(video_id.encode("utf-8", "surrogatepass"))
     if size > MAX_ID_BYTES:
         raise VavaError(f"{where}: video id {video_id[:40]!r}... is {size} bytes long (at most {MAX_ID_BYTES}: "

@@ -210,7 +210,8 @@ def test_overlapping_or_overlong_segments_and_control_characters_are_refused(tmp
         write_video_manifest(tmp_path, tmp_path / "manifest.jsonl", segments_file=tmp_path / "segments.csv")
     assert str(error.value) == f"{tmp_path}/{message}"
     assert not (tmp_path / "manifest.jsonl").exists()
-    (tmp_path / "segments.csv").write_text("video,start,end,phase\nv1,0,0.5,a\nv1,0.5,2.1,b\n")  # touching; a frame over
+    # touching segments, and an end up to a frame past the video's are fine
+    (tmp_path / "segments.csv").write_text("video,start,end,phase\nv1,0,0.5,a\nv1,0.5,2.1,b\n")
     write_video_manifest(tmp_path, tmp_path / "manifest.jsonl", segments_file=tmp_path / "segments.csv")
 
 
