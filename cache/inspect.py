@@ -28,8 +28,9 @@ def describe(feature_set: FeatureSet) -> dict[str, Any]:
         "created": attrs.get("created"),
         "dataset": attrs.get("dataset", {}),
         "videos_complete": len(complete),
-        "videos_incomplete": len(videos) - len(complete),
-        "videos_unreadable": {v.id: v.problem for v in videos if v.problem},
+        "videos_incomplete": sum(not v.complete and not v.foreign for v in videos),
+        "videos_unreadable": {v.id: v.problem for v in videos if v.problem and not v.foreign},
+        "videos_foreign": [v.id for v in videos if v.foreign],
         "frames": frames,
         "frame_shape": list(frame_shape) if frame_shape else None,
         "splits": {s: sum(v.split == s for v in complete) for s in sorted({v.split for v in complete})},
@@ -54,16 +55,20 @@ class VerifyReport:
     incomplete: list[str] = field(default_factory=list)
     damaged: dict[str, str] = field(default_factory=dict)
     unchecksummed: list[str] = field(default_factory=list)  # complete videos written before checksums
+    foreign: list[str] = field(default_factory=list)  # folders that are none of the set's videos (ignored)
 
     @property
     def ok(self) -> bool:
-        return not self.incomplete and not self.damaged
+        return not self.incomplete and not self.damaged and not self.foreign
 
 
 def verify(feature_set: FeatureSet) -> VerifyReport:
     """Check every video: files as recorded, every checksum, shape, dtype, values and labels."""
     report = VerifyReport()
     for video in feature_set.videos(include_incomplete=True):
+        if video.foreign:
+            report.foreign.append(video.id)
+            continue
         if video.problem:
             report.damaged[video.id] = video.problem
             continue

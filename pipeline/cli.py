@@ -304,7 +304,8 @@ def extract(dataset: str, root: Path, dataset_options: dict[str, str], cache: Pa
     provenance = {"adapter": dataset, "root": str(root.resolve()), "options": dataset_options}
     summary = run_extract(records, cache, extract_options, dataset=provenance)
     for video_id, problem in summary.damaged.items():
-        click.echo(f"damaged, extracted again: {video_id}: {problem}", err=True)
+        outcome = "extracted again" if video_id in summary.extracted else "not repaired (see failed)"
+        click.echo(f"damaged, {outcome}: {video_id}: {problem}", err=True)
     for reason in summary.failed.values():
         click.echo(f"failed: {reason}", err=True)
     rate = summary.frames / summary.seconds if summary.seconds else 0.0
@@ -532,7 +533,8 @@ def _probe_option(option: Option) -> click.Option:
 @click.option("--plots/--no-plots", default=True, show_default=True, help="t-SNE, alignment and loss plots.")
 @click.option("--checkpoint", default="last", show_default=True, metavar="WHICH",
               help="Whose embeddings to evaluate: last, best, a step N or a checkpoint file, as given to "
-                   "`vava embed`; others than last write report-<best|stepN|file stem>.json/.md and plots named alike.")
+                   "`vava embed` (or identity-KIND, for `vava embed --identity KIND` into a trained run); others "
+                   "than last write report-<best|stepN|file stem>.json/.md and plots named alike.")
 def evaluate(run_dir: Path | None, compare: tuple[Path, ...], plots: bool, checkpoint: str, **options) -> None:
     """Evaluate a run's embeddings (RUN/report.json, report.md, plots/), or --compare several runs."""
     from vava.core.report_file import REPORT_JSON, REPORT_MD
@@ -620,7 +622,7 @@ def cache_ls(cache_dir: Path) -> None:
 def cache_info(path: Path, as_json: bool) -> None:
     """Videos, frames, bytes on disk, compression and fingerprint inputs of a feature set."""
     from vava.cache.inspect import describe
-    from vava.cache.store import FeatureSet
+    from vava.cache.store import FOREIGN, FeatureSet
 
     info = describe(FeatureSet.open(path))
     if as_json:
@@ -636,6 +638,8 @@ def cache_info(path: Path, as_json: bool) -> None:
     click.echo(f"videos:      {info['videos_complete']} complete, {info['videos_incomplete']} incomplete {info['splits']}")
     for video_id, problem in info["videos_unreadable"].items():
         click.echo(f"unreadable:  {video_id}: {problem}", err=True)
+    for video_id in info["videos_foreign"]:
+        click.echo(f"foreign:     {video_id}: {FOREIGN}; ignored", err=True)
     click.echo(f"frames:      {info['frames']} of shape {info['frame_shape']}")
     click.echo(f"on disk:     {size}")
     click.echo("inputs:\n" + json.dumps(info["inputs"], indent=2))
@@ -646,7 +650,7 @@ def cache_info(path: Path, as_json: bool) -> None:
 def cache_verify(path: Path) -> None:
     """Read every complete video; report incomplete and damaged ones (exit 1 if any)."""
     from vava.cache.inspect import verify
-    from vava.cache.store import FeatureSet
+    from vava.cache.store import FOREIGN, FeatureSet
 
     report = verify(FeatureSet.open(path))
     for video_id in report.incomplete:
@@ -655,11 +659,14 @@ def cache_verify(path: Path) -> None:
         click.echo(f"damaged: {video_id}: {problem}", err=True)
     if report.damaged:
         click.echo("re-extract them with `vava extract --repair` and the options that made this set", err=True)
+    for video_id in report.foreign:
+        click.echo(f"foreign: {video_id}: {FOREIGN}; train and embed ignore it: move it out of {path / 'videos'}",
+                   err=True)
     if report.unchecksummed:
         click.echo(f"{len(report.unchecksummed)} videos were written before checksums (cache format 1): only their "
                    "shape and values were checked; extract again into a new feature set to protect them", err=True)
     click.echo(f"{report.checked} complete videos checked, {len(report.damaged)} damaged, "
-               f"{len(report.incomplete)} incomplete")
+               f"{len(report.incomplete)} incomplete" + (f", {len(report.foreign)} foreign" if report.foreign else ""))
     if not report.ok:
         sys.exit(1)
 
@@ -669,9 +676,9 @@ def cache_verify(path: Path) -> None:
 @click.option("--yes", "-y", is_flag=True, help="Do not ask for confirmation.")
 def cache_rm(path: Path, yes: bool) -> None:
     """Delete a feature set."""
-    from vava.cache.store import FeatureSet, remove_feature_set
+    from vava.cache.store import removable_feature_set, remove_feature_set
 
-    FeatureSet.open(path)
+    removable_feature_set(path)
     if not yes:
         click.confirm(f"delete feature set {path}?", abort=True)
     remove_feature_set(path)

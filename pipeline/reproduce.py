@@ -3,7 +3,8 @@
 extract (once; the cache is reused) -> train each objective -> embed -> evaluate -> one comparison
 report in OUT/results.md. The training, embedding and evaluation are a `vava sweep` in OUT/runs, so
 rerunning skips every finished run and a changed option reruns only the runs it changes (the sweep
-key); the feature cache is keyed by its own fingerprint in OUT/cache.
+key; a changed extraction option changes the feature set, so it reruns every run); the feature cache
+is keyed by its own fingerprint in OUT/cache.
 
 `per_action` trains one model per action (each on that action's train videos only, evaluated on its
 val videos), the protocol of LAV and VAVA on Penn Action and of VAVA on COIN's activities; the report
@@ -77,7 +78,7 @@ def reproduce(records: list[VideoRecord], out: str | Path, *, objectives: Sequen
     log(f"features: {summary.path} ({len(summary.extracted)} videos extracted, {len(summary.cached)} cached)")
     runs = out / RUNS_FOLDER
     markdown, failed = run_sweep(summary.path, runs, plan, steps=steps, overrides=overrides,
-                                 device=extract_options.device, seeds=seeds, log=log)
+                                 device=extract_options.device, seeds=seeds, log=log, replace_other_features=True)
     if actions is not None:
         markdown = _per_action_models(runs, objectives, actions, seeds) + "\n" + markdown
     title = f"# Reproduction: {dataset.get('adapter', '?')} ({'one model per action' if per_action else 'one model'})\n\n"

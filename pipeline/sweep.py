@@ -34,7 +34,7 @@ from vava.cache.store import FeatureSet
 from vava.core.config import merge, nest, read_yaml_mapping, resolve_preset, to_dict
 from vava.core.embeddings_file import IDENTITY_KINDS
 from vava.core.errors import ConfigError, VavaError
-from vava.core.files import atomic_write, check_plain_name
+from vava.core.files import atomic_write, check_plain_name, read_regular
 from vava.core.run_folder import LOG_NAME, checkpoint_path, load_checkpoint
 from vava.pipeline.diagnostics import VIRTUAL_MASS_NAME, virtual_mass
 from vava.pipeline.val_probes import ValProbes
@@ -167,12 +167,14 @@ def parse_seeds(text: str) -> tuple[int, ...]:
 
 def run_sweep(features: str | Path, out: str | Path, plan: SweepPlan, *, steps: int | None = None,
               overrides: dict[str, Any] | None = None, device: str = "auto", seeds: Sequence[int] | None = None,
-              log: Callable[[str], None] = print) -> tuple[str, dict[str, str]]:
+              log: Callable[[str], None] = print, replace_other_features: bool = False) -> tuple[str, dict[str, str]]:
     """Train, embed and evaluate every run of `plan` in OUT or, with `seeds`, once per seed S in OUT/seed-S
     (which also gets its own results.md); write OUT/loss_curves.png; return (results markdown, failures by
     run: NAME, or seed-S/NAME).
 
-    A run that fails, for any reason short of an interrupt, is reported and the others go on.
+    A run that fails, for any reason short of an interrupt, is reported and the others go on. A run folder
+    made on another feature set fails its run, unless `replace_other_features`: then it is moved to
+    OUT/stale/ like one of other settings (`vava reproduce`, whose extraction options make the feature set).
     """
     out, overrides = Path(out), overrides or {}
     fingerprint = FeatureSet.open(features).fingerprint
@@ -183,7 +185,8 @@ def run_sweep(features: str | Path, out: str | Path, plan: SweepPlan, *, steps: 
         if seed is not None:
             log(f"seed {seed}: {folder}")
         failed[folder] = _sweep_folder(features, folder, plan, fingerprint, device, log,
-                                       lambda run, seed=seed: _run_config(run, plan.base, steps, overrides, seed))
+                                       lambda run, seed=seed: _run_config(run, plan.base, steps, overrides, seed),
+                                       replace_other_features)
         if seed is not None:
             folder.mkdir(parents=True, exist_ok=True)  # even when every run failed before making its folder
             atomic_write(folder / RESULTS_NAME, _results({seed: folder}, plan, failed))
@@ -204,13 +207,14 @@ def _folders(out: Path, seeds: Sequence[int] | None) -> dict[int | None, Path]:
 
 
 def _sweep_folder(features: str | Path, folder: Path, plan: SweepPlan, fingerprint: str, device: str,
-                  log: Callable[[str], None], config_of: Callable[[SweepRun], TrainConfig | None]) -> dict[str, str]:
+                  log: Callable[[str], None], config_of: Callable[[SweepRun], TrainConfig | None],
+                  replace_other_features: bool) -> dict[str, str]:
     """Every run of `plan` in `folder`; return the failures by run name."""
     failed: dict[str, str] = {}
     for index, run in enumerate(plan.runs, start=1):
         try:
             _sweep_run(features, folder, run, f"[{index}/{len(plan.runs)}] {run.name}", config_of(run), fingerprint,
-                       device, log)
+                       device, log, replace_other_features)
         except VavaError as err:
             failed[run.name] = str(err)
         except Exception as err:  # a bug met by one run must not cost the others: reported, not raised
@@ -241,10 +245,10 @@ def _run_config(run: SweepRun, base: str | None, steps: int | None, overrides: d
 
 
 def _sweep_run(features: str | Path, out: Path, run: SweepRun, title: str, config: TrainConfig | None,
-               fingerprint: str, device: str, log: Callable[[str], None]) -> None:
+               fingerprint: str, device: str, log: Callable[[str], None], replace_other_features: bool) -> None:
     run_dir = out / run.name
     key = sweep_key(config, fingerprint, run.identity)
-    reuse, note = _prepare(run_dir, key, out)
+    reuse, note = _prepare(run_dir, key, out, replace_other_features)
     if reuse:
         log(f"{title}: report exists, reused")
         return
@@ -282,14 +286,17 @@ def _version() -> str:
         return "unknown"
 
 
-def _prepare(run_dir: Path, key: dict[str, Any], out: Path) -> tuple[bool, str]:
+def _prepare(run_dir: Path, key: dict[str, Any], out: Path, replace_other_features: bool) -> tuple[bool, str]:
     """(whether run_dir holds the finished run of `key`, what was done to make it ready otherwise)."""
     saved = _saved_key(run_dir)
     if saved is None:
         return False, ""
     if saved.get("features", key["features"]) != key["features"]:
-        raise VavaError(f"{run_dir} holds a run on feature set {saved['features']}, not {key['features']}; "
-                        f"use another --out")
+        if not replace_other_features:
+            raise VavaError(f"{run_dir} holds a run on feature set {saved['features']}, not {key['features']}; "
+                            f"use another --out")
+        moved = _move_aside(run_dir, out / STALE_NAME)
+        return False, f"the feature set changed since this run was made: the old run was moved to {moved}"
     if saved == key:
         return _finished(run_dir), ""
     if _trains_on(saved, key, run_dir):
@@ -303,8 +310,8 @@ def _prepare(run_dir: Path, key: dict[str, Any], out: Path) -> tuple[bool, str]:
 def _seconds(run_dir: Path) -> float | None:
     """The wall time recorded in run_dir's sweep_time.json; None when missing or unreadable."""
     try:
-        seconds = json.loads((run_dir / TIME_NAME).read_text())["seconds"]
-    except (OSError, ValueError, KeyError, TypeError):
+        seconds = json.loads(read_regular(run_dir / TIME_NAME))["seconds"]
+    except (OSError, ValueError, KeyError, TypeError, VavaError):
         return None
     return float(seconds) if isinstance(seconds, (int, float)) and not isinstance(seconds, bool) else None
 
@@ -326,8 +333,8 @@ def _saved_key(run_dir: Path) -> dict[str, Any] | None:
     if run_dir.is_dir() and not run_dir.is_symlink():
         if (run_dir / KEY_NAME).is_file():
             try:
-                saved = json.loads((run_dir / KEY_NAME).read_text())
-            except (OSError, ValueError):
+                saved = json.loads(read_regular(run_dir / KEY_NAME))
+            except (OSError, ValueError, VavaError):
                 return {}
             return saved if isinstance(saved, dict) else {}
         if (run_dir / TIME_NAME).is_file():
@@ -430,8 +437,8 @@ def _targeted(report: Report | None) -> dict[str, Any]:
 def _virtual_mass(run_dir: Path | None) -> dict[str, Any]:
     """RUN/virtual_mass.json ({} when missing or damaged)."""
     try:
-        found = json.loads((run_dir / VIRTUAL_MASS_NAME).read_text()) if run_dir is not None else None
-    except (OSError, ValueError):
+        found = json.loads(read_regular(run_dir / VIRTUAL_MASS_NAME)) if run_dir is not None else None
+    except (OSError, ValueError, VavaError):
         return {}
     return found if isinstance(found, dict) else {}
 

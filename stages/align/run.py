@@ -135,7 +135,7 @@ class TrainedRun:
         self.device = resolve_device(device)
         trained = load_embedder(run_dir)
         self.feature_set = open_run_features(features, trained.features)
-        trained.check_channels(self.feature_set.channels(), self.feature_set.path)
+        trained.check_maps(self.feature_set.map_shape(), self.feature_set.path)
         self.embedder, self.context = trained.build(self.device), trained.context
         self.weights = weights
         self.height = height + height % 2

@@ -145,7 +145,8 @@ def _fit(run_dir: Path, feature_set: FeatureSet, videos: list[CachedVideo], samp
     atomic_write(run_dir / RUN_INFO_NAME, json.dumps({"features": features, "fingerprint": feature_set.fingerprint},
                                                      indent=2) + "\n")
 
-    in_channels = feature_set.frame_shape(videos[0].id)[0]
+    frame_shape = feature_set.frame_shape(videos[0].id)
+    in_channels = frame_shape[0]
     torch.manual_seed(config.seed)
     embedder = Embedder(in_channels, config.model).to(torch_device)
     objective = build_objective(config.objective, config.loss).to(torch_device)
@@ -160,7 +161,8 @@ def _fit(run_dir: Path, feature_set: FeatureSet, videos: list[CachedVideo], samp
     context = (config.model.context_frames, config.model.context_stride)
     stream = batches(feature_set, videos, sampler, data_path, context, start, config.steps, torch_device,
                      config.data.workers)
-    meta = {"features": features, "fingerprint": feature_set.fingerprint, "in_channels": in_channels}
+    meta = {"features": features, "fingerprint": feature_set.fingerprint, "in_channels": in_channels,
+            "frame_shape": list(frame_shape)}
     autocast = config.amp and torch_device.type == "cuda"
     tensorboard = open_tensorboard(run_dir) if config.tensorboard else None
     log = CsvLog(run_dir / LOG_NAME, start, "training log", tensorboard, "train")

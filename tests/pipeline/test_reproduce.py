@@ -85,3 +85,12 @@ def test_reproduce_end_to_end_then_again_without_work(tmp_path: Path) -> None:
     reproduce(records, tmp_path / "out", **kwargs)
     assert any("0 videos extracted, 8 cached" in line for line in lines)
     assert not any("done in" in line for line in lines)  # every run reused
+
+    lines.clear()  # another --image-size: a new feature set, so every run is made again on it
+    bigger = {**kwargs, "extract_options": dataclasses.replace(options, image_size=48)}
+    results, failed = reproduce(records, tmp_path / "out", **bigger)
+    assert failed == {} and sum("done in" in line for line in lines) == 2
+    stale = tmp_path / "out" / "runs" / "stale"
+    assert sorted(p.name for p in stale.iterdir()) == ["vava-fill.1", "vava-stations.1"]
+    assert any(line.endswith(f"the feature set changed since this run was made: the old run was moved to "
+                             f"{stale / 'vava-fill.1'}") for line in lines)

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import numpy as np
 
-from vava.core.errors import VavaError
+from vava.core.errors import VavaError, quoted
 from vava.core.files import MAX_NAME_BYTES, check_plain_name
 
 SPLITS = ("train", "val", "test")
@@ -55,7 +55,7 @@ def check_video_id(video_id: object, where: str) -> str:
         # reprlib: a value unpickled from a dataset can be nested past the recursion limit of repr
         raise VavaError(f"{where}: video id must be a string, got {type(video_id).__name__} {reprlib.repr(video_id)}")
     if not video_id or "/" in video_id or video_id.startswith("."):
-        raise VavaError(f"{where}: video id {video_id!r} must be non-empty, contain no '/' and not start with '.'")
+        raise VavaError(f"{where}: video id {quoted(video_id)} must be non-empty, contain no '/' and not start with '.'")
     size = len(video_id.encode("utf-8", "surrogatepass"))
     limit = MAX_ID_BYTES - (len(stored_name(video_id)) - len(video_id))  # an escaped first character takes 3
     if size > limit:
@@ -98,9 +98,9 @@ class VideoRecord:
         for name in ("flags", "keep"):
             value = getattr(self, name)
             if value is not None and (self.labels is None or value.shape != self.labels.shape):
-                raise VavaError(f"video {self.id!r}: {name} need one entry per label")
+                raise VavaError(f"video {quoted(self.id)}: {name} need one entry per label")
         if self.keep is not None and not self.keep.any():
-            raise VavaError(f"video {self.id!r}: no frame is kept")
+            raise VavaError(f"video {quoted(self.id)}: no frame is kept")
 
     @property
     def num_frames(self) -> int | None:
