@@ -52,6 +52,28 @@ def _option_hint(key: str) -> str:
     return "/".join(flags)
 
 
+class _Printed(click.Path):
+    """The path an earlier command prints last (`vava extract`: the feature set, `vava train`: the run folder).
+
+    An empty value, what `FEATURES=$(vava extract ...)` holds when extract failed, is refused with that
+    cause, not read as the current folder.
+    """
+
+    def __init__(self, printer: str, **options: object):
+        super().__init__(path_type=Path, **options)
+        self.printer = printer
+
+    def convert(self, value: object, param: click.Parameter | None, ctx: click.Context | None) -> object:
+        if isinstance(value, str) and not value.strip():
+            self.fail(f"empty; it is meant to be the path `{self.printer}` prints last, so that command probably "
+                      "failed or printed nothing (see its error above)", param, ctx)
+        return super().convert(value, param, ctx)
+
+
+FEATURES = _Printed("vava extract")
+RUN = _Printed("vava train", file_okay=False)
+
+
 # -- data ----------------------------------------------------------------------------------
 @main.group(cls=_Group)
 def data() -> None:
@@ -370,7 +392,7 @@ def reproduce(dataset: str, root: Path, dataset_options: dict[str, str], allow_o
 
 # -- train / embed --------------------------------------------------------------------------
 @main.command()
-@click.option("--features", required=True, type=click.Path(path_type=Path), help="Feature set (printed by extract).")
+@click.option("--features", required=True, type=FEATURES, help="Feature set (printed by extract).")
 @click.option("--objective", default=None, help="Training objective (default: the config's, vava).")
 @click.option("--out", required=True, type=click.Path(file_okay=False, path_type=Path), help="Run folder.")
 @click.option("--config", "preset", default=None, help="YAML file or preset name in configs/ (e.g. synthetic).")
@@ -414,8 +436,8 @@ def train(features: Path, objective: str | None, out: Path, preset: str | None, 
 
 
 @main.command()
-@click.option("--run", "run_dir", required=True, type=click.Path(file_okay=False, path_type=Path), help="Run folder.")
-@click.option("--features", type=click.Path(path_type=Path), default=None,
+@click.option("--run", "run_dir", required=True, type=RUN, help="Run folder.")
+@click.option("--features", type=FEATURES, default=None,
               help="Feature set (default: the one the run was trained on; required with --identity).")
 @click.option("--splits", default="train,val", show_default=True, help="Comma list of splits to embed.")
 @click.option("--identity", is_flag=False, flag_value="features", default=None, metavar="[KIND]",
@@ -440,7 +462,7 @@ def embed(run_dir: Path, features: Path | None, splits: str, identity: str | Non
 
 
 @main.command()
-@click.option("--features", required=True, type=click.Path(path_type=Path), help="Feature set every run trains on.")
+@click.option("--features", required=True, type=FEATURES, help="Feature set every run trains on.")
 @click.option("--plan", default="ablations", show_default=True, help="Plan file or name in configs/sweeps/.")
 @click.option("--out", required=True, type=click.Path(file_okay=False, path_type=Path), help="Folder of the runs.")
 @click.option("--steps", type=int, default=None, help="Steps of every training run (default: the plan's base config).")
@@ -521,7 +543,7 @@ def _probe_option(option: Option) -> click.Option:
 
 
 @main.command(cls=_EvaluateCommand)
-@click.option("--run", "run_dir", type=click.Path(file_okay=False, path_type=Path), help="Run folder to evaluate.")
+@click.option("--run", "run_dir", type=RUN, help="Run folder to evaluate.")
 @click.option("--compare", "compare", type=click.Path(path_type=Path), multiple=True,
               help="Put the reports of these run folders into one table instead (repeatable).")
 @click.option("--plots/--no-plots", default=True, show_default=True, help="t-SNE, alignment and loss plots.")
@@ -554,7 +576,7 @@ def evaluate(run_dir: Path | None, compare: tuple[Path, ...], plots: bool, check
 
 
 @main.command()
-@click.option("--run", "run_dir", required=True, type=click.Path(file_okay=False, path_type=Path), help="Trained run.")
+@click.option("--run", "run_dir", required=True, type=RUN, help="Trained run.")
 @click.argument("video_a")
 @click.argument("video_b")
 @click.option("--out", required=True, type=click.Path(dir_okay=False, path_type=Path), help="Output .mp4.")
@@ -564,7 +586,7 @@ def evaluate(run_dir: Path | None, compare: tuple[Path, ...], plots: bool, check
 @click.option("--fps", type=float, default=None, help="Output frame rate (default: A's).")
 @click.option("--height", default=240, show_default=True, help="Height of each half in pixels.")
 @click.option("--weights", default=None, help="Backbone weights file, for videos outside the feature set.")
-@click.option("--features", type=click.Path(path_type=Path), default=None,
+@click.option("--features", type=FEATURES, default=None,
               help="Feature set of the video ids (default: the one the run was trained on).")
 @click.option("--device", default="auto", show_default=True)
 def align(run_dir: Path, video_a: str, video_b: str, out: Path, method: str, plot: Path | None, fps: float | None,

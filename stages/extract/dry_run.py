@@ -1,7 +1,8 @@
 """`vava extract --dry-run`: what an extraction would cache, from the videos' metadata alone.
 
-Nothing is decoded or written. Frames are counted with `probe_video` (videos inside a container file:
-their labels) and the decoder's keep rule
+Nothing is decoded or written. The weights are read (`load_backbone`), so a missing or unfitting
+weights file stops the dry run as it would stop the extraction. Frames are counted with `probe_video`
+(videos inside a container file: their labels) and the decoder's keep rule
 (`--fps` resampling, then any `keep` mask of the adapter); each cached frame is the backbone's
 channels x (S / stride)^2 map in float16. The size on disk is an estimate: the raw size divided by
 `COMPRESSION_RATIO`.
@@ -12,7 +13,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from vava.core.backbone import BACKBONES
+from vava.core.backbone import BACKBONES, load_backbone
 from vava.core.decode import kept_mask
 from vava.core.errors import VavaError
 from vava.core.records import VideoRecord
@@ -42,6 +43,7 @@ class ExtractPlan:
     total: PlanRow
     frame_bytes: int                       # raw float16 bytes of one cached frame
     frame_shape: tuple[int, int, int]
+    weights: str                           # the identity of the weights (`load_backbone`)
     unreadable: dict[str, str] = field(default_factory=dict)  # video id -> why it could not be probed
 
     def raw_bytes(self, row: PlanRow) -> int:
@@ -71,7 +73,9 @@ def kept_frames(record: VideoRecord, target_fps: float | None) -> int:
 
 
 def plan_extract(records: list[VideoRecord], options: ExtractOptions) -> ExtractPlan:
-    """Per split and action (in order of first appearance) and in total: videos and kept frames."""
+    """Per split and action (in order of first appearance) and in total: videos and kept frames; the
+    weights are read first (a `VavaError` when they are missing or do not fit the backbone)."""
+    _, weights = load_backbone(options.backbone, options.weights, options.seed)
     spec = BACKBONES[options.backbone]
     side = options.image_size // spec.stride
     shape = (spec.channels, side, side)
@@ -89,7 +93,7 @@ def plan_extract(records: list[VideoRecord], options: ExtractOptions) -> Extract
             counted.videos += 1
             counted.frames += frames
     ordered = sorted(rows.values(), key=lambda r: ("train", "val", "test").index(r.split))
-    return ExtractPlan(ordered, total, int(np.prod(shape)) * FLOAT16_BYTES, shape, unreadable)
+    return ExtractPlan(ordered, total, int(np.prod(shape)) * FLOAT16_BYTES, shape, weights, unreadable)
 
 
 def human_bytes(size: float) -> str:
@@ -112,7 +116,8 @@ def plan_table(plan: ExtractPlan, options: ExtractOptions) -> str:
              for cells in [header, *rows]]
     sampling = f"resampled to {options.target_fps:g} fps" if options.target_fps else "every decoded frame"
     heading = (f"dry run, nothing decoded or written: {options.backbone} maps {channels}x{side}x{side} float16 at "
-               f"{options.image_size} px = {human_bytes(plan.frame_bytes)} a frame, {sampling}")
+               f"{options.image_size} px = {human_bytes(plan.frame_bytes)} a frame, {sampling}; weights "
+               f"{plan.weights[:23]} (read)")
     basis = (f"on disk is an estimate: raw / {COMPRESSION_RATIO:.2f}, the compression measured on 224 px ResNet-50 "
              "conv4 maps (bench/README.md)")
     return "\n".join([heading, *lines, basis]) + "\n"

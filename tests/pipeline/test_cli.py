@@ -326,3 +326,21 @@ def test_eval_every_best_checkpoint_and_checkpoint_outputs(toy_features: Path, t
                      "--eval-metric", "loss", "--quiet")
     assert bad_metric.exit_code == 1
     assert "Error: --eval-metric: 'loss' is not one of classification, progress, kendall" in bad_metric.output
+
+
+@pytest.mark.parametrize(("args", "option", "printer"), [
+    (["train", "--features", "", "--out", "run"], "--features", "vava extract"),
+    (["sweep", "--features", " ", "--out", "runs"], "--features", "vava extract"),
+    (["embed", "--run", ""], "--run", "vava train"),
+    (["evaluate", "--run", ""], "--run", "vava train"),
+    (["align", "--run", "", "a", "b", "--out", "x.mp4"], "--run", "vava train"),
+    (["align", "--run", "run", "--features", "", "a", "b", "--out", "x.mp4"], "--features", "vava extract"),
+])
+def test_an_empty_path_names_the_command_that_failed_to_print_it(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+                                                                   args: list[str], option: str, printer: str) -> None:
+    monkeypatch.chdir(tmp_path)  # `""` used to be read as the current folder
+    result = run(*args)
+    assert result.exit_code == 2 and "Traceback" not in result.output
+    assert (f"Invalid value for '{option}': empty; it is meant to be the path `{printer}` prints last, so that "
+            "command probably failed or printed nothing (see its error above)") in result.output
+    assert list(tmp_path.iterdir()) == []
