@@ -345,8 +345,72 @@ def _dry_run(records: list[VideoRecord], options: ExtractOptions) -> None:
         click.echo(f"not counted: {problem}", err=True)
 
 
+# -- evaluation options (evaluate, reproduce) ---------------------------------------------
+def _numbers(kind: type) -> click.types.FuncParamType:
+    def parse(value: str | tuple) -> tuple:
+        if isinstance(value, tuple):
+            return value
+        try:
+            return tuple(kind(v.strip()) for v in value.split(",") if v.strip())
+        except ValueError:
+            raise click.BadParameter(f"{value!r} is not a comma list of {kind.__name__} values") from None
+    return click.types.FuncParamType(parse)
+
+
+class _ProbeOptionsCommand(click.Command):
+    """A command with a command-line option for each evaluation option of the probe registry, after its own
+    first `own_first` options (None: all of them), less those named in `left_out`. With `defaults`
+    False every such option defaults to None (not given), for commands that pass on only what was given.
+
+    They are made when click first asks for the options: importing the probes (scikit-learn, FAISS)
+    would slow the start of every other command. `probes`: the registry, None for the built-in one.
+    """
+
+    probes: Registry | None = None
+    own_first: int | None = None
+    left_out: tuple[str, ...] = ()
+    defaults = True
+    _made: tuple[Registry | None, list[click.Option]] = (None, [])
+
+    def registry(self) -> Registry:
+        from vava.stages.evaluate.probes import PROBES
+        return PROBES if self.probes is None else self.probes
+
+    def get_params(self, ctx: click.Context) -> list[click.Parameter]:
+        from vava.stages.evaluate.options import declared_options
+
+        probes = self.registry()
+        if self._made[0] is not probes:
+            self._made = probes, [_probe_option(option, self.defaults) for option in declared_options(probes)
+                                  if option.cli and option.name not in self.left_out]
+        own = super().get_params(ctx)  # the command's own options, --help last
+        first = len(own) - 1 if self.own_first is None else self.own_first
+        return [*own[:first], *self._made[1], *own[first:]]
+
+
+class _EvaluateCommand(_ProbeOptionsCommand):
+    own_first = 2  # --run, --compare, then the probes' options, then --plots, --checkpoint, --help
+
+
+def _probe_option(option: Option, defaults: bool = True) -> click.Option:
+    """A comma list, a choice or a plain value, named like the evaluation option (--k is `ks`)."""
+    if option.many:
+        kind, default = _numbers(option.kind), ",".join(map(str, option.default))
+    else:
+        kind, default = click.Choice(option.choices) if option.choices else option.kind, option.default
+    return click.Option([option.flag or option.key, option.name], type=kind, default=default if defaults else None,
+                        show_default=defaults, help=option.help)
+
+
 # -- reproduce -----------------------------------------------------------------------------
-@main.command(cls=_DatasetsCommand)
+class _ReproduceCommand(_DatasetsCommand, _ProbeOptionsCommand):
+    """`reproduce`: its own options, then `vava evaluate`'s (not given: the dataset's protocol), the datasets."""
+
+    left_out = ("device",)  # one --device (the extraction's) serves every stage
+    defaults = False
+
+
+@main.command(cls=_ReproduceCommand)
 @_dataset_options
 @click.option("--out", required=True, type=click.Path(file_okay=False, path_type=Path),
               help="Folder of the reproduction: cache/, runs/ and results.md.")
@@ -362,19 +426,29 @@ def _dry_run(records: list[VideoRecord], options: ExtractOptions) -> None:
 def reproduce(dataset: str, root: Path, dataset_options: dict[str, str], allow_outside_root: bool, out: Path,
               objectives: str, per_action: bool, preset: str | None, steps: int | None, overrides: tuple[str, ...],
               seeds: str | None, **options) -> None:
-    """A dataset end to end: extract (cached) -> train each objective -> embed -> evaluate -> OUT/results.md.
+    """A dataset end to end: extract (cached) -> train each objective -> embed -> evaluate -> OUT/results.md
+    (OUT/results-per-action.md with --per-action).
 
-    Rerunning skips what is finished; a changed option reruns only what depends on it.
+    Rerunning skips what is finished; a changed option reruns only what depends on it. The evaluation
+    options are `vava evaluate`'s; --kendall-stride defaults to the papers' stride for the dataset
+    (pouring 2; penn_action, ikea_asm, coin 5), the others to evaluate's defaults.
     """
     from vava.core.config import parse_overrides
     from vava.pipeline.reproduce import PRESETS, parse_objectives
     from vava.pipeline.reproduce import reproduce as run_reproduce
     from vava.pipeline.sweep import parse_seeds
+    from vava.stages.evaluate.options import EvalOptions
     from vava.stages.extract.run import ExtractOptions
 
+    command = click.get_current_context().command
+    probes = command.registry()
+    evaluation = {name: options.pop(name) for name in list(options)
+                  if name in EvalOptions(probes).values and name not in command.left_out}
+    evaluation = {name: value for name, value in evaluation.items() if value is not None}
     extract_options = ExtractOptions(progress=False, **options)
     with _option_errors():
         extract_options.validate()
+        EvalOptions(probes, **evaluation)  # bad values stop here, before any work
         chosen_seeds = None if seeds is None else parse_seeds(seeds)
         chosen = parse_objectives(objectives)
     records = _load_records(dataset, root, dataset_options, allow_outside_root)
@@ -382,7 +456,8 @@ def reproduce(dataset: str, root: Path, dataset_options: dict[str, str], allow_o
     results, failed = run_reproduce(
         records, out, objectives=chosen, extract_options=extract_options, dataset=provenance, per_action=per_action,
         base=preset or PRESETS.get(dataset), steps=steps, overrides=parse_overrides(overrides), seeds=chosen_seeds,
-        log=lambda line: click.echo(line, err=True))
+        evaluation={name: list(value) if isinstance(value, tuple) else value for name, value in evaluation.items()},
+        progress=True, log=lambda line: click.echo(line, err=True))
     for name, reason in failed.items():
         click.echo(f"failed: {name}: {reason}", err=True)
     click.echo(str(results))
@@ -497,51 +572,6 @@ def sweep(features: Path, plan: str, out: Path, steps: int | None, overrides: tu
 
 
 # -- evaluate / align -----------------------------------------------------------------------
-def _numbers(kind: type) -> click.types.FuncParamType:
-    def parse(value: str | tuple) -> tuple:
-        if isinstance(value, tuple):
-            return value
-        try:
-            return tuple(kind(v.strip()) for v in value.split(",") if v.strip())
-        except ValueError:
-            raise click.BadParameter(f"{value!r} is not a comma list of {kind.__name__} values") from None
-    return click.types.FuncParamType(parse)
-
-
-class _EvaluateCommand(click.Command):
-    """`evaluate`, with a command-line option for each evaluation option of the probe registry.
-
-    They are made when click first asks for the options: importing the probes (scikit-learn, FAISS)
-    would slow the start of every other command. `probes`: the registry, None for the built-in one.
-    """
-
-    probes: Registry | None = None
-    _made: tuple[Registry | None, list[click.Option]] = (None, [])
-
-    def registry(self) -> Registry:
-        from vava.stages.evaluate.probes import PROBES
-        return PROBES if self.probes is None else self.probes
-
-    def get_params(self, ctx: click.Context) -> list[click.Parameter]:
-        from vava.stages.evaluate.options import declared_options
-
-        probes = self.registry()
-        if self._made[0] is not probes:
-            self._made = probes, [_probe_option(option) for option in declared_options(probes) if option.cli]
-        own = super().get_params(ctx)  # --run, --compare, --plots, --help
-        return [*own[:2], *self._made[1], *own[2:]]
-
-
-def _probe_option(option: Option) -> click.Option:
-    """A comma list, a choice or a plain value, named like the evaluation option (--k is `ks`)."""
-    if option.many:
-        kind, default = _numbers(option.kind), ",".join(map(str, option.default))
-    else:
-        kind, default = click.Choice(option.choices) if option.choices else option.kind, option.default
-    return click.Option([option.flag or option.key, option.name], type=kind, default=default, show_default=True,
-                        help=option.help)
-
-
 @main.command(cls=_EvaluateCommand)
 @click.option("--run", "run_dir", type=RUN, help="Run folder to evaluate.")
 @click.option("--compare", "compare", type=click.Path(path_type=Path), multiple=True,

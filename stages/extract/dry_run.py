@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from vava.core.backbone import BACKBONES, load_backbone
+from vava.core.backbone import load_backbone
 from vava.core.decode import kept_mask
 from vava.core.errors import VavaError
 from vava.core.records import VideoRecord
@@ -76,9 +76,7 @@ def plan_extract(records: list[VideoRecord], options: ExtractOptions) -> Extract
     """Per split and action (in order of first appearance) and in total: videos and kept frames; the
     weights are read first (a `VavaError` when they are missing or do not fit the backbone)."""
     _, weights = load_backbone(options.backbone, options.weights, options.seed)
-    spec = BACKBONES[options.backbone]
-    side = options.image_size // spec.stride
-    shape = (spec.channels, side, side)
+    shape = options.map_shape
     rows: dict[tuple[str, str], PlanRow] = {}
     total = PlanRow("total", "")
     unreadable = {}

@@ -70,6 +70,13 @@ class ExtractOptions:
     progress: bool = checked(FLAG, True)
     repair: bool = checked(FLAG, False)  # read every cached video in full; damaged ones are extracted again
 
+    @property
+    def map_shape(self) -> tuple[int, int, int]:
+        """(channels, side, side) of each cached frame's maps."""
+        spec = BACKBONES[self.backbone]
+        side = self.image_size // spec.stride
+        return spec.channels, side, side
+
     def validate(self) -> None:
         """Raise a ConfigError for the first option that breaks its rule."""
         validate(self)
@@ -139,7 +146,6 @@ def extract(records: list[VideoRecord], cache: str | Path, options: ExtractOptio
         check_video_id(record.id, "extract")
     device = resolve_device(options.device)
     backbone, weights_identity = load_backbone(options.backbone, options.weights, options.seed)
-    spec = BACKBONES[options.backbone]
     preprocessing = Preprocessing(options.image_size, options.resize)
     fingerprint, inputs = feature_set_fingerprint(records, feature_settings(options, weights_identity))
     feature_set = FeatureSet.create(Path(cache) / fingerprint, fingerprint, inputs, {"dataset": dataset or {}})
@@ -153,11 +159,10 @@ def extract(records: list[VideoRecord], cache: str | Path, options: ExtractOptio
             pending.append(record)
     start = time.perf_counter()
     if pending:
-        side = options.image_size // spec.stride
         backbone = backbone.to(device)
         if device.type == "cuda":
             backbone = backbone.to(memory_format=torch.channels_last)
-        run = _ExtractionRun(feature_set, backbone, preprocessing, options, device, (spec.channels, side, side), summary)
+        run = _ExtractionRun(feature_set, backbone, preprocessing, options, device, options.map_shape, summary)
         with feature_set.writing():
             deferred = run.run(pending, blocking=False)
             if deferred:  # held by another process: wait for it, then take over whatever it left undone

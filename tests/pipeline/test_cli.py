@@ -344,3 +344,25 @@ def test_an_empty_path_names_the_command_that_failed_to_print_it(tmp_path: Path,
     assert (f"Invalid value for '{option}': empty; it is meant to be the path `{printer}` prints last, so that "
             "command probably failed or printed nothing (see its error above)") in result.output
     assert list(tmp_path.iterdir()) == []
+
+
+REPRODUCE = ["reproduce", "--objectives", "vava", "--steps", "2", "--weights", "random", "--image-size", "32",
+             "--set", "model.conv_channels=8", "--set", "model.fc_channels=8", "--set", "data.frames_per_video=4",
+             "--set", "data.batch_pairs=1"]
+
+
+def test_reproduce_passes_evaluation_options_on_and_checks_them_first(tmp_path: Path) -> None:
+    from vava.pipeline.datasets import DATASETS
+
+    DATASETS["folder"].fixture(tmp_path / "data")
+    where = ["--root", str(tmp_path / "data"), "--out", str(tmp_path / "out")]
+    bad = run(*REPRODUCE, *where, "--kendall-stride", "0")
+    assert bad.exit_code == 2 and "Invalid value for --kendall-stride: must be at least 1" in bad.output
+    assert not (tmp_path / "out").exists()
+    done = run(*REPRODUCE, *where, "--kendall-stride", "3", "--k", "5")
+    assert done.exit_code == 0, done.output
+    report = json.loads((tmp_path / "out" / "runs" / "vava" / "report.json").read_text())
+    assert report["options"]["kendall_stride"] == 3 and report["options"]["ks"] == [5]
+    assert report["options"]["retrieval_stride"] == 1  # not given: evaluate's default
+    assert done.stderr.splitlines()[0] == "plan: folder, 8 videos, one joint model: 1 run (vava)"
+    assert "  evaluation: kendall_stride=3, ks=[5]" in done.stderr.splitlines()

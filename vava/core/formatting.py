@@ -5,14 +5,16 @@ from collections.abc import Sequence
 
 
 def duration(seconds: float) -> str:
-    """A duration rounded for reading: "45 s", "12 min", "3.4 h", "2.1 days"."""
+    """A duration rounded for reading: "45 s", "12 min", "3.4 h", "2.1 days", "4.9 years"."""
     if seconds < 90:
         return f"{seconds:.0f} s"
     if seconds < 90 * 60:
         return f"{seconds / 60:.0f} min"
     if seconds < 48 * 3600:
         return f"{seconds / 3600:.1f} h"
-    return f"{seconds / 86400:.1f} days"
+    if seconds < 365 * 86400:
+        return f"{seconds / 86400:.1f} days"
+    return f"{seconds / (365.25 * 86400):.1f} years"
 
 
 def columns(rows: Sequence[Sequence[str]], gap: str = "  ") -> str:

@@ -41,7 +41,7 @@ def test_no_warning_under_an_hour_and_a_resumed_run_says_what_is_left() -> None:
 
 
 @pytest.mark.parametrize(("seconds", "text"), [(4.4, "4 s"), (89, "89 s"), (600, "10 min"), (3 * 3600, "3.0 h"),
-                                                (3 * 86400, "3.0 days")])
+                                                (3 * 86400, "3.0 days"), (1772.5 * 86400, "4.9 years")])
 def test_durations(seconds: float, text: str) -> None:
     assert duration(seconds) == text
 
