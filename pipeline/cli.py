@@ -233,7 +233,7 @@ def data_manifest(video_dir: Path, out: Path, split_file: Path | None, val_fract
     VIDEO_DIR/ACTION/VIDEO takes its action from the subfolder. The last stdout line is the
     manifest's folder, the --root of `vava extract`.
     """
-    from vava.pipeline.datasets.manifest import write_video_manifest
+    from vava.pipeline.datasets.manifest import MIN_VAL_VIDEOS, few_val_videos, write_video_manifest
 
     if split_file is not None and (val_fraction is not None or seed is not None):
         raise click.UsageError("give either --split-by or --val-fraction/--seed, not both")
@@ -245,6 +245,10 @@ def data_manifest(video_dir: Path, out: Path, split_file: Path | None, val_fract
     click.echo(f"{len(entries)} videos of {len({e['action'] for e in entries})} action(s) "
                f"({', '.join(f'{n} {split}' for split, n in splits.items() if n)}), {labelled} labelled, "
                f"{len(entries) - labelled} unlabelled", err=True)
+    for name, count in few_val_videos(entries).items():
+        click.echo(f"warning: action {name!r} has {count} val video{'' if count == 1 else 's'}: Kendall's tau and "
+                   f"AP@K compare val videos of one action, so `vava evaluate` will skip them for it (it needs "
+                   f"{MIN_VAL_VIDEOS}: raise --val-fraction or add videos)", err=True)
     click.echo(str(out.parent))
 
 
@@ -577,10 +581,13 @@ def sweep(features: Path, plan: str, out: Path, steps: int | None, overrides: tu
 @click.option("--compare", "compare", type=click.Path(path_type=Path), multiple=True,
               help="Put the reports of these run folders into one table instead (repeatable).")
 @click.option("--plots/--no-plots", default=True, show_default=True, help="t-SNE, alignment and loss plots.")
+@click.option("--time-reference/--no-time-reference", default=True, show_default=True,
+              help="Also score each frame's time alone (t/T) with the same probes: a reference row in the report.")
 @click.option("--checkpoint", default="last", show_default=True, metavar="WHICH",
               help="Whose embeddings to evaluate: last, best, a step N or a checkpoint file, as given to "
                    "`vava embed`; others than last write report-<best|stepN|file stem>.json/.md and plots named alike.")
-def evaluate(run_dir: Path | None, compare: tuple[Path, ...], plots: bool, checkpoint: str, **options) -> None:
+def evaluate(run_dir: Path | None, compare: tuple[Path, ...], plots: bool, time_reference: bool, checkpoint: str,
+             **options) -> None:
     """Evaluate a run's embeddings (RUN/report.json, report.md, plots/), or --compare several runs."""
     from vava.core.report_file import REPORT_JSON, REPORT_MD
     from vava.core.run_folder import checkpoint_tag, tagged_name
@@ -595,14 +602,17 @@ def evaluate(run_dir: Path | None, compare: tuple[Path, ...], plots: bool, check
     if run_dir is None:
         raise click.UsageError("give --run RUN_DIR, or --compare RUN_DIR ...")
     with _option_errors():
-        report, pngs = evaluate_run(run_dir, plots=plots, probes=probes, checkpoint=checkpoint, **options)
+        report, drawn = evaluate_run(run_dir, plots=plots, probes=probes, checkpoint=checkpoint,
+                                     time_reference=time_reference, **options)
     click.echo(render_text(report, probes))
     for line in skip_lines(report):
         click.echo(f"skipped {line}", err=True)
     tag = checkpoint_tag(checkpoint)
     click.echo(f"report: {run_dir / tagged_name(REPORT_MD, tag)} and {tagged_name(REPORT_JSON, tag)}")
-    for png in pngs:
+    for png in drawn.written:
         click.echo(f"plot:   {png}")
+    for name, reason in drawn.skipped.items():
+        click.echo(f"skipped plot {name}: {reason}", err=True)
 
 
 @main.command()

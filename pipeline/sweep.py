@@ -271,7 +271,7 @@ def _sweep_run(features: str | Path, out: Path, run: SweepRun, title: str, confi
     run_dir.mkdir(parents=True, exist_ok=True)
     atomic_write(run_dir / KEY_NAME, json.dumps(key, indent=2) + "\n")
     _train_and_embed(features, run_dir, run.identity, config, options)
-    evaluate_run(run_dir, plots=False, **options.evaluation)
+    evaluate_run(run_dir, plots=False, time_reference=False, **options.evaluation)  # plans list reference rows
     virtual_mass(run_dir)  # VAVA runs only: RUN/virtual_mass.json for the targeted table
     if (run_dir / LOG_NAME).is_file():
         plot_loss_curve(run_dir / LOG_NAME, run_dir / "plots" / "loss.png")
