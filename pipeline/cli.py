@@ -31,6 +31,7 @@ class _Group(click.Group):
 
 
 @click.group(cls=_Group, context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(package_name="vava-align", prog_name="vava", message="%(prog)s %(version)s")
 def main() -> None:
     """Self-supervised video alignment (VAVA) on a cached-feature pipeline."""
 
@@ -651,24 +652,24 @@ def cache() -> None:
 @click.argument("cache_dir", type=click.Path(file_okay=False, path_type=Path))
 def cache_ls(cache_dir: Path) -> None:
     """List the feature sets in CACHE_DIR (folders that are none are reported on stderr)."""
+
+    from vava.cache.inspect import LISTING_HEADER, listing_row
     from vava.cache.store import scan_cache
+    from vava.core.formatting import columns
 
     sets, skipped = scan_cache(cache_dir)
     for reason in skipped.values():
         click.echo(f"skipped: {reason}", err=True)
-    if not sets:
-        click.echo(f"no feature sets in {cache_dir}", err=True)
+    rows = []
     for feature_set in sets:
-        inputs = feature_set.attrs.get("inputs", {})
         try:
-            videos = feature_set.videos(include_incomplete=True)
+            rows.append(listing_row(feature_set))
         except VavaError as err:
             click.echo(f"skipped: {err}", err=True)
-            continue
-        done = sum(v.complete for v in videos)
-        click.echo(f"{feature_set.path}  {inputs.get('backbone')}/{inputs.get('layer')}  "
-                   f"{inputs.get('preprocessing', {}).get('image_size')}px  {inputs.get('weights', '')[:24]}  "
-                   f"{done}/{inputs.get('num_videos')} videos  {feature_set.attrs.get('dataset', {}).get('root', '')}")
+    if rows:
+        click.echo(columns([LISTING_HEADER, *rows]))
+    else:
+        click.echo(f"no feature sets in {cache_dir}", err=True)
 
 
 @cache.command("info")

@@ -50,8 +50,11 @@ def test_extract_then_cache_commands(tiny_dataset: Path, tmp_path: Path) -> None
     assert "0 extracted" in again.stderr and "3 already cached" in again.stderr and "nothing to do" in again.stderr
 
     listing = run("cache", "ls", str(cache))
-    assert listing.exit_code == 0 and path in listing.output and "resnet50/layer3.2" in listing.output
-    assert "3/3 videos" in listing.output
+    assert listing.exit_code == 0
+    header, row = listing.stdout.splitlines()
+    assert header.split() == ["path", "backbone/cut", "size", "weights", "videos", "done", "dataset", "root"]
+    assert row.split()[:3] == [path, "resnet50/layer3.2", "64px"] and row.split()[4:] == ["3/3", str(tiny_dataset)]
+    assert header.index("videos done") == row.index("3/3")  # aligned under its header
 
     info = run("cache", "info", path, "--json")
     data = json.loads(info.stdout)
@@ -368,3 +371,10 @@ def test_reproduce_passes_evaluation_options_on_and_checks_them_first(tmp_path: 
     assert report["options"]["retrieval_stride"] == 1  # not given: evaluate's default
     assert done.stderr.splitlines()[0] == "plan: folder, 8 videos, one joint model: 1 run (vava)"
     assert "  evaluation: kendall_stride=3, ks=[5]" in done.stderr.splitlines()
+
+
+def test_version() -> None:
+    from importlib.metadata import version
+
+    result = run("--version")
+    assert result.exit_code == 0 and result.output == f"vava {version('vava-align')}\n"
