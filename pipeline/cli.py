@@ -208,9 +208,26 @@ def data_info(dataset: str, root: Path, dataset_options: dict[str, str], allow_o
         check_new_file(write_split)  # before the (possibly long) read of the dataset
     records = _load_records(dataset, root, dataset_options, allow_outside_root)
     click.echo(summary_table(summarise(records)))
+    _report_left_out(dataset, root, records, dataset_options)
     if write_split is not None:
         write_split_file(records, write_split)
         click.echo(f"split written to {write_split}", err=True)
+
+
+def _report_left_out(dataset: str, root: Path, records: list[VideoRecord], dataset_options: dict[str, str]) -> None:
+    """The videos of the dataset's release its adapter left out, by reason (adapters that say)."""
+    from vava.pipeline.datasets import DATASETS, resolve_options
+
+    spec = DATASETS[dataset]
+    if spec.left_out is None:
+        return
+    reasons = spec.left_out(root, records, **resolve_options(dataset, dataset_options))
+    count = sum(len(videos) for videos in reasons.values())
+    if count:
+        click.echo(f"left out {count} of {count + len(records)} videos of the release:")
+        for why, videos in reasons.items():
+            shown = ", ".join(videos[:5]) + (f", ... ({len(videos)} in all)" if len(videos) > 5 else "")
+            click.echo(f"  {len(videos)}: {why}: {shown}")
 
 
 @data.command("manifest")

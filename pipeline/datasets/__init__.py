@@ -33,6 +33,8 @@ class Dataset:
     `load(root, allow_outside_root=..., **options)` reads the dataset at `root` (option values are
     strings, every declared option given, `None` when unset without a default); it refuses video
     paths outside `root` unless allowed. `fixture(out)` writes a tiny dataset in the real format.
+    `left_out(root, records, **options)`, for adapters that skip some of a release's videos, says which
+    videos of the release `load` left out and why ({reason: [video, ...]}), for `vava data info`.
     """
 
     name: str
@@ -40,6 +42,7 @@ class Dataset:
     load: Callable[..., list[VideoRecord]]
     fixture: Callable[[Path], None]
     options: Mapping[str, DatasetOption] = field(default_factory=dict)
+    left_out: Callable[..., dict[str, list[str]]] | None = None
 
 
 DATASETS: dict[str, Dataset] = {
@@ -53,7 +56,7 @@ DATASETS: dict[str, Dataset] = {
                                           penn_action.DEFAULT_PHASE_LABELS),
             "on_mismatch": DatasetOption("frame vs label count differs: resample the longer (as CARL) or error",
                                          "resample", penn_action.ON_MISMATCH),
-        }),
+        }, penn_action.left_out_clips),
     "pouring": Dataset("pouring", "Pouring (TCC): TFRecord shards, or CARL's mp4s + train/val.pkl; 5 phases",
                        pouring.load_pouring, pouring.write_fixture,
                        {"layout": DatasetOption("on-disk layout: tfrecord (pouring_*.tfrecord shards), carl "
