@@ -44,6 +44,7 @@ from vava.core.validation import (
     optional,
     validate,
 )
+from vava.stages.extract.frames import planned_frames
 
 LENGTH_MISMATCH_MODES = ("error", "truncate")
 BACKBONE = Rule(lambda name: name in BACKBONES, "a known backbone",
@@ -241,10 +242,10 @@ class _ExtractionRun:
         workers = min(self.options.workers, len(records))
         frames_q: queue.Queue = queue.Queue(maxsize=4 * workers)
         write_q: queue.Queue = queue.Queue(maxsize=8)
-        counts = [r.num_frames for r in records]
-        total = None if None in counts else sum(counts)  # unlabelled videos: frames known once decoded
-        bar = tqdm(total=total, unit="frame", desc="extract", file=sys.stderr, disable=not self.options.progress,
-                   dynamic_ncols=True)
+        # the frames to cache, counted from the videos' metadata as --dry-run counts them: a total and an ETA
+        total = planned_frames(records, self.options.target_fps) if self.options.progress else None
+        bar = tqdm(total=total or None, unit="frame", desc="extract", file=sys.stderr,
+                   disable=not self.options.progress, dynamic_ncols=True)
         threads = [threading.Thread(target=self._decode_worker, args=(todo, frames_q, deferred, blocking), daemon=True)
                    for _ in range(workers)]
         writer = threading.Thread(target=self._write_loop, args=(write_q,), daemon=True)
