@@ -647,13 +647,14 @@ def evaluate(run_dir: Path | None, compare: tuple[Path, ...], plots: bool, time_
 @click.option("--features", type=FEATURES, default=None,
               help="Feature set of the video ids (default: the one the run was trained on).")
 @click.option("--device", default="auto", show_default=True)
+@click.option("--quiet", is_flag=True, help="No progress bars.")
 def align(run_dir: Path, video_a: str, video_b: str, out: Path, method: str, plot: Path | None, fps: float | None,
-          height: int, weights: str | None, features: Path | None, device: str) -> None:
+          height: int, weights: str | None, features: Path | None, device: str, quiet: bool) -> None:
     """Side-by-side video of VIDEO_B re-timed to follow VIDEO_A (ids of the run's feature set, or files)."""
     from vava.stages.align.run import align_videos
 
     path = align_videos(run_dir, video_a, video_b, out, method=method, plot_png=plot, fps=fps, height=height,
-                        weights=weights, device=device, features=features)
+                        weights=weights, device=device, features=features, progress=not quiet)
     if plot is not None:
         click.echo(f"plot: {plot}", err=True)
     click.echo(str(path))

@@ -16,7 +16,7 @@ import numpy as np
 from vava.core.backbone import load_backbone
 from vava.core.errors import VavaError
 from vava.core.records import VideoRecord
-from vava.stages.extract.frames import kept_frames
+from vava.core.videoio import kept_frames
 from vava.stages.extract.run import ExtractOptions
 
 # bench/README.md: zstd-3 + byte shuffle on ResNet-50 conv4 maps of 224 px frames (random weights), 1.70x

@@ -44,7 +44,7 @@ from vava.core.validation import (
     optional,
     validate,
 )
-from vava.stages.extract.frames import planned_frames
+from vava.core.videoio import planned_frames
 
 LENGTH_MISMATCH_MODES = ("error", "truncate")
 BACKBONE = Rule(lambda name: name in BACKBONES, "a known backbone",

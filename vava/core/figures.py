@@ -45,7 +45,7 @@ def phase_name(label: int, phases: Sequence[str], background_label: int | None) 
     if label < 0:
         return "unknown"
     name = phases[label] if label < len(phases) else f"phase {label}"
-    return f"{name} (background)" if label == background_label else name
+    return f"{name} (background)" if label == background_label and name != "background" else name
 
 
 def phase_legend(ax: Axes, labels: np.ndarray, phases: Sequence[str], background_label: int | None,
