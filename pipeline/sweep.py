@@ -314,9 +314,9 @@ def _prepare(run_dir: Path, key: dict[str, Any], out: Path) -> tuple[bool, str]:
     if _trains_on(saved, key, run_dir):
         (run_dir / TIME_NAME).unlink(missing_ok=True)  # unfinished until rebuilt for the new key
         changed = [k for k in sorted(RESUMABLE_CHANGES) if saved["config"].get(k) != key["config"].get(k)]
-        if saved.get("evaluation") != key.get("evaluation"):
-            changed.append("evaluation options")
-        return False, f"{', '.join(changed)} changed: training on from the last checkpoint as needed, evaluating again"
+        evaluation = ["evaluation options"] if saved.get("evaluation") != key.get("evaluation") else []
+        todo = "training on from the last checkpoint" if changed else "evaluating again"
+        return False, f"{', '.join(changed + evaluation)} changed: {todo}"
     moved = _move_aside(run_dir, out / STALE_NAME)
     return False, f"settings changed since this run was made: the old run was moved to {moved}"
 

@@ -121,7 +121,7 @@ def test_the_papers_kendall_stride_is_the_default_and_a_given_one_evaluates_agai
     _reproduce(records, out, lines, dataset={"adapter": "penn_action"}, evaluation={"kendall_stride": 2, "ks": [5]})
     report = json.loads((out / "runs" / "vava" / "report.json").read_text())
     assert report["options"]["kendall_stride"] == 2 and report["options"]["ks"] == [5]
-    assert "    evaluation options changed: training on from the last checkpoint as needed, evaluating again" in lines
+    assert "    evaluation options changed: evaluating again" in lines
     assert (out / "runs" / "vava" / "checkpoints" / "last.pt").stat().st_mtime_ns == checkpoint  # not retrained
     assert not (out / "runs" / "stale").exists()
 
