@@ -1,4 +1,4 @@
-"""Describing and verifying feature sets (`vava cache info` / `vava cache verify`), and the checks
+"""Listing, describing and verifying feature sets (`vava cache ls/info/verify`), and the checks
 that keep damaged or partial feature sets out of extraction, training and embedding."""
 from __future__ import annotations
 
@@ -40,6 +40,18 @@ def describe(feature_set: FeatureSet) -> dict[str, Any]:
         "compression_ratio": raw_bytes / on_disk if on_disk else None,
         "inputs": attrs.get("inputs", {}),
     }
+
+
+LISTING_HEADER = ("path", "backbone/cut", "size", "weights", "videos done", "dataset root")
+
+
+def listing_row(feature_set: FeatureSet) -> tuple[str, ...]:
+    """A feature set as one row of `vava cache ls` (the columns of `LISTING_HEADER`)."""
+    inputs = feature_set.attrs.get("inputs", {})
+    done = sum(v.complete for v in feature_set.videos(include_incomplete=True))
+    return (str(feature_set.path), f"{inputs.get('backbone')}/{inputs.get('layer')}",
+            f"{inputs.get('preprocessing', {}).get('image_size')}px", str(inputs.get("weights", ""))[:24],
+            f"{done}/{inputs.get('num_videos')}", str(feature_set.attrs.get("dataset", {}).get("root", "")))
 
 
 def _frame_shape(feature_set: FeatureSet, video_id: str) -> tuple[int, int, int] | None:

@@ -33,6 +33,8 @@ class Dataset:
     `load(root, allow_outside_root=..., **options)` reads the dataset at `root` (option values are
     strings, every declared option given, `None` when unset without a default); it refuses video
     paths outside `root` unless allowed. `fixture(out)` writes a tiny dataset in the real format.
+    `left_out(root, records, **options)`, for adapters that skip some of a release's videos, says which
+    videos of the release `load` left out and why ({reason: [video, ...]}), for `vava data info`.
     """
 
     name: str
@@ -40,6 +42,7 @@ class Dataset:
     load: Callable[..., list[VideoRecord]]
     fixture: Callable[[Path], None]
     options: Mapping[str, DatasetOption] = field(default_factory=dict)
+    left_out: Callable[..., dict[str, list[str]]] | None = None
 
 
 DATASETS: dict[str, Dataset] = {
@@ -57,7 +60,7 @@ DATASETS: dict[str, Dataset] = {
                                    "CARL) or mat (the .mat train flag)", "labels", penn_action.SPLIT_SOURCES),
             "fps": DatasetOption(f"frame rate of the frame folders (default {penn_action.FPS:g}, assumed: the release "
                                  "states none)"),
-        }),
+        }, penn_action.left_out_clips),
     "pouring": Dataset("pouring", "Pouring (TCC): TFRecord shards, or CARL's mp4s + train/val.pkl; 5 phases",
                        pouring.load_pouring, pouring.write_fixture,
                        {"layout": DatasetOption("on-disk layout: tfrecord (pouring_*.tfrecord shards), carl "

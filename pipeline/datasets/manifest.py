@@ -36,6 +36,8 @@ BACKGROUND_LABEL = 0
 SEGMENT_HEADER = ["video", "start", "end", "phase"]
 
 Segment = tuple[float, float, str, int]  # start s, end s, phase name, line number
+# Kendall's tau and AP@K compare the val videos of an action with each other: fewer and they are skipped
+MIN_VAL_VIDEOS = 2
 
 
 @dataclass(frozen=True)
@@ -263,3 +265,11 @@ def write_video_manifest(video_dir: str | Path, out: str | Path, *, split_file: 
                             None if segments_file is None else Path(segments_file))
     write_manifest(out.parent, entries)
     return entries
+
+
+def few_val_videos(entries: list[dict]) -> dict[str, int]:
+    """The actions of manifest `entries` with fewer than `MIN_VAL_VIDEOS` val videos, and how many they have."""
+    counts = {entry["action"]: 0 for entry in entries}
+    for entry in entries:
+        counts[entry["action"]] += entry["split"] == "val"
+    return {action: count for action, count in counts.items() if count < MIN_VAL_VIDEOS}

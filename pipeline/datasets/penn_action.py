@@ -190,6 +190,27 @@ def _label_files(label_dir: Path, confined_to: Path | None) -> dict[str, tuple[P
     return found
 
 
+def left_out_clips(root: str | Path, records: list[VideoRecord], *, actions: str = "all",
+                   phase_labels: str = DEFAULT_PHASE_LABELS, **_: object) -> dict[str, list[str]]:
+    """The clips of the release (a `.mat` file in `ROOT/labels/`) that `load_penn_action` left out of
+    `records`, by reason: an action the protocol excludes, one not among `actions`, or no phase-label file."""
+    root, wanted = Path(root), parse_actions(actions)
+    kept = {record.id.split("_", 1)[0] for record in records}
+    reasons: dict[str, list[str]] = {}
+    for mat in sorted((root / "labels").glob("*.mat")):
+        if mat.stem in kept:
+            continue
+        action, _ = read_annotation(mat)
+        if action in EXCLUDED_ACTIONS:
+            why = f"actions without phase labels in the protocol ({', '.join(EXCLUDED_ACTIONS)})"
+        elif action not in wanted:
+            why = "actions not selected by --dataset-option actions"
+        else:  # a wanted, labelled clip is read or stops `load_penn_action` with an error
+            why = "no phase-label file"
+        reasons.setdefault(why, []).append(f"{mat.stem}_{action}")
+    return reasons
+
+
 def _confined(path: Path, confined_to: Path | None, what: str) -> Path:
     """`path` resolved; refused when it leads outside `confined_to` (when set)."""
     return check_confined(path.resolve(), confined_to, f"{path}: {what}")

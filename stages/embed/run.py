@@ -24,7 +24,7 @@ from vava.cache.inspect import require_complete
 from vava.cache.store import CachedVideo, FeatureSet, open_run_features
 from vava.core.devices import resolve_device
 from vava.core.embedder import embed_video
-from vava.core.embeddings_file import EMBEDDINGS_NAME, IDENTITY_KINDS, EmbeddingsWriter
+from vava.core.embeddings_file import EMBEDDINGS_NAME, IDENTITY_KINDS, EmbeddingsWriter, time_only
 from vava.core.errors import VavaError
 from vava.core.records import SPLITS
 from vava.core.run_folder import (
@@ -128,11 +128,6 @@ def on_maps(feature_set: FeatureSet, embed_maps: Callable[[torch.Tensor], torch.
             chunk_frames: int, device: torch.device) -> Embed:
     """A video's embeddings by `embed_maps` on its cached maps with their `context`, a chunk at a time."""
     return lambda video: embed_video(feature_set, video, embed_maps, context, chunk_frames, device)
-
-
-def time_only(num_frames: int) -> np.ndarray:
-    """(T, 1) float32: t / T for the stored frames t = 0..T-1 (0 for the first, (T-1)/T for the last)."""
-    return (np.arange(num_frames, dtype=np.float64) / num_frames).astype(np.float32)[:, None]
 
 
 def _train_statistics(feature_set: FeatureSet, pooled: Embed) -> tuple[np.ndarray, np.ndarray, dict[str, object]]:

@@ -46,6 +46,7 @@ from vava.core.validation import (
     optional,
     validate,
 )
+from vava.core.videoio import planned_frames
 
 LENGTH_MISMATCH_MODES = ("error", "truncate")
 BACKBONE = Rule(lambda name: name in BACKBONES, "a known backbone",
@@ -71,6 +72,13 @@ class ExtractOptions:
     chunk_frames: int = checked(at_least(1), 16)
     progress: bool = checked(FLAG, True)
     repair: bool = checked(FLAG, False)  # read every cached video in full; damaged ones are extracted again
+
+    @property
+    def map_shape(self) -> tuple[int, int, int]:
+        """(channels, side, side) of each cached frame's maps."""
+        spec = BACKBONES[self.backbone]
+        side = self.image_size // spec.stride
+        return spec.channels, side, side
 
     def validate(self) -> None:
         """Raise a ConfigError for the first option that breaks its rule."""
@@ -142,7 +150,6 @@ def extract(records: list[VideoRecord], cache: str | Path, options: ExtractOptio
         check_video_id(record.id, "extract")
     device = resolve_device(options.device)
     backbone, weights_identity = load_backbone(options.backbone, options.weights, options.seed)
-    spec = BACKBONES[options.backbone]
     preprocessing = Preprocessing(options.image_size, options.resize)
     fingerprint, inputs, members = feature_set_fingerprint(records, feature_settings(options, weights_identity))
     feature_set = FeatureSet.create(Path(cache) / fingerprint, fingerprint, inputs, {"dataset": dataset or {}},
@@ -157,11 +164,10 @@ def extract(records: list[VideoRecord], cache: str | Path, options: ExtractOptio
             pending.append(record)
     start = time.perf_counter()
     if pending:
-        side = options.image_size // spec.stride
         backbone = backbone.to(device)
         if device.type == "cuda":
             backbone = backbone.to(memory_format=torch.channels_last)
-        run = _ExtractionRun(feature_set, backbone, preprocessing, options, device, (spec.channels, side, side), summary)
+        run = _ExtractionRun(feature_set, backbone, preprocessing, options, device, options.map_shape, summary)
         with feature_set.writing(), _naming_unrepaired(summary):
             deferred = run.run(pending, blocking=False)
             if deferred:  # held by another process: wait for it, then take over whatever it left undone
@@ -253,10 +259,10 @@ class _ExtractionRun:
         workers = min(self.options.workers, len(records))
         frames_q: queue.Queue = queue.Queue(maxsize=4 * workers)
         write_q: queue.Queue = queue.Queue(maxsize=8)
-        counts = [r.num_frames for r in records]
-        total = None if None in counts else sum(counts)  # unlabelled videos: frames known once decoded
-        bar = tqdm(total=total, unit="frame", desc="extract", file=sys.stderr, disable=not self.options.progress,
-                   dynamic_ncols=True)
+        # the frames to cache, counted from the videos' metadata as --dry-run counts them: a total and an ETA
+        total = planned_frames(records, self.options.target_fps) if self.options.progress else None
+        bar = tqdm(total=total or None, unit="frame", desc="extract", file=sys.stderr,
+                   disable=not self.options.progress, dynamic_ncols=True)
         threads = [threading.Thread(target=self._decode_worker, args=(todo, frames_q, deferred, blocking), daemon=True)
                    for _ in range(workers)]
         writer = threading.Thread(target=self._write_loop, args=(write_q,), daemon=True)

@@ -44,6 +44,7 @@ from vava.core.run_folder import (
 )
 from vava.stages.train.config import TrainConfig
 from vava.stages.train.data import batches, check_step_fits, choose_data_path, split_bytes
+from vava.stages.train.estimate import StepClock
 from vava.stages.train.evaluation import Evaluator, Validation, check_evaluator
 from vava.stages.train.logs import CsvLog, open_tensorboard
 from vava.stages.train.objectives import OBJECTIVES, PairBatch, build_config, build_objective
@@ -173,6 +174,7 @@ def _fit(run_dir: Path, feature_set: FeatureSet, videos: list[CachedVideo], samp
                disable=not progress, dynamic_ncols=True)
     began, loss_value, step = time.perf_counter(), float("nan"), start
     window_start, window_steps = began, 0
+    clock = StepClock(start, config.steps, torch_device)
     embedder.train()
     objective.train()
     try:
@@ -193,6 +195,8 @@ def _fit(run_dir: Path, feature_set: FeatureSet, videos: list[CachedVideo], samp
             optimizer.step()
             done, window_steps = step + 1, window_steps + 1
             bar.update(1)
+            for line in clock.tick(done):  # printed even without a progress bar: it may say to stop
+                tqdm.write(line, file=sys.stderr)
             if done % config.log_every == 0 or done == config.steps:
                 now = time.perf_counter()
                 log.write({"step": done, "loss": loss_value, **{k: float(v) for k, v in components.items()},

@@ -108,7 +108,8 @@ def load_backbone(name: str, weights: str, seed: int = 0) -> tuple[nn.Module, st
             if weights == "imagenet":
                 raise VavaError(
                     f"--weights imagenet: {path} not found and nothing is downloaded at run time; fetch "
-                    f"{spec.imagenet.url} on a machine with network and place it there, or pass --weights FILE")
+                    f"{spec.imagenet.url} on a machine with network and place it there, or pass --weights FILE "
+                    "(--weights random tries the pipeline with an untrained backbone)")
             raise VavaError(f"--weights: file {path} not found")
         net.load_state_dict({**net.state_dict(), **trunk_weights(_read_weights(path, name), net, spec, path)})
         trunk = _resnet_trunk(net, spec.layer, spec.blocks)

@@ -148,6 +148,21 @@ class EmbeddingsWriter:
                             else video.background_label})
 
 
+def time_only(num_frames: int) -> np.ndarray:
+    """(T, 1) float32: t / T for the stored frames t = 0..T-1 (0 for the first, (T-1)/T for the last)."""
+    return (np.arange(num_frames, dtype=np.float64) / num_frames).astype(np.float32)[:, None]
+
+
+def time_only_file(path: str | Path, background: str = "keep") -> EmbeddingsFile:
+    """The videos of embeddings file `path` with every stored frame embedded by its time alone (`time_only`),
+    as `vava embed --identity time` writes them, read as `load_embeddings` reads (background dropped after)."""
+    data = load_embeddings(path)
+    videos = [replace(v, embeddings=time_only(v.num_frames)) for v in data.videos]
+    if background == "drop":
+        videos = [without_background(data.path, v) for v in videos]
+    return EmbeddingsFile(data.path, {**data.attrs, "embedder": "identity", "identity_kind": "time"}, videos)
+
+
 def identity_kind(attrs: dict[str, object]) -> str | None:
     """The identity kind of a file's attrs (None for a trained embedder; "features" for files older than kinds)."""
     return str(attrs.get("identity_kind", "features")) if attrs.get("embedder") == "identity" else None

@@ -10,7 +10,18 @@ import numpy as np
 from vava.core.embeddings_file import UNLABELLED, VideoEmbeddings
 from vava.core.records import FLAG_OUT_OF_ORDER, FLAG_REPEATED
 from vava.stages.evaluate import classification as cls
-from vava.stages.evaluate.probes.base import Action, Column, Probe, Report, Values, collect, markdown, mean, percent
+from vava.stages.evaluate.probes.base import (
+    Action,
+    Column,
+    Probe,
+    Report,
+    Values,
+    by_reason,
+    collect,
+    markdown,
+    mean,
+    percent,
+)
 from vava.stages.evaluate.probes.classification import CLASSIFIER
 
 # report key -> table title
@@ -66,8 +77,9 @@ class Targeted(Probe):
         frames = {name: sum(collect([v for _, v in per_action], "targeted_frames", name)) for name in METRICS}
         rows = [[title, percent(report["results"]["targeted"][name]), str(frames[name])]
                 for name, title in METRICS.items()]
-        notes = [f"- {action}: {METRICS[name]}: {why}" for action, values in per_action
-                 for name, why in values.get("targeted_skipped", {}).items()]
+        notes = [f"- {line}" for line in by_reason([(METRICS[name], why, action) for action, values in per_action
+                                                     for name, why in values.get("targeted_skipped", {}).items()],
+                                                    len(per_action))]
         parts = ["## Targeted metrics (classifier on every train video)\n",
                  markdown(["Metric", "Value", "Val frames"], rows)]
         if notes:

@@ -265,3 +265,18 @@ def test_cli_writes_the_manifest_and_prints_its_folder(tmp_path: Path) -> None:
     assert both.exit_code == 2 and "give either --split-by or --val-fraction/--seed, not both" in both.output
     again = CliRunner().invoke(main, ["data", "manifest", str(tmp_path / "vids"), "--out", str(out)])
     assert again.exit_code == 1 and again.output == f"Error: --out: {out} exists; pass --force to replace it\n"
+
+
+def test_cli_warns_about_actions_with_fewer_than_two_val_videos(tmp_path: Path) -> None:
+    for action, count in (("pour", 5), ("stir", 10), ("wipe", 1)):
+        for i in range(count):
+            video_file(tmp_path / "vids" / action / f"{action}{i}.mp4", 2)
+    result = CliRunner().invoke(main, ["data", "manifest", str(tmp_path / "vids"), "--out",
+                                       str(tmp_path / "vids" / "manifest.jsonl"), "--val-fraction", "0.2"])
+    assert result.exit_code == 0, result.output
+    warnings = [line for line in result.stderr.splitlines() if line.startswith("warning:")]
+    assert warnings == [  # pour: round(0.2 x 5) = 1 val video; stir: 2; wipe: its one video stays in train
+        "warning: action 'pour' has 1 val video: Kendall's tau and AP@K compare val videos of one action, so "
+        "`vava evaluate` will skip them for it (it needs 2: raise --val-fraction or add videos)",
+        "warning: action 'wipe' has 0 val videos: Kendall's tau and AP@K compare val videos of one action, so "
+        "`vava evaluate` will skip them for it (it needs 2: raise --val-fraction or add videos)"]

@@ -72,11 +72,24 @@ def data_info(root: Path, *options: str) -> list[str]:
 
 
 def test_data_info_counts_the_labelled_clips(penn: Path) -> None:
-    rows = [line.split()[:5] for line in data_info(penn) if not line.startswith("note: ")]
-    assert rows[1:] == [["baseball_pitch", "2", "1", "0", "18"],
-                                                  ["squat", "2", "1", "0", "18"],
-                                                  ["situp", "2", "1", "0", "18"],
-                                                  ["total", "6", "3", "0", "54"]]
+    result = CliRunner().invoke(main, ["data", "info", "--dataset", "penn_action", "--root", str(penn)])
+    lines = [line for line in result.output.splitlines() if not line.startswith("note: ")]
+    rows = [line.split()[:5] for line in lines]
+    assert result.exit_code == 0 and rows[1:5] == [["baseball_pitch", "2", "1", "0", "18"],
+                                                   ["squat", "2", "1", "0", "18"],
+                                                   ["situp", "2", "1", "0", "18"],
+                                                   ["total", "6", "3", "0", "54"]]
+    # the clips of the release that are not read are accounted for, by reason
+    assert lines[5:] == [
+        "left out 2 of 11 videos of the release:",
+        "  1: no phase-label file: 0002_baseball_pitch",
+        "  1: actions without phase labels in the protocol (jump_rope, strum_guitar): 0010_jump_rope"]
+    selected = CliRunner().invoke(main, ["data", "info", "--dataset", "penn_action", "--root", str(penn),
+                                         "--dataset-option", "actions=squat,situp"])
+    assert selected.output.splitlines()[4:6] == [
+        "left out 5 of 11 videos of the release:",
+        "  4: actions not selected by --dataset-option actions: 0001_baseball_pitch, 0002_baseball_pitch, "
+        "0003_baseball_pitch, 0011_baseball_pitch"]
 
 
 def test_actions_option(penn: Path) -> None:

@@ -226,3 +226,18 @@ def test_repair_that_cannot_extract_again_names_what_it_left_damaged(tiny_datase
                                         r"\(first in video 'v1'\); .*; not repaired: 'v1' \(found damaged, not "
                                         r"extracted again\)$"):
         extract(records, tmp_path / "cache", dataclasses.replace(FAST, repair=True))
+
+
+def test_the_progress_bar_counts_to_the_frames_the_dry_run_plans(tmp_path: Path,
+                                                                  capsys: pytest.CaptureFixture) -> None:
+    """With --fps, and for unlabelled videos, the bar's total is the frames cached (an ETA), not the labels."""
+    make_folder_dataset(tmp_path / "data", [18, 22, 25], fps=20.0)
+    entries = read_manifest(tmp_path / "data")
+    for entry in entries[1:]:  # two unlabelled videos: no label count to go by
+        del entry["labels"], entry["phases"]
+    write_manifest(tmp_path / "data", entries)
+    options = ExtractOptions(weights="random", image_size=32, target_fps=10.0, workers=1)
+    summary = extract(load_folder(tmp_path / "data"), tmp_path / "cache", options)
+    assert summary.frames == 9 + 11 + 13  # 20 -> 10 fps keeps every other frame
+    final = capsys.readouterr().err.replace("\r", "\n").splitlines()[-1]
+    assert final.startswith("extract: 100%") and " 33/33 [" in final
