@@ -80,8 +80,9 @@ benchmark-%: setup
 		--plan benchmark-ablations $(BENCH_SWEEP) --out $(BENCH)/$*/runs --results docs/results/wild-ablations.md
 
 # A real dataset end to end (docs/reproduction.md): extract once (cached) -> train each objective ->
-# embed -> evaluate -> $(REPRO_OUT)/results.md. Rerunning skips what is finished. REPRO_ARGS passes any
-# other `vava reproduce` option, e.g. --per-action, --dataset-option background=drop, --fps 10.
+# embed -> evaluate -> $(REPRO_OUT)/results.md (results-per-action.md with --per-action). Rerunning skips
+# what is finished. REPRO_ARGS passes any other `vava reproduce` option, e.g. --per-action,
+# --dataset-option background=drop, --fps 10, --kendall-stride 2.
 DATASET ?=
 ROOT ?=
 OBJECTIVES ?= vava tcc lav

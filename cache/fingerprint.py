@@ -5,7 +5,7 @@ import hashlib
 import json
 import os
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 from vava.core.records import VideoRecord
 
@@ -56,8 +56,18 @@ def video_inputs(record: VideoRecord) -> dict[str, Any]:
     return inputs
 
 
-def feature_set_fingerprint(records: list[VideoRecord], settings: dict[str, Any]) -> tuple[str, dict[str, Any]]:
-    """Return (fingerprint, readable inputs) for extracting `records` with `settings`.
+class SetFingerprint(NamedTuple):
+    """What identifies a feature set: its `fingerprint`, the readable `inputs` it is the hash of, and the
+    `members`: each video id's key, the hash of the fingerprint and the video's inputs, which its folder
+    records, so that a video folder copied from another set (or another video) is told apart."""
+
+    fingerprint: str
+    inputs: dict[str, Any]
+    members: dict[str, str]
+
+
+def feature_set_fingerprint(records: list[VideoRecord], settings: dict[str, Any]) -> SetFingerprint:
+    """The fingerprint, inputs and member keys of extracting `records` with `settings`.
 
     `settings` holds the extraction choices (backbone, weights identity, layer, image size,
     preprocessing, frame sampling, dtype, ...). The fingerprint is 16 hex digits.
@@ -69,4 +79,6 @@ def feature_set_fingerprint(records: list[VideoRecord], settings: dict[str, Any]
         "manifest_digest": stable_hash(per_video),
         **settings,
     }
-    return stable_hash(inputs)[:16], inputs
+    fingerprint = stable_hash(inputs)[:16]
+    members = {video["id"]: stable_hash([fingerprint, video])[:16] for video in per_video}
+    return SetFingerprint(fingerprint, inputs, members)

@@ -1,4 +1,4 @@
-"""Describing and verifying feature sets (`vava cache info` / `vava cache verify`), and the checks
+"""Listing, describing and verifying feature sets (`vava cache ls/info/verify`), and the checks
 that keep damaged or partial feature sets out of extraction, training and embedding."""
 from __future__ import annotations
 
@@ -28,8 +28,9 @@ def describe(feature_set: FeatureSet) -> dict[str, Any]:
         "created": attrs.get("created"),
         "dataset": attrs.get("dataset", {}),
         "videos_complete": len(complete),
-        "videos_incomplete": len(videos) - len(complete),
-        "videos_unreadable": {v.id: v.problem for v in videos if v.problem},
+        "videos_incomplete": sum(not v.complete and not v.foreign for v in videos),
+        "videos_unreadable": {v.id: v.problem for v in videos if v.problem and not v.foreign},
+        "videos_foreign": [v.id for v in videos if v.foreign],
         "frames": frames,
         "frame_shape": list(frame_shape) if frame_shape else None,
         "splits": {s: sum(v.split == s for v in complete) for s in sorted({v.split for v in complete})},
@@ -39,6 +40,18 @@ def describe(feature_set: FeatureSet) -> dict[str, Any]:
         "compression_ratio": raw_bytes / on_disk if on_disk else None,
         "inputs": attrs.get("inputs", {}),
     }
+
+
+LISTING_HEADER = ("path", "backbone/cut", "size", "weights", "videos done", "dataset root")
+
+
+def listing_row(feature_set: FeatureSet) -> tuple[str, ...]:
+    """A feature set as one row of `vava cache ls` (the columns of `LISTING_HEADER`)."""
+    inputs = feature_set.attrs.get("inputs", {})
+    done = sum(v.complete for v in feature_set.videos(include_incomplete=True))
+    return (str(feature_set.path), f"{inputs.get('backbone')}/{inputs.get('layer')}",
+            f"{inputs.get('preprocessing', {}).get('image_size')}px", str(inputs.get("weights", ""))[:24],
+            f"{done}/{inputs.get('num_videos')}", str(feature_set.attrs.get("dataset", {}).get("root", "")))
 
 
 def _frame_shape(feature_set: FeatureSet, video_id: str) -> tuple[int, int, int] | None:
@@ -54,16 +67,20 @@ class VerifyReport:
     incomplete: list[str] = field(default_factory=list)
     damaged: dict[str, str] = field(default_factory=dict)
     unchecksummed: list[str] = field(default_factory=list)  # complete videos written before checksums
+    foreign: list[str] = field(default_factory=list)  # folders that are none of the set's videos (ignored)
 
     @property
     def ok(self) -> bool:
-        return not self.incomplete and not self.damaged
+        return not self.incomplete and not self.damaged and not self.foreign
 
 
 def verify(feature_set: FeatureSet) -> VerifyReport:
     """Check every video: files as recorded, every checksum, shape, dtype, values and labels."""
     report = VerifyReport()
     for video in feature_set.videos(include_incomplete=True):
+        if video.foreign:
+            report.foreign.append(video.id)
+            continue
         if video.problem:
             report.damaged[video.id] = video.problem
             continue

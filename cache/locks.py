@@ -13,6 +13,7 @@ import os
 from pathlib import Path
 
 from vava.core.errors import VavaError
+from vava.core.records import stored_name
 
 
 class FileLock:
@@ -71,8 +72,9 @@ def lock_folder(feature_set_path: Path) -> Path:
 
 
 def video_lock(feature_set_path: Path, video_id: str) -> FileLock:
-    """Held while one video of a feature set is being written."""
-    return FileLock(lock_folder(feature_set_path) / f"{video_id}.lock")
+    """Held while one video of a feature set is being written (in a folder of their own, so that no video
+    id, `set` included, names the set's lock)."""
+    return FileLock(lock_folder(feature_set_path) / "videos" / f"{stored_name(video_id)}.lock")
 
 
 def creation_lock(feature_set_path: Path) -> FileLock:

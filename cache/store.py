@@ -2,40 +2,51 @@
 
 Layout of a cache folder::
 
-    CACHE/<fingerprint>/                 one zarr group per feature set (attrs: fingerprint inputs)
-        videos/<video_id>/               one group per video (attrs: metadata, `files`, `complete` flag)
+    CACHE/<fingerprint>/                 one zarr group per feature set (attrs: fingerprint inputs, `members`)
+        videos/<name>/                   one group per video, named `stored_name(video id)` (the id itself,
+                                         `__x` as `%5F_x`; attrs: metadata, `member_key`, `files`, `complete` flag)
             features    (T, C, H, W) float16, blosc-zstd, one chunk per frame, sharded
             labels      (T,) int64       phase label of every stored frame
             frame_index (T,) int64       index of every stored frame in the decoded video
             flags       (T,) uint8       per-frame flag bits (only when the manifest gives `flags`)
-    CACHE/.locks/<fingerprint>/<video_id>.lock   advisory locks held while a video is written
+    CACHE/.locks/<fingerprint>/videos/<name>.lock  advisory locks held while a video is written
     CACHE/.locks/<fingerprint>/set.lock          held by writers (shared) and `cache rm` (exclusive)
 
 A video counts as present only once its `complete` flag is set, which is the last write. Every
 chunk carries a CRC-32C checksum, so changed bytes fail to read; and `files` records the size of
 every file of the video at completion, because zarr reads a missing shard as zeros without error.
+The set's `members` map each video id it was extracted for to a key that the video's folder records:
+any other folder in `videos/` (copied from another set, or from another video) is foreign, reported by
+`videos(include_incomplete=True)` and never read as a video. (Sets made before members accept any folder.)
 A feature set is opened read-only; it is reopened for writing only when a video is written.
 """
 from __future__ import annotations
 
 import contextlib
 import datetime as dt
+import functools
 import shutil
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import zarr
+from zarr.abc.store import ByteRequest
 from zarr.codecs import BloscCodec, Crc32cCodec
+from zarr.core.buffer import Buffer, BufferPrototype
+from zarr.storage import LocalStore
 
 from vava.cache.locks import creation_lock, lock_folder, set_lock
-from vava.core.errors import VavaError
+from vava.core.errors import VavaError, quoted
+from vava.core.files import check_regular
+from vava.core.records import stored_name, video_id_of
 
 FEATURE_SET_KIND = "vava-feature-set"
 FEATURE_DTYPE = "float16"
 FRAMES_PER_SHARD = 32
+FOREIGN = "not one of the videos this feature set was extracted for (copied from another set?)"
 _COMPRESSOR = BloscCodec(cname="zstd", clevel=3, shuffle="shuffle")  # bench/bench_cache.py: beats bitshuffle here
 _CODECS = (_COMPRESSOR, Crc32cCodec())  # the checksum covers the compressed bytes: cheap to verify
 
@@ -58,6 +69,7 @@ class CachedVideo:
     source_path: str | None = None     # the video file or frame folder it was extracted from
     manifest_fps: float | None = None  # the frame rate the manifest gave it (frame folders need one)
     source_member: int | None = None   # its record's byte offset when the source holds many (a TFRecord shard)
+    foreign: bool = False              # its folder is not one of the set's members (then it is not complete)
 
 
 class DamagedVideo(VavaError):
@@ -70,12 +82,35 @@ class DamagedVideo(VavaError):
         self.problem = problem
 
 
+def _stray(video_id: str, problem: str) -> CachedVideo:
+    """A folder of `videos/` that is no readable video, and why."""
+    return CachedVideo(video_id, "?", "?", 0, 0, None, (), None, complete=False, problem=problem)
+
+
 def _now() -> str:
     return dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds")
 
 
 def _one_line(err: Exception) -> str:
-    return f"{type(err).__name__}: {' '.join(str(err).split())}"
+    text = " ".join(str(err).split())
+    return text if isinstance(err, VavaError) else f"{type(err).__name__}: {text}"
+
+
+class _PlainFileStore(LocalStore):
+    """zarr's local store that reads regular files only: a FIFO or device planted in a feature set is
+    refused (`VavaError`), never opened, since reading it would block forever."""
+
+    async def get(self, key: str, prototype: BufferPrototype | None = None,
+                  byte_range: ByteRequest | None = None) -> Buffer | None:
+        check_regular(self.root / key)
+        return await super().get(key, prototype, byte_range)
+
+    async def get_partial_values(self, prototype: BufferPrototype,
+                                 key_ranges: Iterable[tuple[str, ByteRequest | None]]) -> list[Buffer | None]:
+        key_ranges = list(key_ranges)
+        for key, _ in key_ranges:
+            check_regular(self.root / key)
+        return await super().get_partial_values(prototype, key_ranges)
 
 
 def _file_sizes(folder: Path) -> dict[str, int]:
@@ -99,10 +134,10 @@ class FeatureSet:
     def open(cls, path: str | Path) -> FeatureSet:
         """Open an existing feature set (read-only); `VavaError` if `path` is not one."""
         path = Path(path)
-        if not (path / "zarr.json").is_file():
+        if not check_regular(path / "zarr.json").is_file():
             raise VavaError(f"{path}: not a feature set (no zarr.json; run `vava extract` or `vava cache ls`)")
         try:
-            group = zarr.open_group(store=str(path), mode="r")
+            group = zarr.open_group(store=_PlainFileStore(path, read_only=True), mode="r")
             kind = group.attrs.get("kind")
         except Exception as err:  # whatever zarr makes of a damaged zarr.json
             raise VavaError(f"{path}: unreadable zarr.json ({_one_line(err)})") from None
@@ -111,8 +146,10 @@ class FeatureSet:
         return cls(path, group)
 
     @classmethod
-    def create(cls, path: str | Path, fingerprint: str, inputs: dict[str, Any], extra: dict[str, Any]) -> FeatureSet:
-        """Open the feature set at `path`, creating it with these attributes if it is new.
+    def create(cls, path: str | Path, fingerprint: str, inputs: dict[str, Any], extra: dict[str, Any],
+               members: dict[str, str] | None = None) -> FeatureSet:
+        """Open the feature set at `path`, creating it with these attributes (and `members`, video id -> key,
+        see `vava.cache.fingerprint.SetFingerprint`) if it is new.
 
         An existing set is opened without writing anything (no lock either), so a read-only
         cache can still be checked.
@@ -125,7 +162,7 @@ class FeatureSet:
                     zarr.open_group(store=str(path / "videos"), mode="a")
                     zarr.open_group(store=str(path), mode="a", attributes={
                         "kind": FEATURE_SET_KIND, "fingerprint": fingerprint, "inputs": inputs, "created": _now(),
-                        **extra})
+                        **extra, **({} if members is None else {"members": members})})
         return cls.open(path)
 
     @contextlib.contextmanager
@@ -145,6 +182,15 @@ class FeatureSet:
     def attrs(self) -> dict[str, Any]:
         return dict(self._group.attrs)
 
+    @functools.cached_property
+    def _members(self) -> dict[str, str] | None:
+        members = self._group.attrs.get("members")
+        return members if isinstance(members, dict) else None
+
+    def _belongs(self, video_id: str, attrs: Any) -> bool:
+        """Whether the folder `video_id`, with these attributes, is one of the set's members."""
+        return self._members is None or self._members.get(video_id, False) == attrs.get("member_key")
+
     @property
     def _videos(self) -> zarr.Group:
         try:
@@ -160,20 +206,28 @@ class FeatureSet:
         """
         videos = self._videos
         found = []
-        for folder in sorted(p for p in (self.path / "videos").iterdir() if p.is_dir()):
-            meta = self._member(videos, folder.name)
+        for folder in (p for p in (self.path / "videos").iterdir() if p.is_dir()):
+            video_id = video_id_of(folder.name)
+            if video_id is None:
+                meta = _stray(folder.name, "stray folder (its name is no video id's stored name)")
+            else:
+                meta = self._member(videos, video_id)
             if meta.complete or include_incomplete:
                 found.append(meta)
-        return found
+        return sorted(found, key=lambda video: video.id)
 
     def _member(self, videos: zarr.Group, video_id: str) -> CachedVideo:
         try:
-            return self._describe(video_id, videos[video_id].attrs)
+            attrs = videos[stored_name(video_id)].attrs
+            if not self._belongs(video_id, attrs):
+                return CachedVideo(video_id, "?", "?", 0, 0, None, (), None, complete=False, problem=FOREIGN,
+                                   foreign=True)
+            return self._describe(video_id, attrs)
         except KeyError:
             problem = "stray folder (no zarr.json)"
         except Exception as err:  # one bad zarr.json must not hide the other videos
             problem = f"unreadable metadata ({_one_line(err)})"
-        return CachedVideo(video_id, "?", "?", 0, 0, None, (), None, complete=False, problem=problem)
+        return _stray(video_id, problem)
 
     def video(self, video_id: str) -> CachedVideo:
         """Metadata of one complete video; `VavaError` when absent or incomplete."""
@@ -185,7 +239,8 @@ class FeatureSet:
     def is_complete(self, video_id: str) -> bool:
         videos = self._videos
         try:
-            return bool(videos[video_id].attrs.get("complete", False))
+            attrs = videos[stored_name(video_id)].attrs
+            return bool(attrs.get("complete", False)) and self._belongs(video_id, attrs)
         except Exception:  # absent, or metadata unreadable: either way it has to be extracted (again)
             return False
 
@@ -210,10 +265,10 @@ class FeatureSet:
         """(C, H, W) of one cached frame."""
         return tuple(self._array(video_id).shape[1:])
 
-    def channels(self) -> int | None:
-        """Channels of the cached maps (None while no video is complete)."""
+    def map_shape(self) -> tuple[int, int, int] | None:
+        """(C, H, W) of the cached maps of the set's first complete video (None while there is none)."""
         videos = self.videos()
-        return self.frame_shape(videos[0].id)[0] if videos else None
+        return self.frame_shape(videos[0].id) if videos else None
 
     def labels(self, video_id: str) -> np.ndarray:
         return self._stored(video_id, "labels")
@@ -237,7 +292,7 @@ class FeatureSet:
         expected = self._video_group(video_id, complete=True).attrs.get("files")
         if expected is None:
             return None
-        folder = self.path / "videos" / video_id
+        folder = self.path / "videos" / stored_name(video_id)
         for name, size in expected.items():
             try:
                 actual = (folder / name).stat().st_size
@@ -260,20 +315,27 @@ class FeatureSet:
     def _video_group(self, video_id: str, complete: bool = False) -> zarr.Group:
         videos = self._videos
         try:
-            group = videos[video_id]
+            group = videos[stored_name(video_id)]
         except KeyError:
             raise VavaError(f"{self.path}: no video {video_id!r} in this feature set") from None
         except Exception as err:
             raise DamagedVideo(self.path, video_id, f"unreadable metadata ({_one_line(err)})") from None
+        if not self._belongs(video_id, group.attrs):
+            raise VavaError(f"{self.path}: video folder {video_id!r} is {FOREIGN}")
         if complete and not group.attrs.get("complete", False):
             raise VavaError(f"{self.path}: video {video_id!r} is incomplete (rerun `vava extract`)")
         return group
 
     def _complete_group(self, video_id: str) -> zarr.Group:
-        """The group of a complete video, after checking (once per handle) that its files are whole."""
+        """The group of a complete video, after checking (once per handle) that its files are whole and its
+        arrays have the shapes its metadata gives."""
         group = self._video_group(video_id, complete=True)
         if video_id not in self._checked:
-            if problem := self.file_problem(video_id):
+            problem = self.file_problem(video_id)
+            if problem is None:
+                with self._reading(video_id):
+                    problem = _shape_problem(group)
+            if problem:
                 raise DamagedVideo(self.path, video_id, problem)
             self._checked.add(video_id)
         return group
@@ -324,8 +386,14 @@ class FeatureSet:
 
         The caller must hold the video's lock (see `vava.cache.locks`).
         """
+        if self._members is not None:
+            if video_id not in self._members:
+                raise VavaError(f"{self.path}: video {video_id!r} is not one of this feature set's videos")
+            attrs = {**attrs, "member_key": self._members[video_id]}
         self.remove_video(video_id)
-        group = self._writable_videos.create_group(video_id, attributes={**attrs, "complete": False})
+        name = stored_name(video_id)
+        group = self._writable_videos.create_group(name, attributes={**attrs, "frame_shape": list(frame_shape),
+                                                                     "complete": False})
         array = group.create_array(
             "features",
             shape=(0, *frame_shape),
@@ -335,20 +403,35 @@ class FeatureSet:
             compressors=_CODECS,
             fill_value=0,
         )
-        return VideoWriter(group, array, self.path / "videos" / video_id)
+        return VideoWriter(group, array, self.path / "videos" / name)
 
     def remove_video(self, video_id: str) -> None:
         """Delete a video's folder, whatever state it is in (the caller holds the video's lock)."""
-        if (self.path / "videos" / video_id).exists():
-            del self._writable_videos[video_id]
+        name = stored_name(video_id)
+        if (self.path / "videos" / name).exists():
+            del self._writable_videos[name]
         self._arrays.pop(video_id, None)
         self._checked.discard(video_id)
 
     @property
     def _writable_videos(self) -> zarr.Group:
         if self._writable is None:
-            self._writable = zarr.open_group(store=str(self.path), mode="r+")["videos"]
+            self._writable = zarr.open_group(store=_PlainFileStore(self.path), mode="r+")["videos"]
         return self._writable
+
+
+def _shape_problem(group: zarr.Group) -> str | None:
+    """How a complete video's arrays differ in shape from its metadata (`num_frames`, and `frame_shape` where
+    recorded), or None: an edited shape or count must not be read past (or short of) its data."""
+    frames = int(group.attrs.get("num_frames", 0))
+    for name in ("features", "labels", "frame_index", "flags"):
+        if name == "flags" and name not in group:
+            continue
+        shape = tuple(group[name].shape)
+        expected = (frames, *group.attrs.get("frame_shape", shape[1:])) if name == "features" else (frames,)
+        if shape != expected:
+            return f"{name} has shape {shape}, its metadata says {expected}"
+    return None
 
 
 class VideoWriter:
@@ -419,11 +502,27 @@ def disk_usage(path: Path) -> int:
     return sum(f.stat().st_size for f in path.rglob("*") if f.is_file())
 
 
-def remove_feature_set(path: str | Path) -> None:
-    """Delete a feature set and its lock folder; `VavaError` while another process writes into it."""
+def removable_feature_set(path: str | Path) -> FeatureSet:
+    """The feature set at `path` if `cache rm` may delete that folder: its real folder (not a symlink), named by
+    its fingerprint and holding nothing but the set. Anything else is refused: it would delete other files."""
     if Path(path).is_symlink():
         raise VavaError(f"{path}: is a symlink (to {Path(path).readlink()}); give the feature set's real folder")
     feature_set = FeatureSet.open(Path(path).resolve())  # its lock is found beside its real folder
+    folder = feature_set.path
+    if folder.name != feature_set.fingerprint:
+        raise VavaError(f"{path}: its zarr.json is that of feature set {quoted(feature_set.fingerprint)}, whose folder "
+                        "bears that name; this folder is not one, so nothing was removed")
+    others = sorted(p.name for p in folder.iterdir() if p.name not in ("zarr.json", "videos"))
+    if others or (folder / "videos").is_symlink() or not (folder / "videos").is_dir():
+        found = ", ".join(map(quoted, others[:3])) + (", ..." if len(others) > 3 else "") or "videos is no folder"
+        raise VavaError(f"{path}: holds more than a feature set ({found}); nothing was removed")
+    return feature_set
+
+
+def remove_feature_set(path: str | Path) -> None:
+    """Delete a feature set and its lock folder (see `removable_feature_set`); `VavaError` while another process
+    writes into it."""
+    feature_set = removable_feature_set(path)
     lock = set_lock(feature_set.path, shared=False)
     if not lock.acquire(blocking=False):
         raise VavaError(f"{feature_set.path}: a running `vava extract` is writing into this feature set; "

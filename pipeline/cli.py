@@ -31,6 +31,7 @@ class _Group(click.Group):
 
 
 @click.group(cls=_Group, context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(package_name="vava-align", prog_name="vava", message="%(prog)s %(version)s")
 def main() -> None:
     """Self-supervised video alignment (VAVA) on a cached-feature pipeline."""
 
@@ -50,6 +51,28 @@ def _option_hint(key: str) -> str:
     params = ctx.command.get_params(ctx)
     flags = [next((p.opts[0] for p in params if p.name == part), None) or flag(part) for part in key.split("/")]
     return "/".join(flags)
+
+
+class _Printed(click.Path):
+    """The path an earlier command prints last (`vava extract`: the feature set, `vava train`: the run folder).
+
+    An empty value, what `FEATURES=$(vava extract ...)` holds when extract failed, is refused with that
+    cause, not read as the current folder.
+    """
+
+    def __init__(self, printer: str, **options: object):
+        super().__init__(path_type=Path, **options)
+        self.printer = printer
+
+    def convert(self, value: object, param: click.Parameter | None, ctx: click.Context | None) -> object:
+        if isinstance(value, str) and not value.strip():
+            self.fail(f"empty; it is meant to be the path `{self.printer}` prints last, so that command probably "
+                      "failed or printed nothing (see its error above)", param, ctx)
+        return super().convert(value, param, ctx)
+
+
+FEATURES = _Printed("vava extract")
+RUN = _Printed("vava train", file_okay=False)
 
 
 # -- data ----------------------------------------------------------------------------------
@@ -177,18 +200,40 @@ class _DatasetsCommand(click.Command):
                    '({"train": [...], "val": [...], "test": [...]}), e.g. for COIN\'s split_file option.')
 def data_info(dataset: str, root: Path, dataset_options: dict[str, str], allow_outside_root: bool,
               write_split: Path | None) -> None:
-    """Videos per split and action, frames and phases of a dataset, as the adapter reads it."""
+    """Videos per split and action, frames and phases of a dataset, as the adapter reads it, then its notes:
+    what the adapter found or assumed (layout, frame rate, sources that disagree)."""
+    from vava.pipeline.datasets.notes import collecting_notes
     from vava.pipeline.datasets.splits import check_new_file
     from vava.pipeline.datasets.splits import write_split as write_split_file
     from vava.pipeline.datasets.summary import summarise, summary_table
 
     if write_split is not None:
         check_new_file(write_split)  # before the (possibly long) read of the dataset
-    records = _load_records(dataset, root, dataset_options, allow_outside_root)
+    with collecting_notes() as notes:
+        records = _load_records(dataset, root, dataset_options, allow_outside_root)
     click.echo(summary_table(summarise(records)))
+    _report_left_out(dataset, root, records, dataset_options)
+    for text in notes:
+        click.echo(f"note: {text}")
     if write_split is not None:
         write_split_file(records, write_split)
         click.echo(f"split written to {write_split}", err=True)
+
+
+def _report_left_out(dataset: str, root: Path, records: list[VideoRecord], dataset_options: dict[str, str]) -> None:
+    """The videos of the dataset's release its adapter left out, by reason (adapters that say)."""
+    from vava.pipeline.datasets import DATASETS, resolve_options
+
+    spec = DATASETS[dataset]
+    if spec.left_out is None:
+        return
+    reasons = spec.left_out(root, records, **resolve_options(dataset, dataset_options))
+    count = sum(len(videos) for videos in reasons.values())
+    if count:
+        click.echo(f"left out {count} of {count + len(records)} videos of the release:")
+        for why, videos in reasons.items():
+            shown = ", ".join(videos[:5]) + (f", ... ({len(videos)} in all)" if len(videos) > 5 else "")
+            click.echo(f"  {len(videos)}: {why}: {shown}")
 
 
 @data.command("manifest")
@@ -212,7 +257,7 @@ def data_manifest(video_dir: Path, out: Path, split_file: Path | None, val_fract
     VIDEO_DIR/ACTION/VIDEO takes its action from the subfolder. The last stdout line is the
     manifest's folder, the --root of `vava extract`.
     """
-    from vava.pipeline.datasets.manifest import write_video_manifest
+    from vava.pipeline.datasets.manifest import MIN_VAL_VIDEOS, few_val_videos, write_video_manifest
 
     if split_file is not None and (val_fraction is not None or seed is not None):
         raise click.UsageError("give either --split-by or --val-fraction/--seed, not both")
@@ -224,6 +269,10 @@ def data_manifest(video_dir: Path, out: Path, split_file: Path | None, val_fract
     click.echo(f"{len(entries)} videos of {len({e['action'] for e in entries})} action(s) "
                f"({', '.join(f'{n} {split}' for split, n in splits.items() if n)}), {labelled} labelled, "
                f"{len(entries) - labelled} unlabelled", err=True)
+    for name, count in few_val_videos(entries).items():
+        click.echo(f"warning: action {name!r} has {count} val video{'' if count == 1 else 's'}: Kendall's tau and "
+                   f"AP@K compare val videos of one action, so `vava evaluate` will skip them for it (it needs "
+                   f"{MIN_VAL_VIDEOS}: raise --val-fraction or add videos)", err=True)
     click.echo(str(out.parent))
 
 
@@ -300,7 +349,8 @@ def extract(dataset: str, root: Path, dataset_options: dict[str, str], cache: Pa
     provenance = {"adapter": dataset, "root": str(root.resolve()), "options": dataset_options}
     summary = run_extract(records, cache, extract_options, dataset=provenance)
     for video_id, problem in summary.damaged.items():
-        click.echo(f"damaged, extracted again: {video_id}: {problem}", err=True)
+        outcome = "extracted again" if video_id in summary.extracted else "not repaired (see failed)"
+        click.echo(f"damaged, {outcome}: {video_id}: {problem}", err=True)
     for reason in summary.failed.values():
         click.echo(f"failed: {reason}", err=True)
     rate = summary.frames / summary.seconds if summary.seconds else 0.0
@@ -324,8 +374,72 @@ def _dry_run(records: list[VideoRecord], options: ExtractOptions) -> None:
         click.echo(f"not counted: {problem}", err=True)
 
 
+# -- evaluation options (evaluate, reproduce) ---------------------------------------------
+def _numbers(kind: type) -> click.types.FuncParamType:
+    def parse(value: str | tuple) -> tuple:
+        if isinstance(value, tuple):
+            return value
+        try:
+            return tuple(kind(v.strip()) for v in value.split(",") if v.strip())
+        except ValueError:
+            raise click.BadParameter(f"{value!r} is not a comma list of {kind.__name__} values") from None
+    return click.types.FuncParamType(parse)
+
+
+class _ProbeOptionsCommand(click.Command):
+    """A command with a command-line option for each evaluation option of the probe registry, after its own
+    first `own_first` options (None: all of them), less those named in `left_out`. With `defaults`
+    False every such option defaults to None (not given), for commands that pass on only what was given.
+
+    They are made when click first asks for the options: importing the probes (scikit-learn, FAISS)
+    would slow the start of every other command. `probes`: the registry, None for the built-in one.
+    """
+
+    probes: Registry | None = None
+    own_first: int | None = None
+    left_out: tuple[str, ...] = ()
+    defaults = True
+    _made: tuple[Registry | None, list[click.Option]] = (None, [])
+
+    def registry(self) -> Registry:
+        from vava.stages.evaluate.probes import PROBES
+        return PROBES if self.probes is None else self.probes
+
+    def get_params(self, ctx: click.Context) -> list[click.Parameter]:
+        from vava.stages.evaluate.options import declared_options
+
+        probes = self.registry()
+        if self._made[0] is not probes:
+            self._made = probes, [_probe_option(option, self.defaults) for option in declared_options(probes)
+                                  if option.cli and option.name not in self.left_out]
+        own = super().get_params(ctx)  # the command's own options, --help last
+        first = len(own) - 1 if self.own_first is None else self.own_first
+        return [*own[:first], *self._made[1], *own[first:]]
+
+
+class _EvaluateCommand(_ProbeOptionsCommand):
+    own_first = 2  # --run, --compare, then the probes' options, then --plots, --checkpoint, --help
+
+
+def _probe_option(option: Option, defaults: bool = True) -> click.Option:
+    """A comma list, a choice or a plain value, named like the evaluation option (--k is `ks`)."""
+    if option.many:
+        kind, default = _numbers(option.kind), ",".join(map(str, option.default))
+    else:
+        kind, default = click.Choice(option.choices) if option.choices else option.kind, option.default
+    return click.Option([option.flag or option.key, option.name], type=kind, default=default if defaults else None,
+                        show_default=defaults, help=option.help)
+
+
 # -- reproduce -----------------------------------------------------------------------------
-@main.command(cls=_DatasetsCommand)
+class _ReproduceCommand(_DatasetsCommand, _ProbeOptionsCommand):
+    """`reproduce`: its own options, then `vava evaluate`'s (not given: the dataset's protocol), the datasets."""
+
+    left_out = ("device",)  # one --device (the extraction's) serves every stage
+    defaults = False
+
+
+@main.command(cls=_ReproduceCommand)
 @_dataset_options
 @click.option("--out", required=True, type=click.Path(file_okay=False, path_type=Path),
               help="Folder of the reproduction: cache/, runs/ and results.md.")
@@ -341,19 +455,29 @@ def _dry_run(records: list[VideoRecord], options: ExtractOptions) -> None:
 def reproduce(dataset: str, root: Path, dataset_options: dict[str, str], allow_outside_root: bool, out: Path,
               objectives: str, per_action: bool, preset: str | None, steps: int | None, overrides: tuple[str, ...],
               seeds: str | None, **options) -> None:
-    """A dataset end to end: extract (cached) -> train each objective -> embed -> evaluate -> OUT/results.md.
+    """A dataset end to end: extract (cached) -> train each objective -> embed -> evaluate -> OUT/results.md
+    (OUT/results-per-action.md with --per-action).
 
-    Rerunning skips what is finished; a changed option reruns only what depends on it.
+    Rerunning skips what is finished; a changed option reruns only what depends on it. The evaluation
+    options are `vava evaluate`'s; --kendall-stride defaults to the papers' stride for the dataset
+    (pouring 2; penn_action, ikea_asm, coin 5), the others to evaluate's defaults.
     """
     from vava.core.config import parse_overrides
     from vava.pipeline.reproduce import PRESETS, parse_objectives
     from vava.pipeline.reproduce import reproduce as run_reproduce
     from vava.pipeline.sweep import parse_seeds
+    from vava.stages.evaluate.options import EvalOptions
     from vava.stages.extract.run import ExtractOptions
 
+    command = click.get_current_context().command
+    probes = command.registry()
+    evaluation = {name: options.pop(name) for name in list(options)
+                  if name in EvalOptions(probes).values and name not in command.left_out}
+    evaluation = {name: value for name, value in evaluation.items() if value is not None}
     extract_options = ExtractOptions(progress=False, **options)
     with _option_errors():
         extract_options.validate()
+        EvalOptions(probes, **evaluation)  # bad values stop here, before any work
         chosen_seeds = None if seeds is None else parse_seeds(seeds)
         chosen = parse_objectives(objectives)
     records = _load_records(dataset, root, dataset_options, allow_outside_root)
@@ -361,7 +485,8 @@ def reproduce(dataset: str, root: Path, dataset_options: dict[str, str], allow_o
     results, failed = run_reproduce(
         records, out, objectives=chosen, extract_options=extract_options, dataset=provenance, per_action=per_action,
         base=preset or PRESETS.get(dataset), steps=steps, overrides=parse_overrides(overrides), seeds=chosen_seeds,
-        log=lambda line: click.echo(line, err=True))
+        evaluation={name: list(value) if isinstance(value, tuple) else value for name, value in evaluation.items()},
+        progress=True, log=lambda line: click.echo(line, err=True))
     for name, reason in failed.items():
         click.echo(f"failed: {name}: {reason}", err=True)
     click.echo(str(results))
@@ -371,7 +496,7 @@ def reproduce(dataset: str, root: Path, dataset_options: dict[str, str], allow_o
 
 # -- train / embed --------------------------------------------------------------------------
 @main.command()
-@click.option("--features", required=True, type=click.Path(path_type=Path), help="Feature set (printed by extract).")
+@click.option("--features", required=True, type=FEATURES, help="Feature set (printed by extract).")
 @click.option("--objective", default=None, help="Training objective (default: the config's, vava).")
 @click.option("--out", required=True, type=click.Path(file_okay=False, path_type=Path), help="Run folder.")
 @click.option("--config", "preset", default=None, help="YAML file or preset name in configs/ (e.g. synthetic).")
@@ -415,8 +540,8 @@ def train(features: Path, objective: str | None, out: Path, preset: str | None, 
 
 
 @main.command()
-@click.option("--run", "run_dir", required=True, type=click.Path(file_okay=False, path_type=Path), help="Run folder.")
-@click.option("--features", type=click.Path(path_type=Path), default=None,
+@click.option("--run", "run_dir", required=True, type=RUN, help="Run folder.")
+@click.option("--features", type=FEATURES, default=None,
               help="Feature set (default: the one the run was trained on; required with --identity).")
 @click.option("--splits", default="train,val", show_default=True, help="Comma list of splits to embed.")
 @click.option("--identity", is_flag=False, flag_value="features", default=None, metavar="[KIND]",
@@ -441,7 +566,7 @@ def embed(run_dir: Path, features: Path | None, splits: str, identity: str | Non
 
 
 @main.command()
-@click.option("--features", required=True, type=click.Path(path_type=Path), help="Feature set to diagnose.")
+@click.option("--features", required=True, type=FEATURES, help="Feature set to diagnose.")
 @click.option("--out", required=True, type=click.Path(file_okay=False, path_type=Path), help="Folder of the runs.")
 @click.option("--config", "preset", default="synthetic", show_default=True,
               help="Training preset (YAML file or name in configs/) every rung trains with.")
@@ -467,7 +592,7 @@ def diagnose(features: Path, out: Path, preset: str, objectives: str, steps: int
 
 
 @main.command()
-@click.option("--features", required=True, type=click.Path(path_type=Path), help="Feature set every run trains on.")
+@click.option("--features", required=True, type=FEATURES, help="Feature set every run trains on.")
 @click.option("--plan", default="ablations", show_default=True, help="Plan file or name in configs/sweeps/.")
 @click.option("--out", required=True, type=click.Path(file_okay=False, path_type=Path), help="Folder of the runs.")
 @click.option("--steps", type=int, default=None, help="Steps of every training run (default: the plan's base config).")
@@ -502,60 +627,19 @@ def sweep(features: Path, plan: str, out: Path, steps: int | None, overrides: tu
 
 
 # -- evaluate / align -----------------------------------------------------------------------
-def _numbers(kind: type) -> click.types.FuncParamType:
-    def parse(value: str | tuple) -> tuple:
-        if isinstance(value, tuple):
-            return value
-        try:
-            return tuple(kind(v.strip()) for v in value.split(",") if v.strip())
-        except ValueError:
-            raise click.BadParameter(f"{value!r} is not a comma list of {kind.__name__} values") from None
-    return click.types.FuncParamType(parse)
-
-
-class _EvaluateCommand(click.Command):
-    """`evaluate`, with a command-line option for each evaluation option of the probe registry.
-
-    They are made when click first asks for the options: importing the probes (scikit-learn, FAISS)
-    would slow the start of every other command. `probes`: the registry, None for the built-in one.
-    """
-
-    probes: Registry | None = None
-    _made: tuple[Registry | None, list[click.Option]] = (None, [])
-
-    def registry(self) -> Registry:
-        from vava.stages.evaluate.probes import PROBES
-        return PROBES if self.probes is None else self.probes
-
-    def get_params(self, ctx: click.Context) -> list[click.Parameter]:
-        from vava.stages.evaluate.options import declared_options
-
-        probes = self.registry()
-        if self._made[0] is not probes:
-            self._made = probes, [_probe_option(option) for option in declared_options(probes) if option.cli]
-        own = super().get_params(ctx)  # --run, --compare, --plots, --help
-        return [*own[:2], *self._made[1], *own[2:]]
-
-
-def _probe_option(option: Option) -> click.Option:
-    """A comma list, a choice or a plain value, named like the evaluation option (--k is `ks`)."""
-    if option.many:
-        kind, default = _numbers(option.kind), ",".join(map(str, option.default))
-    else:
-        kind, default = click.Choice(option.choices) if option.choices else option.kind, option.default
-    return click.Option([option.flag or option.key, option.name], type=kind, default=default, show_default=True,
-                        help=option.help)
-
-
 @main.command(cls=_EvaluateCommand)
-@click.option("--run", "run_dir", type=click.Path(file_okay=False, path_type=Path), help="Run folder to evaluate.")
+@click.option("--run", "run_dir", type=RUN, help="Run folder to evaluate.")
 @click.option("--compare", "compare", type=click.Path(path_type=Path), multiple=True,
               help="Put the reports of these run folders into one table instead (repeatable).")
 @click.option("--plots/--no-plots", default=True, show_default=True, help="t-SNE, alignment and loss plots.")
+@click.option("--time-reference/--no-time-reference", default=True, show_default=True,
+              help="Also score each frame's time alone (t/T) with the same probes: a reference row in the report.")
 @click.option("--checkpoint", default="last", show_default=True, metavar="WHICH",
               help="Whose embeddings to evaluate: last, best, a step N or a checkpoint file, as given to "
-                   "`vava embed`; others than last write report-<best|stepN|file stem>.json/.md and plots named alike.")
-def evaluate(run_dir: Path | None, compare: tuple[Path, ...], plots: bool, checkpoint: str, **options) -> None:
+                   "`vava embed` (or identity-KIND, for `vava embed --identity KIND` into a trained run); others "
+                   "than last write report-<best|stepN|file stem>.json/.md and plots named alike.")
+def evaluate(run_dir: Path | None, compare: tuple[Path, ...], plots: bool, time_reference: bool, checkpoint: str,
+             **options) -> None:
     """Evaluate a run's embeddings (RUN/report.json, report.md, plots/), or --compare several runs."""
     from vava.core.report_file import REPORT_JSON, REPORT_MD
     from vava.core.run_folder import checkpoint_tag, tagged_name
@@ -570,18 +654,21 @@ def evaluate(run_dir: Path | None, compare: tuple[Path, ...], plots: bool, check
     if run_dir is None:
         raise click.UsageError("give --run RUN_DIR, or --compare RUN_DIR ...")
     with _option_errors():
-        report, pngs = evaluate_run(run_dir, plots=plots, probes=probes, checkpoint=checkpoint, **options)
+        report, drawn = evaluate_run(run_dir, plots=plots, probes=probes, checkpoint=checkpoint,
+                                     time_reference=time_reference, **options)
     click.echo(render_text(report, probes))
     for line in skip_lines(report):
         click.echo(f"skipped {line}", err=True)
     tag = checkpoint_tag(checkpoint)
     click.echo(f"report: {run_dir / tagged_name(REPORT_MD, tag)} and {tagged_name(REPORT_JSON, tag)}")
-    for png in pngs:
+    for png in drawn.written:
         click.echo(f"plot:   {png}")
+    for name, reason in drawn.skipped.items():
+        click.echo(f"skipped plot {name}: {reason}", err=True)
 
 
 @main.command()
-@click.option("--run", "run_dir", required=True, type=click.Path(file_okay=False, path_type=Path), help="Trained run.")
+@click.option("--run", "run_dir", required=True, type=RUN, help="Trained run.")
 @click.argument("video_a")
 @click.argument("video_b")
 @click.option("--out", required=True, type=click.Path(dir_okay=False, path_type=Path), help="Output .mp4.")
@@ -591,16 +678,17 @@ def evaluate(run_dir: Path | None, compare: tuple[Path, ...], plots: bool, check
 @click.option("--fps", type=float, default=None, help="Output frame rate (default: A's).")
 @click.option("--height", default=240, show_default=True, help="Height of each half in pixels.")
 @click.option("--weights", default=None, help="Backbone weights file, for videos outside the feature set.")
-@click.option("--features", type=click.Path(path_type=Path), default=None,
+@click.option("--features", type=FEATURES, default=None,
               help="Feature set of the video ids (default: the one the run was trained on).")
 @click.option("--device", default="auto", show_default=True)
+@click.option("--quiet", is_flag=True, help="No progress bars.")
 def align(run_dir: Path, video_a: str, video_b: str, out: Path, method: str, plot: Path | None, fps: float | None,
-          height: int, weights: str | None, features: Path | None, device: str) -> None:
+          height: int, weights: str | None, features: Path | None, device: str, quiet: bool) -> None:
     """Side-by-side video of VIDEO_B re-timed to follow VIDEO_A (ids of the run's feature set, or files)."""
     from vava.stages.align.run import align_videos
 
     path = align_videos(run_dir, video_a, video_b, out, method=method, plot_png=plot, fps=fps, height=height,
-                        weights=weights, device=device, features=features)
+                        weights=weights, device=device, features=features, progress=not quiet)
     if plot is not None:
         click.echo(f"plot: {plot}", err=True)
     click.echo(str(path))
@@ -616,24 +704,24 @@ def cache() -> None:
 @click.argument("cache_dir", type=click.Path(file_okay=False, path_type=Path))
 def cache_ls(cache_dir: Path) -> None:
     """List the feature sets in CACHE_DIR (folders that are none are reported on stderr)."""
+
+    from vava.cache.inspect import LISTING_HEADER, listing_row
     from vava.cache.store import scan_cache
+    from vava.core.formatting import columns
 
     sets, skipped = scan_cache(cache_dir)
     for reason in skipped.values():
         click.echo(f"skipped: {reason}", err=True)
-    if not sets:
-        click.echo(f"no feature sets in {cache_dir}", err=True)
+    rows = []
     for feature_set in sets:
-        inputs = feature_set.attrs.get("inputs", {})
         try:
-            videos = feature_set.videos(include_incomplete=True)
+            rows.append(listing_row(feature_set))
         except VavaError as err:
             click.echo(f"skipped: {err}", err=True)
-            continue
-        done = sum(v.complete for v in videos)
-        click.echo(f"{feature_set.path}  {inputs.get('backbone')}/{inputs.get('layer')}  "
-                   f"{inputs.get('preprocessing', {}).get('image_size')}px  {inputs.get('weights', '')[:24]}  "
-                   f"{done}/{inputs.get('num_videos')} videos  {feature_set.attrs.get('dataset', {}).get('root', '')}")
+    if rows:
+        click.echo(columns([LISTING_HEADER, *rows]))
+    else:
+        click.echo(f"no feature sets in {cache_dir}", err=True)
 
 
 @cache.command("info")
@@ -642,7 +730,7 @@ def cache_ls(cache_dir: Path) -> None:
 def cache_info(path: Path, as_json: bool) -> None:
     """Videos, frames, bytes on disk, compression and fingerprint inputs of a feature set."""
     from vava.cache.inspect import describe
-    from vava.cache.store import FeatureSet
+    from vava.cache.store import FOREIGN, FeatureSet
 
     info = describe(FeatureSet.open(path))
     if as_json:
@@ -658,6 +746,8 @@ def cache_info(path: Path, as_json: bool) -> None:
     click.echo(f"videos:      {info['videos_complete']} complete, {info['videos_incomplete']} incomplete {info['splits']}")
     for video_id, problem in info["videos_unreadable"].items():
         click.echo(f"unreadable:  {video_id}: {problem}", err=True)
+    for video_id in info["videos_foreign"]:
+        click.echo(f"foreign:     {video_id}: {FOREIGN}; ignored", err=True)
     click.echo(f"frames:      {info['frames']} of shape {info['frame_shape']}")
     click.echo(f"on disk:     {size}")
     click.echo("inputs:\n" + json.dumps(info["inputs"], indent=2))
@@ -668,7 +758,7 @@ def cache_info(path: Path, as_json: bool) -> None:
 def cache_verify(path: Path) -> None:
     """Read every complete video; report incomplete and damaged ones (exit 1 if any)."""
     from vava.cache.inspect import verify
-    from vava.cache.store import FeatureSet
+    from vava.cache.store import FOREIGN, FeatureSet
 
     report = verify(FeatureSet.open(path))
     for video_id in report.incomplete:
@@ -677,11 +767,14 @@ def cache_verify(path: Path) -> None:
         click.echo(f"damaged: {video_id}: {problem}", err=True)
     if report.damaged:
         click.echo("re-extract them with `vava extract --repair` and the options that made this set", err=True)
+    for video_id in report.foreign:
+        click.echo(f"foreign: {video_id}: {FOREIGN}; train and embed ignore it: move it out of {path / 'videos'}",
+                   err=True)
     if report.unchecksummed:
         click.echo(f"{len(report.unchecksummed)} videos were written before checksums (cache format 1): only their "
                    "shape and values were checked; extract again into a new feature set to protect them", err=True)
     click.echo(f"{report.checked} complete videos checked, {len(report.damaged)} damaged, "
-               f"{len(report.incomplete)} incomplete")
+               f"{len(report.incomplete)} incomplete" + (f", {len(report.foreign)} foreign" if report.foreign else ""))
     if not report.ok:
         sys.exit(1)
 
@@ -691,9 +784,9 @@ def cache_verify(path: Path) -> None:
 @click.option("--yes", "-y", is_flag=True, help="Do not ask for confirmation.")
 def cache_rm(path: Path, yes: bool) -> None:
     """Delete a feature set."""
-    from vava.cache.store import FeatureSet, remove_feature_set
+    from vava.cache.store import removable_feature_set, remove_feature_set
 
-    FeatureSet.open(path)
+    removable_feature_set(path)
     if not yes:
         click.confirm(f"delete feature set {path}?", abort=True)
     remove_feature_set(path)

@@ -5,11 +5,12 @@ A plan (YAML, see configs/sweeps/) names runs, each an objective with config ove
 (`vava.core.embeddings_file.IDENTITY_KINDS`), and the tables to build from their reports.
 
 Each run folder holds a "sweep key" (`sweep_key.json`: the run's resolved config, the feature
-set's fingerprint and the package version), written before the run is built, and
-`sweep_time.json`, written when it is finished. A finished run whose key matches is reused, so
-an interrupted sweep picks up where it stopped. When the key changed, a run whose steps alone
-changed trains on from its last checkpoint; any other change moves the old run into
-`OUT/stale/` (never deleted) and builds it afresh. Folders the sweep did not make are left alone.
+set's fingerprint, the package version and any evaluation options given), written before the run
+is built, and `sweep_time.json`, written when it is finished. A finished run whose key matches is
+reused, so an interrupted sweep picks up where it stopped. When the key changed, a run whose steps
+or evaluation options alone changed trains on from its last checkpoint (if need be) and is
+evaluated again; any other change moves the old run into `OUT/stale/` (never deleted) and builds
+it afresh. Folders the sweep did not make are left alone.
 
 With seeds, each seed S is such a sweep in `OUT/seed-S/` (every trained run's config has seed S;
 identity runs, deterministic, are built in each folder too) and `OUT/results.md` shows every number
@@ -34,7 +35,7 @@ from vava.cache.store import FeatureSet
 from vava.core.config import merge, nest, read_yaml_mapping, resolve_preset, to_dict
 from vava.core.embeddings_file import IDENTITY_KINDS
 from vava.core.errors import ConfigError, VavaError
-from vava.core.files import atomic_write, check_plain_name
+from vava.core.files import atomic_write, check_plain_name, read_regular
 from vava.core.records import BACKGROUND_KINDS
 from vava.core.run_folder import LOG_NAME, checkpoint_path, load_checkpoint
 from vava.pipeline.diagnostics import VIRTUAL_MASS_NAME, virtual_mass
@@ -165,16 +166,33 @@ def parse_seeds(text: str) -> tuple[int, ...]:
     return seeds
 
 
+@dataclass(frozen=True)
+class RunOptions:
+    """How each run of a sweep is built beside its config: the device, a progress bar with step/total and
+    ETA while it trains, and the options of its evaluation (`vava evaluate`'s, e.g. kendall_stride)."""
+
+    device: str = "auto"
+    progress: bool = False
+    evaluation: dict[str, Any] = field(default_factory=dict)
+    replace_other_features: bool = False  # move a run made on another feature set aside instead of failing it
+
+
 def run_sweep(features: str | Path, out: str | Path, plan: SweepPlan, *, steps: int | None = None,
               overrides: dict[str, Any] | None = None, device: str = "auto", seeds: Sequence[int] | None = None,
-              log: Callable[[str], None] = print) -> tuple[str, dict[str, str]]:
+              log: Callable[[str], None] = print, progress: bool = False, evaluation: dict[str, Any] | None = None,
+              results_name: str = RESULTS_NAME, replace_other_features: bool = False) -> tuple[str, dict[str, str]]:
     """Train, embed and evaluate every run of `plan` in OUT or, with `seeds`, once per seed S in OUT/seed-S
-    (which also gets its own results.md); write OUT/loss_curves.png; return (results markdown, failures by
-    run: NAME, or seed-S/NAME).
+    (which also gets its own table, `results_name`); write OUT/loss_curves.png; return (results markdown,
+    failures by run: NAME, or seed-S/NAME).
 
-    A run that fails, for any reason short of an interrupt, is reported and the others go on.
+    `evaluation` holds options of `vava evaluate` for every run (part of each run's sweep key); `progress`
+    shows a bar while a run trains. A run that fails, for any reason short of an interrupt, is reported and
+    the others go on. A run folder made on another feature set fails its run, unless `replace_other_features`:
+    then it is moved to OUT/stale/ like one of other settings (`vava reproduce`, whose extraction options make
+    the feature set).
     """
     out, overrides = Path(out), overrides or {}
+    options = RunOptions(device, progress, dict(evaluation or {}), replace_other_features)
     fingerprint = FeatureSet.open(features).fingerprint
     load_config(plan.base, merge(overrides, _steps(steps)))  # a bad base or --set stops the sweep before any run
     folders = _folders(out, seeds)
@@ -182,11 +200,11 @@ def run_sweep(features: str | Path, out: str | Path, plan: SweepPlan, *, steps: 
     for seed, folder in folders.items():
         if seed is not None:
             log(f"seed {seed}: {folder}")
-        failed[folder] = _sweep_folder(features, folder, plan, fingerprint, device, log,
-                                       lambda run, seed=seed: _run_config(run, plan.base, steps, overrides, seed))
+        failed[folder] = _sweep_folder(features, folder, plan, fingerprint, options, log,
+                                       lambda run, seed=seed: run_config(run, plan.base, steps, overrides, seed))
         if seed is not None:
             folder.mkdir(parents=True, exist_ok=True)  # even when every run failed before making its folder
-            atomic_write(folder / RESULTS_NAME, _results({seed: folder}, plan, failed))
+            atomic_write(folder / results_name, _results({seed: folder}, plan, failed))
     _write_loss_curves(folders, plan, failed, out / LOSS_CURVES_NAME)
     return _results(folders, plan, failed), _by_name(failed, seeds is not None)
 
@@ -203,14 +221,14 @@ def _folders(out: Path, seeds: Sequence[int] | None) -> dict[int | None, Path]:
     return folders
 
 
-def _sweep_folder(features: str | Path, folder: Path, plan: SweepPlan, fingerprint: str, device: str,
+def _sweep_folder(features: str | Path, folder: Path, plan: SweepPlan, fingerprint: str, options: RunOptions,
                   log: Callable[[str], None], config_of: Callable[[SweepRun], TrainConfig | None]) -> dict[str, str]:
     """Every run of `plan` in `folder`; return the failures by run name."""
     failed: dict[str, str] = {}
     for index, run in enumerate(plan.runs, start=1):
         try:
             _sweep_run(features, folder, run, f"[{index}/{len(plan.runs)}] {run.name}", config_of(run), fingerprint,
-                       device, log)
+                       options, log)
         except VavaError as err:
             failed[run.name] = str(err)
         except Exception as err:  # a bug met by one run must not cost the others: reported, not raised
@@ -230,8 +248,8 @@ def _steps(steps: int | None) -> dict[str, int]:
     return {} if steps is None else {"steps": steps}
 
 
-def _run_config(run: SweepRun, base: str | None, steps: int | None, overrides: dict[str, Any],
-                seed: int | None = None) -> TrainConfig | None:
+def run_config(run: SweepRun, base: str | None, steps: int | None, overrides: dict[str, Any],
+               seed: int | None = None) -> TrainConfig | None:
     """The run's training config (None for an identity run): base <- --set <- the run's set <- objective,
     --steps and the sweep's seed."""
     if run.identity:
@@ -241,22 +259,22 @@ def _run_config(run: SweepRun, base: str | None, steps: int | None, overrides: d
 
 
 def _sweep_run(features: str | Path, out: Path, run: SweepRun, title: str, config: TrainConfig | None,
-               fingerprint: str, device: str, log: Callable[[str], None]) -> None:
+               fingerprint: str, options: RunOptions, log: Callable[[str], None]) -> None:
     run_dir = out / run.name
-    key = sweep_key(config, fingerprint, run.identity)
-    reuse, note = _prepare(run_dir, key, out)
+    key = sweep_key(config, fingerprint, run.identity, options.evaluation)
+    reuse, note = _prepare(run_dir, key, out, options.replace_other_features)
     if reuse:
         log(f"{title}: report exists, reused")
         return
-    log(f"{title}: {f'identity {run.identity}' if run.identity else run.objective} "
-        f"{' '.join(f'{k}={v}' for k, v in run.overrides.items())}")
+    what = f"identity {run.identity}" if run.identity else f"{run.objective}, {config.steps} steps"
+    log(f"{title}: {' '.join([what, *(f'{k}={v}' for k, v in run.overrides.items())])}")
     if note:
         log(f"    {note}")
     began = time.perf_counter()
     run_dir.mkdir(parents=True, exist_ok=True)
     atomic_write(run_dir / KEY_NAME, json.dumps(key, indent=2) + "\n")
-    _train_and_embed(features, run_dir, run.identity, config, device)
-    evaluate_run(run_dir, plots=False)
+    _train_and_embed(features, run_dir, run.identity, config, options)
+    evaluate_run(run_dir, plots=False, time_reference=False, **options.evaluation)  # plans list reference rows
     virtual_mass(run_dir)  # VAVA runs only: RUN/virtual_mass.json for the targeted table
     if (run_dir / LOG_NAME).is_file():
         plot_loss_curve(run_dir / LOG_NAME, run_dir / "plots" / "loss.png")
@@ -265,13 +283,17 @@ def _sweep_run(features: str | Path, out: Path, run: SweepRun, title: str, confi
     log(f"    done in {seconds:.0f} s")
 
 
-def sweep_key(config: TrainConfig | None, fingerprint: str, identity: str | None = None) -> dict[str, Any]:
+def sweep_key(config: TrainConfig | None, fingerprint: str, identity: str | None = None,
+              evaluation: dict[str, Any] | None = None) -> dict[str, Any]:
     """Everything a run's report depends on: its resolved config (None: a reference row, then its identity
-    kind), the feature set and the package version (which fixes the code of the objectives, embedder and probes)."""
+    kind), the feature set, the package version (which fixes the code of the objectives, embedder and probes)
+    and the evaluation options given (none: the defaults)."""
     settings = None if config is None else {k: v for k, v in to_dict(resolved(config)).items() if k not in EVAL_KEYS}
     key = {"version": _version(), "features": fingerprint, "config": settings}
     if identity is not None:
         key["identity"] = identity
+    if evaluation:
+        key["evaluation"] = evaluation
     return json.loads(json.dumps(key))  # as it reads back from sweep_key.json
 
 
@@ -282,20 +304,25 @@ def _version() -> str:
         return "unknown"
 
 
-def _prepare(run_dir: Path, key: dict[str, Any], out: Path) -> tuple[bool, str]:
+def _prepare(run_dir: Path, key: dict[str, Any], out: Path, replace_other_features: bool) -> tuple[bool, str]:
     """(whether run_dir holds the finished run of `key`, what was done to make it ready otherwise)."""
     saved = _saved_key(run_dir)
     if saved is None:
         return False, ""
     if saved.get("features", key["features"]) != key["features"]:
-        raise VavaError(f"{run_dir} holds a run on feature set {saved['features']}, not {key['features']}; "
-                        f"use another --out")
+        if not replace_other_features:
+            raise VavaError(f"{run_dir} holds a run on feature set {saved['features']}, not {key['features']}; "
+                            f"use another --out")
+        moved = _move_aside(run_dir, out / STALE_NAME)
+        return False, f"the feature set changed since this run was made: the old run was moved to {moved}"
     if saved == key:
         return _finished(run_dir), ""
     if _trains_on(saved, key, run_dir):
         (run_dir / TIME_NAME).unlink(missing_ok=True)  # unfinished until rebuilt for the new key
-        changed = ", ".join(k for k in sorted(RESUMABLE_CHANGES) if saved["config"].get(k) != key["config"].get(k))
-        return False, f"{changed} changed: training on from the last checkpoint"
+        changed = [k for k in sorted(RESUMABLE_CHANGES) if saved["config"].get(k) != key["config"].get(k)]
+        evaluation = ["evaluation options"] if saved.get("evaluation") != key.get("evaluation") else []
+        todo = "training on from the last checkpoint" if changed else "evaluating again"
+        return False, f"{', '.join(changed + evaluation)} changed: {todo}"
     moved = _move_aside(run_dir, out / STALE_NAME)
     return False, f"settings changed since this run was made: the old run was moved to {moved}"
 
@@ -303,8 +330,8 @@ def _prepare(run_dir: Path, key: dict[str, Any], out: Path) -> tuple[bool, str]:
 def _seconds(run_dir: Path) -> float | None:
     """The wall time recorded in run_dir's sweep_time.json; None when missing or unreadable."""
     try:
-        seconds = json.loads((run_dir / TIME_NAME).read_text())["seconds"]
-    except (OSError, ValueError, KeyError, TypeError):
+        seconds = json.loads(read_regular(run_dir / TIME_NAME))["seconds"]
+    except (OSError, ValueError, KeyError, TypeError, VavaError):
         return None
     return float(seconds) if isinstance(seconds, (int, float)) and not isinstance(seconds, bool) else None
 
@@ -326,8 +353,8 @@ def _saved_key(run_dir: Path) -> dict[str, Any] | None:
     if run_dir.is_dir() and not run_dir.is_symlink():
         if (run_dir / KEY_NAME).is_file():
             try:
-                saved = json.loads((run_dir / KEY_NAME).read_text())
-            except (OSError, ValueError):
+                saved = json.loads(read_regular(run_dir / KEY_NAME))
+            except (OSError, ValueError, VavaError):
                 return {}
             return saved if isinstance(saved, dict) else {}
         if (run_dir / TIME_NAME).is_file():
@@ -339,15 +366,21 @@ def _saved_key(run_dir: Path) -> dict[str, Any] | None:
 
 
 def _trains_on(saved: dict[str, Any], key: dict[str, Any], run_dir: Path) -> bool:
-    """Whether the saved run becomes the run of `key` by training on: only steps or logging changed
-    and its last checkpoint is not past the new steps (`train(resume=True)` allows just that)."""
+    """Whether the saved run becomes the run of `key` by training on and evaluating again: only steps, logging
+    or the evaluation options changed and its last checkpoint is not past the new steps (`train(resume=True)`
+    allows just that)."""
     old, new = saved.get("config"), key["config"]
-    if old is None or new is None or {**saved, "config": None} != {**key, "config": None}:
+    if old is None or new is None or _beside_config(saved) != _beside_config(key):
         return False
     if {k: v for k, v in old.items() if k not in RESUMABLE_CHANGES} != \
             {k: v for k, v in new.items() if k not in RESUMABLE_CHANGES}:
         return False
     return not checkpoint_path(run_dir).is_file() or _checkpoint_step(run_dir) <= new["steps"]
+
+
+def _beside_config(key: dict[str, Any]) -> dict[str, Any]:
+    """A sweep key without what training on and evaluating again can change (the config, the evaluation)."""
+    return {k: v for k, v in key.items() if k not in ("config", "evaluation")}
 
 
 def _move_aside(run_dir: Path, stale: Path) -> Path:
@@ -360,17 +393,17 @@ def _move_aside(run_dir: Path, stale: Path) -> Path:
 
 
 def _train_and_embed(features: str | Path, run_dir: Path, identity: str | None, config: TrainConfig | None,
-                     device: str) -> None:
+                     options: RunOptions) -> None:
     """Embed the reference row of kind `identity`, or train on `config` (as far as it is not) and embed."""
     if identity is not None:
-        embed(run_dir, features, identity=identity, device=device, progress=False)
+        embed(run_dir, features, identity=identity, device=options.device, progress=False)
         return
     resume = checkpoint_path(run_dir).is_file()
     if not resume or _checkpoint_step(run_dir) < config.steps:
         # force: the folder holds the sweep's own key (checked in _prepare), not a user's files
-        train(features, run_dir, config, device=device, resume=resume, force=True, progress=False,
+        train(features, run_dir, config, device=options.device, resume=resume, force=True, progress=options.progress,
               evaluator=ValProbes())
-    embed(run_dir, device=device, progress=False)
+    embed(run_dir, device=options.device, progress=False)
 
 
 def _checkpoint_step(run_dir: Path) -> int:
@@ -431,8 +464,8 @@ def _targeted(report: Report | None) -> dict[str, Any]:
 def _virtual_mass(run_dir: Path | None) -> dict[str, Any]:
     """RUN/virtual_mass.json ({} when missing or damaged)."""
     try:
-        found = json.loads((run_dir / VIRTUAL_MASS_NAME).read_text()) if run_dir is not None else None
-    except (OSError, ValueError):
+        found = json.loads(read_regular(run_dir / VIRTUAL_MASS_NAME)) if run_dir is not None else None
+    except (OSError, ValueError, VavaError):
         return {}
     return found if isinstance(found, dict) else {}
 

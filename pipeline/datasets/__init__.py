@@ -33,6 +33,8 @@ class Dataset:
     `load(root, allow_outside_root=..., **options)` reads the dataset at `root` (option values are
     strings, every declared option given, `None` when unset without a default); it refuses video
     paths outside `root` unless allowed. `fixture(out)` writes a tiny dataset in the real format.
+    `left_out(root, records, **options)`, for adapters that skip some of a release's videos, says which
+    videos of the release `load` left out and why ({reason: [video, ...]}), for `vava data info`.
     """
 
     name: str
@@ -40,6 +42,7 @@ class Dataset:
     load: Callable[..., list[VideoRecord]]
     fixture: Callable[[Path], None]
     options: Mapping[str, DatasetOption] = field(default_factory=dict)
+    left_out: Callable[..., dict[str, list[str]]] | None = None
 
 
 DATASETS: dict[str, Dataset] = {
@@ -53,12 +56,18 @@ DATASETS: dict[str, Dataset] = {
                                           penn_action.DEFAULT_PHASE_LABELS),
             "on_mismatch": DatasetOption("frame vs label count differs: resample the longer (as CARL) or error",
                                          "resample", penn_action.ON_MISMATCH),
-        }),
+            "split": DatasetOption("where a clip's split comes from: labels (the phase-label folder it is in, as "
+                                   "CARL) or mat (the .mat train flag)", "labels", penn_action.SPLIT_SOURCES),
+            "fps": DatasetOption(f"frame rate of the frame folders (default {penn_action.FPS:g}, assumed: the release "
+                                 "states none)"),
+        }, penn_action.left_out_clips),
     "pouring": Dataset("pouring", "Pouring (TCC): TFRecord shards, or CARL's mp4s + train/val.pkl; 5 phases",
                        pouring.load_pouring, pouring.write_fixture,
                        {"layout": DatasetOption("on-disk layout: tfrecord (pouring_*.tfrecord shards), carl "
                                                 "(videos/ + train.pkl, val.pkl), or auto: whichever ROOT holds",
-                                                "auto", pouring.LAYOUTS)}),
+                                                "auto", pouring.LAYOUTS),
+                        "fps": DatasetOption(f"frame rate of the tfrecord layout's frames (default "
+                                             f"{pouring.TFRECORD_FPS:g}, assumed: the shards store none)")}),
     "ikea_asm": Dataset(
         "ikea_asm", "IKEA ASM frame folders with gt_segments.json and the cross-environment split (test read as val)",
         ikea_asm.load_ikea_asm, ikea_asm.write_fixture, {
@@ -67,6 +76,8 @@ DATASETS: dict[str, Dataset] = {
             "background": DatasetOption("keep: NA frames are phase 0; drop: NA frames are left out before "
                                         "embedding and the actions are phases 0..C-1", "keep",
                                         ikea_asm.BACKGROUND_MODES),
+            "fps": DatasetOption(f"frame rate of the frame folders (default {ikea_asm.FPS:g}, the released videos' "
+                                 "rate)"),
         }),
     "coin": Dataset(
         "coin", "COIN.json over local videos/<youtube id>.<ext>, split 60/40 per task",

@@ -6,7 +6,7 @@ import json
 from pathlib import Path
 
 from vava.core.errors import VavaError
-from vava.core.files import check_confined
+from vava.core.files import check_confined, read_regular
 
 
 def confined(path: Path, confined_to: Path | None) -> Path:
@@ -15,9 +15,9 @@ def confined(path: Path, confined_to: Path | None) -> Path:
 
 
 def read_text(path: Path, what: str) -> str:
-    """The UTF-8 text of `path` (a leading byte-order mark dropped); `what` says what the file is for."""
+    """The UTF-8 text of the regular file `path` (a leading byte-order mark dropped); `what` says what it is for."""
     try:
-        raw = path.read_bytes()
+        raw = read_regular(path)
     except FileNotFoundError:
         raise VavaError(f"{path}: missing ({what})") from None
     except OSError as err:

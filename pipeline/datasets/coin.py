@@ -1,8 +1,9 @@
 """COIN: instructional YouTube videos of 180 tasks, step segments (in seconds) in `COIN.json`.
 
-Layout: `ROOT/COIN.json` (`{"database": {<youtube id>: {"class": <task>, "annotation": [{"id": <step id>,
-"segment": [start_s, end_s], "label": <step name>}, ...], ...}}}`) over local copies of the videos,
-`ROOT/<videos>/<youtube id>.<ext>` (any container PyAV reads).
+Layout: `ROOT/COIN.json` (`{"database": {<youtube id>: {"class": <task>, "recipe_type": <task number>,
+"annotation": [{"id": <step id>, "segment": [start_s, end_s], "label": <step name>}, ...], ...}}}`) over
+local copies of the videos (any container PyAV reads), as COIN's `download_videos.py` saves them,
+`ROOT/<videos>/<recipe_type>/<youtube id>.mp4`, or all in one folder, `ROOT/<videos>/<youtube id>.<ext>`.
 
 Per task, phase 0 is background (frames between steps) and COIN's step ids become 1..K in
 increasing order. Each task's videos are split 60/40 into train/val by a seeded shuffle of the
@@ -21,6 +22,7 @@ from vava.core.files import check_confined
 from vava.core.records import VideoRecord, check_video_id
 from vava.core.videoio import probe_video, write_video
 from vava.pipeline.datasets.annotation_files import confined, read_database, segment_bounds
+from vava.pipeline.datasets.notes import note
 from vava.pipeline.datasets.segments import segment_labels
 from vava.pipeline.datasets.splits import read_split
 
@@ -53,12 +55,13 @@ def load_coin(root: Path, *, allow_outside_root: bool = False, tasks: str = "vav
         for task in chosen:
             listed.update(draw_split(by_task[task], _seed(seed)))
     folder = _videos_folder(root, videos, confined_to)
-    files = _video_files(folder)
     wanted = [video_id for task in chosen for video_id in by_task[task] if video_id in listed]
+    files = _video_files(folder, {video_id: database[video_id] for video_id in wanted})
     absent = [video_id for video_id in wanted if video_id not in files]
     if absent and missing == "error":
         raise VavaError(f"{folder}: {len(absent)} of {len(wanted)} videos of the chosen tasks have no file "
-                        f"(first: {absent[0]}.*); download them or pass --dataset-option missing=skip")
+                        f"(first: {_places(absent[0], database[absent[0]])}); download them or pass "
+                        "--dataset-option missing=skip")
     records = []
     for task in chosen:
         steps = {video_id: _steps(database[video_id], f"{annotations}: video {video_id!r}")
@@ -180,13 +183,43 @@ def _videos_folder(root: Path, videos: str, confined_to: Path | None) -> Path:
     return folder
 
 
-def _video_files(folder: Path) -> dict[str, list[Path]]:
-    """YouTube id (file name without its extension) -> its files (hidden files left out)."""
-    files: dict[str, list[Path]] = {}
-    for path in sorted(folder.iterdir()):
-        if not path.name.startswith(".") and path.is_file():
-            files.setdefault(path.stem, []).append(path)
+def _video_files(folder: Path, entries: dict[str, dict]) -> dict[str, list[Path]]:
+    """YouTube id -> its files, for the ids of `entries` (their COIN.json entries) that have any:
+    `<id>.<ext>` in `folder` or in its subfolder named by the entry's `recipe_type` (the layout of COIN's
+    `download_videos.py`). Notes how many were found in each layout."""
+    listed = _listed_files(folder)
+    files, nested = {}, 0
+    for video_id, entry in entries.items():
+        by_type = listed.get((str(entry.get("recipe_type")), video_id), [])
+        if found := listed.get((video_id,), []) + by_type:
+            files[video_id] = found
+            nested += bool(by_type)
+    counts = {f"{folder}/<recipe_type>/<id>.<ext> (download_videos.py's layout)": nested,
+              f"{folder}/<id>.<ext>": len(files) - nested}
+    if files:
+        note(f"coin: video files found: {' and '.join(f'{n} as {where}' for where, n in counts.items() if n)}")
     return files
+
+
+def _listed_files(folder: Path) -> dict[tuple[str, ...], list[Path]]:
+    """The files of `folder` by (name without extension,) and those of its subfolders by (subfolder, name
+    without extension); hidden ones left out."""
+    listed: dict[tuple[str, ...], list[Path]] = {}
+    for path in sorted(folder.iterdir()):
+        if path.name.startswith("."):
+            continue
+        if path.is_file():
+            listed.setdefault((path.stem,), []).append(path)
+        elif path.is_dir():
+            for inner in sorted(path.iterdir()):
+                if not inner.name.startswith(".") and inner.is_file():
+                    listed.setdefault((path.name, inner.stem), []).append(inner)
+    return listed
+
+
+def _places(video_id: str, entry: dict) -> str:
+    """Where a video's file is looked for, for messages."""
+    return f"{video_id}.* or {entry.get('recipe_type')}/{video_id}.*"
 
 
 def _video_file(paths: list[Path], confined_to: Path | None, where: str) -> Path:
@@ -197,15 +230,17 @@ def _video_file(paths: list[Path], confined_to: Path | None, where: str) -> Path
 
 
 # The tiny copy `vava data fixture --dataset coin` writes (and the tests read): VAVA's six tasks, four
-# 2-second videos each (two train, so training can pair them) at 10 fps, 8x8 px; per task two steps, COIN ids `id + 1` (step 1) and `id` (step 2),
-# so a task's first step in time has the larger id. Video `<prefix>2` of the first task is a Matroska file.
+# 2-second videos each (two train, so training can pair them) at 10 fps, 8x8 px; per task two steps, COIN ids
+# `id + 1` (step 1) and `id` (step 2), so a task's first step in time has the larger id. Files are laid out as
+# `download_videos.py` saves them, `videos/<recipe_type>/<id>.mp4`; video `<prefix>2` of the first task is a
+# Matroska file. The NBA videos' ids start with `__`, as some real YouTube ids do.
 FIXTURE_FPS, FIXTURE_FRAMES = 10.0, 20
 FIXTURE_TASKS = {  # task: (video id prefix, first step id, (name of step id, name of step id + 1))
     "MakeRJ45Cable": ("rj45-", 20, ("arrange the separated wire", "strip the insulation")),
     "ReplaceHardDisk": ("disk-", 30, ("remove the old hard disk", "open the laptop rear cover")),
     "CleanHamsterCage": ("cage-", 40, ("clean toys and hamster cages", "remove the hamster from the hamster cage")),
     "ChangeMobilePhoneBattery": ("phone-", 50, ("take down the old battery", "heat the back cover of the phone")),
-    "AttendNBASkillsChallenge": ("nba-", 60, ("dribble in the field", "do the first layup")),
+    "AttendNBASkillsChallenge": ("__nba-", 60, ("dribble in the field", "do the first layup")),
     "MakePaperWindMill": ("mill-", 70, ("cut along the edges", "fold the edges of the paper")),
 }
 # Per video: (segment in seconds, which step: 1 = id + 1, 0 = id). At 10 fps: video 0 -> frames 2..5 step
@@ -235,13 +270,14 @@ def fixture_database() -> dict[str, dict]:
 
 
 def write_fixture(out: str | Path) -> None:
-    """A tiny COIN copy in the real format: `COIN.json` and `videos/<id>.mp4` (one `.mkv`)."""
+    """A tiny COIN copy in the real format: `COIN.json` and `videos/<recipe_type>/<id>.mp4` (one `.mkv`)."""
     out = Path(out)
-    (out / "videos").mkdir(parents=True)
     database = fixture_database()
     rng = np.random.default_rng(0)
-    for video_id in database:
+    for video_id, entry in database.items():
+        folder = out / "videos" / str(entry["recipe_type"])
+        folder.mkdir(parents=True, exist_ok=True)
         suffix = ".mkv" if video_id == "rj45-2" else ".mp4"
         frames = rng.integers(0, 256, (FIXTURE_FRAMES, 8, 8, 3), dtype=np.uint8)
-        write_video(out / "videos" / f"{video_id}{suffix}", frames, FIXTURE_FPS)
+        write_video(folder / f"{video_id}{suffix}", frames, FIXTURE_FPS)
     (out / ANNOTATIONS).write_text(json.dumps({"version": "fixture", "database": database}, indent=1))

@@ -18,8 +18,8 @@ from pathlib import Path
 
 import numpy as np
 
-from vava.core.errors import VavaError
-from vava.core.files import atomic_write, check_confined
+from vava.core.errors import VavaError, quoted
+from vava.core.files import atomic_write, check_confined, open_regular
 from vava.core.records import (
     FRAME_FLAGS,
     MAX_FLAGS,
@@ -47,7 +47,7 @@ def load_folder(root: str | Path, *, allow_outside_root: bool = False) -> list[V
     manifest = root / MANIFEST_NAME
     if not root.is_dir():
         raise VavaError(f"dataset root {root} is not a directory")
-    if not manifest.is_file():
+    if not manifest.exists():
         raise VavaError(f"{manifest}: missing (the folder format needs a {MANIFEST_NAME}, see README)")
     confined_to = None if allow_outside_root else root.resolve()
     records: list[VideoRecord] = []
@@ -55,14 +55,14 @@ def load_folder(root: str | Path, *, allow_outside_root: bool = False) -> list[V
     for lineno, line in _manifest_lines(manifest):
         where = f"{manifest}:{lineno}"
         try:
-            entry = json.loads(line)
+            entry = json.loads(line, object_pairs_hook=lambda pairs, where=where: _unique_keys(pairs, where))
         except json.JSONDecodeError as err:
             raise VavaError(f"{where}: not valid JSON ({err.msg})") from None
         except RecursionError:
             raise VavaError(f"{where}: not valid JSON (nested too deeply)") from None
         record = _parse_entry(entry, root, confined_to, where)
         if record.id in seen:
-            raise VavaError(f"{where}: video {record.id!r}: duplicate id (first on line {seen[record.id]})")
+            raise VavaError(f"{where}: video {quoted(record.id)}: duplicate id (first on line {seen[record.id]})")
         seen[record.id] = lineno
         records.append(record)
     if not records:
@@ -70,9 +70,19 @@ def load_folder(root: str | Path, *, allow_outside_root: bool = False) -> list[V
     return records
 
 
+def _unique_keys(pairs: list[tuple[str, object]], where: str) -> dict[str, object]:
+    """A JSON object of the manifest; a key given twice is refused (`json` would keep the last one silently)."""
+    entry = dict(pairs)
+    if len(entry) < len(pairs):
+        seen: set[str] = set()
+        twice = next(key for key, _ in pairs if key in seen or seen.add(key))
+        raise VavaError(f"{where}: key {quoted(twice)} is given twice (which one counts is ambiguous)")
+    return entry
+
+
 def _manifest_lines(manifest: Path) -> Iterator[tuple[int, str]]:
     """(line number, text) of each non-blank line; one-line errors for over-long or non-UTF-8 lines."""
-    with manifest.open("rb") as handle:
+    with open_regular(manifest) as handle:
         for lineno, raw in enumerate(iter(lambda: handle.readline(MAX_LINE_BYTES + 1), b""), start=1):
             where = f"{manifest}:{lineno}"
             if len(raw) > MAX_LINE_BYTES:
@@ -94,17 +104,17 @@ def _parse_entry(entry: object, root: Path, confined_to: Path | None, where: str
     missing = [key for key in _REQUIRED if key not in entry]
     name = entry.get("id", "?")
     if missing:
-        raise VavaError(f"{where}: video {name!r}: missing key(s) {', '.join(missing)}")
+        raise VavaError(f"{where}: video {quoted(name)}: missing key(s) {', '.join(missing)}")
     unknown = sorted(set(entry) - set(_REQUIRED) - set(_OPTIONAL))
     if unknown:
-        raise VavaError(f"{where}: video {name!r}: unknown key(s) {', '.join(unknown)}")
+        raise VavaError(f"{where}: video {quoted(name)}: unknown key(s) {', '.join(unknown)}")
     video_id = check_video_id(entry["id"], where)
-    where = f"{where}: video {video_id!r}"
+    where = f"{where}: video {quoted(video_id)}"
     if entry["split"] not in SPLITS:
-        raise VavaError(f"{where}: unknown split {entry['split']!r} (use one of {', '.join(SPLITS)})")
+        raise VavaError(f"{where}: unknown split {quoted(entry['split'])} (use one of {', '.join(SPLITS)})")
     action = entry["action"]
     if not isinstance(action, str) or not action:
-        raise VavaError(f"{where}: action must be a non-empty string, got {action!r}")
+        raise VavaError(f"{where}: action must be a non-empty string, got {quoted(action)}")
     phases = _parse_phases(entry.get("phases", []), where)
     labels = _parse_labels(entry["labels"], phases, where) if "labels" in entry else None
     if labels is None and "flags" in entry:
@@ -129,12 +139,12 @@ def resolve_video_path(value: object, root: Path, confined_to: Path | None, wher
         raise VavaError(f"{where}: path must be a non-empty string (relative to the dataset root), "
                         f"got {reprlib.repr(value)}")
     if "\0" in value:
-        raise VavaError(f"{where}: path {value!r} contains a NUL byte")
+        raise VavaError(f"{where}: path {quoted(value)} contains a NUL byte")
     try:
         path = (root / value).resolve()
     except (OSError, RuntimeError) as err:  # RuntimeError: a symlink loop
-        raise VavaError(f"{where}: path {value!r} cannot be resolved ({err})") from None
-    return check_confined(path, confined_to, f"{where}: path {value!r}")
+        raise VavaError(f"{where}: path {quoted(value)} cannot be resolved ({err})") from None
+    return check_confined(path, confined_to, f"{where}: path {quoted(value)}")
 
 
 def _parse_labels(labels: object, phases: tuple[str, ...], where: str) -> np.ndarray:
@@ -182,7 +192,7 @@ def _parse_fps(fps: object, where: str) -> float | None:
     if fps is None:
         return None
     if isinstance(fps, bool) or not isinstance(fps, (int, float)) or not 0 < fps < math.inf:
-        raise VavaError(f"{where}: fps must be a positive number, got {fps!r}")
+        raise VavaError(f"{where}: fps must be a positive number, got {quoted(fps)}")
     return float(fps)
 
 
@@ -190,7 +200,7 @@ def _parse_background(background: object, phases: tuple[str, ...], where: str) -
     if background is None:
         return None
     if isinstance(background, bool) or not isinstance(background, int):
-        raise VavaError(f"{where}: background_label must be an integer, got {background!r}")
+        raise VavaError(f"{where}: background_label must be an integer, got {quoted(background)}")
     highest = len(phases) - 1 if phases else MAX_LABEL
     if not 0 <= background <= highest:
         raise VavaError(f"{where}: background_label {background} is out of range (0..{highest})")

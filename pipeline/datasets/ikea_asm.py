@@ -3,19 +3,23 @@
 Layout (as distributed)::
 
     ROOT/<Furniture>/<scan>/<view>/images/000000.jpg ...
-    ROOT/gt_segments.json                      ActivityNet format, segments [first, end) in frame numbers
+    ROOT/gt_segments.json                      ActivityNet format, segments [first, last] in frame numbers
     ROOT/indexing_files/atomic_action_list.txt one action name per line (official ids: NA 0, then sorted)
     ROOT/indexing_files/train_cross_env.txt    lines <Furniture>/<scan>
     ROOT/indexing_files/test_cross_env.txt     the official test split, read as our `val` split
 
-Frames outside every segment are the official background class NA. With `background=keep` NA is
-phase 0 (the "in the wild" setting); with `background=drop` NA frames are dropped before embedding
-(`VideoRecord.keep`). Phase ids are contiguous over the actions that occur in the chosen videos,
-ordered by official id. Frames are counted by listing the JPEGs; the frame rate is 30 fps.
+Both ends of a segment are included: the official exporter (`toolbox/export_action_gt_db_to_json.py`)
+writes each run of equal per-frame labels as `[first, last]`. Frames outside every segment, and `NA`
+segments, are the official background class NA. With `background=keep` NA is phase 0 (the "in the
+wild" setting); with `background=drop` NA frames are dropped before embedding (`VideoRecord.keep`).
+Phase ids are contiguous over the actions that occur in the chosen videos, ordered by official id.
+Frames are counted by listing the JPEGs. Frame folders store no rate: 25 fps is assumed (the rate of the
+released videos and of the dataset's own video export) unless the `fps` option says otherwise.
 """
 from __future__ import annotations
 
 import json
+from collections.abc import Sequence
 from pathlib import Path
 
 import numpy as np
@@ -26,6 +30,7 @@ from vava.core.errors import VavaError
 from vava.core.files import check_confined, check_plain_name
 from vava.core.records import UNKNOWN_LABEL, VideoRecord
 from vava.pipeline.datasets.annotation_files import confined, read_database, read_lines, segment_bounds
+from vava.pipeline.datasets.rates import frame_rate
 from vava.pipeline.datasets.segments import segment_labels
 
 ANNOTATIONS = "gt_segments.json"
@@ -33,7 +38,7 @@ INDEX_FOLDER = "indexing_files"
 ACTION_LIST = "atomic_action_list.txt"
 SPLIT_LISTS = {"train": "train_cross_env.txt", "val": "test_cross_env.txt"}
 BACKGROUND = "NA"
-FPS = 30.0
+FPS = 25.0  # the released videos' rate; toolbox/tb_utils.py exports the scan videos at 25 (and uses 30 elsewhere)
 DEFAULT_FURNITURE = "Kallax_Shelf_Drawer"
 BACKGROUND_MODES = ("keep", "drop")
 
@@ -41,10 +46,13 @@ Segments = list[tuple[float, float, int]]  # (first frame, last frame included, 
 
 
 def load_ikea_asm(root: Path, *, allow_outside_root: bool = False, view: str = "dev3",
-                  furniture: str = DEFAULT_FURNITURE, background: str = "keep") -> list[VideoRecord]:
+                  furniture: str = DEFAULT_FURNITURE, background: str = "keep",
+                  fps: str | None = None) -> list[VideoRecord]:
     """The videos of the official cross-environment split (test read as `val`) of one furniture type
-    (or `all`), seen from camera `view`, with NA kept as phase 0 or dropped (`background`)."""
+    (or `all`), seen from camera `view`, with NA kept as phase 0 or dropped (`background`), at `fps`
+    (default `FPS`)."""
     view = check_plain_name(view, "--dataset-option view")
+    rate = frame_rate(fps, FPS, "ikea_asm", "frame folders store none; the released videos are 25 fps")
     confined_to = None if allow_outside_root else root.resolve()
     index = root / INDEX_FOLDER
     actions = _read_actions(confined(index / ACTION_LIST, confined_to))
@@ -78,7 +86,7 @@ def load_ikea_asm(root: Path, *, allow_outside_root: bool = False, view: str = "
                                 "(background=drop would leave nothing)")
         records.append(VideoRecord(
             id=f"{furniture_name}__{scan}", path=folder, split=split, action=furniture_name,
-            labels=table[official], phases=phases, fps=FPS,
+            labels=table[official], phases=phases, fps=rate,
             background_label=0 if keep_background else None, confined_to=confined_to, keep=keep,
         ))
     return records
@@ -133,10 +141,9 @@ def _read_segments(path: Path, videos: list[tuple[str, str]], actions: dict[str,
                 raise VavaError(f"{where}: unknown action {label!r} (not in {INDEX_FOLDER}/{ACTION_LIST})")
             start, end = segment_bounds(item.get("segment"), where)
             if not (start.is_integer() and end.is_integer()) or end < start:
-                raise VavaError(f"{where}: segment {item['segment']} is not a frame range [first, end) "
-                                "(whole frame numbers, end >= first)")
-            if end > start:  # the end frame is excluded, as in the official loader; [s, s] covers no frame
-                video.append((start, end - 1, actions[label]))
+                raise VavaError(f"{where}: segment {item['segment']} is not a frame range [first, last] "
+                                "(whole frame numbers, last >= first)")
+            video.append((start, end, actions[label]))  # `last` included, as the exporter writes it
         segments[furniture, scan] = video
     return segments
 
@@ -155,17 +162,17 @@ def _frame_folder(root: Path, furniture: str, scan: str, view: str, confined_to:
 
 
 # The tiny copy `vava data fixture --dataset ikea_asm` writes (and the tests read): three Kallax scans
-# (two train, so training can pair them, one test) and one Lack scan (train), six 8x8 frames each. The action list is unsorted, as the
-# official ids are not the file order: NA 0, flip shelf 1, insert drawer pin 2, pick up leg 3,
-# pick up shelf 4, slide drawer in 5.
+# (two train, so training can pair them, one test) and one Lack scan (train), six 8x8 frames each. The action
+# list is unsorted, as the official ids are not the file order: NA 0, flip shelf 1, insert drawer pin 2,
+# pick up leg 3, pick up shelf 4, slide drawer in 5. Per-frame labels by scan; `gt_segments.json` is derived
+# from them as the official exporter does (`exported_segments`).
 FIXTURE_ACTIONS = ("slide drawer in", "pick up shelf", "flip shelf", "pick up leg", "insert drawer pin")
-FIXTURE_SEGMENTS = {
-    "Kallax_Shelf_Drawer/0001_black_table_02_01_2019_08_16_14_00": [([1, 3], "pick up shelf")],
-    "Kallax_Shelf_Drawer/0002_white_floor_05_02_2019_08_19_17_32": [([0, 2], "slide drawer in"),
-                                                                     ([3, 9], "pick up shelf")],
-    "Lack_Side_Table/0003_oak_floor_01_01_2019_08_14_17_56": [([2, 5], "pick up leg")],
-    "Kallax_Shelf_Drawer/0004_oak_table_10_04_2019_08_26_16_18": [([4, 6], "slide drawer in"),
-                                                                  ([0, 3], "pick up shelf")],
+_NA, _SHELF, _DRAWER, _LEG = BACKGROUND, "pick up shelf", "slide drawer in", "pick up leg"
+FIXTURE_LABELS = {
+    "Kallax_Shelf_Drawer/0001_black_table_02_01_2019_08_16_14_00": (_NA, _SHELF, _SHELF, _NA, _NA, _NA),
+    "Kallax_Shelf_Drawer/0002_white_floor_05_02_2019_08_19_17_32": (_DRAWER, _DRAWER, _NA, _SHELF, _SHELF, _SHELF),
+    "Lack_Side_Table/0003_oak_floor_01_01_2019_08_14_17_56": (_NA, _NA, _LEG, _LEG, _LEG, _NA),
+    "Kallax_Shelf_Drawer/0004_oak_table_10_04_2019_08_26_16_18": (_SHELF, _SHELF, _SHELF, _NA, _DRAWER, _DRAWER),
 }
 FIXTURE_SPLITS = {"train_cross_env.txt": ("Kallax_Shelf_Drawer/0001_black_table_02_01_2019_08_16_14_00",
                                           "Lack_Side_Table/0003_oak_floor_01_01_2019_08_14_17_56",
@@ -173,20 +180,33 @@ FIXTURE_SPLITS = {"train_cross_env.txt": ("Kallax_Shelf_Drawer/0001_black_table_
                   "test_cross_env.txt": ("Kallax_Shelf_Drawer/0002_white_floor_05_02_2019_08_19_17_32",)}
 
 
+def exported_segments(labels: Sequence[str]) -> list[dict]:
+    """The `annotation` list the official exporter writes for per-frame `labels` (action names, NA included):
+    one `{"label", "segment": [first, last]}` per run of two or more equal labels; a run of one frame
+    is not written (`action/utils.py`, `find_label_segments_and_scores`), so it reads back as NA."""
+    ids = np.unique(np.asarray(labels), return_inverse=True)[1]
+    starts = np.flatnonzero(np.r_[True, ids[1:] != ids[:-1]])
+    lasts = np.r_[starts[1:], len(ids)] - 1
+    return [{"label": labels[first], "segment": [int(first), int(last)]}
+            for first, last in zip(starts, lasts) if last > first]
+
+
 def write_fixture(out: str | Path, frames: int = 6, views: tuple[str, ...] = ("dev3",)) -> None:
-    """A tiny IKEA ASM copy in the real layout: 8x8 JPEG noise frames and the annotation files above."""
+    """A tiny IKEA ASM copy in the real layout: 8x8 JPEG noise frames and the annotation files above
+    (`frames` <= 6 keeps the first labels of each scan)."""
     out = Path(out)
     rng = np.random.default_rng(0)
-    for key in FIXTURE_SEGMENTS:
+    for key in FIXTURE_LABELS:
         for view in views:
             folder = out / key / view / "images"
             folder.mkdir(parents=True)
             for index in range(frames):
                 Image.fromarray(rng.integers(0, 256, (8, 8, 3), dtype=np.uint8)).save(folder / f"{index:06d}.jpg")
-    database = {key: {"subset": "training" if key in FIXTURE_SPLITS["train_cross_env.txt"] else "testing",
-                      "annotation": [{"segment": segment, "label": label} for segment, label in segments]}
-                for key, segments in FIXTURE_SEGMENTS.items()}
-    (out / ANNOTATIONS).write_text(json.dumps({"version": "fixture", "database": database}, indent=1))
+    # the exporter's order and fields: the test videos, then the train videos
+    keys = (*FIXTURE_SPLITS["test_cross_env.txt"], *FIXTURE_SPLITS["train_cross_env.txt"])
+    database = {key: {"subset": "testing" if key in FIXTURE_SPLITS["test_cross_env.txt"] else "training",
+                      "annotation": exported_segments(FIXTURE_LABELS[key][:frames])} for key in keys}
+    (out / ANNOTATIONS).write_text(json.dumps({"version": "VERSION 1.3", "database": database}))
     index = out / INDEX_FOLDER
     index.mkdir()
     (index / ACTION_LIST).write_text("\n".join(FIXTURE_ACTIONS) + "\n")

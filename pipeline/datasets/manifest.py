@@ -22,8 +22,8 @@ from pathlib import Path
 import numpy as np
 
 from vava.core.decode import FRAME_EXTENSIONS, frame_files, natural_key
-from vava.core.errors import VavaError
-from vava.core.files import is_inside
+from vava.core.errors import VavaError, quoted
+from vava.core.files import has_control_character, is_inside
 from vava.core.records import MAX_LABEL, SPLITS, check_video_id
 from vava.core.videoio import probe_video
 from vava.pipeline.datasets.annotation_files import read_text
@@ -36,6 +36,8 @@ BACKGROUND_LABEL = 0
 SEGMENT_HEADER = ["video", "start", "end", "phase"]
 
 Segment = tuple[float, float, str, int]  # start s, end s, phase name, line number
+# Kendall's tau and AP@K compare the val videos of an action with each other: fewer and they are skipped
+MIN_VAL_VIDEOS = 2
 
 
 @dataclass(frozen=True)
@@ -171,6 +173,8 @@ def read_segments(path: str | Path, videos: list[FoundVideo]) -> tuple[dict[str,
             raise VavaError(f"{where}: video {video_id!r} is not among the videos found")
         if not phase:
             raise VavaError(f"{where}: the phase name is empty")
+        if has_control_character(phase):
+            raise VavaError(f"{where}: the phase name {quoted(phase)} contains a control character")
         times = _seconds(start, where, "start"), _seconds(end, where, "end")
         if times[0] > times[1]:
             raise VavaError(f"{where}: end {end} is before start {start}")
@@ -213,11 +217,26 @@ def build_entries(videos: list[FoundVideo], root: Path, splits: dict[str, str],
             if fps is None:
                 raise VavaError(f"{segments_file}:{rows[0][3]}: video {video.id!r} is a frame folder, whose frame "
                                 "rate is unknown; segments in seconds need it")
+            _check_timeline(rows, frames, fps, f"{segments_file}", video.id)
             timeline = [(start, end, phases.index(phase)) for start, end, phase, _ in rows]
             labels = segment_labels(timeline, frames, BACKGROUND_LABEL, frames_per_unit=fps)
             entry.update(labels=labels.tolist(), phases=phases, background_label=BACKGROUND_LABEL)
         entries.append(entry)
     return entries
+
+
+def _check_timeline(rows: list[Segment], frames: int, fps: float, path: str, video_id: str) -> None:
+    """Refuse segments of a video that overlap or end past its last frame (by more than a frame's time):
+    labelled anyway, the later one would win, or the segment be cut short, with no word."""
+    ordered = sorted(rows)
+    for (start, end, _, line), (later, later_end, _, later_line) in zip(ordered, ordered[1:]):
+        if later < end:
+            raise VavaError(f"{path}:{later_line}: segment {later:g}-{later_end:g} s of video {quoted(video_id)} "
+                            f"overlaps the one on line {line} ({start:g}-{end:g} s)")
+    start, end, _, line = max(rows, key=lambda row: row[1])
+    if end > (frames + 1) / fps:
+        raise VavaError(f"{path}:{line}: segment {start:g}-{end:g} s of video {quoted(video_id)} runs past its end "
+                        f"({frames} frames at {fps:g} fps: {frames / fps:g} s)")
 
 
 def write_video_manifest(video_dir: str | Path, out: str | Path, *, split_file: str | Path | None = None,
@@ -246,3 +265,11 @@ def write_video_manifest(video_dir: str | Path, out: str | Path, *, split_file: 
                             None if segments_file is None else Path(segments_file))
     write_manifest(out.parent, entries)
     return entries
+
+
+def few_val_videos(entries: list[dict]) -> dict[str, int]:
+    """The actions of manifest `entries` with fewer than `MIN_VAL_VIDEOS` val videos, and how many they have."""
+    counts = {entry["action"]: 0 for entry in entries}
+    for entry in entries:
+        counts[entry["action"]] += entry["split"] == "val"
+    return {action: count for action, count in counts.items() if count < MIN_VAL_VIDEOS}

@@ -3,8 +3,10 @@ phase labels that the LAV/CARL authors distribute separately.
 
 Layout: `ROOT/frames/<NNNN>/<NNNNNN>.jpg`, `ROOT/labels/<NNNN>.mat` (fields `action` and `train`, 1 or -1,
 are read; the pose fields are not) and `<phase_labels>/<train|val>/<action folder>/<NNNN>.npy`, one int
-array of phase ids (0-based) per frame. A clip's phase-label file is found by its number alone: the split
-comes from the `.mat` `train` flag (1 train, -1 val) and the action from its `action` field.
+array of phase ids (0-based) per frame. A clip's phase-label file is found by its number alone; the action
+comes from the `.mat` `action` field. The split comes from the label folder the file is in (`split=labels`,
+as CARL's converter takes it) or from the `.mat` `train` flag, 1 train, -1 val (`split=mat`); clips on
+which the two disagree are noted.
 
 13 of the 15 actions are used (`jump_rope` and `strum_guitar` have no phase labels in the protocol); clips
 without a phase-label file are skipped. When a clip has more labels than frames or more frames than labels,
@@ -23,6 +25,8 @@ from vava.core.decode import frame_files
 from vava.core.errors import VavaError
 from vava.core.files import check_confined
 from vava.core.records import MAX_FRAMES, UNKNOWN_LABEL, VideoRecord, check_video_id
+from vava.pipeline.datasets.notes import note
+from vava.pipeline.datasets.rates import frame_rate
 
 # Phases per action, from TCC/CARL's class counts (labels 0..k-1).
 ACTION_PHASES = {
@@ -31,38 +35,51 @@ ACTION_PHASES = {
     "tennis_forehand": 3, "tennis_serve": 4,
 }
 EXCLUDED_ACTIONS = ("jump_rope", "strum_guitar")
-FPS = 30.0  # the rate CARL's frame-folder converter assumes for Penn Action
+FPS = 30.0  # assumed: the release states none; CARL's frame-folder converter's fps flag defaults to 30
 LABEL_SPLITS = ("train", "val")
 ON_MISMATCH = ("resample", "error")
+SPLIT_SOURCES = ("labels", "mat")
 DEFAULT_PHASE_LABELS = "phase_labels"
 
 
 def load_penn_action(root: str | Path, *, allow_outside_root: bool = False, actions: str = "all",
-                     phase_labels: str = DEFAULT_PHASE_LABELS, on_mismatch: str = "resample") -> list[VideoRecord]:
-    """The labelled clips of the selected `actions` (`all` or a comma list), in clip order.
+                     phase_labels: str = DEFAULT_PHASE_LABELS, on_mismatch: str = "resample",
+                     split: str = "labels", fps: str | None = None) -> list[VideoRecord]:
+    """The labelled clips of the selected `actions` (`all` or a comma list), in clip order, each in the
+    split its label folder (`split=labels`) or its `.mat` flag (`split=mat`) says, at `fps` (default `FPS`).
 
     `phase_labels` is the label folder, relative to `root` unless absolute; it, the `.mat` files and the
     frame folders must stay inside `root` (symlinks resolved) unless `allow_outside_root`.
     """
     root = Path(root)
     wanted = parse_actions(actions)
-    if on_mismatch not in ON_MISMATCH:
-        raise VavaError(f"--dataset-option on_mismatch={on_mismatch}: not one of {', '.join(ON_MISMATCH)}")
+    for key, value, choices in (("on_mismatch", on_mismatch, ON_MISMATCH), ("split", split, SPLIT_SOURCES)):
+        if value not in choices:
+            raise VavaError(f"--dataset-option {key}={value}: not one of {', '.join(choices)}")
+    rate = frame_rate(fps, FPS, "penn_action", "the release states none")
     confined_to = None if allow_outside_root else root.resolve()
     label_dir = _confined(root / phase_labels, confined_to, "phase_labels")
     if not label_dir.is_dir():
         raise VavaError(f"{label_dir}: phase-label folder not found (the per-frame labels are distributed apart "
                         "from Penn Action; point --dataset-option phase_labels=DIR at them)")
-    records = []
-    for clip, label_file in sorted(_label_files(label_dir, confined_to).items()):
+    records, disagreeing = [], []
+    for clip, (label_file, folder_split) in sorted(_label_files(label_dir, confined_to).items()):
         mat = _confined(root / "labels" / f"{clip}.mat", confined_to, "annotation file")
         if not mat.is_file():
             raise VavaError(f"{mat}: annotation file missing (clip {clip} has phase labels in {label_file})")
-        action, split = read_annotation(mat)
+        action, flag_split = read_annotation(mat)
         if action in wanted:
-            records.append(_record(root, clip, action, split, label_file, confined_to, on_mismatch))
+            if folder_split != flag_split:
+                disagreeing.append(f"{clip} (label folder {folder_split}, .mat {flag_split})")
+            chosen = folder_split if split == "labels" else flag_split
+            records.append(_record(root, clip, action, chosen, label_file, confined_to, on_mismatch, rate))
     if not records:
         raise VavaError(f"{root}: no clip of the selected actions ({actions}) has a phase-label file in {label_dir}")
+    if disagreeing:
+        shown = ", ".join(disagreeing[:5]) + (", ..." if len(disagreeing) > 5 else "")
+        source = "label folder" if split == "labels" else ".mat train flag"
+        note(f"penn_action: {len(disagreeing)} clip(s) are in one split by their label folder and in the other by "
+             f"their .mat train flag; split={split} follows the {source}: {shown}")
     return records
 
 
@@ -119,7 +136,7 @@ def align_labels(labels: np.ndarray, frames: int) -> tuple[np.ndarray, np.ndarra
 
 
 def _record(root: Path, clip: str, action: str, split: str, label_file: Path, confined_to: Path | None,
-            on_mismatch: str) -> VideoRecord:
+            on_mismatch: str, fps: float) -> VideoRecord:
     folder = _confined(root / "frames" / clip, confined_to, "frame folder")
     if not folder.is_dir():
         raise VavaError(f"{folder}: frame folder of clip {clip} missing")
@@ -133,7 +150,7 @@ def _record(root: Path, clip: str, action: str, split: str, label_file: Path, co
     labels, keep = align_labels(labels, frames)
     video_id = check_video_id(f"{clip}_{action}", f"{label_file}")
     return VideoRecord(id=video_id, path=folder, split=split, action=action, labels=labels,
-                       phases=tuple(f"phase_{i}" for i in range(ACTION_PHASES[action])), fps=FPS,
+                       phases=tuple(f"phase_{i}" for i in range(ACTION_PHASES[action])), fps=fps,
                        confined_to=confined_to, keep=keep)
 
 
@@ -157,18 +174,41 @@ def read_phase_labels(path: Path, phases: int) -> np.ndarray:
     return labels
 
 
-def _label_files(label_dir: Path, confined_to: Path | None) -> dict[str, Path]:
-    """Clip number -> its `<split>/<action folder>/<clip>.npy` file; a clip labelled twice is refused."""
-    found: dict[str, Path] = {}
+def _label_files(label_dir: Path, confined_to: Path | None) -> dict[str, tuple[Path, str]]:
+    """Clip number -> its `<split>/<action folder>/<clip>.npy` file and that split; a clip labelled twice
+    is refused."""
+    found: dict[str, tuple[Path, str]] = {}
     for split in LABEL_SPLITS:
         for file in sorted((label_dir / split).glob("*/*.npy")):
             clip = file.stem
             if clip in found:
-                raise VavaError(f"{file}: clip {clip} already has phase labels in {found[clip]}")
-            found[clip] = _confined(file, confined_to, "phase-label file")
-            if not found[clip].is_file():  # a FIFO would block reading forever
+                raise VavaError(f"{file}: clip {clip} already has phase labels in {found[clip][0]}")
+            path = _confined(file, confined_to, "phase-label file")
+            if not path.is_file():  # a FIFO would block reading forever
                 raise VavaError(f"{file}: not a regular file")
+            found[clip] = path, split
     return found
+
+
+def left_out_clips(root: str | Path, records: list[VideoRecord], *, actions: str = "all",
+                   phase_labels: str = DEFAULT_PHASE_LABELS, **_: object) -> dict[str, list[str]]:
+    """The clips of the release (a `.mat` file in `ROOT/labels/`) that `load_penn_action` left out of
+    `records`, by reason: an action the protocol excludes, one not among `actions`, or no phase-label file."""
+    root, wanted = Path(root), parse_actions(actions)
+    kept = {record.id.split("_", 1)[0] for record in records}
+    reasons: dict[str, list[str]] = {}
+    for mat in sorted((root / "labels").glob("*.mat")):
+        if mat.stem in kept:
+            continue
+        action, _ = read_annotation(mat)
+        if action in EXCLUDED_ACTIONS:
+            why = f"actions without phase labels in the protocol ({', '.join(EXCLUDED_ACTIONS)})"
+        elif action not in wanted:
+            why = "actions not selected by --dataset-option actions"
+        else:  # a wanted, labelled clip is read or stops `load_penn_action` with an error
+            why = "no phase-label file"
+        reasons.setdefault(why, []).append(f"{mat.stem}_{action}")
+    return reasons
 
 
 def _confined(path: Path, confined_to: Path | None, what: str) -> Path:

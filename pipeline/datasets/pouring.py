@@ -35,12 +35,15 @@ from vava.core.tfrecord import (
 )
 from vava.core.videoio import write_video
 from vava.pipeline.datasets.folder import resolve_video_path
+from vava.pipeline.datasets.rates import frame_rate
 
 ACTION = "pouring"
 # One phase before, between and after the four key events: the hand touches the bottle, liquid starts
 # to exit, pouring is complete, the bottle is back on the table.
 PHASES = ("reach", "lift", "pour", "put_back", "withdraw")
-TFRECORD_FPS = 30.0  # TCC's converters write frames at 30 fps by default; the shards do not record it
+# Assumed: the shards record no rate, and TCC's videos_to_tfrecords keeps the source videos' (its fps flag
+# defaults to 0, "read from the video"); only its images_to_tfrecords defaults to 30.
+TFRECORD_FPS = 30.0
 SHARD_PREFIX = "pouring_"
 TFRECORD_SPLITS = ("train", "val", "test")
 CARL_SPLITS = ("train", "val")
@@ -49,8 +52,9 @@ _CARL_KEYS = ("name", "video_file", "frame_label", "seq_len")
 
 
 def load_pouring(root: str | Path, *, allow_outside_root: bool = False,
-                 layout: str | None = "auto") -> list[VideoRecord]:
-    """The Pouring videos at `root`, in the `layout` given or detected (see the module docstring)."""
+                 layout: str | None = "auto", fps: str | None = None) -> list[VideoRecord]:
+    """The Pouring videos at `root`, in the `layout` given or detected (see the module docstring); `fps` is
+    the rate of the TFRecord frames (default `TFRECORD_FPS`; CARL's mp4s carry their own)."""
     root = Path(root)
     if not root.is_dir():
         raise VavaError(f"dataset root {root} is not a directory")
@@ -58,7 +62,13 @@ def load_pouring(root: str | Path, *, allow_outside_root: bool = False,
         raise VavaError(f"pouring: unknown layout {layout!r} (use one of {', '.join(LAYOUTS)})")
     layout = detect_layout(root) if layout in (None, "auto") else layout
     confined_to = None if allow_outside_root else root.resolve()
-    found = _tfrecord_videos(root, confined_to) if layout == "tfrecord" else _carl_videos(root, confined_to)
+    if layout == "tfrecord":
+        rate = frame_rate(fps, TFRECORD_FPS, "pouring", "TFRecord shards store none")
+        found = _tfrecord_videos(root, confined_to, rate)
+    else:
+        if fps is not None:
+            raise VavaError(f"--dataset-option fps={fps}: the carl layout's mp4s carry their own frame rate")
+        found = _carl_videos(root, confined_to)
     records: list[VideoRecord] = []
     seen: dict[str, str] = {}
     for where, record in found:
@@ -97,7 +107,7 @@ def _record(video_id: str, path: Path, split: str, labels: np.ndarray, confined_
 # TFRecord layout
 
 
-def _tfrecord_videos(root: Path, confined_to: Path | None) -> Iterator[tuple[str, VideoRecord]]:
+def _tfrecord_videos(root: Path, confined_to: Path | None, fps: float) -> Iterator[tuple[str, VideoRecord]]:
     for split in TFRECORD_SPLITS:
         pattern = f"{SHARD_PREFIX}{split}*"  # TCC's loader globs <root>/<dataset>_<split>*
         shards = sorted(path for path in root.glob(pattern) if path.is_file())
@@ -108,7 +118,7 @@ def _tfrecord_videos(root: Path, confined_to: Path | None) -> Iterator[tuple[str
         for shard, offset, data in _interleaved(shards):
             where = f"{shard}: record at byte {offset}"
             yield where, _tfrecord_video(parse_sequence_example(data, where, ("frame_labels",)), shard.resolve(),
-                                         offset, split, confined_to, where)
+                                         offset, split, confined_to, fps, where)
 
 
 def _interleaved(shards: list[Path]) -> Iterator[tuple[Path, int, bytes]]:
@@ -130,7 +140,7 @@ def _shard_records(shard: Path) -> Iterator[tuple[Path, int, bytes]]:
 
 
 def _tfrecord_video(example: SequenceExample, shard: Path, offset: int, split: str, confined_to: Path | None,
-                    where: str) -> VideoRecord:
+                    fps: float, where: str) -> VideoRecord:
     name = example.context.get("name")
     if not (isinstance(name, list) and len(name) == 1):
         raise VavaError(f"{where}: the context has no single `name`")
@@ -148,7 +158,7 @@ def _tfrecord_video(example: SequenceExample, shard: Path, offset: int, split: s
     length = example.context.get("len")
     if isinstance(length, np.ndarray) and length.size == 1 and int(length[0]) != labels.size:
         raise VavaError(f"{where}: `len` is {int(length[0])} but there are {labels.size} frame labels")
-    return _record(video_id, shard, split, labels, confined_to, fps=TFRECORD_FPS, member=offset)
+    return _record(video_id, shard, split, labels, confined_to, fps=fps, member=offset)
 
 
 # ---------------------------------------------------------------------------------------------

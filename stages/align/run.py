@@ -6,10 +6,12 @@ or the DTW path); `retime` turns either into one frame of B per frame of A.
 `align_videos` embeds two videos with a run's embedder, either cached ones (by id, features read
 from the run's feature set) or new files and frame folders (decoded and passed through the backbone,
 preprocessing and weights the feature set was extracted with), and writes A at its own pace beside B
-re-timed to follow it, with a time bar under each half.
+re-timed to follow it, each half captioned with its video's name and frame counter, with a time bar
+under each half and a legend of the phase colours (`stages.align.annotate`).
 """
 from __future__ import annotations
 
+import sys
 from dataclasses import dataclass
 from functools import cached_property
 from pathlib import Path
@@ -19,6 +21,7 @@ import numpy as np
 import torch
 from torch import nn
 from torch.nn import functional as F
+from tqdm import tqdm
 
 from vava.cache.store import CachedVideo, FeatureSet, open_run_features
 from vava.core.backbone import backbone_maps, backbone_with_cut, imagenet_weights_path, load_backbone
@@ -31,7 +34,8 @@ from vava.core.figures import phase_colours, plot_alignment
 from vava.core.preprocess import Preprocessing
 from vava.core.records import VideoRecord
 from vava.core.run_folder import checkpoint_path, load_embedder
-from vava.core.videoio import write_video
+from vava.core.videoio import kept_frames, write_video
+from vava.stages.align.annotate import captions, legend, strip_height
 
 METHODS = ("dtw", "nn")
 DEFAULT_HEIGHT = 240
@@ -115,6 +119,16 @@ def _source_record(feature_set: FeatureSet, video: CachedVideo) -> VideoRecord:
                        labels=np.empty(0, dtype=np.int64), fps=video.manifest_fps, member=video.source_member)
 
 
+def _decoding(record: VideoRecord, target_fps: float | None, progress: bool) -> tqdm:
+    """A progress bar over the frames of `record` a decode keeps (counted from its metadata where it can be)."""
+    try:
+        total = kept_frames(record, target_fps) or None
+    except VavaError:
+        total = None
+    return tqdm(total=total, unit="frame", desc=f"align: decode {record.id}", file=sys.stderr, disable=not progress,
+                dynamic_ncols=True)
+
+
 def _sampled_fps(source_fps: float | None, target_fps: float | None) -> float | None:
     return min(source_fps, target_fps) if source_fps and target_fps else source_fps
 
@@ -124,20 +138,22 @@ class TrainedRun:
     videos into `Clip`s.
 
     `weights` is only used for videos given as files, when the feature set was extracted with a
-    weights file (default: the torch hub's ImageNet file of the backbone).
+    weights file (default: the torch hub's ImageNet file of the backbone). With `progress`, decoding
+    (and, for files, the backbone) shows a progress bar on stderr.
     """
 
     def __init__(self, run_dir: str | Path, weights: str | Path | None = None, device: str = "auto",
-                 height: int = DEFAULT_HEIGHT, features: str | Path | None = None):
+                 height: int = DEFAULT_HEIGHT, features: str | Path | None = None, progress: bool = False):
         if not checkpoint_path(run_dir).is_file():
             raise VavaError(f"{run_dir}: no trained checkpoint; aligning needs a trained run "
                             "(runs embedded with --identity are not supported)")
         self.device = resolve_device(device)
         trained = load_embedder(run_dir)
         self.feature_set = open_run_features(features, trained.features)
-        trained.check_channels(self.feature_set.channels(), self.feature_set.path)
+        trained.check_maps(self.feature_set.map_shape(), self.feature_set.path)
         self.embedder, self.model = trained.build(self.device), trained.model
         self.weights = weights
+        self.progress = progress
         self.height = height + height % 2
         inputs = self.feature_set.attrs["inputs"]
         self.target_fps = inputs.get("sampling", {}).get("target_fps")
@@ -169,8 +185,13 @@ class TrainedRun:
         record = _source_record(self.feature_set, video)
         decoder = VideoDecoder(record, DECODE_CHUNK, self.target_fps)
         stored = self.feature_set.frame_index(video_id)
-        frames = np.concatenate([_display_frames(chunk.frames[torch.from_numpy(np.isin(chunk.indices, stored))],
-                                                 self.height) for chunk in decoder])
+        shown = []
+        with _decoding(record, self.target_fps, self.progress) as bar:
+            for chunk in decoder:
+                shown.append(_display_frames(chunk.frames[torch.from_numpy(np.isin(chunk.indices, stored))],
+                                             self.height))
+                bar.update(len(chunk.indices))
+        frames = np.concatenate(shown)
         if decoder.decoded_frames != video.decoded_frames or len(frames) != video.num_frames:
             raise VavaError(f"video {video_id!r}: {record.path} decodes to {decoder.decoded_frames} frames, "
                             f"{video.decoded_frames} when it was extracted; re-extract it or pass the file")
@@ -182,9 +203,12 @@ class TrainedRun:
                              labels=np.empty(0, dtype=np.int64))
         decoder = VideoDecoder(record, DECODE_CHUNK, self.target_fps)
         frames, maps = [], []
-        for chunk in decoder:
-            frames.append(_display_frames(chunk.frames, self.height))
-            maps.append(backbone_maps(self.backbone, self.preprocessing(chunk.frames), self.device))
+        with _decoding(record, self.target_fps, self.progress) as bar:
+            bar.set_description(f"align: decode and embed {record.id}")
+            for chunk in decoder:
+                frames.append(_display_frames(chunk.frames, self.height))
+                maps.append(backbone_maps(self.backbone, self.preprocessing(chunk.frames), self.device))
+                bar.update(len(chunk.indices))
         fps = _sampled_fps(decoder.source_fps, self.target_fps)
         video = CachedVideo(id=record.id, split="", action="", num_frames=sum(len(m) for m in maps),
                             decoded_frames=decoder.decoded_frames, fps=fps, phases=(), background_label=None,
@@ -218,23 +242,37 @@ def time_bars(positions: np.ndarray, colours: np.ndarray, width: int, height: in
 
 
 def compose(a: Clip, b: Clip, shown: np.ndarray) -> np.ndarray:
-    """(Ta, h + bar, wa + wb, 3) uint8: A's frames beside B's frames `shown[t]`, time bars below."""
-    bar = _bar_height(a.frames.shape[1])
+    """(Ta, line + h + bar [+ legend], wa + wb, 3) uint8: A's frames beside B's frames `shown[t]`, a caption
+    above each (the video's name and the frame shown of its frames), time bars below, and under them a
+    legend of the phase colours when either video has labels."""
+    bar, line = _bar_height(a.frames.shape[1]), strip_height(a.frames.shape[1])
+    frame = np.arange(len(a.frames))
+    caption = np.concatenate([
+        captions([f"A: {a.name}   frame {t + 1}/{len(a.frames)}" for t in frame], a.frames.shape[2], line),
+        captions([f"B: {b.name} (re-timed)   frame {t + 1}/{len(b.frames)}" for t in shown], b.frames.shape[2],
+                 line)], axis=2)
     top = np.concatenate([a.frames, b.frames[shown]], axis=2)
-    bars = np.concatenate([time_bars(np.arange(len(a.frames)), _timeline_colours(a), a.frames.shape[2], bar),
+    bars = np.concatenate([time_bars(frame, _timeline_colours(a), a.frames.shape[2], bar),
                            time_bars(shown, _timeline_colours(b), b.frames.shape[2], bar)], axis=2)
-    return np.concatenate([top, bars], axis=1)
+    parts = [caption, top, bars]
+    labelled = [clip for clip in (a, b) if clip.labels is not None]
+    if labelled:
+        key = legend(np.concatenate([clip.labels for clip in labelled]), labelled[0].phases,
+                     labelled[0].background_label, top.shape[2], line)
+        parts.append(np.broadcast_to(key, (len(frame), *key.shape)))
+    return np.concatenate(parts, axis=1)
 
 
 def align_videos(run_dir: str | Path, video_a: str, video_b: str, out_mp4: str | Path, method: str = "dtw",
                  plot_png: str | Path | None = None, fps: float | None = None, height: int = DEFAULT_HEIGHT,
-                 weights: str | Path | None = None, device: str = "auto", features: str | Path | None = None) -> Path:
+                 weights: str | Path | None = None, device: str = "auto", features: str | Path | None = None,
+                 progress: bool = False) -> Path:
     """Write `out_mp4`: A at its own pace beside B re-timed to follow it (matches by `method`).
 
     Videos are ids of the run's feature set (`features`, default: the one it was trained on) or
     paths of video files / frame folders. The output plays at `fps` (default: A's frame rate), both
     halves `height` pixels high (rounded up to even). With `plot_png`, the alignment plot is written
-    too. Returns the path of the video.
+    too. With `progress`, decoding each video shows a progress bar on stderr. Returns the path of the video.
     """
     for option, path, suffix in (("--out", out_mp4, ".mp4"), ("--plot", plot_png, ".png")):
         if path is not None and Path(path).suffix.lower() != suffix:
@@ -245,7 +283,7 @@ def align_videos(run_dir: str | Path, video_a: str, video_b: str, out_mp4: str |
         raise VavaError(f"--height: must be at least 2, got {height}")
     if fps is not None and not fps > 0:
         raise VavaError(f"--fps: must be positive, got {fps}")
-    run = TrainedRun(run_dir, weights, device, height, features)
+    run = TrainedRun(run_dir, weights, device, height, features, progress)
     a, b = run.clip(video_a), run.clip(video_b)
     out_fps = fps or a.fps
     if not out_fps:

@@ -1,5 +1,6 @@
 """`vava embed`: per-frame embeddings of every video of a feature set, written to RUN/embeddings.h5
-(embeddings-<tag>.h5 for a checkpoint other than the last: `vava.core.run_folder.checkpoint_tag`).
+(embeddings-<tag>.h5 for a checkpoint other than the last: `vava.core.run_folder.checkpoint_tag`, and
+embeddings-identity-<kind>.h5 for an identity kind written into a trained run).
 
 The file's layout is `vava.core.embeddings_file`'s; the trained embedder comes from the run folder
 (`vava.core.run_folder.load_embedder`). Identity kinds (no training; docs/evaluation.md#reference-rows):
@@ -23,10 +24,17 @@ from vava.cache.inspect import require_complete
 from vava.cache.store import CachedVideo, FeatureSet, open_run_features
 from vava.core.devices import resolve_device
 from vava.core.embedder import NO_CONTEXT, EmbedderConfig, embed_video
-from vava.core.embeddings_file import EMBEDDINGS_NAME, IDENTITY_KINDS, EmbeddingsWriter
+from vava.core.embeddings_file import EMBEDDINGS_NAME, IDENTITY_KINDS, EmbeddingsWriter, time_only
 from vava.core.errors import VavaError
 from vava.core.records import SPLITS
-from vava.core.run_folder import checkpoint_tag, load_embedder, locked_run, tagged_name
+from vava.core.run_folder import (
+    RUN_INFO_NAME,
+    checkpoint_tag,
+    identity_tag,
+    load_embedder,
+    locked_run,
+    tagged_name,
+)
 
 SD_FLOOR = 1e-6  # a dimension constant over the train frames is centred, not divided by 0
 
@@ -43,8 +51,9 @@ def embed(run_dir: str | Path, features: str | Path | None = None, splits: tuple
     best, a step or a file: `vava.core.run_folder.find_checkpoint`), on the feature set it was trained
     on unless `features` is given, and only the videos of the actions it was trained on when its config
     names some (`data.actions`). The file is embeddings.h5 for the last checkpoint, else it carries the
-    checkpoint's tag (embeddings-best.h5). The run folder is locked while embedding (so never while
-    `vava train` writes to it).
+    checkpoint's tag (embeddings-best.h5); identity embeddings into a trained run go to
+    embeddings-identity-<kind>.h5. The run folder is locked while embedding (so never while `vava train`
+    writes to it).
     """
     unknown = sorted(set(splits) - set(SPLITS))
     if unknown or not splits:
@@ -68,7 +77,7 @@ def embed(run_dir: str | Path, features: str | Path | None = None, splits: tuple
         else:
             trained = load_embedder(run_dir, checkpoint)
             feature_set = open_run_features(features, trained.features)
-            trained.check_channels(feature_set.channels(), feature_set.path)
+            trained.check_maps(feature_set.map_shape(), feature_set.path)
             require_complete(feature_set, allow_partial)
             embed_one = on_maps(feature_set, trained.build(torch_device), trained.model, chunk_frames, torch_device)
             state = trained.checkpoint
@@ -80,7 +89,9 @@ def embed(run_dir: str | Path, features: str | Path | None = None, splits: tuple
         if not videos:
             raise VavaError(f"{feature_set.path}: no complete video in split(s) {', '.join(splits)}")
         attrs.update({"run": str(run_dir.resolve()), "splits": ",".join(splits)})
-        out = run_dir / tagged_name(EMBEDDINGS_NAME, checkpoint_tag(checkpoint))
+        trained_run = (run_dir / RUN_INFO_NAME).is_file()  # its embeddings.h5 is its embedder's: never replaced
+        tag = identity_tag(identity) if identity is not None and trained_run else checkpoint_tag(checkpoint)
+        out = run_dir / tagged_name(EMBEDDINGS_NAME, tag)
         return write_embeddings(out, feature_set, videos, embed_one, attrs, progress)
 
 
@@ -116,11 +127,6 @@ def on_maps(feature_set: FeatureSet, embed_maps: Callable[[torch.Tensor], torch.
             chunk_frames: int, device: torch.device) -> Embed:
     """A video's embeddings by `embed_maps` on its cached maps with the context `model` stacks, a chunk at a time."""
     return lambda video: embed_video(feature_set, video, embed_maps, model, chunk_frames, device)
-
-
-def time_only(num_frames: int) -> np.ndarray:
-    """(T, 1) float32: t / T for the stored frames t = 0..T-1 (0 for the first, (T-1)/T for the last)."""
-    return (np.arange(num_frames, dtype=np.float64) / num_frames).astype(np.float32)[:, None]
 
 
 def _train_statistics(feature_set: FeatureSet, pooled: Embed) -> tuple[np.ndarray, np.ndarray, dict[str, object]]:

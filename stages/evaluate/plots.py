@@ -23,6 +23,7 @@ from vava.core.errors import VavaError
 from vava.core.figures import new_figure, phase_colours, phase_legend, save_figure
 
 TSNE_SIZE = (7.0, 6.0)          # inches
+TSNE_PLOT_RIGHT = 0.7           # share of the width the points take; the legends sit right of them
 LOSS_WIDTH, LOSS_ROW_HEIGHT = 9.0, 2.6
 VIDEO_MARKERS = ("o", "s", "^", "D", "v", "P", "X", "*")
 LOG_COLUMNS_EXCLUDED = ("step", "lr", "steps_per_s")  # train_log.csv columns that are not losses
@@ -67,10 +68,11 @@ def plot_tsne(embeddings_path: str | Path, out_png: str | Path, videos: int = 3,
         ax.scatter(xy[start:stop, 0], xy[start:stop, 1], c=phase_colours(video.labels, _background(video)),
                    marker=marker, s=18, linewidths=0.3, edgecolors="black")
     labels = np.concatenate([v.labels for v in chosen])
-    phase_legend(ax, labels, chosen[0].phases, _background(chosen[0]), loc="upper left")
+    figure.subplots_adjust(right=TSNE_PLOT_RIGHT)  # the legends go in the margin right of the points
+    phase_legend(ax, labels, chosen[0].phases, _background(chosen[0]), loc="upper left", bbox_to_anchor=(1.02, 1))
     ax.legend(handles=[Line2D([], [], marker=m, linestyle="", color="black", label=v.id)
                        for v, m in zip(chosen, VIDEO_MARKERS)], title="video", fontsize=8, title_fontsize=8,
-              loc="lower right")
+              loc="lower left", bbox_to_anchor=(1.02, 0))
     ax.set_title(f"t-SNE of the embeddings of {len(chosen)} val video(s), action {chosen[0].action!r}")
     ax.set_xticks([])
     ax.set_yticks([])

@@ -8,7 +8,7 @@ from pathlib import Path
 import faiss
 import sklearn
 
-from vava.core.embeddings_file import EmbeddingsFile, load_embeddings
+from vava.core.embeddings_file import EmbeddingsFile, identity_kind, load_embeddings, time_only_file
 from vava.core.errors import VavaError
 from vava.core.report_file import REPORT_JSON, load_report, write_report_files
 from vava.stages.evaluate import tables
@@ -19,16 +19,34 @@ from vava.stages.evaluate.retrieval import faiss_device
 from vava.stages.evaluate.skip import ProbeSkipped
 
 
-def evaluate_embeddings(path: str | Path, probes: Registry = PROBES, **options: object) -> dict[str, object]:
+def evaluate_embeddings(path: str | Path, probes: Registry = PROBES, time_reference: bool = True,
+                        **options: object) -> dict[str, object]:
     """Run the probes of `options["tasks"]` on the embeddings file; `options` are EvalOptions' fields.
 
     Each probe runs per action on that action's videos; the headline numbers are the unweighted
     means over actions. A probe the input cannot support is listed under "skipped" with the reason.
+    With `time_reference` (unless the file is itself time only) the same probes also run on each frame's
+    time alone, t/T, into `references["time"]`: the row a useful embedding has to beat.
     """
     o = EvalOptions(probes, **options)
     selected = o.selected()
     data = load_embeddings(path, o.background)
     _check_splits(data, selected)
+    report = {
+        "file": str(data.path), "attrs": data.attrs, "options": o.as_dict(), "defaults": EvalOptions(probes).as_dict(),
+        "software": {"scikit-learn": sklearn.__version__, "faiss": faiss.__version__,
+                     "faiss_device": faiss_device(o.device) if "retrieval" in selected else None},
+        "videos": {split: len(data.split(split)) for split in ("train", "val")},
+        **_run_probes(data, selected, o),
+        "created": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
+    }
+    if time_reference and identity_kind(data.attrs) != "time":
+        report["references"] = {"time": _run_probes(time_only_file(path, o.background), selected, o)}
+    return report
+
+
+def _run_probes(data: EmbeddingsFile, selected: Registry, o: EvalOptions) -> dict[str, object]:
+    """Every selected probe on every action of `data`: {"results", "per_action", "skipped"}."""
     instances = {name: probe(o) for name, probe in selected.items()}
     running = sorted(instances.values(), key=lambda probe: probe.rank)
     per_action, skipped = {}, []
@@ -39,14 +57,7 @@ def evaluate_embeddings(path: str | Path, probes: Registry = PROBES, **options: 
         skipped += [{"action": action, **skip} for skip in skips]
     results = {"actions": len(per_action),
                **{name: probe.aggregate(list(per_action.values())) for name, probe in instances.items()}}
-    return {
-        "file": str(data.path), "attrs": data.attrs, "options": o.as_dict(), "defaults": EvalOptions(probes).as_dict(),
-        "software": {"scikit-learn": sklearn.__version__, "faiss": faiss.__version__,
-                     "faiss_device": faiss_device(o.device) if "retrieval" in selected else None},
-        "videos": {split: len(data.split(split)) for split in ("train", "val")},
-        "results": results, "per_action": per_action, "skipped": skipped,
-        "created": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
-    }
+    return {"results": results, "per_action": per_action, "skipped": skipped}
 
 
 def _probe_action(action: Action, running: Sequence[Probe]) -> tuple[dict[str, object], list[dict[str, str]]]:
@@ -104,5 +115,6 @@ def compare_reports(reports: Sequence[dict[str, object]], probes: Registry = PRO
 
 
 def render_text(report: dict[str, object], probes: Registry = PROBES) -> str:
-    """The main table of one report as aligned plain text, for printing."""
-    return tables.text(*tables.main_table([report], probes))
+    """The main table of one report (with its reference rows, without empty columns) as aligned plain text."""
+    table, hidden = tables.results_table(report, probes)
+    return tables.text(*table) + (f"not shown, no number in any row: {', '.join(hidden)}\n" if hidden else "")

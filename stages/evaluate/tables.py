@@ -14,7 +14,7 @@ from pathlib import Path
 
 from vava.core.embeddings_file import IDENTITY_KINDS, identity_kind
 from vava.stages.evaluate.probes import PROBES, Registry
-from vava.stages.evaluate.probes.base import Column, Report, markdown, percent
+from vava.stages.evaluate.probes.base import Column, Report, by_reason, markdown, percent
 from vava.stages.evaluate.probes.classification import accuracy_at
 
 Table = tuple[list[str], list[list[str]]]
@@ -59,6 +59,43 @@ def main_table(reports: Sequence[Report], probes: Registry = PROBES, with_run_de
     return ["Run", *(c.title for c in details), *(c.title for c in numbers)], rows
 
 
+def with_references(report: Report) -> list[Report]:
+    """The report and its reference rows (`references`, e.g. the time-only row), each as a report of its own."""
+    rows = [report]
+    for kind, reference in report.get("references", {}).items():
+        rows.append({**report, **reference, "attrs": {**report["attrs"], "embedder": "identity", "identity_kind": kind,
+                                                      "run": f"{IDENTITY_KINDS.get(kind, kind)} (reference)"}})
+    return rows
+
+
+def results_table(report: Report, probes: Registry = PROBES) -> tuple[Table, list[str]]:
+    """One report's main table with its reference rows, less the number columns empty in every row; and
+    the titles of those left out that belong to the tasks evaluated (the others were not asked for)."""
+    table, hidden = without_empty_columns(*main_table(with_references(report), probes))
+    tasks = report["options"].get("tasks", list(probes))
+    asked = {c.title for name, probe in probes.items() if name in tasks for c in probe.columns(report["options"])}
+    return table, [title for title in hidden if title in asked]
+
+
+def without_empty_columns(header: list[str], rows: list[list[str]]) -> tuple[Table, list[str]]:
+    """The table less its columns that hold "-" in every row (the first column always stays), and their titles."""
+    empty = [i for i in range(1, len(header)) if all(row[i] == "-" for row in rows)]
+    kept = [i for i in range(len(header)) if i not in empty]
+    return ([header[i] for i in kept], [[row[i] for i in kept] for row in rows]), [header[i] for i in empty]
+
+
+def results_notes(report: Report, hidden: Sequence[str]) -> str:
+    """What report.md says under the results table: the reference rows, and the columns left out."""
+    notes = []
+    if "time" in report.get("references", {}):
+        notes.append("time only (reference): the same probes on each frame's position t/T alone, without its "
+                     "pixels: what an embedding has to beat to show it learnt more than the time in the video "
+                     "(its Kendall's tau is 1 by construction).")
+    if hidden:
+        notes.append(f"Not shown, no number in any row: {', '.join(hidden)}.")
+    return "".join(f"\n{note}\n" for note in notes)
+
+
 def per_action_table(report: Report, probes: Registry = PROBES) -> Table:
     numbers = _number_columns(report["options"], probes)
     rows = [[action, str(values["train_videos"]), str(values["val_videos"]), *(c.cell(values) for c in numbers)]
@@ -88,10 +125,12 @@ def report_markdown(report: Report, probes: Registry = PROBES) -> str:
     probes' sections, skips, protocol."""
     sections = {default: [s for probe in probes.values() if probe.default == default and (s := probe.section(report))]
                 for default in (True, False)}
+    table, hidden = results_table(report, probes)
     parts = [f"# Evaluation: {run_label(report)}\n", _provenance(report),
-             "## Results (unweighted mean over actions)\n", markdown(*main_table([report], probes)), *sections[True]]
+             "## Results (unweighted mean over actions)\n", markdown(*table) + results_notes(report, hidden),
+             *sections[True]]
     if len(report["per_action"]) > 1:
-        parts += ["## Per action\n", markdown(*per_action_table(report, probes))]
+        parts += ["## Per action\n", markdown(*without_empty_columns(*per_action_table(report, probes))[0])]
     parts += sections[False]
     if report["skipped"]:
         parts += ["## Skipped\n", "\n".join(f"- {line}" for line in skip_lines(report)) + "\n"]
@@ -100,12 +139,8 @@ def report_markdown(report: Report, probes: Registry = PROBES) -> str:
 
 def skip_lines(report: Report) -> list[str]:
     """One line per skipped task and reason: "task (actions): reason", or "task (every action): reason"."""
-    grouped: dict[tuple[str, str], list[str]] = {}
-    for skip in report["skipped"]:
-        grouped.setdefault((skip["task"], skip["reason"]), []).append(skip["action"])
-    every = len(report["per_action"])
-    return [f"{task} ({'every action' if len(actions) == every > 1 else ', '.join(actions)}): {reason}"
-            for (task, reason), actions in grouped.items()]
+    return by_reason([(skip["task"], skip["reason"], skip["action"]) for skip in report["skipped"]],
+                     len(report["per_action"]))
 
 
 def _provenance(report: Report) -> str:

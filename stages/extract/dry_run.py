@@ -1,7 +1,8 @@
 """`vava extract --dry-run`: what an extraction would cache, from the videos' metadata alone.
 
-Nothing is decoded or written. Frames are counted with `probe_video` (videos inside a container file:
-their labels) and the decoder's keep rule
+Nothing is decoded or written. The weights are read (`load_backbone`), so a missing or unfitting
+weights file stops the dry run as it would stop the extraction. Frames are counted with `probe_video`
+(videos inside a container file: their labels) and the decoder's keep rule
 (`--fps` resampling, then any `keep` mask of the adapter); each cached frame is the backbone's
 channels x (S / stride)^2 map in float16. The size on disk is an estimate: the raw size divided by
 `COMPRESSION_RATIO`.
@@ -12,11 +13,10 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from vava.core.backbone import BACKBONES
-from vava.core.decode import kept_mask
+from vava.core.backbone import load_backbone
 from vava.core.errors import VavaError
 from vava.core.records import VideoRecord
-from vava.core.videoio import probe_video
+from vava.core.videoio import kept_frames
 from vava.stages.extract.run import ExtractOptions
 
 # bench/README.md: zstd-3 + byte shuffle on ResNet-50 conv4 maps of 224 px frames (random weights), 1.70x
@@ -42,6 +42,7 @@ class ExtractPlan:
     total: PlanRow
     frame_bytes: int                       # raw float16 bytes of one cached frame
     frame_shape: tuple[int, int, int]
+    weights: str                           # the identity of the weights (`load_backbone`)
     unreadable: dict[str, str] = field(default_factory=dict)  # video id -> why it could not be probed
 
     def raw_bytes(self, row: PlanRow) -> int:
@@ -51,30 +52,11 @@ class ExtractPlan:
         return round(self.raw_bytes(row) / COMPRESSION_RATIO)
 
 
-def kept_frames(record: VideoRecord, target_fps: float | None) -> int:
-    """Frames of `record` an extraction would cache: probed, resampled and masked like the decoder does
-    (the stream's rate when the file has one, else the record's). A video stored as one record of a
-    container file (`member`, e.g. a TFRecord shard) is not probed: it has one label per frame."""
-    if record.member is None:
-        frames, fps = probe_video(record.path)
-    elif record.labels is not None:
-        frames, fps = record.labels.shape[0], None
-    else:
-        raise VavaError(f"{record.path}: record at byte {record.member} has no labels to count its frames by")
-    source_fps = fps or record.fps
-    if target_fps is not None and not source_fps:
-        raise VavaError(f"frame rate unknown, cannot resample to {target_fps} fps (give `fps` in the manifest)")
-    kept = kept_mask(frames, source_fps, target_fps)
-    if record.keep is not None:
-        kept[: record.keep.shape[0]] &= record.keep[:frames]
-    return int(np.count_nonzero(kept))
-
-
 def plan_extract(records: list[VideoRecord], options: ExtractOptions) -> ExtractPlan:
-    """Per split and action (in order of first appearance) and in total: videos and kept frames."""
-    spec = BACKBONES[options.backbone]
-    side = options.image_size // spec.stride
-    shape = (spec.channels, side, side)
+    """Per split and action (in order of first appearance) and in total: videos and kept frames; the
+    weights are read first (a `VavaError` when they are missing or do not fit the backbone)."""
+    _, weights = load_backbone(options.backbone, options.weights, options.seed)
+    shape = options.map_shape
     rows: dict[tuple[str, str], PlanRow] = {}
     total = PlanRow("total", "")
     unreadable = {}
@@ -89,7 +71,7 @@ def plan_extract(records: list[VideoRecord], options: ExtractOptions) -> Extract
             counted.videos += 1
             counted.frames += frames
     ordered = sorted(rows.values(), key=lambda r: ("train", "val", "test").index(r.split))
-    return ExtractPlan(ordered, total, int(np.prod(shape)) * FLOAT16_BYTES, shape, unreadable)
+    return ExtractPlan(ordered, total, int(np.prod(shape)) * FLOAT16_BYTES, shape, weights, unreadable)
 
 
 def human_bytes(size: float) -> str:
@@ -112,7 +94,8 @@ def plan_table(plan: ExtractPlan, options: ExtractOptions) -> str:
              for cells in [header, *rows]]
     sampling = f"resampled to {options.target_fps:g} fps" if options.target_fps else "every decoded frame"
     heading = (f"dry run, nothing decoded or written: {options.backbone} maps {channels}x{side}x{side} float16 at "
-               f"{options.image_size} px = {human_bytes(plan.frame_bytes)} a frame, {sampling}")
+               f"{options.image_size} px = {human_bytes(plan.frame_bytes)} a frame, {sampling}; weights "
+               f"{plan.weights[:23]} (read)")
     basis = (f"on disk is an estimate: raw / {COMPRESSION_RATIO:.2f}, the compression measured on 224 px ResNet-50 "
              "conv4 maps (bench/README.md)")
     return "\n".join([heading, *lines, basis]) + "\n"

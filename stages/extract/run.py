@@ -7,12 +7,14 @@ video complete. Per-video file locks let several processes share one cache.
 """
 from __future__ import annotations
 
+import contextlib
 import os
 import queue
 import sys
 import threading
 import time
 from collections import deque
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import ClassVar
@@ -44,6 +46,7 @@ from vava.core.validation import (
     optional,
     validate,
 )
+from vava.core.videoio import planned_frames
 
 LENGTH_MISMATCH_MODES = ("error", "truncate")
 BACKBONE = Rule(lambda name: name in BACKBONES, "a known backbone",
@@ -69,6 +72,13 @@ class ExtractOptions:
     chunk_frames: int = checked(at_least(1), 16)
     progress: bool = checked(FLAG, True)
     repair: bool = checked(FLAG, False)  # read every cached video in full; damaged ones are extracted again
+
+    @property
+    def map_shape(self) -> tuple[int, int, int]:
+        """(channels, side, side) of each cached frame's maps."""
+        spec = BACKBONES[self.backbone]
+        side = self.image_size // spec.stride
+        return spec.channels, side, side
 
     def validate(self) -> None:
         """Raise a ConfigError for the first option that breaks its rule."""
@@ -132,17 +142,18 @@ def extract(records: list[VideoRecord], cache: str | Path, options: ExtractOptio
     Videos already complete are skipped unless damaged (missing or resized files; with
     `options.repair`, any byte that fails its checksum); a video that fails is reported and left
     out while the others go on; every video of `records` ends up in exactly one outcome of the
-    summary. The feature set path is `cache/<fingerprint>`.
+    summary. The feature set path is `cache/<fingerprint>`. Backbone output that is not finite stops
+    the extraction (`VavaError` naming the weights); videos finished before are kept.
     """
     options.validate()
     for record in records:
         check_video_id(record.id, "extract")
     device = resolve_device(options.device)
     backbone, weights_identity = load_backbone(options.backbone, options.weights, options.seed)
-    spec = BACKBONES[options.backbone]
     preprocessing = Preprocessing(options.image_size, options.resize)
-    fingerprint, inputs = feature_set_fingerprint(records, feature_settings(options, weights_identity))
-    feature_set = FeatureSet.create(Path(cache) / fingerprint, fingerprint, inputs, {"dataset": dataset or {}})
+    fingerprint, inputs, members = feature_set_fingerprint(records, feature_settings(options, weights_identity))
+    feature_set = FeatureSet.create(Path(cache) / fingerprint, fingerprint, inputs, {"dataset": dataset or {}},
+                                    members)
     summary = ExtractSummary(path=feature_set.path, fingerprint=fingerprint,
                              damaged=drop_damaged(feature_set, [r.id for r in records], full=options.repair))
     pending = []
@@ -153,18 +164,30 @@ def extract(records: list[VideoRecord], cache: str | Path, options: ExtractOptio
             pending.append(record)
     start = time.perf_counter()
     if pending:
-        side = options.image_size // spec.stride
         backbone = backbone.to(device)
         if device.type == "cuda":
             backbone = backbone.to(memory_format=torch.channels_last)
-        run = _ExtractionRun(feature_set, backbone, preprocessing, options, device, (spec.channels, side, side), summary)
-        with feature_set.writing():
+        run = _ExtractionRun(feature_set, backbone, preprocessing, options, device, options.map_shape, summary)
+        with feature_set.writing(), _naming_unrepaired(summary):
             deferred = run.run(pending, blocking=False)
             if deferred:  # held by another process: wait for it, then take over whatever it left undone
                 run.run(deferred, blocking=True)
     summary.seconds = time.perf_counter() - start
     summary.account_for([record.id for record in records])
     return summary
+
+
+@contextlib.contextmanager
+def _naming_unrepaired(summary: ExtractSummary) -> Iterator[None]:
+    """A `VavaError` that stops the extraction also names the damaged videos it left unrepaired."""
+    try:
+        yield
+    except VavaError as err:
+        left = [video_id for video_id in summary.damaged if video_id not in summary.extracted]
+        if not left:
+            raise
+        shown = ", ".join(map(repr, left[:3])) + (f" and {len(left) - 3} more" if len(left) > 3 else "")
+        raise VavaError(f"{err}; not repaired: {shown} (found damaged, not extracted again)") from None
 
 
 # Messages passed between the threads. `job` carries one video through the pipeline.
@@ -236,10 +259,10 @@ class _ExtractionRun:
         workers = min(self.options.workers, len(records))
         frames_q: queue.Queue = queue.Queue(maxsize=4 * workers)
         write_q: queue.Queue = queue.Queue(maxsize=8)
-        counts = [r.num_frames for r in records]
-        total = None if None in counts else sum(counts)  # unlabelled videos: frames known once decoded
-        bar = tqdm(total=total, unit="frame", desc="extract", file=sys.stderr, disable=not self.options.progress,
-                   dynamic_ncols=True)
+        # the frames to cache, counted from the videos' metadata as --dry-run counts them: a total and an ETA
+        total = planned_frames(records, self.options.target_fps) if self.options.progress else None
+        bar = tqdm(total=total or None, unit="frame", desc="extract", file=sys.stderr,
+                   disable=not self.options.progress, dynamic_ncols=True)
         threads = [threading.Thread(target=self._decode_worker, args=(todo, frames_q, deferred, blocking), daemon=True)
                    for _ in range(workers)]
         writer = threading.Thread(target=self._write_loop, args=(write_q,), daemon=True)
@@ -366,6 +389,12 @@ class _ExtractionRun:
             raise VavaError(f"--batch-size: {len(images)} frames do not fit in {self.device} memory; "
                             "use a smaller batch (videos finished so far are kept)") from None
         bounds = np.cumsum([0] + [len(s) for s in segments])
+        bad = ~np.isfinite(maps).reshape(len(maps), -1).all(axis=1)  # cheap beside the backbone
+        if bad.any():  # stored, such maps would fail every later check (and --repair would store them again)
+            first = segments[np.searchsorted(bounds, np.argmax(bad), side="right") - 1]
+            raise VavaError(f"--weights {self.options.weights}: the {self.options.backbone} backbone gives NaN or "
+                            f"infinite features (first in video {first.job.record.id!r}); the weights are damaged or "
+                            "not for this backbone (videos finished so far are kept)")
         return [_Frames(s.job, maps[a:b], s.indices) for s, a, b in zip(segments, bounds[:-1], bounds[1:])]
 
     # -- writer thread -------------------------------------------------------------------

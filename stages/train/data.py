@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import math
 import os
+import sys
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -177,6 +178,14 @@ def channel_statistics(feature_set: FeatureSet, videos: list[CachedVideo],
     return mean.float(), std.clamp_min(max(STD_FLOOR * float(std.mean()), 1e-6)).float()
 
 
+def _quiet_worker(worker_id: int) -> None:
+    """Silence a loader worker's own stderr. What goes wrong in it reaches the main process: a damaged video
+    as `_ReadError`, any other error re-raised there by the DataLoader. What a worker would print itself is
+    the noise of its shutdown, e.g. tracebacks that zarr's event loop logs for reads still in flight when the
+    main process stops on an error."""
+    sys.stderr = open(os.devnull, "w")  # noqa: SIM115 - for the worker's lifetime
+
+
 def split_bytes(feature_set: FeatureSet, videos: list[CachedVideo]) -> int:
     if not videos:
         return 0
@@ -235,7 +244,7 @@ def batches(feature_set: FeatureSet, videos: list[CachedVideo], sampler: PairSam
     if path == "zarr":
         loader = DataLoader(_Steps(ZarrFeatures(feature_set.path, videos, classes), sampler, start, stop, context),
                             batch_size=None, num_workers=workers, prefetch_factor=4 if workers else None,
-                            pin_memory=device.type == "cuda")
+                            pin_memory=device.type == "cuda", worker_init_fn=_quiet_worker if workers else None)
         for batch in loader:
             if isinstance(batch, _ReadError):
                 raise VavaError(batch.message)

@@ -35,12 +35,11 @@ class Evaluator(Protocol):
 
 
 def check_evaluator(config: TrainConfig, evaluator: Evaluator | None) -> None:
-    """`VavaError` unless evaluating every `eval_every` steps by `eval_metric` is possible."""
-    if not config.eval_every:
-        return
-    if evaluator is None:
+    """`VavaError` unless evaluating every `eval_every` steps by `eval_metric` is possible (the metric is
+    checked even without `eval_every`: a misspelt one would otherwise wait for the run that scores)."""
+    if config.eval_every and evaluator is None:
         raise VavaError("--eval-every: scoring during training needs an evaluator (the vava CLI passes one)")
-    if config.eval_metric not in evaluator.higher_is_better:
+    if evaluator is not None and config.eval_metric not in evaluator.higher_is_better:
         raise VavaError(f"--eval-metric: {config.eval_metric!r} is not one of "
                         f"{', '.join(evaluator.higher_is_better)}")
 

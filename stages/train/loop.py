@@ -53,6 +53,7 @@ from vava.stages.train.data import (
     choose_data_path,
     split_bytes,
 )
+from vava.stages.train.estimate import StepClock
 from vava.stages.train.evaluation import Evaluator, Validation, check_evaluator
 from vava.stages.train.logs import CsvLog, open_tensorboard
 from vava.stages.train.objectives import OBJECTIVES, PairBatch, build_config, build_objective
@@ -156,7 +157,8 @@ def _fit(run_dir: Path, feature_set: FeatureSet, videos: list[CachedVideo], samp
     atomic_write(run_dir / RUN_INFO_NAME, json.dumps({"features": features, "fingerprint": feature_set.fingerprint},
                                                      indent=2) + "\n")
 
-    in_channels = feature_set.frame_shape(videos[0].id)[0]
+    frame_shape = feature_set.frame_shape(videos[0].id)
+    in_channels = frame_shape[0]
     torch.manual_seed(config.seed)
     embedder = Embedder(in_channels, config.model)
     if config.model.standardize and not state:
@@ -173,7 +175,8 @@ def _fit(run_dir: Path, feature_set: FeatureSet, videos: list[CachedVideo], samp
     data_path = choose_data_path(config.data.path, split_bytes(feature_set, videos), torch_device)
     stream = batches(feature_set, videos, sampler, data_path, context, classes, start, config.steps, torch_device,
                      config.data.workers)
-    meta = {"features": features, "fingerprint": feature_set.fingerprint, "in_channels": in_channels}
+    meta = {"features": features, "fingerprint": feature_set.fingerprint, "in_channels": in_channels,
+            "frame_shape": list(frame_shape)}
     autocast = config.amp and torch_device.type == "cuda"
     tensorboard = open_tensorboard(run_dir) if config.tensorboard else None
     log = CsvLog(run_dir / LOG_NAME, start, "training log", tensorboard, "train")
@@ -184,6 +187,7 @@ def _fit(run_dir: Path, feature_set: FeatureSet, videos: list[CachedVideo], samp
                disable=not progress, dynamic_ncols=True)
     began, loss_value, step = time.perf_counter(), float("nan"), start
     window_start, window_steps, window = began, 0, {}  # sums of the logged values since the last log line
+    clock = StepClock(start, config.steps, torch_device)
     embedder.train()
     objective.train()
     try:
@@ -208,6 +212,8 @@ def _fit(run_dir: Path, feature_set: FeatureSet, videos: list[CachedVideo], samp
             for key, value in {"loss": loss_value, **{k: float(v) for k, v in components.items()}}.items():
                 window[key] = window.get(key, 0.0) + value
             bar.update(1)
+            for line in clock.tick(done):  # printed even without a progress bar: it may say to stop
+                tqdm.write(line, file=sys.stderr)
             if done % config.log_every == 0 or done == config.steps:
                 now = time.perf_counter()
                 log.write({"step": done, **{k: v / window_steps for k, v in window.items()},

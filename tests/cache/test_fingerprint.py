@@ -26,7 +26,7 @@ def test_stable_hash_ignores_key_order() -> None:
 
 
 def test_same_inputs_same_fingerprint_and_readable_inputs(tiny_dataset: Path) -> None:
-    fp, inputs = feature_set_fingerprint(load_folder(tiny_dataset), SETTINGS)
+    fp, inputs, _ = feature_set_fingerprint(load_folder(tiny_dataset), SETTINGS)
     assert fp == fingerprint(tiny_dataset) and len(fp) == 16
     assert inputs["num_videos"] == 3 and inputs["backbone"] == "resnet50" and inputs["format_version"] == 2
 

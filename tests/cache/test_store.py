@@ -7,6 +7,7 @@ import numpy as np
 import pytest
 
 from vava.cache.inspect import describe, verify
+from vava.cache.locks import creation_lock, set_lock, video_lock
 from vava.cache.store import FRAMES_PER_SHARD, FeatureSet, open_feature_sets, remove_feature_set
 from vava.core.errors import VavaError
 
@@ -116,3 +117,36 @@ def test_flags_are_stored_checksummed_when_given(tmp_path: Path) -> None:
     bad.append(np.zeros((3, *SHAPE), np.float16))
     with pytest.raises(ValueError, match="2 flags for 3 labels"):
         bad.finish(np.zeros(3, np.int64), np.arange(3), {}, flags[:2])
+
+
+def test_ids_starting_with_two_underscores_are_stored_under_an_escaped_name(tmp_path: Path) -> None:
+    fs = new_set(tmp_path)
+    youtube = write(fs, "__9c5VYjqsw", 3, seed=1)  # a real YouTube id; zarr reserves names starting with "__"
+    lookalike = write(fs, "%5F_9c5VYjqsw", 2, seed=2)  # an id spelled like the escaped name stays apart
+    write(fs, "b", 2)
+    assert sorted(p.name for p in (fs.path / "videos").iterdir() if p.is_dir()) == \
+        ["%255F_9c5VYjqsw", "%5F_9c5VYjqsw", "b"]
+    again = FeatureSet.open(fs.path)
+    assert [v.id for v in again.videos()] == ["%5F_9c5VYjqsw", "__9c5VYjqsw", "b"]
+    assert np.array_equal(again.read("__9c5VYjqsw"), youtube) and np.array_equal(again.read("%5F_9c5VYjqsw"), lookalike)
+    report = verify(again)
+    assert again.file_problem("__9c5VYjqsw") is None and report.ok and report.checked == 3
+    with fs.writing():
+        fs.remove_video("__9c5VYjqsw")
+    assert [v.id for v in FeatureSet.open(fs.path).videos()] == ["%5F_9c5VYjqsw", "b"]
+
+
+def test_a_folder_no_id_is_stored_under_is_listed_as_stray(tmp_path: Path) -> None:
+    fs = new_set(tmp_path)
+    write(fs, "a", 2)
+    (fs.path / "videos" / "%zz").mkdir()
+    assert [(v.id, v.problem) for v in fs.videos(include_incomplete=True)] == [
+        ("%zz", "stray folder (its name is no video id's stored name)"), ("a", None)]
+    assert [v.id for v in fs.videos()] == ["a"]
+
+
+def test_no_video_id_names_the_sets_own_locks(tmp_path: Path) -> None:
+    fs = new_set(tmp_path)
+    for video_id, owner in (("set", set_lock(fs.path, shared=True)), ("create", creation_lock(fs.path))):
+        assert video_lock(fs.path, video_id).path != owner.path
+    assert video_lock(fs.path, "__x").path.name == "%5F_x.lock"

@@ -58,3 +58,12 @@ def test_identity_kind() -> None:
     assert identity_kind({"embedder": "trained", "identity_kind": "time"}) is None
     assert identity_kind({"embedder": "identity", "identity_kind": "time"}) == "time"
     assert identity_kind({"embedder": "identity"}) == "features"  # files written before kinds
+
+
+def test_an_id_starting_with_two_underscores_round_trips(tmp_path: Path) -> None:
+    path = tmp_path / "e.h5"
+    with EmbeddingsWriter(path, {"embedder": "trained"}) as writer:
+        for video_id in ("__9c5VYjqsw", "%5F_9c5VYjqsw"):
+            writer.add(SimpleNamespace(**{**VIDEO.__dict__, "id": video_id}), np.ones((5, 2), np.float32), LABELS,
+                       np.arange(5), np.zeros(5, np.uint8))
+    assert sorted(v.id for v in load_embeddings(path).videos) == ["%5F_9c5VYjqsw", "__9c5VYjqsw"]

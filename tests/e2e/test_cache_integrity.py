@@ -13,11 +13,12 @@ import zarr
 from click.testing import CliRunner
 from zarr.storage import LocalStore
 
-from tests.conftest import write_toy_features
+from tests.conftest import make_folder_dataset, write_toy_features
 from tests.stages.train.helpers import TINY, config
 from vava.cache.inspect import verify
 from vava.cache.locks import FileLock, lock_folder, set_lock
 from vava.cache.store import FRAMES_PER_SHARD, FeatureSet, remove_feature_set
+from vava.core.embeddings_file import load_embeddings
 from vava.core.errors import VavaError
 from vava.pipeline.cli import main
 from vava.pipeline.datasets.folder import load_folder
@@ -119,6 +120,90 @@ def test_extract_repairs_damaged_videos(tiny_dataset: Path, tmp_path: Path) -> N
     for video_id in ("v1", "v2"):  # extracted again, in other backbone batches
         again, want = feature_set.read(video_id).astype(np.float32), original[video_id].astype(np.float32)
         assert np.allclose(again, want, rtol=1e-2, atol=1e-3 * np.abs(want).max())
+
+
+def test_extract_says_which_damaged_videos_it_could_not_extract_again(tiny_dataset: Path, tmp_path: Path,
+                                                                      monkeypatch: pytest.MonkeyPatch) -> None:
+    import vava.stages.extract.run as extract_run
+
+    cache = tmp_path / "cache"
+    path = Path(run(*EXTRACT, "--root", str(tiny_dataset), "--cache", str(cache)).stdout.strip().splitlines()[-1])
+    shards(path, "v2")[0].unlink()
+    decoder = extract_run.VideoDecoder
+
+    def unreadable_v2(record, *args):
+        if record.id == "v2":
+            raise VavaError("video 'v2': cannot be decoded any more")
+        yield from decoder(record, *args)
+
+    monkeypatch.setattr(extract_run, "VideoDecoder", unreadable_v2)
+    result = run(*EXTRACT, "--root", str(tiny_dataset), "--cache", str(cache))
+    assert result.exit_code == 1
+    assert result.stderr.splitlines()[:2] == [
+        "damaged, not repaired (see failed): v2: unreadable (features/c/0/0/0/0 is missing)",
+        "failed: video 'v2': cannot be decoded any more"]
+
+
+# -- issue 16, point 15: edited metadata of the same byte size ------------------------------------
+@pytest.mark.parametrize(("member", "old", "new", "problem"), [
+    ("features/zarr.json", "16,\n    2,\n    2\n  ],\n  \"data_type", "16,\n    4,\n    1\n  ],\n  \"data_type",
+     "features has shape (30, 16, 4, 1), its metadata says (30, 16, 2, 2)"),
+    ("zarr.json", '"num_frames": 30,', '"num_frames": 60,', "features has shape (30, 16, 2, 2), its metadata says "
+                                                           "(60, 16, 2, 2)"),
+])
+def test_an_edited_shape_or_frame_count_is_damage_named_in_the_feature_set(toy_features: Path, tmp_path: Path,
+                                                                           member: str, old: str, new: str,
+                                                                           problem: str) -> None:
+    path = toy_features / "videos" / "toy0" / member
+    text = path.read_text()
+    assert text.count(old) == 1 and len(new) == len(old)
+    path.write_text(text.replace(old, new))  # same size: the recorded file sizes still match
+
+    assert verify(FeatureSet.open(toy_features)).damaged == {"toy0": f"unreadable ({problem})"}
+    damaged = f"{toy_features}: video 'toy0' is damaged: {problem} (re-extract it"
+    with pytest.raises(VavaError, match=re.escape(damaged)):  # not blamed on the embeddings file
+        embed(tmp_path / "identity", toy_features, identity="time", progress=False)
+    sets = [arg for item in TINY for arg in ("--set", item)]
+    result = run("train", "--features", str(toy_features), "--out", str(tmp_path / "run"), "--steps", "2", "--quiet",
+                 *sets, "--set", "data.path=host")
+    assert result.exit_code == 1 and one_line_error(result.stderr).startswith(f"Error: {damaged}")
+
+
+# -- issue 16, point 13: a set knows its videos --------------------------------------------------
+def test_foreign_video_folders_are_reported_and_ignored(tiny_dataset: Path, tmp_path: Path) -> None:
+    """Folders copied or linked into `videos/` from another set (other frame shape), new ids or an id of the set."""
+    cache = tmp_path / "cache"
+    ours = Path(run(*EXTRACT, "--root", str(tiny_dataset), "--cache", str(cache)).stdout.splitlines()[-1])
+    make_folder_dataset(tmp_path / "other", [10, 12, 14, 16])
+    theirs = Path(run(*EXTRACT[:-2], "32", "--quiet", "--root", str(tmp_path / "other"),
+                      "--cache", str(cache)).stdout.splitlines()[-1])
+    shutil.copytree(theirs / "videos" / "v3", ours / "videos" / "v3")
+    (ours / "videos" / "v9").symlink_to(theirs / "videos" / "v2")
+    shutil.rmtree(ours / "videos" / "v1")
+    shutil.copytree(theirs / "videos" / "v1", ours / "videos" / "v1")
+
+    result = run("cache", "verify", str(ours))
+    assert result.exit_code == 1
+    assert result.stdout == "2 complete videos checked, 0 damaged, 0 incomplete, 3 foreign\n"
+    assert [line for line in result.stderr.splitlines() if line.startswith("foreign: ")] == [
+        f"foreign: {video}: not one of the videos this feature set was extracted for (copied from another set?); "
+        f"train and embed ignore it: move it out of {ours / 'videos'}" for video in ("v1", "v3", "v9")]
+    info = run("cache", "info", str(ours))
+    assert "videos:      2 complete, 0 incomplete" in info.stdout and info.stderr.count("foreign:     ") == 3
+    with pytest.raises(VavaError, match=r"only 2 of 3 videos are extracted"):  # v1 is not counted as ours
+        embed(tmp_path / "identity", ours, identity=True, progress=False)
+    with pytest.raises(VavaError, match=r"video folder 'v3' is not one of the videos this feature set was extracted"):
+        FeatureSet.open(ours).read("v3")
+
+    again = run(*EXTRACT, "--root", str(tiny_dataset), "--cache", str(cache))  # v1 is extracted again, in place
+    assert "3 videos: 1 extracted" in again.stderr and "2 already cached" in again.stderr
+    assert run("cache", "verify", str(ours)).stdout == "3 complete videos checked, 0 damaged, 0 incomplete, 2 foreign\n"
+    path = embed(tmp_path / "identity", ours, identity=True, progress=False)
+    assert [v.id for v in load_embeddings(path).videos] == ["v1", "v2", "v0"]
+    sets = [arg for item in TINY for arg in ("--set", item)]
+    trained = run("train", "--features", str(ours), "--out", str(tmp_path / "run"), "--steps", "1", "--quiet", *sets)
+    assert trained.exit_code == 0, trained.output
+    assert (theirs / "videos" / "v2" / "zarr.json").is_file()  # nothing of the other set was touched
 
 
 # -- 8: partial feature sets ----------------------------------------------------------------------
@@ -267,7 +352,7 @@ def test_cache_commands_report_broken_entries_and_go_on(tmp_path: Path) -> None:
     assert listing.exit_code == 0, listing.output
     assert re.search(rf"skipped: {bad}: unreadable zarr.json \(JSONDecodeError: .*\)", listing.stderr)
     assert f"skipped: {cache / 'stray'}: not a feature set (no zarr.json" in listing.stderr
-    assert re.search(rf"^{good}  .* 5/None videos", listing.stdout, re.M)
+    assert re.search(rf"^{good}  .* 5/None  ", listing.stdout, re.M) and listing.stdout.startswith("path  ")
 
     info = run("cache", "info", str(good))
     assert info.exit_code == 0, info.output

@@ -81,6 +81,24 @@ def test_cache_rm_through_dotdot_takes_the_sets_own_lock(toy_features: Path) -> 
     assert (toy_features / "zarr.json").is_file()
 
 
+@pytest.mark.parametrize("name", ["mine", "toyfeatures00000"])
+def test_cache_rm_refuses_a_folder_that_is_not_exactly_a_feature_set(toy_features: Path, tmp_path: Path,
+                                                                      name: str) -> None:
+    """A copy of a set's root zarr.json in a folder of other files (named anyhow, or like the set)."""
+    folder = tmp_path / "elsewhere" / name
+    folder.mkdir(parents=True)
+    shutil.copy(toy_features / "zarr.json", folder / "zarr.json")
+    (folder / "videos").mkdir()
+    (folder / "thesis.tex").write_text("years of work")
+    expected = ("its zarr.json is that of feature set 'toyfeatures00000', whose folder bears that name; this folder "
+                "is not one, so nothing was removed" if name == "mine"
+                else "holds more than a feature set ('thesis.tex'); nothing was removed")
+    one_line_error(cli("cache", "rm", "--yes", folder), rf"^Error: {re.escape(f'{folder}: {expected}')}$")
+    assert (folder / "thesis.tex").read_text() == "years of work"
+    result = cli("cache", "rm", "--yes", toy_features)  # the set itself still goes
+    assert result.exit_code == 0 and not toy_features.exists()
+
+
 def test_an_unwritable_lock_folder_is_one_line(toy_features: Path, tmp_path: Path) -> None:
     """As on a read-only cache: extract of a new set and cache rm need a lock file and cannot make one."""
     shutil.rmtree(toy_features.parent / ".locks")

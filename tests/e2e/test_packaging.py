@@ -47,7 +47,8 @@ def test_the_wheel_holds_one_vava_namespace_with_its_presets(wheel: Path) -> Non
     names = zipfile.ZipFile(wheel).namelist()
     top = {name.split("/")[0] for name in names if not name.split("/")[0].endswith(".dist-info")}
     assert top == {"vava"}
-    for preset in ("synthetic", "pouring", "penn_action", "ikea_asm", "coin", "sweeps/ablations", "sweeps/objectives"):
+    for preset in ("synthetic", "cpu", "pouring", "penn_action", "ikea_asm", "coin", "sweeps/ablations",
+                   "sweeps/objectives"):
         assert f"vava/configs/{preset}.yaml" in names
     sources = {p.relative_to(REPO).as_posix()
                for folder in ("pipeline", "stages", "cache") for p in (REPO / folder).rglob("*.py")}

@@ -50,8 +50,11 @@ def test_extract_then_cache_commands(tiny_dataset: Path, tmp_path: Path) -> None
     assert "0 extracted" in again.stderr and "3 already cached" in again.stderr and "nothing to do" in again.stderr
 
     listing = run("cache", "ls", str(cache))
-    assert listing.exit_code == 0 and path in listing.output and "resnet50/layer3.2" in listing.output
-    assert "3/3 videos" in listing.output
+    assert listing.exit_code == 0
+    header, row = listing.stdout.splitlines()
+    assert header.split() == ["path", "backbone/cut", "size", "weights", "videos", "done", "dataset", "root"]
+    assert row.split()[:3] == [path, "resnet50/layer3.2", "64px"] and row.split()[4:] == ["3/3", str(tiny_dataset)]
+    assert header.index("videos done") == row.index("3/3")  # aligned under its header
 
     info = run("cache", "info", path, "--json")
     data = json.loads(info.stdout)
@@ -164,7 +167,7 @@ def test_embed_identity_kinds_and_time_only_evaluated_end_to_end(toy_features: P
         plots = [] if name == "time-only" else ["--no-plots"]  # the plots of 1-D embeddings too
         evaluated = run("evaluate", "--run", str(tmp_path / name), "--k", "1,2", *plots)
         assert evaluated.exit_code == 0, evaluated.output
-    assert {p.name for p in (tmp_path / "time-only" / "plots").iterdir()} == {"tsne.png", "alignment.png"}
+    assert {p.name for p in (tmp_path / "time-only" / "plots").iterdir()} == {"tsne.png"}  # one val video an action
     report = json.loads((tmp_path / "time-only" / "report.json").read_text())
     assert report["attrs"]["identity_kind"] == "time"
     # toy labels are min(floor(3t / T), 2), a function of t/T: time alone nearly separates the phases (chance: 1/3),
@@ -202,7 +205,9 @@ def test_evaluate_compare_and_align_commands(toy_features: Path, tmp_path: Path)
     assert result.exit_code == 0, result.output
     assert "Classification 0.5" in result.stdout and "AP@2" in result.stdout
     assert (run_dir / "report.json").is_file() and (run_dir / "report.md").is_file()
-    assert {p.name for p in (run_dir / "plots").iterdir()} == {"tsne.png", "alignment.png", "loss.png"}
+    # the toy set has one val video per action: videos of two actions are never aligned
+    assert {p.name for p in (run_dir / "plots").iterdir()} == {"tsne.png", "loss.png"}
+    assert "skipped plot alignment.png: no action has two val videos to align" in result.stderr
     report = json.loads((run_dir / "report.json").read_text())
     assert report["options"]["ks"] == [1, 2] and 0.0 <= report["results"]["classification"]["1.0"] <= 1.0
 
@@ -326,3 +331,50 @@ def test_eval_every_best_checkpoint_and_checkpoint_outputs(toy_features: Path, t
                      "--eval-metric", "loss", "--quiet")
     assert bad_metric.exit_code == 1
     assert "Error: --eval-metric: 'loss' is not one of classification, progress, kendall" in bad_metric.output
+
+
+@pytest.mark.parametrize(("args", "option", "printer"), [
+    (["train", "--features", "", "--out", "run"], "--features", "vava extract"),
+    (["sweep", "--features", " ", "--out", "runs"], "--features", "vava extract"),
+    (["embed", "--run", ""], "--run", "vava train"),
+    (["evaluate", "--run", ""], "--run", "vava train"),
+    (["align", "--run", "", "a", "b", "--out", "x.mp4"], "--run", "vava train"),
+    (["align", "--run", "run", "--features", "", "a", "b", "--out", "x.mp4"], "--features", "vava extract"),
+])
+def test_an_empty_path_names_the_command_that_failed_to_print_it(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+                                                                   args: list[str], option: str, printer: str) -> None:
+    monkeypatch.chdir(tmp_path)  # `""` used to be read as the current folder
+    result = run(*args)
+    assert result.exit_code == 2 and "Traceback" not in result.output
+    assert (f"Invalid value for '{option}': empty; it is meant to be the path `{printer}` prints last, so that "
+            "command probably failed or printed nothing (see its error above)") in result.output
+    assert list(tmp_path.iterdir()) == []
+
+
+REPRODUCE = ["reproduce", "--objectives", "vava", "--steps", "2", "--weights", "random", "--image-size", "32",
+             "--set", "model.conv_channels=8", "--set", "model.fc_channels=8", "--set", "data.frames_per_video=4",
+             "--set", "data.batch_pairs=1"]
+
+
+def test_reproduce_passes_evaluation_options_on_and_checks_them_first(tmp_path: Path) -> None:
+    from vava.pipeline.datasets import DATASETS
+
+    DATASETS["folder"].fixture(tmp_path / "data")
+    where = ["--root", str(tmp_path / "data"), "--out", str(tmp_path / "out")]
+    bad = run(*REPRODUCE, *where, "--kendall-stride", "0")
+    assert bad.exit_code == 2 and "Invalid value for --kendall-stride: must be at least 1" in bad.output
+    assert not (tmp_path / "out").exists()
+    done = run(*REPRODUCE, *where, "--kendall-stride", "3", "--k", "5")
+    assert done.exit_code == 0, done.output
+    report = json.loads((tmp_path / "out" / "runs" / "vava" / "report.json").read_text())
+    assert report["options"]["kendall_stride"] == 3 and report["options"]["ks"] == [5]
+    assert report["options"]["retrieval_stride"] == 1  # not given: evaluate's default
+    assert done.stderr.splitlines()[0] == "plan: folder, 8 videos, one joint model: 1 run (vava)"
+    assert "  evaluation: kendall_stride=3, ks=[5]" in done.stderr.splitlines()
+
+
+def test_version() -> None:
+    from importlib.metadata import version
+
+    result = run("--version")
+    assert result.exit_code == 0 and result.output == f"vava {version('vava-align')}\n"

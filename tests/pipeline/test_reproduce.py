@@ -73,7 +73,7 @@ def test_reproduce_end_to_end_then_again_without_work(tmp_path: Path) -> None:
     kwargs = {"objectives": ["vava"], "extract_options": options, "dataset": {"adapter": "folder"},
               "per_action": True, "steps": 2, "overrides": TINY, "log": lines.append}
     results, failed = reproduce(records, tmp_path / "out", **kwargs)
-    assert failed == {} and results == tmp_path / "out" / "results.md"
+    assert failed == {} and results == tmp_path / "out" / "results-per-action.md"
     text = results.read_text()
     assert "## Per-action models: mean over 2 actions" in text and "| vava |" in text
     runs = {p.name for p in (tmp_path / "out" / "runs").iterdir() if p.is_dir()}
@@ -85,3 +85,60 @@ def test_reproduce_end_to_end_then_again_without_work(tmp_path: Path) -> None:
     reproduce(records, tmp_path / "out", **kwargs)
     assert any("0 videos extracted, 8 cached" in line for line in lines)
     assert not any("done in" in line for line in lines)  # every run reused
+
+    lines.clear()  # another --image-size: a new feature set, so every run is made again on it
+    bigger = {**kwargs, "extract_options": dataclasses.replace(options, image_size=48)}
+    results, failed = reproduce(records, tmp_path / "out", **bigger)
+    assert failed == {} and sum("done in" in line for line in lines) == 2
+    stale = tmp_path / "out" / "runs" / "stale"
+    assert sorted(p.name for p in stale.iterdir()) == ["vava-fill.1", "vava-stations.1"]
+    assert any(line.endswith(f"the feature set changed since this run was made: the old run was moved to "
+                             f"{stale / 'vava-fill.1'}") for line in lines)
+
+def _reproduce(records: list, out: Path, lines: list[str], **kwargs: object) -> tuple[Path, dict[str, str]]:
+    options = ExtractOptions(weights="random", image_size=32, progress=False)
+    return reproduce(records, out, **{"objectives": ["vava"], "extract_options": options,
+                                      "dataset": {"adapter": "folder"}, "steps": 2, "overrides": TINY,
+                                      "log": lines.append, **kwargs})
+
+
+def test_the_plan_is_printed_before_any_work_and_each_run_says_its_steps(tmp_path: Path) -> None:
+    root = tmp_path / "data"
+    DATASETS["folder"].fixture(root)
+    lines: list[str] = []
+    _reproduce(load_dataset("folder", root), tmp_path / "out", lines, objectives=["vava", "tcc"], seeds=[0, 1])
+    assert lines[0] == "plan: folder, 8 videos, one joint model: 2 runs (vava, tcc) x 2 seeds (0, 1)"
+    assert lines[1] == "  steps: 2 per run (config defaults, --steps), 8 in all"
+    assert lines[2].startswith("  time: about ") and " s a step on cpu (rough: the embedder timed here), about " in lines[2]
+    assert lines[2].endswith(" of training in all; each run prints its own estimate after its first steps")
+    assert lines[3] == "  evaluation: the defaults"
+    assert lines[4].startswith("features: ")  # the extraction comes after the plan
+    assert "[1/2] vava: vava, 2 steps" in lines and "[2/2] tcc: tcc, 2 steps" in lines
+
+
+def test_the_papers_kendall_stride_is_the_default_and_a_given_one_evaluates_again_without_training(
+        tmp_path: Path) -> None:
+    root = tmp_path / "data"
+    DATASETS["folder"].fixture(root)
+    records, out, lines = load_dataset("folder", root), tmp_path / "out", []
+    _reproduce(records, out, lines, dataset={"adapter": "penn_action"})  # records of any adapter read alike
+    report = json.loads((out / "runs" / "vava" / "report.json").read_text())
+    assert report["options"]["kendall_stride"] == 5 and "  evaluation: kendall_stride=5" in lines
+    checkpoint = (out / "runs" / "vava" / "checkpoints" / "last.pt").stat().st_mtime_ns
+    lines.clear()
+    _reproduce(records, out, lines, dataset={"adapter": "penn_action"}, evaluation={"kendall_stride": 2, "ks": [5]})
+    report = json.loads((out / "runs" / "vava" / "report.json").read_text())
+    assert report["options"]["kendall_stride"] == 2 and report["options"]["ks"] == [5]
+    assert "    evaluation options changed: evaluating again" in lines
+    assert (out / "runs" / "vava" / "checkpoints" / "last.pt").stat().st_mtime_ns == checkpoint  # not retrained
+    assert not (out / "runs" / "stale").exists()
+
+
+def test_joint_and_per_action_reports_share_out_without_replacing_each_other(tmp_path: Path) -> None:
+    root = tmp_path / "data"
+    DATASETS["folder"].fixture(root)
+    records, out = load_dataset("folder", root), tmp_path / "out"
+    joint, _ = _reproduce(records, out, [])
+    per_action, _ = _reproduce(records, out, [], per_action=True)
+    assert (joint, per_action) == (out / "results.md", out / "results-per-action.md")
+    assert "(one model)" in joint.read_text() and "(one model per action)" in per_action.read_text()

@@ -13,6 +13,7 @@ from torch import nn
 from torchvision import models
 
 from vava.core.errors import VavaError
+from vava.core.files import check_regular, open_regular
 
 
 @dataclass(frozen=True)
@@ -70,7 +71,7 @@ def imagenet_weights_path(name: str) -> Path:
 
 def file_sha256(path: Path) -> str:
     digest = hashlib.sha256()
-    with open(path, "rb") as handle:
+    with open_regular(path) as handle:
         for block in iter(lambda: handle.read(1 << 22), b""):
             digest.update(block)
     return digest.hexdigest()
@@ -102,12 +103,13 @@ def load_backbone(name: str, weights: str, seed: int = 0) -> tuple[nn.Module, st
         trunk = _resnet_trunk(net, spec.layer, spec.blocks)
         identity = f"random:{seed}:{_state_digest(trunk)[:16]}"
     else:
-        path = imagenet_weights_path(name) if weights == "imagenet" else Path(weights)
+        path = check_regular(imagenet_weights_path(name) if weights == "imagenet" else Path(weights))
         if not path.is_file():
             if weights == "imagenet":
                 raise VavaError(
                     f"--weights imagenet: {path} not found and nothing is downloaded at run time; fetch "
-                    f"{spec.imagenet.url} on a machine with network and place it there, or pass --weights FILE")
+                    f"{spec.imagenet.url} on a machine with network and place it there, or pass --weights FILE "
+                    "(--weights random tries the pipeline with an untrained backbone)")
             raise VavaError(f"--weights: file {path} not found")
         net.load_state_dict({**net.state_dict(), **trunk_weights(_read_weights(path, name), net, spec, path)})
         trunk = _resnet_trunk(net, spec.layer, spec.blocks)

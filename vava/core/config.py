@@ -17,6 +17,7 @@ from typing import Any
 import yaml
 
 from vava.core.errors import ConfigError, VavaError
+from vava.core.files import read_regular
 
 # Presets and sweep plans ship as package data (`vava.configs`), so they work from an installed wheel.
 CONFIG_DIR = Path(str(importlib.resources.files("vava.configs")))
@@ -147,7 +148,7 @@ def resolve_preset(name_or_path: str) -> Path:
 def read_yaml_mapping(path: Path) -> dict[str, Any]:
     """The mapping a YAML file holds (empty for an empty file); a one-line `VavaError` naming `path` otherwise."""
     try:
-        data = yaml.safe_load(path.read_text(encoding="utf-8"))
+        data = yaml.safe_load(read_regular(path).decode("utf-8"))
     except yaml.YAMLError as err:
         raise VavaError(f"{path}: not valid YAML ({str(err).splitlines()[0]})") from None
     except UnicodeDecodeError:

@@ -29,8 +29,8 @@ Background (`background`):
 """
 from __future__ import annotations
 
-import contextlib
 import datetime as dt
+import io
 import re
 from dataclasses import dataclass, field, replace
 from pathlib import Path
@@ -40,7 +40,7 @@ import h5py
 import numpy as np
 
 from vava.core.errors import VavaError
-from vava.core.files import atomic_path
+from vava.core.files import atomic_write
 from vava.core.validation import option_error
 
 EMBEDDINGS_NAME = "embeddings.h5"
@@ -103,27 +103,32 @@ class VideoInfo(Protocol):
 
 
 class EmbeddingsWriter:
-    """Writes an embeddings file video by video, by create-and-rename when the block ends.
+    """Writes an embeddings file video by video; the file appears, by create-and-rename, when the block ends.
 
     ``with EmbeddingsWriter(path, attrs) as writer: writer.add(video, rows, labels, frame_index, flags)``;
     an error inside the block leaves `path` as it was.
+
+    The HDF5 file is built in memory (as large as the file; `load_embeddings` holds as much) and
+    written by `atomic_write`: HDF5 failing to write to a full disk can crash the process, while
+    `atomic_write` reports it in one line and removes its temporary file.
     """
 
     def __init__(self, path: str | Path, attrs: dict[str, Any]):
         self.path = Path(path)
         self.attrs = {**attrs, "created": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds")}
-        self._stack = contextlib.ExitStack()
+        self._buffer = io.BytesIO()
         self._handle: h5py.File | None = None
 
     def __enter__(self) -> EmbeddingsWriter:
-        with self._stack as stack:
-            self._handle = stack.enter_context(h5py.File(stack.enter_context(atomic_path(self.path)), "w"))
-            self._handle.attrs.update(self.attrs)
-            self._stack = stack.pop_all()
+        self._handle = h5py.File(self._buffer, "w")
+        self._handle.attrs.update(self.attrs)
         return self
 
-    def __exit__(self, *exc: object) -> bool | None:
-        return self._stack.__exit__(*exc)
+    def __exit__(self, exc_type: type[BaseException] | None, *exc: object) -> None:
+        self._handle.close()
+        if exc_type is None:
+            atomic_write(self.path, self._buffer.getbuffer())
+        self._buffer = io.BytesIO()  # the file's bytes are not kept
 
     def add(self, video: VideoInfo, embeddings: np.ndarray, labels: np.ndarray, frame_index: np.ndarray,
             flags: np.ndarray) -> None:
@@ -141,6 +146,21 @@ class EmbeddingsWriter:
                             "phases": list(video.phases),
                             "background_label": NO_BACKGROUND if video.background_label is None
                             else video.background_label})
+
+
+def time_only(num_frames: int) -> np.ndarray:
+    """(T, 1) float32: t / T for the stored frames t = 0..T-1 (0 for the first, (T-1)/T for the last)."""
+    return (np.arange(num_frames, dtype=np.float64) / num_frames).astype(np.float32)[:, None]
+
+
+def time_only_file(path: str | Path, background: str = "keep") -> EmbeddingsFile:
+    """The videos of embeddings file `path` with every stored frame embedded by its time alone (`time_only`),
+    as `vava embed --identity time` writes them, read as `load_embeddings` reads (background dropped after)."""
+    data = load_embeddings(path)
+    videos = [replace(v, embeddings=time_only(v.num_frames)) for v in data.videos]
+    if background == "drop":
+        videos = [without_background(data.path, v) for v in videos]
+    return EmbeddingsFile(data.path, {**data.attrs, "embedder": "identity", "identity_kind": "time"}, videos)
 
 
 def identity_kind(attrs: dict[str, object]) -> str | None:

@@ -1,5 +1,17 @@
-"""The exceptions that reach users as a single-line message: `VavaError`, and `ConfigError` for config values."""
+"""The exceptions that reach users as a single-line message: `VavaError`, and `ConfigError` for config values;
+`quoted` for the values they show."""
 from __future__ import annotations
+
+import reprlib
+
+_SHORT = reprlib.Repr()
+_SHORT.maxstring = _SHORT.maxother = 80
+
+
+def quoted(value: object) -> str:
+    """`repr(value)` for a message, cut in the middle to about 80 characters ('abc...xyz'): a value read from
+    a file (an id, a path, a name) can be megabytes long, and the message is one line."""
+    return _SHORT.repr(value)
 
 
 class VavaError(Exception):

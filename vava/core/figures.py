@@ -24,6 +24,8 @@ from vava.core.files import atomic_path
 
 DPI = 100
 ALIGNMENT_SIZE = (7.0, 6.5)     # inches
+LEGEND_COLUMNS = 4              # of the alignment plot's legend, below the matrix
+LEGEND_ROW = 0.22               # inches a legend row takes
 BACKGROUND_COLOUR = (0.6, 0.6, 0.6)
 UNKNOWN_COLOUR = (0.85, 0.85, 0.85)
 
@@ -45,16 +47,20 @@ def phase_name(label: int, phases: Sequence[str], background_label: int | None) 
     if label < 0:
         return "unknown"
     name = phases[label] if label < len(phases) else f"phase {label}"
-    return f"{name} (background)" if label == background_label else name
+    return f"{name} (background)" if label == background_label and name != "background" else name
+
+
+def phase_handles(labels: np.ndarray, phases: Sequence[str], background_label: int | None) -> list[Patch]:
+    """A legend entry (colour patch and name) for each phase in `labels`."""
+    present = np.unique(labels)
+    colours = phase_colours(present, background_label)
+    return [Patch(color=c, label=phase_name(int(label), phases, background_label)) for label, c in zip(present, colours)]
 
 
 def phase_legend(ax: Axes, labels: np.ndarray, phases: Sequence[str], background_label: int | None,
-                  **legend_options: object) -> None:
-    present = np.unique(labels)
-    colours = phase_colours(present, background_label)
-    handles = [Patch(color=c, label=phase_name(int(label), phases, background_label))
-               for label, c in zip(present, colours)]
-    ax.add_artist(ax.legend(handles=handles, title="phase", fontsize=8, title_fontsize=8, **legend_options))
+                 **legend_options: object) -> None:
+    ax.add_artist(ax.legend(handles=phase_handles(labels, phases, background_label), title="phase", fontsize=8,
+                            title_fontsize=8, **legend_options))
 
 
 # -- writing -------------------------------------------------------------------------------
@@ -118,14 +124,17 @@ def plot_alignment(a: np.ndarray, b: np.ndarray, out_png: str | Path, labels_a: 
     ax = figure.add_subplot()
     image = ax.imshow(pairwise_distances(a, b), cmap="viridis", aspect="auto", interpolation="nearest")
     known = [x for x in (labels_a, labels_b) if x is not None]
-    if known:
-        phase_legend(ax, np.concatenate(known), phases, background_label, loc="upper right")
+    handles = phase_handles(np.concatenate(known), phases, background_label) if known else []
     if matches is not None:
-        ax.scatter(matches, np.arange(len(a)), s=6, c="white", label="nearest neighbour")
+        handles.append(ax.scatter(matches, np.arange(len(a)), s=6, c="white", edgecolors="black", linewidths=0.3,
+                                  label="nearest neighbour"))
     if path is not None:
-        ax.plot(path[:, 1], path[:, 0], color="red", linewidth=1.2, label="DTW path")
-    if matches is not None or path is not None:
-        ax.legend(loc="lower left", fontsize=8)
+        handles += ax.plot(path[:, 1], path[:, 0], color="red", linewidth=1.2, label="DTW path")
+    if handles:  # below the matrix, never over it
+        rows = -(-len(handles) // LEGEND_COLUMNS)
+        figure.subplots_adjust(bottom=(0.6 + LEGEND_ROW * rows) / ALIGNMENT_SIZE[1])
+        figure.legend(handles=handles, loc="lower center", ncol=min(LEGEND_COLUMNS, len(handles)), fontsize=8,
+                      frameon=False)
     ax.set_xlabel(f"frame of {names[1]}")
     ax.set_ylabel(f"frame of {names[0]}")
     divider = make_axes_locatable(ax)  # the bars span the matrix's width and height, pixel for pixel

@@ -11,12 +11,14 @@ from __future__ import annotations
 import contextlib
 import errno
 import os
+import stat
 import tempfile
 import unicodedata
 from collections.abc import Iterator
 from pathlib import Path
+from typing import BinaryIO
 
-from vava.core.errors import VavaError
+from vava.core.errors import VavaError, quoted
 
 # The longest file name most file systems hold (ext4, XFS, APFS, NTFS: 255 bytes or characters).
 MAX_NAME_BYTES = 255
@@ -34,19 +36,24 @@ def check_plain_name(name: object, what: str, *, reserved: tuple[str, ...] = ())
     if not isinstance(name, str):
         raise VavaError(f"{what}: expected a string, got {type(name).__name__}")
     if not name or name in (".", ".."):
-        raise VavaError(f"{what}: {name!r} is not a usable name")
+        raise VavaError(f"{what}: {quoted(name)} is not a usable name")
     if "/" in name or "\\" in name:
-        raise VavaError(f"{what}: {name!r} must be a plain name, without '/' or '\\'")
-    if any(unicodedata.category(c) == "Cc" for c in name):
-        raise VavaError(f"{what}: {name!r} contains a control character")
+        raise VavaError(f"{what}: {quoted(name)} must be a plain name, without '/' or '\\'")
+    if has_control_character(name):
+        raise VavaError(f"{what}: {quoted(name)} contains a control character")
     if any(unicodedata.category(c) == "Cs" for c in name):  # JSON's "\ud800": no file name can hold it
-        raise VavaError(f"{what}: {name!r} contains a lone surrogate (not valid Unicode)")
+        raise VavaError(f"{what}: {quoted(name)} contains a lone surrogate (not valid Unicode)")
     if len(name.encode("utf-8", "surrogatepass")) > MAX_NAME_BYTES:
         raise VavaError(f"{what}: {name[:40]!r}... is {len(name.encode('utf-8', 'surrogatepass'))} bytes long "
                         f"(at most {MAX_NAME_BYTES}, the file-system limit)")
     if name in reserved:
-        raise VavaError(f"{what}: {name!r} is a reserved name")
+        raise VavaError(f"{what}: {quoted(name)} is a reserved name")
     return name
+
+
+def has_control_character(text: str) -> bool:
+    """Whether `text` holds a control character (NUL, newline, escape, ...: Unicode category Cc)."""
+    return any(unicodedata.category(c) == "Cc" for c in text)
 
 
 def is_inside(path: str | Path, root: str | Path) -> bool:
@@ -72,6 +79,52 @@ def check_new_folder(path: str | Path, what: str) -> Path:
     if path.is_dir() and any(path.iterdir()):
         raise VavaError(f"{what}: {path} is not empty; pick a new folder")
     return path
+
+
+_KINDS = ((stat.S_ISDIR, "a folder"), (stat.S_ISFIFO, "a FIFO"), (stat.S_ISCHR, "a character device"),
+          (stat.S_ISBLK, "a block device"), (stat.S_ISSOCK, "a socket"))
+
+
+def _not_regular(path: str | Path, mode: int) -> VavaError:
+    kind = next((name for test, name in _KINDS if test(mode)), "not a plain file")
+    return VavaError(f"{path}: not a regular file ({kind}); only plain files are read")
+
+
+def open_regular(path: str | Path) -> BinaryIO:
+    """`path` opened for binary reading; a one-line `VavaError` unless it is a regular file.
+
+    For every file a user can supply or tamper with. The open never waits (a FIFO without a writer
+    would block a plain open forever) and the check is made on the opened file, so nothing can be
+    swapped in between. A missing or unreadable file raises the usual `OSError`.
+    """
+    fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | getattr(os, "O_NOCTTY", 0))
+    try:
+        mode = os.fstat(fd).st_mode
+        if not stat.S_ISREG(mode):
+            raise _not_regular(path, mode)
+        os.set_blocking(fd, True)
+        return os.fdopen(fd, "rb")
+    except BaseException:
+        os.close(fd)
+        raise
+
+
+def read_regular(path: str | Path) -> bytes:
+    """The bytes of the regular file `path` (see `open_regular`)."""
+    with open_regular(path) as handle:
+        return handle.read()
+
+
+def check_regular(path: str | Path) -> Path:
+    """`path`, unless it exists (symlinks followed) and is no regular file: then the `VavaError` of
+    `open_regular`. For files that a library opens itself (zarr, HDF5, torch)."""
+    try:
+        mode = os.stat(path).st_mode
+    except OSError:  # missing or unreachable: the library reports that itself
+        return Path(path)
+    if not stat.S_ISREG(mode):
+        raise _not_regular(path, mode)
+    return Path(path)
 
 
 def _disk_error(path: Path, err: OSError) -> VavaError:
@@ -107,7 +160,7 @@ def atomic_path(path: str | Path) -> Iterator[Path]:
             tmp.unlink()
 
 
-def atomic_write(path: str | Path, data: str | bytes) -> Path:
+def atomic_write(path: str | Path, data: str | bytes | memoryview) -> Path:
     """Write `data` (text as UTF-8) to `path` by create-and-rename; return `path`."""
     path = Path(path)
     payload = data.encode("utf-8") if isinstance(data, str) else data

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import numpy as np
 
-from vava.core.errors import VavaError
+from vava.core.errors import VavaError, quoted
 from vava.core.files import MAX_NAME_BYTES, check_plain_name
 
 SPLITS = ("train", "val", "test")
@@ -25,27 +25,46 @@ FRAME_FLAGS = {"background": FLAG_BACKGROUND, "repeated": FLAG_REPEATED, "out_of
 MAX_FLAGS = sum(FRAME_FLAGS.values())
 # Kinds of background frame, told apart by their flags: background frames without a kind bit are idle.
 BACKGROUND_KINDS = {"idle": 0, "cutaway": FLAG_CUTAWAY, "distraction": FLAG_DISTRACTION}
-# A video id names a zarr group `<id>` and a lock file `<id>.lock`, so it must be a plain file name
-# with room for the suffix, and not a name zarr keeps for itself.
+# A video id names a zarr group and a lock file `<name>.lock` (`stored_name`), so its name must be a plain
+# file name with room for the suffix, and not a name zarr keeps for itself.
 _LOCK_SUFFIX = ".lock"
 MAX_ID_BYTES = MAX_NAME_BYTES - len(_LOCK_SUFFIX)
 RESERVED_IDS = ("zarr.json",)
+# zarr v3 reserves node names starting with "__" (real YouTube ids can start so); "%" starts an escape.
+_ESCAPED_STARTS = {"_": "%5F", "%": "%25"}
+
+
+def stored_name(video_id: str) -> str:
+    """The file or group name a video id takes: the id itself, except that an id starting with `__` or
+    `%` has its first character percent-encoded (`__9c5VYjqsw` -> `%5F_9c5VYjqsw`). `video_id_of`
+    inverts it; ids that need no escape keep the names they always had."""
+    if video_id.startswith(("__", "%")):
+        return _ESCAPED_STARTS[video_id[0]] + video_id[1:]
+    return video_id
+
+
+def video_id_of(name: str) -> str | None:
+    """The video id whose `stored_name` is `name`; None when no id is stored under that name."""
+    video_id = next((character + name[len(escape):] for character, escape in _ESCAPED_STARTS.items()
+                     if name.startswith(escape)), name)
+    return video_id if stored_name(video_id) == name else None
 
 
 def check_video_id(video_id: object, where: str) -> str:
     """`video_id` if it can name a video in the feature cache; `VavaError` starting with `where` if not.
 
-    Refused: non-strings, empty ids, `/` or `\\`, a leading `.` or `__`, control characters (NUL
-    included), ids over `MAX_ID_BYTES` bytes in UTF-8, and zarr's reserved names.
+    Refused: non-strings, empty ids, `/` or `\\`, a leading `.`, control characters (NUL included), lone
+    surrogates, ids whose `stored_name` is over `MAX_ID_BYTES` bytes in UTF-8, and zarr's reserved names.
     """
     if not isinstance(video_id, str):
         # reprlib: a value unpickled from a dataset can be nested past the recursion limit of repr
         raise VavaError(f"{where}: video id must be a string, got {type(video_id).__name__} {reprlib.repr(video_id)}")
-    if not video_id or "/" in video_id or video_id.startswith((".", "__")):
-        raise VavaError(f"{where}: video id {video_id!r} must be non-empty, contain no '/' and not start with '.' or '__'")
+    if not video_id or "/" in video_id or video_id.startswith("."):
+        raise VavaError(f"{where}: video id {quoted(video_id)} must be non-empty, contain no '/' and not start with '.'")
     size = len(video_id.encode("utf-8", "surrogatepass"))
-    if size > MAX_ID_BYTES:
-        raise VavaError(f"{where}: video id {video_id[:40]!r}... is {size} bytes long (at most {MAX_ID_BYTES}: "
+    limit = MAX_ID_BYTES - (len(stored_name(video_id)) - len(video_id))  # an escaped first character takes 3
+    if size > limit:
+        raise VavaError(f"{where}: video id {video_id[:40]!r}... is {size} bytes long (at most {limit}: "
                         f"it names a folder and a lock file in the cache)")
     return check_plain_name(video_id, f"{where}: video id", reserved=RESERVED_IDS)
 
@@ -84,9 +103,9 @@ class VideoRecord:
         for name in ("flags", "keep"):
             value = getattr(self, name)
             if value is not None and (self.labels is None or value.shape != self.labels.shape):
-                raise VavaError(f"video {self.id!r}: {name} need one entry per label")
+                raise VavaError(f"video {quoted(self.id)}: {name} need one entry per label")
         if self.keep is not None and not self.keep.any():
-            raise VavaError(f"video {self.id!r}: no frame is kept")
+            raise VavaError(f"video {quoted(self.id)}: no frame is kept")
 
     @property
     def num_frames(self) -> int | None:

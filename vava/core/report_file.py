@@ -8,7 +8,7 @@ import math
 from pathlib import Path
 
 from vava.core.errors import VavaError
-from vava.core.files import atomic_write
+from vava.core.files import atomic_write, read_regular
 from vava.core.run_folder import tagged_name
 
 REPORT_JSON = "report.json"
@@ -32,7 +32,7 @@ def load_report(path: str | Path) -> dict[str, object]:
     path = Path(path)
     path = path / REPORT_JSON if path.is_dir() else path
     try:
-        return json.loads(path.read_text())
+        return json.loads(read_regular(path))
     except (OSError, ValueError) as error:
         raise VavaError(f"{path}: not a readable report ({error})") from None
 

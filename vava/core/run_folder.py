@@ -13,7 +13,8 @@ This module is the only place that knows a run folder's layout::
     RUN/.vava.lock        held by the one train, embed or evaluate process writing into the run
 
 Embeddings, reports and plots of a checkpoint other than last.pt carry its tag (`checkpoint_tag`)
-in their names: embeddings-best.h5, report-step500.json, plots/tsne-best.png.
+in their names: embeddings-best.h5, report-step500.json, plots/tsne-best.png; so do the embeddings
+of an identity kind written into a trained run (embeddings-identity-time.h5, `identity_tag`).
 
 Checkpoints hold tensors, numbers, strings, lists and dicts only (the config as JSON text), so they
 load with `torch.load(weights_only=True)`: a file whose pickle asks for anything else (a crafted
@@ -42,8 +43,8 @@ from filelock import FileLock, Timeout
 
 from vava.core.config import from_dict
 from vava.core.embedder import Embedder, EmbedderConfig
-from vava.core.errors import VavaError
-from vava.core.files import atomic_path, atomic_write, is_inside
+from vava.core.errors import VavaError, quoted
+from vava.core.files import atomic_path, atomic_write, is_inside, read_regular
 from vava.core.validation import option_error
 
 CONFIG_NAME = "config.yaml"
@@ -123,7 +124,8 @@ def save_checkpoint(folder: Path, step: int, config: dict[str, Any], state: dict
     """Write `step_<N>.pt`, then `last.pt` (and `best.pt` with `best`) as a second name of the same bytes,
     each by create-and-rename.
 
-    `state` holds the other keys of `_FIELDS` (and optionally `eval`, the scores of the step); a full
+    `state` holds the other keys of `_FIELDS` (and optionally `eval`, the scores of the step, and `frame_shape`,
+    the (C, H, W) of the maps trained on); a full
     disk is a one-line `VavaError` that leaves the previous checkpoints as they were.
     """
     folder.mkdir(parents=True, exist_ok=True)
@@ -210,6 +212,10 @@ def _checked(path: Path, state: object) -> dict[str, Any]:
     for key in ("embedder", "objective"):
         if not all(isinstance(k, str) and isinstance(v, torch.Tensor) for k, v in state[key].items()):
             raise VavaError(f"{path}: {key} is not a state dict of named tensors")
+    shape = state.get("frame_shape")  # (C, H, W) of the maps trained on; older checkpoints lack it
+    if shape is not None and not (isinstance(shape, list) and len(shape) == 3 and all(
+            isinstance(n, int) and not isinstance(n, bool) and n > 0 for n in shape)):
+        raise VavaError(f"{path}: frame_shape is {quoted(shape)}, not three positive integers")
     rng, expected = state["rng"], torch.get_rng_state()
     if state["step"] < 0 or state["in_channels"] < 1 or rng.dtype != expected.dtype or rng.shape != expected.shape:
         raise VavaError(f"{path}: step {state['step']}, in_channels {state['in_channels']} or the rng state "
@@ -242,11 +248,20 @@ class TrainedEmbedder:
         """The feature set the run was trained on (absolute path)."""
         return self.checkpoint["features"]
 
-    def check_channels(self, channels: int | None, feature_set: str | Path) -> None:
-        """`VavaError` unless a feature set's maps have the channel count the embedder takes."""
-        if channels is not None and channels != self.checkpoint["in_channels"]:
-            raise VavaError(f"--features: {feature_set} has {channels} channels, "
+    def check_maps(self, shape: tuple[int, int, int] | None, feature_set: str | Path) -> None:
+        """`VavaError` unless a feature set's maps, (C, H, W) (None: no video), are what the embedder was trained
+        on: its channel count and, where the checkpoint records it, the map size (another --image-size)."""
+        if shape is None:
+            return
+        if shape[0] != self.checkpoint["in_channels"]:
+            raise VavaError(f"--features: {feature_set} has {shape[0]} channels, "
                             f"the run was trained on {self.checkpoint['in_channels']}")
+        trained = self.checkpoint.get("frame_shape")
+        if trained is not None and tuple(trained) != tuple(shape):
+            size = "x".join(map(str, shape))
+            raise VavaError(f"--features: {feature_set} holds {size} maps per frame, the run was trained on "
+                            f"{'x'.join(map(str, trained))} (features of another --image-size); extract the videos "
+                            "with the options of the run's feature set")
 
     def build(self, device: torch.device) -> Embedder:
         """The trained network on `device`, in eval mode."""
@@ -276,6 +291,12 @@ def checkpoint_tag(which: str) -> str:
     if which.isdigit():
         return f"step{int(which)}"
     return re.sub(r"[^A-Za-z0-9._-]", "_", Path(which).stem) or "checkpoint"
+
+
+def identity_tag(kind: str) -> str:
+    """The tag of the embeddings of identity `kind` written into a trained run (whose plain names are its
+    embedder's): identity-<kind>, which `--checkpoint identity-<kind>` names again (`checkpoint_tag`)."""
+    return f"identity-{kind}"
 
 
 def tagged_name(name: str, tag: str) -> str:
@@ -314,7 +335,7 @@ def find_checkpoint(run_dir: str | Path, which: str = "last") -> Path:
 
 def load_embedder(run_dir: str | Path, which: str = "last") -> TrainedEmbedder:
     """The trained embedder of a run's checkpoint `which` (see `find_checkpoint`; check its input with
-    `check_channels`, then `build` it on a device)."""
+    `check_maps`, then `build` it on a device)."""
     path = find_checkpoint(run_dir, which)
     state = load_checkpoint(path)
     if not is_inside(path, run_dir):
@@ -327,8 +348,8 @@ def _check_same_run(run_dir: Path, state: dict[str, Any]) -> None:
     set (run.json) and with its config (config.yaml) up to the schedule keys."""
     where = f"--checkpoint: {state['path']} is not a checkpoint of run {run_dir}"
     try:
-        info = json.loads((run_dir / RUN_INFO_NAME).read_text())
-        config = yaml.safe_load((run_dir / CONFIG_NAME).read_text())
+        info = json.loads(read_regular(run_dir / RUN_INFO_NAME))
+        config = yaml.safe_load(read_regular(run_dir / CONFIG_NAME))
         fingerprint = info["fingerprint"]
     except (OSError, ValueError, KeyError, TypeError, yaml.YAMLError) as err:
         raise VavaError(f"{where} (its {RUN_INFO_NAME} or {CONFIG_NAME} cannot be read: {err})") from None

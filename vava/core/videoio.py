@@ -1,5 +1,5 @@
-"""Encoding frames to H.264 video files, and reading a video's length and frame rate (decoding lives in
-`vava.core.decode`)."""
+"""Encoding frames to H.264 video files, and reading a video's length and frame rate, and from them the
+frames a decode keeps, without decoding (decoding lives in `vava.core.decode`)."""
 from __future__ import annotations
 
 from fractions import Fraction
@@ -8,10 +8,10 @@ from pathlib import Path
 import av
 import numpy as np
 
-from vava.core.decode import frame_files
+from vava.core.decode import frame_files, kept_mask
 from vava.core.errors import VavaError
 from vava.core.files import atomic_path
-from vava.core.records import MAX_FRAMES
+from vava.core.records import MAX_FRAMES, VideoRecord
 
 
 def write_video(path: str | Path, frames: np.ndarray, fps: float, *, crf: int = 18, preset: str = "veryfast") -> None:
@@ -76,3 +76,34 @@ def probe_video(path: str | Path) -> tuple[int, float | None]:
         raise VavaError(f"{path}: the container states {frames} frames, more than the {MAX_FRAMES} a video may have "
                         "(a damaged or crafted header)")
     return frames, fps
+
+
+def kept_frames(record: VideoRecord, target_fps: float | None) -> int:
+    """Frames of `record` a decode keeps (and an extraction caches): probed, resampled and masked as the
+    decoder does (the stream's rate when the file has one, else the record's). A video stored as one record of a
+    container file (`member`, e.g. a TFRecord shard) is not probed: it has one label per frame."""
+    if record.member is None:
+        frames, fps = probe_video(record.path)
+    elif record.labels is not None:
+        frames, fps = record.labels.shape[0], None
+    else:
+        raise VavaError(f"{record.path}: record at byte {record.member} has no labels to count its frames by")
+    source_fps = fps or record.fps
+    if target_fps is not None and not source_fps:
+        raise VavaError(f"frame rate unknown, cannot resample to {target_fps} fps (give `fps` in the manifest)")
+    kept = kept_mask(frames, source_fps, target_fps)
+    if record.keep is not None:
+        kept[: record.keep.shape[0]] &= record.keep[:frames]
+    return int(np.count_nonzero(kept))
+
+
+def planned_frames(records: list[VideoRecord], target_fps: float | None) -> int:
+    """`kept_frames` of all `records` (the frames an extraction caches); a video that cannot be probed
+    counts 0 (its decode fails, or finds its count as it goes)."""
+    total = 0
+    for record in records:
+        try:
+            total += kept_frames(record, target_fps)
+        except VavaError:
+            continue
+    return total

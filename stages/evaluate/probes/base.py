@@ -209,6 +209,16 @@ def mean(per_action: Sequence[Values], *path: str) -> float | None:
     return float(np.mean(values)) if values else None
 
 
+def by_reason(entries: Sequence[tuple[str, str, str]], actions: int) -> list[str]:
+    """(what, reason, action) entries as one line per what and reason: "what (a, b): reason", or
+    "what (every action): reason" when all `actions` (more than one) share it."""
+    grouped: dict[tuple[str, str], list[str]] = {}
+    for what, reason, action in entries:
+        grouped.setdefault((what, reason), []).append(action)
+    return [f"{what} ({'every action' if len(found) == actions > 1 else ', '.join(found)}): {reason}"
+            for (what, reason), found in grouped.items()]
+
+
 def percent(value: object) -> str:
     return "-" if value is None else f"{100 * value:.2f}"
 

@@ -6,7 +6,7 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 
 from vava.stages.evaluate.classification import train_count
-from vava.stages.evaluate.probes.base import FRACTION, Action, Column, Option, Probe, Values, fixed, mean
+from vava.stages.evaluate.probes.base import FRACTION, Action, Column, Option, Probe, Report, Values, fixed, mean
 from vava.stages.evaluate.progression import action_phases, progression_r2
 
 PROGRESS_FRACTION = Option("progress_fraction", 1.0, check=FRACTION, cli=False)  # the single number TCC/CARL report
@@ -30,6 +30,18 @@ class Progress(Probe):
     @classmethod
     def columns(cls, options: Mapping[str, Any]) -> list[Column]:
         return [Column("Progress", lambda values: fixed(values.get("progress")))]
+
+    @classmethod
+    def section(cls, report: Report) -> str | None:
+        """A note when the progress R^2 is negative, which reads as a bug but is not one."""
+        value = report["results"].get("progress")
+        if value is None or value >= 0:
+            return None
+        return (f"## Progress below 0\n\nR² = {value:.4f}: the per-event linear regressions, fitted on the train "
+                "videos, predict the val frames' progress worse than the mean progress of those frames would. R² "
+                "has no lower bound, so this is a result, not an error: the embedding does not encode how far "
+                "each phase has come in a way that carries over from train to val videos (usual after short "
+                "training; compare the time-only reference row).\n")
 
     @classmethod
     def protocol(cls, options: Mapping[str, Any]) -> str:

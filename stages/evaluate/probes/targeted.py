@@ -10,7 +10,18 @@ import numpy as np
 from vava.core.embeddings_file import UNLABELLED, VideoEmbeddings
 from vava.core.records import BACKGROUND_KINDS, FLAG_OUT_OF_ORDER, FLAG_REPEATED
 from vava.stages.evaluate import classification as cls
-from vava.stages.evaluate.probes.base import Action, Column, Probe, Report, Values, collect, markdown, mean, percent
+from vava.stages.evaluate.probes.base import (
+    Action,
+    Column,
+    Probe,
+    Report,
+    Values,
+    by_reason,
+    collect,
+    markdown,
+    mean,
+    percent,
+)
 from vava.stages.evaluate.probes.classification import CLASSIFIER
 
 # report key -> table title
@@ -46,15 +57,16 @@ class Targeted(Probe):
             values[f"{kind}_background_accuracy"] = float(np.mean(predicted[mask] == background[mask])) \
                 if mask.any() else None
             frames[f"{kind}_background_accuracy"] = int(mask.sum())
-        notes = {name: self._why_none(name, background) for name, value in values.items() if value is None}
+        # without background frames the kinds' reason is the F1's: said once, under the F1
+        notes = {name: self._why_none(name, background) for name, value in values.items()
+                 if value is None and not (name.endswith("_background_accuracy") and values["background_f1"] is None)}
         return {"targeted": values, "targeted_frames": frames, **({"targeted_skipped": notes} if notes else {})}
 
     def _why_none(self, name: str, background: np.ndarray) -> str:
         if name in _FLAGGED:
             return f"no labelled val frame {_FLAGGED[name]}"
-        kind = name.removesuffix("_background_accuracy")
-        if kind in BACKGROUND_KINDS and self.o.background != "drop" and (background >= 0).any():
-            return f"no val frame is {kind} background"
+        if name.endswith("_background_accuracy"):
+            return f"no val frame is {name.removesuffix('_background_accuracy')} background"
         if self.o.background == "drop":
             return "background frames are dropped (--background drop)"
         if (background < 0).all():
@@ -77,8 +89,9 @@ class Targeted(Probe):
         frames = {name: sum(collect([v for _, v in per_action], "targeted_frames", name)) for name in METRICS}
         rows = [[title, percent(report["results"]["targeted"][name]), str(frames[name])]
                 for name, title in METRICS.items()]
-        notes = [f"- {action}: {METRICS[name]}: {why}" for action, values in per_action
-                 for name, why in values.get("targeted_skipped", {}).items()]
+        notes = [f"- {line}" for line in by_reason([(METRICS[name], why, action) for action, values in per_action
+                                                     for name, why in values.get("targeted_skipped", {}).items()],
+                                                    len(per_action))]
         parts = ["## Targeted metrics (classifier on every train video)\n",
                  markdown(["Metric", "Value", "Val frames"], rows)]
         if notes:

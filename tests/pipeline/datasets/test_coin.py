@@ -17,12 +17,14 @@ from click.testing import CliRunner
 from tests.pipeline.datasets.helpers import records_by_id
 from vava.cache.store import FeatureSet
 from vava.core.errors import VavaError
+from vava.core.videoio import write_video
 from vava.pipeline.cli import main
 from vava.pipeline.datasets import load_dataset
 from vava.pipeline.datasets.coin import VAVA_TASKS, draw_split, select_tasks, write_fixture
 from vava.stages.extract.run import ExtractOptions, extract
 
 RJ45 = "MakeRJ45Cable"  # steps: id 21 "strip the insulation", id 20 "arrange the separated wire"
+RJ45_VIDEOS = Path("videos", "0")  # its recipe_type is 0: the fixture saves files as download_videos.py does
 # At 10 fps: rj45-0 [0.25, 0.5] s step 21 -> frames 2..5; rj45-1 [0, 0.3] s step 21 -> 0..3 and [1.0, 1.45] s
 # step 20 -> 10..14; rj45-2 [1.5, 3.0] s step 20 -> 15..19 (cut at the last frame); rj45-3 [0.5, 0.9] s step 20
 # -> 5..9 and [1.2, 1.5] s step 21 -> 12..15. Step 20 -> phase 1, 21 -> phase 2.
@@ -58,11 +60,11 @@ def test_segments_in_seconds_become_frame_labels_with_background_zero(root: Path
         assert record.labels.tolist() == labels and record.fps == 10.0 and record.background_label == 0
         assert record.phases == ("background", "arrange the separated wire", "strip the insulation")
         assert record.action == RJ45 and record.confined_to == root.resolve()
-    assert records["rj45-2"].path == root / "videos" / "rj45-2.mkv"
+    assert records["rj45-2"].path == root / RJ45_VIDEOS / "rj45-2.mkv"
 
 
 def test_a_container_without_a_frame_count_is_counted_by_demuxing(root: Path) -> None:
-    with av.open(str(root / "videos" / "rj45-2.mkv")) as container:
+    with av.open(str(root / RJ45_VIDEOS / "rj45-2.mkv")) as container:
         assert container.streams.video[0].frames == 0  # Matroska stores none
     assert load(root, tasks=RJ45)["rj45-2"].labels.shape == (20,)
 
@@ -114,7 +116,7 @@ def test_an_unknown_task_suggests_the_closest_name(root: Path) -> None:
 
 def test_split_file_decides_split_and_membership(root: Path, tmp_path: Path) -> None:
     split_file = tmp_path / "split.json"
-    split_file.write_text(json.dumps({"train": ["rj45-0", "disk-1", "nba-0"], "val": ["rj45-1"]}))
+    split_file.write_text(json.dumps({"train": ["rj45-0", "disk-1", "__nba-0"], "val": ["rj45-1"]}))
     records = load(root, tasks=f"{RJ45},ReplaceHardDisk", split_file=str(split_file))
     assert {v: r.split for v, r in records.items()} == {"rj45-0": "train", "rj45-1": "val", "disk-1": "train"}
     split_file.write_text(json.dumps({"train": ["rj45-0", "no-such-video"]}))
@@ -139,10 +141,11 @@ def test_write_split_round_trips_through_split_file(root: Path, tmp_path: Path) 
 
 def test_missing_videos_error_in_one_line_or_are_skipped(root: Path) -> None:
     edit_database(root, lambda db: db.update({"rj45-4": {**db["rj45-0"], "subset": "testing"}}))
-    (root / "videos" / "disk-1.mp4").unlink()
+    (root / "videos" / "1" / "disk-1.mp4").unlink()
     videos = re.escape(str(root / "videos"))
     with pytest.raises(VavaError, match=rf"^{videos}: 2 of 25 videos of the chosen tasks have no file "
-                                        r"\(first: rj45-4\.\*\); download them or pass --dataset-option "
+                                        r"\(first: rj45-4\.\* or 0/rj45-4\.\*\); download them or pass "
+                                        r"--dataset-option "
                                         r"missing=skip$"):
         load(root)
     records = load(root, missing="skip")
@@ -178,10 +181,10 @@ def test_a_symlinked_annotation_file_outside_the_root_is_refused(root: Path, tmp
 
 
 def test_video_file_errors(root: Path) -> None:
-    (root / "videos" / "rj45-0.webm").write_bytes(b"not a video")
+    (root / RJ45_VIDEOS / "rj45-0.webm").write_bytes(b"not a video")
     with pytest.raises(VavaError, match=r"video 'rj45-0': two files, rj45-0.mp4 and rj45-0.webm; keep one$"):
         load(root, tasks=RJ45)
-    (root / "videos" / "rj45-0.mp4").unlink()
+    (root / RJ45_VIDEOS / "rj45-0.mp4").unlink()
     with pytest.raises(VavaError, match=r"video 'rj45-0': .*rj45-0.webm: cannot read the video \("):
         load(root, tasks=RJ45)
     with pytest.raises(VavaError, match=r"clips: the videos folder is missing \(set it with --dataset-option "
@@ -193,9 +196,68 @@ def test_video_file_errors(root: Path) -> None:
 
 def test_other_video_folder_and_extensions(root: Path) -> None:
     (root / "videos").rename(root / "clips")
-    (root / "clips" / "rj45-0.mp4").rename(root / "clips" / "rj45-0.mov")
+    (root / "clips" / "0" / "rj45-0.mp4").rename(root / "clips" / "0" / "rj45-0.mov")
     records = load(root, videos="clips", tasks=RJ45)
     assert records["rj45-0"].path.name == "rj45-0.mov" and records["rj45-0"].labels.tolist() == RJ45_LABELS["rj45-0"]
+
+
+def official_download(root: Path, flat: tuple[str, ...] = ()) -> None:
+    """A COIN copy as COIN's `download_videos.py` leaves it: `COIN.json` (entries with `recipe_type`,
+    `class`, `subset`, `start`, `end`, `video_url` and `annotation`, step ids as strings) and every video at
+    `videos/<recipe_type>/<youtube id>.mp4` (the script makes `videos/` + str(recipe_type), then saves
+    `<youtube id>.mp4`); the ids in `flat` are in `videos/` itself instead. Two real-looking YouTube ids of
+    task 21, CleanHamsterCage, one starting with `__`."""
+    entry = {"recipe_type": 21, "class": "CleanHamsterCage", "subset": "training", "start": 0.0, "end": 2.0,
+             "annotation": [{"id": "3297", "segment": [0.5, 0.9], "label": "remove the hamster"}]}
+    database = {video_id: {**entry, "video_url": f"https://www.youtube.com/embed/{video_id}"}
+                for video_id in ("__9c5VYjqsw", "Ab-3_cD9xYz")}
+    root.mkdir()
+    (root / "COIN.json").write_text(json.dumps({"database": database}))
+    frames = np.zeros((20, 8, 8, 3), dtype=np.uint8)
+    for video_id in database:
+        folder = root / "videos" / ("" if video_id in flat else "21")
+        folder.mkdir(parents=True, exist_ok=True)
+        write_video(folder / f"{video_id}.mp4", frames, 10.0)
+
+
+@pytest.mark.parametrize(("flat", "found"), [
+    ((), "2 as {videos}/<recipe_type>/<id>.<ext> (download_videos.py's layout)"),
+    (("__9c5VYjqsw", "Ab-3_cD9xYz"), "2 as {videos}/<id>.<ext>"),
+    (("Ab-3_cD9xYz",),
+     "1 as {videos}/<recipe_type>/<id>.<ext> (download_videos.py's layout) and 1 as {videos}/<id>.<ext>"),
+])
+def test_the_official_download_layout_and_ids_starting_with_two_underscores(tmp_path: Path, flat: tuple[str, ...],
+                                                                            found: str) -> None:
+    root = tmp_path / "coin"
+    official_download(root, flat)
+    result = CliRunner().invoke(main, ["data", "info", "--dataset", "coin", "--root", str(root),
+                                       "--dataset-option", "tasks=CleanHamsterCage"])
+    assert result.exit_code == 0, result.output
+    assert result.output.splitlines()[-1] == f"note: coin: video files found: {found.format(videos=root / 'videos')}"
+    records = load(root, tasks="CleanHamsterCage")
+    assert sorted(records) == ["Ab-3_cD9xYz", "__9c5VYjqsw"]
+    folder = root / "videos" / ("" if "__9c5VYjqsw" in flat else "21")
+    assert records["__9c5VYjqsw"].path == folder / "__9c5VYjqsw.mp4"
+    assert records["__9c5VYjqsw"].labels.tolist() == [0] * 5 + [1] * 5 + [0] * 10
+
+
+def test_a_video_in_another_recipe_type_folder_is_not_found(tmp_path: Path) -> None:
+    root = tmp_path / "coin"
+    official_download(root)
+    (root / "videos" / "21").rename(root / "videos" / "22")
+    with pytest.raises(VavaError, match=r"videos: 2 of 2 videos of the chosen tasks have no file \(first: "
+                                        r"Ab-3_cD9xYz\.\* or 21/Ab-3_cD9xYz\.\*\); download them"):
+        load(root, tasks="CleanHamsterCage")
+
+
+def test_ids_starting_with_two_underscores_are_extracted(root: Path, tmp_path: Path) -> None:
+    records = load_dataset("coin", root, options={"tasks": "AttendNBASkillsChallenge"})
+    assert [r.id for r in records] == ["__nba-0", "__nba-1", "__nba-2", "__nba-3"]
+    summary = extract(records, tmp_path / "cache", ExtractOptions(weights="random", image_size=32, progress=False))
+    assert summary.ok
+    fs = FeatureSet.open(summary.path)
+    assert [v.id for v in fs.videos()] == ["__nba-0", "__nba-1", "__nba-2", "__nba-3"]
+    assert fs.labels("__nba-2").tolist() == [0] * 15 + [1] * 5
 
 
 def test_extraction_caches_the_expected_labels(root: Path, tmp_path: Path) -> None:

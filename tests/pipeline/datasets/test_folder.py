@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import json
+import re
 from pathlib import Path
 
 import numpy as np
@@ -115,3 +116,30 @@ def test_missing_root_manifest_and_empty(tmp_path: Path) -> None:
     write_lines(tmp_path, [""])
     with pytest.raises(VavaError, match="no videos listed"):
         load_folder(tmp_path)
+
+
+# -- issue 16, point 15 ----------------------------------------------------------------------------
+def test_a_key_given_twice_is_refused_not_last_wins(tmp_path: Path) -> None:
+    root = tmp_path / "data"
+    root.mkdir()
+    (root / "manifest.jsonl").write_text('{"id": "a", "path": "a.mp4", "split": "train", "split": "val", '
+                                         '"action": "x"}\n')
+    with pytest.raises(VavaError, match=r"manifest.jsonl:1: key 'split' is given twice \(which one counts is "
+                                        r"ambiguous\)$"):
+        load_folder(root)
+
+
+@pytest.mark.parametrize("entry", [
+    {"id": "." + "x" * 50_000_000, "path": "a.mp4", "split": "train", "action": "x"},
+    {"id": "a/" + "x" * 50_000_000, "path": "a.mp4", "split": "train", "action": "x"},
+    {"id": "x" * 50_000_000, "split": "train", "action": "x"},
+    {"id": "a", "path": "a.mp4", "split": "x" * 50_000_000, "action": "x"},
+])
+def test_a_huge_value_is_quoted_cut_short(tmp_path: Path, entry: dict) -> None:
+    root = tmp_path / "data"
+    root.mkdir()
+    (root / "manifest.jsonl").write_text(json.dumps(entry) + "\n")
+    with pytest.raises(VavaError) as caught:
+        load_folder(root)
+    message = str(caught.value)
+    assert len(message) < len(str(root)) + 300 and re.search(r"'(\.|a/)?x{30,40}\.\.\.x{30,40}'", message), message

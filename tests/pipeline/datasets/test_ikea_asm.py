@@ -14,14 +14,14 @@ from tests.pipeline.datasets.helpers import records_by_id
 from vava.cache.store import FeatureSet
 from vava.core.errors import VavaError
 from vava.pipeline.datasets import load_dataset
-from vava.pipeline.datasets.ikea_asm import write_fixture
+from vava.pipeline.datasets.ikea_asm import FIXTURE_LABELS, exported_segments, write_fixture
 from vava.stages.extract.run import ExtractOptions, extract
 
-# Segments [first, end) in frame numbers, the end excluded as in the official loader:
-KALLAX_1 = "Kallax_Shelf_Drawer/0001_black_table_02_01_2019_08_16_14_00"  # train: [1,3] pick up shelf
-KALLAX_2 = "Kallax_Shelf_Drawer/0002_white_floor_05_02_2019_08_19_17_32"  # test: [0,2] slide drawer in, [3,9] shelf
-LACK = "Lack_Side_Table/0003_oak_floor_01_01_2019_08_14_17_56"  # train: [2,5] pick up leg
-KALLAX_4 = "Kallax_Shelf_Drawer/0004_oak_table_10_04_2019_08_26_16_18"  # train: [4,6] slide drawer in, [0,3] shelf
+# Segments [first, last] in frame numbers, both included, as the official exporter writes them:
+KALLAX_1 = "Kallax_Shelf_Drawer/0001_black_table_02_01_2019_08_16_14_00"  # train: [1,2] pick up shelf, [3,5] NA
+KALLAX_2 = "Kallax_Shelf_Drawer/0002_white_floor_05_02_2019_08_19_17_32"  # test: [0,1] slide drawer in, [3,5] shelf
+LACK = "Lack_Side_Table/0003_oak_floor_01_01_2019_08_14_17_56"  # train: [0,1] NA, [2,4] pick up leg
+KALLAX_4 = "Kallax_Shelf_Drawer/0004_oak_table_10_04_2019_08_26_16_18"  # train: [0,2] shelf, [4,5] slide drawer in
 # The action list file is unsorted; the official ids are NA 0, then the sorted names: flip shelf 1, insert
 # drawer pin 2, pick up leg 3, pick up shelf 4, slide drawer in 5 (phases follow this order, not the file's).
 
@@ -43,12 +43,12 @@ def test_background_kept_as_phase_zero_over_the_kallax_subset(root: Path) -> Non
     records = load(root)
     assert list(records) == [record_id(KALLAX_1), record_id(KALLAX_4), record_id(KALLAX_2)]  # train, then test
     first, fourth, second = records.values()
-    # frames 0, 3, 4, 5 of the first scan are NA; the second scan's [3, 9) is cut at its last frame, 5
+    # frames 0, 3, 4, 5 of the first scan are NA; the second scan's [3, 5] ends at its last frame
     assert first.labels.tolist() == [0, 1, 1, 0, 0, 0] and second.labels.tolist() == [2, 2, 0, 1, 1, 1]
     assert fourth.labels.tolist() == [1, 1, 1, 0, 2, 2]
     assert first.phases == second.phases == ("NA", "pick up shelf", "slide drawer in")
     assert (first.split, fourth.split, second.split) == ("train", "train", "val")  # official test -> val
-    assert first.keep is None and first.background_label == 0 and first.fps == 30.0
+    assert first.keep is None and first.background_label == 0 and first.fps == 25.0
     assert first.action == "Kallax_Shelf_Drawer" and first.num_frames == 6
     assert first.path == root / KALLAX_1 / "dev3" / "images" and first.confined_to == root.resolve()
 
@@ -81,7 +81,8 @@ def test_view_option_picks_the_camera_folder(tmp_path: Path) -> None:
     write_fixture(tmp_path / "ikea", frames=4, views=("dev1",))
     first, _, second = load(tmp_path / "ikea", view="dev1").values()
     assert first.path.parts[-2:] == ("dev1", "images")
-    assert first.labels.tolist() == [0, 1, 1, 0] and second.labels.tolist() == [2, 2, 0, 1]
+    # the exporter writes no segment for the second scan's single "pick up shelf" frame (3): it reads as NA
+    assert first.labels.tolist() == [0, 1, 1, 0] and second.labels.tolist() == [2, 2, 0, 0]
     folder = tmp_path / "ikea" / KALLAX_1 / "dev3" / "images"
     with pytest.raises(VavaError, match=rf"^video '{KALLAX_1}': frame folder {re.escape(str(folder))} is missing "
                                         r"\(view 'dev3'\)$"):
@@ -102,8 +103,8 @@ def edit_annotations(root: Path, key: str, annotation: list) -> None:
      "unknown action 'sand the shelf' (not in indexing_files/atomic_action_list.txt)"),
     ([{"segment": [1], "label": "pick up shelf"}], "segment must be [start, end] (two numbers), got [1]"),
     ([{"segment": [3, 1], "label": "pick up shelf"}],
-     "segment [3, 1] is not a frame range [first, end) (whole frame numbers, end >= first)"),
-    ([{"segment": [1, 2.5], "label": "pick up shelf"}], "segment [1, 2.5] is not a frame range [first, end)"),
+     "segment [3, 1] is not a frame range [first, last] (whole frame numbers, last >= first)"),
+    ([{"segment": [1, 2.5], "label": "pick up shelf"}], "segment [1, 2.5] is not a frame range [first, last]"),
     ("pick up shelf", "annotation must be a list of objects"),
 ])
 def test_bad_annotations_name_the_file_and_video(root: Path, annotation: object, message: str) -> None:
@@ -123,12 +124,53 @@ def test_official_ids_put_na_first_and_sort_the_rest_wherever_na_is_listed(root:
     assert records[record_id(LACK)].phases == ("NA", "pick up leg", "pick up shelf", "slide drawer in")
 
 
-def test_segment_ends_are_excluded_and_empty_segments_cover_nothing(root: Path) -> None:
+def test_segments_read_as_the_official_exporter_writes_them(root: Path) -> None:
+    """`gt_segments.json` as IKEA ASM's `toolbox/export_action_gt_db_to_json.py` writes it (through
+    `action/utils.py`, `convert_db_to_segment_json`): "VERSION 1.3", the test videos first, one segment per
+    run of two or more equal per-frame labels, `[first, last]` with the last frame included, NA runs written
+    as `NA` segments, a run that ends the video ending at nframes - 1, single-frame runs not written."""
+    exported = {
+        # per-frame official ids 5 5 5 0 4 4 (slide drawer in x3, NA, pick up shelf x2); the lone NA is not written
+        KALLAX_2: ("testing", [{"label": "slide drawer in", "segment": [0, 2]},
+                               {"label": "pick up shelf", "segment": [4, 5]}]),
+        # 0 0 4 4 4 0: the exporter's own example; the last frame (a lone NA) is not written
+        KALLAX_1: ("training", [{"label": "NA", "segment": [0, 1]}, {"label": "pick up shelf", "segment": [2, 4]}]),
+        LACK: ("training", [{"label": "NA", "segment": [0, 5]}]),
+        # 4 4 0 0 5 5
+        KALLAX_4: ("training", [{"label": "pick up shelf", "segment": [0, 1]}, {"label": "NA", "segment": [2, 3]},
+                                {"label": "slide drawer in", "segment": [4, 5]}]),
+    }
+    document = {"version": "VERSION 1.3",
+                "database": {key: {"subset": subset, "annotation": annotation}
+                             for key, (subset, annotation) in exported.items()}}
+    (root / "gt_segments.json").write_text(json.dumps(document))
+    kept = load(root)  # phases: NA 0, pick up shelf 1, slide drawer in 2
+    assert [r.labels.tolist() for r in kept.values()] == [[0, 0, 1, 1, 1, 0], [1, 1, 0, 0, 2, 2], [2, 2, 2, 0, 1, 1]]
+    dropped = load(root, background="drop")
+    # every action frame survives: 3 + 4 + 5 of the 18 frames
+    assert [r.num_frames for r in dropped.values()] == [3, 4, 5]
+    assert dropped[record_id(KALLAX_2)].labels.tolist() == [1, 1, 1, -1, 0, 0]
+
+
+def test_the_fixture_writes_segments_as_the_exporter_does(root: Path) -> None:
+    assert exported_segments(("NA", "NA", "x", "x", "x", "NA")) == [{"label": "NA", "segment": [0, 1]},
+                                                                     {"label": "x", "segment": [2, 4]}]
+    document = json.loads((root / "gt_segments.json").read_text())
+    assert document["version"] == "VERSION 1.3" and list(document["database"]) == [KALLAX_2, KALLAX_1, LACK, KALLAX_4]
+    assert document["database"][KALLAX_1] == {"subset": "training", "annotation": [
+        {"label": "pick up shelf", "segment": [1, 2]}, {"label": "NA", "segment": [3, 5]}]}
+    # read back, every scan has exactly the per-frame labels the fixture was derived from
+    for record in load(root, furniture="all").values():
+        assert tuple(record.phases[i] for i in record.labels) == FIXTURE_LABELS[record.id.replace("__", "/", 1)]
+
+
+def test_a_segment_covers_its_first_and_last_frames_and_later_segments_win(root: Path) -> None:
     edit_annotations(root, KALLAX_1, [{"segment": [0, 1], "label": "slide drawer in"},
-                                      {"segment": [4, 4], "label": "pick up leg"},
-                                      {"segment": [4, 6], "label": "pick up shelf"}])
+                                      {"segment": [3, 3], "label": "pick up leg"},
+                                      {"segment": [4, 5], "label": "pick up shelf"},
+                                      {"segment": [5, 5], "label": "NA"}])
     first = load(root, furniture="all")[record_id(KALLAX_1)]
-    assert first.labels.tolist() == [3, 0, 0, 0, 2, 2]  # NA, pick up leg, pick up shelf, slide drawer in
+    assert first.labels.tolist() == [3, 3, 0, 1, 2, 0]  # NA, pick up leg, pick up shelf, slide drawer in
 
 
 def test_a_video_without_actions_cannot_be_dropped_to_nothing(root: Path) -> None:

@@ -155,12 +155,13 @@ def test_segments_become_labels_with_background_between(tmp_path: Path) -> None:
     video_file(tmp_path / "pour1.mp4", 12, fps=10.0)
     video_file(tmp_path / "pour2.mp4", 5, fps=10.0)
     (tmp_path / "segments.csv").write_text(
-        "video,start,end,phase\npour0,0.2,0.5,reach\npour0,1.0,1.9,tilt\npour1,0,0.3,tilt\npour1,0.2,0.25,background\n")
+        "video,start,end,phase\npour0,0.2,0.5,reach\npour0,1.0,1.9,tilt\npour1,0,0.1,tilt\npour1,0.2,0.25,background\n"
+        "pour1,0.3,0.3,tilt\n")
     entries = write_video_manifest(tmp_path, tmp_path / "manifest.jsonl", segments_file=tmp_path / "segments.csv",
                                    val_fraction=0.0)
     by_id = {e["id"]: e for e in entries}
-    # 10 fps: [0.2, 0.5] s -> frames 2..5, [1.0, 1.9] s -> 10..19; [0, 0.3] s -> 0..3, then the later
-    # background row [0.2, 0.25] s -> frame 2
+    # 10 fps: [0.2, 0.5] s -> frames 2..5, [1.0, 1.9] s -> 10..19; [0, 0.1] s -> 0..1, the background
+    # row [0.2, 0.25] s -> frame 2, [0.3, 0.3] s -> frame 3
     assert by_id["pour0"]["labels"] == [0, 0, 1, 1, 1, 1, 0, 0, 0, 0] + [2] * 10
     assert by_id["pour1"]["labels"] == [2, 2, 0, 2] + [0] * 8
     assert by_id["pour0"]["phases"] == by_id["pour1"]["phases"] == ["background", "reach", "tilt"]
@@ -190,6 +191,28 @@ def test_bad_segment_rows_name_file_and_line(tmp_path: Path, text: str, message:
     with pytest.raises(VavaError) as error:
         read_segments(tmp_path / "segments.csv", found("v1"))
     assert str(error.value) == f"{tmp_path}/{message}"
+
+
+@pytest.mark.parametrize(("rows", "message"), [
+    ("v1,0,0.6,a\nv1,1.0,1.2,b\nv1,0.5,0.8,b\n", "segments.csv:4: segment 0.5-0.8 s of video 'v1' overlaps the one on "
+                                                 "line 2 (0-0.6 s)"),
+    ("v1,0,0.5,a\nv1,0.5,2.2,b\n", "segments.csv:3: segment 0.5-2.2 s of video 'v1' runs past its end (20 frames at "
+                                   "10 fps: 2 s)"),
+    ("v1,0,0.5,a\nv1,4,5,b\n", "segments.csv:3: segment 4-5 s of video 'v1' runs past its end (20 frames at 10 fps: "
+                               "2 s)"),
+    ("v1,0,0.5,a\x1b[2J\n", "segments.csv:2: the phase name 'a\\x1b[2J' contains a control character"),
+])
+def test_overlapping_or_overlong_segments_and_control_characters_are_refused(tmp_path: Path, rows: str,
+                                                                               message: str) -> None:
+    video_file(tmp_path / "v1.mp4", 20, fps=10.0)
+    (tmp_path / "segments.csv").write_text("video,start,end,phase\n" + rows)
+    with pytest.raises(VavaError) as error:
+        write_video_manifest(tmp_path, tmp_path / "manifest.jsonl", segments_file=tmp_path / "segments.csv")
+    assert str(error.value) == f"{tmp_path}/{message}"
+    assert not (tmp_path / "manifest.jsonl").exists()
+    # touching segments, and an end up to a frame past the video's are fine
+    (tmp_path / "segments.csv").write_text("video,start,end,phase\nv1,0,0.5,a\nv1,0.5,2.1,b\n")
+    write_video_manifest(tmp_path, tmp_path / "manifest.jsonl", segments_file=tmp_path / "segments.csv")
 
 
 def test_segments_of_a_frame_folder_are_refused(tmp_path: Path) -> None:
@@ -242,3 +265,18 @@ def test_cli_writes_the_manifest_and_prints_its_folder(tmp_path: Path) -> None:
     assert both.exit_code == 2 and "give either --split-by or --val-fraction/--seed, not both" in both.output
     again = CliRunner().invoke(main, ["data", "manifest", str(tmp_path / "vids"), "--out", str(out)])
     assert again.exit_code == 1 and again.output == f"Error: --out: {out} exists; pass --force to replace it\n"
+
+
+def test_cli_warns_about_actions_with_fewer_than_two_val_videos(tmp_path: Path) -> None:
+    for action, count in (("pour", 5), ("stir", 10), ("wipe", 1)):
+        for i in range(count):
+            video_file(tmp_path / "vids" / action / f"{action}{i}.mp4", 2)
+    result = CliRunner().invoke(main, ["data", "manifest", str(tmp_path / "vids"), "--out",
+                                       str(tmp_path / "vids" / "manifest.jsonl"), "--val-fraction", "0.2"])
+    assert result.exit_code == 0, result.output
+    warnings = [line for line in result.stderr.splitlines() if line.startswith("warning:")]
+    assert warnings == [  # pour: round(0.2 x 5) = 1 val video; stir: 2; wipe: its one video stays in train
+        "warning: action 'pour' has 1 val video: Kendall's tau and AP@K compare val videos of one action, so "
+        "`vava evaluate` will skip them for it (it needs 2: raise --val-fraction or add videos)",
+        "warning: action 'wipe' has 0 val videos: Kendall's tau and AP@K compare val videos of one action, so "
+        "`vava evaluate` will skip them for it (it needs 2: raise --val-fraction or add videos)"]

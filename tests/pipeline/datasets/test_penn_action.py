@@ -63,13 +63,33 @@ def test_fixture_records(penn: Path) -> None:
     assert all(r.keep is None for key, r in records.items() if key != "0005_squat")
 
 
+def data_info(root: Path, *options: str) -> list[str]:
+    """The output lines of `vava data info` on the Penn Action copy at `root`."""
+    args = [arg for option in options for arg in ("--dataset-option", option)]
+    result = CliRunner().invoke(main, ["data", "info", "--dataset", "penn_action", "--root", str(root), *args])
+    assert result.exit_code == 0, result.output
+    return result.output.splitlines()
+
+
 def test_data_info_counts_the_labelled_clips(penn: Path) -> None:
     result = CliRunner().invoke(main, ["data", "info", "--dataset", "penn_action", "--root", str(penn)])
-    rows = [line.split()[:5] for line in result.output.splitlines()]
-    assert result.exit_code == 0 and rows[1:] == [["baseball_pitch", "2", "1", "0", "18"],
-                                                  ["squat", "2", "1", "0", "18"],
-                                                  ["situp", "2", "1", "0", "18"],
-                                                  ["total", "6", "3", "0", "54"]]
+    lines = [line for line in result.output.splitlines() if not line.startswith("note: ")]
+    rows = [line.split()[:5] for line in lines]
+    assert result.exit_code == 0 and rows[1:5] == [["baseball_pitch", "2", "1", "0", "18"],
+                                                   ["squat", "2", "1", "0", "18"],
+                                                   ["situp", "2", "1", "0", "18"],
+                                                   ["total", "6", "3", "0", "54"]]
+    # the clips of the release that are not read are accounted for, by reason
+    assert lines[5:] == [
+        "left out 2 of 11 videos of the release:",
+        "  1: no phase-label file: 0002_baseball_pitch",
+        "  1: actions without phase labels in the protocol (jump_rope, strum_guitar): 0010_jump_rope"]
+    selected = CliRunner().invoke(main, ["data", "info", "--dataset", "penn_action", "--root", str(penn),
+                                         "--dataset-option", "actions=squat,situp"])
+    assert selected.output.splitlines()[4:6] == [
+        "left out 5 of 11 videos of the release:",
+        "  4: actions not selected by --dataset-option actions: 0001_baseball_pitch, 0002_baseball_pitch, "
+        "0003_baseball_pitch, 0011_baseball_pitch"]
 
 
 def test_actions_option(penn: Path) -> None:
@@ -194,6 +214,32 @@ def test_label_files_are_found_by_clip_number(penn: Path) -> None:
     shutil.copy(labels / "squats" / "0006.npy", penn / "phase_labels/train/squat/0006.npy")
     with pytest.raises(VavaError, match=r"0006\.npy: clip 0006 already has phase labels in "):
         load(penn)
+
+
+def test_the_split_comes_from_the_label_folder_as_carl_takes_it(penn: Path) -> None:
+    """The phase labels as CARL reads them (`dataset_preparation/penn_action_to_tfrecords.py`: every
+    `<label_dir>/<split>/<action>/<NNNN>.npy`, the split of a clip being the folder its file is in) beside
+    the release's `.mat` files (`scipy.io.savemat`, `train` 1 or -1). Clip 0006 has `train` = -1 but its
+    labels under `train/`; 0003 has `train` = -1 and its labels under `val/`, where both agree."""
+    labels = penn / "phase_labels"
+    (labels / "val" / "squat" / "0006.npy").rename(labels / "train" / "squat" / "0006.npy")
+    assert scipy.io.loadmat(penn / "labels" / "0006.mat")["train"].item() == -1
+    by_folder = load(penn)
+    assert by_folder["0006_squat"].split == "train" and by_folder["0003_baseball_pitch"].split == "val"
+    assert {v: r.split for v, r in load(penn, split="labels").items()} == {v: r.split for v, r in by_folder.items()}
+    by_flag = load(penn, split="mat")
+    assert by_flag["0006_squat"].split == "val"
+    assert {v for v in by_flag if by_flag[v].split != by_folder[v].split} == {"0006_squat"}
+    note = ("note: penn_action: 1 clip(s) are in one split by their label folder and in the other by their .mat "
+            "train flag; split={} follows the {}: 0006 (label folder train, .mat val)")
+    assert note.format("labels", "label folder") in data_info(penn)
+    assert note.format("mat", ".mat train flag") in data_info(penn, "split=mat")
+    with pytest.raises(VavaError, match=r"^--dataset-option split=folder: not one of labels, mat$"):
+        load(penn, split="folder")
+
+
+def test_no_note_when_the_label_folder_and_the_flag_agree(penn: Path) -> None:
+    assert not any("label folder" in line for line in data_info(penn))
 
 
 def test_phase_label_folder_option_and_root_confinement(penn: Path, tmp_path: Path) -> None:

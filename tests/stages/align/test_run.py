@@ -63,7 +63,8 @@ def test_align_cached_video_with_video_file(tiny_run: tuple[Path, Path], tmp_pat
     out = align_videos(run, "v0", str(root / "videos" / "v1.mp4"), tmp_path / "out" / "aligned.mp4", method=method,
                        plot_png=tmp_path / "align.png", height=64, device="cpu")
     assert out == tmp_path / "out" / "aligned.mp4"
-    assert decoded_shape(out) == (18, 64 + 4, 2 * 64)  # A's frames; both halves 64 px wide, time bars below
+    # A's frames; both halves 64 px wide: a 14 px caption line, the frames, 4 px time bars, a 14 px legend line
+    assert decoded_shape(out) == (18, 14 + 64 + 4 + 14, 2 * 64)
     assert png_size(tmp_path / "align.png") == pixels(ALIGNMENT_SIZE)
 
 
@@ -104,3 +105,13 @@ def test_a_video_cached_from_a_tfrecord_shard_shows_the_frames_of_its_record(tmp
                       for frame in fixture_frames(1)])
     assert clip.frames.shape == (6, 8, 8, 3) and clip.labels.tolist() == [0, 0, 1, 1, 2, 2]
     assert np.abs(clip.frames.astype(int) - jpegs).max() <= 1  # resized to the display height it already has
+
+
+def test_decoding_shows_progress_with_a_total(tiny_run: tuple[Path, Path], tmp_path: Path,
+                                              capsys: pytest.CaptureFixture) -> None:
+    root, run = tiny_run
+    align_videos(run, "v0", str(root / "videos" / "v1.mp4"), tmp_path / "a.mp4", height=32, device="cpu",
+                 progress=True)
+    bars = [line.strip() for line in capsys.readouterr().err.replace("\r", "\n").splitlines() if "100%" in line]
+    assert any(line.startswith("align: decode v0: 100%") and " 18/18 [" in line for line in bars)
+    assert any(line.startswith("align: decode and embed v1.mp4: 100%") and " 22/22 [" in line for line in bars)

@@ -1,6 +1,7 @@
 """`embed`: HDF5 layout, values equal the embedder applied by hand, chunking, identity kinds, flags."""
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 import h5py
@@ -186,3 +187,51 @@ def test_a_model_of_some_actions_trains_and_embeds_only_those(toy_features: Path
     with pytest.raises(VavaError, match=r"^data.actions: .* has no train video of action 'nope' \(its actions: "):
         train(toy_features, tmp_path / "bad", load_config(None, parse_overrides([*TINY, "data.actions=[nope]"])),
               progress=False)
+
+
+@pytest.mark.slow
+def test_a_full_disk_is_one_line_and_keeps_the_old_embeddings(toy_features: Path, tmp_path: Path) -> None:
+    """HDF5 failing to write mid-file used to crash the process (exit 139) and leave its temporary file.
+
+    A file-size limit (RLIMIT_FSIZE; writes past it fail with EFBIG, as writes to a full disk fail with
+    ENOSPC) stops the write at two points of the new file, each time in a fresh process."""
+    import resource
+    import subprocess
+    import sys
+
+    run = tmp_path / "run"
+    old = embed(run, toy_features, identity="features", progress=False).read_bytes()
+    files = sorted(p.name for p in run.iterdir())
+    for limit in (1_000, len(old) // 2):
+        result = subprocess.run(
+            [sys.executable, "-m", "vava.pipeline.cli", "embed", "--run", str(run), "--identity",
+             "--features", str(toy_features), "--quiet"],
+            capture_output=True, text=True, timeout=120,
+            preexec_fn=lambda limit=limit: resource.setrlimit(resource.RLIMIT_FSIZE, (limit, limit)))
+        assert (result.returncode, result.stderr) == (
+            1, f"Error: {run / 'embeddings.h5'}: cannot write (File too large); nothing was replaced\n"), limit
+        assert sorted(p.name for p in run.iterdir()) == files  # no temporary file left
+        assert (run / "embeddings.h5").read_bytes() == old
+
+
+# -- issue 16, point 15 ----------------------------------------------------------------------------
+def test_features_of_another_map_size_are_refused(trained: Path, tmp_path: Path) -> None:
+    """The run was trained on 16x2x2 maps; 16x4x4 ones (another --image-size) would embed silently."""
+    rng = np.random.default_rng(0)
+    other = write_features(tmp_path / "cache" / "largermaps000000", {
+        "a": ("train", rng.standard_normal((12, 16, 4, 4))), "b": ("val", rng.standard_normal((10, 16, 4, 4)))})
+    with pytest.raises(VavaError, match=rf"^--features: {re.escape(str(other))} holds 16x4x4 maps per frame, the run "
+                                        r"was trained on 16x2x2 \(features of another --image-size\); extract the "
+                                        r"videos with the options of the run's feature set$"):
+        embed(trained, other, progress=False)
+    assert not (trained / "embeddings.h5").exists()
+
+
+def test_an_identity_kind_into_a_trained_run_writes_a_tagged_file(trained: Path, toy_features: Path) -> None:
+    own = embed(trained, progress=False)
+    before = own.read_bytes()
+    path = embed(trained, toy_features, identity="time", progress=False)
+    assert path == trained / "embeddings-identity-time.h5"
+    assert own.read_bytes() == before  # the embedder's embeddings are kept
+    assert load_embeddings(path).attrs["identity_kind"] == "time"
+    assert load_embeddings(own).attrs["embedder"] == "trained"

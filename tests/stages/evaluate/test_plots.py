@@ -59,3 +59,37 @@ def test_plot_errors_name_the_file(tmp_path: Path) -> None:
         plot_loss_curve(tmp_path / "log.csv", tmp_path / "l.png")
     with pytest.raises(VavaError, match="a.png: embeddings must be"):
         plot_alignment(np.zeros((3, 2)), np.zeros((3, 5)), tmp_path / "a.png")
+
+
+def _legends_clear_of_the_data(monkeypatch: pytest.MonkeyPatch, module: object, draw) -> int:
+    """Draw a plot, keep its figure, and check that no legend covers an axes with data or leaves the figure;
+    return how many legends there were."""
+    kept, save = [], module.save_figure
+    monkeypatch.setattr(module, "save_figure", lambda figure, out: kept.append(figure) or save(figure, out))
+    draw()
+    (figure,) = kept
+    renderer = figure.canvas.get_renderer()
+    figure.draw(renderer)
+    legends = [*figure.legends, *(artist for ax in figure.axes for artist in (*ax.artists, ax.get_legend())
+                                  if artist is not None and type(artist).__name__ == "Legend")]
+    data_axes = [ax for ax in figure.axes if ax.images or ax.collections or ax.lines]
+    box = figure.bbox
+    for legend in legends:
+        extent = legend.get_window_extent(renderer)
+        assert not any(extent.overlaps(ax.get_window_extent(renderer)) for ax in data_axes)
+        assert box.x0 <= extent.x0 and extent.x1 <= box.x1 and box.y0 <= extent.y0 and extent.y1 <= box.y1
+    return len(legends)
+
+
+def test_legends_never_cover_the_data(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    import vava.core.figures as figures
+    import vava.stages.evaluate.plots as plots
+
+    rng = np.random.default_rng(3)
+    a, b = rng.standard_normal((40, 4)), rng.standard_normal((50, 4))
+    phases = ("reach", "tilt", "pour", "return", "wipe", "set down", "background")
+    assert _legends_clear_of_the_data(monkeypatch, figures, lambda: plot_alignment(
+        a, b, tmp_path / "a.png", np.arange(40) % 7, np.arange(50) % 7, path=dtw_path(a, b),
+        matches=nearest_neighbour_path(a, b), phases=phases, background_label=6)) == 1
+    assert _legends_clear_of_the_data(monkeypatch, plots, lambda: plot_tsne(
+        write_embeddings(tmp_path / "embeddings.h5"), tmp_path / "t.png")) == 2

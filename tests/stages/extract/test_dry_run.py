@@ -15,7 +15,7 @@ from vava.pipeline.datasets.folder import load_folder
 from vava.stages.extract.dry_run import human_bytes, plan_extract
 from vava.stages.extract.run import ExtractOptions
 
-OPTIONS = ExtractOptions(image_size=64, target_fps=10.0)
+OPTIONS = ExtractOptions(image_size=64, target_fps=10.0, weights="random")
 
 
 @pytest.fixture
@@ -33,7 +33,7 @@ def test_frames_follow_the_decoders_keep_rule_and_bytes_the_map_size(dataset: Pa
     assert plan.frame_shape == (1024, 4, 4) and plan.frame_bytes == 1024 * 4 * 4 * 2
     assert plan.raw_bytes(plan.total) == 33 * 32768
     assert plan.estimated_bytes(plan.total) == round(33 * 32768 / 1.70)  # 636,085
-    every = plan_extract(load_folder(dataset), ExtractOptions(image_size=224, backbone="resnet18"))
+    every = plan_extract(load_folder(dataset), ExtractOptions(image_size=224, backbone="resnet18", weights="random"))
     assert every.total.frames == 65 and every.frame_bytes == 256 * 14 * 14 * 2
 
 
@@ -65,15 +65,34 @@ def test_human_bytes() -> None:
 def test_cli_prints_the_plan_and_creates_no_cache(dataset: Path, tmp_path: Path) -> None:
     cache = tmp_path / "cache"
     result = CliRunner().invoke(main, ["extract", "--root", str(dataset), "--cache", str(cache), "--dry-run",
-                                       "--image-size", "64", "--fps", "10"])
+                                       "--image-size", "64", "--fps", "10", "--weights", "random"])
     assert result.exit_code == 0, result.output
     assert not cache.exists()
     assert result.stdout.splitlines() == [
         ("dry run, nothing decoded or written: resnet50 maps 1024x4x4 float16 at 64 px = 32.0 KiB a frame, "
-         "resampled to 10 fps"),
+         f"resampled to 10 fps; weights {plan_extract([], OPTIONS).weights[:23]} (read)"),
         "split  action  videos  frames  raw float16  on disk (est.)",
         "train  slide        2      24    768.0 KiB       451.8 KiB",
         "val    slide        1       9    288.0 KiB       169.4 KiB",
         "total               3      33      1.0 MiB       621.2 KiB",
         ("on disk is an estimate: raw / 1.70, the compression measured on 224 px ResNet-50 conv4 maps "
          "(bench/README.md)")]
+
+
+def test_missing_imagenet_weights_stop_the_dry_run_with_what_to_do(dataset: Path, tmp_path: Path,
+                                                                   monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("TORCH_HOME", str(tmp_path / "empty-hub"))
+    result = CliRunner().invoke(main, ["extract", "--root", str(dataset), "--cache", str(tmp_path / "c"), "--dry-run"])
+    assert result.exit_code == 1 and "Traceback" not in result.output and not (tmp_path / "c").exists()
+    message = result.output.strip()
+    assert message.count("\n") == 0 and message.startswith("Error: --weights imagenet: ")
+    assert "resnet50-0676ba61.pth not found" in message and "--weights random" in message
+    assert result.stdout == ""  # no plan: the weights are checked first
+
+
+def test_a_weights_file_that_does_not_fit_stops_the_dry_run(dataset: Path, tmp_path: Path) -> None:
+    bad = tmp_path / "bad.pth"
+    bad.write_bytes(b"nonsense")
+    result = CliRunner().invoke(main, ["extract", "--root", str(dataset), "--cache", str(tmp_path / "c"), "--dry-run",
+                                       "--weights", str(bad)])
+    assert result.exit_code == 1 and f"Error: --weights: {bad} is not a resnet50 state dict" in result.output

@@ -179,3 +179,65 @@ def test_unlabelled_videos_and_keep_masks(tiny_dataset: Path, tmp_path: Path) ->
         dataclasses.replace(records[1], keep=keep[:-1])
     with pytest.raises(VavaError, match=r"video 'v1': no frame is kept"):
         dataclasses.replace(records[1], keep=np.zeros(22, bool))
+
+
+# -- issue 16, point 14: weights that give non-finite features ------------------------------------
+def nan_weights(tmp_path: Path, how: str) -> Path:
+    """A resnet18 state dict whose conv1 weights are NaN, or whose first BatchNorm variance is negative."""
+    from torchvision import models
+
+    state = models.resnet18().state_dict()
+    if how == "nan":
+        state["conv1.weight"][0, 0, 0, 0] = float("nan")
+    else:
+        state["bn1.running_var"][3] = -1.0  # (x - mean) / sqrt(var): NaN
+    path = tmp_path / f"{how}.pt"
+    torch.save({k: v for k, v in state.items() if not k.startswith(("layer4", "fc"))}, path)
+    return path
+
+
+@pytest.mark.parametrize("how", ["nan", "negative-variance"])
+def test_weights_giving_non_finite_features_stop_at_the_first_batch(tiny_dataset: Path, tmp_path: Path,
+                                                                    how: str) -> None:
+    weights = nan_weights(tmp_path, how)
+    options = dataclasses.replace(FAST, backbone="resnet18", weights=str(weights), workers=1)
+    with pytest.raises(VavaError) as caught:
+        extract(load_folder(tiny_dataset), tmp_path / "cache", options)
+    assert str(caught.value) == (f"--weights {weights}: the resnet18 backbone gives NaN or infinite features "
+                                 "(first in video 'v0'); the weights are damaged or not for this backbone (videos "
+                                 "finished so far are kept)")
+    (path,) = (p for p in (tmp_path / "cache").iterdir() if not p.name.startswith("."))  # not .locks
+    assert FeatureSet.open(path).videos() == []  # nothing non-finite was stored
+
+
+def test_repair_that_cannot_extract_again_names_what_it_left_damaged(tiny_dataset: Path, tmp_path: Path,
+                                                                     monkeypatch: pytest.MonkeyPatch) -> None:
+    import vava.stages.extract.run as extract_run
+
+    records = load_folder(tiny_dataset)
+    path = extract(records, tmp_path / "cache", FAST).path
+    for shard in (path / "videos" / "v1" / "features" / "c").rglob("0"):
+        if shard.is_file():
+            shard.write_bytes(b"\0" + shard.read_bytes()[1:])  # damaged: fails its checksum
+    # the same weights now give NaN (as the damaged weights of a set extracted before this check would)
+    monkeypatch.setattr(extract_run, "backbone_maps", lambda net, images, device: np.full(
+        (len(images), 1024, 4, 4), np.nan, dtype=np.float16))
+    with pytest.raises(VavaError, match=r"^--weights random: the resnet50 backbone gives NaN or infinite features "
+                                        r"\(first in video 'v1'\); .*; not repaired: 'v1' \(found damaged, not "
+                                        r"extracted again\)$"):
+        extract(records, tmp_path / "cache", dataclasses.replace(FAST, repair=True))
+
+
+def test_the_progress_bar_counts_to_the_frames_the_dry_run_plans(tmp_path: Path,
+                                                                  capsys: pytest.CaptureFixture) -> None:
+    """With --fps, and for unlabelled videos, the bar's total is the frames cached (an ETA), not the labels."""
+    make_folder_dataset(tmp_path / "data", [18, 22, 25], fps=20.0)
+    entries = read_manifest(tmp_path / "data")
+    for entry in entries[1:]:  # two unlabelled videos: no label count to go by
+        del entry["labels"], entry["phases"]
+    write_manifest(tmp_path / "data", entries)
+    options = ExtractOptions(weights="random", image_size=32, target_fps=10.0, workers=1)
+    summary = extract(load_folder(tmp_path / "data"), tmp_path / "cache", options)
+    assert summary.frames == 9 + 11 + 13  # 20 -> 10 fps keeps every other frame
+    final = capsys.readouterr().err.replace("\r", "\n").splitlines()[-1]
+    assert final.startswith("extract: 100%") and " 33/33 [" in final

@@ -91,3 +91,24 @@ def test_choose_data_path() -> None:
         choose_data_path("device", 10, cpu)
     with pytest.raises(VavaError, match="data.path: 'disk' is not one of"):
         choose_data_path("disk", 10, cpu)
+
+
+def test_a_loader_worker_prints_nothing_of_its_own(toy_features: Path, capfd: pytest.CaptureFixture,
+                                                   monkeypatch: pytest.MonkeyPatch) -> None:
+    """A read failing in a worker is one error in the main process; what the worker itself would log (zarr's
+    event loop logs tracebacks of reads still in flight as the worker shuts down) is not printed after it."""
+    import sys
+
+    def damaged(self, draw, context):
+        print("Task exception was never retrieved\nTraceback (most recent call last): ...", file=sys.stderr,
+              flush=True)  # as logging's last-resort handler prints the records of asyncio's logger
+        raise VavaError("video 'toy1' is damaged")
+
+    monkeypatch.setattr(ZarrFeatures, "gather", damaged)
+    fs = FeatureSet.open(toy_features)
+    videos = [v for v in fs.videos() if v.split == "train"]
+    sampler = PairSampler(videos, pairs=2, frames=8, seed=0)
+    with pytest.raises(VavaError, match=r"^video 'toy1' is damaged$"):
+        list(batches(fs, videos, sampler, "zarr", Context(1, {v.id: 15 for v in videos}), PhaseClasses.of(fs, videos),
+                     0, 4, torch.device("cpu"), workers=2))
+    assert capfd.readouterr().err == ""

@@ -99,7 +99,7 @@ def test_evaluation_guards(toy_features: Path, tmp_path: Path) -> None:
     with pytest.raises(VavaError, match=r"^--eval-metric: 'classification' is not one of acc, other$"):
         train(toy_features, tmp_path / "b", config("steps=2", "eval_every=1"), progress=False, evaluator=Scripted([]))
     # eval_every 0: the evaluator is not used
-    train(toy_features, tmp_path / "c", config("steps=2"), progress=False, evaluator=Scripted([]))
+    train(toy_features, tmp_path / "c", config("steps=2", "eval_metric=acc"), progress=False, evaluator=Scripted([]))
     assert not (tmp_path / "c" / "eval_log.csv").exists()
     with pytest.raises(VavaError, match="eval_every must be at least 0"):
         config("eval_every=-1")
@@ -127,3 +127,11 @@ def test_scores_the_train_and_val_videos_of_the_actions_trained_on(toy_features:
     train(toy_features, tmp_path / "b" / "run", config("steps=1", "eval_every=1", "eval_metric=acc",
                                                        "data.actions=[b]"), progress=False, evaluator=one_action)
     assert one_action.videos == ["toy3", "toy4", "toy5"]
+
+
+def test_an_unknown_metric_is_refused_without_eval_every_too(toy_features: Path, tmp_path: Path) -> None:
+    """A misspelt --eval-metric failed only when a later run scored; now before anything is written."""
+    with pytest.raises(VavaError, match=r"^--eval-metric: 'bogus' is not one of acc, other$"):
+        train(toy_features, tmp_path / "run", config("steps=1", "eval_metric=bogus"), progress=False,
+              evaluator=Scripted([]))
+    assert not (tmp_path / "run").exists()

@@ -153,9 +153,7 @@ def test_a_registered_probe_appears_in_the_cli_report_json_and_report_md(embeddi
     assert list(report["results"]) == ["actions", "kendall", "mean_norm"]
 
     markdown = (run_dir / "report.md").read_text()
-    assert ("| Progress | τ | AP@5 | AP@10 | AP@15 | Align acc (DTW) | Align acc (NN) | Unflagged acc "
-            "| Out-of-order acc | Repeated acc | Background F1 | Idle bg acc | Cut-away bg acc | Distraction bg acc "
-            "| Mean norm |") in markdown
+    assert "| Run | τ | Mean norm |" in markdown  # the columns of the tasks not run hold no number: left out
     assert f"| {report['results']['mean_norm']:.4f} |" in markdown
     assert markdown.rstrip().endswith("- Mean norm: the mean 1-norm of every val frame's embedding.")
     table = CliRunner().invoke(cli.main, ["evaluate", "--compare", str(run_dir)]).stdout

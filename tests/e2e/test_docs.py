@@ -1,0 +1,42 @@
+"""The documentation against the repository: `make` targets that exist, shell recipes that stop at a failure."""
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[2]
+DOCS = sorted([ROOT / "README.md", ROOT / "bench" / "README.md", *(ROOT / "docs").rglob("*.md")])
+
+
+def _targets() -> set[str]:
+    """The Makefile's targets; a pattern rule `benchmark-%:` stands for `benchmark-` plus anything."""
+    found = set()
+    for line in (ROOT / "Makefile").read_text().splitlines():
+        match = re.match(r"^([a-z][\w%-]*(?: [a-z][\w%-]*)*):(?!=)", line)
+        if match:
+            found.update(match.group(1).split())
+    return found
+
+
+def _covered(target: str, targets: set[str]) -> bool:
+    return target in targets or any(t.endswith("%") and target.startswith(t[:-1]) for t in targets)
+
+
+@pytest.mark.parametrize("doc", DOCS, ids=lambda path: str(path.relative_to(ROOT)))
+def test_every_make_target_the_docs_name_exists(doc: Path) -> None:
+    text = doc.read_text()
+    named = re.findall(r"`make (?:-\S+ )*([a-z][\w-]*)", text)  # inline code
+    named += re.findall(r"^\s*make (?:-\S+ )*([a-z][\w-]*)", text, flags=re.MULTILINE)  # lines of code blocks
+    targets = _targets()
+    assert [name for name in named if not _covered(name, targets)] == []
+
+
+@pytest.mark.parametrize("doc", DOCS, ids=lambda path: str(path.relative_to(ROOT)))
+def test_shell_recipes_that_pass_output_on_stop_at_the_first_failure(doc: Path) -> None:
+    """A block that feeds one command's output to the next (`X=$(vava ...)`) would otherwise go on after a failure
+    with an empty X and bury the first error under others."""
+    blocks = re.findall(r"```sh\n(.*?)```", doc.read_text(), flags=re.DOTALL)
+    chained = [block for block in blocks if "$(vava " in block]
+    assert [block for block in chained if not re.search(r"^set -e", block, flags=re.MULTILINE)] == []

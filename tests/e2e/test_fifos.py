@@ -1,0 +1,134 @@
+"""A FIFO (or device, or folder) where the tool expects a file it reads is a one-line error, never a hang:
+dataset annotation files, the CSV files of `data manifest`, the metadata of a feature set and the files
+of a run folder. Every call runs through `without_blocking`, so a regression fails instead of hanging."""
+from __future__ import annotations
+
+import os
+import re
+from pathlib import Path
+
+import pytest
+from click.testing import CliRunner
+
+from tests.conftest import make_folder_dataset
+from tests.helpers import without_blocking
+from vava.core.errors import VavaError
+from vava.core.files import check_regular, open_regular, read_regular
+from vava.pipeline.cli import main
+from vava.pipeline.datasets import dataset
+
+
+def cli(*args: object):
+    return CliRunner().invoke(main, [str(a) for a in args])
+
+
+def fifo_at(path: Path) -> Path:
+    path.unlink(missing_ok=True)
+    os.mkfifo(path)
+    return path
+
+
+def refused(result, fifo: Path) -> None:
+    """Exit 1 with the one line that names the FIFO."""
+    assert result.exit_code == 1, result.output
+    assert result.stderr == f"Error: {fifo}: not a regular file (a FIFO); only plain files are read\n"
+
+
+# -- the helper ------------------------------------------------------------------------------------
+
+
+def test_open_regular_reads_files_and_refuses_everything_else_at_once(tmp_path: Path) -> None:
+    (tmp_path / "plain.txt").write_bytes(b"text")
+    assert read_regular(tmp_path / "plain.txt") == b"text"
+    (tmp_path / "link.txt").symlink_to(tmp_path / "plain.txt")
+    assert read_regular(tmp_path / "link.txt") == b"text"  # confinement is the callers' check, not this one's
+    fifo = fifo_at(tmp_path / "pipe.json")
+    for path, kind in [(fifo, "a FIFO"), (tmp_path, "a folder"), (Path("/dev/null"), "a character device")]:
+        with pytest.raises(VavaError, match=rf"^{re.escape(str(path))}: not a regular file \({kind}\); only plain "
+                                            r"files are read$"):
+            without_blocking(lambda path=path: open_regular(path), fifo)
+        with pytest.raises(VavaError, match=re.escape(f"({kind})")):
+            check_regular(path)
+    with pytest.raises(FileNotFoundError):
+        open_regular(tmp_path / "absent.txt")
+    assert check_regular(tmp_path / "absent.txt") == tmp_path / "absent.txt"  # the reader says it is missing
+
+
+# -- dataset annotation files ----------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(("name", "member"), [
+    ("coin", "COIN.json"),
+    ("ikea_asm", "gt_segments.json"),
+    ("ikea_asm", "indexing_files/train_cross_env.txt"),
+    ("ikea_asm", "indexing_files/atomic_action_list.txt"),
+])
+@pytest.mark.parametrize("command", ["info", "dry-run"])
+def test_an_annotation_file_that_is_a_fifo_is_refused(tmp_path: Path, name: str, member: str, command: str) -> None:
+    root = tmp_path / name
+    dataset(name).fixture(root)
+    fifo = fifo_at(root / member)
+    args = (["data", "info"] if command == "info" else
+            ["extract", "--dry-run", "--cache", tmp_path / "cache", "--weights", "random", "--image-size", 32])
+    refused(without_blocking(lambda: cli(*args, "--dataset", name, "--root", root), fifo), fifo)
+
+
+@pytest.mark.parametrize("option", ["--segments", "--split-by"])
+def test_a_csv_file_of_data_manifest_that_is_a_fifo_is_refused(tmp_path: Path, option: str) -> None:
+    make_folder_dataset(tmp_path / "data", [8, 9])
+    fifo = fifo_at(tmp_path / "given.csv")
+    out = tmp_path / "data" / "videos" / "manifest.jsonl"
+    result = without_blocking(lambda: cli("data", "manifest", out.parent, "--out", out, option, fifo), fifo)
+    refused(result, fifo)
+    assert not out.exists()
+
+
+def test_a_manifest_that_is_a_fifo_is_refused(tmp_path: Path) -> None:
+    fifo = fifo_at(tmp_path / "manifest.jsonl")
+    refused(without_blocking(lambda: cli("data", "info", "--root", tmp_path), fifo), fifo)
+
+
+# -- feature sets and run folders ------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("command", ["verify", "info", "train", "embed"])
+def test_a_video_zarr_json_that_is_a_fifo_is_reported_and_the_video_left_out(toy_features: Path, tmp_path: Path,
+                                                                          command: str) -> None:
+    fifo = fifo_at(toy_features / "videos" / "toy1" / "zarr.json")
+    problem = f"toy1: unreadable metadata ({fifo}: not a regular file (a FIFO); only plain files are read)"
+    args = {"verify": ["cache", "verify", toy_features], "info": ["cache", "info", toy_features],
+            "train": ["train", "--features", toy_features, "--out", tmp_path / "run", "--config", "synthetic",
+                      "--steps", 1, "--set", "data.batch_pairs=1", "--quiet"],
+            "embed": ["embed", "--run", tmp_path / "run", "--identity", "--features", toy_features, "--quiet"]}[command]
+    result = without_blocking(lambda: cli(*args), fifo)
+    if command == "verify":
+        assert result.exit_code == 1 and f"damaged: {problem}\n" in result.stderr
+        assert result.stdout.endswith("5 complete videos checked, 1 damaged, 0 incomplete\n")
+    elif command == "info":
+        assert result.exit_code == 0 and result.stderr == f"unreadable:  {problem}\n"
+        assert "videos:      5 complete, 1 incomplete" in result.stdout
+    elif command == "train":  # toy1 was one of the two train videos of action 'a'
+        assert result.exit_code == 1 and "no pair of distinct train videos for action(s) 'a'" in result.stderr
+    else:
+        assert result.exit_code == 0, result.output
+        from vava.core.embeddings_file import load_embeddings
+        assert [v.id for v in load_embeddings(tmp_path / "run" / "embeddings.h5").videos] == [
+            "toy0", "toy3", "toy4", "toy2", "toy5"]
+
+
+def test_a_feature_set_zarr_json_that_is_a_fifo_is_refused(toy_features: Path) -> None:
+    fifo = fifo_at(toy_features / "zarr.json")
+    refused(without_blocking(lambda: cli("cache", "info", toy_features), fifo), fifo)
+
+
+@pytest.mark.parametrize("name", ["report.json", "sweep_time.json"])
+def test_a_run_file_that_is_a_fifo_is_refused_or_rebuilt(tmp_path: Path, name: str) -> None:
+    from vava.pipeline.sweep import _seconds
+    from vava.stages.evaluate.report import load_comparable_report
+
+    fifo = fifo_at(tmp_path / name)
+    if name == "report.json":
+        with pytest.raises(VavaError, match=re.escape(f"{fifo}: not a regular file (a FIFO)")):
+            without_blocking(lambda: load_comparable_report(tmp_path), fifo)
+    else:  # an unreadable time means "not finished": the sweep runs it again
+        assert without_blocking(lambda: _seconds(tmp_path), fifo) is None
