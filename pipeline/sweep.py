@@ -532,9 +532,10 @@ def _convergence_table(trained: dict[str, list[Path | None]], seeds: int, over: 
     limit = over_seeds.PLATEAU
     table = tables.markdown(["Run", "c", f"Plateau (-{limit} < c < {limit}), seeds"], rows) if rows else \
         "(no trained run)\n"
-    return (f"## Convergence{over}\n\nc = (mean loss over the logged steps in (0.8 S, 0.9 S] - mean over (0.9 S, S]) "
-            f"/ |the first mean|, S = the run's steps (\"-\": a window with fewer than 2 logged steps). A plateau "
-            f"test, not proof of convergence. Loss curves: `{LOSS_CURVES_NAME}` and RUN/plots/loss.png.\n\n{table}")
+    return (f"## Convergence{over}\n\nc = (m1 - m2) / |m0 - m2|, the mean loss over the logged steps in (0, 0.1 S] "
+            f"(m0), (0.8 S, 0.9 S] (m1) and (0.9 S, S] (m2), S = the run's steps: the share of the run's whole change "
+            f"of loss made in its last tenth (\"-\": a window with fewer than 2 logged steps). A plateau test, not "
+            f"proof of convergence. Loss curves: `{LOSS_CURVES_NAME}` and RUN/plots/loss.png.\n\n{table}")
 
 
 def _timings_table(runs: dict[str, list[Path | None]], seeds: int, over: str) -> str:

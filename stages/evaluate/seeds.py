@@ -110,18 +110,26 @@ def per_action_comparison(runs: Sequence[Sequence[Report | None]]) -> tables.Tab
 
 # -- training curves ---------------------------------------------------------------------------
 def convergence(steps: np.ndarray, loss: np.ndarray, budget: int) -> float | None:
-    """c = (m1 - m2) / |m1|, m1 and m2 the mean loss over the logged steps in (0.8 S, 0.9 S] and in
-    (0.9 S, S], S = `budget` (the run's steps); None when a window has fewer than 2 logged steps or m1 = 0.
+    """c = (m1 - m2) / |m0 - m2|: the share of the run's whole change of loss that its last tenth still made.
+
+    m0, m1 and m2 are the mean loss over the logged steps in (0, 0.1 S], (0.8 S, 0.9 S] and (0.9 S, S],
+    S = `budget` (the run's steps). Measured against the whole change rather than the current loss, c
+    does not grow as a loss falls towards 0 (a classifier's cross-entropy keeps halving while it
+    memorises) and keeps its meaning for losses that are negative. None when a window has fewer than
+    2 logged steps, or when the loss ended where it began but moved in between (m0 = m2 != m1).
 
     Positive c: the loss still fell over the last tenth. |c| < PLATEAU is a plateau, not proof of convergence.
     """
     steps, loss = np.asarray(steps, dtype=np.int64), np.asarray(loss, dtype=np.float64)
-    early = (10 * steps > 8 * budget) & (10 * steps <= 9 * budget)  # integers: exact window edges
-    late = (10 * steps > 9 * budget) & (steps <= budget)
-    if early.sum() < 2 or late.sum() < 2:
+    windows = [(steps > 0) & (10 * steps <= budget),  # integers: exact window edges
+               (10 * steps > 8 * budget) & (10 * steps <= 9 * budget),
+               (10 * steps > 9 * budget) & (steps <= budget)]
+    if any(window.sum() < 2 for window in windows):
         return None
-    first, last = loss[early].mean(), loss[late].mean()
-    return float((first - last) / abs(first)) if first != 0 else None
+    start, first, last = (loss[window].mean() for window in windows)
+    if start == last:
+        return 0.0 if first == last else None
+    return float((first - last) / abs(start - last))
 
 
 def relative_curve(curves: Sequence[Curve]) -> Curve | None:

@@ -196,14 +196,14 @@ def test_seeded_results_are_mean_and_sample_sd_of_hand_written_reports(
     shutil.copytree(seeded[2], out, symlinks=True)
     write_seed(out / "seed-0" / "vava", 0.5, (0.4, 0.6),
                {"unflagged_accuracy": 0.8, "out_of_order_accuracy": None, "repeated_accuracy": 0.5,
-                "background_f1": 0.9}, [2.0] * 18 + [1.0] * 2,  # c = (2 - 1) / 2 = 0.5
+                "background_f1": 0.9}, [2.0] * 2 + [1.5] * 16 + [1.0] * 2,  # c = (1.5 - 1) / (2 - 1)
                '{"background": 0.6, "procedure": 0.1, "pairs": 4, "alignment": 0.4, '
                '"alignment_background": {"idle": 0.9}}')
     write_seed(out / "seed-1" / "vava", 0.6, (0.5, 0.7),
                {"unflagged_accuracy": 0.9, "out_of_order_accuracy": None, "repeated_accuracy": None,
                 "background_f1": 0.7}, [1.0] * 20,  # c = 0
                '{"background": 0.6, "procedur')  # damaged: not read
-    write_seed(out / "seed-2" / "vava", 0.7, (0.6, 0.8), None, [1.0] * 18 + [1.01] * 2,  # c = -0.01
+    write_seed(out / "seed-2" / "vava", 0.7, (0.6, 0.8), None, [2.0] * 2 + [1.0] * 16 + [1.01] * 2,  # c = -0.01/0.99
                '{"background": 0.8, "procedure": 0.3, "pairs": 4}')
 
     markdown, failed, _ = seeded_again(seeded, out)

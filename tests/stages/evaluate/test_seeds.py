@@ -37,19 +37,30 @@ def write_log(path: Path, rows: list[tuple[int, float]]) -> Path:
 
 
 def test_convergence_of_a_hand_written_log(tmp_path: Path) -> None:
-    # S = 100, logged every 5: (80, 90] holds 85, 90 (mean 1.5), (90, 100] holds 95, 100 (mean 1.35)
+    # S = 100, logged every 5: (0, 10] holds 5, 10 (mean 9), (80, 90] holds 85, 90 (mean 1.5), (90, 100] holds
+    # 95, 100 (mean 1.35): the last tenth made 0.15 of the whole change of 7.65
     losses = {85: 2.0, 90: 1.0, 95: 1.2, 100: 1.5}
     steps, series = read_log(write_log(tmp_path / "log.csv", [(s, losses.get(s, 9.0)) for s in range(5, 105, 5)]))
-    assert convergence(steps, series["loss"], 100) == pytest.approx(0.1)
-    assert convergence(steps, -series["loss"], 100) == pytest.approx(-0.1)  # |m1|: the sign says rising or falling
+    assert convergence(steps, series["loss"], 100) == pytest.approx(0.15 / 7.65)
+    assert convergence(steps, -series["loss"], 100) == pytest.approx(-0.15 / 7.65)  # the sign says rising or falling
+    assert convergence(steps, series["loss"] - 100, 100) == pytest.approx(0.15 / 7.65)  # any offset, negative too
 
     every_ten = np.arange(10, 110, 10)  # one logged step per window: not enough
     assert convergence(every_ten, np.ones(10), 100) is None
-    assert convergence(np.arange(1, 21), np.r_[np.ones(16), 0.0, 0.0, 1.0, 1.0], 20) is None  # m1 = 0
+    assert convergence(np.arange(1, 21), np.r_[np.ones(16), 0.0, 0.0, 1.0, 1.0], 20) is None  # m0 = m2, m1 apart
     assert convergence(np.arange(1, 21), np.ones(20), 20) == 0.0
-    # the windows' edges are exact: S = 30 -> (24, 27] and (27, 30]; step 24 and step 31 are outside
-    steps = np.array([24, 25, 27, 28, 30, 31])
-    assert convergence(steps, np.array([100.0, 4.0, 2.0, 1.5, 1.5, 100.0]), 30) == pytest.approx(0.5)
+    # the windows' edges are exact: S = 30 -> (0, 3], (24, 27] and (27, 30]; steps 24 and 31 are outside
+    steps = np.array([1, 3, 24, 25, 27, 28, 30, 31])
+    assert convergence(steps, np.array([10.0, 10.0, 100.0, 4.0, 2.0, 1.5, 1.5, 100.0]), 30) == pytest.approx(1.5 / 8.5)
+
+
+def test_a_loss_falling_towards_zero_reaches_a_plateau() -> None:
+    """A cross-entropy halving every 100 steps: its last tenth makes 4 % of its whole fall after 300 steps,
+    0.2 % after 1000 (relative to m1, the last tenth's fall grows instead: 0.19, then 0.5, however long)."""
+    steps = np.arange(10, 1010, 10)
+    loss = 2.0 * 0.5 ** (steps / 100)
+    assert convergence(steps, loss, 1000) == pytest.approx(0.00196, abs=1e-5)
+    assert convergence(steps[:30], loss[:30], 300) == pytest.approx(0.0420, abs=1e-4)
 
 
 def test_relative_curve_is_the_mean_at_common_steps() -> None:
