@@ -244,27 +244,34 @@ def test_phases_are_visually_distinct():
         assert np.mean(guess == other_labels) > 0.5, action
 
 
-# -- benchmark 1 stays as it was -------------------------------------------------------------------
+# -- benchmarks 1 and 2 stay as they were ---------------------------------------------------------
 
-# sha256 of the labels and the pixel sum of each video, 4 actions x 3 videos, as rendered before benchmark 2 existed
-V1_REFERENCE = {
-    "clean": ("ec52d875f0de472f", [16369318, 17075526, 16397402, 17509612, 16119860, 16548537, 15726074, 15367816,
-                                   16739465, 15368740, 14556496, 14772100]),
-    "wild": ("467a18a9abf3fa66", [19850818, 18569522, 17930970, 19935808, 18976491, 16560107, 17473241, 18546996,
-                                  18109532, 16901717, 16527504, 14766378]),
+# sha256 of the labels and the pixel sum of each video, 4 actions x 3 videos at 32 px, frames 20:30, as rendered
+# before the next benchmark version existed
+REFERENCE = {
+    (1, "clean"): ("ec52d875f0de472f", [16369318, 17075526, 16397402, 17509612, 16119860, 16548537, 15726074,
+                                        15367816, 16739465, 15368740, 14556496, 14772100]),
+    (1, "wild"): ("467a18a9abf3fa66", [19850818, 18569522, 17930970, 19935808, 18976491, 16560107, 17473241,
+                                       18546996, 18109532, 16901717, 16527504, 14766378]),
+    (2, "clean"): ("53acdc2c1ea5de80", [18259483, 16363342, 17027159, 18775698, 16751022, 18442042, 16927876,
+                                        13477996, 18635672, 15364323, 13948988, 13536463]),
+    (2, "wild"): ("270c7b44cacf85e3", [26350271, 25434897, 23842720, 37748343, 21798848, 36414168, 25850270,
+                                       18525437, 30188463, 22677180, 18759998, 25852487]),
 }
 
 
-@pytest.mark.parametrize("preset", ["clean", "wild"])
-def test_benchmark_1_renders_as_before(preset):
-    config = SynthConfig(variations={"clean": CLEAN, "wild": WILD}[preset], **SMALL)
+@pytest.mark.parametrize(("benchmark", "preset"), list(REFERENCE))
+def test_earlier_benchmarks_render_as_before(benchmark, preset):
+    variations = {(1, "clean"): CLEAN, (1, "wild"): WILD, (2, "clean"): CLEAN_V2, (2, "wild"): WILD_V2}
+    config = SynthConfig(variations=variations[benchmark, preset], size=32, frames=(20, 30), benchmark=benchmark)
     digest, sums = hashlib.sha256(), []
     for a, action in enumerate(ACTIONS):
         for i in range(3):
-            frames, labels, _ = render_video(action, video_rng(0, a, i), config)
+            frames, labels, flags = render_video(action, video_rng(0, a, i), config)
+            assert (flags == frame_flags(labels, len(ACTIONS[action]))).all()  # no background kinds before 3
             digest.update(labels.tobytes())
             sums.append(int(frames.sum(dtype=np.int64)))
-    expected_digest, expected_sums = V1_REFERENCE[preset]
+    expected_digest, expected_sums = REFERENCE[benchmark, preset]
     assert digest.hexdigest()[:16] == expected_digest
     np.testing.assert_allclose(sums, expected_sums, rtol=1e-5)  # exact here; room for one rounding elsewhere
 
@@ -339,31 +346,6 @@ def test_v2_synthesize_writes_flags_and_the_version(tmp_path):
     assert json.loads((tmp_path / "synth.json").read_text())["config"]["benchmark"] == 2
     for entry in entries:
         assert entry["flags"] == frame_flags(np.array(entry["labels"]), entry["background_label"]).tolist()
-
-
-# sha256 of the labels and the pixel sum of each video, 4 actions x 3 videos, as rendered before benchmark 3 existed
-V2_REFERENCE = {
-    "clean": ("53acdc2c1ea5de80", [18259483, 16363342, 17027159, 18775698, 16751022, 18442042, 16927876, 13477996,
-                                   18635672, 15364323, 13948988, 13536463]),
-    "wild": ("270c7b44cacf85e3", [26350271, 25434897, 23842720, 37748343, 21798848, 36414168, 25850270, 18525437,
-                                  30188463, 22677180, 18759998, 25852487]),
-}
-
-
-@pytest.mark.parametrize("preset", ["clean", "wild"])
-def test_benchmark_2_renders_as_before(preset):
-    config = SynthConfig(variations={"clean": CLEAN_V2, "wild": WILD_V2}[preset], size=32, frames=(20, 30),
-                         benchmark=2)
-    digest, sums = hashlib.sha256(), []
-    for a, action in enumerate(ACTIONS):
-        for i in range(3):
-            frames, labels, flags = render_video(action, video_rng(0, a, i), config)
-            assert (flags == frame_flags(labels, len(ACTIONS[action]))).all()  # no background kinds in v2
-            digest.update(labels.tobytes())
-            sums.append(int(frames.sum(dtype=np.int64)))
-    expected_digest, expected_sums = V2_REFERENCE[preset]
-    assert digest.hexdigest()[:16] == expected_digest
-    np.testing.assert_allclose(sums, expected_sums, rtol=1e-5)
 
 
 # -- benchmark 3 ---------------------------------------------------------------------------------
