@@ -30,8 +30,8 @@ from vava.pipeline.datasets.synthetic import (
     SynthConfig,
     Variations,
     _hand_shown,
-    _stretch_progress,
     _splits,
+    _stretch_progress,
     render_video,
     synthesize,
     video_rng,
@@ -390,8 +390,8 @@ def test_v3_background_kinds_look_as_described():
             background = labels == len(ACTIONS[action])
             nearest = np.abs(flat[background, None] - flat[None, ~background]).mean(-1).min(1)
             kind = flags[background] & (FLAG_CUTAWAY | FLAG_DISTRACTION)
-            for bit in distances:
-                distances[bit].extend(nearest[kind == bit])
+            for bit, found in distances.items():
+                found.extend(nearest[kind == bit])
     median = {bit: float(np.median(found)) for bit, found in distances.items()}
     assert median[0] < 0.03 < median[FLAG_DISTRACTION] < median[FLAG_CUTAWAY] and median[FLAG_CUTAWAY] > 0.15, median
 

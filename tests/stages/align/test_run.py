@@ -13,17 +13,19 @@ from tests.conftest import make_folder_dataset
 from tests.helpers import pixels, png_size
 from vava.core.config import parse_overrides
 from vava.core.correspondence import dtw_path, nearest_neighbour_path
+from vava.core.embeddings_file import load_embeddings
 from vava.core.errors import VavaError
 from vava.core.figures import ALIGNMENT_SIZE
 from vava.pipeline.datasets.folder import load_folder
 from vava.pipeline.datasets.pouring import encode_jpeg, fixture_frames, load_pouring, write_fixture
 from vava.stages.align.run import TrainedRun, align_videos, retime
+from vava.stages.embed.run import embed
 from vava.stages.extract.run import ExtractOptions, extract
 from vava.stages.train.config import load_config
 from vava.stages.train.loop import train
 
 TINY = ["steps=2", "model.conv_channels=8", "model.fc_channels=8", "model.embedding_dim=8",
-        "data.frames_per_video=6", "data.batch_pairs=1"]
+        "data.frames_per_video=6", "data.batch_pairs=1", "model.standardize=true"]
 
 
 def test_retime() -> None:
@@ -75,6 +77,10 @@ def test_video_file_embeds_like_its_cached_features(tiny_run: tuple[Path, Path])
     assert cached.labels is not None and decoded.labels is None and cached.fps == decoded.fps == 15.0
     assert np.array_equal(cached.frames, decoded.frames) and cached.frames.shape == (22, 32, 32, 3)
     assert np.allclose(cached.embeddings, decoded.embeddings, atol=1e-3)
+    # the train split's statistics travel in the checkpoint: align embeds as embed does
+    assert float(trained.embedder.input_std.min()) > 0 and float(trained.embedder.input_mean.abs().max()) > 0
+    stored = next(v for v in load_embeddings(embed(run, progress=False)).videos if v.id == "v1")
+    assert np.allclose(cached.embeddings, stored.embeddings, atol=1e-5)
 
 
 def test_align_errors(tiny_run: tuple[Path, Path], tmp_path: Path, toy_features: Path) -> None:
