@@ -248,8 +248,8 @@ def compose(a: Clip, b: Clip, shown: np.ndarray) -> np.ndarray:
     bar, line = _bar_height(a.frames.shape[1]), strip_height(a.frames.shape[1])
     frame = np.arange(len(a.frames))
     caption = np.concatenate([
-        captions([f"A: {a.name}   frame {t + 1}/{len(a.frames)}" for t in frame], a.frames.shape[2], line),
-        captions([f"B: {b.name} (re-timed)   frame {t + 1}/{len(b.frames)}" for t in shown], b.frames.shape[2],
+        captions([f"A: {a.name} {t + 1}/{len(a.frames)}" for t in frame], a.frames.shape[2], line),
+        captions([f"B: {b.name} {t + 1}/{len(b.frames)}" for t in shown], b.frames.shape[2],
                  line)], axis=2)
     top = np.concatenate([a.frames, b.frames[shown]], axis=2)
     bars = np.concatenate([time_bars(frame, _timeline_colours(a), a.frames.shape[2], bar),
