@@ -32,7 +32,8 @@ from vava.stages.train.config import load_config
 
 LADDER_NAME = "ladder.md"
 TRAIN_ACCURACY = 0.9  # "approaches 100 %": the head's accuracy on its training batches, dropout on
-TIME, FROZEN, SUPERVISED = "time-only", "frozen-features-standardised", "supervised"
+# the names of the `benchmark` plan, so a ladder run into a benchmark seed folder reuses its runs
+TIME, FROZEN, SUPERVISED = "time-only", "backbone-features-standardised", "supervised"
 SELF_SUPERVISED = ("vava", "tcc", "lav", "gta", "tcn", "sal")
 
 
