@@ -17,7 +17,7 @@ from vava.pipeline.datasets.folder import write_manifest
 SELF_SUPERVISED = ("vava", "tcc", "lav", "gta", "tcn", "sal")
 TINY = ["--steps", "2", "--quiet", "--set", "model.conv_channels=8", "--set", "model.fc_channels=8",
         "--set", "data.frames_per_video=6", "--set", "data.batch_pairs=2"]
-LABEL_PROBES = ("classification", "progress", "retrieval", "targeted")
+LABEL_PROBES = ("classification", "progress", "retrieval", "targeted", "alignment")  # in run order
 
 
 def run(*args: str) -> Result:
@@ -95,7 +95,7 @@ def test_unlabelled_run_evaluates_kendall_and_skips_the_label_probes(unlabelled_
     assert report["results"]["classification"] == {"0.1": None, "0.5": None, "1.0": None}
     assert report["results"]["progress"] is None
     assert report["skipped"] == [{"action": "slide", "task": task, "reason": "no labelled val frames"}
-                                 for task in ("classification", "progress", "retrieval", "targeted")]
+                                 for task in LABEL_PROBES]
     for task in LABEL_PROBES:
         assert f"skipped {task} (slide): no labelled val frames" in result.stderr
         assert f"- {task} (slide): no labelled val frames" in (run_dir / "report.md").read_text()
@@ -117,9 +117,10 @@ def test_mixed_labels_probe_the_labelled_videos(tmp_path: Path) -> None:
     assert values["classification_train_videos"] == {"0.1": 1, "0.5": 1, "1.0": 2}
     assert values["targeted_frames"]["unflagged_accuracy"] == 20
     assert values["kendall_pairs"] == 2  # tau reads both val videos, labelled or not
-    assert report["skipped"] == [{"action": "slide", "task": "retrieval",
-                                  "reason": "needs at least 2 labelled val videos, found 1"}]
-    assert "skipped retrieval (slide): needs at least 2 labelled val videos, found 1" in result.stderr
+    assert report["skipped"] == [{"action": "slide", "task": task, "reason": "needs at least 2 labelled val videos, "
+                                  "found 1"} for task in ("retrieval", "alignment")]
+    for task in ("retrieval", "alignment"):
+        assert f"skipped {task} (slide): needs at least 2 labelled val videos, found 1" in result.stderr
 
 
 def test_segment_annotated_videos_end_to_end(tmp_path: Path) -> None:
