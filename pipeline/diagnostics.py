@@ -11,7 +11,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from vava.core.embeddings_file import EMBEDDINGS_NAME, NO_BACKGROUND, UNLABELLED, VideoEmbeddings, load_embeddings
+from vava.core.embeddings_file import EMBEDDINGS_NAME, UNLABELLED, VideoEmbeddings, load_embeddings
 from vava.core.errors import VavaError
 from vava.core.files import atomic_write
 from vava.core.records import BACKGROUND_KINDS
@@ -48,12 +48,15 @@ def virtual_mass(run_dir: str | Path) -> dict[str, Any] | None:
     pairs = 0
     for action in embeddings.actions():
         videos = [v for v in embeddings.split("val") if v.action == action]
+        kinds = {v.id: background_kind(v) for v in videos}  # -1 for frames that are not background
         for first, second in itertools.islice(itertools.permutations(videos, 2), MAX_PAIRS_PER_ACTION):
             plan = _plan(first, second, step, loss)
             shares += [share.numpy() for share in unmatched_share(plan)]
-            background += [_is_background(first), _is_background(second)]
-            sides += [(plan_frame_scores(plan[1:].numpy(), first, second), background_kind(first)),
-                      (plan_frame_scores(plan[:, 1:].T.numpy(), second, first), background_kind(second))]
+            background += [kinds[first.id] >= 0, kinds[second.id] >= 0]
+            sides += [(plan_frame_scores(plan[1:].numpy(), first.labels, second.labels, kinds[first.id] >= 0),
+                       kinds[first.id]),
+                      (plan_frame_scores(plan[:, 1:].T.numpy(), second.labels, first.labels, kinds[second.id] >= 0),
+                       kinds[second.id])]
             pairs += 1
     share = np.concatenate(shares) if shares else np.zeros(0)
     is_background = np.concatenate(background) if background else np.zeros(0, dtype=bool)
@@ -88,22 +91,17 @@ def _plan(first: VideoEmbeddings, second: VideoEmbeddings, step: int, loss: Vava
     return vava_pair_terms(x, y, step, loss.config, sigma)["plan"][0]
 
 
-def plan_frame_scores(rows: np.ndarray, first: VideoEmbeddings, second: VideoEmbeddings) -> np.ndarray:
-    """(N,) 1 where the plan's rows [N, M + 1] (column 0 virtual) give a frame of `first` its largest mass on a
-    frame of `second` with its label, or on the virtual frame when it is background; else 0; NaN for an
-    unlabelled frame or one matched to an unlabelled frame."""
+def plan_frame_scores(rows: np.ndarray, labels: np.ndarray, partner_labels: np.ndarray,
+                      background: np.ndarray) -> np.ndarray:
+    """(N,) 1 where the plan's rows [N, M + 1] (column 0 virtual) give a frame (`labels`, `background`) its
+    largest mass on a frame of the other video (`partner_labels`) with its label, or on the virtual frame
+    when it is background; else 0; NaN for an unlabelled frame or one matched to an unlabelled frame."""
     match = rows.argmax(axis=1)
     virtual = match == 0
-    partner = second.labels[np.maximum(match - 1, 0)]
-    known = (first.labels != UNLABELLED) & (virtual | (partner != UNLABELLED))
-    right = np.where(virtual, _is_background(first), first.labels == partner)
+    partner = partner_labels[np.maximum(match - 1, 0)]
+    known = (labels != UNLABELLED) & (virtual | (partner != UNLABELLED))
+    right = np.where(virtual, background, labels == partner)
     return np.where(known, right.astype(np.float64), np.nan)
-
-
-def _is_background(video: VideoEmbeddings) -> np.ndarray:
-    if video.background_label == NO_BACKGROUND:
-        return np.zeros(video.num_frames, dtype=bool)
-    return video.labels == video.background_label
 
 
 def _mean(values: np.ndarray) -> float | None:

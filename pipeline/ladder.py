@@ -23,18 +23,18 @@ import numpy as np
 from vava.core.errors import VavaError
 from vava.core.files import atomic_write
 from vava.core.run_folder import LOG_NAME
-from vava.pipeline.sweep import RESULTS_NAME, SweepPlan, SweepRun, run_sweep
+from vava.pipeline.sweep import RESULTS_NAME, SweepPlan, SweepRun, run_convergence, run_steps, run_sweep
 from vava.stages.evaluate import seeds as over_seeds
 from vava.stages.evaluate.plots import read_log
 from vava.stages.evaluate.probes.base import markdown
 from vava.stages.evaluate.report import load_comparable_report
-from vava.stages.train.config import load_config
+from vava.stages.train.objectives import OBJECTIVES
 
 LADDER_NAME = "ladder.md"
 TRAIN_ACCURACY = 0.9  # "approaches 100 %": the head's accuracy on its training batches, dropout on
 # the names of the `benchmark` plan, so a ladder run into a benchmark seed folder reuses its runs
 TIME, FROZEN, SUPERVISED = "time-only", "backbone-features-standardised", "supervised"
-SELF_SUPERVISED = ("vava", "tcc", "lav", "gta", "tcn", "sal")
+SELF_SUPERVISED = tuple(name for name, objective in OBJECTIVES.items() if not objective.uses_labels)
 
 
 @dataclass(frozen=True)
@@ -75,22 +75,22 @@ def run_ladder(features: str | Path, out: str | Path, preset: str | None, object
     atomic_write(out / RESULTS_NAME, results)
     if failed:
         raise VavaError(f"{out}: the ladder's runs failed: " + "; ".join(f"{k}: {v}" for k, v in failed.items()))
-    budget = load_config(preset, {**(overrides or {}), **({} if steps is None else {"steps": steps})}).steps
-    ladder = judge({run.name: _rung(out / run.name, run.name, budget) for run in plan.runs})
+    ladder = judge({run.name: _rung(out / run.name, run.name) for run in plan.runs})
     atomic_write(out / LADDER_NAME, render(ladder, preset))
     return ladder
 
 
-def _rung(run_dir: Path, name: str, budget: int) -> Rung:
+def _rung(run_dir: Path, name: str) -> Rung:
     report = load_comparable_report(run_dir)
     val = ((report or {}).get("results", {}).get("classification") or {}).get("1.0")
-    if not (run_dir / LOG_NAME).is_file():
+    budget = run_steps(run_dir)
+    if budget is None or not (run_dir / LOG_NAME).is_file():  # a reference row
         return Rung(name, val)
     steps, series = read_log(run_dir / LOG_NAME)
     late = 10 * steps > 9 * budget
     accuracy = series.get("accuracy")
     train = float(np.nanmean(accuracy[late])) if accuracy is not None and late.any() else None
-    return Rung(name, val, train, over_seeds.convergence(steps, series["loss"], budget))
+    return Rung(name, val, train, run_convergence(run_dir))
 
 
 def judge(rungs: dict[str, Rung]) -> Ladder:

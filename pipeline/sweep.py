@@ -513,20 +513,23 @@ def _loss(run_dir: Path | None) -> over_seeds.Curve | None:
     return steps, series["loss"]
 
 
-def _convergence(run_dir: Path | None) -> float | None:
+def run_steps(run_dir: Path | None) -> int | None:
+    """The steps a trained run was built for (from its sweep key), None for a reference row or without a key."""
+    config = (_saved_key(run_dir) or {}).get("config") if run_dir is not None else None
+    steps = config.get("steps") if isinstance(config, dict) else None
+    return steps if isinstance(steps, int) else None
+
+
+def run_convergence(run_dir: Path | None) -> float | None:
     """The convergence measure c of a run (its steps from its sweep key), None when it cannot be computed."""
-    curve = _loss(run_dir)
-    if curve is None:
-        return None
-    config = (_saved_key(run_dir) or {}).get("config")
-    budget = config.get("steps") if isinstance(config, dict) else None
-    return over_seeds.convergence(*curve, budget) if isinstance(budget, int) else None
+    curve, budget = _loss(run_dir), run_steps(run_dir)
+    return None if curve is None or budget is None else over_seeds.convergence(*curve, budget)
 
 
 def _convergence_table(trained: dict[str, list[Path | None]], seeds: int, over: str) -> str:
     rows = []
     for name, dirs in trained.items():
-        found = over_seeds.numbers([_convergence(d) for d in dirs])
+        found = over_seeds.numbers([run_convergence(d) for d in dirs])
         plateau = f"{sum(abs(c) < over_seeds.PLATEAU for c in found)}/{len(found)}" if found else "-"
         rows.append([name, over_seeds.summarise(found, fixed, seeds), plateau])
     limit = over_seeds.PLATEAU

@@ -84,15 +84,15 @@ def test_background_frames_go_to_the_virtual_frame(tmp_path: Path) -> None:
 
 def test_plan_frame_scores_by_hand() -> None:
     """Rows of a plan (column 0 virtual) for a video labelled (0, bg, 1, -1) against one labelled (0, 1, -1)."""
-    first = SimpleNamespace(labels=np.array([0, BACKGROUND, 1, -1]), background_label=BACKGROUND, num_frames=4)
-    second = SimpleNamespace(labels=np.array([0, 1, -1]))
+    labels, partner_labels = np.array([0, BACKGROUND, 1, -1]), np.array([0, 1, -1])
+    background = labels == BACKGROUND
     rows = np.array([[0.1, 0.6, 0.3, 0.0],   # frame 0 -> second's frame 0 (label 0): right
                      [0.5, 0.2, 0.3, 0.0],   # background -> virtual: right
                      [0.6, 0.1, 0.3, 0.0],   # phase 1 -> virtual: wrong
                      [0.0, 1.0, 0.0, 0.0]])  # unlabelled: not scored
-    np.testing.assert_array_equal(plan_frame_scores(rows, first, second), [1, 1, 0, np.nan])
+    np.testing.assert_array_equal(plan_frame_scores(rows, labels, partner_labels, background), [1, 1, 0, np.nan])
     rows[0] = [0.0, 0.0, 0.0, 1.0]  # matched to an unlabelled frame: not scored
-    assert np.isnan(plan_frame_scores(rows, first, second)[0])
+    assert np.isnan(plan_frame_scores(rows, labels, partner_labels, background)[0])
 
 
 def test_pairs_are_capped_per_action_and_background_may_be_missing(tmp_path: Path) -> None:
