@@ -15,7 +15,9 @@ it afresh. Folders the sweep did not make are left alone.
 With seeds, each seed S is such a sweep in `OUT/seed-S/` (every trained run's config has seed S;
 identity runs, deterministic, are built in each folder too) and `OUT/results.md` shows every number
 as mean ± sd over the seeds. Every sweep writes `OUT/loss_curves.png`: each trained run's loss over
-its first logged value (mean over seeds), and each trained run's `plots/loss.png`.
+its first logged value (mean over seeds), and each trained run's `plots/loss.png`. Each trained run's
+checkpoint at about half its budget is scored on the val split too (`RUN/report-stepN.json`), for the
+convergence table's val plateau test.
 """
 from __future__ import annotations
 
@@ -37,7 +39,16 @@ from vava.core.embeddings_file import IDENTITY_KINDS
 from vava.core.errors import ConfigError, VavaError
 from vava.core.files import atomic_write, check_plain_name, read_regular
 from vava.core.records import BACKGROUND_KINDS
-from vava.core.run_folder import LOG_NAME, checkpoint_path, load_checkpoint
+from vava.core.report_file import REPORT_JSON, load_report
+from vava.core.run_folder import (
+    CHECKPOINTS,
+    LOG_NAME,
+    checkpoint_path,
+    checkpoint_tag,
+    load_checkpoint,
+    saved_steps,
+    tagged_name,
+)
 from vava.pipeline.diagnostics import VIRTUAL_MASS_NAME, virtual_mass
 from vava.pipeline.val_probes import ValProbes
 from vava.stages.embed.run import embed
@@ -265,6 +276,8 @@ def _sweep_run(features: str | Path, out: Path, run: SweepRun, title: str, confi
     reuse, note = _prepare(run_dir, key, out, options.replace_other_features)
     if reuse:
         log(f"{title}: report exists, reused")
+        if run.identity is None and midpoint_report(run_dir) is None:
+            _score_midpoint(run_dir, options)  # runs finished before the midpoint check existed
         return
     what = f"identity {run.identity}" if run.identity else f"{run.objective}, {config.steps} steps"
     log(f"{title}: {' '.join([what, *(f'{k}={v}' for k, v in run.overrides.items())])}")
@@ -276,6 +289,8 @@ def _sweep_run(features: str | Path, out: Path, run: SweepRun, title: str, confi
     _train_and_embed(features, run_dir, run.identity, config, options)
     evaluate_run(run_dir, plots=False, time_reference=False, **options.evaluation)  # plans list reference rows
     virtual_mass(run_dir)  # VAVA runs only: RUN/virtual_mass.json for the targeted table
+    if run.identity is None:
+        _score_midpoint(run_dir, options)
     if (run_dir / LOG_NAME).is_file():
         plot_loss_curve(run_dir / LOG_NAME, run_dir / "plots" / "loss.png")
     seconds = time.perf_counter() - began
@@ -410,6 +425,38 @@ def _checkpoint_step(run_dir: Path) -> int:
     return int(load_checkpoint(checkpoint_path(run_dir))["step"])
 
 
+def midpoint_step(run_dir: Path) -> int | None:
+    """The latest checkpoint step saved at or before half the run's budget (None: none, or no budget known)."""
+    budget = run_steps(run_dir)
+    found = [step for step in saved_steps(run_dir / CHECKPOINTS) if budget is not None and 0 < step <= budget // 2]
+    return found[-1] if found else None
+
+
+def _score_midpoint(run_dir: Path, options: RunOptions) -> None:
+    """Val classification (label fraction 1.0) of the midpoint checkpoint: RUN/report-stepN.json, the
+    convergence table's val plateau test. One probe on one checkpoint: about 3 % of a run's time."""
+    step = midpoint_step(run_dir)
+    if step is None:
+        return
+    embed(run_dir, device=options.device, progress=False, checkpoint=str(step))
+    evaluate_run(run_dir, plots=False, time_reference=False, checkpoint=str(step),
+                 **{**options.evaluation, "tasks": ("classification",), "fractions": (1.0,)})
+
+
+def midpoint_report(run_dir: Path | None) -> tuple[int, float] | None:
+    """(step, val classification at label fraction 1.0) of the run's midpoint checkpoint; None when it
+    has none or it was not scored."""
+    step = midpoint_step(run_dir) if run_dir is not None else None
+    path = None if step is None else run_dir / tagged_name(REPORT_JSON, checkpoint_tag(str(step)))
+    if path is None or not path.is_file():
+        return None
+    try:
+        score = load_report(path)["results"]["classification"]["1.0"]
+    except (VavaError, KeyError, TypeError):
+        return None
+    return (step, float(score)) if over_seeds.numbers([score]) else None
+
+
 
 # -- results -----------------------------------------------------------------------------------
 def _finished_runs(folders: dict[int | None, Path], plan: SweepPlan,
@@ -447,7 +494,7 @@ def _results(folders: dict[int | None, Path], plan: SweepPlan, failed: dict[Path
     if runs:
         trained = {run.name: runs[run.name] for run in plan.runs if not run.identity and run.name in runs}
         parts += [_targeted_table(runs, reports, seeds, over), _alignment_table(runs, reports, seeds, over),
-                  _convergence_table(trained, seeds, over),
+                  _convergence_table(trained, reports, seeds, over),
                   _timings_table(runs, seeds, over)]
     failures = _by_name(failed, list(folders) != [None])
     if failures:
@@ -526,19 +573,39 @@ def run_convergence(run_dir: Path | None) -> float | None:
     return None if curve is None or budget is None else over_seeds.convergence(*curve, budget)
 
 
-def _convergence_table(trained: dict[str, list[Path | None]], seeds: int, over: str) -> str:
+def _convergence_table(trained: dict[str, list[Path | None]], reports: dict[str, list[Report | None]], seeds: int,
+                       over: str) -> str:
+    """The plateau test of each trained run's loss (c) and of its val classification (half budget -> full)."""
     rows = []
     for name, dirs in trained.items():
         found = over_seeds.numbers([run_convergence(d) for d in dirs])
         plateau = f"{sum(abs(c) < over_seeds.PLATEAU for c in found)}/{len(found)}" if found else "-"
-        rows.append([name, over_seeds.summarise(found, fixed, seeds), plateau])
-    limit = over_seeds.PLATEAU
-    table = tables.markdown(["Run", "c", f"Plateau (-{limit} < c < {limit}), seeds"], rows) if rows else \
-        "(no trained run)\n"
+        halves, changes = [], []
+        for run_dir, report in zip(dirs, reports[name]):
+            midpoint, final = midpoint_report(run_dir), _classification(report)
+            if midpoint is not None and final is not None:
+                halves.append(midpoint[1])
+                changes.append(100 * (final - midpoint[1]))
+        val_plateau = f"{sum(abs(d) < over_seeds.VAL_PLATEAU for d in changes)}/{len(changes)}" if changes else "-"
+        rows.append([name, over_seeds.summarise(found, fixed, seeds), plateau,
+                     over_seeds.summarise(halves, percent, seeds), over_seeds.summarise(changes, "{:.2f}".format, seeds),
+                     val_plateau])
+    limit, points = over_seeds.PLATEAU, over_seeds.VAL_PLATEAU
+    header = ["Run", "c", f"Plateau (-{limit} < c < {limit}), seeds", "Val cls 1.0 at half budget",
+              "Δ val cls 1.0 (full - half)", f"Val plateau (|Δ| < {points:g}), seeds"]
+    table = tables.markdown(header, rows) if rows else "(no trained run)\n"
     return (f"## Convergence{over}\n\nc = (m1 - m2) / |m0 - m2|, the mean loss over the logged steps in (0, 0.1 S] "
             f"(m0), (0.8 S, 0.9 S] (m1) and (0.9 S, S] (m2), S = the run's steps: the share of the run's whole change "
-            f"of loss made in its last tenth (\"-\": a window with fewer than 2 logged steps). A plateau test, not "
-            f"proof of convergence. Loss curves: `{LOSS_CURVES_NAME}` and RUN/plots/loss.png.\n\n{table}")
+            f"of loss made in its last tenth (\"-\": a window with fewer than 2 logged steps). Δ: the val "
+            f"classification (label fraction 1.0, in points) of the last checkpoint minus that of the latest one saved "
+            f"at or before S/2 (RUN/report-stepN.json): what doubling the budget changed. Plateau tests, not proof of "
+            f"convergence. Loss curves: `{LOSS_CURVES_NAME}` and RUN/plots/loss.png.\n\n{table}")
+
+
+def _classification(report: Report | None) -> float | None:
+    """A report's val classification at label fraction 1.0 (None: none)."""
+    found = over_seeds.numbers([((report or {}).get("results", {}).get("classification") or {}).get("1.0")])
+    return found[0] if found else None
 
 
 def _timings_table(runs: dict[str, list[Path | None]], seeds: int, over: str) -> str:

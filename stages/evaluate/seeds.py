@@ -16,7 +16,8 @@ from vava.stages.evaluate.probes.base import Report
 
 Reduce = Callable[[list[float]], float | None]
 Curve = tuple[np.ndarray, np.ndarray]  # logged steps, values
-PLATEAU = 0.02  # |c| below this marks a run as converged (a plateau test)
+PLATEAU = 0.02  # |c| below this marks a run's loss as at a plateau
+VAL_PLATEAU = 1.0  # |change| of val classification (points) from half to full budget below this: a val plateau
 _NUMBER_PARTS = ("results", "per_action")  # the parts of a report that hold its numbers
 
 

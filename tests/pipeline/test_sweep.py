@@ -114,6 +114,7 @@ def test_sweep_key_tells_reference_rows_apart() -> None:
 SEEDED = "runs:\n  pooled: {identity: true}\n  vava: {objective: vava}\n"
 SEEDS = (0, 1, 2)
 STEPS = 20  # the smallest budget with 2 logged steps in each of (0.8 S, 0.9 S] and (0.9 S, S]
+SEEDED_TINY = {**TINY, "checkpoint_every": 10}  # a checkpoint at S/2: the val plateau test's midpoint
 
 
 @pytest.fixture(scope="module")
@@ -123,8 +124,8 @@ def seeded(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path, Path]:
     features = write_toy_features(root / "cache" / "toyfeatures00000")
     plan = root / "plan.yaml"
     plan.write_text(SEEDED)
-    _, failed = run_sweep(features, root / "runs", load_plan(str(plan)), steps=STEPS, overrides=TINY, seeds=SEEDS,
-                          log=lambda line: None)
+    _, failed = run_sweep(features, root / "runs", load_plan(str(plan)), steps=STEPS, overrides=SEEDED_TINY,
+                          seeds=SEEDS, log=lambda line: None)
     assert not failed
     return features, plan, root / "runs"
 
@@ -132,8 +133,8 @@ def seeded(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path, Path]:
 def seeded_again(seeded: tuple[Path, Path, Path], out: Path) -> tuple[str, dict[str, str], list[str]]:
     features, plan, _ = seeded
     lines: list[str] = []
-    markdown, failed = run_sweep(features, out, load_plan(str(plan)), steps=STEPS, overrides=TINY, seeds=SEEDS,
-                                 log=lines.append)
+    markdown, failed = run_sweep(features, out, load_plan(str(plan)), steps=STEPS, overrides=SEEDED_TINY,
+                                 seeds=SEEDS, log=lines.append)
     return markdown, failed, lines
 
 
@@ -158,9 +159,12 @@ def test_seeds_make_one_sweep_per_seed_folder(seeded: tuple[Path, Path, Path], t
         assert json.loads((folder / "pooled" / "sweep_key.json").read_text())["config"] is None  # identity: no seed
         assert (folder / "vava" / "plots" / "loss.png").is_file() and (folder / "pooled" / "report.json").is_file()
         assert f"## all runs (seed {seed}: one seed, no sd)" in (folder / "results.md").read_text()
+        assert (folder / "vava" / "report-step10.json").is_file()  # the midpoint of its 20 steps, scored
     copy = tmp_path / "runs"
     shutil.copytree(out, copy, symlinks=True)
+    (copy / "seed-1" / "vava" / "report-step10.json").unlink()  # as in a run finished before the val plateau test
     markdown, failed, lines = seeded_again(seeded, copy)
+    assert (copy / "seed-1" / "vava" / "report-step10.json").is_file()  # scored again while the run is reused
     assert not failed and lines == [line for seed in SEEDS for line in (
         f"seed {seed}: {copy / f'seed-{seed}'}", "[1/2] pooled: report exists, reused", "[2/2] vava: report exists, reused")]
     assert "## all runs (mean ± sd over 3 seeds: 0, 1, 2)" in markdown
@@ -169,8 +173,12 @@ def test_seeds_make_one_sweep_per_seed_folder(seeded: tuple[Path, Path, Path], t
 
 
 def write_seed(run_dir: Path, accuracy: float, per_action: tuple[float, float], targeted: dict | None,
-               losses: list[float], virtual_mass: str | None) -> None:
-    """Hand-written numbers in a finished run of the seeded sweep (its key untouched, so it is reused)."""
+               losses: list[float], virtual_mass: str | None, midpoint: float) -> None:
+    """Hand-written numbers in a finished run of the seeded sweep (its key untouched, so it is reused);
+    `midpoint`: the val classification of its checkpoint at S/2."""
+    half = json.loads((run_dir / "report-step10.json").read_text())
+    half["results"]["classification"]["1.0"] = midpoint
+    (run_dir / "report-step10.json").write_text(json.dumps(half))
     report = json.loads((run_dir / "report.json").read_text())
     report["results"]["classification"]["1.0"] = accuracy
     for action, value in zip("ab", per_action):
@@ -198,13 +206,13 @@ def test_seeded_results_are_mean_and_sample_sd_of_hand_written_reports(
                {"unflagged_accuracy": 0.8, "out_of_order_accuracy": None, "repeated_accuracy": 0.5,
                 "background_f1": 0.9}, [2.0] * 2 + [1.5] * 16 + [1.0] * 2,  # c = (1.5 - 1) / (2 - 1)
                '{"background": 0.6, "procedure": 0.1, "pairs": 4, "alignment": 0.4, '
-               '"alignment_background": {"idle": 0.9}}')
+               '"alignment_background": {"idle": 0.9}}', midpoint=0.45)
     write_seed(out / "seed-1" / "vava", 0.6, (0.5, 0.7),
                {"unflagged_accuracy": 0.9, "out_of_order_accuracy": None, "repeated_accuracy": None,
                 "background_f1": 0.7}, [1.0] * 20,  # c = 0
-               '{"background": 0.6, "procedur')  # damaged: not read
+               '{"background": 0.6, "procedur', midpoint=0.595)  # damaged: not read
     write_seed(out / "seed-2" / "vava", 0.7, (0.6, 0.8), None, [2.0] * 2 + [1.0] * 16 + [1.01] * 2,  # c = -0.01/0.99
-               '{"background": 0.8, "procedure": 0.3, "pairs": 4}')
+               '{"background": 0.8, "procedure": 0.3, "pairs": 4}', midpoint=0.7)
 
     markdown, failed, _ = seeded_again(seeded, out)
     assert not failed
@@ -228,7 +236,10 @@ def test_seeded_results_are_mean_and_sample_sd_of_hand_written_reports(
         "Plan, cutaway bg": "-", "Plan, distraction bg": "-"}
     convergence = table(markdown, "## Convergence")
     assert list(convergence) == [("vava",)]  # identity runs do not train
-    assert convergence[("vava",)] == {"Run": "vava", "c": "0.1633 ± 0.2916", "Plateau (-0.02 < c < 0.02), seeds": "2/3"}
+    assert convergence[("vava",)] == {  # val: 45 -> 50, 59.5 -> 60, 70 -> 70; a plateau where |change| < 1 point
+        "Run": "vava", "c": "0.1633 ± 0.2916", "Plateau (-0.02 < c < 0.02), seeds": "2/3",
+        "Val cls 1.0 at half budget": "58.17 ± 12.55", "Δ val cls 1.0 (full - half)": "1.83 ± 2.75",
+        "Val plateau (|Δ| < 1), seeds": "2/3"}
 
     # a run missing in a seed: its cells show their n; the failure is named with its seed folder
     (out / "seed-2" / "vava" / "report.json").write_text("damaged")
@@ -246,3 +257,4 @@ def test_seeded_results_are_mean_and_sample_sd_of_hand_written_reports(
     assert table(markdown, "## all runs")[("pooled",)]["Classification 1.0"] == "100.00 ± 0.00"
     assert table(markdown, "## Targeted")[("vava",)]["Virtual mass: background"] == "60.00 (n=1)"
     assert table(markdown, "## Convergence")[("vava",)]["c"] == "0.2500 ± 0.3536 (n=2)"
+    assert table(markdown, "## Convergence")[("vava",)]["Val plateau (|Δ| < 1), seeds"] == "1/2"
