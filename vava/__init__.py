@@ -1,6 +1,7 @@
 """vava: self-supervised video alignment (VAVA, CVPR 2022) on a cached-feature pipeline.
 
-Layers, from the bottom (each imports only the ones below it; checked by import-linter):
+`vava.X.Y` is the file `X/Y.py` of the repository (setup.py maps each layer's folder). Layers, from
+the bottom (each imports only the ones below it; checked by import-linter):
 
 - `vava.core`: errors, devices, video I/O, `VideoRecord`, the backbone and the embedder network,
   and one contract module per artefact (run folder, embeddings file, report file);

@@ -1,4 +1,4 @@
-"""The embeddings file's flags (vava/core/embeddings_file.py): written and read back, zeros in older files,
+"""The embeddings file's flags (core/embeddings_file.py): written and read back, zeros in older files,
 kept aligned when background is dropped, validated with the video named; identity kinds of a file's attrs."""
 from __future__ import annotations
 
