@@ -10,10 +10,12 @@ from pathlib import Path
 import pytest
 
 from tests.conftest import write_toy_features
+from tests.stages.evaluate.helpers import wild_report
 from vava.core.errors import VavaError
 from vava.core.run_folder import load_checkpoint
 from vava.pipeline import sweep
 from vava.pipeline.sweep import load_plan, run_sweep
+from vava.stages.evaluate.report import write_report
 
 PLAN = """
 runs:
@@ -258,3 +260,36 @@ def test_seeded_results_are_mean_and_sample_sd_of_hand_written_reports(
     assert table(markdown, "## Targeted")[("vava",)]["Virtual mass: background"] == "60.00 (n=1)"
     assert table(markdown, "## Convergence")[("vava",)]["c"] == "0.2500 ± 0.3536 (n=2)"
     assert table(markdown, "## Convergence")[("vava",)]["Val plateau (|Δ| < 1), seeds"] == "1/2"
+
+
+def scaled(values: object, factor: float) -> object:
+    """`values` with every number times `factor` (a seed's other numbers)."""
+    if isinstance(values, dict):
+        return {key: scaled(value, factor) for key, value in values.items()}
+    return values * factor if isinstance(values, float) else values
+
+
+def test_results_markdown_is_unchanged_byte_for_byte(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Every table of a sweep's results (main, per action, targeted, alignment, convergence, timings, failures)
+    over hand-made finished runs in two seeds; a change of layout on purpose rewrites expected_results.md."""
+    report = wild_report(tmp_path)
+    plan = sweep.SweepPlan(None, [sweep.SweepRun("time", identity="time"), sweep.SweepRun("vava", "vava"),
+                                  sweep.SweepRun("broken", "vava")], {"objectives": ["time", "vava"]})
+    folders = {seed: tmp_path / f"seed-{seed}" for seed in (0, 1)}
+    for seed, folder in folders.items():
+        for name, attrs, factor in (("time", {"embedder": "identity", "identity_kind": "time"}, 0.9),
+                                    ("vava", {}, 1.0)):
+            run_dir = folder / name
+            write_report(run_dir, {**report, "attrs": {**report["attrs"], **attrs, "run": name},
+                                   "results": scaled(report["results"], factor - 0.1 * seed)})
+            (run_dir / "sweep_time.json").write_text(json.dumps({"seconds": 10.0 + seed}))
+        vava = folder / "vava"
+        (vava / "sweep_key.json").write_text(json.dumps({"config": {"steps": 20}}))
+        (vava / "train_log.csv").write_text("step,loss\n" + "".join(f"{s},{2 - s / 20 - seed / 10}\n"
+                                                                   for s in range(1, 21)))
+        (vava / "virtual_mass.json").write_text(json.dumps(
+            {"background": 0.6 + seed / 10, "procedure": 0.1, "pairs": 4, "alignment": 0.4,
+             "alignment_background": {"idle": 0.9 - seed / 10, "cutaway": None, "distraction": None}}))
+    monkeypatch.setattr(sweep.sys, "argv", ["vava", "sweep", "--plan", "plan.yaml"])
+    markdown = sweep._results(folders, plan, {folders[1]: {"broken": "VavaError: boom"}})
+    assert markdown == Path(__file__).with_name("expected_results.md").read_text()

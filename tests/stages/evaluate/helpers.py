@@ -7,6 +7,12 @@ import h5py
 import numpy as np
 
 from vava.core.embeddings_file import VideoEmbeddings
+from vava.core.records import FLAG_BACKGROUND as B
+from vava.core.records import FLAG_CUTAWAY as C
+from vava.core.records import FLAG_OUT_OF_ORDER as O
+from vava.core.records import FLAG_REPEATED as R
+from vava.stages.evaluate.probes import PROBES
+from vava.stages.evaluate.report import evaluate_embeddings
 
 PHASES = ["p0", "p1", "p2"]
 
@@ -53,3 +59,23 @@ def separable(id: str, split: str, flip: bool = False, action: str = "a") -> dic
     centres = np.array([[0.0, 0.0], [5.0, 0.0], [0.0, 5.0]])
     x = centres[labels[::-1] if flip else labels] + 0.1 * np.random.default_rng(len(id)).standard_normal((8, 2))
     return video(id, x, labels, split, action)
+
+
+def wild_report(folder: Path) -> dict:
+    """`evaluate_embeddings`' report with every probe on two noisy actions (flags, background, one action with
+    a single val video, so some probes skip), non-default options and a fixed file name: a fixture whose
+    report.md and sweep tables must not change unless their layout is meant to."""
+    phases, labels = ["bg", "reach", "grasp", "lift"], np.repeat([0, 1, 2, 3], 3)
+
+    def noisy(id: str, split: str, action: str, shift: float, flags=None) -> dict:
+        noise = np.random.default_rng(len(id) + int(100 * shift)).normal(0, 0.9, (12, 2))
+        x = np.stack([labels * 2.0 + shift, np.arange(12) / 12], axis=1) + noise
+        return video(id, x, labels, split, action, phases, 0, flags)
+
+    videos = [noisy(f"a{i}", "train", "a", 0.01 * i) for i in range(3)] + [noisy("av0", "val", "a", 0.3)]
+    videos.append(noisy("av1", "val", "a", 0.0, [B, B | C, B, 0, 0, O, O, R, 0, 0, R | O, 0]))
+    videos += [noisy(f"b{i}", "train", "b", 0.02 * i) for i in range(2)] + [noisy("bv", "val", "b", 0.5)]
+    report = evaluate_embeddings(write_h5(folder / "e.h5", videos), tasks=tuple(PROBES), ks=(1, 2),
+                                 few_shot_ks=(1, 2, 5), few_shot_episodes=3, robustness_seeds=3,
+                                 kendall_distance="cosine", progress_fraction=0.5, classifier="logistic")
+    return {**report, "file": "runs/toy/embeddings.h5", "created": "2024-01-01T00:00:00+00:00"}

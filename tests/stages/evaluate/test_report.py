@@ -8,12 +8,12 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from tests.stages.evaluate.helpers import ramp, separable, video, write_h5
+from tests.stages.evaluate.helpers import ramp, separable, video, wild_report, write_h5
 from vava.core.embeddings_file import load_embeddings, natural_key
 from vava.core.errors import VavaError
 from vava.core.report_file import load_report
 from vava.stages.evaluate.report import compare_reports, evaluate_embeddings, render_text, write_report
-from vava.stages.evaluate.tables import skip_lines
+from vava.stages.evaluate.tables import report_markdown, skip_lines
 
 # --------------------------------------------------------------------------------------------
 # Loading, background, per-action averaging, degenerate input
@@ -145,3 +145,9 @@ def test_report_files_and_tables(tmp_path: Path) -> None:
     assert len(lines) == 4 and lines[0].startswith("| Run | Background |") and "| toy | without |" in lines[3]
     text = render_text(report).splitlines()
     assert text[0].split()[:3] == ["Run", "Classification", "0.1"] and text[2].startswith("toy")
+
+
+def test_report_md_is_unchanged_byte_for_byte(tmp_path: Path) -> None:
+    """Every section of report.md (provenance, tables, probe sections, skips, protocol) of a fixed report; a
+    change of layout on purpose rewrites expected_report.md."""
+    assert report_markdown(wild_report(tmp_path)) == Path(__file__).with_name("expected_report.md").read_text()
