@@ -24,8 +24,8 @@ from scipy.spatial.distance import cdist
 from scipy.stats import kendalltau
 from sklearn.neighbors import NearestNeighbors
 
-from vava.stages.evaluate.kendall import kendalls_tau, tau_b_against_order
-from vava.stages.evaluate.retrieval import exact_search, leave_one_video_out
+from vava.stages.evaluate.probes.kendall import kendalls_tau, tau_b_against_order
+from vava.stages.evaluate.probes.retrieval import exact_search, leave_one_video_out
 
 T = TypeVar("T")
 

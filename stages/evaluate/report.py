@@ -15,7 +15,7 @@ from vava.stages.evaluate import tables
 from vava.stages.evaluate.options import EvalOptions
 from vava.stages.evaluate.probes import PROBES, Registry
 from vava.stages.evaluate.probes.base import Action, Probe
-from vava.stages.evaluate.retrieval import faiss_device
+from vava.stages.evaluate.probes.retrieval import faiss_device
 from vava.stages.evaluate.skip import ProbeSkipped
 
 

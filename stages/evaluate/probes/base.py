@@ -7,20 +7,20 @@ generated from the registry. Numbers are kept JSON-ready: fractions and K become
 from __future__ import annotations
 
 import functools
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Hashable, Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any, ClassVar
+from typing import Any, ClassVar, TypeVar
 
 import numpy as np
 
 from vava.core.embeddings_file import UNLABELLED, VideoEmbeddings
 from vava.core.errors import ConfigError
 from vava.core.validation import Rule, at_least, flag, number
-from vava.stages.evaluate.classification import Frames, first_videos, labelled_flags, labelled_frames, predict
 from vava.stages.evaluate.skip import ProbeSkipped
 
 Values = dict[str, object]
 Report = dict[str, object]
+T = TypeVar("T")
 
 
 AT_LEAST_ONE = at_least(1)
@@ -91,7 +91,7 @@ class Action:
 
     def __init__(self, train: Sequence[VideoEmbeddings], val: Sequence[VideoEmbeddings]) -> None:
         self.train, self.val = train, val
-        self._predicted: dict[tuple[int, str], np.ndarray] = {}
+        self._shared: dict[Hashable, object] = {}
 
     @functools.cached_property
     def labelled(self) -> Action:
@@ -100,26 +100,11 @@ class Action:
             return self
         return Action([v for v in self.train if has_labels(v)], [v for v in self.val if has_labels(v)])
 
-    @functools.cached_property
-    def val_frames(self) -> Frames:
-        """Every labelled val frame (computed once, shared by the classifier probes)."""
-        return labelled_frames(self.val)
-
-    @functools.cached_property
-    def val_flags(self) -> np.ndarray:
-        """The flag bits of `val_frames`."""
-        return labelled_flags(self.val)
-
-    def predicted(self, fraction: float, classifier: str) -> np.ndarray:
-        """Labels of `val_frames` predicted by `classifier` fit on the first n_f train videos.
-
-        Each (n_f, classifier) is fit once per action, so probes reading the same fit share it.
-        """
-        train = first_videos(self.train, fraction)
-        found = (len(train), classifier)
-        if found not in self._predicted:
-            self._predicted[found] = predict(train, self.val_frames[0], classifier)
-        return self._predicted[found]
+    def shared(self, key: Hashable, make: Callable[[], T]) -> T:
+        """`make()`, called once per action and `key`: what several probes read (a classifier's fit) is made once."""
+        if key not in self._shared:
+            self._shared[key] = make()
+        return self._shared[key]
 
 
 class Probe:

@@ -1,11 +1,14 @@
-"""Few-shot classification (TCC): per k, episodes of k random labelled train videos, with a 95 % interval."""
+"""Few-shot classification (TCC): per k, episodes of k random labelled train videos, with a 95 % interval
+(docs/evaluation.md#few-shot)."""
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
 
 import numpy as np
+from scipy import stats
 
-from vava.stages.evaluate import classification as cls
+from vava.core.embeddings_file import VideoEmbeddings
 from vava.stages.evaluate.probes.base import (
     AT_LEAST_ONE,
     Action,
@@ -18,8 +21,16 @@ from vava.stages.evaluate.probes.base import (
     markdown,
     percent,
 )
-from vava.stages.evaluate.probes.classification import CLASSIFIER
+from vava.stages.evaluate.probes.classification import (
+    CLASSIFIER,
+    Frames,
+    accuracy,
+    require_two_phases,
+    val_frames,
+)
 from vava.stages.evaluate.skip import ProbeSkipped
+
+FEW_SHOT_SEED = 42  # TCC seeds numpy's global generator with 42 once; RandomState(42) draws the same stream
 
 FEW_SHOT_KS = Option("few_shot_ks", tuple(range(1, 11)), check=AT_LEAST_ONE, cli=False)  # TCC FEW_SHOT_NUM_LABELED
 FEW_SHOT_EPISODES = Option("few_shot_episodes", 50, check=AT_LEAST_ONE, cli=False)
@@ -32,9 +43,9 @@ class FewShot(Probe):
     rank = 2
 
     def run(self, action: Action) -> Values:
-        cls.require_two_phases(action.train)
+        require_two_phases(action.train)
         train, o = action.train, self.o
-        episodes = cls.few_shot_accuracies(train, action.val_frames, o.few_shot_ks, o.few_shot_episodes, o.classifier)
+        episodes = few_shot_accuracies(train, val_frames(action), o.few_shot_ks, o.few_shot_episodes, o.classifier)
         if not episodes:
             raise ProbeSkipped(f"every k exceeds the {len(train)} train videos")
         values: Values = {"few_shot": {key(k): interval([runs]) for k, runs in episodes.items()}}
@@ -61,5 +72,31 @@ def interval(runs: list[list[float]]) -> Values | None:
     if not runs:
         return None
     episodes = np.mean(runs, axis=0)
-    mean, half = cls.t_interval(episodes)
+    mean, half = t_interval(episodes)
     return {"mean": mean, "ci95": None if np.isnan(half) else half, "episodes": episodes.tolist()}
+
+
+def few_shot_accuracies(train: Sequence[VideoEmbeddings], val: Frames, ks: Sequence[int], episodes: int,
+                        classifier: str) -> dict[int, list[float]]:
+    """Few-shot (TCC): per k, `episodes` draws of the first k videos of a random permutation.
+
+    One generator seeded once serves every k in the given order; a k above the number of train
+    videos is left out (and draws nothing).
+    """
+    rng = np.random.RandomState(FEW_SHOT_SEED)
+    result = {}
+    for k in ks:
+        if k > len(train):
+            continue
+        draws = [rng.permutation(len(train))[:k] for _ in range(episodes)]
+        result[k] = [accuracy([train[i] for i in draw], val, classifier) for draw in draws]
+    return result
+
+
+def t_interval(values: Sequence[float]) -> tuple[float, float]:
+    """Mean and the half-width of its 95 % t-interval (df = n - 1); NaN width for one value."""
+    values = np.asarray(values, dtype=np.float64)
+    if values.size < 2:
+        return float(values.mean()), math.nan
+    sem = values.std(ddof=1) / math.sqrt(values.size)
+    return float(values.mean()), float(stats.t.ppf(0.975, values.size - 1) * sem)

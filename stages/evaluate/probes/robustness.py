@@ -1,11 +1,12 @@
-"""Classification over random train subsets: at each fraction, n_f videos drawn with seeds 0..n-1."""
+"""Classification over random train subsets: at each fraction, n_f videos drawn with seeds 0..n-1
+(docs/evaluation.md#robustness)."""
 from __future__ import annotations
 
 from collections.abc import Sequence
 
 import numpy as np
 
-from vava.stages.evaluate import classification as cls
+from vava.core.embeddings_file import VideoEmbeddings
 from vava.stages.evaluate.probes.base import (
     AT_LEAST_ONE,
     Action,
@@ -18,7 +19,16 @@ from vava.stages.evaluate.probes.base import (
     markdown,
     percent,
 )
-from vava.stages.evaluate.probes.classification import CLASSIFIER, FRACTIONS, accuracy_at
+from vava.stages.evaluate.probes.classification import (
+    CLASSIFIER,
+    FRACTIONS,
+    Frames,
+    accuracy,
+    accuracy_at,
+    require_two_phases,
+    train_count,
+    val_frames,
+)
 
 ROBUSTNESS_SEEDS = Option("robustness_seeds", 10, check=AT_LEAST_ONE, cli=False)
 
@@ -30,10 +40,10 @@ class Robustness(Probe):
     rank = 1
 
     def run(self, action: Action) -> Values:
-        cls.require_two_phases(action.train)
+        require_two_phases(action.train)
         o = self.o
         return {"robustness": {
-            key(f): spread([cls.subset_accuracies(action.train, action.val_frames, f, o.robustness_seeds, o.classifier)])
+            key(f): spread([subset_accuracies(action.train, val_frames(action), f, o.robustness_seeds, o.classifier)])
             for f in o.fractions}}
 
     def aggregate(self, per_action: Sequence[Values]) -> Values:
@@ -58,3 +68,11 @@ def spread(runs: list[list[float]]) -> Values | None:
     per_seed = np.mean(runs, axis=0)
     return {"mean": float(per_seed.mean()), "std": float(per_seed.std(ddof=1)) if per_seed.size > 1 else None,
             "runs": per_seed.tolist()}
+
+
+def subset_accuracies(train: Sequence[VideoEmbeddings], val: Frames, fraction: float, seeds: int,
+                      classifier: str) -> list[float]:
+    """n_f train videos drawn at random with seeds 0..seeds-1, one accuracy each."""
+    n = train_count(fraction, len(train))
+    picks = [np.sort(np.random.RandomState(seed).permutation(len(train))[:n]) for seed in range(seeds)]
+    return [accuracy([train[i] for i in pick], val, classifier) for pick in picks]

@@ -9,7 +9,6 @@ import numpy as np
 
 from vava.core.embeddings_file import UNLABELLED, VideoEmbeddings
 from vava.core.records import BACKGROUND_KINDS, FLAG_OUT_OF_ORDER, FLAG_REPEATED
-from vava.stages.evaluate import classification as cls
 from vava.stages.evaluate.probes.base import (
     Action,
     Column,
@@ -22,7 +21,13 @@ from vava.stages.evaluate.probes.base import (
     mean,
     percent,
 )
-from vava.stages.evaluate.probes.classification import CLASSIFIER
+from vava.stages.evaluate.probes.classification import (
+    CLASSIFIER,
+    require_two_phases,
+    val_flags,
+    val_frames,
+    val_predictions,
+)
 
 # report key -> table title
 METRICS = {"unflagged_accuracy": "Unflagged acc", "out_of_order_accuracy": "Out-of-order acc",
@@ -40,8 +45,9 @@ class Targeted(Probe):
     rank = 6
 
     def run(self, action: Action) -> Values:
-        cls.require_two_phases(action.train)
-        predicted, truth, flags = action.predicted(1.0, self.o.classifier), action.val_frames[1], action.val_flags
+        require_two_phases(action.train)
+        predicted, truth = val_predictions(action, 1.0, self.o.classifier), val_frames(action)[1]
+        flags = val_flags(action)
         scored = {"unflagged_accuracy": flags == 0, "out_of_order_accuracy": (flags & FLAG_OUT_OF_ORDER) > 0,
                   "repeated_accuracy": (flags & FLAG_REPEATED) > 0}
         values = {name: float(np.mean(predicted[mask] == truth[mask])) if mask.any() else None

@@ -1,4 +1,4 @@
-"""Phase classification and few-shot (stages/evaluate/classification.py)."""
+"""Phase classification and few-shot (stages/evaluate/probes/classification.py, few_shot.py)."""
 from __future__ import annotations
 
 from pathlib import Path
@@ -9,7 +9,8 @@ from scipy import stats
 
 from tests.stages.evaluate.helpers import record, separable, write_h5
 from vava.core.embeddings_file import load_embeddings
-from vava.stages.evaluate import classification as cls
+from vava.stages.evaluate.probes import classification as cls
+from vava.stages.evaluate.probes import few_shot
 from vava.stages.evaluate.report import evaluate_embeddings
 
 
@@ -57,12 +58,12 @@ def test_classification_ignores_unlabelled_and_handles_one_class() -> None:
 def test_few_shot_draws_like_tcc(monkeypatch: pytest.MonkeyPatch) -> None:
     train = [record([[float(i)]], [0], f"t{i}") for i in range(6)]
     drawn = []
-    monkeypatch.setattr(cls, "accuracy", lambda videos, val, kind: drawn.append([v.id for v in videos]) or 0.5)
-    result = cls.few_shot_accuracies(train, (np.zeros((1, 1)), np.zeros(1)), (1, 2, 9), 3, "svm")
+    monkeypatch.setattr(few_shot, "accuracy", lambda videos, val, kind: drawn.append([v.id for v in videos]) or 0.5)
+    result = few_shot.few_shot_accuracies(train, (np.zeros((1, 1)), np.zeros(1)), (1, 2, 9), 3, "svm")
     np.random.seed(42)
     expected = [[f"t{i}" for i in np.random.permutation(6)[:k]] for k in (1, 2) for _ in range(3)]
     assert drawn == expected and sorted(result) == [1, 2]  # k = 9 > 6 videos is left out
-    mean, half = cls.t_interval([0.5, 0.6, 0.7, 0.9])
+    mean, half = few_shot.t_interval([0.5, 0.6, 0.7, 0.9])
     low, high = stats.t.interval(0.95, 3, loc=mean, scale=stats.sem([0.5, 0.6, 0.7, 0.9]))
     assert (mean - half, mean + half) == pytest.approx((low, high))
 

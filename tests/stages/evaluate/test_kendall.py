@@ -1,4 +1,4 @@
-"""Kendall's tau (stages/evaluate/kendall.py) against scipy and hand-computed values."""
+"""Kendall's tau (stages/evaluate/probes/kendall.py) against scipy and hand-computed values."""
 from __future__ import annotations
 
 import numpy as np
@@ -6,7 +6,7 @@ import pytest
 from scipy import stats
 
 from tests.stages.evaluate.helpers import ramp
-from vava.stages.evaluate.kendall import kendalls_tau, tau_b_against_order
+from vava.stages.evaluate.probes.kendall import kendalls_tau, tau_b_against_order
 from vava.stages.evaluate.skip import ProbeSkipped
 
 # --------------------------------------------------------------------------------------------

@@ -1,4 +1,4 @@
-"""Phase progression (stages/evaluate/progression.py): targets and R^2 by hand."""
+"""Phase progression (stages/evaluate/probes/progression.py): targets and R^2 by hand."""
 from __future__ import annotations
 
 import numpy as np
@@ -6,7 +6,7 @@ import pytest
 
 from tests.stages.evaluate.helpers import record
 from vava.core.embeddings_file import VideoEmbeddings
-from vava.stages.evaluate.progression import action_phases, progress_targets, progression_r2
+from vava.stages.evaluate.probes.progression import action_phases, progress_targets, progression_r2
 from vava.stages.evaluate.skip import ProbeSkipped
 
 # --------------------------------------------------------------------------------------------

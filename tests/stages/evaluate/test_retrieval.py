@@ -1,4 +1,4 @@
-"""Retrieval AP@K (stages/evaluate/retrieval.py) against hand values and a brute force."""
+"""Retrieval AP@K (stages/evaluate/probes/retrieval.py) against hand values and a brute force."""
 from __future__ import annotations
 
 import numpy as np
@@ -6,7 +6,7 @@ import pytest
 from sklearn.neighbors import NearestNeighbors
 
 from tests.stages.evaluate.helpers import one_hot, record
-from vava.stages.evaluate.retrieval import exact_search, leave_one_video_out, precision_at_k
+from vava.stages.evaluate.probes.retrieval import exact_search, leave_one_video_out, precision_at_k
 from vava.stages.evaluate.skip import ProbeSkipped
 
 

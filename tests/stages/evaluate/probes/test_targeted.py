@@ -12,7 +12,7 @@ from vava.core.records import FLAG_BACKGROUND as B
 from vava.core.records import FLAG_CUTAWAY as C
 from vava.core.records import FLAG_OUT_OF_ORDER as O
 from vava.core.records import FLAG_REPEATED as R
-from vava.stages.evaluate.probes import base
+from vava.stages.evaluate.probes import classification
 from vava.stages.evaluate.probes.targeted import background_f1
 from vava.stages.evaluate.report import evaluate_embeddings, write_report
 
@@ -108,8 +108,8 @@ def test_background_f1() -> None:
 
 def test_classification_and_targeted_share_one_fit(wild: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     fits = []
-    real = base.predict
-    monkeypatch.setattr(base, "predict", lambda train, x, kind: fits.append(len(train)) or real(train, x, kind))
+    real = classification.predict
+    monkeypatch.setattr(classification, "predict", lambda train, x, kind: fits.append(len(train)) or real(train, x, kind))
     report = evaluate_embeddings(wild, tasks=("classification", "targeted"), fractions=(0.5, 1.0),
                                  time_reference=False)  # the time-only row would fit its own
     assert fits == [1, 2, 1, 2]  # per action: first video (0.5), both videos (1.0, shared with targeted)
