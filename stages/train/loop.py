@@ -77,16 +77,16 @@ class TrainSummary:
 def resolved(config: TrainConfig, derived: dict[str, Any] | None = None) -> TrainConfig:
     """`config` with the objective's options filled in with their defaults (checked).
 
-    Objective options that depend on the model or the data (a head's `embedding_dim`, the
-    `num_classes` of a classifier) take their value from `derived` unless set explicitly. A schedule
-    over the training budget (`phi_schedule: budget`) gets `total_steps = steps` the same way; other
-    runs leave `total_steps` unset, so their resolved config does not change with `steps`.
+    The objective derives what it reads from the rest of the config (`Objective.derive`, e.g. VAVA's
+    budget phi schedule its `total_steps`). Options that depend on the model or the data, by name (a
+    head's `embedding_dim`, the `num_classes` of a classifier), take their value from the model and
+    `derived` unless set explicitly.
     """
-    options = dict(config.loss)
-    if config.objective in OBJECTIVES:
-        names = {f.name for f in dataclasses.fields(OBJECTIVES[config.objective].config_class)}
-        budget = {"total_steps": config.steps} if options.get("phi_schedule") == "budget" else {}
-        for key, value in {"embedding_dim": config.model.embedding_dim, **budget, **(derived or {})}.items():
+    objective = OBJECTIVES.get(config.objective)
+    options = dict(config.loss) if objective is None else objective.derive(config)
+    if objective is not None:
+        names = {f.name for f in dataclasses.fields(objective.config_class)}
+        for key, value in {"embedding_dim": config.model.embedding_dim, **(derived or {})}.items():
             if key in names:
                 options.setdefault(key, value)
     return dataclasses.replace(config, loss=dataclasses.asdict(build_config(config.objective, options)))

@@ -6,6 +6,8 @@ from typing import Any, ClassVar
 
 from torch import Tensor, nn
 
+from vava.stages.train.config import TrainConfig
+
 
 @dataclass
 class PairBatch:
@@ -33,6 +35,12 @@ class Objective(nn.Module):
     def __init__(self, config: Any = None) -> None:
         super().__init__()
         self.config = self.config_class() if config is None else config
+
+    @classmethod
+    def derive(cls, config: TrainConfig) -> dict[str, Any]:
+        """The loss options of a training config (`config.loss`), with those this objective derives from the
+        rest of it (e.g. from `steps`) filled in where not set. Default: `config.loss` unchanged."""
+        return dict(config.loss)
 
     def forward(self, batch: PairBatch) -> tuple[Tensor, dict[str, Tensor]]:
         """Return the scalar loss and named components (detached scalars) for logging."""

@@ -32,13 +32,14 @@ from __future__ import annotations
 import functools
 import math
 from dataclasses import dataclass
-from typing import ClassVar, NamedTuple
+from typing import Any, ClassVar, NamedTuple
 
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
 from vava.core.validation import FLAG, checked, integer, invalid, number, one_of, optional, validate
+from vava.stages.train.config import TrainConfig
 from vava.stages.train.objectives.alignment import column_marginal_error, log_sinkhorn, pairwise_sq_dists
 from vava.stages.train.objectives.base import Objective, PairBatch, detached
 
@@ -338,6 +339,15 @@ class VavaLoss(Objective):
         super().__init__(config)
         self.width_head = (PriorWidthHead(self.config.embedding_dim, self.config.sigma_prior)
                            if self.config.learned_variance else None)
+
+    @classmethod
+    def derive(cls, config: TrainConfig) -> dict[str, Any]:
+        """A budget phi schedule runs over the training budget: `total_steps = steps` unless set. Other runs
+        leave it unset, so their resolved config does not change with `steps` (a resumable change)."""
+        options = dict(config.loss)
+        if options.get("phi_schedule") == "budget":
+            options.setdefault("total_steps", config.steps)
+        return options
 
     def _terms(self, x: Tensor, y: Tensor, step: int) -> dict[str, Tensor]:
         if self.width_head is not None and x.shape[-1] != self.config.embedding_dim:

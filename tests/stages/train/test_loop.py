@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import csv
+from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
@@ -13,6 +14,7 @@ from vava.core.run_folder import load_checkpoint
 from vava.stages.train import loop
 from vava.stages.train.config import load_config
 from vava.stages.train.loop import train
+from vava.stages.train.objectives import OBJECTIVES, Objective
 
 
 def losses(run: Path) -> list[tuple[int, float]]:
@@ -113,6 +115,30 @@ def test_budget_schedule_gets_total_steps_from_steps_and_only_then() -> None:
     official = [loop.resolved(config(f"steps={steps}")).loss for steps in (40, 80)]
     assert official[0]["total_steps"] is None and official[0] == official[1]  # steps stays a resumable change
     assert loop.resolved(config("steps=40", "objective=tcc")).loss.get("total_steps") is None
+
+
+@dataclass(frozen=True)
+class HorizonConfig:
+    horizon: int | None = None
+    embedding_dim: int = 1
+
+
+class Horizon(Objective):
+    """A toy objective whose `horizon` defaults to the run's steps."""
+
+    name = "horizon"
+    config_class = HorizonConfig
+
+    @classmethod
+    def derive(cls, config) -> dict:
+        return {"horizon": config.steps, **config.loss}
+
+
+def test_resolved_takes_what_the_objective_derives(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setitem(OBJECTIVES, "horizon", Horizon)
+    found = loop.resolved(config("steps=40", "objective=horizon", "model.embedding_dim=8"))
+    assert found.loss == {"horizon": 40, "embedding_dim": 8}  # derived, and filled from the model by name
+    assert loop.resolved(config("steps=40", "objective=horizon", "loss.horizon=3")).loss["horizon"] == 3
 
 
 def test_balanced_run_logs_gradient_norms_and_the_budget_phi(toy_features: Path, tmp_path: Path) -> None:

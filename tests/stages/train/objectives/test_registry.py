@@ -9,6 +9,7 @@ import pytest
 import torch
 
 from vava.core.errors import VavaError
+from vava.stages.train.config import load_config
 from vava.stages.train.objectives import OBJECTIVES, build_config, build_objective
 from vava.stages.train.objectives.base import PairBatch
 
@@ -95,6 +96,22 @@ def test_every_objective_builds_from_its_default_config(name: str) -> None:
     objective = build_objective(name)
     assert type(objective) is OBJECTIVES[name] and objective.name == name
     assert objective.config == OBJECTIVES[name].config_class()
+
+
+@pytest.mark.parametrize("name", sorted(OBJECTIVES))
+def test_every_objective_derives_its_options_from_a_copy_and_keeps_those_set(name: str) -> None:
+    config = load_config(None, {"objective": name, "steps": 40, "loss": {"window": 3}})
+    derived = OBJECTIVES[name].derive(config)
+    assert derived is not config.loss and config.loss == {"window": 3} and derived["window"] == 3
+
+
+def test_vava_derives_total_steps_for_a_budget_phi_schedule_only() -> None:
+    def derived(**loss: object) -> dict:
+        return OBJECTIVES["vava"].derive(load_config(None, {"objective": "vava", "steps": 40, "loss": loss}))
+
+    assert derived(phi_schedule="budget") == {"phi_schedule": "budget", "total_steps": 40}
+    assert derived(phi_schedule="budget", total_steps=7)["total_steps"] == 7
+    assert derived(phi_schedule="official") == {"phi_schedule": "official"}
 
 
 @pytest.mark.parametrize("name", sorted(OBJECTIVES))
