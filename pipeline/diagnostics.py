@@ -1,10 +1,20 @@
-"""Diagnostics of trained runs. `virtual_mass`: how much of each frame's transport mass a VAVA run's virtual frame
-takes, on background and on procedure frames (docs/method.md#virtual-mass-diagnostic), and how often the
-transport plan matches a frame to one of its own phase (docs/evaluation.md#alignment-accuracy)."""
+"""Diagnostics of trained runs, by objective: `DIAGNOSTICS`, which `vava sweep` runs after evaluating each run.
+
+An objective's diagnostic is registered here, in the pipeline layer, rather than declared by the objective
+itself: a diagnostic reads a trained objective (stage train) with the evaluation's scoring (stage evaluate),
+and no stage imports another. A diagnostic writes one file in the run folder and adds its numbers to probes'
+tables in the sweep's results (`Probe.summary`).
+
+`virtual_mass` (objective vava): how much of each frame's transport mass a VAVA run's virtual frame takes, on
+background and on procedure frames (docs/method.md#virtual-mass-diagnostic), and how often the transport plan
+matches a frame to one of its own phase (docs/evaluation.md#alignment-accuracy).
+"""
 from __future__ import annotations
 
 import itertools
 import json
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -13,10 +23,11 @@ import torch
 
 from vava.core.embeddings_file import EMBEDDINGS_NAME, UNLABELLED, VideoEmbeddings, load_embeddings
 from vava.core.errors import VavaError
-from vava.core.files import atomic_write
+from vava.core.files import atomic_write, read_regular
 from vava.core.records import BACKGROUND_KINDS
 from vava.core.run_folder import CONFIG_NAME, checkpoint_path, load_checkpoint, load_into
 from vava.stages.evaluate.probes.alignment import background_kind, side_mean
+from vava.stages.evaluate.probes.base import Metric
 from vava.stages.train.config import TrainConfig, load_config
 from vava.stages.train.objectives import build_objective
 from vava.stages.train.objectives.vava import VavaLoss, unmatched_share, vava_pair_terms
@@ -108,4 +119,39 @@ def _mean(values: np.ndarray) -> float | None:
     return float(values.mean()) if values.size else None
 
 
-__all__ = ["MAX_PAIRS_PER_ACTION", "VIRTUAL_MASS_NAME", "plan_frame_scores", "virtual_mass"]
+@dataclass(frozen=True)
+class Diagnostic:
+    """A post-run diagnostic: `run(RUN)` writes RUN/`file` (a JSON object); `metrics` adds numbers of that file
+    to the sweep tables of probes, by probe name (`Probe.summary`), after the probe's own columns."""
+
+    file: str
+    run: Callable[[Path], object]
+    metrics: Mapping[str, tuple[Metric, ...]]
+
+    def read(self, run_dir: Path | None) -> dict[str, Any]:
+        """RUN/`file` ({} for no run, or when the file is missing or damaged)."""
+        try:
+            found = json.loads(read_regular(run_dir / self.file)) if run_dir is not None else None
+        except (OSError, ValueError, VavaError):
+            return {}
+        return found if isinstance(found, dict) else {}
+
+
+VIRTUAL_MASS = Diagnostic(VIRTUAL_MASS_NAME, virtual_mass, {
+    "targeted": (Metric("Virtual mass: background", ("background",)),
+                 Metric("Virtual mass: procedure", ("procedure",))),
+    "alignment": (Metric("Plan (VAVA)", ("alignment",)),
+                  *(Metric(f"Plan, {kind} bg", ("alignment_background", kind)) for kind in BACKGROUND_KINDS))})
+
+# Objective name (a key of `OBJECTIVES`) -> the diagnostic of its runs. A new one is a Diagnostic and one entry.
+DIAGNOSTICS: dict[str, Diagnostic] = {"vava": VIRTUAL_MASS}
+
+
+def diagnose(run_dir: Path, objective: str | None) -> None:
+    """Run the diagnostic of `objective` (None: a reference row) on the run, if it has one."""
+    if objective in DIAGNOSTICS:
+        DIAGNOSTICS[objective].run(run_dir)
+
+
+__all__ = ["DIAGNOSTICS", "MAX_PAIRS_PER_ACTION", "VIRTUAL_MASS_NAME", "Diagnostic", "diagnose", "plan_frame_scores",
+           "virtual_mass"]

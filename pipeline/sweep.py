@@ -38,7 +38,6 @@ from vava.core.config import merge, nest, read_yaml_mapping, resolve_preset, to_
 from vava.core.embeddings_file import IDENTITY_KINDS
 from vava.core.errors import ConfigError, VavaError
 from vava.core.files import atomic_write, check_plain_name, read_regular
-from vava.core.records import BACKGROUND_KINDS
 from vava.core.report_file import REPORT_JSON, load_report
 from vava.core.run_folder import (
     CHECKPOINTS,
@@ -49,14 +48,14 @@ from vava.core.run_folder import (
     saved_steps,
     tagged_name,
 )
-from vava.pipeline.diagnostics import VIRTUAL_MASS_NAME, virtual_mass
+from vava.pipeline.diagnostics import DIAGNOSTICS, diagnose
 from vava.pipeline.val_probes import ValProbes
 from vava.stages.embed.run import embed
 from vava.stages.evaluate import seeds as over_seeds
 from vava.stages.evaluate import tables
 from vava.stages.evaluate.plots import plot_loss_curve, plot_relative_losses, read_log
-from vava.stages.evaluate.probes.base import Report, fixed, percent
-from vava.stages.evaluate.probes.targeted import METRICS as TARGETED
+from vava.stages.evaluate.probes import PROBES
+from vava.stages.evaluate.probes.base import Report, at, fixed, percent
 from vava.stages.evaluate.report import load_comparable_report
 from vava.stages.evaluate.run import evaluate_run
 from vava.stages.train.config import MAX_SEED, TrainConfig, load_config
@@ -288,7 +287,7 @@ def _sweep_run(features: str | Path, out: Path, run: SweepRun, title: str, confi
     atomic_write(run_dir / KEY_NAME, json.dumps(key, indent=2) + "\n")
     _train_and_embed(features, run_dir, run.identity, config, options)
     evaluate_run(run_dir, plots=False, time_reference=False, **options.evaluation)  # plans list reference rows
-    virtual_mass(run_dir)  # VAVA runs only: RUN/virtual_mass.json for the targeted table
+    diagnose(run_dir, run.objective)  # e.g. a vava run's RUN/virtual_mass.json, read by the summary tables
     if run.identity is None:
         _score_midpoint(run_dir, options)
     if (run_dir / LOG_NAME).is_file():
@@ -478,7 +477,8 @@ def _over(seeds: list[int | None]) -> str:
 
 def _results(folders: dict[int | None, Path], plan: SweepPlan, failed: dict[Path, dict[str, str]]) -> str:
     """Markdown: one comparison table per plan table (finished runs; numbers as mean ± sd over the seeds), the
-    first per action too, then the targeted wild metrics, convergence, timings and failures."""
+    first per action too, then the probes' summary tables (targeted, alignment), convergence, timings and
+    failures."""
     parts = [f"Command: `{' '.join(shlex.quote(a) for a in ['vava', *sys.argv[1:]])}`\n"]
     runs, over, seeds = _finished_runs(folders, plan, failed), _over(list(folders)), len(folders)
     reports = {name: [None if d is None else load_comparable_report(d) for d in dirs] for name, dirs in runs.items()}
@@ -493,8 +493,7 @@ def _results(folders: dict[int | None, Path], plan: SweepPlan, failed: dict[Path
                          f"{tables.markdown(*over_seeds.per_action_comparison(chosen))}\n")
     if runs:
         trained = {run.name: runs[run.name] for run in plan.runs if not run.identity and run.name in runs}
-        parts += [_targeted_table(runs, reports, seeds, over), _alignment_table(runs, reports, seeds, over),
-                  _convergence_table(trained, reports, seeds, over),
+        parts += [*_summary_tables(runs, reports, seeds, over), _convergence_table(trained, reports, seeds, over),
                   _timings_table(runs, seeds, over)]
     failures = _by_name(failed, list(folders) != [None])
     if failures:
@@ -502,51 +501,26 @@ def _results(folders: dict[int | None, Path], plan: SweepPlan, failed: dict[Path
     return "\n".join(parts)
 
 
-def _targeted(report: Report | None) -> dict[str, Any]:
-    """results["targeted"] of a report ({} where it has none)."""
-    found = report["results"].get("targeted") if report is not None else None
-    return found if isinstance(found, dict) else {}
-
-
-def _virtual_mass(run_dir: Path | None) -> dict[str, Any]:
-    """RUN/virtual_mass.json ({} when missing or damaged)."""
-    try:
-        found = json.loads(read_regular(run_dir / VIRTUAL_MASS_NAME)) if run_dir is not None else None
-    except (OSError, ValueError, VavaError):
-        return {}
-    return found if isinstance(found, dict) else {}
-
-
-def _targeted_table(runs: dict[str, list[Path | None]], reports: dict[str, list[Report | None]], seeds: int,
-                    over: str) -> str:
-    """Accuracy on unflagged, out-of-order and repeated frames, background F1 (the "targeted" probe) and the
-    virtual frame's share of transport mass on background and procedure frames (vava runs), in percent."""
-    rows = []
-    for name, dirs in runs.items():
-        targeted, mass = [_targeted(r) for r in reports[name]], [_virtual_mass(d) for d in dirs]
-        rows.append([name, *(over_seeds.summarise([t.get(k) for t in targeted], percent, seeds) for k in TARGETED),
-                     *(over_seeds.summarise([m.get(k) for m in mass], percent, seeds)
-                       for k in ("background", "procedure"))])
-    header = ["Run", *TARGETED.values(), "Virtual mass: background", "Virtual mass: procedure"]
-    return f"## Targeted wild metrics (%){over}\n\n{tables.markdown(header, rows)}"
-
-
-def _alignment_table(runs: dict[str, list[Path | None]], reports: dict[str, list[Report | None]], seeds: int,
-                     over: str) -> str:
-    """Alignment accuracy (the "alignment" probe: DTW and nearest neighbours, DTW on each kind of background)
-    and, for VAVA runs, that of the transport plan (RUN/virtual_mass.json), in percent."""
-    rows = []
-    for name, dirs in runs.items():
-        found = [(r or {}).get("results", {}).get("alignment") or {} for r in reports[name]]
-        plan = [_virtual_mass(d) for d in dirs]
-        columns = [[f.get("dtw") for f in found], [f.get("nearest") for f in found],
-                   *([(f.get("dtw_background") or {}).get(kind) for f in found] for kind in BACKGROUND_KINDS),
-                   [p.get("alignment") for p in plan],
-                   *([(p.get("alignment_background") or {}).get(kind) for p in plan] for kind in BACKGROUND_KINDS)]
-        rows.append([name, *(over_seeds.summarise(values, percent, seeds) for values in columns)])
-    header = ["Run", "DTW", "NN", *(f"DTW, {kind} bg" for kind in BACKGROUND_KINDS), "Plan (VAVA)",
-              *(f"Plan, {kind} bg" for kind in BACKGROUND_KINDS)]
-    return f"## Alignment accuracy (%){over}\n\n{tables.markdown(header, rows)}"
+def _summary_tables(runs: dict[str, list[Path | None]], reports: dict[str, list[Report | None]], seeds: int,
+                    over: str) -> list[str]:
+    """Each probe's summary table (`Probe.summary`, in run order) with the numbers that diagnostics add to it
+    (`DIAGNOSTICS`, e.g. a vava run's virtual mass; "-" for the other runs), in percent."""
+    found = []
+    for probe in sorted(PROBES.values(), key=lambda probe: probe.rank):
+        if (summary := probe.summary()) is None:
+            continue
+        added = [diagnostic for diagnostic in DIAGNOSTICS.values() if probe.name in diagnostic.metrics]
+        header = ["Run", *(metric.title for metric in summary.metrics),
+                  *(metric.title for diagnostic in added for metric in diagnostic.metrics[probe.name])]
+        rows = []
+        for name, dirs in runs.items():
+            columns = [[at(report, "results", *metric.path) for report in reports[name]] for metric in summary.metrics]
+            for diagnostic in added:
+                files = [diagnostic.read(run_dir) for run_dir in dirs]
+                columns += [[at(file, *metric.path) for file in files] for metric in diagnostic.metrics[probe.name]]
+            rows.append([name, *(over_seeds.summarise(values, percent, seeds) for values in columns)])
+        found.append(f"## {summary.title}{over}\n\n{tables.markdown(header, rows)}")
+    return found
 
 
 def _loss(run_dir: Path | None) -> over_seeds.Curve | None:

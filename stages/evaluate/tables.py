@@ -1,11 +1,11 @@
 """Markdown and plain-text tables of evaluation reports, laid out like the VAVA supplement's Tables 1-2.
 
-The number columns and report.md's probe sections come from the probe registry. Classification,
-AP@K and the targeted metrics are shown in percent (2 decimals), progression (R^2) and tau with 4
-decimals; "-" marks a number that was not computed. The main table's AP@K is the frame-weighted
-aggregation (LAV/VAOT/VAVA); report.md also lists the video-mean one (CARL). The Objective column
-names a reference row (an identity file) by what it embeds frames by: "time only", "frozen
-features (raw)" or "frozen features (standardised)".
+The number columns, report.md's probe sections and its line of probe settings come from the probe
+registry. Classification, AP@K and the targeted metrics are shown in percent (2 decimals),
+progression (R^2) and tau with 4 decimals; "-" marks a number that was not computed. The main
+table's AP@K is the frame-weighted aggregation (LAV/VAOT/VAVA); report.md also lists the video-mean
+one (CARL). The Objective column names a reference row (an identity file) by what it embeds frames
+by: "time only", "frozen features (raw)" or "frozen features (standardised)".
 """
 from __future__ import annotations
 
@@ -126,7 +126,7 @@ def report_markdown(report: Report, probes: Registry = PROBES) -> str:
     sections = {default: [s for probe in probes.values() if probe.default == default and (s := probe.section(report))]
                 for default in (True, False)}
     table, hidden = results_table(report, probes)
-    parts = [f"# Evaluation: {run_label(report)}\n", _provenance(report),
+    parts = [f"# Evaluation: {run_label(report)}\n", _provenance(report, probes),
              "## Results (unweighted mean over actions)\n", markdown(*table) + results_notes(report, hidden),
              *sections[True]]
     if len(report["per_action"]) > 1:
@@ -143,18 +143,18 @@ def skip_lines(report: Report) -> list[str]:
                      len(report["per_action"]))
 
 
-def _provenance(report: Report) -> str:
+def _provenance(report: Report, probes: Registry) -> str:
     attrs, o = report["attrs"], report["options"]
     background = "kept as a class (with background)" if o["background"] == "keep" else "dropped (without background)"
+    by_rank = sorted(probes.values(), key=lambda probe: probe.settings_rank)
+    settings = [f"background: {background}", *(text for probe in by_rank if (text := probe.provenance(o)))]
     lines = [f"- {name}: `{attrs.get(name, '?')}`"
              for name in ("embedder", "objective", "step", "checkpoint", "feature_set", "fingerprint")]
     if identity_kind(attrs):
         lines.append(f"- reference row: {objective_label(report)} (`--identity {identity_kind(attrs)}`)")
     lines += [f"- embeddings: `{report['file']}`; videos: {report['videos']['train']} train, "
               f"{report['videos']['val']} val, {report['results']['actions']} action(s)",
-              f"- background: {background}; classifier: {o['classifier']}; τ: stride {o['kendall_stride']}, "
-              f"{o['kendall_distance']}; AP@K: stride {o['retrieval_stride']}; "
-              f"progression: fraction {o['progress_fraction']}"]
+              f"- {'; '.join(settings)}"]
     return "\n".join(lines) + "\n"
 
 

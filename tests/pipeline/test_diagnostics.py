@@ -14,7 +14,7 @@ from tests.stages.train.helpers import config as tiny_config
 from vava.core.embeddings_file import EmbeddingsWriter
 from vava.core.errors import VavaError
 from vava.core.run_folder import load_checkpoint
-from vava.pipeline.diagnostics import plan_frame_scores, virtual_mass
+from vava.pipeline.diagnostics import DIAGNOSTICS, Diagnostic, diagnose, plan_frame_scores, virtual_mass
 from vava.stages.train.loop import train
 from vava.stages.train.objectives.vava import PriorWidthHead, VavaConfig, unmatched_share, vava_pair_terms
 
@@ -111,6 +111,24 @@ def test_other_objectives_give_none_and_write_nothing(tmp_path: Path) -> None:
                    loss={})
     assert virtual_mass(run) is None
     assert not (run / "virtual_mass.json").exists()
+
+
+def test_diagnose_runs_the_diagnostic_registered_for_the_run_objective(tmp_path: Path,
+                                                                      monkeypatch: pytest.MonkeyPatch) -> None:
+    assert DIAGNOSTICS["vava"].run is virtual_mass and DIAGNOSTICS["vava"].file == "virtual_mass.json"
+    called: list[Path] = []
+    monkeypatch.setitem(DIAGNOSTICS, "toy", Diagnostic("toy.json", called.append, {}))
+    for objective in ("toy", "tcc", None):  # None: a reference row
+        diagnose(tmp_path, objective)
+    assert called == [tmp_path]
+
+
+def test_a_diagnostic_file_reads_as_a_dict_or_nothing(tmp_path: Path) -> None:
+    found = Diagnostic("toy.json", lambda run_dir: None, {})
+    assert found.read(None) == {} and found.read(tmp_path) == {}  # no run (a seed that failed), no file
+    for text, expected in (('{"a": 0.5}', {"a": 0.5}), ('{"a": 0.', {}), ("[1]", {})):
+        (tmp_path / "toy.json").write_text(text)
+        assert found.read(tmp_path) == expected
 
 
 def test_missing_files_are_one_line_errors(tmp_path: Path) -> None:

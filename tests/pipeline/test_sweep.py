@@ -14,7 +14,9 @@ from tests.stages.evaluate.helpers import wild_report
 from vava.core.errors import VavaError
 from vava.core.run_folder import load_checkpoint
 from vava.pipeline import sweep
+from vava.pipeline.diagnostics import Diagnostic
 from vava.pipeline.sweep import load_plan, run_sweep
+from vava.stages.evaluate.probes.base import Metric, Probe, Summary
 from vava.stages.evaluate.report import write_report
 
 PLAN = """
@@ -42,6 +44,8 @@ def test_sweep_trains_evaluates_reuses_and_reports_failures(toy_features: Path, 
     assert "| time | with | time only |" in markdown and "| vava |" in markdown
     assert "### objectives: per action (as Table 5)" in markdown and "| a | vava |" in markdown
     assert (tmp_path / "runs" / "vava" / "report.json").is_file()
+    assert (tmp_path / "runs" / "vava" / "virtual_mass.json").is_file()  # the vava objective's diagnostic
+    assert not (tmp_path / "runs" / "pooled" / "virtual_mass.json").exists()
     assert "mode: reference" in (tmp_path / "runs" / "vava" / "config.yaml").read_text()
 
     lines.clear()
@@ -293,3 +297,29 @@ def test_results_markdown_is_unchanged_byte_for_byte(tmp_path: Path, monkeypatch
     monkeypatch.setattr(sweep.sys, "argv", ["vava", "sweep", "--plan", "plan.yaml"])
     markdown = sweep._results(folders, plan, {folders[1]: {"broken": "VavaError: boom"}})
     assert markdown == Path(__file__).with_name("expected_results.md").read_text()
+
+
+class Norms(Probe):
+    """A probe with a summary table only: the sweep reads its numbers from the reports."""
+
+    name = "norms"
+
+    @classmethod
+    def summary(cls) -> Summary:
+        return Summary("Norms (%)", (Metric("Mean", ("norms", "mean")), Metric("Max", ("norms", "max"))))
+
+
+def test_summary_tables_come_from_the_probes_with_the_diagnostics_numbers(tmp_path: Path,
+                                                                           monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(sweep, "PROBES", {"norms": Norms})
+    toy = Diagnostic("toy.json", lambda run_dir: None, {"norms": (Metric("Toy", ("value",)),)})
+    monkeypatch.setattr(sweep, "DIAGNOSTICS", {"toy": toy, "other": Diagnostic("other.json", toy.run, {})})
+    for name, value in (("a", 0.25), ("b", 0.75)):
+        (tmp_path / name).mkdir()
+        (tmp_path / name / "toy.json").write_text(json.dumps({"value": value}))
+    runs = {"a": [tmp_path / "a", tmp_path / "b"], "ref": [None, tmp_path / "ref"]}
+    reports = {"a": [{"results": {"norms": {"mean": 0.5, "max": None}}}, {"results": {"norms": {"mean": 0.7}}}],
+               "ref": [None, {"results": {}}]}
+    assert sweep._summary_tables(runs, reports, 2, " (over 2 seeds)") == [
+        "## Norms (%) (over 2 seeds)\n\n| Run | Mean | Max | Toy |\n| --- | --- | --- | --- |\n"
+        "| a | 60.00 ± 14.14 | - | 50.00 ± 35.36 |\n| ref | - | - | - |\n"]

@@ -12,10 +12,22 @@ import numpy as np
 from vava.core.correspondence import dtw_path, nearest_neighbour_path
 from vava.core.embeddings_file import UNLABELLED, VideoEmbeddings
 from vava.core.records import BACKGROUND_KINDS
-from vava.stages.evaluate.probes.base import Action, Column, Probe, Report, Values, markdown, mean, percent
+from vava.stages.evaluate.probes.base import (
+    Action,
+    Column,
+    Metric,
+    Probe,
+    Report,
+    Summary,
+    Values,
+    at,
+    markdown,
+    mean,
+    percent,
+)
 
-# report key -> table title
-METHODS = {"dtw": "Align acc (DTW)", "nearest": "Align acc (NN)"}
+# report key -> short title
+METHODS = {"dtw": "DTW", "nearest": "NN"}
 
 
 def frame_scores(path: np.ndarray, labels_a: np.ndarray, labels_b: np.ndarray) -> np.ndarray:
@@ -92,8 +104,14 @@ class Alignment(Probe):
 
     @classmethod
     def columns(cls, options: Mapping[str, Any]) -> list[Column]:
-        return [Column(title, lambda values, name=name: percent((values.get("alignment") or {}).get(name)))
+        return [Column(f"Align acc ({title})", lambda values, name=name: percent(at(values, "alignment", name)))
                 for name, title in METHODS.items()]
+
+    @classmethod
+    def summary(cls) -> Summary:
+        return Summary("Alignment accuracy (%)", (
+            *(Metric(title, ("alignment", name)) for name, title in METHODS.items()),
+            *(Metric(f"DTW, {kind} bg", ("alignment", "dtw_background", kind)) for kind in BACKGROUND_KINDS)))
 
     @classmethod
     def section(cls, report: Report) -> str | None:

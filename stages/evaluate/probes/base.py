@@ -83,6 +83,24 @@ class Column:
     cell: Callable[[Values], str]
 
 
+@dataclass(frozen=True)
+class Metric:
+    """One column of a sweep's summary table: its title and the key path of its number in the JSON it is read
+    from (a report's results, a diagnostic's file)."""
+
+    title: str
+    path: tuple[str, ...]
+
+
+@dataclass(frozen=True)
+class Summary:
+    """A probe's table in a sweep's results, one row per run: each metric is read from the run's report
+    results (a fraction, shown in percent as mean ± sd over the seeds)."""
+
+    title: str
+    metrics: tuple[Metric, ...]
+
+
 class Action:
     """One action's train and val videos, as every probe of an evaluation sees them.
 
@@ -120,7 +138,8 @@ class Probe:
     needs_train: ClassVar[bool] = False     # every action must have train videos (labelled ones, with needs_labels)
     needs_labels: ClassVar[bool] = False    # reads phase labels: runs on the labelled videos only
     min_val_videos: ClassVar[int] = 1       # an action with fewer (labelled) val videos skips the probe
-    rank: ClassVar[int] = 100               # run order within an action (per_action keys, skip list)
+    rank: ClassVar[int] = 100               # run order within an action (per_action keys, skip list, sweep tables)
+    settings_rank: ClassVar[int] = 0        # place of its `provenance` text in report.md (ties: registry order)
 
     def __init__(self, o: Any) -> None:
         self.o = o
@@ -166,6 +185,16 @@ class Probe:
         """This probe's line of report.md's protocol notes (None: none)."""
         return None
 
+    @classmethod
+    def provenance(cls, options: Mapping[str, Any]) -> str | None:
+        """Its settings in report.md's provenance line, e.g. "AP@K: stride 1" (None: none)."""
+        return None
+
+    @classmethod
+    def summary(cls) -> Summary | None:
+        """Its table in a sweep's results (None: none); the tables follow the probes' run order (`rank`)."""
+        return None
+
 
 def has_labels(video: VideoEmbeddings) -> bool:
     """Whether any frame of `video` has a known phase label."""
@@ -177,15 +206,16 @@ def key(number: float) -> str:
     return str(number)
 
 
+def at(values: object, *path: str) -> object:
+    """The value at `path` in nested dicts (None where a key is missing or a part is not a dict)."""
+    for part in path:
+        values = values.get(part) if isinstance(values, dict) else None
+    return values
+
+
 def collect(per_action: Sequence[Values], *path: str) -> list:
     """The value at `path` in each action's values, where there is one."""
-    found = []
-    for values in per_action:
-        for part in path:
-            values = values.get(part) if isinstance(values, dict) else None
-        if values is not None:
-            found.append(values)
-    return found
+    return [found for values in per_action if (found := at(values, *path)) is not None]
 
 
 def mean(per_action: Sequence[Values], *path: str) -> float | None:

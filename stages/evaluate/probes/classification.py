@@ -139,6 +139,10 @@ class Classification(Probe):
                 for f in options["fractions"]]
 
     @classmethod
+    def provenance(cls, options: Mapping[str, Any]) -> str:
+        return f"classifier: {options['classifier']}"
+
+    @classmethod
     def protocol(cls, options: Mapping[str, Any]) -> str:
         return ("- Classification: trained on all labelled frames of the first n = max(1, floor(f N)) train videos "
                 "in natural id order, accuracy over every labelled val frame (frames labelled -1 are ignored).")

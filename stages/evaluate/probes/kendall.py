@@ -161,6 +161,10 @@ class Kendall(Probe):
         return [Column("τ stride", lambda report: str(report["options"]["kendall_stride"]))]
 
     @classmethod
+    def provenance(cls, options: Mapping[str, Any]) -> str:
+        return f"τ: stride {options['kendall_stride']}, {options['kendall_distance']}"
+
+    @classmethod
     def protocol(cls, options: Mapping[str, Any]) -> str:
         return (f"- τ: every ordered pair of val videos, stride {options['kendall_stride']}, "
                 f"{options['kendall_distance']} nearest neighbour, tau-b; undefined (NaN) pairs dropped.")

@@ -80,6 +80,7 @@ class Progress(Probe):
     options = (PROGRESS_FRACTION,)
     default = needs_train = needs_labels = True
     rank = 3
+    settings_rank = 1  # report.md names its setting after the other probes'
 
     def run(self, action: Action) -> Values:
         used = action.train[: train_count(self.o.progress_fraction, len(action.train))]
@@ -105,6 +106,10 @@ class Progress(Probe):
                 "has no lower bound, so this is a result, not an error: the embedding does not encode how far "
                 "each phase has come in a way that carries over from train to val videos (usual after short "
                 "training; compare the time-only reference row).\n")
+
+    @classmethod
+    def provenance(cls, options: Mapping[str, Any]) -> str:
+        return f"progression: fraction {options['progress_fraction']}"
 
     @classmethod
     def protocol(cls, options: Mapping[str, Any]) -> str:

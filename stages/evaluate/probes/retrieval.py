@@ -176,6 +176,10 @@ class Retrieval(Probe):
         return "\n".join(["## Fine-grained retrieval\n", markdown(["Aggregation", *(f"AP@{k}" for k in ks)], rows)])
 
     @classmethod
+    def provenance(cls, options: Mapping[str, Any]) -> str:
+        return f"AP@K: stride {options['retrieval_stride']}"
+
+    @classmethod
     def protocol(cls, options: Mapping[str, Any]) -> str:
         return ("- AP@K: precision of the K nearest frames (exact Euclidean) among the other val videos, stride "
                 f"{options['retrieval_stride']}; ties go to the lower index.")

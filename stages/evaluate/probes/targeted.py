@@ -12,9 +12,12 @@ from vava.core.records import BACKGROUND_KINDS, FLAG_OUT_OF_ORDER, FLAG_REPEATED
 from vava.stages.evaluate.probes.base import (
     Action,
     Column,
+    Metric,
     Probe,
     Report,
+    Summary,
     Values,
+    at,
     by_reason,
     collect,
     markdown,
@@ -84,8 +87,13 @@ class Targeted(Probe):
 
     @classmethod
     def columns(cls, options: Mapping[str, Any]) -> list[Column]:
-        return [Column(title, lambda values, name=name: percent((values.get("targeted") or {}).get(name)))
+        return [Column(title, lambda values, name=name: percent(at(values, "targeted", name)))
                 for name, title in METRICS.items()]
+
+    @classmethod
+    def summary(cls) -> Summary:
+        return Summary("Targeted wild metrics (%)", tuple(Metric(title, ("targeted", name))
+                                                          for name, title in METRICS.items()))
 
     @classmethod
     def section(cls, report: Report) -> str | None:

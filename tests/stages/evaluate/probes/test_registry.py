@@ -18,7 +18,19 @@ from tests.stages.evaluate.helpers import separable, write_h5
 from vava.pipeline import cli
 from vava.stages.evaluate.options import EvalOptions, declared_options
 from vava.stages.evaluate.probes import PROBES
-from vava.stages.evaluate.probes.base import AT_LEAST_ONE, Action, Column, Option, Probe, Values, fixed, mean
+from vava.stages.evaluate.probes.base import (
+    AT_LEAST_ONE,
+    Action,
+    Column,
+    Metric,
+    Option,
+    Probe,
+    Summary,
+    Values,
+    at,
+    fixed,
+    mean,
+)
 from vava.stages.evaluate.report import evaluate_embeddings
 from vava.stages.evaluate.tables import main_table
 
@@ -57,6 +69,11 @@ def test_every_probe_declares_options_columns_and_needs(name: str) -> None:
     columns = [*probe.columns(defaults), *probe.setting_columns()]
     assert all(isinstance(c, Column) and c.title for c in columns)
     assert all(c.cell({}) == "-" for c in probe.columns(defaults))  # a number not computed renders as "-"
+    settings = probe.provenance(defaults)  # one item of report.md's "; "-separated settings line
+    assert settings is None or settings and not {";", "\n"} & set(settings)
+    summary = probe.summary()
+    assert summary is None or isinstance(summary, Summary) and summary.title and summary.metrics and all(
+        isinstance(metric, Metric) and metric.title and metric.path for metric in summary.metrics)
 
 
 @pytest.mark.parametrize("data", ["rich", "lone"])
@@ -75,6 +92,10 @@ def test_every_probe_runs_to_finite_numbers_or_a_skip_reason(embeddings: dict[st
     header, rows = main_table([report])
     assert {c.title for c in PROBES[name].columns(report["options"])} <= set(header)
     assert len(rows) == 1 and len(rows[0]) == len(header)
+    summary = PROBES[name].summary()
+    if summary is not None and data == "rich":  # a sweep's summary table reads the probe's results
+        values = [at(report["results"], *metric.path) for metric in summary.metrics]
+        assert all(v is None or isinstance(v, float) for v in values) and any(v is not None for v in values)
 
 
 def test_probes_with_fewer_val_videos_than_they_need_are_skipped(embeddings: dict[str, Path]) -> None:
@@ -119,6 +140,10 @@ class MeanNorm(Probe):
         return [Column("Mean norm", lambda values: fixed(values.get("mean_norm")))]
 
     @classmethod
+    def provenance(cls, options: Mapping[str, Any]) -> str:
+        return f"mean norm: p = {options['norm_order']}"
+
+    @classmethod
     def protocol(cls, options: Mapping[str, Any]) -> str:
         return f"- Mean norm: the mean {options['norm_order']}-norm of every val frame's embedding."
 
@@ -156,6 +181,7 @@ def test_a_registered_probe_appears_in_the_cli_report_json_and_report_md(embeddi
     assert "| Run | τ | Mean norm |" in markdown  # the columns of the tasks not run hold no number: left out
     assert f"| {report['results']['mean_norm']:.4f} |" in markdown
     assert markdown.rstrip().endswith("- Mean norm: the mean 1-norm of every val frame's embedding.")
+    assert "; AP@K: stride 1; mean norm: p = 1; progression: fraction 1.0\n" in markdown  # its settings
     table = CliRunner().invoke(cli.main, ["evaluate", "--compare", str(run_dir)]).stdout
     assert table.splitlines()[0].endswith("| AP stride | Classification 0.1 | Classification 0.5 | "
                                           "Classification 1.0 | Progress | τ | AP@5 | AP@10 | AP@15 | "
