@@ -409,8 +409,8 @@ class _ProbeOptionsCommand(click.Command):
         from vava.stages.evaluate.options import declared_options
 
         probes = self.registry()
-        if self._made[0] is not probes:
-            self._made = probes, [_probe_option(option, self.defaults) for option in declared_options(probes)
+        if self._made[0] != probes:  # compared by content: a probe registered since is offered too
+            self._made = dict(probes), [_probe_option(option, self.defaults) for option in declared_options(probes)
                                   if option.cli and option.name not in self.left_out]
         own = super().get_params(ctx)  # the command's own options, --help last
         first = len(own) - 1 if self.own_first is None else self.own_first
