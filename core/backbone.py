@@ -12,43 +12,49 @@ import torch
 from torch import nn
 from torchvision import models
 
-from vava.core.errors import VavaError
+from vava.core.errors import ConfigError, VavaError
 from vava.core.files import check_regular, open_regular
+
+
+def sequential_trunk(net: nn.Module, cut: str) -> nn.Sequential:
+    """The children of `net` in order, up to and including `cut`: a child's name (`layer3`: all of it), or
+    `child.N` for the first N + 1 blocks of a sequential child (`layer3.2`: three blocks). Fits networks
+    whose forward runs their children one after the other up to the cut, as torchvision's ResNets do."""
+    name, _, block = cut.partition(".")
+    names = [child for child, _ in net.named_children()]
+    if name not in names:
+        raise ValueError(f"{type(net).__name__} has no child {name!r} (its children: {', '.join(names)})")
+    kept = [getattr(net, child) for child in names[: names.index(name) + 1]]
+    if block:
+        kept[-1] = kept[-1][: int(block) + 1]
+    return nn.Sequential(*kept)
 
 
 @dataclass(frozen=True)
 class BackboneSpec:
-    """A torchvision classifier truncated after the first `blocks` blocks of `layer` (all of them when None);
-    `stride` is its spatial down-sampling."""
+    """An image network cut after the module `cut` (named as in its state dict: `layer3.2`, `layer3`).
+
+    `build()` makes the whole network, freshly initialised; `trunk(net, cut)` is the part of it that runs,
+    sharing its modules (`sequential_trunk` by default; another architecture brings its own). `channels`
+    and `stride` describe the maps the trunk gives; `imagenet` is the torchvision weights that
+    `--weights imagenet` reads (None for a network without any).
+    """
 
     build: Callable[[], nn.Module]
-    imagenet: models.WeightsEnum
-    layer: str
+    cut: str
     channels: int
     stride: int
-    blocks: int | None = None
-
-    @property
-    def cut(self) -> str:
-        """The last module kept, named as in torchvision's state dict: `layer3.2` (third block) or `layer3`."""
-        return self.layer if self.blocks is None else f"{self.layer}.{self.blocks - 1}"
-
-
-def _resnet_trunk(net: nn.Module, layer: str, blocks: int | None) -> nn.Sequential:
-    names = ["conv1", "bn1", "relu", "maxpool", "layer1", "layer2", "layer3", "layer4"]
-    kept = [getattr(net, name) for name in names[: names.index(layer) + 1]]
-    if blocks is not None:
-        kept[-1] = kept[-1][:blocks]
-    return nn.Sequential(*kept)
+    imagenet: models.WeightsEnum | None = None
+    trunk: Callable[[nn.Module, str], nn.Module] = sequential_trunk
 
 
 # conv4 per Table 9 of the VAVA supplement: 3 bottleneck blocks, i.e. the third block of torchvision's ResNet-50
 # `layer3` (TCC's `conv4_block3_out`), 1024 channels at stride 16. `resnet50-layer3` keeps all 6 blocks of layer3;
 # ResNet-18's layer3 has only 2 blocks, so it is kept whole.
 BACKBONES: dict[str, BackboneSpec] = {
-    "resnet50": BackboneSpec(models.resnet50, models.ResNet50_Weights.IMAGENET1K_V1, "layer3", 1024, 16, blocks=3),
-    "resnet50-layer3": BackboneSpec(models.resnet50, models.ResNet50_Weights.IMAGENET1K_V1, "layer3", 1024, 16),
-    "resnet18": BackboneSpec(models.resnet18, models.ResNet18_Weights.IMAGENET1K_V1, "layer3", 256, 16),
+    "resnet50": BackboneSpec(models.resnet50, "layer3.2", 1024, 16, models.ResNet50_Weights.IMAGENET1K_V1),
+    "resnet50-layer3": BackboneSpec(models.resnet50, "layer3", 1024, 16, models.ResNet50_Weights.IMAGENET1K_V1),
+    "resnet18": BackboneSpec(models.resnet18, "layer3", 256, 16, models.ResNet18_Weights.IMAGENET1K_V1),
 }
 
 
@@ -56,7 +62,7 @@ def backbone_with_cut(name: str, cut: str) -> str:
     """The registered backbone of the same network as `name` cut at `cut` (a feature set records both):
     `resnet50` at `layer3` is `resnet50-layer3`, the cut `resnet50` had before it moved to `layer3.2`."""
     spec = BACKBONES.get(name)
-    found = [other for other, s in BACKBONES.items() if spec and s.imagenet == spec.imagenet and s.cut == cut]
+    found = [other for other, s in BACKBONES.items() if spec and s.build == spec.build and s.cut == cut]
     if not found:
         raise VavaError(f"no registered backbone is {name} cut at {cut!r} (known: "
                         f"{', '.join(f'{n} at {s.cut}' for n, s in BACKBONES.items())})")
@@ -65,8 +71,10 @@ def backbone_with_cut(name: str, cut: str) -> str:
 
 def imagenet_weights_path(name: str) -> Path:
     """Where torch's hub cache keeps the ImageNet weights of backbone `name`."""
-    url = BACKBONES[name].imagenet.url
-    return Path(torch.hub.get_dir()) / "checkpoints" / url.rsplit("/", 1)[-1]
+    weights = BACKBONES[name].imagenet
+    if weights is None:
+        raise ConfigError("weights", f"backbone {name} has no ImageNet weights; use random or a weights file")
+    return Path(torch.hub.get_dir()) / "checkpoints" / weights.url.rsplit("/", 1)[-1]
 
 
 def file_sha256(path: Path) -> str:
@@ -99,8 +107,8 @@ def load_backbone(name: str, weights: str, seed: int = 0) -> tuple[nn.Module, st
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(seed)
         net = spec.build()
+    trunk = spec.trunk(net, spec.cut)  # shares net's modules: weights loaded into net are the trunk's
     if weights == "random":
-        trunk = _resnet_trunk(net, spec.layer, spec.blocks)
         identity = f"random:{seed}:{_state_digest(trunk)[:16]}"
     else:
         path = check_regular(imagenet_weights_path(name) if weights == "imagenet" else Path(weights))
@@ -111,8 +119,8 @@ def load_backbone(name: str, weights: str, seed: int = 0) -> tuple[nn.Module, st
                     f"{spec.imagenet.url} on a machine with network and place it there, or pass --weights FILE "
                     "(--weights random tries the pipeline with an untrained backbone)")
             raise VavaError(f"--weights: file {path} not found")
-        net.load_state_dict({**net.state_dict(), **trunk_weights(_read_weights(path, name), net, spec, path)})
-        trunk = _resnet_trunk(net, spec.layer, spec.blocks)
+        found = trunk_weights(_read_weights(path, name), net, trunk, spec, path)
+        net.load_state_dict({**net.state_dict(), **found})
         identity = f"sha256:{file_sha256(path)}"
     trunk.eval().requires_grad_(False)
     return trunk, identity
@@ -141,22 +149,14 @@ def _flatten(tree: object, prefix: str = "") -> dict[str, torch.Tensor]:
     return {k: v for key, value in tree.items() for k, v in _flatten(value, f"{prefix}{key}.").items()}
 
 
-def _kept(key: str, spec: BackboneSpec) -> bool:
-    """Whether a torchvision state-dict key belongs to a module up to the cut."""
-    names = ["conv1", "bn1", "layer1", "layer2", "layer3", "layer4"]
-    module, _, rest = key.partition(".")
-    if module == spec.layer and spec.blocks is not None:
-        return int(rest.partition(".")[0]) < spec.blocks
-    return module in names[: names.index(spec.layer) + 1]
-
-
 # Prefixes naming the second network of a two-branch self-supervised checkpoint (MoCo's key encoder,
 # MoCo v3's momentum encoder, BYOL's target); the other branch is the one trained by gradient.
 _MOMENTUM_BRANCH = ("encoder_k", "momentum", "target")
 
 
-def trunk_weights(state: object, net: nn.Module, spec: BackboneSpec, path: Path) -> dict[str, torch.Tensor]:
-    """The tensors of `net`'s modules up to the cut, found in a loaded checkpoint, under torchvision's names.
+def trunk_weights(state: object, net: nn.Module, trunk: nn.Module, spec: BackboneSpec,
+                  path: Path) -> dict[str, torch.Tensor]:
+    """The tensors of `net` that its `trunk` runs with, found in a loaded checkpoint, under `net`'s names.
 
     The network may sit under any nesting (`state_dict`, `model`, ...) and prefix (`module.`,
     `backbone.`, MoCo's `module.encoder_q.`, ...); keys past the cut (`layer4`, `fc`, projection
@@ -164,7 +164,9 @@ def trunk_weights(state: object, net: nn.Module, spec: BackboneSpec, path: Path)
     """
     flat = _flatten(state)
     reference = net.state_dict()
-    needed = [k for k in reference if _kept(k, spec) and not k.endswith("num_batches_tracked")]
+    in_trunk = {id(tensor) for tensor in trunk.state_dict(keep_vars=True).values()}
+    needed = [k for k, tensor in net.state_dict(keep_vars=True).items()
+              if id(tensor) in in_trunk and not k.endswith("num_batches_tracked")]
     prefixes = sorted({key[: -len(needed[0])] for key in flat if key.endswith(needed[0])
                        if key == needed[0] or key[-len(needed[0]) - 1] == "."}, key=lambda p: (len(p), p))
     complete = [p for p in prefixes if all(p + k in flat for k in needed)]

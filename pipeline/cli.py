@@ -179,8 +179,8 @@ def _datasets_help() -> str:
     lines = []
     for spec in DATASETS.values():
         lines.append(f"{spec.name}: {spec.summary}")
-        lines += [f"  {key}: {opt.help}" + (f" (default {opt.default})" if opt.default else "")
-                  for key, opt in spec.options.items()]
+        lines += [f"  {key}: {text}" + (f" (default {default})" if default is not None else "")
+                  for key, text, default in spec.option_help()]
     return "\n\n".join(lines)
 
 
@@ -227,7 +227,7 @@ def _report_left_out(dataset: str, root: Path, records: list[VideoRecord], datas
     spec = DATASETS[dataset]
     if spec.left_out is None:
         return
-    reasons = spec.left_out(root, records, **resolve_options(dataset, dataset_options))
+    reasons = spec.left_out(root, records, resolve_options(dataset, dataset_options))
     count = sum(len(videos) for videos in reasons.values())
     if count:
         click.echo(f"left out {count} of {count + len(records)} videos of the release:")
@@ -409,8 +409,8 @@ class _ProbeOptionsCommand(click.Command):
         from vava.stages.evaluate.options import declared_options
 
         probes = self.registry()
-        if self._made[0] is not probes:
-            self._made = probes, [_probe_option(option, self.defaults) for option in declared_options(probes)
+        if self._made[0] != probes:  # compared by content: a probe registered since is offered too
+            self._made = dict(probes), [_probe_option(option, self.defaults) for option in declared_options(probes)
                                   if option.cli and option.name not in self.left_out]
         own = super().get_params(ctx)  # the command's own options, --help last
         first = len(own) - 1 if self.own_first is None else self.own_first
@@ -463,7 +463,8 @@ def reproduce(dataset: str, root: Path, dataset_options: dict[str, str], allow_o
     (pouring 2; penn_action, ikea_asm, coin 5), the others to evaluate's defaults.
     """
     from vava.core.config import parse_overrides
-    from vava.pipeline.reproduce import PRESETS, parse_objectives
+    from vava.pipeline.datasets import DATASETS
+    from vava.pipeline.reproduce import parse_objectives
     from vava.pipeline.reproduce import reproduce as run_reproduce
     from vava.pipeline.sweep import parse_seeds
     from vava.stages.evaluate.options import EvalOptions
@@ -484,7 +485,7 @@ def reproduce(dataset: str, root: Path, dataset_options: dict[str, str], allow_o
     provenance = {"adapter": dataset, "root": str(root.resolve()), "options": dataset_options}
     results, failed = run_reproduce(
         records, out, objectives=chosen, extract_options=extract_options, dataset=provenance, per_action=per_action,
-        base=preset or PRESETS.get(dataset), steps=steps, overrides=parse_overrides(overrides), seeds=chosen_seeds,
+        base=preset or DATASETS[dataset].preset, steps=steps, overrides=parse_overrides(overrides), seeds=chosen_seeds,
         evaluation={name: list(value) if isinstance(value, tuple) else value for name, value in evaluation.items()},
         progress=True, log=lambda line: click.echo(line, err=True))
     for name, reason in failed.items():

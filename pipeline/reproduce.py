@@ -28,6 +28,7 @@ from vava.core.errors import VavaError
 from vava.core.files import atomic_write, check_plain_name
 from vava.core.formatting import duration
 from vava.core.records import VideoRecord
+from vava.pipeline.datasets import DATASETS
 from vava.pipeline.sweep import RESULTS_NAME, SEED_FOLDER, SweepPlan, SweepRun, run_config, run_sweep
 from vava.stages.evaluate import seeds as over_seeds
 from vava.stages.evaluate import tables
@@ -38,11 +39,6 @@ from vava.stages.train.estimate import cpu_warning, rough_seconds_per_step
 from vava.stages.train.objectives import OBJECTIVES
 
 CACHE_FOLDER, RUNS_FOLDER = "cache", "runs"
-# the training preset of each dataset (Table 8 values, configs/<name>.yaml); other datasets use the defaults
-PRESETS = {"pouring": "pouring", "penn_action": "penn_action", "ikea_asm": "ikea_asm", "coin": "coin"}
-# Kendall's tau stride of the papers (TCC's evaluation config: 2 for Pouring, 5 for Penn Action; LAV and GTA
-# use 5; IKEA ASM and COIN report no tau); other datasets keep `vava evaluate`'s default, 1
-KENDALL_STRIDES = {"pouring": 2, "penn_action": 5, "ikea_asm": 5, "coin": 5}
 PER_ACTION_RESULTS = "results-per-action.md"
 
 
@@ -52,9 +48,10 @@ def results_name(per_action: bool) -> str:
 
 
 def evaluation_options(dataset: str, given: dict[str, Any]) -> dict[str, Any]:
-    """The `vava evaluate` options of every run: the papers' Kendall's tau stride for `dataset`, then `given`."""
-    stride = KENDALL_STRIDES.get(dataset)
-    return {**({"kendall_stride": stride} if stride else {}), **given}
+    """The `vava evaluate` options of every run: the papers' for `dataset` (its adapter's `evaluation`, e.g. the
+    Kendall's tau stride; none for an unregistered name), then `given`."""
+    adapter = DATASETS.get(dataset)
+    return {**(adapter.evaluation if adapter else {}), **given}
 
 
 def parse_objectives(text: str) -> list[str]:

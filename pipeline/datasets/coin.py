@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import difflib
 import json
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -20,7 +21,9 @@ import numpy as np
 from vava.core.errors import VavaError
 from vava.core.files import check_confined
 from vava.core.records import VideoRecord, check_video_id
+from vava.core.validation import TEXT, Rule, is_integer, optional
 from vava.core.videoio import probe_video, write_video
+from vava.pipeline.datasets.adapter import Dataset, DatasetOptions, choice, option
 from vava.pipeline.datasets.annotation_files import confined, read_database, segment_bounds
 from vava.pipeline.datasets.notes import note
 from vava.pipeline.datasets.segments import segment_labels
@@ -37,28 +40,47 @@ BACKGROUND = "background"
 Steps = list[tuple[float, float, int, str]]  # (start s, end s, COIN step id, step name)
 
 
-def load_coin(root: Path, *, allow_outside_root: bool = False, tasks: str = "vava", seed: str = "0",
-              missing: str = "error", videos: str = "videos", split_file: str | None = None) -> list[VideoRecord]:
+# numpy's generators take no negative seed
+SEED = Rule(lambda seed: is_integer(seed) and seed >= 0, "an integer >= 0",
+            lambda seed: "must be >= 0" if is_integer(seed) else "not an integer")
+
+
+@dataclass(frozen=True)
+class CoinOptions(DatasetOptions):
+    """The `--dataset-option`s of `coin`."""
+
+    tasks: str = option(TEXT, "vava", "vava (the six tasks of VAVA's COIN evaluation), largest (the six with the "
+                        "most videos) or a comma-separated list of task names")
+    seed: int = option(SEED, 0, "seed of the per-task 60/40 train/val split")
+    missing: str = option(choice(*MISSING_MODES), "error",
+                          "error: refuse when a video file is missing; skip: leave such videos out")
+    videos: str = option(TEXT, "videos", "folder of the video files, relative to the root")
+    split_file: str | None = option(optional(TEXT), None, "JSON {\"train\": [ids], \"val\": [ids]} to use instead "
+                                    "of the drawn split (vava data info --write-split writes one)")
+
+
+def load_coin(root: Path, options: CoinOptions = CoinOptions(), *,
+              allow_outside_root: bool = False) -> list[VideoRecord]:
     """The videos of the chosen `tasks`, split 60/40 per task with `seed` (or as `split_file` says)."""
     confined_to = None if allow_outside_root else root.resolve()
     annotations = confined(root / ANNOTATIONS, confined_to)
     database = read_database(annotations, "the COIN annotations")
     by_task = _videos_by_task(database, annotations)
-    chosen = select_tasks(by_task, tasks, annotations)
-    if split_file:
-        listed = read_split(split_file)
+    chosen = select_tasks(by_task, options.tasks, annotations)
+    if options.split_file:
+        listed = read_split(options.split_file)
         unknown = next((video_id for video_id in listed if video_id not in database), None)
         if unknown is not None:
-            raise VavaError(f"{split_file}: video {unknown!r} is not in {annotations}")
+            raise VavaError(f"{options.split_file}: video {unknown!r} is not in {annotations}")
     else:
         listed = {}
         for task in chosen:
-            listed.update(draw_split(by_task[task], _seed(seed)))
-    folder = _videos_folder(root, videos, confined_to)
+            listed.update(draw_split(by_task[task], options.seed))
+    folder = _videos_folder(root, options.videos, confined_to)
     wanted = [video_id for task in chosen for video_id in by_task[task] if video_id in listed]
     files = _video_files(folder, {video_id: database[video_id] for video_id in wanted})
     absent = [video_id for video_id in wanted if video_id not in files]
-    if absent and missing == "error":
+    if absent and options.missing == "error":
         raise VavaError(f"{folder}: {len(absent)} of {len(wanted)} videos of the chosen tasks have no file "
                         f"(first: {_places(absent[0], database[absent[0]])}); download them or pass "
                         "--dataset-option missing=skip")
@@ -126,16 +148,6 @@ def _task_phases(steps: dict[str, Steps]) -> tuple[tuple[str, ...], dict[int, in
     names = {step: name for video in steps.values() for *_, step, name in video}
     ordered = sorted(names)
     return (BACKGROUND, *(names[step] for step in ordered)), {step: i for i, step in enumerate(ordered, start=1)}
-
-
-def _seed(text: str) -> int:
-    try:
-        seed = int(text)
-    except ValueError:
-        raise VavaError(f"--dataset-option seed={text}: not an integer") from None
-    if seed < 0:  # numpy's generators take no negative seed
-        raise VavaError(f"--dataset-option seed={text}: must be >= 0")
-    return seed
 
 
 def _videos_by_task(database: dict[str, dict], annotations: Path) -> dict[str, list[str]]:
@@ -281,3 +293,8 @@ def write_fixture(out: str | Path) -> None:
         frames = rng.integers(0, 256, (FIXTURE_FRAMES, 8, 8, 3), dtype=np.uint8)
         write_video(folder / f"{video_id}{suffix}", frames, FIXTURE_FPS)
     (out / ANNOTATIONS).write_text(json.dumps({"version": "fixture", "database": database}, indent=1))
+
+
+DATASET = Dataset("coin", "COIN.json over local videos/<youtube id>.<ext>, split 60/40 per task", load_coin,
+                  write_fixture, CoinOptions, preset="coin",
+                  evaluation={"kendall_stride": 5})  # the papers report no tau here: the stride of the others

@@ -30,6 +30,7 @@ from vava.core.records import (
     VideoRecord,
     check_video_id,
 )
+from vava.pipeline.datasets.adapter import Dataset, DatasetOptions
 
 MANIFEST_NAME = "manifest.jsonl"
 MAX_LINE_BYTES = 64 * 2**20  # far above MAX_FRAMES labels; guards against reading a huge blob whole
@@ -37,8 +38,10 @@ _REQUIRED = ("id", "path", "split", "action")
 _OPTIONAL = ("labels", "phases", "fps", "background_label", "flags")
 
 
-def load_folder(root: str | Path, *, allow_outside_root: bool = False) -> list[VideoRecord]:
-    """Read and validate `ROOT/manifest.jsonl`; raise `VavaError` naming the line and video.
+def load_folder(root: str | Path, options: DatasetOptions = DatasetOptions(), *,
+                allow_outside_root: bool = False) -> list[VideoRecord]:
+    """Read and validate `ROOT/manifest.jsonl`; raise `VavaError` naming the line and video. The format takes
+    no `options`.
 
     A video path that leads outside ROOT (absolute, `..`, or through a symlink) is refused unless
     `allow_outside_root`.
@@ -211,3 +214,14 @@ def write_manifest(root: str | Path, entries: list[dict]) -> Path:
     """Write `entries` (dicts with the keys above) as ROOT/manifest.jsonl."""
     path = Path(root) / MANIFEST_NAME
     return atomic_write(path, "".join(json.dumps(entry, separators=(",", ":")) + "\n" for entry in entries))
+
+
+def write_fixture(out: str | Path) -> None:
+    """A tiny synthetic dataset in the folder format (`vava.pipeline.datasets.synthetic.write_fixture`)."""
+    from vava.pipeline.datasets.synthetic import write_fixture as write_synthetic  # it writes through this module
+
+    write_synthetic(out)
+
+
+DATASET = Dataset("folder", "the generic folder format: manifest.jsonl + videos or frame folders", load_folder,
+                  write_fixture)

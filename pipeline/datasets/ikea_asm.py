@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Sequence
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -29,8 +30,10 @@ from vava.core.decode import frame_files
 from vava.core.errors import VavaError
 from vava.core.files import check_confined, check_plain_name
 from vava.core.records import UNKNOWN_LABEL, VideoRecord
+from vava.core.validation import TEXT
+from vava.pipeline.datasets.adapter import Dataset, DatasetOptions, choice, option
 from vava.pipeline.datasets.annotation_files import confined, read_database, read_lines, segment_bounds
-from vava.pipeline.datasets.rates import frame_rate
+from vava.pipeline.datasets.rates import fps_option, frame_rate
 from vava.pipeline.datasets.segments import segment_labels
 
 ANNOTATIONS = "gt_segments.json"
@@ -45,29 +48,40 @@ BACKGROUND_MODES = ("keep", "drop")
 Segments = list[tuple[float, float, int]]  # (first frame, last frame included, official action id)
 
 
-def load_ikea_asm(root: Path, *, allow_outside_root: bool = False, view: str = "dev3",
-                  furniture: str = DEFAULT_FURNITURE, background: str = "keep",
-                  fps: str | None = None) -> list[VideoRecord]:
+@dataclass(frozen=True)
+class IkeaAsmOptions(DatasetOptions):
+    """The `--dataset-option`s of `ikea_asm`."""
+
+    view: str = option(TEXT, "dev3", "camera view folder (dev1, dev2, dev3)")
+    furniture: str = option(TEXT, DEFAULT_FURNITURE, "furniture type, or all")
+    background: str = option(choice(*BACKGROUND_MODES), "keep", "keep: NA frames are phase 0; drop: NA frames are "
+                             "left out before embedding and the actions are phases 0..C-1")
+    fps: float | None = fps_option(f"frame rate of the frame folders (default {FPS:g}, the released videos' rate)")
+
+
+def load_ikea_asm(root: Path, options: IkeaAsmOptions = IkeaAsmOptions(), *,
+                  allow_outside_root: bool = False) -> list[VideoRecord]:
     """The videos of the official cross-environment split (test read as `val`) of one furniture type
     (or `all`), seen from camera `view`, with NA kept as phase 0 or dropped (`background`), at `fps`
     (default `FPS`)."""
-    view = check_plain_name(view, "--dataset-option view")
-    rate = frame_rate(fps, FPS, "ikea_asm", "frame folders store none; the released videos are 25 fps")
+    view = check_plain_name(options.view, "--dataset-option view")
+    rate = frame_rate(options.fps, FPS, "ikea_asm", "frame folders store none; the released videos are 25 fps")
     confined_to = None if allow_outside_root else root.resolve()
     index = root / INDEX_FOLDER
     actions = _read_actions(confined(index / ACTION_LIST, confined_to))
     videos = _read_split_lists(index, confined_to)
-    if furniture != "all":
-        videos = {key: split for key, split in videos.items() if key[0] == furniture}
+    if options.furniture != "all":
+        videos = {key: split for key, split in videos.items() if key[0] == options.furniture}
     if not videos:
-        raise VavaError(f"{index}: no video of furniture {furniture!r} in {' or '.join(SPLIT_LISTS.values())}")
+        raise VavaError(f"{index}: no video of furniture {options.furniture!r} in "
+                        f"{' or '.join(SPLIT_LISTS.values())}")
     segments = _read_segments(confined(root / ANNOTATIONS, confined_to), list(videos), actions)
     present = sorted({action for video in segments.values() for *_, action in video} - {0})
     names = [name for name, _ in sorted(actions.items(), key=lambda item: item[1])]
     phases = tuple(names[i] for i in present)
     # official id -> phase id: NA is phase 0 when kept, unknown (and dropped) otherwise
     table = np.full(len(names), UNKNOWN_LABEL, dtype=np.int64)
-    keep_background = background == "keep"
+    keep_background = options.background == "keep"
     table[present] = np.arange(len(present)) + keep_background
     if keep_background:
         table[0] = 0
@@ -212,3 +226,9 @@ def write_fixture(out: str | Path, frames: int = 6, views: tuple[str, ...] = ("d
     (index / ACTION_LIST).write_text("\n".join(FIXTURE_ACTIONS) + "\n")
     for name, keys in FIXTURE_SPLITS.items():
         (index / name).write_text("\n".join(keys) + "\n")
+
+
+DATASET = Dataset("ikea_asm",
+                  "IKEA ASM frame folders with gt_segments.json and the cross-environment split (test read as val)",
+                  load_ikea_asm, write_fixture, IkeaAsmOptions, preset="ikea_asm",
+                  evaluation={"kendall_stride": 5})  # the papers report no tau here: the stride of the others

@@ -15,6 +15,7 @@ without a phase-label file are skipped. When a clip has more labels than frames 
 """
 from __future__ import annotations
 
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -25,8 +26,10 @@ from vava.core.decode import frame_files
 from vava.core.errors import VavaError
 from vava.core.files import check_confined
 from vava.core.records import MAX_FRAMES, UNKNOWN_LABEL, VideoRecord, check_video_id
+from vava.core.validation import TEXT
+from vava.pipeline.datasets.adapter import Dataset, DatasetOptions, choice, option
 from vava.pipeline.datasets.notes import note
-from vava.pipeline.datasets.rates import frame_rate
+from vava.pipeline.datasets.rates import fps_option, frame_rate
 
 # Phases per action, from TCC/CARL's class counts (labels 0..k-1).
 ACTION_PHASES = {
@@ -42,9 +45,23 @@ SPLIT_SOURCES = ("labels", "mat")
 DEFAULT_PHASE_LABELS = "phase_labels"
 
 
-def load_penn_action(root: str | Path, *, allow_outside_root: bool = False, actions: str = "all",
-                     phase_labels: str = DEFAULT_PHASE_LABELS, on_mismatch: str = "resample",
-                     split: str = "labels", fps: str | None = None) -> list[VideoRecord]:
+@dataclass(frozen=True)
+class PennActionOptions(DatasetOptions):
+    """The `--dataset-option`s of `penn_action`."""
+
+    actions: str = option(TEXT, "all", f"all, or a comma list of: {', '.join(ACTION_PHASES)}")
+    phase_labels: str = option(TEXT, DEFAULT_PHASE_LABELS,
+                               "folder of <train|val>/<action>/<NNNN>.npy phase labels (relative to ROOT)")
+    on_mismatch: str = option(choice(*ON_MISMATCH), "resample",
+                              "frame vs label count differs: resample the longer (as CARL) or error")
+    split: str = option(choice(*SPLIT_SOURCES), "labels", "where a clip's split comes from: labels (the phase-label "
+                        "folder it is in, as CARL) or mat (the .mat train flag)")
+    fps: float | None = fps_option(f"frame rate of the frame folders (default {FPS:g}, assumed: the release states "
+                                   "none)")
+
+
+def load_penn_action(root: str | Path, options: PennActionOptions = PennActionOptions(), *,
+                     allow_outside_root: bool = False) -> list[VideoRecord]:
     """The labelled clips of the selected `actions` (`all` or a comma list), in clip order, each in the
     split its label folder (`split=labels`) or its `.mat` flag (`split=mat`) says, at `fps` (default `FPS`).
 
@@ -52,13 +69,10 @@ def load_penn_action(root: str | Path, *, allow_outside_root: bool = False, acti
     frame folders must stay inside `root` (symlinks resolved) unless `allow_outside_root`.
     """
     root = Path(root)
-    wanted = parse_actions(actions)
-    for key, value, choices in (("on_mismatch", on_mismatch, ON_MISMATCH), ("split", split, SPLIT_SOURCES)):
-        if value not in choices:
-            raise VavaError(f"--dataset-option {key}={value}: not one of {', '.join(choices)}")
-    rate = frame_rate(fps, FPS, "penn_action", "the release states none")
+    wanted = parse_actions(options.actions)
+    rate = frame_rate(options.fps, FPS, "penn_action", "the release states none")
     confined_to = None if allow_outside_root else root.resolve()
-    label_dir = _confined(root / phase_labels, confined_to, "phase_labels")
+    label_dir = _confined(root / options.phase_labels, confined_to, "phase_labels")
     if not label_dir.is_dir():
         raise VavaError(f"{label_dir}: phase-label folder not found (the per-frame labels are distributed apart "
                         "from Penn Action; point --dataset-option phase_labels=DIR at them)")
@@ -71,15 +85,16 @@ def load_penn_action(root: str | Path, *, allow_outside_root: bool = False, acti
         if action in wanted:
             if folder_split != flag_split:
                 disagreeing.append(f"{clip} (label folder {folder_split}, .mat {flag_split})")
-            chosen = folder_split if split == "labels" else flag_split
-            records.append(_record(root, clip, action, chosen, label_file, confined_to, on_mismatch, rate))
+            chosen = folder_split if options.split == "labels" else flag_split
+            records.append(_record(root, clip, action, chosen, label_file, confined_to, options.on_mismatch, rate))
     if not records:
-        raise VavaError(f"{root}: no clip of the selected actions ({actions}) has a phase-label file in {label_dir}")
+        raise VavaError(f"{root}: no clip of the selected actions ({options.actions}) has a phase-label file in "
+                        f"{label_dir}")
     if disagreeing:
         shown = ", ".join(disagreeing[:5]) + (", ..." if len(disagreeing) > 5 else "")
-        source = "label folder" if split == "labels" else ".mat train flag"
+        source = "label folder" if options.split == "labels" else ".mat train flag"
         note(f"penn_action: {len(disagreeing)} clip(s) are in one split by their label folder and in the other by "
-             f"their .mat train flag; split={split} follows the {source}: {shown}")
+             f"their .mat train flag; split={options.split} follows the {source}: {shown}")
     return records
 
 
@@ -190,11 +205,10 @@ def _label_files(label_dir: Path, confined_to: Path | None) -> dict[str, tuple[P
     return found
 
 
-def left_out_clips(root: str | Path, records: list[VideoRecord], *, actions: str = "all",
-                   phase_labels: str = DEFAULT_PHASE_LABELS, **_: object) -> dict[str, list[str]]:
+def left_out_clips(root: str | Path, records: list[VideoRecord], options: PennActionOptions) -> dict[str, list[str]]:
     """The clips of the release (a `.mat` file in `ROOT/labels/`) that `load_penn_action` left out of
     `records`, by reason: an action the protocol excludes, one not among `actions`, or no phase-label file."""
-    root, wanted = Path(root), parse_actions(actions)
+    root, wanted = Path(root), parse_actions(options.actions)
     kept = {record.id.split("_", 1)[0] for record in records}
     reasons: dict[str, list[str]] = {}
     for mat in sorted((root / "labels").glob("*.mat")):
@@ -252,3 +266,9 @@ def write_fixture(out: Path) -> None:
             target = out / DEFAULT_PHASE_LABELS / ("train" if flag == 1 else "val") / action
             target.mkdir(parents=True, exist_ok=True)
             np.save(target / f"{clip}.npy", np.asarray(labels, dtype=np.int64))
+
+
+DATASET = Dataset("penn_action",
+                  "Penn Action frames + .mat annotations, with the LAV/CARL per-frame phase labels (13 actions)",
+                  load_penn_action, write_fixture, PennActionOptions, left_out_clips, preset="penn_action",
+                  evaluation={"kendall_stride": 5})  # TCC's evaluation config; LAV and GTA use 5 too

@@ -16,13 +16,14 @@ import io
 import pickle
 import reprlib
 from collections.abc import Iterable, Iterator
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 import torch
 from PIL import Image
 
-from vava.core.errors import VavaError
+from vava.core.errors import ConfigError, VavaError
 from vava.core.files import atomic_write, check_confined
 from vava.core.records import MAX_FRAMES, VideoRecord, check_video_id
 from vava.core.safe_pickle import load_pickle
@@ -34,8 +35,9 @@ from vava.core.tfrecord import (
     write_records,
 )
 from vava.core.videoio import write_video
+from vava.pipeline.datasets.adapter import Dataset, DatasetOptions, choice, option
 from vava.pipeline.datasets.folder import resolve_video_path
-from vava.pipeline.datasets.rates import frame_rate
+from vava.pipeline.datasets.rates import fps_option, frame_rate
 
 ACTION = "pouring"
 # One phase before, between and after the four key events: the hand touches the bottle, liquid starts
@@ -51,23 +53,31 @@ LAYOUTS = ("auto", "tfrecord", "carl")
 _CARL_KEYS = ("name", "video_file", "frame_label", "seq_len")
 
 
-def load_pouring(root: str | Path, *, allow_outside_root: bool = False,
-                 layout: str | None = "auto", fps: str | None = None) -> list[VideoRecord]:
-    """The Pouring videos at `root`, in the `layout` given or detected (see the module docstring); `fps` is
-    the rate of the TFRecord frames (default `TFRECORD_FPS`; CARL's mp4s carry their own)."""
+@dataclass(frozen=True)
+class PouringOptions(DatasetOptions):
+    """The `--dataset-option`s of `pouring`."""
+
+    layout: str = option(choice(*LAYOUTS), "auto", "on-disk layout: tfrecord (pouring_*.tfrecord shards), carl "
+                         "(videos/ + train.pkl, val.pkl), or auto: whichever ROOT holds")
+    fps: float | None = fps_option(f"frame rate of the tfrecord layout's frames (default {TFRECORD_FPS:g}, assumed: "
+                                   "the shards store none)")
+
+
+def load_pouring(root: str | Path, options: PouringOptions = PouringOptions(), *,
+                 allow_outside_root: bool = False) -> list[VideoRecord]:
+    """The Pouring videos at `root`, in the layout given or detected (see the module docstring); the `fps`
+    option is the rate of the TFRecord frames (default `TFRECORD_FPS`; CARL's mp4s carry their own)."""
     root = Path(root)
     if not root.is_dir():
         raise VavaError(f"dataset root {root} is not a directory")
-    if layout not in (None, *LAYOUTS):
-        raise VavaError(f"pouring: unknown layout {layout!r} (use one of {', '.join(LAYOUTS)})")
-    layout = detect_layout(root) if layout in (None, "auto") else layout
+    layout = detect_layout(root) if options.layout == "auto" else options.layout
     confined_to = None if allow_outside_root else root.resolve()
     if layout == "tfrecord":
-        rate = frame_rate(fps, TFRECORD_FPS, "pouring", "TFRecord shards store none")
+        rate = frame_rate(options.fps, TFRECORD_FPS, "pouring", "TFRecord shards store none")
         found = _tfrecord_videos(root, confined_to, rate)
     else:
-        if fps is not None:
-            raise VavaError(f"--dataset-option fps={fps}: the carl layout's mp4s carry their own frame rate")
+        if options.fps is not None:
+            raise ConfigError("fps", "the carl layout's mp4s carry their own frame rate")
         found = _carl_videos(root, confined_to)
     records: list[VideoRecord] = []
     seen: dict[str, str] = {}
@@ -261,3 +271,8 @@ def write_carl_fixture(out: str | Path) -> None:
                                "frame_label": torch.from_numpy(FIXTURE_LABELS), "seq_len": FIXTURE_LABELS.size})
     for split, videos in entries.items():
         atomic_write(out / f"{split}.pkl", pickle.dumps(videos))
+
+
+DATASET = Dataset("pouring", "Pouring (TCC): TFRecord shards, or CARL's mp4s + train/val.pkl; 5 phases",
+                  load_pouring, write_fixture, PouringOptions, preset="pouring",
+                  evaluation={"kendall_stride": 2})  # TCC's evaluation config

@@ -2,21 +2,24 @@
 the rate the adapter assumes, which `vava data info` then notes."""
 from __future__ import annotations
 
-import math
+from typing import Any
 
-from vava.core.errors import VavaError
+from vava.core.validation import Rule, is_real
+from vava.pipeline.datasets.adapter import option
 from vava.pipeline.datasets.notes import note
 
+RATE = Rule(lambda fps: fps is None or (is_real(fps) and fps > 0), "a positive number of frames per second",
+            lambda _: "must be a positive number of frames per second")
 
-def frame_rate(given: str | None, assumed: float, dataset: str, why: str) -> float:
-    """`given` (the text of `--dataset-option fps`) as a positive number, else `assumed`, noted with `why`."""
+
+def fps_option(help: str) -> Any:
+    """The `fps` option of an adapter: a positive rate, or None (the default) for the rate it assumes."""
+    return option(RATE, None, help)
+
+
+def frame_rate(given: float | None, assumed: float, dataset: str, why: str) -> float:
+    """`given` (the `fps` option), else `assumed`, noted with `why`."""
     if given is None:
         note(f"{dataset}: frame rate {assumed:g} fps assumed ({why}); set it with --dataset-option fps=FPS")
         return assumed
-    try:
-        fps = float(given)
-    except ValueError:
-        fps = math.nan
-    if not 0 < fps < math.inf:
-        raise VavaError(f"--dataset-option fps={given}: must be a positive number of frames per second")
-    return fps
+    return float(given)

@@ -7,10 +7,19 @@ from pathlib import Path
 
 import pytest
 import torch
+from torch import nn
 from torchvision import models
 
-from vava.core.backbone import BACKBONES, backbone_with_cut, file_sha256, imagenet_weights_path, load_backbone
-from vava.core.errors import VavaError
+from vava.core.backbone import (
+    BACKBONES,
+    BackboneSpec,
+    backbone_with_cut,
+    file_sha256,
+    imagenet_weights_path,
+    load_backbone,
+    sequential_trunk,
+)
+from vava.core.errors import ConfigError, VavaError
 
 
 def test_resnet50_conv4_shape_and_frozen() -> None:
@@ -215,3 +224,56 @@ def test_weights_that_do_not_fit_name_the_keys(resnet50_weights: dict, tmp_path:
         load_backbone("resnet50", str(path))
     assert str(error.value) == (f"--weights: {path} holds several resnet50 networks (under a, b); save the one to "
                                 "use as a plain state dict")
+
+
+# -- another architecture: one spec whose trunk builder is its own ---------------------------------
+class _TwoStage(nn.Module):
+    """Children not declared in the order they run, so `sequential_trunk` does not fit: stem, then blocks."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.head = nn.Linear(16, 10)
+        self.stem = nn.Conv2d(3, 8, 4, stride=4)
+        self.blocks = nn.Sequential(nn.Conv2d(8, 16, 3, stride=2, padding=1), nn.ReLU(),
+                                    nn.Conv2d(16, 16, 3, stride=2, padding=1))
+
+
+def _stem_then_blocks(net: nn.Module, cut: str) -> nn.Module:
+    """The stem and the blocks up to `blocks.N`."""
+    return nn.Sequential(net.stem, net.blocks[: int(cut.removeprefix("blocks.")) + 1])
+
+
+TWO_STAGE = BackboneSpec(_TwoStage, "blocks.2", channels=16, stride=16, trunk=_stem_then_blocks)
+
+
+def test_a_backbone_of_another_architecture_is_one_spec(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setitem(BACKBONES, "two_stage", TWO_STAGE)
+    random, identity = load_backbone("two_stage", "random", seed=2)
+    assert identity.startswith("random:2:") and identity == load_backbone("two_stage", "random", seed=2)[1]
+    assert random(torch.zeros(1, 3, 64, 64)).shape == (1, 16, 4, 4)
+    assert backbone_with_cut("two_stage", "blocks.2") == "two_stage"
+    torch.manual_seed(3)
+    trained = _TwoStage().state_dict()
+    path = tmp_path / "two_stage.pth"
+    torch.save({"model": {f"module.{key}": value for key, value in trained.items() if not key.startswith("head.")}},
+               path)  # the head is past the cut: not needed
+    loaded, identity = load_backbone("two_stage", str(path))
+    assert identity == f"sha256:{file_sha256(path)}"
+    assert torch.equal(loaded[0].weight, trained["stem.weight"]) and torch.equal(loaded[1][2].bias,
+                                                                                   trained["blocks.2.bias"])
+    torch.save({key: value for key, value in trained.items() if key != "blocks.2.weight"}, path)
+    with pytest.raises(VavaError, match=r"does not fit _TwoStage: missing 1 keys \(blocks\.2\.weight\)"):
+        load_backbone("two_stage", str(path))
+    with pytest.raises(ConfigError, match="^weights: backbone two_stage has no ImageNet weights; use random or a "
+                                          "weights file$"):
+        load_backbone("two_stage", "imagenet")
+
+
+def test_the_default_trunk_builder_keeps_the_children_up_to_the_cut() -> None:
+    net = models.resnet18()
+    assert [type(m).__name__ for m in sequential_trunk(net, "layer2")][-3:] == ["MaxPool2d", "Sequential",
+                                                                                  "Sequential"]
+    assert len(sequential_trunk(net, "layer3.0")[-1]) == 1 and sequential_trunk(net, "layer3.0")[-1][0] is \
+        net.layer3[0]
+    with pytest.raises(ValueError, match="ResNet has no child 'conv4'"):
+        sequential_trunk(net, "conv4")

@@ -294,7 +294,7 @@ def test_synth_rerun_removes_only_its_own_stale_videos(tmp_path: Path) -> None:
 
 
 def test_synth_cleans_up_after_an_interrupted_run(tmp_path: Path, monkeypatch) -> None:
-    import vava.pipeline.datasets.synthetic as synthetic
+    import vava.pipeline.datasets.synthetic.writer as synthetic  # the module that writes the videos
 
     out = tmp_path / "data"
     synthesize(out, tiny_synth(videos=3))

@@ -29,13 +29,12 @@ from vava.pipeline.datasets.synthetic import (
     WILD_V2,
     SynthConfig,
     Variations,
-    _hand_shown,
-    _splits,
-    _stretch_progress,
     render_video,
     synthesize,
     video_rng,
 )
+from vava.pipeline.datasets.synthetic.background import _stretch_progress, hand_shown
+from vava.pipeline.datasets.synthetic.writer import _splits
 
 SMALL = dict(size=32, frames=(20, 30), benchmark=1)  # the tests up to "benchmark 2" are those of benchmark 1
 PER_ACTION = 4
@@ -335,10 +334,10 @@ def test_v2_background_is_the_procedure_scene_left_idle():
 
 def test_the_hand_shows_in_background_and_in_some_procedure_frames():
     labels = np.r_[np.full(10, 4), np.repeat([0, 1, 2, 3], 10), np.full(5, 4), np.full(10, 4)]
-    shown = np.array([_hand_shown(labels, 4, 0.5, np.random.default_rng(k)) for k in range(40)])
+    shown = np.array([hand_shown(labels, 4, 0.5, np.random.default_rng(k)) for k in range(40)])
     background = labels == 4
     assert shown[:, background].mean() > 0.6 and 0.05 < shown[:, ~background].mean() < 0.4
-    assert not _hand_shown(labels, 4, 0.0, np.random.default_rng(0)).any()
+    assert not hand_shown(labels, 4, 0.0, np.random.default_rng(0)).any()
 
 
 def test_v2_synthesize_writes_flags_and_the_version(tmp_path):
