@@ -15,13 +15,12 @@ from vava.core.embeddings_file import EMBEDDINGS_NAME, UNLABELLED, VideoEmbeddin
 from vava.core.errors import VavaError
 from vava.core.files import atomic_write
 from vava.core.records import BACKGROUND_KINDS
-from vava.core.run_folder import CONFIG_NAME, checkpoint_path, load_checkpoint, load_into
+from vava.core.run_folder import CONFIG_NAME, VIRTUAL_MASS_NAME, checkpoint_path, load_checkpoint, load_into
 from vava.stages.evaluate.probes.alignment import background_kind, side_mean
 from vava.stages.train.config import TrainConfig, load_config
 from vava.stages.train.objectives import build_objective
 from vava.stages.train.objectives.vava import VavaLoss, unmatched_share, vava_pair_terms
 
-VIRTUAL_MASS_NAME = "virtual_mass.json"
 MAX_PAIRS_PER_ACTION = 20
 
 
@@ -108,4 +107,4 @@ def _mean(values: np.ndarray) -> float | None:
     return float(values.mean()) if values.size else None
 
 
-__all__ = ["MAX_PAIRS_PER_ACTION", "VIRTUAL_MASS_NAME", "plan_frame_scores", "virtual_mass"]
+__all__ = ["MAX_PAIRS_PER_ACTION", "plan_frame_scores", "virtual_mass"]

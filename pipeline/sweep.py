@@ -42,14 +42,19 @@ from vava.core.records import BACKGROUND_KINDS
 from vava.core.report_file import REPORT_JSON, load_report
 from vava.core.run_folder import (
     CHECKPOINTS,
+    KEY_NAME,
     LOG_NAME,
+    LOSS_PLOT_NAME,
+    PLOTS,
+    TIME_NAME,
+    VIRTUAL_MASS_NAME,
     checkpoint_path,
     checkpoint_tag,
     load_checkpoint,
     saved_steps,
     tagged_name,
 )
-from vava.pipeline.diagnostics import VIRTUAL_MASS_NAME, virtual_mass
+from vava.pipeline.diagnostics import virtual_mass
 from vava.pipeline.val_probes import ValProbes
 from vava.stages.embed.run import embed
 from vava.stages.evaluate import seeds as over_seeds
@@ -62,9 +67,8 @@ from vava.stages.evaluate.run import evaluate_run
 from vava.stages.train.config import MAX_SEED, TrainConfig, load_config
 from vava.stages.train.loop import RESUMABLE_CHANGES, resolved, train
 
+# Names in the sweep's folder OUT (those it writes into each run folder are `vava.core.run_folder`'s).
 RESULTS_NAME = "results.md"
-KEY_NAME = "sweep_key.json"    # what a run folder is built for
-TIME_NAME = "sweep_time.json"  # seconds a run took, written last: the run is finished
 STALE_NAME = "stale"           # runs made with other settings are moved here
 LOSS_CURVES_NAME = "loss_curves.png"
 # Config keys that change no report (scoring during training leaves the last checkpoint as it is): not in the key.
@@ -292,7 +296,7 @@ def _sweep_run(features: str | Path, out: Path, run: SweepRun, title: str, confi
     if run.identity is None:
         _score_midpoint(run_dir, options)
     if (run_dir / LOG_NAME).is_file():
-        plot_loss_curve(run_dir / LOG_NAME, run_dir / "plots" / "loss.png")
+        plot_loss_curve(run_dir / LOG_NAME, run_dir / PLOTS / LOSS_PLOT_NAME)
     seconds = time.perf_counter() - began
     atomic_write(run_dir / TIME_NAME, json.dumps({"seconds": seconds}) + "\n")
     log(f"    done in {seconds:.0f} s")
