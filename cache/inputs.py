@@ -121,14 +121,16 @@ def _read(cls: type, found: dict[str, Any], key: str) -> Any:
         raise err.within(key) from None
 
 
-def _difference(stored: Any, written: Any, key: str = "") -> str | None:
+def _difference(stored: Any, written: Any, key: str = "inputs") -> str | None:
     """The first place where `stored` differs from what the writer makes of it (`written`), or None."""
     if isinstance(stored, dict) and isinstance(written, dict):
-        unknown = [name for name in stored if name not in written]
-        if unknown:
-            return f"unknown key {quoted(key + unknown[0])}"
-        return next(filter(None, (_difference(stored[name], written[name], f"{key}{name}.") for name in written)),
-                    None)
+        if unknown := [name for name in stored if name not in written]:
+            return f"{key} has an unknown key {quoted(unknown[0])}"
+        if missing := [name for name in written if name not in stored]:
+            return f"{key} has no {missing[0]}"
+        inner = (_difference(stored[name], written[name], name if key == "inputs" else f"{key}.{name}")
+                 for name in written)
+        return next(filter(None, inner), None)
     if json.dumps(stored) != json.dumps(written):
-        return f"{key.rstrip('.')} is {quoted(stored)}, not {quoted(written)}"
+        return f"{key} is {quoted(stored)}, not {quoted(written)}"
     return None

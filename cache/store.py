@@ -163,8 +163,8 @@ class FeatureSet:
                     # The root's metadata is written last: once it exists, so does `videos`.
                     zarr.open_group(store=str(path / "videos"), mode="a")
                     zarr.open_group(store=str(path), mode="a", attributes={
-                        "kind": FEATURE_SET_KIND, "fingerprint": fingerprint, "inputs": inputs.attrs(), "created": _now(),
-                        **extra, **({} if members is None else {"members": members})})
+                        "kind": FEATURE_SET_KIND, "fingerprint": fingerprint, "inputs": inputs.attrs(),
+                        "created": _now(), **extra, **({} if members is None else {"members": members})})
         return cls.open(path)
 
     @contextlib.contextmanager

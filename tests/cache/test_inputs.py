@@ -75,7 +75,7 @@ def damaged(change: Any) -> dict[str, Any]:
     (damaged(lambda s: s.pop("layer")), "inputs has no layer"),
     (damaged(lambda s: s.update(weights=None)), "weights must be a string, got None"),
     (damaged(lambda s: s.update(num_videos="2")), "num_videos must be an integer >= 0, got '2'"),
-    (damaged(lambda s: s.update(colour="red")), "unknown key 'colour'"),
+    (damaged(lambda s: s.update(colour="red")), "inputs has an unknown key 'colour'"),
     (damaged(lambda s: s.update(preprocessing="big")), "preprocessing is 'big', not a mapping"),
     (damaged(lambda s: s["preprocessing"].pop("std")), "preprocessing has no std"),
     (damaged(lambda s: s["preprocessing"].update(image_size=0)),
@@ -84,7 +84,8 @@ def damaged(change: Any) -> dict[str, Any]:
      "preprocessing.resize must be one of stretch, center_crop, got 'zoom'"),
     (damaged(lambda s: s["preprocessing"].update(interpolation="nearest")),
      "preprocessing.interpolation is 'nearest', not 'bilinear-antialias'"),
-    (damaged(lambda s: s["preprocessing"].update(crop=1)), "unknown key 'preprocessing.crop'"),
+    (damaged(lambda s: s["preprocessing"].update(crop=1)), "preprocessing has an unknown key 'crop'"),
+    (damaged(lambda s: s["preprocessing"].pop("interpolation")), "preprocessing has no interpolation"),
     (damaged(lambda s: s["sampling"].update(target_fps=-1)),
      "sampling.target_fps must be a positive finite number or None, got -1"),
 ])
