@@ -7,6 +7,7 @@ import os
 from pathlib import Path
 from typing import Any, NamedTuple
 
+from vava.cache.inputs import FeatureInputs, FeatureSettings
 from vava.core.records import VideoRecord
 
 FORMAT_VERSION = 2  # 2: per-chunk CRC-32C checksums and recorded file sizes
@@ -57,28 +58,23 @@ def video_inputs(record: VideoRecord) -> dict[str, Any]:
 
 
 class SetFingerprint(NamedTuple):
-    """What identifies a feature set: its `fingerprint`, the readable `inputs` it is the hash of, and the
+    """What identifies a feature set: its `fingerprint`, the `inputs` it is the hash of (stored readable), and the
     `members`: each video id's key, the hash of the fingerprint and the video's inputs, which its folder
     records, so that a video folder copied from another set (or another video) is told apart."""
 
     fingerprint: str
-    inputs: dict[str, Any]
+    inputs: FeatureInputs
     members: dict[str, str]
 
 
-def feature_set_fingerprint(records: list[VideoRecord], settings: dict[str, Any]) -> SetFingerprint:
+def feature_set_fingerprint(records: list[VideoRecord], settings: FeatureSettings) -> SetFingerprint:
     """The fingerprint, inputs and member keys of extracting `records` with `settings`.
 
-    `settings` holds the extraction choices (backbone, weights identity, layer, image size,
-    preprocessing, frame sampling, dtype, ...). The fingerprint is 16 hex digits.
+    The fingerprint is 16 hex digits of the hash of the inputs as stored (`FeatureInputs.attrs`).
     """
     per_video = [video_inputs(r) for r in records]
-    inputs = {
-        "format_version": FORMAT_VERSION,
-        "num_videos": len(records),
-        "manifest_digest": stable_hash(per_video),
-        **settings,
-    }
-    fingerprint = stable_hash(inputs)[:16]
+    inputs = FeatureInputs(settings, num_videos=len(records), manifest_digest=stable_hash(per_video),
+                           format_version=FORMAT_VERSION)
+    fingerprint = stable_hash(inputs.attrs())[:16]
     members = {video["id"]: stable_hash([fingerprint, video])[:16] for video in per_video}
     return SetFingerprint(fingerprint, inputs, members)

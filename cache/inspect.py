@@ -14,7 +14,8 @@ from vava.core.errors import VavaError
 
 
 def describe(feature_set: FeatureSet) -> dict[str, Any]:
-    """Counts, sizes and fingerprint inputs of a feature set."""
+    """Counts, sizes and fingerprint inputs of a feature set (`VavaError` when its inputs are damaged)."""
+    inputs = feature_set.inputs.attrs()
     videos = feature_set.videos(include_incomplete=True)
     complete = [v for v in videos if v.complete]
     frames = sum(v.num_frames for v in complete)
@@ -38,7 +39,7 @@ def describe(feature_set: FeatureSet) -> dict[str, Any]:
         "bytes_on_disk": on_disk,
         "bytes_raw_float16": raw_bytes,
         "compression_ratio": raw_bytes / on_disk if on_disk else None,
-        "inputs": attrs.get("inputs", {}),
+        "inputs": inputs,
     }
 
 
@@ -47,11 +48,12 @@ LISTING_HEADER = ("path", "backbone/cut", "size", "weights", "videos done", "dat
 
 def listing_row(feature_set: FeatureSet) -> tuple[str, ...]:
     """A feature set as one row of `vava cache ls` (the columns of `LISTING_HEADER`)."""
-    inputs = feature_set.attrs.get("inputs", {})
+    inputs = feature_set.inputs
+    settings = inputs.settings
     done = sum(v.complete for v in feature_set.videos(include_incomplete=True))
-    return (str(feature_set.path), f"{inputs.get('backbone')}/{inputs.get('layer')}",
-            f"{inputs.get('preprocessing', {}).get('image_size')}px", str(inputs.get("weights", ""))[:24],
-            f"{done}/{inputs.get('num_videos')}", str(feature_set.attrs.get("dataset", {}).get("root", "")))
+    return (str(feature_set.path), f"{settings.backbone}/{settings.layer}", f"{settings.preprocessing.image_size}px",
+            settings.weights[:24], f"{done}/{inputs.num_videos}",
+            str(feature_set.attrs.get("dataset", {}).get("root", "")))
 
 
 def _frame_shape(feature_set: FeatureSet, video_id: str) -> tuple[int, int, int] | None:
@@ -122,10 +124,10 @@ def drop_damaged(feature_set: FeatureSet, video_ids: list[str], full: bool) -> d
 
 def require_complete(feature_set: FeatureSet, allow_partial: bool) -> None:
     """Refuse a feature set holding fewer complete videos than its manifest listed, unless
-    `allow_partial` (then warn on stderr). Sets without the count in their inputs pass."""
-    expected = feature_set.attrs.get("inputs", {}).get("num_videos")
+    `allow_partial` (then warn on stderr)."""
+    expected = feature_set.inputs.num_videos
     done = len(feature_set.videos())
-    if expected is None or done >= expected:
+    if done >= expected:
         return
     message = (f"{feature_set.path}: only {done} of {expected} videos are extracted "
                f"({expected - done} missing or incomplete)")

@@ -2,7 +2,8 @@
 
 Layout of a cache folder::
 
-    CACHE/<fingerprint>/                 one zarr group per feature set (attrs: fingerprint inputs, `members`)
+    CACHE/<fingerprint>/                 one zarr group per feature set (attrs: `inputs`, see `vava.cache.inputs`;
+                                         `members`)
         videos/<name>/                   one group per video, named `stored_name(video id)` (the id itself,
                                          `__x` as `%5F_x`; attrs: metadata, `member_key`, `files`, `complete` flag)
             features    (T, C, H, W) float16, blosc-zstd, one chunk per frame, sharded
@@ -38,6 +39,7 @@ from zarr.codecs import BloscCodec, Crc32cCodec
 from zarr.core.buffer import Buffer, BufferPrototype
 from zarr.storage import LocalStore
 
+from vava.cache.inputs import FeatureInputs
 from vava.cache.locks import creation_lock, lock_folder, set_lock
 from vava.core.errors import VavaError, quoted
 from vava.core.files import check_regular
@@ -146,7 +148,7 @@ class FeatureSet:
         return cls(path, group)
 
     @classmethod
-    def create(cls, path: str | Path, fingerprint: str, inputs: dict[str, Any], extra: dict[str, Any],
+    def create(cls, path: str | Path, fingerprint: str, inputs: FeatureInputs, extra: dict[str, Any],
                members: dict[str, str] | None = None) -> FeatureSet:
         """Open the feature set at `path`, creating it with these attributes (and `members`, video id -> key,
         see `vava.cache.fingerprint.SetFingerprint`) if it is new.
@@ -161,8 +163,8 @@ class FeatureSet:
                     # The root's metadata is written last: once it exists, so does `videos`.
                     zarr.open_group(store=str(path / "videos"), mode="a")
                     zarr.open_group(store=str(path), mode="a", attributes={
-                        "kind": FEATURE_SET_KIND, "fingerprint": fingerprint, "inputs": inputs, "created": _now(),
-                        **extra, **({} if members is None else {"members": members})})
+                        "kind": FEATURE_SET_KIND, "fingerprint": fingerprint, "inputs": inputs.attrs(),
+                        "created": _now(), **extra, **({} if members is None else {"members": members})})
         return cls.open(path)
 
     @contextlib.contextmanager
@@ -181,6 +183,11 @@ class FeatureSet:
     @property
     def attrs(self) -> dict[str, Any]:
         return dict(self._group.attrs)
+
+    @functools.cached_property
+    def inputs(self) -> FeatureInputs:
+        """What the set was extracted from and how; a `VavaError` naming the set when they are damaged."""
+        return FeatureInputs.from_attrs(self._group.attrs.get("inputs"), self.path)
 
     @functools.cached_property
     def _members(self) -> dict[str, str] | None:

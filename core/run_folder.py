@@ -1,6 +1,7 @@
 """The run-folder artefact: its layout, its lock, its checkpoints and the trained embedder in it.
 
-This module is the only place that knows a run folder's layout::
+This module is the only place that knows a run folder's layout (every file name below is a constant
+here, or in the artefact module named beside it)::
 
     RUN/config.yaml       the resolved training config (itself loadable with `--config`)
     RUN/run.json          the feature set the run was trained on (absolute path and fingerprint)
@@ -8,8 +9,13 @@ This module is the only place that knows a run folder's layout::
                           evaluates (`eval_every`), best.pt (a second name of the best step so far)
     RUN/train_log.csv     one row per logged step
     RUN/eval_log.csv      one row per evaluation during training
+    RUN/.eval-embeddings.h5  scratch file of the evaluation during training (removed after each)
+    RUN/tensorboard/      TensorBoard events of training (config `tensorboard`)
     RUN/embeddings.h5     written by `vava embed` (see `vava.core.embeddings_file`)
-    RUN/report.json, report.md, plots/   written by `vava evaluate` (see `vava.core.report_file`)
+    RUN/report.json, report.md   written by `vava evaluate` (see `vava.core.report_file`)
+    RUN/plots/            tsne.png, alignment.png, loss.png: written by `vava evaluate` (`vava sweep` writes loss.png)
+    RUN/sweep_key.json, sweep_time.json   written by `vava sweep`: what the run is built for, and (last) its wall time
+    RUN/virtual_mass.json `vava sweep`'s diagnostic of a VAVA run (`vava.pipeline.diagnostics`)
     RUN/.vava.lock        held by the one train, embed or evaluate process writing into the run
 
 Embeddings, reports and plots of a checkpoint other than last.pt carry its tag (`checkpoint_tag`)
@@ -57,8 +63,19 @@ EVAL_LOG_NAME = "eval_log.csv"
 # Config keys that may differ between the checkpoints of one run: a resumed run may change them.
 SCHEDULE_KEYS = frozenset({"steps", "checkpoint_every", "log_every", "eval_every"})
 LOCK_NAME = ".vava.lock"
+SCRATCH_NAME = ".eval-embeddings.h5"  # where an evaluator may write the embeddings it scores (then removes them)
+PLOTS = "plots"
+TENSORBOARD = "tensorboard"
 # Subfolders the stages write into; a symlink there would carry their files out of the run.
-SUBFOLDERS = ("checkpoints", "plots", "tensorboard")
+SUBFOLDERS = (CHECKPOINTS, PLOTS, TENSORBOARD)
+# The plots in PLOTS (named for a checkpoint's tag by `tagged_name`).
+TSNE_PLOT_NAME = "tsne.png"
+ALIGNMENT_PLOT_NAME = "alignment.png"
+LOSS_PLOT_NAME = "loss.png"
+# Files `vava sweep` writes into the run folders it builds.
+KEY_NAME = "sweep_key.json"    # what a run folder is built for
+TIME_NAME = "sweep_time.json"  # seconds a run took, written last: the run is finished
+VIRTUAL_MASS_NAME = "virtual_mass.json"
 
 
 def check_run_folder(run_dir: str | Path, option: str) -> Path:

@@ -25,14 +25,13 @@ from vava.core.embeddings_file import EMBEDDINGS_NAME, UNLABELLED, VideoEmbeddin
 from vava.core.errors import VavaError
 from vava.core.files import atomic_write, read_regular
 from vava.core.records import BACKGROUND_KINDS
-from vava.core.run_folder import CONFIG_NAME, checkpoint_path, load_checkpoint, load_into
+from vava.core.run_folder import CONFIG_NAME, VIRTUAL_MASS_NAME, checkpoint_path, load_checkpoint, load_into
 from vava.stages.evaluate.probes.alignment import background_kind, side_mean
 from vava.stages.evaluate.probes.base import Metric
 from vava.stages.train.config import TrainConfig, load_config
 from vava.stages.train.objectives import build_objective
 from vava.stages.train.objectives.vava import VavaLoss, unmatched_share, vava_pair_terms
 
-VIRTUAL_MASS_NAME = "virtual_mass.json"
 MAX_PAIRS_PER_ACTION = 20
 
 
@@ -153,5 +152,5 @@ def diagnose(run_dir: Path, objective: str | None) -> None:
         DIAGNOSTICS[objective].run(run_dir)
 
 
-__all__ = ["DIAGNOSTICS", "MAX_PAIRS_PER_ACTION", "VIRTUAL_MASS_NAME", "Diagnostic", "diagnose", "plan_frame_scores",
+__all__ = ["DIAGNOSTICS", "MAX_PAIRS_PER_ACTION", "Diagnostic", "diagnose", "plan_frame_scores",
            "virtual_mass"]

@@ -30,7 +30,7 @@ from vava.stages.evaluate.probes.base import markdown
 from vava.stages.evaluate.report import load_comparable_report
 from vava.stages.train.objectives import OBJECTIVES
 
-LADDER_NAME = "ladder.md"
+LADDER_NAME = "ladder.md"  # in the ladder's folder OUT (a sweep folder, not a run folder)
 TRAIN_ACCURACY = 0.9  # "approaches 100 %": the head's accuracy on its training batches, dropout on
 # the names of the `benchmark` plan, so a ladder run into a benchmark seed folder reuses its runs
 TIME, FROZEN, SUPERVISED = "time-only", "backbone-features-standardised", "supervised"

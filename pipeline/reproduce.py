@@ -28,6 +28,7 @@ from vava.core.errors import VavaError
 from vava.core.files import atomic_write, check_plain_name
 from vava.core.formatting import duration
 from vava.core.records import VideoRecord
+from vava.core.report_file import REPORT_JSON
 from vava.pipeline.datasets import DATASETS
 from vava.pipeline.sweep import RESULTS_NAME, SEED_FOLDER, SweepPlan, SweepRun, run_config, run_sweep
 from vava.stages.evaluate import seeds as over_seeds
@@ -153,7 +154,7 @@ def _per_action_models(runs: Path, objectives: Sequence[str], actions: Sequence[
         per_seed = []
         for folder in folders:
             reports = [load_comparable_report(folder / f"{name}-{action}") for action in actions
-                       if (folder / f"{name}-{action}" / "report.json").is_file()]
+                       if (folder / f"{name}-{action}" / REPORT_JSON).is_file()]
             per_seed.append(merge_action_models(name, reports) if len(reports) == len(actions) else None)
         if any(report is not None for report in per_seed):
             rows.append(per_seed)

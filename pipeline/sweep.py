@@ -41,7 +41,11 @@ from vava.core.files import atomic_write, check_plain_name, read_regular
 from vava.core.report_file import REPORT_JSON, load_report
 from vava.core.run_folder import (
     CHECKPOINTS,
+    KEY_NAME,
     LOG_NAME,
+    LOSS_PLOT_NAME,
+    PLOTS,
+    TIME_NAME,
     checkpoint_path,
     checkpoint_tag,
     load_checkpoint,
@@ -61,9 +65,8 @@ from vava.stages.evaluate.run import evaluate_run
 from vava.stages.train.config import MAX_SEED, TrainConfig, load_config
 from vava.stages.train.loop import RESUMABLE_CHANGES, resolved, train
 
+# Names in the sweep's folder OUT (those it writes into each run folder are `vava.core.run_folder`'s).
 RESULTS_NAME = "results.md"
-KEY_NAME = "sweep_key.json"    # what a run folder is built for
-TIME_NAME = "sweep_time.json"  # seconds a run took, written last: the run is finished
 STALE_NAME = "stale"           # runs made with other settings are moved here
 LOSS_CURVES_NAME = "loss_curves.png"
 # Config keys that change no report (scoring during training leaves the last checkpoint as it is): not in the key.
@@ -291,7 +294,7 @@ def _sweep_run(features: str | Path, out: Path, run: SweepRun, title: str, confi
     if run.identity is None:
         _score_midpoint(run_dir, options)
     if (run_dir / LOG_NAME).is_file():
-        plot_loss_curve(run_dir / LOG_NAME, run_dir / "plots" / "loss.png")
+        plot_loss_curve(run_dir / LOG_NAME, run_dir / PLOTS / LOSS_PLOT_NAME)
     seconds = time.perf_counter() - began
     atomic_write(run_dir / TIME_NAME, json.dumps({"seconds": seconds}) + "\n")
     log(f"    done in {seconds:.0f} s")

@@ -7,6 +7,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from vava.cache.fingerprint import FORMAT_VERSION
+from vava.cache.inputs import FeatureInputs, FeatureSettings, Sampling
+from vava.core.preprocess import Preprocessing
 from vava.core.videoio import write_video
 from vava.pipeline.datasets.folder import write_manifest
 
@@ -50,6 +53,13 @@ def tiny_dataset(tmp_path: Path) -> Path:
     return root
 
 
+def toy_inputs(num_videos: int) -> FeatureInputs:
+    """The inputs of a feature set of `num_videos` videos written directly (no extraction)."""
+    settings = FeatureSettings(backbone="toy", layer="toy", weights="toy", preprocessing=Preprocessing(),
+                               sampling=Sampling(None), on_length_mismatch="error", dtype="float16")
+    return FeatureInputs(settings, num_videos=num_videos, manifest_digest="toy", format_version=FORMAT_VERSION)
+
+
 def write_toy_features(path: Path, lengths: tuple[int, ...] = (30, 36, 41, 33, 38, 44), channels: int = 16,
                        seed: int = 0, distinct_actions: bool = False) -> Path:
     """A feature set written directly (no extraction): 2 actions, the last video of each in val.
@@ -60,7 +70,7 @@ def write_toy_features(path: Path, lengths: tuple[int, ...] = (30, 36, 41, 33, 3
     from vava.cache.store import FeatureSet
 
     rng = np.random.default_rng(seed)
-    fs = FeatureSet.create(path, path.name, {"toy": True}, {"dataset": {"root": "toy"}})
+    fs = FeatureSet.create(path, path.name, toy_inputs(len(lengths)), {"dataset": {"root": "toy"}})
     patterns = rng.standard_normal((6 if distinct_actions else 3, channels, 2, 2))
     half = len(lengths) // 2
     for i, length in enumerate(lengths):

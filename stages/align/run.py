@@ -15,7 +15,6 @@ import sys
 from dataclasses import dataclass
 from functools import cached_property
 from pathlib import Path
-from typing import Any
 
 import numpy as np
 import torch
@@ -23,6 +22,7 @@ from torch import nn
 from torch.nn import functional as F
 from tqdm import tqdm
 
+from vava.cache.inputs import FeatureSettings
 from vava.cache.store import CachedVideo, FeatureSet, open_run_features
 from vava.core.backbone import backbone_maps, backbone_with_cut, imagenet_weights_path, load_backbone
 from vava.core.correspondence import dtw_path, nearest_neighbour_path
@@ -31,7 +31,6 @@ from vava.core.devices import resolve_device
 from vava.core.embedder import embed_video
 from vava.core.errors import VavaError
 from vava.core.figures import phase_colours, plot_alignment
-from vava.core.preprocess import Preprocessing
 from vava.core.records import VideoRecord
 from vava.core.run_folder import checkpoint_path, load_embedder
 from vava.core.videoio import kept_frames, write_video
@@ -93,9 +92,9 @@ def _display_frames(frames: torch.Tensor, height: int) -> np.ndarray:
     return resized.round_().clamp_(0, 255).to(torch.uint8).permute(0, 2, 3, 1).numpy()
 
 
-def _feature_backbone(inputs: dict[str, Any], weights: str | Path | None) -> nn.Module:
+def _feature_backbone(settings: FeatureSettings, weights: str | Path | None) -> nn.Module:
     """The backbone carrying the weights a feature set was extracted with, checked by identity."""
-    name, identity = backbone_with_cut(inputs["backbone"], inputs["layer"]), str(inputs["weights"])
+    name, identity = backbone_with_cut(settings.backbone, settings.layer), settings.weights
     if identity.startswith("random:"):
         backbone, loaded = load_backbone(name, "random", int(identity.split(":")[1]))
     else:
@@ -155,8 +154,8 @@ class TrainedRun:
         self.weights = weights
         self.progress = progress
         self.height = height + height % 2
-        inputs = self.feature_set.attrs["inputs"]
-        self.target_fps = inputs.get("sampling", {}).get("target_fps")
+        self.settings = self.feature_set.inputs.settings  # how the features were extracted: so are files' frames
+        self.target_fps = self.settings.sampling.target_fps
 
     def clip(self, video: str) -> Clip:
         """A cached video by id, else a video file or frame folder by path."""
@@ -169,13 +168,7 @@ class TrainedRun:
 
     @cached_property
     def backbone(self) -> nn.Module:
-        return _feature_backbone(self.feature_set.attrs["inputs"], self.weights).to(self.device)
-
-    @cached_property
-    def preprocessing(self) -> Preprocessing:
-        settings = self.feature_set.attrs["inputs"]["preprocessing"]
-        return Preprocessing(settings["image_size"], settings["resize"], tuple(settings["mean"]),
-                             tuple(settings["std"]))
+        return _feature_backbone(self.settings, self.weights).to(self.device)
 
     def _embed(self, source: FeatureSet | _MapsInMemory, video: CachedVideo) -> np.ndarray:
         return embed_video(source, video, self.embedder, self.model, EMBED_CHUNK, self.device)
@@ -207,7 +200,7 @@ class TrainedRun:
             bar.set_description(f"align: decode and embed {record.id}")
             for chunk in decoder:
                 frames.append(_display_frames(chunk.frames, self.height))
-                maps.append(backbone_maps(self.backbone, self.preprocessing(chunk.frames), self.device))
+                maps.append(backbone_maps(self.backbone, self.settings.preprocessing(chunk.frames), self.device))
                 bar.update(len(chunk.indices))
         fps = _sampled_fps(decoder.source_fps, self.target_fps)
         video = CachedVideo(id=record.id, split="", action="", num_frames=sum(len(m) for m in maps),

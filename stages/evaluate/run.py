@@ -7,7 +7,16 @@ from pathlib import Path
 from vava.core.correspondence import dtw_path, nearest_neighbour_path
 from vava.core.embeddings_file import EMBEDDINGS_NAME, NO_BACKGROUND, load_embeddings
 from vava.core.figures import plot_alignment
-from vava.core.run_folder import LOG_NAME, checkpoint_tag, locked_run, tagged_name
+from vava.core.run_folder import (
+    ALIGNMENT_PLOT_NAME,
+    LOG_NAME,
+    LOSS_PLOT_NAME,
+    PLOTS,
+    TSNE_PLOT_NAME,
+    checkpoint_tag,
+    locked_run,
+    tagged_name,
+)
 from vava.core.validation import option_error
 from vava.stages.evaluate.plots import plot_loss_curve, plot_tsne
 from vava.stages.evaluate.probes import PROBES, Registry
@@ -45,12 +54,12 @@ class Plots:
 def write_plots(run_dir: Path, tag: str = "") -> Plots:
     """t-SNE of a few val videos, the alignment of two val videos of one action (left out when no action
     has two), and the loss curve when the run has a training log; names carry the checkpoint's `tag`."""
-    out, embeddings = run_dir / "plots", run_dir / tagged_name(EMBEDDINGS_NAME, tag)
-    plots = Plots([plot_tsne(embeddings, out / tagged_name("tsne.png", tag))])
+    out, embeddings = run_dir / PLOTS, run_dir / tagged_name(EMBEDDINGS_NAME, tag)
+    plots = Plots([plot_tsne(embeddings, out / tagged_name(TSNE_PLOT_NAME, tag))])
     val = load_embeddings(embeddings).split("val")
     by_action = [[v for v in val if v.action == action] for action in dict.fromkeys(v.action for v in val)]
     pair = next((videos[:2] for videos in by_action if len(videos) >= 2), None)
-    alignment = tagged_name("alignment.png", tag)
+    alignment = tagged_name(ALIGNMENT_PLOT_NAME, tag)
     if pair is None:  # videos of two actions have no correspondence to show
         plots.skipped[alignment] = "no action has two val videos to align"
     else:
@@ -61,5 +70,5 @@ def write_plots(run_dir: Path, tag: str = "") -> Plots:
             phases=a.phases, background_label=None if a.background_label == NO_BACKGROUND else a.background_label,
             names=(a.id, b.id)))
     if (run_dir / LOG_NAME).is_file():
-        plots.written.append(plot_loss_curve(run_dir / LOG_NAME, out / tagged_name("loss.png", tag)))
+        plots.written.append(plot_loss_curve(run_dir / LOG_NAME, out / tagged_name(LOSS_PLOT_NAME, tag)))
     return plots

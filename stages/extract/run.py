@@ -24,9 +24,10 @@ import torch
 from tqdm import tqdm
 
 from vava.cache.fingerprint import feature_set_fingerprint, source_identity
+from vava.cache.inputs import FeatureSettings, Sampling
 from vava.cache.inspect import drop_damaged
 from vava.cache.locks import FileLock, video_lock
-from vava.cache.store import FeatureSet, VideoWriter
+from vava.cache.store import FEATURE_DTYPE, FeatureSet, VideoWriter
 from vava.core.backbone import BACKBONES, backbone_maps, load_backbone
 from vava.core.decode import VideoDecoder
 from vava.core.devices import resolve_device
@@ -119,20 +120,15 @@ class ExtractSummary:
                                          "lost track of it); rerun `vava extract`")
 
 
-def feature_settings(options: ExtractOptions, weights_identity: str) -> dict:
+def feature_settings(options: ExtractOptions, weights_identity: str) -> FeatureSettings:
     """The extraction choices that determine the features (fingerprint inputs beside the videos).
 
     `layer` is the backbone's cut (`layer3.2`, `layer3`), so two cuts of one network never share a feature set.
     """
-    return {
-        "backbone": options.backbone,
-        "layer": BACKBONES[options.backbone].cut,
-        "weights": weights_identity,
-        "preprocessing": Preprocessing(options.image_size, options.resize).describe(),
-        "sampling": {"target_fps": options.target_fps},
-        "on_length_mismatch": options.on_length_mismatch,
-        "dtype": "float16",
-    }
+    return FeatureSettings(backbone=options.backbone, layer=BACKBONES[options.backbone].cut, weights=weights_identity,
+                           preprocessing=Preprocessing(options.image_size, options.resize),
+                           sampling=Sampling(options.target_fps), on_length_mismatch=options.on_length_mismatch,
+                           dtype=FEATURE_DTYPE)
 
 
 def extract(records: list[VideoRecord], cache: str | Path, options: ExtractOptions,
@@ -150,8 +146,8 @@ def extract(records: list[VideoRecord], cache: str | Path, options: ExtractOptio
         check_video_id(record.id, "extract")
     device = resolve_device(options.device)
     backbone, weights_identity = load_backbone(options.backbone, options.weights, options.seed)
-    preprocessing = Preprocessing(options.image_size, options.resize)
-    fingerprint, inputs, members = feature_set_fingerprint(records, feature_settings(options, weights_identity))
+    settings = feature_settings(options, weights_identity)
+    fingerprint, inputs, members = feature_set_fingerprint(records, settings)
     feature_set = FeatureSet.create(Path(cache) / fingerprint, fingerprint, inputs, {"dataset": dataset or {}},
                                     members)
     summary = ExtractSummary(path=feature_set.path, fingerprint=fingerprint,
@@ -167,7 +163,8 @@ def extract(records: list[VideoRecord], cache: str | Path, options: ExtractOptio
         backbone = backbone.to(device)
         if device.type == "cuda":
             backbone = backbone.to(memory_format=torch.channels_last)
-        run = _ExtractionRun(feature_set, backbone, preprocessing, options, device, options.map_shape, summary)
+        run = _ExtractionRun(feature_set, backbone, settings.preprocessing, options, device, options.map_shape,
+                             summary)
         with feature_set.writing(), _naming_unrepaired(summary):
             deferred = run.run(pending, blocking=False)
             if deferred:  # held by another process: wait for it, then take over whatever it left undone

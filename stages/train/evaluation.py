@@ -15,11 +15,9 @@ from typing import Any, Protocol
 from vava.cache.store import CachedVideo, FeatureSet
 from vava.core.embedder import Embedder
 from vava.core.errors import VavaError
-from vava.core.run_folder import BEST, CHECKPOINTS, EVAL_LOG_NAME, load_checkpoint
+from vava.core.run_folder import BEST, CHECKPOINTS, EVAL_LOG_NAME, SCRATCH_NAME, load_checkpoint
 from vava.stages.train.config import TrainConfig
 from vava.stages.train.logs import CsvLog
-
-SCRATCH_NAME = ".eval-embeddings.h5"  # where an evaluator may write the embeddings it scores (then removes them)
 
 
 class Evaluator(Protocol):

@@ -11,6 +11,7 @@ from typing import Any
 
 from vava.core.errors import VavaError
 from vava.core.files import atomic_write
+from vava.core.run_folder import TENSORBOARD
 
 
 class CsvLog:
@@ -66,7 +67,7 @@ def open_tensorboard(run_dir: Path) -> Any:
     except ImportError:
         raise VavaError("tensorboard: the tensorboard package is not installed "
                         "(pip install 'vava-align[tensorboard]')") from None
-    return SummaryWriter(str(run_dir / "tensorboard"))
+    return SummaryWriter(str(run_dir / TENSORBOARD))
 
 
 def _logged_rows(path: Path, last_step: int, what: str) -> tuple[list[str] | None, list[dict[str, str]]]:

@@ -10,14 +10,16 @@ import numpy as np
 
 from tests.conftest import make_folder_dataset, read_manifest
 from vava.cache.fingerprint import feature_set_fingerprint, stable_hash, video_inputs
+from vava.cache.inputs import FeatureSettings, Sampling
+from vava.core.preprocess import Preprocessing
 from vava.pipeline.datasets.folder import load_folder, write_manifest
 
-SETTINGS = {"backbone": "resnet50", "layer": "layer3", "weights": "random:0:abc", "dtype": "float16",
-            "preprocessing": {"image_size": 64, "resize": "stretch"}, "sampling": {"target_fps": None}}
+SETTINGS = FeatureSettings(backbone="resnet50", layer="layer3", weights="random:0:abc", preprocessing=Preprocessing(64),
+                           sampling=Sampling(None), on_length_mismatch="error", dtype="float16")
 
 
 def fingerprint(root: Path, **changes) -> str:
-    return feature_set_fingerprint(load_folder(root), {**SETTINGS, **changes})[0]
+    return feature_set_fingerprint(load_folder(root), dataclasses.replace(SETTINGS, **changes))[0]
 
 
 def test_stable_hash_ignores_key_order() -> None:
@@ -27,8 +29,8 @@ def test_stable_hash_ignores_key_order() -> None:
 
 def test_same_inputs_same_fingerprint_and_readable_inputs(tiny_dataset: Path) -> None:
     fp, inputs, _ = feature_set_fingerprint(load_folder(tiny_dataset), SETTINGS)
-    assert fp == fingerprint(tiny_dataset) and len(fp) == 16
-    assert inputs["num_videos"] == 3 and inputs["backbone"] == "resnet50" and inputs["format_version"] == 2
+    assert fp == fingerprint(tiny_dataset) and len(fp) == 16 and fp == stable_hash(inputs.attrs())[:16]
+    assert (inputs.num_videos, inputs.settings, inputs.format_version) == (3, SETTINGS, 2)
 
 
 def test_moved_dataset_keeps_fingerprint(tiny_dataset: Path, tmp_path: Path) -> None:
@@ -40,8 +42,8 @@ def test_moved_dataset_keeps_fingerprint(tiny_dataset: Path, tmp_path: Path) -> 
 def test_every_input_changes_the_fingerprint(tiny_dataset: Path) -> None:
     base = fingerprint(tiny_dataset)
     changed = {fingerprint(tiny_dataset, weights="random:1:def"),
-               fingerprint(tiny_dataset, preprocessing={"image_size": 128, "resize": "stretch"}),
-               fingerprint(tiny_dataset, sampling={"target_fps": 10}),
+               fingerprint(tiny_dataset, preprocessing=Preprocessing(128)),
+               fingerprint(tiny_dataset, sampling=Sampling(10)),
                fingerprint(tiny_dataset, backbone="resnet18"),
                fingerprint(tiny_dataset, dtype="float32")}
     assert base not in changed and len(changed) == 5

@@ -6,6 +6,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from tests.conftest import toy_inputs
 from vava.cache.inspect import describe, verify
 from vava.cache.locks import creation_lock, set_lock, video_lock
 from vava.cache.store import FRAMES_PER_SHARD, FeatureSet, open_feature_sets, remove_feature_set
@@ -15,7 +16,7 @@ SHAPE = (8, 2, 2)
 
 
 def new_set(tmp_path: Path, name: str = "fp0") -> FeatureSet:
-    return FeatureSet.create(tmp_path / name, name, {"backbone": "test"}, {"dataset": {"root": "/data"}})
+    return FeatureSet.create(tmp_path / name, name, toy_inputs(2), {"dataset": {"root": "/data"}})
 
 
 def write(fs: FeatureSet, video_id: str, frames: int, seed: int = 0, block: int = 10) -> np.ndarray:

@@ -1,15 +1,19 @@
 """Choosing a run's checkpoint (last, best, a step, a file of the same run) and the names of its outputs."""
 from __future__ import annotations
 
+import ast
+import importlib
 import json
+import re
 import shutil
 from pathlib import Path
 
 import pytest
 
 from tests.stages.train.helpers import config
+from vava.core import embeddings_file, report_file, run_folder
 from vava.core.errors import VavaError
-from vava.core.run_folder import checkpoint_tag, find_checkpoint, load_embedder, tagged_name
+from vava.core.run_folder import SUBFOLDERS, checkpoint_tag, find_checkpoint, load_embedder, tagged_name
 from vava.stages.train.loop import train
 
 
@@ -69,3 +73,25 @@ def test_a_checkpoint_from_outside_must_be_of_the_same_run(run: Path, tmp_path: 
     (run / "run.json").unlink()
     with pytest.raises(VavaError, match=r"is not a checkpoint of run .* \(its run.json or config.yaml cannot be read"):
         load_embedder(run, str(copy))
+
+
+CONTRACTS = (run_folder, embeddings_file, report_file)  # the modules that own the names of a run folder's files
+ELSEWHERE = {("core/backbone.py", "checkpoints")}  # torch hub's folder of downloaded weights, not a run's
+
+
+def test_only_the_contract_modules_spell_a_run_folder_name() -> None:
+    """Every other module imports a run-folder file or subfolder name from its contract module: no string literal
+    of the source equals one (a "/" either side aside; names inside longer text, as in messages, are prose)."""
+    names = {value for module in CONTRACTS for key, value in vars(module).items()
+             if key.isupper() and isinstance(value, str) and re.fullmatch(r"\.?[\w.-]+\.\w+", value)} | set(SUBFOLDERS)
+    assert {"report.json", "embeddings.h5", "sweep_key.json", "virtual_mass.json", "loss.png", "plots"} <= names
+    contracts = {Path(module.__file__).resolve() for module in CONTRACTS}
+    spelt = []
+    for layer in ("core", "cache", "stages", "pipeline"):
+        root = Path(importlib.import_module(f"vava.{layer}").__path__[0])
+        for path in sorted(set(root.rglob("*.py")) - contracts):
+            where = f"{layer}/{path.relative_to(root).as_posix()}"
+            spelt += [(where, node.value.strip("/")) for node in ast.walk(ast.parse(path.read_text(encoding="utf-8")))
+                      if isinstance(node, ast.Constant) and isinstance(node.value, str)
+                      and node.value.strip("/") in names]
+    assert set(spelt) == ELSEWHERE

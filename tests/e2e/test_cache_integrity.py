@@ -13,7 +13,7 @@ import zarr
 from click.testing import CliRunner
 from zarr.storage import LocalStore
 
-from tests.conftest import make_folder_dataset, write_toy_features
+from tests.conftest import make_folder_dataset, toy_inputs, write_toy_features
 from tests.stages.train.helpers import TINY, config
 from vava.cache.inspect import verify
 from vava.cache.locks import FileLock, lock_folder, set_lock
@@ -211,7 +211,7 @@ def test_foreign_video_folders_are_reported_and_ignored(tiny_dataset: Path, tmp_
 def partial_features(tmp_path: Path) -> Path:
     """Six of the eight videos its manifest listed (an interrupted extract)."""
     path = tmp_path / "cache" / "partial000000000"
-    FeatureSet.create(path, path.name, {"num_videos": 8}, {})
+    FeatureSet.create(path, path.name, toy_inputs(8), {})
     return write_toy_features(path)
 
 
@@ -352,7 +352,7 @@ def test_cache_commands_report_broken_entries_and_go_on(tmp_path: Path) -> None:
     assert listing.exit_code == 0, listing.output
     assert re.search(rf"skipped: {bad}: unreadable zarr.json \(JSONDecodeError: .*\)", listing.stderr)
     assert f"skipped: {cache / 'stray'}: not a feature set (no zarr.json" in listing.stderr
-    assert re.search(rf"^{good}  .* 5/None  ", listing.stdout, re.M) and listing.stdout.startswith("path  ")
+    assert re.search(rf"^{good}  .* 5/6  ", listing.stdout, re.M) and listing.stdout.startswith("path  ")
 
     info = run("cache", "info", str(good))
     assert info.exit_code == 0, info.output

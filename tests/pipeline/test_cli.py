@@ -7,6 +7,7 @@ from pathlib import Path
 import pytest
 from click.testing import CliRunner
 
+from tests.conftest import write_toy_features
 from vava.pipeline.cli import main
 
 EXTRACT = ["extract", "--weights", "random", "--image-size", "64", "--quiet"]
@@ -66,6 +67,20 @@ def test_extract_then_cache_commands(tiny_dataset: Path, tmp_path: Path) -> None
     assert run("cache", "rm", path).exit_code == 1  # asks first; no input means no
     assert Path(path).exists()
     assert run("cache", "rm", "--yes", path).exit_code == 0 and not Path(path).exists()
+
+
+def test_cache_commands_on_a_set_with_damaged_inputs(tmp_path: Path) -> None:
+    path = write_toy_features(tmp_path / "cache" / "toyfeatures00000")
+    meta = json.loads((path / "zarr.json").read_text())
+    del meta["attributes"]["inputs"]["layer"]
+    (path / "zarr.json").write_text(json.dumps(meta))
+    problem = (f"{path}: damaged feature-set inputs in its zarr.json (inputs has no layer); remove the set "
+               "(`vava cache rm`) and extract it again")
+    info = run("cache", "info", str(path))
+    assert info.exit_code == 1 and info.output == f"Error: {problem}\n"
+    listing = run("cache", "ls", str(tmp_path / "cache"))
+    assert listing.stderr == f"skipped: {problem}\nno feature sets in {tmp_path / 'cache'}\n"
+    assert run("cache", "rm", "--yes", str(path)).exit_code == 0 and not path.exists()
 
 
 def test_failed_videos_give_exit_code_one_and_still_print_path(tiny_dataset: Path, tmp_path: Path) -> None:

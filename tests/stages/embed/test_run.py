@@ -9,6 +9,7 @@ import numpy as np
 import pytest
 import torch
 
+from tests.conftest import toy_inputs
 from vava.cache.store import FeatureSet
 from vava.core.config import parse_overrides
 from vava.core.embedder import Embedder, context_indices
@@ -87,7 +88,7 @@ def test_chunking_does_not_change_embeddings(trained: Path) -> None:
 
 def write_features(path: Path, videos: dict[str, tuple[str, np.ndarray]]) -> Path:
     """A feature set of (split, maps (T, C, 1, 1)) per video id, one action, two phases (halves)."""
-    fs = FeatureSet.create(path, path.name, {"toy": True}, {"dataset": {"root": "toy"}})
+    fs = FeatureSet.create(path, path.name, toy_inputs(len(videos)), {"dataset": {"root": "toy"}})
     for video_id, (split, maps) in videos.items():
         writer = fs.begin_video(video_id, maps.shape[1:], {"split": split, "action": "a", "phases": ["p0", "p1"]})
         writer.append(maps.astype(np.float16))

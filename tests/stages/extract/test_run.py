@@ -18,7 +18,7 @@ from vava.core.decode import VideoDecoder
 from vava.core.errors import VavaError
 from vava.core.preprocess import Preprocessing
 from vava.pipeline.datasets.folder import load_folder, write_manifest
-from vava.cache.fingerprint import feature_set_fingerprint
+from vava.cache.fingerprint import feature_set_fingerprint, stable_hash
 from vava.stages.extract.run import ExtractOptions, extract, feature_settings
 
 FAST = ExtractOptions(weights="random", image_size=64, batch_size=7, workers=2, progress=False)
@@ -30,7 +30,10 @@ def test_cached_frames_equal_backbone_of_decoded_frames(tiny_dataset: Path, tmp_
     assert summary.ok and sorted(summary.extracted) == ["v0", "v1", "v2"] and summary.frames == 18 + 22 + 25
     fs = FeatureSet.open(summary.path)
     assert summary.path == tmp_path / "cache" / summary.fingerprint
-    net, _ = load_backbone("resnet50", "random", seed=0)
+    net, identity = load_backbone("resnet50", "random", seed=0)
+    # the inputs read back from the set's zarr.json are those extracted with, and hash to its fingerprint
+    assert fs.inputs == feature_set_fingerprint(records, feature_settings(FAST, identity)).inputs
+    assert stable_hash(fs.inputs.attrs())[:16] == summary.fingerprint
     for record in records:
         cached = fs.read(record.id)
         assert cached.dtype == np.float16 and cached.shape == (record.num_frames, 1024, 4, 4)
@@ -49,12 +52,11 @@ def test_the_two_resnet50_cuts_never_share_a_feature_set(tiny_dataset: Path) -> 
     records = load_folder(tiny_dataset)
     default, full = (feature_settings(ExtractOptions(backbone=name), "sha256:same-file")
                      for name in ("resnet50", "resnet50-layer3"))
-    assert (default["layer"], full["layer"]) == ("layer3.2", "layer3")
-    assert {k: v for k, v in default.items() if k not in ("backbone", "layer")} == \
-        {k: v for k, v in full.items() if k not in ("backbone", "layer")}
+    assert (default.layer, full.layer) == ("layer3.2", "layer3")
+    assert dataclasses.replace(default, backbone=full.backbone, layer=full.layer) == full
     assert feature_set_fingerprint(records, default)[0] != feature_set_fingerprint(records, full)[0]
     # the cut alone (same backbone name and weights file) separates them
-    assert feature_set_fingerprint(records, {**full, "backbone": "resnet50"})[0] != \
+    assert feature_set_fingerprint(records, dataclasses.replace(full, backbone="resnet50"))[0] != \
         feature_set_fingerprint(records, default)[0]
 
 
