@@ -125,7 +125,7 @@ def test_a_feature_set_zarr_json_that_is_a_fifo_is_refused(toy_features: Path) -
 
 @pytest.mark.parametrize("name", ["report.json", "sweep_time.json"])
 def test_a_run_file_that_is_a_fifo_is_refused_or_rebuilt(tmp_path: Path, name: str) -> None:
-    from vava.pipeline.sweep import _seconds
+    from vava.pipeline.sweep import recorded_seconds
     from vava.stages.evaluate.report import load_comparable_report
 
     fifo = fifo_at(tmp_path / name)
@@ -133,4 +133,4 @@ def test_a_run_file_that_is_a_fifo_is_refused_or_rebuilt(tmp_path: Path, name: s
         with pytest.raises(VavaError, match=re.escape(f"{fifo}: not a regular file (a FIFO)")):
             without_blocking(lambda: load_comparable_report(tmp_path), fifo)
     else:  # an unreadable time means "not finished": the sweep runs it again
-        assert without_blocking(lambda: _seconds(tmp_path), fifo) is None
+        assert without_blocking(lambda: recorded_seconds(tmp_path), fifo) is None

@@ -9,7 +9,8 @@ import pytest
 import torch
 from click.testing import CliRunner
 
-import vava.pipeline.sweep as sweep
+import vava.pipeline.sweep.freshness as sweep_freshness
+import vava.pipeline.sweep.run as sweep_run
 from tests.conftest import write_toy_features
 from tests.stages.evaluate.helpers import video, write_h5
 from vava.core.config import parse_overrides
@@ -193,14 +194,14 @@ runs:
 
 def test_a_failing_run_is_reported_and_the_others_go_on(toy_features: Path, tmp_path: Path,
                                                          monkeypatch: pytest.MonkeyPatch) -> None:
-    real_embed = sweep.embed
+    real_embed = sweep_run.embed
 
     def embed(run_dir: Path, *args: object, **kwargs: object) -> Path:
         if Path(run_dir).name == "crash":
             raise RuntimeError("boom")
         return real_embed(run_dir, *args, **kwargs)
 
-    monkeypatch.setattr(sweep, "embed", embed)
+    monkeypatch.setattr(sweep_run, "embed", embed)
     markdown, failed = run_sweep(toy_features, tmp_path / "runs", load_plan(str(plan_file(tmp_path, FAILING))),
                                  steps=2, overrides=TINY, log=lambda line: None)
     assert failed == {"crash": "RuntimeError: boom", "nan-lr": "optim.lr: expected a finite number, got nan"}
@@ -210,7 +211,7 @@ def test_a_failing_run_is_reported_and_the_others_go_on(toy_features: Path, tmp_
     def interrupted(*args: object, **kwargs: object) -> None:
         raise KeyboardInterrupt
 
-    monkeypatch.setattr(sweep, "embed", interrupted)
+    monkeypatch.setattr(sweep_run, "embed", interrupted)
     with pytest.raises(KeyboardInterrupt):
         run_sweep(toy_features, tmp_path / "other", load_plan(str(plan_file(tmp_path, FAILING))), log=lambda line: None)
 
@@ -251,7 +252,7 @@ def test_a_new_version_rebuilds_identity_runs(toy_features: Path, tmp_path: Path
                                               monkeypatch: pytest.MonkeyPatch) -> None:
     out, plan = tmp_path / "runs", plan_file(tmp_path, "runs: {pooled: {identity: true}}")
     sweep_once(toy_features, out, plan)
-    monkeypatch.setattr(sweep, "_version", lambda: "99.0")
+    monkeypatch.setattr(sweep_freshness, "_version", lambda: "99.0")
     _, failed = sweep_once(toy_features, out, plan)
     assert not failed and (out / "stale" / "pooled.1" / "report.json").is_file()
     assert json.loads((out / "pooled" / "sweep_key.json").read_text())["version"] == "99.0"

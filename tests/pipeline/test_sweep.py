@@ -16,6 +16,8 @@ from vava.core.run_folder import load_checkpoint
 from vava.pipeline import sweep
 from vava.pipeline.diagnostics import Diagnostic
 from vava.pipeline.sweep import load_plan, run_sweep
+from vava.pipeline.sweep import results as sweep_results
+from vava.pipeline.sweep import run as sweep_run
 from vava.stages.evaluate.probes.base import Metric, Probe, Summary
 from vava.stages.evaluate.report import write_report
 
@@ -249,14 +251,14 @@ def test_seeded_results_are_mean_and_sample_sd_of_hand_written_reports(
 
     # a run missing in a seed: its cells show their n; the failure is named with its seed folder
     (out / "seed-2" / "vava" / "report.json").write_text("damaged")
-    real_embed = sweep.embed
+    real_embed = sweep_run.embed
 
     def embed(run_dir: Path, *args: object, **kwargs: object) -> Path:
         if Path(run_dir) == out / "seed-2" / "vava":
             raise RuntimeError("boom")
         return real_embed(run_dir, *args, **kwargs)
 
-    monkeypatch.setattr(sweep, "embed", embed)
+    monkeypatch.setattr(sweep_run, "embed", embed)
     markdown, failed, _ = seeded_again(seeded, out)
     assert failed == {"seed-2/vava": "RuntimeError: boom"} and "- seed-2/vava: RuntimeError: boom" in markdown
     assert table(markdown, "## all runs")[("vava",)]["Classification 1.0"] == "55.00 ± 7.07 (n=2)"
@@ -294,8 +296,8 @@ def test_results_markdown_is_unchanged_byte_for_byte(tmp_path: Path, monkeypatch
         (vava / "virtual_mass.json").write_text(json.dumps(
             {"background": 0.6 + seed / 10, "procedure": 0.1, "pairs": 4, "alignment": 0.4,
              "alignment_background": {"idle": 0.9 - seed / 10, "cutaway": None, "distraction": None}}))
-    monkeypatch.setattr(sweep.sys, "argv", ["vava", "sweep", "--plan", "plan.yaml"])
-    markdown = sweep._results(folders, plan, {folders[1]: {"broken": "VavaError: boom"}})
+    monkeypatch.setattr(sweep_results.sys, "argv", ["vava", "sweep", "--plan", "plan.yaml"])
+    markdown = sweep_results.results_markdown(folders, plan, {folders[1]: {"broken": "VavaError: boom"}})
     assert markdown == Path(__file__).with_name("expected_results.md").read_text()
 
 
@@ -311,15 +313,15 @@ class Norms(Probe):
 
 def test_summary_tables_come_from_the_probes_with_the_diagnostics_numbers(tmp_path: Path,
                                                                            monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(sweep, "PROBES", {"norms": Norms})
+    monkeypatch.setattr(sweep_results, "PROBES", {"norms": Norms})
     toy = Diagnostic("toy.json", lambda run_dir: None, {"norms": (Metric("Toy", ("value",)),)})
-    monkeypatch.setattr(sweep, "DIAGNOSTICS", {"toy": toy, "other": Diagnostic("other.json", toy.run, {})})
+    monkeypatch.setattr(sweep_results, "DIAGNOSTICS", {"toy": toy, "other": Diagnostic("other.json", toy.run, {})})
     for name, value in (("a", 0.25), ("b", 0.75)):
         (tmp_path / name).mkdir()
         (tmp_path / name / "toy.json").write_text(json.dumps({"value": value}))
     runs = {"a": [tmp_path / "a", tmp_path / "b"], "ref": [None, tmp_path / "ref"]}
     reports = {"a": [{"results": {"norms": {"mean": 0.5, "max": None}}}, {"results": {"norms": {"mean": 0.7}}}],
                "ref": [None, {"results": {}}]}
-    assert sweep._summary_tables(runs, reports, 2, " (over 2 seeds)") == [
+    assert sweep_results._summary_tables(runs, reports, 2, " (over 2 seeds)") == [
         "## Norms (%) (over 2 seeds)\n\n| Run | Mean | Max | Toy |\n| --- | --- | --- | --- |\n"
         "| a | 60.00 ± 14.14 | - | 50.00 ± 35.36 |\n| ref | - | - | - |\n"]

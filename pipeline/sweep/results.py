@@ -1,0 +1,189 @@
+"""A sweep's results: the comparison tables as mean ± sd over the seeds, the probes' summary tables,
+both plateau tests (the loss's and the val score's from half to the full budget), wall times and
+failures (`results.md`), and the mean loss curves (`loss_curves.png`).
+"""
+from __future__ import annotations
+
+import shlex
+import sys
+from pathlib import Path
+
+from vava.core.errors import VavaError
+from vava.core.report_file import REPORT_JSON, load_report
+from vava.core.run_folder import CHECKPOINTS, LOG_NAME, checkpoint_tag, saved_steps, tagged_name
+from vava.pipeline.diagnostics import DIAGNOSTICS
+from vava.pipeline.sweep.freshness import finished, recorded_seconds, run_steps
+from vava.pipeline.sweep.plan import LOSS_CURVES_NAME, SweepPlan
+from vava.stages.evaluate import seeds as over_seeds
+from vava.stages.evaluate import tables
+from vava.stages.evaluate.plots import plot_relative_losses, read_log
+from vava.stages.evaluate.probes import PROBES
+from vava.stages.evaluate.probes.base import Report, at, fixed, percent
+from vava.stages.evaluate.report import load_comparable_report
+
+
+def by_name(failed: dict[Path, dict[str, str]], seeded: bool) -> dict[str, str]:
+    """Failures keyed NAME, or seed-S/NAME with seeds."""
+    return {f"{folder.name}/{name}" if seeded else name: reason
+            for folder, runs in failed.items() for name, reason in runs.items()}
+
+
+def midpoint_step(run_dir: Path) -> int | None:
+    """The latest checkpoint step saved at or before half the run's budget (None: none, or no budget known)."""
+    budget = run_steps(run_dir)
+    found = [step for step in saved_steps(run_dir / CHECKPOINTS) if budget is not None and 0 < step <= budget // 2]
+    return found[-1] if found else None
+
+
+def midpoint_report(run_dir: Path | None) -> tuple[int, float] | None:
+    """(step, val classification at label fraction 1.0) of the run's midpoint checkpoint; None when it
+    has none or it was not scored."""
+    step = midpoint_step(run_dir) if run_dir is not None else None
+    path = None if step is None else run_dir / tagged_name(REPORT_JSON, checkpoint_tag(str(step)))
+    if path is None or not path.is_file():
+        return None
+    try:
+        score = load_report(path)["results"]["classification"]["1.0"]
+    except (VavaError, KeyError, TypeError):
+        return None
+    return (step, float(score)) if over_seeds.numbers([score]) else None
+
+
+def _finished_runs(folders: dict[int | None, Path], plan: SweepPlan,
+                   failed: dict[Path, dict[str, str]]) -> dict[str, list[Path | None]]:
+    """Each run finished in some seed: its folder in every seed, None where it is not finished."""
+    found = {run.name: [folder / run.name if run.name not in failed.get(folder, {}) and finished(folder / run.name)
+                        else None for folder in folders.values()] for run in plan.runs}
+    return {name: dirs for name, dirs in found.items() if any(dirs)}
+
+
+def _over(seeds: list[int | None]) -> str:
+    """What a table's numbers are taken over, for its title ("" without seeds)."""
+    if seeds == [None]:
+        return ""
+    if len(seeds) == 1:
+        return f" (seed {seeds[0]}: one seed, no sd)"
+    return f" (mean ± sd over {len(seeds)} seeds: {', '.join(map(str, seeds))})"
+
+
+def results_markdown(folders: dict[int | None, Path], plan: SweepPlan, failed: dict[Path, dict[str, str]]) -> str:
+    """Markdown: one comparison table per plan table (finished runs; numbers as mean ± sd over the seeds), the
+    first per action too, then the probes' summary tables (targeted, alignment), convergence, timings and
+    failures."""
+    parts = [f"Command: `{' '.join(shlex.quote(a) for a in ['vava', *sys.argv[1:]])}`\n"]
+    runs, over, seeds = _finished_runs(folders, plan, failed), _over(list(folders)), len(folders)
+    reports = {name: [None if d is None else load_comparable_report(d) for d in dirs] for name, dirs in runs.items()}
+    for number, (title, names) in enumerate(plan.tables.items()):
+        chosen = [reports[n] for n in names if n in reports]
+        if not chosen:
+            parts.append(f"## {title}\n\n(no finished run)\n")
+            continue
+        parts.append(f"## {title}{over}\n\n{tables.markdown(*over_seeds.main_comparison(chosen))}\n")
+        if number == 0:  # the main comparison, per action as well
+            parts.append(f"### {title}: per action (as Table 5){over}\n\n"
+                         f"{tables.markdown(*over_seeds.per_action_comparison(chosen))}\n")
+    if runs:
+        trained = {run.name: runs[run.name] for run in plan.runs if not run.identity and run.name in runs}
+        parts += [*_summary_tables(runs, reports, seeds, over), _convergence_table(trained, reports, seeds, over),
+                  _timings_table(runs, seeds, over)]
+    failures = by_name(failed, list(folders) != [None])
+    if failures:
+        listed = "\n".join(f"- {name}: {reason}" for name, reason in failures.items())
+        parts.append(f"## Failed runs\n\n{listed}\n")
+    return "\n".join(parts)
+
+
+def _summary_tables(runs: dict[str, list[Path | None]], reports: dict[str, list[Report | None]], seeds: int,
+                    over: str) -> list[str]:
+    """Each probe's summary table (`Probe.summary`, in run order) with the numbers that diagnostics add to it
+    (`DIAGNOSTICS`, e.g. a vava run's virtual mass; "-" for the other runs), in percent."""
+    found = []
+    for probe in sorted(PROBES.values(), key=lambda probe: probe.rank):
+        if (summary := probe.summary()) is None:
+            continue
+        added = [diagnostic for diagnostic in DIAGNOSTICS.values() if probe.name in diagnostic.metrics]
+        header = ["Run", *(metric.title for metric in summary.metrics),
+                  *(metric.title for diagnostic in added for metric in diagnostic.metrics[probe.name])]
+        rows = []
+        for name, dirs in runs.items():
+            columns = [[at(report, "results", *metric.path) for report in reports[name]] for metric in summary.metrics]
+            for diagnostic in added:
+                files = [diagnostic.read(run_dir) for run_dir in dirs]
+                columns += [[at(file, *metric.path) for file in files] for metric in diagnostic.metrics[probe.name]]
+            rows.append([name, *(over_seeds.summarise(values, percent, seeds) for values in columns)])
+        found.append(f"## {summary.title}{over}\n\n{tables.markdown(header, rows)}")
+    return found
+
+
+def _loss(run_dir: Path | None) -> over_seeds.Curve | None:
+    """(logged steps, total loss) of a run's train_log.csv; None when it has none or it is damaged."""
+    if run_dir is None:
+        return None
+    try:
+        steps, series = read_log(run_dir / LOG_NAME)
+    except VavaError:
+        return None
+    return steps, series["loss"]
+
+
+def run_convergence(run_dir: Path | None) -> float | None:
+    """The convergence measure c of a run (its steps from its sweep key), None when it cannot be computed."""
+    curve, budget = _loss(run_dir), run_steps(run_dir)
+    return None if curve is None or budget is None else over_seeds.convergence(*curve, budget)
+
+
+def _convergence_table(trained: dict[str, list[Path | None]], reports: dict[str, list[Report | None]], seeds: int,
+                       over: str) -> str:
+    """The plateau test of each trained run's loss (c) and of its val classification (half budget -> full)."""
+    rows = []
+    for name, dirs in trained.items():
+        found = over_seeds.numbers([run_convergence(d) for d in dirs])
+        plateau = f"{sum(abs(c) < over_seeds.PLATEAU for c in found)}/{len(found)}" if found else "-"
+        halves, changes = [], []
+        for run_dir, report in zip(dirs, reports[name]):
+            midpoint, final = midpoint_report(run_dir), _classification(report)
+            if midpoint is not None and final is not None:
+                halves.append(midpoint[1])
+                changes.append(100 * (final - midpoint[1]))
+        val_plateau = f"{sum(abs(d) < over_seeds.VAL_PLATEAU for d in changes)}/{len(changes)}" if changes else "-"
+        rows.append([name, over_seeds.summarise(found, fixed, seeds), plateau,
+                     over_seeds.summarise(halves, percent, seeds),
+                     over_seeds.summarise(changes, "{:.2f}".format, seeds), val_plateau])
+    limit, points = over_seeds.PLATEAU, over_seeds.VAL_PLATEAU
+    header = ["Run", "c", f"Plateau (-{limit} < c < {limit}), seeds", "Val cls 1.0 at half budget",
+              "Δ val cls 1.0 (full - half)", f"Val plateau (|Δ| < {points:g}), seeds"]
+    table = tables.markdown(header, rows) if rows else "(no trained run)\n"
+    return (f"## Convergence{over}\n\nc = (m1 - m2) / |m0 - m2|, the mean loss over the logged steps in (0, 0.1 S] "
+            f"(m0), (0.8 S, 0.9 S] (m1) and (0.9 S, S] (m2), S = the run's steps: the share of the run's whole change "
+            f"of loss made in its last tenth (\"-\": a window with fewer than 2 logged steps). Δ: the val "
+            f"classification (label fraction 1.0, in points) of the last checkpoint minus that of the latest one saved "
+            f"at or before S/2 (RUN/report-stepN.json): what doubling the budget changed. Plateau tests, not proof of "
+            f"convergence. Loss curves: `{LOSS_CURVES_NAME}` and RUN/plots/loss.png.\n\n{table}")
+
+
+def _classification(report: Report | None) -> float | None:
+    """A report's val classification at label fraction 1.0 (None: none)."""
+    found = over_seeds.numbers([((report or {}).get("results", {}).get("classification") or {}).get("1.0")])
+    return found[0] if found else None
+
+
+def _timings_table(runs: dict[str, list[Path | None]], seeds: int, over: str) -> str:
+    seconds = {name: [recorded_seconds(d) for d in dirs if d is not None] for name, dirs in runs.items()}
+    rows = "\n".join(f"| {name} | {over_seeds.summarise(s, '{:.0f}'.format, seeds)} |" for name, s in seconds.items())
+    total = sum(over_seeds.numbers([s for values in seconds.values() for s in values]))
+    return (f"## Wall time per run (train + embed + evaluate){over}\n\n| run | seconds |\n| --- | --- |\n{rows}\n"
+            f"| total | {total:.0f} |\n")
+
+
+def write_loss_curves(folders: dict[int | None, Path], plan: SweepPlan, failed: dict[Path, dict[str, str]],
+                       out_png: Path) -> None:
+    """OUT/loss_curves.png: each trained run's loss over |its first logged value|, mean over the seeds."""
+    runs = _finished_runs(folders, plan, failed)
+    curves = {}
+    for run in plan.runs:
+        logged = [curve for d in runs.get(run.name, []) if (curve := _loss(d)) is not None]
+        if not run.identity and (mean_curve := over_seeds.relative_curve(logged)) is not None:
+            curves[run.name] = mean_curve
+    if curves:
+        seeds = "" if list(folders) == [None] else f", mean over seeds {', '.join(map(str, folders))}"
+        plot_relative_losses(curves, out_png, f"each run's loss / |its first logged loss|{seeds}")
