@@ -96,7 +96,7 @@ class Variations:
         of an earlier phase, and half of it that a phase is omitted.
     """
 
-    CLI_FLAGS: ClassVar[dict[str, str]] = {}  # errors name the command-line options: --noise
+    KEYS_ARE_OPTIONS: ClassVar[bool] = True  # errors name the command-line options: --noise
 
     speed: float = checked(STRENGTH, 0.0)
     appearance: float = checked(STRENGTH, 0.0)
@@ -123,7 +123,7 @@ KIND_CHANCES = {"idle": 0.4, "cutaway": 0.3, "distraction": 0.3}
 def preset(name: str, benchmark: int) -> Variations:
     """The `clean` or `wild` strengths of a benchmark version; ConfigError naming --benchmark if unknown."""
     if not BENCHMARK.holds(benchmark):
-        raise option_error("--benchmark", BENCHMARK.message(benchmark))
+        raise option_error("benchmark", BENCHMARK.message(benchmark))
     return PRESETS[benchmark][name]
 
 
@@ -137,7 +137,7 @@ class SynthConfig:
     is the version (see the module docstring).
     """
 
-    CLI_FLAGS: ClassVar[dict[str, str]] = {}  # errors name the command-line options: --val-fraction
+    KEYS_ARE_OPTIONS: ClassVar[bool] = True  # errors name the command-line options: --val-fraction
 
     actions: int = checked(_count(1), 3)
     videos: int = checked(_count(1), 10)

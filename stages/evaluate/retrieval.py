@@ -17,7 +17,7 @@ import faiss
 import numpy as np
 
 from vava.core.embeddings_file import UNLABELLED, VideoEmbeddings
-from vava.core.errors import VavaError
+from vava.core.errors import VavaError, option_name
 from vava.core.validation import option_error
 from vava.stages.evaluate.skip import ProbeSkipped
 
@@ -37,10 +37,11 @@ class RetrievalResult:
 def faiss_device(device: str = "auto") -> str:
     """"cpu" or "gpu": auto takes the GPU when this faiss build has GPU support and sees a GPU."""
     if device not in DEVICES:
-        raise option_error("--device", f"{device!r} is not one of {', '.join(DEVICES)}")
+        raise option_error("device", f"{device!r} is not one of {', '.join(DEVICES)}")
     available = hasattr(faiss, "StandardGpuResources") and faiss.get_num_gpus() > 0
     if device == "gpu" and not available:
-        raise VavaError("--device: gpu asked for, but this faiss build has no GPU support or sees no GPU")
+        raise VavaError(f"{option_name('device')}: gpu asked for, but this faiss build has no GPU support or sees "
+                        "no GPU")
     return "gpu" if device != "cpu" and available else "cpu"
 
 

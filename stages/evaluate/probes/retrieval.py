@@ -19,7 +19,7 @@ from vava.stages.evaluate.probes.base import (
 )
 from vava.stages.evaluate.retrieval import DEVICES, exact_search, precision_at_k
 
-KS = Option("ks", (5, 10, 15), "AP@K depths.", check=AT_LEAST_ONE, flag="--k")
+KS = Option("ks", (5, 10, 15), "AP@K depths.", check=AT_LEAST_ONE, flag="k")
 RETRIEVAL_STRIDE = Option("retrieval_stride", 1, check=AT_LEAST_ONE)
 DEVICE = Option("device", "auto", "FAISS device for retrieval.", choices=DEVICES)  # auto: the GPU when usable
 AGGREGATIONS = {"frame_weighted": "frame-weighted (LAV/VAOT/VAVA)", "video_mean": "video mean (CARL)"}
