@@ -45,8 +45,10 @@ class _CommandLine(Naming):
 
     def invocation(self, stage: str, options: Mapping[str, object]) -> str:
         command = main.commands.get(stage)
-        return " ".join([f"vava {stage}", *(_flag(key, command) if value is True else f"{_flag(key, command)} {value}"
-                                             for key, value in options.items())])
+        words = [f"vava {stage}"]
+        for key, value in options.items():
+            words.append(_flag(key, command) if value is True else f"{_flag(key, command)} {value}")
+        return " ".join(words)
 
 
 class _Group(click.Group):
