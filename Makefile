@@ -26,9 +26,11 @@ $(VENV)/.installed: pyproject.toml setup.py
 test: setup
 	$(BIN)/python -m pytest -q $(PYTEST_ARGS)
 
-# The layer contracts (pyproject.toml [tool.importlinter]), checked on the source folders themselves.
+# The layer contracts (pyproject.toml [tool.importlinter]), checked on the source folders themselves,
+# and no command-line flag spelt below the CLI (pipeline/).
 lint: setup
 	$(BIN)/python tools/lint_imports.py --no-cache --config pyproject.toml
+	$(BIN)/python -m pytest -q -p no:cacheprovider tests/core/test_errors.py::test_no_flag_literal_below_the_cli
 
 # Benchmark 3 "in the wild" videos (idle, cut-away and distraction background; a third of them reordered)
 # -> ResNet-50 conv4 cache -> VAVA training (the synthetic recipe, DEMO_STEPS steps) -> embeddings -> report,

@@ -10,7 +10,7 @@ import numpy as np
 
 from vava.cache.locks import video_lock
 from vava.cache.store import FEATURE_DTYPE, CachedVideo, DamagedVideo, FeatureSet, disk_usage
-from vava.core.errors import VavaError
+from vava.core.errors import VavaError, option_name
 
 
 def describe(feature_set: FeatureSet) -> dict[str, Any]:
@@ -132,8 +132,9 @@ def require_complete(feature_set: FeatureSet, allow_partial: bool) -> None:
     message = (f"{feature_set.path}: only {done} of {expected} videos are extracted "
                f"({expected - done} missing or incomplete)")
     if not allow_partial:
-        raise VavaError(f"{message}; finish them with `vava extract`, or pass --allow-partial to use these {done}")
-    print(f"warning: {message}; going on with them (--allow-partial)", file=sys.stderr)
+        raise VavaError(f"{message}; finish them with `vava extract`, or pass {option_name('allow_partial')} to use "
+                        f"these {done}")
+    print(f"warning: {message}; going on with them ({option_name('allow_partial')})", file=sys.stderr)
 
 
 def _check_video(feature_set: FeatureSet, video_id: str, num_frames: int) -> str | None:

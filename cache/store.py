@@ -41,7 +41,7 @@ from zarr.storage import LocalStore
 
 from vava.cache.inputs import FeatureInputs
 from vava.cache.locks import creation_lock, lock_folder, set_lock
-from vava.core.errors import VavaError, quoted
+from vava.core.errors import VavaError, invocation, option_name, quoted
 from vava.core.files import check_regular
 from vava.core.records import stored_name, video_id_of
 
@@ -79,7 +79,7 @@ class DamagedVideo(VavaError):
 
     def __init__(self, path: Path, video_id: str, problem: str):
         super().__init__(f"{path}: video {video_id!r} is damaged: {problem} "
-                         "(re-extract it: `vava extract --repair` with the same options)")
+                         f"(re-extract it: `{invocation('extract', repair=True)}` with the same options)")
         self.video_id = video_id
         self.problem = problem
 
@@ -496,7 +496,8 @@ def open_run_features(features: str | Path | None, recorded: str) -> FeatureSet:
     try:
         return FeatureSet.open(recorded)
     except VavaError as err:
-        raise VavaError(f"{err} (the feature set the run was trained on; pass --features if it moved)") from None
+        raise VavaError(f"{err} (the feature set the run was trained on; pass {option_name('features')} if it "
+                        "moved)") from None
 
 
 def open_feature_sets(cache: str | Path) -> list[FeatureSet]:

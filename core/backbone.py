@@ -12,7 +12,7 @@ import torch
 from torch import nn
 from torchvision import models
 
-from vava.core.errors import ConfigError, VavaError
+from vava.core.errors import ConfigError, VavaError, option_name
 from vava.core.files import check_regular, open_regular
 
 
@@ -102,7 +102,7 @@ def load_backbone(name: str, weights: str, seed: int = 0) -> tuple[nn.Module, st
     or "sha256:<hash of the weights file>".
     """
     if name not in BACKBONES:
-        raise VavaError(f"--backbone: unknown backbone {name!r} (known: {', '.join(sorted(BACKBONES))})")
+        raise VavaError(f"{option_name('backbone')}: unknown backbone {name!r} (known: {', '.join(sorted(BACKBONES))})")
     spec = BACKBONES[name]
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(seed)
@@ -113,12 +113,13 @@ def load_backbone(name: str, weights: str, seed: int = 0) -> tuple[nn.Module, st
     else:
         path = check_regular(imagenet_weights_path(name) if weights == "imagenet" else Path(weights))
         if not path.is_file():
+            option = option_name("weights")
             if weights == "imagenet":
                 raise VavaError(
-                    f"--weights imagenet: {path} not found and nothing is downloaded at run time; fetch "
-                    f"{spec.imagenet.url} on a machine with network and place it there, or pass --weights FILE "
-                    "(--weights random tries the pipeline with an untrained backbone)")
-            raise VavaError(f"--weights: file {path} not found")
+                    f"{option} imagenet: {path} not found and nothing is downloaded at run time; fetch "
+                    f"{spec.imagenet.url} on a machine with network and place it there, or pass {option} FILE "
+                    f"({option} random tries the pipeline with an untrained backbone)")
+            raise VavaError(f"{option}: file {path} not found")
         found = trunk_weights(_read_weights(path, name), net, trunk, spec, path)
         net.load_state_dict({**net.state_dict(), **found})
         identity = f"sha256:{file_sha256(path)}"
@@ -136,7 +137,7 @@ def _read_weights(path: Path, name: str) -> object:
         lines = [line for line in str(err).splitlines() if line.strip()]
         first = lines[0].split(". ")[0] if lines else type(err).__name__
         reason = next((line for line in lines if "GLOBAL" in line), first)
-        raise VavaError(f"--weights: {path} is not a {name} state dict ({reason})") from None
+        raise VavaError(f"{option_name('weights')}: {path} is not a {name} state dict ({reason})") from None
 
 
 def _flatten(tree: object, prefix: str = "") -> dict[str, torch.Tensor]:
@@ -172,20 +173,20 @@ def trunk_weights(state: object, net: nn.Module, trunk: nn.Module, spec: Backbon
     complete = [p for p in prefixes if all(p + k in flat for k in needed)]
     trained = [p for p in complete if not any(branch in p for branch in _MOMENTUM_BRANCH)] or complete
     if len(trained) > 1:
-        raise VavaError(f"--weights: {path} holds several {spec.build.__name__} networks (under "
+        raise VavaError(f"{option_name('weights')}: {path} holds several {spec.build.__name__} networks (under "
                         f"{', '.join(p[:-1] for p in trained)}); save the one to use as a plain state dict")
     if not trained:
         prefix = max(prefixes, key=lambda p: sum(p + k in flat for k in needed), default="")
         missing = [k for k in needed if prefix + k not in flat]
         unexpected = [k[len(prefix):] for k in flat if k.startswith(prefix) and k[len(prefix):] not in reference]
-        raise VavaError(f"--weights: {path} does not fit {spec.build.__name__}"
+        raise VavaError(f"{option_name('weights')}: {path} does not fit {spec.build.__name__}"
                         f"{f' (under {prefix[:-1]})' if prefix else ''}: {_some('missing', missing, 'keys')}, "
                         f"{_some('unexpected', unexpected)}")
     found = {k: flat[trained[0] + k] for k in needed}
     wrong = [k for k, v in found.items() if v.shape != reference[k].shape]
     if wrong:
         more = f" (and {len(wrong) - 1} more of the wrong shape)" if len(wrong) > 1 else ""
-        raise VavaError(f"--weights: {path} does not fit {spec.build.__name__}: {wrong[0]} has shape "
+        raise VavaError(f"{option_name('weights')}: {path} does not fit {spec.build.__name__}: {wrong[0]} has shape "
                         f"{tuple(found[wrong[0]].shape)}, expected {tuple(reference[wrong[0]].shape)}{more}")
     return found
 

@@ -16,7 +16,7 @@ from typing import Any
 
 import yaml
 
-from vava.core.errors import ConfigError, VavaError
+from vava.core.errors import ConfigError, VavaError, option_name
 from vava.core.files import read_regular
 
 # Presets and sweep plans ship as package data (`vava.configs`), so they work from an installed wheel.
@@ -105,7 +105,7 @@ def parse_overrides(pairs: tuple[str, ...] | list[str]) -> dict[str, Any]:
     for pair in pairs:
         key, sep, text = pair.partition("=")
         if not sep or not key:
-            raise VavaError(f"--set: {pair!r} is not KEY=VALUE")
+            raise VavaError(f"{option_name('set')}: {pair!r} is not KEY=VALUE")
         flat[key] = yaml.safe_load(text)
     return nest(flat)
 
@@ -142,7 +142,7 @@ def resolve_preset(name_or_path: str) -> Path:
     if preset.is_file():
         return preset
     known = ", ".join(sorted(p.stem for p in CONFIG_DIR.glob("*.yaml")))
-    raise VavaError(f"--config: {name_or_path} is neither a file nor a preset (presets: {known})")
+    raise VavaError(f"{option_name('config')}: {name_or_path} is neither a file nor a preset (presets: {known})")
 
 
 def read_yaml_mapping(path: Path) -> dict[str, Any]:

@@ -178,7 +178,7 @@ def load_embeddings(path: str | Path, background: str = "keep") -> EmbeddingsFil
     """Read and validate every video of `path`; see the module docstring for order and background."""
     path = Path(path)
     if background not in BACKGROUND_MODES:
-        raise option_error("--background", f"{background!r} is not one of {', '.join(BACKGROUND_MODES)}")
+        raise option_error("background", f"{background!r} is not one of {', '.join(BACKGROUND_MODES)}")
     if not path.is_file():
         raise VavaError(f"{path}: no such file (write it with `vava embed`)")
     try:

@@ -18,7 +18,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import BinaryIO
 
-from vava.core.errors import VavaError, quoted
+from vava.core.errors import VavaError, option_name, quoted
 
 # The longest file name most file systems hold (ext4, XFS, APFS, NTFS: 255 bytes or characters).
 MAX_NAME_BYTES = 255
@@ -65,7 +65,8 @@ def check_confined(path: Path, root: Path | None, subject: str) -> Path:
     """`path`, unless `root` (a dataset root) is set and `path`, symlinks resolved, leads outside it: then a
     one-line error "SUBJECT leads outside the dataset root ROOT", with the option that allows it."""
     if root is not None and not is_inside(path, root):
-        raise VavaError(f"{subject} leads outside the dataset root {root} (pass --allow-outside-root if that is intended)")
+        raise VavaError(f"{subject} leads outside the dataset root {root} "
+                        f"(pass {option_name('allow_outside_root')} if that is intended)")
     return path
 
 

@@ -49,7 +49,7 @@ from filelock import FileLock, Timeout
 
 from vava.core.config import from_dict
 from vava.core.embedder import Embedder, EmbedderConfig
-from vava.core.errors import VavaError, quoted
+from vava.core.errors import VavaError, option_name, quoted
 from vava.core.files import atomic_path, atomic_write, is_inside, read_regular
 from vava.core.validation import option_error
 
@@ -78,48 +78,50 @@ TIME_NAME = "sweep_time.json"  # seconds a run took, written last: the run is fi
 VIRTUAL_MASS_NAME = "virtual_mass.json"
 
 
-def check_run_folder(run_dir: str | Path, option: str) -> Path:
-    """`run_dir` if it is usable as a run folder (it may not exist yet); `VavaError` otherwise.
+def check_run_folder(run_dir: str | Path, key: str) -> Path:
+    """`run_dir` if it is usable as a run folder (it may not exist yet); otherwise a `ConfigError` on option `key`
+    (the one that gave it: "out", "run").
 
     Refused: a symlink in place of the folder, something that is not a folder, and a subfolder the
     stages write into that is a symlink leading out of the run or is not a folder.
     """
     run_dir = Path(run_dir)
     if run_dir.is_symlink():
-        raise option_error(option, f"{run_dir} is a symlink (to {run_dir.readlink()}); give the real folder")
+        raise option_error(key, f"{run_dir} is a symlink (to {run_dir.readlink()}); give the real folder")
     if run_dir.exists() and not run_dir.is_dir():
-        raise option_error(option, f"{run_dir} is not a folder")
+        raise option_error(key, f"{run_dir} is not a folder")
     for name in SUBFOLDERS:
         sub = run_dir / name
         if sub.is_symlink() and not is_inside(sub, run_dir):
-            raise option_error(option, f"{sub} is a symlink to {sub.readlink()}, outside the run folder; remove it")
+            raise option_error(key, f"{sub} is a symlink to {sub.readlink()}, outside the run folder; remove it")
         if sub.exists() and not sub.is_dir():
-            raise option_error(option, f"{sub} is a file, where the run keeps a folder; move it away")
+            raise option_error(key, f"{sub} is a file, where the run keeps a folder; move it away")
     return run_dir
 
 
 @contextlib.contextmanager
-def locked_run(run_dir: str | Path, option: str, *, create: bool = True) -> Iterator[Path]:
-    """Check `run_dir`, create it, and hold its lock for the block; fail at once if another process holds it.
+def locked_run(run_dir: str | Path, key: str, *, create: bool = True) -> Iterator[Path]:
+    """Check `run_dir`, create it, and hold its lock for the block; fail at once if another process holds it
+    (errors name option `key`, as `check_run_folder`'s).
 
     Without `create`, a missing folder is neither created nor locked: the stage then fails on its
     missing inputs, with its own message.
     """
-    run_dir = check_run_folder(run_dir, option)
+    run_dir = check_run_folder(run_dir, key)
     if not create and not run_dir.is_dir():
         yield run_dir
         return
     try:
         run_dir.mkdir(parents=True, exist_ok=True)
     except OSError as err:
-        raise option_error(option, f"cannot create {run_dir} ({err.strerror or err})") from None
+        raise option_error(key, f"cannot create {run_dir} ({err.strerror or err})") from None
     try:
         held = FileLock(run_dir / LOCK_NAME).acquire(blocking=False)
     except Timeout:
-        raise option_error(option, f"{run_dir} is in use by another vava process (train, embed or evaluate); "
+        raise option_error(key, f"{run_dir} is in use by another vava process (train, embed or evaluate); "
                         "wait for it to finish") from None
     except OSError as err:
-        raise option_error(option, f"cannot lock {run_dir} ({err.strerror or err})") from None
+        raise option_error(key, f"cannot lock {run_dir} ({err.strerror or err})") from None
     with held:
         yield run_dir
 
@@ -271,13 +273,14 @@ class TrainedEmbedder:
         if shape is None:
             return
         if shape[0] != self.checkpoint["in_channels"]:
-            raise VavaError(f"--features: {feature_set} has {shape[0]} channels, "
+            raise VavaError(f"{option_name('features')}: {feature_set} has {shape[0]} channels, "
                             f"the run was trained on {self.checkpoint['in_channels']}")
         trained = self.checkpoint.get("frame_shape")
         if trained is not None and tuple(trained) != tuple(shape):
             size = "x".join(map(str, shape))
-            raise VavaError(f"--features: {feature_set} holds {size} maps per frame, the run was trained on "
-                            f"{'x'.join(map(str, trained))} (features of another --image-size); extract the videos "
+            raise VavaError(f"{option_name('features')}: {feature_set} holds {size} maps per frame, the run was "
+                            f"trained on {'x'.join(map(str, trained))} (features of another "
+                            f"{option_name('image_size')}); extract the videos "
                             "with the options of the run's feature set")
 
     def build(self, device: torch.device) -> Embedder:
@@ -335,18 +338,18 @@ def find_checkpoint(run_dir: str | Path, which: str = "last") -> Path:
         return folder / LAST
     if which == "best":
         if not (folder / BEST).is_file():
-            raise option_error("--checkpoint", f"best: {folder} has no {BEST}; train with --eval-every N to keep "
-                               "the best checkpoint by a validation metric")
+            raise option_error("checkpoint", f"best: {folder} has no {BEST}; train with {option_name('eval_every')} "
+                               "N to keep the best checkpoint by a validation metric")
         return folder / BEST
     if which.isdigit():
         steps = saved_steps(folder)
         if int(which) not in steps:
             saved = ", ".join(map(str, steps)) or "none"
-            raise option_error("--checkpoint", f"no checkpoint of step {int(which)} in {folder} (saved steps: {saved})")
+            raise option_error("checkpoint", f"no checkpoint of step {int(which)} in {folder} (saved steps: {saved})")
         return steps[int(which)]
     path = Path(which)
     if not path.is_file():
-        raise option_error("--checkpoint", f"{which} is not last, best, a saved step or a checkpoint file")
+        raise option_error("checkpoint", f"{which} is not last, best, a saved step or a checkpoint file")
     return path
 
 
@@ -363,7 +366,7 @@ def load_embedder(run_dir: str | Path, which: str = "last") -> TrainedEmbedder:
 def _check_same_run(run_dir: Path, state: dict[str, Any]) -> None:
     """`VavaError` unless a checkpoint from outside the run folder was trained by that run: on its feature
     set (run.json) and with its config (config.yaml) up to the schedule keys."""
-    where = f"--checkpoint: {state['path']} is not a checkpoint of run {run_dir}"
+    where = f"{option_name('checkpoint')}: {state['path']} is not a checkpoint of run {run_dir}"
     try:
         info = json.loads(read_regular(run_dir / RUN_INFO_NAME))
         config = yaml.safe_load(read_regular(run_dir / CONFIG_NAME))

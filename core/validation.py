@@ -2,22 +2,22 @@
 
 A config dataclass declares each field as `name: int = checked(at_least(1), default=1)` and calls
 `validate(self)` in `__post_init__`; a value breaking its rule is a `ConfigError` carrying the
-field's key. Configs whose keys are command-line options (a class attribute `CLI_FLAGS`: the
-flags not spelled like their key) show the key as the flag ("--batch-size: must be at least 1, got
-0"), the others as a name ("steps must be at least 1, got 0"). Checks spanning several fields stay
-in `__post_init__`, raising `invalid(self, key, ...)`.
+field's key. Configs whose keys are options of a command (a class attribute `KEYS_ARE_OPTIONS`)
+name the key as an option ("batch_size: must be at least 1, got 0"; the CLI shows its flag,
+`vava.core.errors.option_name`), the others as a name ("steps must be at least 1, got 0"). Checks
+spanning several fields stay in `__post_init__`, raising `invalid(self, key, ...)`.
 """
 from __future__ import annotations
 
 import dataclasses
 import math
-from collections.abc import Callable, Mapping
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 
-from vava.core.errors import ConfigError
+from vava.core.errors import ConfigError, option_name
 
 RULE = "vava.rule"
 
@@ -110,24 +110,18 @@ def validate(config: Any) -> None:
             raise invalid(config, item.name, rule.message(value))
 
 
-def flag(key: str, renamed: Mapping[str, str] | None = None) -> str:
-    """The command-line spelling of a key: image_size -> --image-size, frames/size -> --frames/--size."""
-    return "/".join((renamed or {}).get(part) or "--" + part.replace("_", "-") for part in key.split("/"))
-
-
-def option_error(option: str, message: str) -> ConfigError:
-    """The ConfigError for a value given on the command line as `option` ("--run" -> key `run`)."""
-    return ConfigError(option.removeprefix("--").replace("-", "_"), message, f"{option}: {message}")
+def option_error(key: str, message: str) -> ConfigError:
+    """The ConfigError for the value of option `key` ("run"; "frames/size" for two), its text naming the option."""
+    return ConfigError(key, message, f"{'/'.join(map(option_name, key.split('/')))}: {message}")
 
 
 def invalid(config: Any, key: str, message: str) -> ConfigError:
     """The ConfigError for `key` of `config`, its text naming the key as the config's users spell it."""
-    renamed = getattr(config, "CLI_FLAGS", None)
-    if renamed is not None:
-        return ConfigError(key, message, f"{flag(key, renamed)}: {message}")
+    if getattr(config, "KEYS_ARE_OPTIONS", False):
+        return option_error(key, message)
     return ConfigError(key, message, f"{key} {message}")
 
 
-__all__ = ["FLAG", "TEXT", "UNIT_INTERVAL", "ConfigError", "Rule", "at_least", "checked", "flag", "instance",
+__all__ = ["FLAG", "TEXT", "UNIT_INTERVAL", "ConfigError", "Rule", "at_least", "checked", "instance",
            "integer", "invalid", "is_integer", "is_real", "number", "one_of", "option_error", "optional", "rule_of",
            "validate"]

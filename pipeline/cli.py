@@ -4,14 +4,13 @@ from __future__ import annotations
 import contextlib
 import json
 import sys
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 import click
 
-from vava.core.errors import ConfigError, VavaError
-from vava.core.validation import flag
+from vava.core.errors import ConfigError, Naming, VavaError, naming
 
 if TYPE_CHECKING:
     from vava.core.records import VideoRecord
@@ -20,12 +19,46 @@ if TYPE_CHECKING:
     from vava.stages.extract.run import ExtractOptions
 
 
+def _dashed(name: str) -> str:
+    """A name spelled as a flag: image_size -> --image-size."""
+    return "--" + name.replace("_", "-")
+
+
+def _flag(key: str, command: click.Command | None = None) -> str:
+    """The flag of option `key`: that of the running command's (or `command`'s) parameter of that name
+    (target_fps -> --fps), else the key spelled as a flag (image_size -> --image-size)."""
+    ctx = click.get_current_context(silent=True)  # None in a worker thread
+    command = command or (ctx and ctx.command)
+    params = command.get_params(ctx) if command and ctx else []
+    return next((p.opts[0] for p in params if p.name == key), None) or _dashed(key)
+
+
+class _CommandLine(Naming):
+    """Messages name options as flags and stage calls as command lines: `--weights`, `vava embed --run RUN`.
+
+    Installed while a command runs, so the text of every error, warning and report made below the
+    CLI (stages, cache, core: they name options by key) reads as before, whatever wraps or logs it.
+    """
+
+    def option(self, key: str) -> str:
+        return _flag(key)
+
+    def invocation(self, stage: str, options: Mapping[str, object]) -> str:
+        command = main.commands.get(stage)
+        words = [f"vava {stage}"]
+        for key, value in options.items():
+            words.append(_flag(key, command) if value is True else f"{_flag(key, command)} {value}")
+        return " ".join(words)
+
+
 class _Group(click.Group):
-    """Turns `VavaError` into a one-line message and exit code 1, never a traceback."""
+    """Runs its commands with option names spelled as flags (`_CommandLine`), and turns `VavaError` into a
+    one-line message and exit code 1, never a traceback."""
 
     def invoke(self, ctx: click.Context):
         try:
-            return super().invoke(ctx)
+            with naming(_CommandLine()):
+                return super().invoke(ctx)
         except VavaError as err:
             raise click.ClickException(str(err)) from None
 
@@ -47,10 +80,7 @@ def _option_errors() -> Iterator[None]:
 
 def _option_hint(key: str) -> str:
     """This command's flag(s) for a config key: target_fps -> --fps, frames/size -> --frames/--size."""
-    ctx = click.get_current_context()
-    params = ctx.command.get_params(ctx)
-    flags = [next((p.opts[0] for p in params if p.name == part), None) or flag(part) for part in key.split("/")]
-    return "/".join(flags)
+    return "/".join(map(_flag, key.split("/")))
 
 
 class _Printed(click.Path):
@@ -427,8 +457,8 @@ def _probe_option(option: Option, defaults: bool = True) -> click.Option:
         kind, default = _numbers(option.kind), ",".join(map(str, option.default))
     else:
         kind, default = click.Choice(option.choices) if option.choices else option.kind, option.default
-    return click.Option([option.flag or option.key, option.name], type=kind, default=default if defaults else None,
-                        show_default=defaults, help=option.help)
+    return click.Option([_dashed(option.flag or option.name), option.name], type=kind,
+                        default=default if defaults else None, show_default=defaults, help=option.help)
 
 
 # -- reproduce -----------------------------------------------------------------------------

@@ -29,7 +29,7 @@ from vava.core.correspondence import dtw_path, nearest_neighbour_path
 from vava.core.decode import VideoDecoder
 from vava.core.devices import resolve_device
 from vava.core.embedder import embed_video
-from vava.core.errors import VavaError
+from vava.core.errors import VavaError, option_name
 from vava.core.figures import phase_colours, plot_alignment
 from vava.core.records import VideoRecord
 from vava.core.run_folder import checkpoint_path, load_embedder
@@ -95,17 +95,18 @@ def _display_frames(frames: torch.Tensor, height: int) -> np.ndarray:
 def _feature_backbone(settings: FeatureSettings, weights: str | Path | None) -> nn.Module:
     """The backbone carrying the weights a feature set was extracted with, checked by identity."""
     name, identity = backbone_with_cut(settings.backbone, settings.layer), settings.weights
+    option = option_name("weights")
     if identity.startswith("random:"):
         backbone, loaded = load_backbone(name, "random", int(identity.split(":")[1]))
     else:
         path = Path(weights) if weights is not None else imagenet_weights_path(name)
         if not path.is_file():
-            raise VavaError(f"--weights: {path} not found; pass --weights PATH, the {name} weights file the "
+            raise VavaError(f"{option}: {path} not found; pass {option} PATH, the {name} weights file the "
                             f"features were extracted with ({identity})")
         backbone, loaded = load_backbone(name, str(path))
     if loaded != identity:
-        raise VavaError(f"--weights: the {name} weights at hand ({loaded}) are not those the features were "
-                        f"extracted with ({identity}); pass --weights PATH to that file")
+        raise VavaError(f"{option}: the {name} weights at hand ({loaded}) are not those the features were "
+                        f"extracted with ({identity}); pass {option} PATH to that file")
     return backbone
 
 
@@ -145,7 +146,7 @@ class TrainedRun:
                  height: int = DEFAULT_HEIGHT, features: str | Path | None = None, progress: bool = False):
         if not checkpoint_path(run_dir).is_file():
             raise VavaError(f"{run_dir}: no trained checkpoint; aligning needs a trained run "
-                            "(runs embedded with --identity are not supported)")
+                            f"(runs embedded with {option_name('identity')} are not supported)")
         self.device = resolve_device(device)
         trained = load_embedder(run_dir)
         self.feature_set = open_run_features(features, trained.features)
@@ -267,20 +268,20 @@ def align_videos(run_dir: str | Path, video_a: str, video_b: str, out_mp4: str |
     halves `height` pixels high (rounded up to even). With `plot_png`, the alignment plot is written
     too. With `progress`, decoding each video shows a progress bar on stderr. Returns the path of the video.
     """
-    for option, path, suffix in (("--out", out_mp4, ".mp4"), ("--plot", plot_png, ".png")):
+    for key, path, suffix in (("out", out_mp4, ".mp4"), ("plot", plot_png, ".png")):
         if path is not None and Path(path).suffix.lower() != suffix:
-            raise VavaError(f"{option}: {path} must end in {suffix}")
+            raise VavaError(f"{option_name(key)}: {path} must end in {suffix}")
     if method not in METHODS:
-        raise VavaError(f"--method: {method!r} is not one of {', '.join(METHODS)}")
+        raise VavaError(f"{option_name('method')}: {method!r} is not one of {', '.join(METHODS)}")
     if height < 2:
-        raise VavaError(f"--height: must be at least 2, got {height}")
+        raise VavaError(f"{option_name('height')}: must be at least 2, got {height}")
     if fps is not None and not fps > 0:
-        raise VavaError(f"--fps: must be positive, got {fps}")
+        raise VavaError(f"{option_name('fps')}: must be positive, got {fps}")
     run = TrainedRun(run_dir, weights, device, height, features, progress)
     a, b = run.clip(video_a), run.clip(video_b)
     out_fps = fps or a.fps
     if not out_fps:
-        raise VavaError(f"{video_a}: frame rate unknown (a frame folder?); pass --fps")
+        raise VavaError(f"{video_a}: frame rate unknown (a frame folder?); pass {option_name('fps')}")
     matches = nearest_neighbour_path(a.embeddings, b.embeddings)
     if method == "dtw":
         path = dtw_path(a.embeddings, b.embeddings)

@@ -25,7 +25,7 @@ from vava.cache.store import CachedVideo, FeatureSet, open_run_features
 from vava.core.devices import resolve_device
 from vava.core.embedder import NO_CONTEXT, EmbedderConfig, embed_video
 from vava.core.embeddings_file import EMBEDDINGS_NAME, IDENTITY_KINDS, EmbeddingsWriter, time_only
-from vava.core.errors import VavaError
+from vava.core.errors import VavaError, option_name
 from vava.core.records import SPLITS
 from vava.core.run_folder import (
     RUN_INFO_NAME,
@@ -57,19 +57,22 @@ def embed(run_dir: str | Path, features: str | Path | None = None, splits: tuple
     """
     unknown = sorted(set(splits) - set(SPLITS))
     if unknown or not splits:
-        raise VavaError(f"--splits: {','.join(unknown) or 'nothing'} given; use a comma list of {', '.join(SPLITS)}")
+        raise VavaError(f"{option_name('splits')}: {','.join(unknown) or 'nothing'} given; use a comma list of "
+                        f"{', '.join(SPLITS)}")
     if chunk_frames < 1:
-        raise VavaError("--batch-frames: must be at least 1")
+        raise VavaError(f"{option_name('batch_frames')}: must be at least 1")
     if isinstance(identity, bool):
         identity = "features" if identity else None
     if identity is not None and identity not in IDENTITY_KINDS:
-        raise VavaError(f"--identity: {identity!r} is not one of {', '.join(IDENTITY_KINDS)}")
+        raise VavaError(f"{option_name('identity')}: {identity!r} is not one of {', '.join(IDENTITY_KINDS)}")
     if identity is not None and features is None:
-        raise VavaError("--identity needs --features (there is no trained run to take them from)")
+        raise VavaError(f"{option_name('identity')} needs {option_name('features')} (there is no trained run to take "
+                        "them from)")
     if identity is not None and checkpoint != "last":
-        raise VavaError("--identity embeds without a trained embedder; it takes no --checkpoint")
+        raise VavaError(f"{option_name('identity')} embeds without a trained embedder; it takes no "
+                        f"{option_name('checkpoint')}")
     torch_device = resolve_device(device)
-    with locked_run(run_dir, "--run", create=identity is not None) as run_dir:
+    with locked_run(run_dir, "run", create=identity is not None) as run_dir:
         if identity is not None:
             feature_set = FeatureSet.open(features)
             require_complete(feature_set, allow_partial)
@@ -137,8 +140,8 @@ def _train_statistics(feature_set: FeatureSet, pooled: Embed) -> tuple[np.ndarra
     """
     train = [v for v in feature_set.videos() if v.split == "train"]
     if not train:
-        raise VavaError(f"{feature_set.path}: --identity features-standardised takes its statistics from the train "
-                        f"split, which has no complete video")
+        raise VavaError(f"{feature_set.path}: {option_name('identity')} features-standardised takes its statistics "
+                        "from the train split, which has no complete video")
     counts, means, squares = [], [], []
     for video in train:
         x = pooled(video).astype(np.float64)

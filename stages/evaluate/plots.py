@@ -19,7 +19,7 @@ from matplotlib.lines import Line2D
 from sklearn.manifold import TSNE
 
 from vava.core.embeddings_file import NO_BACKGROUND, VideoEmbeddings, load_embeddings
-from vava.core.errors import VavaError
+from vava.core.errors import VavaError, option_name
 from vava.core.figures import new_figure, phase_colours, phase_legend, save_figure
 
 TSNE_SIZE = (7.0, 6.0)          # inches
@@ -34,7 +34,7 @@ def _tsne_videos(path: Path, count: int, action: str | None) -> list[VideoEmbedd
     """The first `count` val videos of `action`, or of the first val video's action."""
     val = load_embeddings(path).split("val")
     if not val:
-        raise VavaError(f"{path}: no val video in this embeddings file (embed with --splits val)")
+        raise VavaError(f"{path}: no val video in this embeddings file (embed with {option_name('splits')} val)")
     action = action if action is not None else val[0].action
     chosen = [v for v in val if v.action == action][:count]
     if not chosen:

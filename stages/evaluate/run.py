@@ -6,6 +6,7 @@ from pathlib import Path
 
 from vava.core.correspondence import dtw_path, nearest_neighbour_path
 from vava.core.embeddings_file import EMBEDDINGS_NAME, NO_BACKGROUND, load_embeddings
+from vava.core.errors import invocation
 from vava.core.figures import plot_alignment
 from vava.core.run_folder import (
     ALIGNMENT_PLOT_NAME,
@@ -33,11 +34,11 @@ def evaluate_run(run_dir: str | Path, plots: bool = True, probes: Registry = PRO
     The run folder is locked meanwhile (so never while `vava train` or `vava embed` writes to it).
     """
     tag = checkpoint_tag(checkpoint)
-    with locked_run(run_dir, "--run", create=False) as run_dir:
+    with locked_run(run_dir, "run", create=False) as run_dir:
         embeddings = run_dir / tagged_name(EMBEDDINGS_NAME, tag)
         if not embeddings.is_file():
-            also = "" if checkpoint == "last" else f" --checkpoint {checkpoint}"
-            raise option_error("--run", f"{embeddings} not found; run `vava embed --run {run_dir}{also}` first")
+            also = {} if checkpoint == "last" else {"checkpoint": checkpoint}
+            raise option_error("run", f"{embeddings} not found; run `{invocation('embed', run=run_dir, **also)}` first")
         report = evaluate_embeddings(embeddings, probes, time_reference, **options)
         write_report(run_dir, report, probes, tag)
         return report, write_plots(run_dir, tag) if plots else Plots()

@@ -13,6 +13,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from vava.core.embeddings_file import IDENTITY_KINDS, identity_kind
+from vava.core.errors import option_name
 from vava.stages.evaluate.probes import PROBES, Registry
 from vava.stages.evaluate.probes.base import Column, Report, by_reason, markdown, percent
 from vava.stages.evaluate.probes.classification import accuracy_at
@@ -151,7 +152,7 @@ def _provenance(report: Report, probes: Registry) -> str:
     lines = [f"- {name}: `{attrs.get(name, '?')}`"
              for name in ("embedder", "objective", "step", "checkpoint", "feature_set", "fingerprint")]
     if identity_kind(attrs):
-        lines.append(f"- reference row: {objective_label(report)} (`--identity {identity_kind(attrs)}`)")
+        lines.append(f"- reference row: {objective_label(report)} (`{option_name('identity')} {identity_kind(attrs)}`)")
     lines += [f"- embeddings: `{report['file']}`; videos: {report['videos']['train']} train, "
               f"{report['videos']['val']} val, {report['results']['actions']} action(s)",
               f"- {'; '.join(settings)}"]

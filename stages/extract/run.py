@@ -31,7 +31,7 @@ from vava.cache.store import FEATURE_DTYPE, FeatureSet, VideoWriter
 from vava.core.backbone import BACKBONES, backbone_maps, load_backbone
 from vava.core.decode import VideoDecoder
 from vava.core.devices import resolve_device
-from vava.core.errors import VavaError
+from vava.core.errors import VavaError, option_name
 from vava.core.preprocess import RESIZE_MODES, Preprocessing
 from vava.core.records import UNKNOWN_LABEL, VideoRecord, check_video_id
 from vava.core.validation import (
@@ -58,7 +58,7 @@ BACKBONE = Rule(lambda name: name in BACKBONES, "a known backbone",
 class ExtractOptions:
     """Everything `extract` can be told; the fields that change features enter the fingerprint."""
 
-    CLI_FLAGS: ClassVar[dict[str, str]] = {"target_fps": "--fps"}  # errors name the options: --image-size
+    KEYS_ARE_OPTIONS: ClassVar[bool] = True  # errors name the keys as options (the CLI's --image-size, --fps)
 
     backbone: str = checked(BACKBONE, "resnet50")
     weights: str = checked(TEXT, "imagenet")
@@ -383,15 +383,15 @@ class _ExtractionRun:
         try:
             maps = backbone_maps(self.backbone, images, self.device)
         except torch.OutOfMemoryError:
-            raise VavaError(f"--batch-size: {len(images)} frames do not fit in {self.device} memory; "
+            raise VavaError(f"{option_name('batch_size')}: {len(images)} frames do not fit in {self.device} memory; "
                             "use a smaller batch (videos finished so far are kept)") from None
         bounds = np.cumsum([0] + [len(s) for s in segments])
         bad = ~np.isfinite(maps).reshape(len(maps), -1).all(axis=1)  # cheap beside the backbone
         if bad.any():  # stored, such maps would fail every later check (and --repair would store them again)
             first = segments[np.searchsorted(bounds, np.argmax(bad), side="right") - 1]
-            raise VavaError(f"--weights {self.options.weights}: the {self.options.backbone} backbone gives NaN or "
-                            f"infinite features (first in video {first.job.record.id!r}); the weights are damaged or "
-                            "not for this backbone (videos finished so far are kept)")
+            raise VavaError(f"{option_name('weights')} {self.options.weights}: the {self.options.backbone} backbone "
+                            f"gives NaN or infinite features (first in video {first.job.record.id!r}); the weights "
+                            "are damaged or not for this backbone (videos finished so far are kept)")
         return [_Frames(s.job, maps[a:b], s.indices) for s, a, b in zip(segments, bounds[:-1], bounds[1:])]
 
     # -- writer thread -------------------------------------------------------------------
@@ -433,7 +433,8 @@ class _ExtractionRun:
             if self.options.on_length_mismatch == "error":
                 raise VavaError(
                     f"video {record.id!r}: {labels.shape[0]} labels but {end.decoded_frames} decoded frames "
-                    f"({difference:+d} frames); fix the manifest or pass --on-length-mismatch truncate")
+                    f"({difference:+d} frames); fix the manifest or pass {option_name('on_length_mismatch')} "
+                    "truncate")
         indices = np.concatenate(job.indices)
         indices = indices[indices < labels.shape[0]]
         target = self.options.target_fps

@@ -7,6 +7,7 @@ import time
 import torch
 
 from vava.core.embedder import Embedder
+from vava.core.errors import option_name
 from vava.core.formatting import duration
 from vava.stages.train.config import TrainConfig
 
@@ -27,7 +28,8 @@ def cpu_warning(seconds: float, device: torch.device) -> str | None:
     if device.type != "cpu" or seconds <= CPU_WARNING_SECONDS:
         return None
     return (f"warning: about {duration(seconds)} of training on CPU; to try the pipeline, train with "
-            "--config cpu (a few minutes) or fewer --steps, or on a GPU (--device cuda)")
+            f"{option_name('config')} cpu (a few minutes) or fewer {option_name('steps')}, or on a GPU "
+            f"({option_name('device')} cuda)")
 
 
 class StepClock:

@@ -14,7 +14,7 @@ from typing import Any, Protocol
 
 from vava.cache.store import CachedVideo, FeatureSet
 from vava.core.embedder import Embedder
-from vava.core.errors import VavaError
+from vava.core.errors import VavaError, option_name
 from vava.core.run_folder import BEST, CHECKPOINTS, EVAL_LOG_NAME, SCRATCH_NAME, load_checkpoint
 from vava.stages.train.config import TrainConfig
 from vava.stages.train.logs import CsvLog
@@ -36,9 +36,10 @@ def check_evaluator(config: TrainConfig, evaluator: Evaluator | None) -> None:
     """`VavaError` unless evaluating every `eval_every` steps by `eval_metric` is possible (the metric is
     checked even without `eval_every`: a misspelt one would otherwise wait for the run that scores)."""
     if config.eval_every and evaluator is None:
-        raise VavaError("--eval-every: scoring during training needs an evaluator (the vava CLI passes one)")
+        raise VavaError(f"{option_name('eval_every')}: scoring during training needs an evaluator (the vava CLI "
+                        "passes one)")
     if evaluator is not None and config.eval_metric not in evaluator.higher_is_better:
-        raise VavaError(f"--eval-metric: {config.eval_metric!r} is not one of "
+        raise VavaError(f"{option_name('eval_metric')}: {config.eval_metric!r} is not one of "
                         f"{', '.join(evaluator.higher_is_better)}")
 
 

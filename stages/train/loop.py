@@ -27,7 +27,7 @@ from vava.cache.store import CachedVideo, FeatureSet
 from vava.core.config import from_dict, to_dict
 from vava.core.devices import resolve_device
 from vava.core.embedder import Embedder
-from vava.core.errors import VavaError
+from vava.core.errors import VavaError, option_name
 from vava.core.files import atomic_write
 from vava.core.run_folder import (
     CHECKPOINTS,
@@ -126,7 +126,7 @@ def train(features: str | Path, out: str | Path, config: TrainConfig, *, device:
     check_step_fits(feature_set.frame_shape(videos[0].id), config, torch_device)
     sampler = PairSampler(videos, config.data.batch_pairs, config.data.frames_per_video, config.seed)
     context = Context.of(config.model, videos)
-    with locked_run(run_dir, "--out"):
+    with locked_run(run_dir, "out"):
         state = _start_state(run_dir, config, feature_set, resume)
         return _fit(run_dir, feature_set, videos, sampler, context, classes, config, state, torch_device, progress,
                     evaluator)
@@ -134,12 +134,12 @@ def train(features: str | Path, out: str | Path, config: TrainConfig, *, device:
 
 def _check_out(run_dir: Path, force: bool) -> Path:
     """`run_dir` unless it is a folder with files that are not a run's (training would replace some)."""
-    check_run_folder(run_dir, "--out")
+    check_run_folder(run_dir, "out")
     if force or not run_dir.is_dir() or (run_dir / RUN_INFO_NAME).is_file():
         return run_dir
     if any(path.name != LOCK_NAME for path in run_dir.iterdir()):
-        raise VavaError(f"--out: {run_dir} is not empty and is not a run folder (no {RUN_INFO_NAME}); "
-                        "pick a new folder, or pass --force to train into it anyway")
+        raise VavaError(f"{option_name('out')}: {run_dir} is not empty and is not a run folder (no {RUN_INFO_NAME}); "
+                        f"pick a new folder, or pass {option_name('force')} to train into it anyway")
     return run_dir
 
 
@@ -150,7 +150,7 @@ def _fit(run_dir: Path, feature_set: FeatureSet, videos: list[CachedVideo], samp
     checkpoints = run_dir / CHECKPOINTS
     start = state["step"] if state else 0
     if start >= config.steps:
-        raise VavaError(f"--steps: the run is already at step {start}; ask for more steps to continue")
+        raise VavaError(f"{option_name('steps')}: the run is already at step {start}; ask for more steps to continue")
     features = str(feature_set.path.resolve())  # absolute: the run works from any working directory
     # config.yaml is a loadable preset itself (`--config RUN/config.yaml`); the data it ran on goes beside it
     atomic_write(run_dir / CONFIG_NAME, yaml.safe_dump(to_dict(config), sort_keys=False))
@@ -242,18 +242,19 @@ def _start_state(run_dir: Path, config: TrainConfig, feature_set: FeatureSet, re
     has_checkpoint = (checkpoints / LAST).is_file()
     if not resume:
         if has_checkpoint:
-            raise VavaError(f"--out: {run_dir} already holds a run; pass --resume to continue it or pick a new folder")
+            raise VavaError(f"{option_name('out')}: {run_dir} already holds a run; pass {option_name('resume')} to "
+                            "continue it or pick a new folder")
         return None
     if not has_checkpoint:
-        raise VavaError(f"--resume: no checkpoint in {checkpoints}")
+        raise VavaError(f"{option_name('resume')}: no checkpoint in {checkpoints}")
     state = load_checkpoint(checkpoints / LAST)
     saved = to_dict(_saved_config(state))
     changed = sorted(k for k, v in to_dict(config).items() if saved[k] != v and k not in RESUMABLE_CHANGES)
     if changed:
-        raise VavaError(f"--resume: config differs from the saved run in {', '.join(changed)} "
+        raise VavaError(f"{option_name('resume')}: config differs from the saved run in {', '.join(changed)} "
                         f"(only {', '.join(sorted(RESUMABLE_CHANGES))} may change)")
     if state["fingerprint"] != feature_set.fingerprint:
-        raise VavaError(f"--resume: the run was trained on feature set {state['fingerprint']}, "
+        raise VavaError(f"{option_name('resume')}: the run was trained on feature set {state['fingerprint']}, "
                         f"not {feature_set.fingerprint}")
     return state
 

@@ -85,15 +85,15 @@ def test_weights_errors(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None
     monkeypatch.setenv("TORCH_HOME", str(tmp_path / "hub"))
     expected = imagenet_weights_path("resnet50")
     assert str(expected).startswith(str(tmp_path / "hub"))
-    with pytest.raises(VavaError, match=rf"--weights imagenet: {expected} not found .*resnet50-0676ba61.pth"):
+    with pytest.raises(VavaError, match=rf"^weights imagenet: {expected} not found .*resnet50-0676ba61.pth"):
         load_backbone("resnet50", "imagenet")
-    with pytest.raises(VavaError, match="--weights: file .*missing.pth not found"):
+    with pytest.raises(VavaError, match="^weights: file .*missing.pth not found"):
         load_backbone("resnet50", str(tmp_path / "missing.pth"))
     bad = tmp_path / "bad.pth"
     bad.write_bytes(b"nonsense")
-    with pytest.raises(VavaError, match="--weights: .*bad.pth is not a resnet50 state dict"):
+    with pytest.raises(VavaError, match="^weights: .*bad.pth is not a resnet50 state dict"):
         load_backbone("resnet50", str(bad))
-    with pytest.raises(VavaError, match="--backbone: unknown backbone 'vgg'"):
+    with pytest.raises(VavaError, match="^backbone: unknown backbone 'vgg'"):
         load_backbone("vgg", "random")
 
 
@@ -102,18 +102,18 @@ def test_empty_or_code_carrying_weights_are_one_line_errors(tmp_path: Path, recw
     empty.write_bytes(b"")
     with pytest.raises(VavaError) as caught:
         load_backbone("resnet18", str(empty))
-    assert str(caught.value) == f"--weights: {empty} is not a resnet18 state dict (EOFError)"
+    assert str(caught.value) == f"weights: {empty} is not a resnet18 state dict (EOFError)"
     shell = tmp_path / "shell.pth"
     torch.save({"conv1.weight": _Shell(f"touch {tmp_path / 'ran'}")}, shell)
     with pytest.raises(VavaError) as caught:
         load_backbone("resnet18", str(shell))
-    assert str(caught.value) == (f"--weights: {shell} is not a resnet18 state dict (Trying to load unsupported "
+    assert str(caught.value) == (f"weights: {shell} is not a resnet18 state dict (Trying to load unsupported "
                                  "GLOBAL posix.system whose module posix is blocked.)")
     plain = tmp_path / "plain.pkl"  # a plain pickle, protocol 4: torch warns about the protocol, then refuses it
     plain.write_bytes(pickle.dumps({"conv1.weight": _Shell(f"touch {tmp_path / 'ran'}")}, protocol=4))
     with pytest.raises(VavaError) as caught:
         load_backbone("resnet18", str(plain))
-    assert str(caught.value) == f"--weights: {plain} is not a resnet18 state dict (Weights only load failed)"
+    assert str(caught.value) == f"weights: {plain} is not a resnet18 state dict (Weights only load failed)"
     assert not (tmp_path / "ran").exists() and not recwarn.list  # nothing run, no torch warning printed
 
 
@@ -202,27 +202,27 @@ def test_weights_that_do_not_fit_name_the_keys(resnet50_weights: dict, tmp_path:
     with pytest.raises(VavaError) as error:
         load_backbone("resnet50", str(path))
     assert str(error.value) == (
-        f"--weights: {path} does not fit resnet50 (under state_dict.module): missing 4 keys (layer1.0.conv1.weight, "
+        f"weights: {path} does not fit resnet50 (under state_dict.module): missing 4 keys (layer1.0.conv1.weight, "
         "layer1.0.bn1.weight, layer1.0.bn1.bias, ...), unexpected 2 (head.weight, head.bias)")
 
     torch.save({"head.weight": torch.ones(1)}, path)
     with pytest.raises(VavaError) as error:
         load_backbone("resnet50", str(path))
     needed = [k for k in up_to_conv4(resnet50_weights) if not k.endswith("num_batches_tracked")]
-    assert str(error.value) == (f"--weights: {path} does not fit resnet50: missing {len(needed)} keys (conv1.weight, "
+    assert str(error.value) == (f"weights: {path} does not fit resnet50: missing {len(needed)} keys (conv1.weight, "
                                 "bn1.weight, bn1.bias, ...), unexpected 1 (head.weight)")
 
     wrong = {**up_to_conv4(resnet50_weights), "layer2.0.conv1.weight": torch.ones(3), "bn1.bias": torch.ones(2)}
     torch.save(wrong, path)
     with pytest.raises(VavaError) as error:
         load_backbone("resnet50", str(path))
-    assert str(error.value) == (f"--weights: {path} does not fit resnet50: bn1.bias has shape (2,), expected (64,) "
+    assert str(error.value) == (f"weights: {path} does not fit resnet50: bn1.bias has shape (2,), expected (64,) "
                                 "(and 1 more of the wrong shape)")
 
     torch.save({"a": up_to_conv4(resnet50_weights), "b": up_to_conv4(resnet50_weights)}, path)
     with pytest.raises(VavaError) as error:
         load_backbone("resnet50", str(path))
-    assert str(error.value) == (f"--weights: {path} holds several resnet50 networks (under a, b); save the one to "
+    assert str(error.value) == (f"weights: {path} holds several resnet50 networks (under a, b); save the one to "
                                 "use as a plain state dict")
 
 

@@ -6,10 +6,10 @@ import re
 import numpy as np
 import pytest
 
+from vava.core.errors import VavaError
 from vava.core.records import FLAG_BACKGROUND as B
 from vava.core.records import FLAG_OUT_OF_ORDER as O
 from vava.core.records import FLAG_REPEATED as R
-from vava.core.errors import VavaError
 from vava.core.records import check_video_id, frame_flags, stored_name, video_id_of
 
 

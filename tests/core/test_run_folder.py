@@ -40,16 +40,16 @@ def test_find_checkpoint(run: Path, tmp_path: Path) -> None:
     assert load_embedder(run, "2").checkpoint["step"] == 2
     with pytest.raises(VavaError) as error:
         find_checkpoint(run, "3")
-    assert str(error.value) == f"--checkpoint: no checkpoint of step 3 in {folder} (saved steps: 2, 4)"
+    assert str(error.value) == f"checkpoint: no checkpoint of step 3 in {folder} (saved steps: 2, 4)"
     with pytest.raises(VavaError) as error:
         find_checkpoint(tmp_path / "empty", "3")
-    assert str(error.value) == f"--checkpoint: no checkpoint of step 3 in {tmp_path / 'empty' / 'checkpoints'} " \
+    assert str(error.value) == f"checkpoint: no checkpoint of step 3 in {tmp_path / 'empty' / 'checkpoints'} " \
                                "(saved steps: none)"
-    with pytest.raises(VavaError, match=r"^--checkpoint: best: .* has no best.pt; train with --eval-every N"):
+    with pytest.raises(VavaError, match=r"^checkpoint: best: .* has no best.pt; train with eval_every N"):
         find_checkpoint(run, "best")
     with pytest.raises(VavaError) as error:
         find_checkpoint(run, "lastt")
-    assert str(error.value) == "--checkpoint: lastt is not last, best, a saved step or a checkpoint file"
+    assert str(error.value) == "checkpoint: lastt is not last, best, a saved step or a checkpoint file"
 
 
 def test_a_checkpoint_from_outside_must_be_of_the_same_run(run: Path, tmp_path: Path) -> None:
@@ -63,12 +63,12 @@ def test_a_checkpoint_from_outside_must_be_of_the_same_run(run: Path, tmp_path: 
     (run / "config.yaml").write_text(config_text.replace("seed: 0", "seed: 3"))
     with pytest.raises(VavaError) as error:
         load_embedder(run, str(copy))
-    assert str(error.value) == f"--checkpoint: {copy} is not a checkpoint of run {run} (its config differs in seed)"
+    assert str(error.value) == f"checkpoint: {copy} is not a checkpoint of run {run} (its config differs in seed)"
     info = json.loads((run / "run.json").read_text())
     (run / "run.json").write_text(json.dumps({**info, "fingerprint": "other0000000000"}))
     with pytest.raises(VavaError) as error:
         load_embedder(run, str(copy))
-    assert str(error.value) == (f"--checkpoint: {copy} is not a checkpoint of run {run} (trained on feature set "
+    assert str(error.value) == (f"checkpoint: {copy} is not a checkpoint of run {run} (trained on feature set "
                                 "toyfeatures00000, the run on other0000000000)")
     (run / "run.json").unlink()
     with pytest.raises(VavaError, match=r"is not a checkpoint of run .* \(its run.json or config.yaml cannot be read"):

@@ -46,11 +46,11 @@ def test_every_field_declares_a_rule_and_a_bad_value_names_its_key(cls: type) ->
      (TrainConfig, "seed", 2**64, r"seed must be in \[0, 2\*\*64\), got 18446744073709551616"),
      (OBJECTIVES["tcn"].config_class, "neg_radius", 3, "neg_radius must be an integer >= pos_radius, got 3"),
      (OBJECTIVES["vava"].config_class, "gamma", -1.0, r"gamma must be a finite number >= 0, got -1.0"),
-     (ExtractOptions, "target_fps", 0.0, "--fps: must be a positive finite number, got 0.0"),
-     (ExtractOptions, "image_size", 100, "--image-size: 100 is not a positive multiple of 16"),
-     (SynthConfig, "frames", (40, 30), "--frames: min 40 > max 30"),
-     (SynthConfig, "frames/size", (16, 10**8), "--frames/--size: a video of up to 100000000 frames"),
-     (Variations, "noise", 2.0, r"--noise: strength must be a number in \[0, 1\], got 2.0")],
+     (ExtractOptions, "target_fps", 0.0, "target_fps: must be a positive finite number, got 0.0"),
+     (ExtractOptions, "image_size", 100, "image_size: 100 is not a positive multiple of 16"),
+     (SynthConfig, "frames", (40, 30), "frames: min 40 > max 30"),
+     (SynthConfig, "frames/size", (16, 10**8), "frames/size: a video of up to 100000000 frames"),
+     (Variations, "noise", 2.0, r"noise: strength must be a number in \[0, 1\], got 2.0")],
 )
 def test_range_errors_carry_the_key_and_keep_their_text(cls: type, key: str, value: object, text: str) -> None:
     with pytest.raises(ConfigError, match=f"^{text}") as error:
@@ -68,7 +68,7 @@ def test_nested_and_objective_keys_are_dotted_paths() -> None:
     with pytest.raises(ConfigError, match="^objective tcc: temperature must be a finite number > 0") as error:
         build_config("tcc", {"temperature": 0})
     assert error.value.key == "loss.temperature"
-    with pytest.raises(ConfigError, match="^--kendall-stride: must be at least 1, got 0") as error:
+    with pytest.raises(ConfigError, match="^kendall_stride: must be at least 1, got 0") as error:
         EvalOptions(kendall_stride=0)
     assert error.value.key == "kendall_stride"
 

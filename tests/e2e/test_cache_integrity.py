@@ -60,7 +60,7 @@ def test_flipped_bytes_fail_their_checksums_on_read_and_in_verify(toy_features: 
     flip_chunk_bytes(toy_features, "toy1")
     feature_set = FeatureSet.open(toy_features)
     with pytest.raises(VavaError, match=r"video 'toy1' is damaged: ValueError: Stored and computed checksum do not "
-                                        r"match.*\(re-extract it: `vava extract --repair`"):
+                                        r"match.*\(re-extract it: `extract\(repair=True\)` with the same options\)$"):
         feature_set.read("toy1", [3])
     assert np.isfinite(feature_set.read("toy0")).all()  # the others still read
     report = verify(feature_set)
@@ -218,7 +218,7 @@ def partial_features(tmp_path: Path) -> Path:
 def test_train_and_embed_refuse_a_partial_set_unless_allowed(partial_features: Path, tmp_path: Path,
                                                             capsys: pytest.CaptureFixture) -> None:
     refused = r"partial000000000: only 6 of 8 videos are extracted \(2 missing or incomplete\); finish them with " \
-              r"`vava extract`, or pass --allow-partial to use these 6$"
+              r"`vava extract`, or pass allow_partial to use these 6$"
     with pytest.raises(VavaError, match=refused):
         train(partial_features, tmp_path / "run", config("steps=2"), progress=False)
     assert not (tmp_path / "run").exists()
@@ -228,7 +228,7 @@ def test_train_and_embed_refuse_a_partial_set_unless_allowed(partial_features: P
     summary = train(partial_features, tmp_path / "run", config("steps=2"), progress=False, allow_partial=True)
     assert summary.steps == 2
     assert embed(tmp_path / "run", progress=False, allow_partial=True).is_file()
-    warning = "only 6 of 8 videos are extracted (2 missing or incomplete); going on with them (--allow-partial)"
+    warning = "only 6 of 8 videos are extracted (2 missing or incomplete); going on with them (allow_partial)"
     assert capsys.readouterr().err.count(warning) == 2
 
 

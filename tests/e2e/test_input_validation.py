@@ -57,7 +57,7 @@ def test_manifest_paths_leaving_the_root_are_refused_unless_allowed(tmp_path: Pa
     path = {"absolute": str(outside), "dotdot": "../outside.mp4", "symlink": "link.mp4"}[kind]
     write_entry(root, path=path)
     with pytest.raises(VavaError, match=rf"manifest.jsonl:1: video 'a': path '{path}' leads outside the dataset "
-                                        r"root .* \(pass --allow-outside-root if that is intended\)$"):
+                                        r"root .* \(pass allow_outside_root if that is intended\)$"):
         load_dataset("folder", root)
     [record] = load_dataset("folder", root, allow_outside_root=True)
     assert record.path == outside.resolve() and record.confined_to is None
@@ -246,7 +246,7 @@ def test_render_size_limit_leaves_the_usual_configs_alone() -> None:
     assert SynthConfig(frames=(40, 80), variations=full, benchmark=1).longest_video() == 80 + 3 * 40
     assert SynthConfig(frames=(40, 80), variations=full, benchmark=2).longest_video() == 80 + 240  # 75% background
     SynthConfig(size=256, frames=(40, 400), variations=full, benchmark=1)
-    with pytest.raises(VavaError, match=r"^--frames/--size: .* over the 4 GiB limit; use fewer frames or a smaller "
+    with pytest.raises(VavaError, match=r"^frames/size: .* over the 4 GiB limit; use fewer frames or a smaller "
                                         r"size$"):
         SynthConfig(size=512, frames=(40, 400), variations=replace(CLEAN, background=1.0))
 

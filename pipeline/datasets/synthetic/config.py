@@ -64,7 +64,7 @@ class Variations:
         of an earlier phase, and half of it that a phase is omitted.
     """
 
-    CLI_FLAGS: ClassVar[dict[str, str]] = {}  # errors name the command-line options: --noise
+    KEYS_ARE_OPTIONS: ClassVar[bool] = True  # errors name the command-line options: --noise
 
     speed: float = checked(STRENGTH, 0.0)
     appearance: float = checked(STRENGTH, 0.0)
@@ -89,7 +89,7 @@ PRESETS: MappingProxyType[int, dict[str, Variations]] = MappingProxyType({
 def preset(name: str, benchmark: int) -> Variations:
     """The `clean` or `wild` strengths of a benchmark version; ConfigError naming --benchmark if unknown."""
     if not BENCHMARK.holds(benchmark):
-        raise option_error("--benchmark", BENCHMARK.message(benchmark))
+        raise option_error("benchmark", BENCHMARK.message(benchmark))
     return PRESETS[benchmark][name]
 
 
@@ -103,7 +103,7 @@ class SynthConfig:
     is the version (see the package docstring).
     """
 
-    CLI_FLAGS: ClassVar[dict[str, str]] = {}  # errors name the command-line options: --val-fraction
+    KEYS_ARE_OPTIONS: ClassVar[bool] = True  # errors name the command-line options: --val-fraction
 
     actions: int = checked(_count(1), 3)
     videos: int = checked(_count(1), 10)

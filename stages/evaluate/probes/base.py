@@ -15,7 +15,7 @@ import numpy as np
 
 from vava.core.embeddings_file import UNLABELLED, VideoEmbeddings
 from vava.core.errors import ConfigError
-from vava.core.validation import Rule, at_least, flag, number
+from vava.core.validation import Rule, at_least, number, option_error
 from vava.stages.evaluate.skip import ProbeSkipped
 
 Values = dict[str, object]
@@ -36,7 +36,7 @@ class Option:
     help: str | None = None
     choices: tuple[str, ...] = ()
     check: Rule | None = None  # every value must meet it
-    flag: str | None = None  # the command-line spelling, when not `key`
+    flag: str | None = None  # its name on the command line, when not `name` ("k": --k)
     cli: bool = True         # offered by `vava evaluate`
 
     @property
@@ -46,11 +46,6 @@ class Option:
     @property
     def kind(self) -> type:
         return type(self.default[0] if self.many else self.default)
-
-    @property
-    def key(self) -> str:
-        """The spelling error texts use: few_shot_ks -> --few-shot-ks (the CLI maps errors by `name`)."""
-        return flag(self.name)
 
     def parse(self, value: object) -> object:
         """A comma-list option's value as a tuple of its kind (one value is a list of one)."""
@@ -72,7 +67,7 @@ class Option:
             raise self.error(self.check.message(broken[0]))
 
     def error(self, message: str) -> ConfigError:
-        return ConfigError(self.name, message, f"{self.key}: {message}")
+        return option_error(self.name, message)
 
 
 @dataclass(frozen=True)

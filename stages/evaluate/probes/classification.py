@@ -38,7 +38,7 @@ def make_classifier(kind: str) -> ClassifierMixin:
         return svm if kind == "svm" else make_pipeline(StandardScaler(), svm)
     if kind == "logistic":
         return LogisticRegression(C=1.0, solver="lbfgs", max_iter=100_000)
-    raise option_error("--classifier", f"{kind!r} is not one of {', '.join(CLASSIFIERS)}")
+    raise option_error("classifier", f"{kind!r} is not one of {', '.join(CLASSIFIERS)}")
 
 
 def train_count(fraction: float, videos: int) -> int:

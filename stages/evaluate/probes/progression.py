@@ -23,6 +23,7 @@ from vava.stages.evaluate.probes.base import FRACTION, Action, Column, Option, P
 from vava.stages.evaluate.probes.classification import train_count
 from vava.stages.evaluate.skip import ProbeSkipped
 
+
 def action_phases(videos: Sequence[VideoEmbeddings]) -> np.ndarray:
     """Phase ids of an action in temporal order: 0..C-1 without the background label(s).
 

@@ -18,7 +18,7 @@ import faiss
 import numpy as np
 
 from vava.core.embeddings_file import UNLABELLED, VideoEmbeddings
-from vava.core.errors import VavaError
+from vava.core.errors import VavaError, option_name
 from vava.core.validation import option_error
 from vava.stages.evaluate.probes.base import (
     AT_LEAST_ONE,
@@ -51,10 +51,11 @@ class RetrievalResult:
 def faiss_device(device: str = "auto") -> str:
     """"cpu" or "gpu": auto takes the GPU when this faiss build has GPU support and sees a GPU."""
     if device not in DEVICES:
-        raise option_error("--device", f"{device!r} is not one of {', '.join(DEVICES)}")
+        raise option_error("device", f"{device!r} is not one of {', '.join(DEVICES)}")
     available = hasattr(faiss, "StandardGpuResources") and faiss.get_num_gpus() > 0
     if device == "gpu" and not available:
-        raise VavaError("--device: gpu asked for, but this faiss build has no GPU support or sees no GPU")
+        raise VavaError(f"{option_name('device')}: gpu asked for, but this faiss build has no GPU support or sees "
+                        "no GPU")
     return "gpu" if device != "cpu" and available else "cpu"
 
 
@@ -127,7 +128,7 @@ def precision_at_k(videos: Sequence[VideoEmbeddings], ks: Sequence[int], stride:
                            {k: float(v) for k, v in zip(valid, frame_weighted)}, int(frames.shape[0]), skipped)
 
 
-KS = Option("ks", (5, 10, 15), "AP@K depths.", check=AT_LEAST_ONE, flag="--k")
+KS = Option("ks", (5, 10, 15), "AP@K depths.", check=AT_LEAST_ONE, flag="k")
 RETRIEVAL_STRIDE = Option("retrieval_stride", 1, check=AT_LEAST_ONE)
 DEVICE = Option("device", "auto", "FAISS device for retrieval.", choices=DEVICES)  # auto: the GPU when usable
 AGGREGATIONS = {"frame_weighted": "frame-weighted (LAV/VAOT/VAVA)", "video_mean": "video mean (CARL)"}

@@ -8,6 +8,7 @@ from typing import Any
 import numpy as np
 
 from vava.core.embeddings_file import UNLABELLED, VideoEmbeddings
+from vava.core.errors import option_name
 from vava.core.records import BACKGROUND_KINDS, FLAG_OUT_OF_ORDER, FLAG_REPEATED
 from vava.stages.evaluate.probes.base import (
     Action,
@@ -77,7 +78,7 @@ class Targeted(Probe):
         if name.endswith("_background_accuracy"):
             return f"no val frame is {name.removesuffix('_background_accuracy')} background"
         if self.o.background == "drop":
-            return "background frames are dropped (--background drop)"
+            return f"background frames are dropped ({option_name('background')} drop)"
         if (background < 0).all():
             return "the videos have no background label"
         return "no val frame is labelled background"

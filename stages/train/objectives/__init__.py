@@ -8,7 +8,7 @@ from __future__ import annotations
 import dataclasses
 from typing import Any
 
-from vava.core.errors import ConfigError, VavaError
+from vava.core.errors import ConfigError, VavaError, option_name
 from vava.stages.train.objectives.base import Objective, PairBatch
 from vava.stages.train.objectives.gta import GtaLoss
 from vava.stages.train.objectives.lav import LavLoss
@@ -27,7 +27,8 @@ OBJECTIVES: dict[str, type[Objective]] = {
 def build_config(name: str, options: dict[str, Any] | None = None) -> Any:
     """The config dataclass of objective `name`, defaults overridden by `options` (checked)."""
     if name not in OBJECTIVES:
-        raise VavaError(f"--objective: unknown objective {name!r} (known: {', '.join(sorted(OBJECTIVES))})")
+        raise VavaError(f"{option_name('objective')}: unknown objective {name!r} "
+                        f"(known: {', '.join(sorted(OBJECTIVES))})")
     config_type = OBJECTIVES[name].config_class
     known = {f.name for f in dataclasses.fields(config_type)}
     unknown = sorted(set(options or {}) - known)

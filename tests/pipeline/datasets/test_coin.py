@@ -4,7 +4,6 @@ extraction."""
 from __future__ import annotations
 
 import functools
-
 import json
 import re
 from pathlib import Path
@@ -176,7 +175,7 @@ def test_a_symlinked_annotation_file_outside_the_root_is_refused(root: Path, tmp
     with pytest.raises(VavaError) as caught:
         load(root)
     assert str(caught.value) == (f"{root / 'COIN.json'}: leads outside the dataset root {root.resolve()} "
-                                 "(pass --allow-outside-root if that is intended)")
+                                 "(pass allow_outside_root if that is intended)")
     assert len(load_dataset("coin", root, allow_outside_root=True)) == 24
 
 

@@ -413,17 +413,17 @@ def test_thirty_videos_split_twenty_to_ten():
 @pytest.mark.parametrize(
     ("overrides", "message"),
     [
-        ({"size": 33}, "--size"),
-        ({"size": 16}, "--size"),
-        ({"frames": (40, 30)}, "--frames: min 40 > max 30"),
-        ({"frames": (4, 30)}, "--frames"),
-        ({"actions": len(ACTIONS) + 1}, "--actions"),
-        ({"actions": 0}, "--actions"),
-        ({"videos": 0}, "--videos"),
-        ({"val_fraction": 1.0}, "--val-fraction"),
-        ({"fps": 0}, "--fps"),
-        ({"seed": -1}, "--seed"),
-        ({"benchmark": 4}, "--benchmark: must be one of 1, 2, 3, got 4"),
+        ({"size": 33}, "^size: "),
+        ({"size": 16}, "^size: "),
+        ({"frames": (40, 30)}, "^frames: min 40 > max 30"),
+        ({"frames": (4, 30)}, "^frames: "),
+        ({"actions": len(ACTIONS) + 1}, "^actions: "),
+        ({"actions": 0}, "^actions: "),
+        ({"videos": 0}, "^videos: "),
+        ({"val_fraction": 1.0}, "^val_fraction: "),
+        ({"fps": 0}, "^fps: "),
+        ({"seed": -1}, "^seed: "),
+        ({"benchmark": 4}, "^benchmark: must be one of 1, 2, 3, got 4"),
     ],
 )
 def test_config_validation_names_the_option(overrides, message):
@@ -432,7 +432,7 @@ def test_config_validation_names_the_option(overrides, message):
 
 
 def test_variation_strengths_are_validated():
-    with pytest.raises(VavaError, match="--noise"):
+    with pytest.raises(VavaError, match="^noise: "):
         Variations(noise=1.5)
 
 

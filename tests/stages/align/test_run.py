@@ -90,7 +90,7 @@ def test_align_errors(tiny_run: tuple[Path, Path], tmp_path: Path, toy_features:
         align_videos(run, "nope", "v1", out, device="cpu")
     with pytest.raises(VavaError, match="missing.mp4: neither a video of feature set"):
         align_videos(run, "v0", str(tmp_path / "missing.mp4"), out, device="cpu")
-    with pytest.raises(VavaError, match="--method: 'ot' is not one of dtw, nn"):
+    with pytest.raises(VavaError, match="^method: 'ot' is not one of dtw, nn"):
         align_videos(run, "v0", "v1", out, method="ot")
     with pytest.raises(VavaError, match="no trained checkpoint"):
         align_videos(tmp_path / "identity-run", "v0", "v1", out)

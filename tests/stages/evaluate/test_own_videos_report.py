@@ -10,8 +10,8 @@ import numpy as np
 import pytest
 
 from tests.stages.evaluate.helpers import separable, video, write_h5
-from vava.stages.evaluate.report import evaluate_embeddings, render_text, write_report
 from vava.stages.evaluate import run as run_module
+from vava.stages.evaluate.report import evaluate_embeddings, render_text, write_report
 from vava.stages.evaluate.run import evaluate_run, write_plots
 
 TASKS = {"tasks": ("classification", "progress", "kendall", "targeted"), "fractions": (1.0,)}

@@ -12,13 +12,13 @@ import torch
 from PIL import Image
 
 from tests.conftest import make_folder_dataset, moving_square, read_manifest
+from vava.cache.fingerprint import feature_set_fingerprint, stable_hash
 from vava.cache.store import FeatureSet
 from vava.core.backbone import load_backbone
 from vava.core.decode import VideoDecoder
 from vava.core.errors import VavaError
 from vava.core.preprocess import Preprocessing
 from vava.pipeline.datasets.folder import load_folder, write_manifest
-from vava.cache.fingerprint import feature_set_fingerprint, stable_hash
 from vava.stages.extract.run import ExtractOptions, extract, feature_settings
 
 FAST = ExtractOptions(weights="random", image_size=64, batch_size=7, workers=2, progress=False)
@@ -105,7 +105,7 @@ def test_length_mismatch_error_or_truncate(tmp_path: Path) -> None:
     write_manifest(root, entries)
     summary = extract(load_folder(root), tmp_path / "cache", FAST)
     assert summary.failed["v0"] == ("video 'v0': 14 labels but 12 decoded frames (-2 frames); fix the manifest "
-                                    "or pass --on-length-mismatch truncate")
+                                    "or pass on_length_mismatch truncate")
     assert "11 labels but 14 decoded frames (+3 frames)" in summary.failed["v1"]
     assert FeatureSet.open(summary.path).videos(include_incomplete=True) == []
 
@@ -153,11 +153,11 @@ def test_bad_videos_fail_alone_and_nothing_cached_is_lost(tmp_path: Path) -> Non
 
 
 def test_invalid_options_are_named() -> None:
-    with pytest.raises(VavaError, match="--image-size: 50 is not a positive multiple of 16"):
+    with pytest.raises(VavaError, match="^image_size: 50 is not a positive multiple of 16"):
         ExtractOptions(image_size=50).validate()
-    with pytest.raises(VavaError, match="--batch-size: must be at least 1"):
+    with pytest.raises(VavaError, match="^batch_size: must be at least 1"):
         ExtractOptions(batch_size=0).validate()
-    with pytest.raises(VavaError, match="--on-length-mismatch"):
+    with pytest.raises(VavaError, match="^on_length_mismatch: "):
         ExtractOptions(on_length_mismatch="pad").validate()
 
 
@@ -205,7 +205,7 @@ def test_weights_giving_non_finite_features_stop_at_the_first_batch(tiny_dataset
     options = dataclasses.replace(FAST, backbone="resnet18", weights=str(weights), workers=1)
     with pytest.raises(VavaError) as caught:
         extract(load_folder(tiny_dataset), tmp_path / "cache", options)
-    assert str(caught.value) == (f"--weights {weights}: the resnet18 backbone gives NaN or infinite features "
+    assert str(caught.value) == (f"weights {weights}: the resnet18 backbone gives NaN or infinite features "
                                  "(first in video 'v0'); the weights are damaged or not for this backbone (videos "
                                  "finished so far are kept)")
     (path,) = (p for p in (tmp_path / "cache").iterdir() if not p.name.startswith("."))  # not .locks
@@ -224,7 +224,7 @@ def test_repair_that_cannot_extract_again_names_what_it_left_damaged(tiny_datase
     # the same weights now give NaN (as the damaged weights of a set extracted before this check would)
     monkeypatch.setattr(extract_run, "backbone_maps", lambda net, images, device: np.full(
         (len(images), 1024, 4, 4), np.nan, dtype=np.float16))
-    with pytest.raises(VavaError, match=r"^--weights random: the resnet50 backbone gives NaN or infinite features "
+    with pytest.raises(VavaError, match=r"^weights random: the resnet50 backbone gives NaN or infinite features "
                                         r"\(first in video 'v1'\); .*; not repaired: 'v1' \(found damaged, not "
                                         r"extracted again\)$"):
         extract(records, tmp_path / "cache", dataclasses.replace(FAST, repair=True))

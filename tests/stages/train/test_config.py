@@ -74,7 +74,7 @@ def test_bad_values_are_named(override: str, message: str) -> None:
 
 
 def test_bad_override_syntax_and_preset() -> None:
-    with pytest.raises(VavaError, match="--set: 'steps' is not KEY=VALUE"):
+    with pytest.raises(VavaError, match="^set: 'steps' is not KEY=VALUE"):
         parse_overrides(["steps"])
-    with pytest.raises(VavaError, match=r"--config: nope is neither a file nor a preset \(presets: .*pouring"):
+    with pytest.raises(VavaError, match=r"^config: nope is neither a file nor a preset \(presets: .*pouring"):
         load_config("nope", {})

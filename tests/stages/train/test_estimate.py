@@ -9,8 +9,8 @@ import torch
 from tests.stages.train.helpers import config
 from vava.core.formatting import duration
 from vava.stages.train import estimate
-from vava.stages.train.estimate import StepClock, rough_seconds_per_step
 from vava.stages.train.config import load_config
+from vava.stages.train.estimate import StepClock, rough_seconds_per_step
 from vava.stages.train.loop import train
 
 CPU, CUDA = torch.device("cpu"), torch.device("cuda")
@@ -29,8 +29,8 @@ def test_slow_steps_give_the_estimate_after_thirty_seconds_and_warn_on_cpu() -> 
     assert clock.tick(1, now=92.0) == []
     assert clock.tick(2, now=184.0) == [
         "estimate: 1000 steps x 92.00 s/step = 25.6 h",
-        "warning: about 25.5 h of training on CPU; to try the pipeline, train with --config cpu (a few minutes) "
-        "or fewer --steps, or on a GPU (--device cuda)"]
+        "warning: about 25.5 h of training on CPU; to try the pipeline, train with config cpu (a few minutes) "
+        "or fewer steps, or on a GPU (device cuda)"]
 
 
 def test_no_warning_under_an_hour_and_a_resumed_run_says_what_is_left() -> None:

@@ -94,9 +94,9 @@ def test_resume_drops_eval_rows_past_the_checkpoint(toy_features: Path, tmp_path
 
 
 def test_evaluation_guards(toy_features: Path, tmp_path: Path) -> None:
-    with pytest.raises(VavaError, match=r"^--eval-every: scoring during training needs an evaluator"):
+    with pytest.raises(VavaError, match=r"^eval_every: scoring during training needs an evaluator"):
         train(toy_features, tmp_path / "a", config("steps=2", "eval_every=1"), progress=False)
-    with pytest.raises(VavaError, match=r"^--eval-metric: 'classification' is not one of acc, other$"):
+    with pytest.raises(VavaError, match=r"^eval_metric: 'classification' is not one of acc, other$"):
         train(toy_features, tmp_path / "b", config("steps=2", "eval_every=1"), progress=False, evaluator=Scripted([]))
     # eval_every 0: the evaluator is not used
     train(toy_features, tmp_path / "c", config("steps=2", "eval_metric=acc"), progress=False, evaluator=Scripted([]))
@@ -131,7 +131,7 @@ def test_scores_the_train_and_val_videos_of_the_actions_trained_on(toy_features:
 
 def test_an_unknown_metric_is_refused_without_eval_every_too(toy_features: Path, tmp_path: Path) -> None:
     """A misspelt --eval-metric failed only when a later run scored; now before anything is written."""
-    with pytest.raises(VavaError, match=r"^--eval-metric: 'bogus' is not one of acc, other$"):
+    with pytest.raises(VavaError, match=r"^eval_metric: 'bogus' is not one of acc, other$"):
         train(toy_features, tmp_path / "run", config("steps=1", "eval_metric=bogus"), progress=False,
               evaluator=Scripted([]))
     assert not (tmp_path / "run").exists()

@@ -74,18 +74,18 @@ def test_resume_drops_log_rows_past_the_checkpoint(toy_features: Path, tmp_path:
 
 def test_run_guards(toy_features: Path, tmp_path: Path) -> None:
     run = tmp_path / "run"
-    with pytest.raises(VavaError, match="--resume: no checkpoint"):
+    with pytest.raises(VavaError, match="^resume: no checkpoint"):
         train(toy_features, run, config("steps=2"), resume=True, progress=False)
     train(toy_features, run, config("steps=2"), progress=False)
-    with pytest.raises(VavaError, match="already holds a run; pass --resume"):
+    with pytest.raises(VavaError, match="^out: .* already holds a run; pass resume to continue it"):
         train(toy_features, run, config("steps=2"), progress=False)
     with pytest.raises(VavaError, match="already at step 2"):
         train(toy_features, run, config("steps=2"), resume=True, progress=False)
-    with pytest.raises(VavaError, match=r"--resume: config differs from the saved run in optim"):
+    with pytest.raises(VavaError, match=r"^resume: config differs from the saved run in optim"):
         train(toy_features, run, config("steps=4", "optim.lr=0.01"), resume=True, progress=False)
     with pytest.raises(VavaError, match=r"objective vava: unknown option\(s\) gama"):
         train(toy_features, tmp_path / "other", config("loss.gama=1"), progress=False)
-    with pytest.raises(VavaError, match="--objective: unknown objective 'nope'"):
+    with pytest.raises(VavaError, match="^objective: unknown objective 'nope'"):
         train(toy_features, tmp_path / "other", config("objective=nope"), progress=False)
 
 

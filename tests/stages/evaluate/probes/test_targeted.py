@@ -84,7 +84,7 @@ def test_background_dropped_leaves_the_accuracies_and_nulls_the_f1(wild: Path) -
     a = report["per_action"]["a"]
     # without background, frame 11 goes to lift's cluster (4): still wrong, so the accuracies stay
     assert a["targeted"] == pytest.approx({**EXPECTED, "background_f1": None, **NO_KINDS})
-    dropped = "background frames are dropped (--background drop)"
+    dropped = "background frames are dropped (background drop)"
     assert a["targeted_skipped"] == {"background_f1": dropped}
     assert report["results"]["targeted"]["background_f1"] is None
 
