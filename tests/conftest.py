@@ -1,19 +1,24 @@
-"""Shared fixtures: tiny datasets written to temporary folders."""
+"""Shared fixtures: tiny datasets and feature sets written to temporary folders, and a trained run."""
 from __future__ import annotations
 
 import json
+import shutil
 from pathlib import Path
 
 import numpy as np
 import pytest
 
+from tests.stages.train.helpers import run_config
 from vava.cache.fingerprint import FORMAT_VERSION
 from vava.cache.inputs import FeatureInputs, FeatureSettings, Sampling
 from vava.core.preprocess import Preprocessing
 from vava.core.videoio import write_video
 from vava.pipeline.datasets.folder import write_manifest
+from vava.stages.train.loop import train
 
 SIZE = 64
+GOOD = {"id": "a", "path": "videos/a.mp4", "split": "train", "action": "pour", "labels": [0, 0, 1, 2],
+        "phases": ["start", "pour", "end"], "fps": 30, "background_label": 2}  # a valid manifest entry
 
 
 def moving_square(num_frames: int, seed: int, size: int = SIZE) -> np.ndarray:
@@ -44,6 +49,11 @@ def make_folder_dataset(root: Path, lengths: list[int], fps: float = 15.0, split
 
 def read_manifest(root: Path) -> list[dict]:
     return [json.loads(line) for line in (root / "manifest.jsonl").read_text().splitlines()]
+
+
+def write_entry(root: Path, **change: object) -> None:
+    root.mkdir(parents=True, exist_ok=True)
+    (root / "manifest.jsonl").write_text(json.dumps({**GOOD, **change}) + "\n")
 
 
 @pytest.fixture
@@ -88,3 +98,27 @@ def write_toy_features(path: Path, lengths: tuple[int, ...] = (30, 36, 41, 33, 3
 @pytest.fixture
 def toy_features(tmp_path: Path) -> Path:
     return write_toy_features(tmp_path / "cache" / "toyfeatures00000")
+
+
+# -- a trained run: the run-folder tests of core, stages and e2e work on copies of it ----------------
+
+
+@pytest.fixture(scope="module")
+def trained_once(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
+    """(feature set, run trained 4 steps with checkpoints at 2 and 4): copy the run before changing it."""
+    base = tmp_path_factory.mktemp("safety")
+    features = write_toy_features(base / "cache" / "toyfeatures00000")
+    train(features, base / "run", run_config(4), progress=False)
+    return features, base / "run"
+
+
+@pytest.fixture
+def run(trained_once: tuple[Path, Path], tmp_path: Path) -> Path:
+    copy = tmp_path / "run"
+    shutil.copytree(trained_once[1], copy)
+    return copy
+
+
+@pytest.fixture
+def features(trained_once: tuple[Path, Path]) -> Path:
+    return trained_once[0]

@@ -1,6 +1,9 @@
-"""Decoding video files and frame folders, frame resampling and preprocessing."""
+"""Decoding video files and frame folders, frame resampling and preprocessing; frames linked outside the dataset
+root and FIFOs refused."""
 from __future__ import annotations
 
+import os
+import threading
 from pathlib import Path
 
 import numpy as np
@@ -8,12 +11,13 @@ import pytest
 import torch
 from PIL import Image
 
-from tests.conftest import moving_square
+from tests.conftest import moving_square, write_entry
 from vava.core.decode import VideoDecoder, frame_files, is_kept, kept_mask
 from vava.core.errors import VavaError
 from vava.core.preprocess import IMAGENET_MEAN, IMAGENET_STD, Preprocessing
 from vava.core.records import VideoRecord
 from vava.core.videoio import write_video
+from vava.pipeline.datasets.folder import load_folder
 
 
 def record(path: Path, frames: int, fps: float | None = None) -> VideoRecord:
@@ -131,3 +135,44 @@ def test_center_crop_keeps_the_middle() -> None:
     white = (1 - IMAGENET_MEAN[0]) / IMAGENET_STD[0]
     assert torch.allclose(cropped[0, 0], torch.full((32, 32), white), atol=1e-4)  # only the band survives
     assert stretched[0, 0, :, 0].max() < 0  # stretching keeps the black borders
+
+
+# -- what is refused: frames linked outside the dataset root, a FIFO given as a video --------------
+
+
+def test_a_frame_linked_to_outside_the_root_is_not_read(tmp_path: Path) -> None:
+    root = tmp_path / "data"
+    frames = root / "frames"
+    frames.mkdir(parents=True)
+    for i, frame in enumerate(moving_square(4, seed=0)):
+        Image.fromarray(frame).save((frames if i else tmp_path) / f"{i:04d}.png")
+    (frames / "0000.png").symlink_to(tmp_path / "0000.png")
+    write_entry(root, path="frames", labels=[0, 0, 1, 1], phases=["a", "b"], background_label=None)
+    [record] = load_folder(root)
+    with pytest.raises(VavaError, match=r"video 'a': .*0000.png leads outside the dataset root"):
+        list(VideoDecoder(record))
+    [allowed] = load_folder(root, allow_outside_root=True)
+    assert sum(len(chunk.indices) for chunk in VideoDecoder(allowed)) == 4
+
+
+def test_a_fifo_given_as_a_video_is_refused_without_blocking(tmp_path: Path) -> None:
+    fifo = tmp_path / "video.mp4"
+    os.mkfifo(fifo)
+    record = VideoRecord(id="f", path=fifo, split="train", action="x", labels=np.zeros(4, dtype=np.int64))
+    outcome: list[BaseException] = []
+
+    def decode() -> None:
+        try:
+            list(VideoDecoder(record))
+        except BaseException as err:
+            outcome.append(err)
+
+    thread = threading.Thread(target=decode, daemon=True)
+    thread.start()
+    thread.join(timeout=20)
+    if thread.is_alive():  # release the blocked reader so the daemon thread can end
+        os.close(os.open(fifo, os.O_WRONLY | os.O_NONBLOCK))
+    assert not thread.is_alive(), "decoding a FIFO blocked"
+    assert len(outcome) == 1 and isinstance(outcome[0], VavaError)
+    assert str(outcome[0]) == (f"video 'f': {fifo} is not a regular file or a folder of frames "
+                               "(FIFOs and devices are not read)")

@@ -13,7 +13,6 @@ from click.testing import CliRunner
 from tests.conftest import make_folder_dataset
 from tests.helpers import without_blocking
 from vava.core.errors import VavaError
-from vava.core.files import check_regular, open_regular, read_regular
 from vava.pipeline.cli import main
 from vava.pipeline.datasets import dataset
 
@@ -35,23 +34,6 @@ def refused(result, fifo: Path) -> None:
 
 
 # -- the helper ------------------------------------------------------------------------------------
-
-
-def test_open_regular_reads_files_and_refuses_everything_else_at_once(tmp_path: Path) -> None:
-    (tmp_path / "plain.txt").write_bytes(b"text")
-    assert read_regular(tmp_path / "plain.txt") == b"text"
-    (tmp_path / "link.txt").symlink_to(tmp_path / "plain.txt")
-    assert read_regular(tmp_path / "link.txt") == b"text"  # confinement is the callers' check, not this one's
-    fifo = fifo_at(tmp_path / "pipe.json")
-    for path, kind in [(fifo, "a FIFO"), (tmp_path, "a folder"), (Path("/dev/null"), "a character device")]:
-        with pytest.raises(VavaError, match=rf"^{re.escape(str(path))}: not a regular file \({kind}\); only plain "
-                                            r"files are read$"):
-            without_blocking(lambda path=path: open_regular(path), fifo)
-        with pytest.raises(VavaError, match=re.escape(f"({kind})")):
-            check_regular(path)
-    with pytest.raises(FileNotFoundError):
-        open_regular(tmp_path / "absent.txt")
-    assert check_regular(tmp_path / "absent.txt") == tmp_path / "absent.txt"  # the reader says it is missing
 
 
 # -- dataset annotation files ----------------------------------------------------------------------

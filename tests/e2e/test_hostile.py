@@ -2,11 +2,8 @@
 from __future__ import annotations
 
 import json
-import os
 import re
 import shutil
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
@@ -30,17 +27,6 @@ def one_line_error(result, pattern: str) -> None:
     assert result.exception is None or isinstance(result.exception, SystemExit), repr(result.exception)
     assert len(result.stderr.strip().splitlines()) == 1, result.stderr
     assert re.search(pattern, result.stderr), result.stderr
-
-
-@pytest.mark.parametrize("name", ["checkpoints", "plots"])
-def test_a_file_in_place_of_a_run_subfolder_is_one_line(toy_features: Path, tmp_path: Path, name: str) -> None:
-    run = tmp_path / "run"
-    run.mkdir()
-    (run / name).write_text("mine")
-    result = cli("train", "--features", toy_features, "--out", run, "--steps", 1, "--device", "cpu", "--quiet",
-                 "--force", *TINY)
-    one_line_error(result, rf"--out: {re.escape(str(run / name))} is a file, where the run keeps a folder")
-    assert (run / name).read_text() == "mine"
 
 
 @pytest.mark.parametrize("text", ["[1]", '{"a": 1}', '{"options": {"fractions": [[1]], "ks": []}}'])
@@ -108,15 +94,6 @@ def test_an_unwritable_lock_folder_is_one_line(toy_features: Path, tmp_path: Pat
     assert (toy_features / "zarr.json").is_file()
 
 
-def test_artefacts_get_the_usual_file_mode(tmp_path: Path) -> None:
-    """Create-and-rename gives an artefact the mode a plain write would (not mkstemp's private 0600)."""
-    from vava.core.files import atomic_write
-
-    plain = tmp_path / "plain.json"
-    plain.write_text("{}")
-    assert atomic_write(tmp_path / "report.json", "{}").stat().st_mode == plain.stat().st_mode
-
-
 def test_a_lone_surrogate_id_is_refused_before_extraction(tiny_dataset: Path, tmp_path: Path) -> None:
     """JSON lets an id hold "\\ud800"; that video used to fail late, on a UnicodeEncodeError in the cache."""
     manifest = tiny_dataset / "manifest.jsonl"
@@ -127,28 +104,6 @@ def test_a_lone_surrogate_id_is_refused_before_extraction(tiny_dataset: Path, tm
                  "--image-size", 64, "--device", "cpu", "--quiet")
     one_line_error(result, r"manifest\.jsonl:1: video id: '\\ud800.*' contains a lone surrogate")
     assert not (tmp_path / "cache").exists()
-
-
-class _System:
-    def __reduce__(self):
-        return os.system, ("touch PWNED",)
-
-
-def test_a_plain_pickle_checkpoint_is_one_line_and_runs_nothing(toy_features: Path, tmp_path: Path,
-                                                                monkeypatch: pytest.MonkeyPatch) -> None:
-    """A `pickle.dump`ed last.pt (protocol 4, not a torch zip): refused, with no torch warning around it."""
-    import pickle
-
-    monkeypatch.chdir(tmp_path)
-    run = tmp_path / "run"
-    (run / "checkpoints").mkdir(parents=True)
-    (run / "checkpoints" / "last.pt").write_bytes(pickle.dumps(_System(), protocol=4))
-    # in a process of its own: pytest would capture torch's warning instead of letting it reach stderr
-    result = subprocess.run([sys.executable, "-m", "vava.pipeline.cli", "embed", "--run", str(run), "--device", "cpu"],
-                            capture_output=True, text=True, env={**os.environ, "PYTHONPATH": str(REPO)})
-    assert result.returncode == 1
-    assert re.fullmatch(r"Error: \S+/last\.pt: not a readable checkpoint [^\n]*\n", result.stderr), result.stderr
-    assert not (tmp_path / "PWNED").exists()
 
 
 def test_a_symlinked_lock_file_is_refused_and_creates_nothing(toy_features: Path, tmp_path: Path) -> None:

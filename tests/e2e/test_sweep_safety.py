@@ -111,11 +111,6 @@ def test_objective_options_refuse_infinity_and_booleans(override: str, message: 
         resolved(load_config(None, parse_overrides([override])))
 
 
-def test_conflicting_set_keys_are_named() -> None:
-    with pytest.raises(VavaError, match=r"^data\.batch_pairs: data is already set to 3, not to keys$"):
-        parse_overrides(["data=3", "data.batch_pairs=2"])
-
-
 @pytest.mark.parametrize(("text", "message"), [("- steps: 3\n", "expected a mapping of keys to values, got a list"),
                                                ("just text\n", "expected a mapping of keys to values, got a str"),
                                                ("1: 2\nsteps: 3\n", None)])
