@@ -1,16 +1,38 @@
-"""The zarr feature store: writing, completion, reading frames, info and verification."""
+"""The zarr feature store: writing, completion, reading frames, info and verification; damage found on read
+and named by train and embed; foreign video folders; metadata that is a FIFO; read-only reading; removal."""
 from __future__ import annotations
 
+import re
+import shutil
+import threading
 from pathlib import Path
 
 import numpy as np
 import pytest
 
-from tests.conftest import toy_inputs
+from tests.conftest import make_folder_dataset, toy_inputs, write_toy_features
+from tests.helpers import (
+    EXTRACT,
+    cli,
+    fifo_at,
+    flip_chunk_bytes,
+    one_line_error,
+    refused,
+    shards,
+    single_line,
+    watch_store_opens,
+    without_blocking,
+)
+from tests.stages.train.helpers import TINY, config
 from vava.cache.inspect import describe, verify
-from vava.cache.locks import creation_lock, set_lock, video_lock
+from vava.cache.locks import creation_lock, lock_folder, set_lock, video_lock
 from vava.cache.store import FRAMES_PER_SHARD, FeatureSet, open_feature_sets, remove_feature_set
+from vava.core.embeddings_file import load_embeddings
 from vava.core.errors import VavaError
+from vava.pipeline.datasets.folder import load_folder
+from vava.stages.embed.run import embed
+from vava.stages.extract.run import ExtractOptions, extract
+from vava.stages.train.loop import train
 
 SHAPE = (8, 2, 2)
 
@@ -151,3 +173,232 @@ def test_no_video_id_names_the_sets_own_locks(tmp_path: Path) -> None:
     for video_id, owner in (("set", set_lock(fs.path, shared=True)), ("create", creation_lock(fs.path))):
         assert video_lock(fs.path, video_id).path != owner.path
     assert video_lock(fs.path, "__x").path.name == "%5F_x.lock"
+
+
+# -- damage is found on read, by verify, and named by the stages that read -------------------------
+
+
+def test_flipped_bytes_fail_their_checksums_on_read_and_in_verify(toy_features: Path) -> None:
+    flip_chunk_bytes(toy_features, "toy1")
+    feature_set = FeatureSet.open(toy_features)
+    with pytest.raises(VavaError, match=r"video 'toy1' is damaged: ValueError: Stored and computed checksum do not "
+                                        r"match.*\(re-extract it: `extract\(repair=True\)` with the same options\)$"):
+        feature_set.read("toy1", [3])
+    assert np.isfinite(feature_set.read("toy0")).all()  # the others still read
+    report = verify(feature_set)
+    assert report.checked == 6 and list(report.damaged) == ["toy1"] and not report.ok
+    assert re.fullmatch(r"unreadable \(ValueError: Stored and computed checksum do not match.*\)",
+                        report.damaged["toy1"])
+
+
+def test_deleted_shard_is_found_on_read_and_in_verify(toy_features: Path) -> None:
+    second = shards(toy_features, "toy1")[1]  # toy1 has 36 frames: two shards
+    second.unlink()
+    feature_set = FeatureSet.open(toy_features)
+    with pytest.raises(VavaError, match=r"video 'toy1' is damaged: features/c/1/0/0/0 is missing"):
+        feature_set.read("toy1", [0])
+    with pytest.raises(VavaError, match=r"video 'toy1' is damaged"):
+        feature_set.labels("toy1")
+    assert verify(feature_set).damaged == {"toy1": "unreadable (features/c/1/0/0/0 is missing)"}
+    result = cli("cache", "verify", str(toy_features))
+    assert result.exit_code == 1
+    assert "damaged: toy1: unreadable (features/c/1/0/0/0 is missing)" in result.output
+    assert "6 complete videos checked, 1 damaged, 0 incomplete" in result.output
+
+
+def test_train_and_embed_name_the_damaged_video_in_one_line(toy_features: Path, tmp_path: Path) -> None:
+    flip_chunk_bytes(toy_features, "toy1")
+    sets = [arg for item in TINY for arg in ("--set", item)]
+    # zarr data path: the frames are read in a DataLoader worker process
+    result = cli("train", "--features", str(toy_features), "--out", str(tmp_path / "run"), "--steps", "6", "--quiet",
+                 "--device", "cpu", *sets, "--set", "data.path=zarr", "--set", "data.workers=1")
+    assert result.exit_code == 1
+    assert re.fullmatch(r"Error: \S+toyfeatures00000: video 'toy1' is damaged: ValueError: Stored and computed "
+                        r"checksum do not match.*--repair` with the same options\)", single_line(result.output))
+    with pytest.raises(VavaError, match=r"video 'toy1' is damaged: ValueError: Stored and computed checksum"):
+        embed(tmp_path / "identity", toy_features, identity=True, progress=False)
+
+
+@pytest.mark.parametrize(("member", "old", "new", "problem"), [
+    ("features/zarr.json", "16,\n    2,\n    2\n  ],\n  \"data_type", "16,\n    4,\n    1\n  ],\n  \"data_type",
+     "features has shape (30, 16, 4, 1), its metadata says (30, 16, 2, 2)"),
+    ("zarr.json", '"num_frames": 30,', '"num_frames": 60,', "features has shape (30, 16, 2, 2), its metadata says "
+                                                           "(60, 16, 2, 2)"),
+])
+def test_an_edited_shape_or_frame_count_is_damage_named_in_the_feature_set(toy_features: Path, tmp_path: Path,
+                                                                           member: str, old: str, new: str,
+                                                                           problem: str) -> None:
+    path = toy_features / "videos" / "toy0" / member
+    text = path.read_text()
+    assert text.count(old) == 1 and len(new) == len(old)
+    path.write_text(text.replace(old, new))  # same size: the recorded file sizes still match
+
+    assert verify(FeatureSet.open(toy_features)).damaged == {"toy0": f"unreadable ({problem})"}
+    damaged = f"{toy_features}: video 'toy0' is damaged: {problem} (re-extract it"
+    with pytest.raises(VavaError, match=re.escape(damaged)):  # not blamed on the embeddings file
+        embed(tmp_path / "identity", toy_features, identity="time", progress=False)
+    sets = [arg for item in TINY for arg in ("--set", item)]
+    result = cli("train", "--features", str(toy_features), "--out", str(tmp_path / "run"), "--steps", "2", "--quiet",
+                 *sets, "--set", "data.path=host")
+    assert result.exit_code == 1 and single_line(result.stderr).startswith(f"Error: {damaged}")
+
+
+# -- video folders copied in from another set are foreign: reported and ignored --------------------
+
+
+def test_foreign_video_folders_are_reported_and_ignored(tiny_dataset: Path, tmp_path: Path) -> None:
+    """Folders copied or linked into `videos/` from another set (other frame shape), new ids or an id of the set."""
+    cache = tmp_path / "cache"
+    ours = Path(cli(*EXTRACT, "--root", str(tiny_dataset), "--cache", str(cache)).stdout.splitlines()[-1])
+    make_folder_dataset(tmp_path / "other", [10, 12, 14, 16])
+    theirs = Path(cli(*EXTRACT[:-2], "32", "--quiet", "--root", str(tmp_path / "other"),
+                      "--cache", str(cache)).stdout.splitlines()[-1])
+    shutil.copytree(theirs / "videos" / "v3", ours / "videos" / "v3")
+    (ours / "videos" / "v9").symlink_to(theirs / "videos" / "v2")
+    shutil.rmtree(ours / "videos" / "v1")
+    shutil.copytree(theirs / "videos" / "v1", ours / "videos" / "v1")
+
+    result = cli("cache", "verify", str(ours))
+    assert result.exit_code == 1
+    assert result.stdout == "2 complete videos checked, 0 damaged, 0 incomplete, 3 foreign\n"
+    assert [line for line in result.stderr.splitlines() if line.startswith("foreign: ")] == [
+        f"foreign: {video}: not one of the videos this feature set was extracted for (copied from another set?); "
+        f"train and embed ignore it: move it out of {ours / 'videos'}" for video in ("v1", "v3", "v9")]
+    info = cli("cache", "info", str(ours))
+    assert "videos:      2 complete, 0 incomplete" in info.stdout and info.stderr.count("foreign:     ") == 3
+    with pytest.raises(VavaError, match=r"only 2 of 3 videos are extracted"):  # v1 is not counted as ours
+        embed(tmp_path / "identity", ours, identity=True, progress=False)
+    with pytest.raises(VavaError, match=r"video folder 'v3' is not one of the videos this feature set was extracted"):
+        FeatureSet.open(ours).read("v3")
+
+    again = cli(*EXTRACT, "--root", str(tiny_dataset), "--cache", str(cache))  # v1 is extracted again, in place
+    assert "3 videos: 1 extracted" in again.stderr and "2 already cached" in again.stderr
+    assert cli("cache", "verify", str(ours)).stdout == "3 complete videos checked, 0 damaged, 0 incomplete, 2 foreign\n"
+    path = embed(tmp_path / "identity", ours, identity=True, progress=False)
+    assert [v.id for v in load_embeddings(path).videos] == ["v1", "v2", "v0"]
+    sets = [arg for item in TINY for arg in ("--set", item)]
+    trained = cli("train", "--features", str(ours), "--out", str(tmp_path / "run"), "--steps", "1", "--quiet", *sets)
+    assert trained.exit_code == 0, trained.output
+    assert (theirs / "videos" / "v2" / "zarr.json").is_file()  # nothing of the other set was touched
+
+
+# -- metadata that is a FIFO: the video is left out, the set refused -------------------------------
+
+
+@pytest.mark.parametrize("command", ["verify", "info", "train", "embed"])
+def test_a_video_zarr_json_that_is_a_fifo_is_reported_and_the_video_left_out(toy_features: Path, tmp_path: Path,
+                                                                          command: str) -> None:
+    fifo = fifo_at(toy_features / "videos" / "toy1" / "zarr.json")
+    problem = f"toy1: unreadable metadata ({fifo}: not a regular file (a FIFO); only plain files are read)"
+    # train and embed refuse a set short of a video unless --allow-partial: then the video is left out
+    args = {"verify": ["cache", "verify", toy_features], "info": ["cache", "info", toy_features],
+            "train": ["train", "--features", toy_features, "--out", tmp_path / "run", "--config", "synthetic",
+                      "--steps", 1, "--set", "data.batch_pairs=1", "--quiet", "--allow-partial"],
+            "embed": ["embed", "--run", tmp_path / "run", "--identity", "--features", toy_features, "--quiet",
+                      "--allow-partial"]}[command]
+    result = without_blocking(lambda: cli(*args), fifo)
+    if command == "verify":
+        assert result.exit_code == 1 and f"damaged: {problem}\n" in result.stderr
+        assert result.stdout.endswith("5 complete videos checked, 1 damaged, 0 incomplete\n")
+    elif command == "info":
+        assert result.exit_code == 0 and result.stderr == f"unreadable:  {problem}\n"
+        assert "videos:      5 complete, 1 incomplete" in result.stdout
+    elif command == "train":  # toy1 was one of the two train videos of action 'a'
+        assert result.exit_code == 1 and "no pair of distinct train videos for action(s) 'a'" in result.stderr
+    else:
+        assert result.exit_code == 0, result.output
+        from vava.core.embeddings_file import load_embeddings
+        assert [v.id for v in load_embeddings(tmp_path / "run" / "embeddings.h5").videos] == [
+            "toy0", "toy3", "toy4", "toy2", "toy5"]
+
+
+def test_a_feature_set_zarr_json_that_is_a_fifo_is_refused(toy_features: Path) -> None:
+    fifo = fifo_at(toy_features / "zarr.json")
+    refused(without_blocking(lambda: cli("cache", "info", toy_features), fifo), fifo)
+
+
+# -- reading opens the store read-only -------------------------------------------------------------
+
+
+def test_reading_opens_the_cache_read_only(toy_features: Path, tmp_path: Path,
+                                           monkeypatch: pytest.MonkeyPatch) -> None:
+    store_opens = watch_store_opens(monkeypatch)
+    for args in (["ls", str(toy_features.parent)], ["info", str(toy_features)], ["verify", str(toy_features)]):
+        assert cli("cache", *args).exit_code == 0
+    train(toy_features, tmp_path / "run", config("steps=1"), device="cpu", progress=False)
+    embed(tmp_path / "run", progress=False, device="cpu")
+    assert store_opens and all(read_only for _, read_only in store_opens), store_opens
+
+
+# -- removal: never while extract writes, never a folder that is not exactly a feature set ---------
+
+
+def test_cache_rm_refuses_while_extract_writes(tiny_dataset: Path, tmp_path: Path,
+                                               monkeypatch: pytest.MonkeyPatch) -> None:
+    cache, attempts = tmp_path / "cache", []
+    begin_video = FeatureSet.begin_video
+
+    def remove_meanwhile(self: FeatureSet, *args, **kwargs):
+        if not attempts:  # `vava cache rm` from another shell, while the first video is written
+            attempts.append(cli("cache", "rm", "--yes", str(self.path)))
+        return begin_video(self, *args, **kwargs)
+
+    monkeypatch.setattr(FeatureSet, "begin_video", remove_meanwhile)
+    done = {}
+    options = ExtractOptions(weights="random", image_size=64, progress=False)
+    records = load_folder(tiny_dataset)
+    extracting = threading.Thread(target=lambda: done.update(summary=extract(records, cache, options)), daemon=True)
+    extracting.start()
+    extracting.join(120)
+    assert "summary" in done, "extract failed or hung after `cache rm`"
+    summary = done["summary"]
+    assert attempts[0].exit_code == 1
+    assert single_line(attempts[0].output) == (f"Error: {summary.path}: a running `vava extract` is writing into "
+                                                   "this feature set; remove it once that has finished")
+    assert summary.ok and sorted(summary.extracted) == ["v0", "v1", "v2"]
+    assert verify(FeatureSet.open(summary.path)).ok
+    monkeypatch.undo()
+    assert cli("cache", "rm", "--yes", str(summary.path)).exit_code == 0
+    assert not summary.path.exists() and not lock_folder(summary.path).exists()
+
+
+def test_writer_finds_a_set_removed_before_it_took_the_lock(tmp_path: Path) -> None:
+    feature_set = write_toy_features(tmp_path / "fp")
+    opened = FeatureSet.open(feature_set)
+    remove_feature_set(feature_set)
+    with pytest.raises(VavaError, match=r"fp: the feature set was removed \(`vava cache rm`\) meanwhile"):
+        with opened.writing():
+            pass
+
+
+def test_cache_rm_refuses_a_symlink_and_keeps_the_set(toy_features: Path, tmp_path: Path) -> None:
+    link = tmp_path / "link"
+    link.symlink_to(toy_features)
+    one_line_error(cli("cache", "rm", "--yes", link), rf"{re.escape(str(link))}: is a symlink")
+    assert (toy_features / "zarr.json").is_file()
+
+
+def test_cache_rm_through_dotdot_takes_the_sets_own_lock(toy_features: Path) -> None:
+    from vava.cache.locks import set_lock
+
+    with set_lock(toy_features, shared=True):  # an extract writing into the set
+        one_line_error(cli("cache", "rm", "--yes", toy_features / "videos" / ".."), r"a running `vava extract`")
+    assert (toy_features / "zarr.json").is_file()
+
+
+@pytest.mark.parametrize("name", ["mine", "toyfeatures00000"])
+def test_cache_rm_refuses_a_folder_that_is_not_exactly_a_feature_set(toy_features: Path, tmp_path: Path,
+                                                                      name: str) -> None:
+    """A copy of a set's root zarr.json in a folder of other files (named anyhow, or like the set)."""
+    folder = tmp_path / "elsewhere" / name
+    folder.mkdir(parents=True)
+    shutil.copy(toy_features / "zarr.json", folder / "zarr.json")
+    (folder / "videos").mkdir()
+    (folder / "thesis.tex").write_text("years of work")
+    expected = ("its zarr.json is that of feature set 'toyfeatures00000', whose folder bears that name; this folder "
+                "is not one, so nothing was removed" if name == "mine"
+                else "holds more than a feature set ('thesis.tex'); nothing was removed")
+    one_line_error(cli("cache", "rm", "--yes", folder), rf"^Error: {re.escape(f'{folder}: {expected}')}$")
+    assert (folder / "thesis.tex").read_text() == "years of work"
+    result = cli("cache", "rm", "--yes", toy_features)  # the set itself still goes
+    assert result.exit_code == 0 and not toy_features.exists()

@@ -73,38 +73,6 @@ def test_a_manifest_that_is_a_fifo_is_refused(tmp_path: Path) -> None:
 # -- feature sets and run folders ------------------------------------------------------------------
 
 
-@pytest.mark.parametrize("command", ["verify", "info", "train", "embed"])
-def test_a_video_zarr_json_that_is_a_fifo_is_reported_and_the_video_left_out(toy_features: Path, tmp_path: Path,
-                                                                          command: str) -> None:
-    fifo = fifo_at(toy_features / "videos" / "toy1" / "zarr.json")
-    problem = f"toy1: unreadable metadata ({fifo}: not a regular file (a FIFO); only plain files are read)"
-    # train and embed refuse a set short of a video unless --allow-partial: then the video is left out
-    args = {"verify": ["cache", "verify", toy_features], "info": ["cache", "info", toy_features],
-            "train": ["train", "--features", toy_features, "--out", tmp_path / "run", "--config", "synthetic",
-                      "--steps", 1, "--set", "data.batch_pairs=1", "--quiet", "--allow-partial"],
-            "embed": ["embed", "--run", tmp_path / "run", "--identity", "--features", toy_features, "--quiet",
-                      "--allow-partial"]}[command]
-    result = without_blocking(lambda: cli(*args), fifo)
-    if command == "verify":
-        assert result.exit_code == 1 and f"damaged: {problem}\n" in result.stderr
-        assert result.stdout.endswith("5 complete videos checked, 1 damaged, 0 incomplete\n")
-    elif command == "info":
-        assert result.exit_code == 0 and result.stderr == f"unreadable:  {problem}\n"
-        assert "videos:      5 complete, 1 incomplete" in result.stdout
-    elif command == "train":  # toy1 was one of the two train videos of action 'a'
-        assert result.exit_code == 1 and "no pair of distinct train videos for action(s) 'a'" in result.stderr
-    else:
-        assert result.exit_code == 0, result.output
-        from vava.core.embeddings_file import load_embeddings
-        assert [v.id for v in load_embeddings(tmp_path / "run" / "embeddings.h5").videos] == [
-            "toy0", "toy3", "toy4", "toy2", "toy5"]
-
-
-def test_a_feature_set_zarr_json_that_is_a_fifo_is_refused(toy_features: Path) -> None:
-    fifo = fifo_at(toy_features / "zarr.json")
-    refused(without_blocking(lambda: cli("cache", "info", toy_features), fifo), fifo)
-
-
 @pytest.mark.parametrize("name", ["report.json", "sweep_time.json"])
 def test_a_run_file_that_is_a_fifo_is_refused_or_rebuilt(tmp_path: Path, name: str) -> None:
     from vava.pipeline.sweep import recorded_seconds

@@ -3,7 +3,6 @@ from __future__ import annotations
 
 import json
 import re
-import shutil
 from pathlib import Path
 
 import pytest
@@ -52,48 +51,6 @@ def test_sweep_rebuilds_a_finished_run_whose_report_or_time_is_damaged(toy_featu
     assert (out / "a" / "report.json").read_text().startswith("{")
 
 
-def test_cache_rm_refuses_a_symlink_and_keeps_the_set(toy_features: Path, tmp_path: Path) -> None:
-    link = tmp_path / "link"
-    link.symlink_to(toy_features)
-    one_line_error(cli("cache", "rm", "--yes", link), rf"{re.escape(str(link))}: is a symlink")
-    assert (toy_features / "zarr.json").is_file()
-
-
-def test_cache_rm_through_dotdot_takes_the_sets_own_lock(toy_features: Path) -> None:
-    from vava.cache.locks import set_lock
-
-    with set_lock(toy_features, shared=True):  # an extract writing into the set
-        one_line_error(cli("cache", "rm", "--yes", toy_features / "videos" / ".."), r"a running `vava extract`")
-    assert (toy_features / "zarr.json").is_file()
-
-
-@pytest.mark.parametrize("name", ["mine", "toyfeatures00000"])
-def test_cache_rm_refuses_a_folder_that_is_not_exactly_a_feature_set(toy_features: Path, tmp_path: Path,
-                                                                      name: str) -> None:
-    """A copy of a set's root zarr.json in a folder of other files (named anyhow, or like the set)."""
-    folder = tmp_path / "elsewhere" / name
-    folder.mkdir(parents=True)
-    shutil.copy(toy_features / "zarr.json", folder / "zarr.json")
-    (folder / "videos").mkdir()
-    (folder / "thesis.tex").write_text("years of work")
-    expected = ("its zarr.json is that of feature set 'toyfeatures00000', whose folder bears that name; this folder "
-                "is not one, so nothing was removed" if name == "mine"
-                else "holds more than a feature set ('thesis.tex'); nothing was removed")
-    one_line_error(cli("cache", "rm", "--yes", folder), rf"^Error: {re.escape(f'{folder}: {expected}')}$")
-    assert (folder / "thesis.tex").read_text() == "years of work"
-    result = cli("cache", "rm", "--yes", toy_features)  # the set itself still goes
-    assert result.exit_code == 0 and not toy_features.exists()
-
-
-def test_an_unwritable_lock_folder_is_one_line(toy_features: Path, tmp_path: Path) -> None:
-    """As on a read-only cache: extract of a new set and cache rm need a lock file and cannot make one."""
-    shutil.rmtree(toy_features.parent / ".locks")
-    (toy_features.parent / ".locks").write_text("")  # a file where the lock folder belongs
-    one_line_error(cli("cache", "rm", "--yes", toy_features),
-                   r"\.locks/toyfeatures00000/set\.lock: cannot take the cache lock")
-    assert (toy_features / "zarr.json").is_file()
-
-
 def test_a_lone_surrogate_id_is_refused_before_extraction(tiny_dataset: Path, tmp_path: Path) -> None:
     """JSON lets an id hold "\\ud800"; that video used to fail late, on a UnicodeEncodeError in the cache."""
     manifest = tiny_dataset / "manifest.jsonl"
@@ -104,17 +61,6 @@ def test_a_lone_surrogate_id_is_refused_before_extraction(tiny_dataset: Path, tm
                  "--image-size", 64, "--device", "cpu", "--quiet")
     one_line_error(result, r"manifest\.jsonl:1: video id: '\\ud800.*' contains a lone surrogate")
     assert not (tmp_path / "cache").exists()
-
-
-def test_a_symlinked_lock_file_is_refused_and_creates_nothing(toy_features: Path, tmp_path: Path) -> None:
-    """A symlink planted at a lock's path must not make the lock create (or open) its target."""
-    locks = toy_features.parent / ".locks" / toy_features.name
-    locks.mkdir(parents=True, exist_ok=True)
-    victim = tmp_path / "victim_new"
-    (locks / "set.lock").unlink(missing_ok=True)
-    (locks / "set.lock").symlink_to(victim)
-    one_line_error(cli("cache", "rm", "--yes", toy_features), r"set\.lock: cannot take the cache lock")
-    assert not victim.exists() and (toy_features / "zarr.json").is_file()
 
 
 def test_a_fixture_folder_that_cannot_be_made_is_one_line(tmp_path: Path) -> None:
