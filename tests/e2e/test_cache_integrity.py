@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import re
-import shutil
 from pathlib import Path
 
 import numpy as np
@@ -13,10 +12,8 @@ from click.testing import CliRunner
 from zarr.storage import LocalStore
 
 from tests.conftest import write_toy_features
-from vava.cache.inspect import verify
 from vava.cache.locks import FileLock
-from vava.cache.store import FRAMES_PER_SHARD, FeatureSet
-from vava.core.errors import VavaError
+from vava.cache.store import FRAMES_PER_SHARD
 from vava.pipeline.cli import main
 
 EXTRACT = ["extract", "--weights", "random", "--image-size", "64", "--quiet"]
@@ -51,53 +48,6 @@ def one_line_error(output: str) -> str:
 # -- 5: damage is found -------------------------------------------------------------------------
 
 
-def test_extract_repairs_damaged_videos(tiny_dataset: Path, tmp_path: Path) -> None:
-    cache = tmp_path / "cache"
-    path = Path(run(*EXTRACT, "--root", str(tiny_dataset), "--cache", str(cache)).stdout.strip().splitlines()[-1])
-    original = {v: FeatureSet.open(path).read(v) for v in ("v0", "v1", "v2")}
-    shards(path, "v2")[0].unlink()
-    flip_chunk_bytes(path, "v1")
-
-    again = run(*EXTRACT, "--root", str(tiny_dataset), "--cache", str(cache))  # stat-only check: finds the deletion
-    assert again.exit_code == 0, again.output
-    assert "damaged, extracted again: v2: unreadable (features/c/0/0/0/0 is missing)" in again.stderr
-    assert "3 videos: 1 extracted" in again.stderr and "2 already cached" in again.stderr
-
-    repaired = run(*EXTRACT, "--root", str(tiny_dataset), "--cache", str(cache), "--repair")
-    assert repaired.exit_code == 0, repaired.output
-    assert re.search(r"damaged, extracted again: v1: unreadable \(ValueError: Stored and computed checksum",
-                     repaired.stderr)
-    assert "3 videos: 1 extracted" in repaired.stderr and "2 already cached" in repaired.stderr
-    feature_set = FeatureSet.open(path)
-    assert verify(feature_set).ok
-    assert np.array_equal(feature_set.read("v0"), original["v0"])  # untouched
-    for video_id in ("v1", "v2"):  # extracted again, in other backbone batches
-        again, want = feature_set.read(video_id).astype(np.float32), original[video_id].astype(np.float32)
-        assert np.allclose(again, want, rtol=1e-2, atol=1e-3 * np.abs(want).max())
-
-
-def test_extract_says_which_damaged_videos_it_could_not_extract_again(tiny_dataset: Path, tmp_path: Path,
-                                                                      monkeypatch: pytest.MonkeyPatch) -> None:
-    import vava.stages.extract.run as extract_run
-
-    cache = tmp_path / "cache"
-    path = Path(run(*EXTRACT, "--root", str(tiny_dataset), "--cache", str(cache)).stdout.strip().splitlines()[-1])
-    shards(path, "v2")[0].unlink()
-    decoder = extract_run.VideoDecoder
-
-    def unreadable_v2(record, *args):
-        if record.id == "v2":
-            raise VavaError("video 'v2': cannot be decoded any more")
-        yield from decoder(record, *args)
-
-    monkeypatch.setattr(extract_run, "VideoDecoder", unreadable_v2)
-    result = run(*EXTRACT, "--root", str(tiny_dataset), "--cache", str(cache))
-    assert result.exit_code == 1
-    assert result.stderr.splitlines()[:2] == [
-        "damaged, not repaired (see failed): v2: unreadable (features/c/0/0/0/0 is missing)",
-        "failed: video 'v2': cannot be decoded any more"]
-
-
 # -- issue 16, point 15: edited metadata of the same byte size ------------------------------------
 
 
@@ -126,18 +76,6 @@ def watch_store_opens(monkeypatch: pytest.MonkeyPatch) -> list[tuple[Path, bool]
     monkeypatch.setattr(LocalStore, "_open", spy)
     monkeypatch.setattr(FileLock, "acquire", no_lock)
     return opened
-
-
-def test_extract_of_a_fully_cached_set_writes_nothing(tiny_dataset: Path, tmp_path: Path,
-                                                      monkeypatch: pytest.MonkeyPatch) -> None:
-    cache = tmp_path / "cache"
-    path = run(*EXTRACT, "--root", str(tiny_dataset), "--cache", str(cache)).stdout.strip().splitlines()[-1]
-    shutil.rmtree(cache / ".locks")
-    opened = watch_store_opens(monkeypatch)
-    again = run(*EXTRACT, "--root", str(tiny_dataset), "--cache", str(cache))
-    assert again.exit_code == 0 and again.stdout.strip().splitlines()[-1] == path
-    assert "3 already cached" in again.stderr
-    assert not (cache / ".locks").exists() and opened and all(read_only for _, read_only in opened)
 
 
 # -- 14: broken metadata and stray folders --------------------------------------------------------

@@ -5,7 +5,6 @@ import json
 import re
 from pathlib import Path
 
-import pytest
 from click.testing import CliRunner
 
 from vava.pipeline.cli import main
@@ -26,14 +25,6 @@ def one_line_error(result, pattern: str) -> None:
     assert result.exception is None or isinstance(result.exception, SystemExit), repr(result.exception)
     assert len(result.stderr.strip().splitlines()) == 1, result.stderr
     assert re.search(pattern, result.stderr), result.stderr
-
-
-@pytest.mark.parametrize("text", ["[1]", '{"a": 1}', '{"options": {"fractions": [[1]], "ks": []}}'])
-def test_compare_names_a_report_that_is_not_one(tmp_path: Path, text: str) -> None:
-    (tmp_path / "run").mkdir()
-    (tmp_path / "run" / "report.json").write_text(text)
-    one_line_error(cli("evaluate", "--compare", tmp_path / "run"),
-                   rf"^Error: {re.escape(str(tmp_path / 'run' / 'report.json'))}: not a vava report \(")
 
 
 def test_sweep_rebuilds_a_finished_run_whose_report_or_time_is_damaged(toy_features: Path, tmp_path: Path) -> None:

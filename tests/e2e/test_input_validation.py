@@ -9,7 +9,6 @@ from pathlib import Path
 import pytest
 from click.testing import CliRunner
 
-import vava.stages.extract.run as extract_run
 from tests.conftest import make_folder_dataset
 from vava.cache.store import FeatureSet
 from vava.core.errors import VavaError
@@ -18,7 +17,7 @@ from vava.pipeline.cli import main
 from vava.pipeline.datasets import load_dataset
 from vava.pipeline.datasets.folder import load_folder, write_manifest
 from vava.pipeline.datasets.synthetic import CLEAN, SynthConfig, synthesize
-from vava.stages.extract.run import ExtractOptions, ExtractSummary, extract
+from vava.stages.extract.run import ExtractOptions
 
 FAST = ExtractOptions(weights="random", image_size=64, batch_size=7, workers=1, progress=False)
 EXTRACT = ["extract", "--weights", "random", "--image-size", "64", "--quiet"]
@@ -78,47 +77,6 @@ def test_extract_cli_refuses_outside_paths_until_allowed(tmp_path: Path) -> None
 # -- 4: worker errors, video ids and the final accounting -----------------------------------------
 
 
-def test_an_exception_in_a_decode_worker_costs_one_video(tiny_dataset: Path, tmp_path: Path, monkeypatch) -> None:
-    real_lock = extract_run.video_lock
-
-    def video_lock(path: Path, video_id: str):
-        if video_id == "v1":  # what a NUL byte in the id did: os.open raised ValueError in the thread
-            raise ValueError("embedded null byte")
-        return real_lock(path, video_id)
-
-    monkeypatch.setattr(extract_run, "video_lock", video_lock)
-    result = run_cli(*EXTRACT, "--root", str(tiny_dataset), "--cache", str(tmp_path / "c"), "--workers", "1")
-    assert result.exit_code == 1
-    assert "failed: video 'v1': ValueError: embedded null byte" in result.stderr
-    assert "3 videos: 2 extracted (43 frames" in result.stderr and "1 failed" in result.stderr
-    assert "nothing to do" not in result.stderr
-
-
-def test_a_reused_job_identity_does_not_drop_later_videos(tmp_path: Path, monkeypatch) -> None:
-    root = tmp_path / "data"
-    make_folder_dataset(root, [8, 9, 10])
-    (root / "videos" / "v0.mp4").unlink()
-    # Every job gets the same id(): what happens when a failed job is freed and its address reused.
-    monkeypatch.setattr(extract_run, "id", lambda obj: 0, raising=False)
-    summary = extract(load_folder(root), tmp_path / "cache", FAST)
-    assert list(summary.failed) == ["v0"] and summary.extracted == ["v1", "v2"]
-
-
-def test_a_video_the_run_lost_track_of_becomes_a_failure(tiny_dataset: Path, tmp_path: Path, monkeypatch) -> None:
-    monkeypatch.setattr(extract_run._ExtractionRun, "_finish", lambda self, job, end: job.lock.release())
-    result = run_cli(*EXTRACT, "--root", str(tiny_dataset), "--cache", str(tmp_path / "c"))
-    assert result.exit_code == 1 and "3 failed" in result.stderr and "nothing to do" not in result.stderr
-    assert ("failed: video 'v0': neither extracted nor failed (an internal error lost track of it); "
-            "rerun `vava extract`") in result.stderr
-
-
-def test_summary_accounting_leaves_each_video_in_one_outcome() -> None:
-    summary = ExtractSummary(Path("fs"), "f", extracted=["a", "b", "a"], cached=["c"], failed={"b": "broken"})
-    summary.account_for(["a", "b", "c", "d"])
-    assert summary.extracted == ["a"] and summary.cached == ["c"] and summary.by_others == []
-    assert summary.failed["b"] == "broken" and "neither extracted nor failed" in summary.failed["d"]
-
-
 @pytest.mark.parametrize(
     ("video_id", "message"),
     [(None, r"video id must be a string, got NoneType None"),
@@ -132,14 +90,6 @@ def test_video_ids_are_checked_when_the_manifest_is_read(tmp_path: Path, video_i
     write_entry(tmp_path, id=video_id)
     with pytest.raises(VavaError, match=r"manifest.jsonl:1: " + message):
         load_folder(tmp_path)
-
-
-def test_extract_checks_ids_before_doing_anything(tiny_dataset: Path, tmp_path: Path) -> None:
-    good = load_folder(tiny_dataset)
-    long = replace(good[0], id="v" * 300)
-    with pytest.raises(VavaError, match=r"^extract: video id 'v{40}'\.\.\. is 300 bytes long"):
-        extract([*good[1:], long], tmp_path / "cache", FAST)
-    assert not (tmp_path / "cache").exists()
 
 
 # -- 15: every manifest field is type- and range-checked -------------------------------------------

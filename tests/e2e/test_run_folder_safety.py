@@ -18,7 +18,6 @@ from tests.conftest import write_toy_features
 from vava.core.config import parse_overrides
 from vava.core.errors import VavaError
 from vava.pipeline.cli import main
-from vava.stages.align.run import TrainedRun, align_videos
 from vava.stages.embed.run import embed
 from vava.stages.evaluate.run import evaluate_run
 from vava.stages.train.config import load_config
@@ -82,27 +81,6 @@ def features(trained_once: tuple[Path, Path]) -> Path:
 
 
 # -- 2. what train/embed/evaluate/align write, and where ---------------------------------------
-def test_train_refuses_a_non_empty_out_that_is_not_a_run(features: Path, tmp_path: Path) -> None:
-    out = tmp_path / "documents"
-    out.mkdir()
-    (out / "config.yaml").write_text("mine")
-    one_line_error(cli("train", "--features", features, "--out", out, "--steps", "2", "--quiet"),
-                   r"--out: .*documents is not empty and is not a run folder \(no run.json\); .* --force")
-    assert sorted(p.name for p in out.iterdir()) == ["config.yaml"] and (out / "config.yaml").read_text() == "mine"
-
-    forced = cli("train", "--features", features, "--out", out, "--steps", "2", "--quiet", "--force",
-                 *[a for kv in TINY for a in ("--set", kv)])
-    assert forced.exit_code == 0, forced.output
-    assert (out / "checkpoints" / "last.pt").is_file() and (out / "config.yaml").read_text() != "mine"
-
-
-def test_align_output_suffixes(tmp_path: Path) -> None:
-    with pytest.raises(VavaError, match=r"^out: .*aligned.avi must end in .mp4"):
-        align_videos(tmp_path / "run", "a", "b", tmp_path / "aligned.avi")
-    with pytest.raises(VavaError, match=r"^plot: .*plot.jpg must end in .png"):
-        align_videos(tmp_path / "run", "a", "b", tmp_path / "aligned.mp4", plot_png=tmp_path / "plot.jpg")
-    one_line_error(cli("align", "--run", tmp_path / "run", "a", "b", "--out", tmp_path / "x.gif"),
-                   r"--out: .*x.gif must end in .mp4")
 
 
 # -- 7. one process per run folder -------------------------------------------------------------
@@ -131,16 +109,6 @@ def test_second_process_on_a_training_run_is_refused(features: Path, tmp_path: P
 
 
 # -- 10. run folders work from any working directory ---------------------------------------------
-
-
-def test_align_takes_the_feature_set_from_features_when_it_moved(run: Path, features: Path, tmp_path: Path) -> None:
-    moved = write_toy_features(tmp_path / "moved" / "toyfeatures00000")
-    only_checkpoint(run, {**saved(run), "features": str(tmp_path / "gone")})
-    with pytest.raises(VavaError, match=r"gone.*the feature set the run was trained on; pass features if it moved\)$"):
-        TrainedRun(run, device="cpu")
-    assert TrainedRun(run, device="cpu", features=moved).feature_set.path == moved
-    cached = cli("align", "--run", run, "toy0", "toy1", "--out", tmp_path / "a.mp4", "--features", moved)
-    one_line_error(cached, r"video 'toy0': cannot read the dataset the features came from")
 
 
 # -- 12. disk full, and a corrupt last.pt ------------------------------------------------------

@@ -4,24 +4,15 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-import numpy as np
 import pytest
-import torch
 from click.testing import CliRunner
 
 import vava.pipeline.sweep.freshness as sweep_freshness
 import vava.pipeline.sweep.run as sweep_run
-from tests.conftest import write_toy_features
-from tests.stages.evaluate.helpers import video, write_h5
-from vava.core.config import parse_overrides
 from vava.core.errors import VavaError
 from vava.core.run_folder import load_checkpoint
 from vava.pipeline.cli import main
 from vava.pipeline.sweep import load_plan, run_sweep
-from vava.stages.evaluate.report import evaluate_embeddings
-from vava.stages.train.config import load_config
-from vava.stages.train.data import check_step_fits
-from vava.stages.train.loop import resolved, train
 
 TINY = {"model": {"conv_channels": 8, "fc_channels": 8, "embedding_dim": 8},
         "data": {"frames_per_video": 6, "batch_pairs": 1}}
@@ -85,46 +76,6 @@ def test_plans_of_the_wrong_shape_are_named(tmp_path: Path, text: str, message: 
 # Configs: shapes, NaN and infinity, booleans, huge sizes
 
 
-@pytest.mark.parametrize(
-    ("override", "message"),
-    [("optim.lr=.nan", "optim.lr: expected a finite number, got nan"),
-     ("optim.lr=nan", "optim.lr: expected a finite number, got nan"),
-     ("optim.lr=1e400", "optim.lr: expected a finite number, got inf"),
-     ("optim.weight_decay=-.inf", "optim.weight_decay: expected a finite number, got -inf"),
-     ("optim.lr=1" + "0" * 400, "optim.lr: expected float, got 1000"),
-     ("model.dropout=.nan", "model.dropout: expected a finite number, got nan"),
-     ("loss.gamma=.inf", "loss.gamma: expected a finite number, got inf"),
-     ("loss.sigma_prior=.nan", "loss.sigma_prior: expected a finite number, got nan"),
-     ("loss={1: 2}", "loss: key 1 is not a string"),
-     ("optim.lr=true", "optim.lr: expected float, got True"),
-     ("seed=-1", r"seed must be in \[0, 2\*\*64\), got -1")],
-)
-def test_non_finite_and_misshapen_values_are_named(override: str, message: str) -> None:
-    with pytest.raises(VavaError, match=f"^{message}"):
-        load_config(None, parse_overrides([override]))
-
-
-@pytest.mark.parametrize(("override", "message"), [("loss.gamma=inf", "gamma must be a finite number >= 0, got 'inf'"),
-                                                   ("loss.gamma=true", "gamma must be a finite number >= 0, got True")])
-def test_objective_options_refuse_infinity_and_booleans(override: str, message: str) -> None:
-    with pytest.raises(VavaError, match=f"^objective vava: {message}"):
-        resolved(load_config(None, parse_overrides([override])))
-
-
-@pytest.mark.parametrize(("text", "message"), [("- steps: 3\n", "expected a mapping of keys to values, got a list"),
-                                               ("just text\n", "expected a mapping of keys to values, got a str"),
-                                               ("1: 2\nsteps: 3\n", None)])
-def test_config_files_of_the_wrong_shape(tmp_path: Path, text: str, message: str | None) -> None:
-    path = tmp_path / "config.yaml"
-    path.write_text(text)
-    expected = rf"^{path}: {message}$" if message else r"^config: key 1 is not a string"
-    with pytest.raises(VavaError, match=expected):
-        load_config(str(path), {})
-    path.write_bytes(b"\xff\xfe\x00binary")
-    with pytest.raises(VavaError, match=rf"^{path}: not a YAML file \(not UTF-8 text\)$"):
-        load_config(str(path), {})
-
-
 def test_cli_refuses_nan_learning_rate_in_one_line(toy_features: Path, tmp_path: Path) -> None:
     result = CliRunner().invoke(main, ["train", "--features", str(toy_features), "--out", str(tmp_path / "run"),
                                        "--set", "optim.lr=.nan"])
@@ -133,47 +84,8 @@ def test_cli_refuses_nan_learning_rate_in_one_line(toy_features: Path, tmp_path:
     assert not (tmp_path / "run").exists()
 
 
-@pytest.mark.parametrize("sizes", [{"frames_per_video": 10_000_000}, {"batch_pairs": 1_000_000}])
-def test_huge_batches_are_refused_with_the_limit(sizes: dict[str, int]) -> None:
-    config = load_config(None, {"data": sizes})
-    with pytest.raises(VavaError, match=rf"^data\.batch_pairs={config.data.batch_pairs}, data\.frames_per_video="
-                                        rf"{config.data.frames_per_video}: one training step needs about [\d.e+]+ "
-                                        r"GiB, more than the [\d.e+]+ GiB free on cpu; lower them$"):
-        check_step_fits((1024, 14, 14), config, torch.device("cpu"))
-    check_step_fits((1024, 14, 14), load_config(None, {}), torch.device("cpu"))  # Table 8's batch fits
-
-
-def test_train_refuses_a_huge_batch_before_writing(toy_features: Path, tmp_path: Path) -> None:
-    config = load_config(None, {**TINY, "data": {"frames_per_video": 10**12}})
-    with pytest.raises(VavaError, match=r"data\.frames_per_video=1000000000000: one training step needs about"):
-        train(toy_features, tmp_path / "run", config, device="cpu", progress=False)
-    assert not (tmp_path / "run").exists()
-
-
 # --------------------------------------------------------------------------------------------
 # Pairs of distinct videos; probes on a single phase
-
-
-def test_training_refuses_an_action_without_two_train_videos(tmp_path: Path) -> None:
-    features = write_toy_features(tmp_path / "cache" / "lonefeatures0000", lengths=(30, 36, 41, 33))  # 1 train each
-    config = load_config(None, {**TINY, "steps": 1})
-    with pytest.raises(VavaError, match=r"^no pair of distinct train videos for action\(s\) 'a' \(only 'toy0'\), "
-                                        r"'b' \(only 'toy2'\): training pairs two videos of an action"):
-        train(features, tmp_path / "run", config, device="cpu", progress=False)
-    assert not (tmp_path / "run").exists()
-
-
-def test_classifier_probes_skip_a_train_split_with_one_phase(tmp_path: Path) -> None:
-    ramp = np.arange(6, dtype=np.float32)[:, None]
-    videos = [video("t1", ramp, [1] * 6, split="train"), video("t2", ramp, [1, 1, 1, -1, -1, -1], split="train"),
-              video("v1", ramp, [0, 0, 1, 1, 2, 2]), video("v2", ramp, [0, 1, 1, 1, 2, 2])]
-    report = evaluate_embeddings(write_h5(tmp_path / "e.h5", videos), tasks=("classification", "few_shot", "kendall"),
-                                 few_shot_ks=(1,), few_shot_episodes=2)
-    reason = "the train videos carry fewer than 2 phase labels (found: 1); a classifier needs 2"
-    assert report["skipped"] == [{"action": "a", "task": "classification", "reason": reason},
-                                 {"action": "a", "task": "few_shot", "reason": reason}]
-    assert report["results"]["classification"] == {"0.1": None, "0.5": None, "1.0": None}
-    assert report["results"]["kendall"] is not None
 
 
 # --------------------------------------------------------------------------------------------

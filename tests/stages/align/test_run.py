@@ -1,4 +1,5 @@
-"""`vava align` (stages/align/run.py): retiming, aligning cached videos with video files, errors."""
+"""`vava align` (stages/align/run.py): retiming, aligning cached videos with video files, errors, a feature set
+that moved."""
 from __future__ import annotations
 
 import io
@@ -9,8 +10,8 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from tests.conftest import make_folder_dataset
-from tests.helpers import pixels, png_size
+from tests.conftest import make_folder_dataset, write_toy_features
+from tests.helpers import cli, one_line_error, only_checkpoint, pixels, png_size, saved
 from vava.core.config import parse_overrides
 from vava.core.correspondence import dtw_path, nearest_neighbour_path
 from vava.core.embeddings_file import load_embeddings
@@ -121,3 +122,25 @@ def test_decoding_shows_progress_with_a_total(tiny_run: tuple[Path, Path], tmp_p
     bars = [line.strip() for line in capsys.readouterr().err.replace("\r", "\n").splitlines() if "100%" in line]
     assert any(line.startswith("align: decode v0: 100%") and " 18/18 [" in line for line in bars)
     assert any(line.startswith("align: decode and embed v1.mp4: 100%") and " 22/22 [" in line for line in bars)
+
+
+# -- output suffixes; a feature set that moved -----------------------------------------------------
+
+
+def test_align_output_suffixes(tmp_path: Path) -> None:
+    with pytest.raises(VavaError, match=r"^out: .*aligned.avi must end in .mp4"):
+        align_videos(tmp_path / "run", "a", "b", tmp_path / "aligned.avi")
+    with pytest.raises(VavaError, match=r"^plot: .*plot.jpg must end in .png"):
+        align_videos(tmp_path / "run", "a", "b", tmp_path / "aligned.mp4", plot_png=tmp_path / "plot.jpg")
+    one_line_error(cli("align", "--run", tmp_path / "run", "a", "b", "--out", tmp_path / "x.gif"),
+                   r"--out: .*x.gif must end in .mp4")
+
+
+def test_align_takes_the_feature_set_from_features_when_it_moved(run: Path, features: Path, tmp_path: Path) -> None:
+    moved = write_toy_features(tmp_path / "moved" / "toyfeatures00000")
+    only_checkpoint(run, {**saved(run), "features": str(tmp_path / "gone")})
+    with pytest.raises(VavaError, match=r"gone.*the feature set the run was trained on; pass features if it moved\)$"):
+        TrainedRun(run, device="cpu")
+    assert TrainedRun(run, device="cpu", features=moved).feature_set.path == moved
+    cached = cli("align", "--run", run, "toy0", "toy1", "--out", tmp_path / "a.mp4", "--features", moved)
+    one_line_error(cached, r"video 'toy0': cannot read the dataset the features came from")

@@ -1,13 +1,15 @@
 """`evaluate`'s report (stages/evaluate/report.py): loading, background, per-action averaging,
-degenerate input, skips, report files and tables."""
+degenerate input, skips, report files and tables; `--compare` of a report.json that is not one."""
 from __future__ import annotations
 
 import json
+import re
 from pathlib import Path
 
 import numpy as np
 import pytest
 
+from tests.helpers import cli, one_line_error
 from tests.stages.evaluate.helpers import ramp, separable, video, wild_report, write_h5
 from vava.core.embeddings_file import load_embeddings, natural_key
 from vava.core.errors import VavaError
@@ -151,3 +153,14 @@ def test_report_md_is_unchanged_byte_for_byte(tmp_path: Path) -> None:
     """Every section of report.md (provenance, tables, probe sections, skips, protocol) of a fixed report; a
     change of layout on purpose rewrites expected_report.md."""
     assert report_markdown(wild_report(tmp_path)) == Path(__file__).with_name("expected_report.md").read_text()
+
+
+# -- compare names a report.json that is not one ---------------------------------------------------
+
+
+@pytest.mark.parametrize("text", ["[1]", '{"a": 1}', '{"options": {"fractions": [[1]], "ks": []}}'])
+def test_compare_names_a_report_that_is_not_one(tmp_path: Path, text: str) -> None:
+    (tmp_path / "run").mkdir()
+    (tmp_path / "run" / "report.json").write_text(text)
+    one_line_error(cli("evaluate", "--compare", tmp_path / "run"),
+                   rf"^Error: {re.escape(str(tmp_path / 'run' / 'report.json'))}: not a vava report \(")

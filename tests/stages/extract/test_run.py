@@ -1,7 +1,11 @@
-"""Stage 1 in-process: values, batching across videos, resampling, bad videos, reuse."""
+"""Stage 1 in-process: values, batching across videos, resampling, bad videos, reuse; worker errors, video ids
+and the final accounting; damaged videos extracted again."""
 from __future__ import annotations
 
 import dataclasses
+import re
+import shutil
+from dataclasses import replace
 from fractions import Fraction
 from pathlib import Path
 
@@ -11,15 +15,18 @@ import pytest
 import torch
 from PIL import Image
 
+import vava.stages.extract.run as extract_run
 from tests.conftest import make_folder_dataset, moving_square, read_manifest
+from tests.helpers import EXTRACT, cli, flip_chunk_bytes, shards, watch_store_opens
 from vava.cache.fingerprint import feature_set_fingerprint, stable_hash
+from vava.cache.inspect import verify
 from vava.cache.store import FeatureSet
 from vava.core.backbone import load_backbone
 from vava.core.decode import VideoDecoder
 from vava.core.errors import VavaError
 from vava.core.preprocess import Preprocessing
 from vava.pipeline.datasets.folder import load_folder, write_manifest
-from vava.stages.extract.run import ExtractOptions, extract, feature_settings
+from vava.stages.extract.run import ExtractOptions, ExtractSummary, extract, feature_settings
 
 FAST = ExtractOptions(weights="random", image_size=64, batch_size=7, workers=2, progress=False)
 
@@ -243,3 +250,120 @@ def test_the_progress_bar_counts_to_the_frames_the_dry_run_plans(tmp_path: Path,
     assert summary.frames == 9 + 11 + 13  # 20 -> 10 fps keeps every other frame
     final = capsys.readouterr().err.replace("\r", "\n").splitlines()[-1]
     assert final.startswith("extract: 100%") and " 33/33 [" in final
+
+
+# -- worker errors, video ids and the final accounting ---------------------------------------------
+
+
+ONE_WORKER = ExtractOptions(weights="random", image_size=64, batch_size=7, workers=1, progress=False)
+
+
+def test_an_exception_in_a_decode_worker_costs_one_video(tiny_dataset: Path, tmp_path: Path, monkeypatch) -> None:
+    real_lock = extract_run.video_lock
+
+    def video_lock(path: Path, video_id: str):
+        if video_id == "v1":  # what a NUL byte in the id did: os.open raised ValueError in the thread
+            raise ValueError("embedded null byte")
+        return real_lock(path, video_id)
+
+    monkeypatch.setattr(extract_run, "video_lock", video_lock)
+    result = cli(*EXTRACT, "--root", str(tiny_dataset), "--cache", str(tmp_path / "c"), "--workers", "1")
+    assert result.exit_code == 1
+    assert "failed: video 'v1': ValueError: embedded null byte" in result.stderr
+    assert "3 videos: 2 extracted (43 frames" in result.stderr and "1 failed" in result.stderr
+    assert "nothing to do" not in result.stderr
+
+
+def test_a_reused_job_identity_does_not_drop_later_videos(tmp_path: Path, monkeypatch) -> None:
+    root = tmp_path / "data"
+    make_folder_dataset(root, [8, 9, 10])
+    (root / "videos" / "v0.mp4").unlink()
+    # Every job gets the same id(): what happens when a failed job is freed and its address reused.
+    monkeypatch.setattr(extract_run, "id", lambda obj: 0, raising=False)
+    summary = extract(load_folder(root), tmp_path / "cache", ONE_WORKER)
+    assert list(summary.failed) == ["v0"] and summary.extracted == ["v1", "v2"]
+
+
+def test_a_video_the_run_lost_track_of_becomes_a_failure(tiny_dataset: Path, tmp_path: Path, monkeypatch) -> None:
+    monkeypatch.setattr(extract_run._ExtractionRun, "_finish", lambda self, job, end: job.lock.release())
+    result = cli(*EXTRACT, "--root", str(tiny_dataset), "--cache", str(tmp_path / "c"))
+    assert result.exit_code == 1 and "3 failed" in result.stderr and "nothing to do" not in result.stderr
+    assert ("failed: video 'v0': neither extracted nor failed (an internal error lost track of it); "
+            "rerun `vava extract`") in result.stderr
+
+
+def test_summary_accounting_leaves_each_video_in_one_outcome() -> None:
+    summary = ExtractSummary(Path("fs"), "f", extracted=["a", "b", "a"], cached=["c"], failed={"b": "broken"})
+    summary.account_for(["a", "b", "c", "d"])
+    assert summary.extracted == ["a"] and summary.cached == ["c"] and summary.by_others == []
+    assert summary.failed["b"] == "broken" and "neither extracted nor failed" in summary.failed["d"]
+
+
+def test_extract_checks_ids_before_doing_anything(tiny_dataset: Path, tmp_path: Path) -> None:
+    good = load_folder(tiny_dataset)
+    long = replace(good[0], id="v" * 300)
+    with pytest.raises(VavaError, match=r"^extract: video id 'v{40}'\.\.\. is 300 bytes long"):
+        extract([*good[1:], long], tmp_path / "cache", ONE_WORKER)
+    assert not (tmp_path / "cache").exists()
+
+
+# -- damaged videos extracted again; a fully cached set is only read -------------------------------
+
+
+def test_extract_repairs_damaged_videos(tiny_dataset: Path, tmp_path: Path) -> None:
+    cache = tmp_path / "cache"
+    path = Path(cli(*EXTRACT, "--root", str(tiny_dataset), "--cache", str(cache)).stdout.strip().splitlines()[-1])
+    original = {v: FeatureSet.open(path).read(v) for v in ("v0", "v1", "v2")}
+    shards(path, "v2")[0].unlink()
+    flip_chunk_bytes(path, "v1")
+
+    again = cli(*EXTRACT, "--root", str(tiny_dataset), "--cache", str(cache))  # stat-only check: finds the deletion
+    assert again.exit_code == 0, again.output
+    assert "damaged, extracted again: v2: unreadable (features/c/0/0/0/0 is missing)" in again.stderr
+    assert "3 videos: 1 extracted" in again.stderr and "2 already cached" in again.stderr
+
+    repaired = cli(*EXTRACT, "--root", str(tiny_dataset), "--cache", str(cache), "--repair")
+    assert repaired.exit_code == 0, repaired.output
+    assert re.search(r"damaged, extracted again: v1: unreadable \(ValueError: Stored and computed checksum",
+                     repaired.stderr)
+    assert "3 videos: 1 extracted" in repaired.stderr and "2 already cached" in repaired.stderr
+    feature_set = FeatureSet.open(path)
+    assert verify(feature_set).ok
+    assert np.array_equal(feature_set.read("v0"), original["v0"])  # untouched
+    for video_id in ("v1", "v2"):  # extracted again, in other backbone batches
+        again, want = feature_set.read(video_id).astype(np.float32), original[video_id].astype(np.float32)
+        assert np.allclose(again, want, rtol=1e-2, atol=1e-3 * np.abs(want).max())
+
+
+def test_extract_says_which_damaged_videos_it_could_not_extract_again(tiny_dataset: Path, tmp_path: Path,
+                                                                      monkeypatch: pytest.MonkeyPatch) -> None:
+    import vava.stages.extract.run as extract_run
+
+    cache = tmp_path / "cache"
+    path = Path(cli(*EXTRACT, "--root", str(tiny_dataset), "--cache", str(cache)).stdout.strip().splitlines()[-1])
+    shards(path, "v2")[0].unlink()
+    decoder = extract_run.VideoDecoder
+
+    def unreadable_v2(record, *args):
+        if record.id == "v2":
+            raise VavaError("video 'v2': cannot be decoded any more")
+        yield from decoder(record, *args)
+
+    monkeypatch.setattr(extract_run, "VideoDecoder", unreadable_v2)
+    result = cli(*EXTRACT, "--root", str(tiny_dataset), "--cache", str(cache))
+    assert result.exit_code == 1
+    assert result.stderr.splitlines()[:2] == [
+        "damaged, not repaired (see failed): v2: unreadable (features/c/0/0/0/0 is missing)",
+        "failed: video 'v2': cannot be decoded any more"]
+
+
+def test_extract_of_a_fully_cached_set_writes_nothing(tiny_dataset: Path, tmp_path: Path,
+                                                      monkeypatch: pytest.MonkeyPatch) -> None:
+    cache = tmp_path / "cache"
+    path = cli(*EXTRACT, "--root", str(tiny_dataset), "--cache", str(cache)).stdout.strip().splitlines()[-1]
+    shutil.rmtree(cache / ".locks")
+    opened = watch_store_opens(monkeypatch)
+    again = cli(*EXTRACT, "--root", str(tiny_dataset), "--cache", str(cache))
+    assert again.exit_code == 0 and again.stdout.strip().splitlines()[-1] == path
+    assert "3 already cached" in again.stderr
+    assert not (cache / ".locks").exists() and opened and all(read_only for _, read_only in opened)

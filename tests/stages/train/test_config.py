@@ -1,5 +1,7 @@
-"""Training configs: presets, overrides and the messages for bad keys and values."""
+"""Training configs: presets, overrides and the messages for bad keys, values (NaN, infinity) and files."""
 from __future__ import annotations
+
+from pathlib import Path
 
 import pytest
 
@@ -78,3 +80,39 @@ def test_bad_override_syntax_and_preset() -> None:
         parse_overrides(["steps"])
     with pytest.raises(VavaError, match=r"^config: nope is neither a file nor a preset \(presets: .*pouring"):
         load_config("nope", {})
+
+
+# -- non-finite and misshapen values; config files of the wrong shape ------------------------------
+
+
+@pytest.mark.parametrize(
+    ("override", "message"),
+    [("optim.lr=.nan", "optim.lr: expected a finite number, got nan"),
+     ("optim.lr=nan", "optim.lr: expected a finite number, got nan"),
+     ("optim.lr=1e400", "optim.lr: expected a finite number, got inf"),
+     ("optim.weight_decay=-.inf", "optim.weight_decay: expected a finite number, got -inf"),
+     ("optim.lr=1" + "0" * 400, "optim.lr: expected float, got 1000"),
+     ("model.dropout=.nan", "model.dropout: expected a finite number, got nan"),
+     ("loss.gamma=.inf", "loss.gamma: expected a finite number, got inf"),
+     ("loss.sigma_prior=.nan", "loss.sigma_prior: expected a finite number, got nan"),
+     ("loss={1: 2}", "loss: key 1 is not a string"),
+     ("optim.lr=true", "optim.lr: expected float, got True"),
+     ("seed=-1", r"seed must be in \[0, 2\*\*64\), got -1")],
+)
+def test_non_finite_and_misshapen_values_are_named(override: str, message: str) -> None:
+    with pytest.raises(VavaError, match=f"^{message}"):
+        load_config(None, parse_overrides([override]))
+
+
+@pytest.mark.parametrize(("text", "message"), [("- steps: 3\n", "expected a mapping of keys to values, got a list"),
+                                               ("just text\n", "expected a mapping of keys to values, got a str"),
+                                               ("1: 2\nsteps: 3\n", None)])
+def test_config_files_of_the_wrong_shape(tmp_path: Path, text: str, message: str | None) -> None:
+    path = tmp_path / "config.yaml"
+    path.write_text(text)
+    expected = rf"^{path}: {message}$" if message else r"^config: key 1 is not a string"
+    with pytest.raises(VavaError, match=expected):
+        load_config(str(path), {})
+    path.write_bytes(b"\xff\xfe\x00binary")
+    with pytest.raises(VavaError, match=rf"^{path}: not a YAML file \(not UTF-8 text\)$"):
+        load_config(str(path), {})

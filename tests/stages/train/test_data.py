@@ -1,4 +1,5 @@
-"""Training data paths (stages/train/data.py): memory and zarr loaders gather the same batches."""
+"""Training data paths (stages/train/data.py): memory and zarr loaders gather the same batches; a step too large
+for the device's memory is refused before anything is written."""
 from __future__ import annotations
 
 from pathlib import Path
@@ -7,8 +8,10 @@ import numpy as np
 import pytest
 import torch
 
+from tests.stages.train.helpers import TINY_OVERRIDES
 from vava.cache.store import FeatureSet
 from vava.core.errors import VavaError
+from vava.stages.train.config import load_config
 from vava.stages.train.data import (
     Context,
     MemoryFeatures,
@@ -16,8 +19,10 @@ from vava.stages.train.data import (
     ZarrFeatures,
     batches,
     channel_statistics,
+    check_step_fits,
     choose_data_path,
 )
+from vava.stages.train.loop import train
 from vava.stages.train.sampler import PairSampler
 
 
@@ -112,3 +117,23 @@ def test_a_loader_worker_prints_nothing_of_its_own(toy_features: Path, capfd: py
         list(batches(fs, videos, sampler, "zarr", Context(1, {v.id: 15 for v in videos}), PhaseClasses.of(fs, videos),
                      0, 4, torch.device("cpu"), workers=2))
     assert capfd.readouterr().err == ""
+
+
+# -- a step too large for the device's memory is refused first -------------------------------------
+
+
+@pytest.mark.parametrize("sizes", [{"frames_per_video": 10_000_000}, {"batch_pairs": 1_000_000}])
+def test_huge_batches_are_refused_with_the_limit(sizes: dict[str, int]) -> None:
+    config = load_config(None, {"data": sizes})
+    with pytest.raises(VavaError, match=rf"^data\.batch_pairs={config.data.batch_pairs}, data\.frames_per_video="
+                                        rf"{config.data.frames_per_video}: one training step needs about [\d.e+]+ "
+                                        r"GiB, more than the [\d.e+]+ GiB free on cpu; lower them$"):
+        check_step_fits((1024, 14, 14), config, torch.device("cpu"))
+    check_step_fits((1024, 14, 14), load_config(None, {}), torch.device("cpu"))  # Table 8's batch fits
+
+
+def test_train_refuses_a_huge_batch_before_writing(toy_features: Path, tmp_path: Path) -> None:
+    config = load_config(None, {**TINY_OVERRIDES, "data": {"frames_per_video": 10**12}})
+    with pytest.raises(VavaError, match=r"data\.frames_per_video=1000000000000: one training step needs about"):
+        train(toy_features, tmp_path / "run", config, device="cpu", progress=False)
+    assert not (tmp_path / "run").exists()

@@ -1,4 +1,5 @@
-"""The training loop: runs, logs, checkpoints, exact resume, failures and their messages."""
+"""The training loop: runs, logs, checkpoints, exact resume, failures and their messages, an --out that is not
+a run."""
 from __future__ import annotations
 
 import csv
@@ -8,7 +9,8 @@ from pathlib import Path
 import pytest
 import yaml
 
-from tests.stages.train.helpers import config
+from tests.helpers import cli, one_line_error
+from tests.stages.train.helpers import RUN_TINY, config
 from vava.core.errors import VavaError
 from vava.core.run_folder import load_checkpoint
 from vava.stages.train import loop
@@ -153,3 +155,20 @@ def test_balanced_run_logs_gradient_norms_and_the_budget_phi(toy_features: Path,
         assert all(value > 0 for value in norms.values())
         assert norms["grad_ratio"] == pytest.approx(norms["grad_align"] / norms["grad_intra"], rel=1e-5)
     assert yaml.safe_load((run / "config.yaml").read_text())["loss"]["total_steps"] == 2
+
+
+# -- an --out that is not empty and not a run ------------------------------------------------------
+
+
+def test_train_refuses_a_non_empty_out_that_is_not_a_run(features: Path, tmp_path: Path) -> None:
+    out = tmp_path / "documents"
+    out.mkdir()
+    (out / "config.yaml").write_text("mine")
+    one_line_error(cli("train", "--features", features, "--out", out, "--steps", "2", "--quiet"),
+                   r"--out: .*documents is not empty and is not a run folder \(no run.json\); .* --force")
+    assert sorted(p.name for p in out.iterdir()) == ["config.yaml"] and (out / "config.yaml").read_text() == "mine"
+
+    forced = cli("train", "--features", features, "--out", out, "--steps", "2", "--quiet", "--force",
+                 *[a for kv in RUN_TINY for a in ("--set", kv)])
+    assert forced.exit_code == 0, forced.output
+    assert (out / "checkpoints" / "last.pt").is_file() and (out / "config.yaml").read_text() != "mine"

@@ -1,4 +1,5 @@
-"""The pair sampler (stages/train/sampler.py): offsets and reproducible same-action pairs."""
+"""The pair sampler (stages/train/sampler.py): offsets and reproducible same-action pairs; an action without two
+train videos is refused."""
 from __future__ import annotations
 
 from pathlib import Path
@@ -6,8 +7,12 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from tests.conftest import write_toy_features
+from tests.stages.train.helpers import TINY_OVERRIDES
 from vava.cache.store import FeatureSet
 from vava.core.errors import VavaError
+from vava.stages.train.config import load_config
+from vava.stages.train.loop import train
 from vava.stages.train.sampler import PairSampler, offset_uniform
 
 
@@ -31,3 +36,15 @@ def test_pairs_share_an_action_and_are_reproducible(toy_features: Path) -> None:
     assert not np.array_equal(sampler.draw(6).frame_indices, draw.frame_indices)
     with pytest.raises(VavaError, match="no training videos"):
         PairSampler([], 1, 1, 0)
+
+
+# -- an action without two train videos ------------------------------------------------------------
+
+
+def test_training_refuses_an_action_without_two_train_videos(tmp_path: Path) -> None:
+    features = write_toy_features(tmp_path / "cache" / "lonefeatures0000", lengths=(30, 36, 41, 33))  # 1 train each
+    config = load_config(None, {**TINY_OVERRIDES, "steps": 1})
+    with pytest.raises(VavaError, match=r"^no pair of distinct train videos for action\(s\) 'a' \(only 'toy0'\), "
+                                        r"'b' \(only 'toy2'\): training pairs two videos of an action"):
+        train(features, tmp_path / "run", config, device="cpu", progress=False)
+    assert not (tmp_path / "run").exists()

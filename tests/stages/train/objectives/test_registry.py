@@ -8,8 +8,10 @@ import re
 import pytest
 import torch
 
+from vava.core.config import parse_overrides
 from vava.core.errors import VavaError
 from vava.stages.train.config import load_config
+from vava.stages.train.loop import resolved
 from vava.stages.train.objectives import OBJECTIVES, build_config, build_objective
 from vava.stages.train.objectives.base import PairBatch
 
@@ -37,6 +39,13 @@ def test_config_validation(name: str, key: str, value: object) -> None:
         config_type(**{key: value})
     with pytest.raises(VavaError, match=key):
         build_config(name, {key: value})
+
+
+@pytest.mark.parametrize(("override", "message"), [("loss.gamma=inf", "gamma must be a finite number >= 0, got 'inf'"),
+                                                   ("loss.gamma=true", "gamma must be a finite number >= 0, got True")])
+def test_objective_options_refuse_infinity_and_booleans(override: str, message: str) -> None:
+    with pytest.raises(VavaError, match=f"^objective vava: {message}"):
+        resolved(load_config(None, parse_overrides([override])))
 
 
 def test_registry() -> None:

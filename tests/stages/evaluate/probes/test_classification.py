@@ -1,16 +1,15 @@
-"""Phase classification and few-shot (stages/evaluate/probes/classification.py, few_shot.py)."""
+"""Phase classification (stages/evaluate/probes/classification.py): train counts, natural order, the standardised
+SVM, unlabelled frames; a train split with one phase skips the classifier probes."""
 from __future__ import annotations
 
 from pathlib import Path
 
 import numpy as np
 import pytest
-from scipy import stats
 
-from tests.stages.evaluate.helpers import record, separable, write_h5
+from tests.stages.evaluate.helpers import record, separable, video, write_h5
 from vava.core.embeddings_file import load_embeddings
 from vava.stages.evaluate.probes import classification as cls
-from vava.stages.evaluate.probes import few_shot
 from vava.stages.evaluate.report import evaluate_embeddings
 
 
@@ -55,24 +54,17 @@ def test_classification_ignores_unlabelled_and_handles_one_class() -> None:
     assert cls.accuracy(train, val, "svm") == pytest.approx(0.5)
 
 
-def test_few_shot_draws_like_tcc(monkeypatch: pytest.MonkeyPatch) -> None:
-    train = [record([[float(i)]], [0], f"t{i}") for i in range(6)]
-    drawn = []
-    monkeypatch.setattr(few_shot, "accuracy", lambda videos, val, kind: drawn.append([v.id for v in videos]) or 0.5)
-    result = few_shot.few_shot_accuracies(train, (np.zeros((1, 1)), np.zeros(1)), (1, 2, 9), 3, "svm")
-    np.random.seed(42)
-    expected = [[f"t{i}" for i in np.random.permutation(6)[:k]] for k in (1, 2) for _ in range(3)]
-    assert drawn == expected and sorted(result) == [1, 2]  # k = 9 > 6 videos is left out
-    mean, half = few_shot.t_interval([0.5, 0.6, 0.7, 0.9])
-    low, high = stats.t.interval(0.95, 3, loc=mean, scale=stats.sem([0.5, 0.6, 0.7, 0.9]))
-    assert (mean - half, mean + half) == pytest.approx((low, high))
+# -- a train split with one phase: the classifier probes are skipped -------------------------------
 
 
-def test_few_shot_and_robustness_in_report(tmp_path: Path) -> None:
-    videos = [separable(f"t{i}", "train") for i in range(4)] + [separable("v1", "val")]
-    report = evaluate_embeddings(write_h5(tmp_path / "e.h5", videos), tasks=("few_shot", "robustness"),
-                                 few_shot_ks=(1, 2), few_shot_episodes=4, robustness_seeds=3, fractions=(0.5,))
-    results = report["results"]
-    assert results["few_shot"]["1"]["mean"] == pytest.approx(1.0) and len(results["few_shot"]["2"]["episodes"]) == 4
-    assert results["robustness"]["0.5"] == {"mean": pytest.approx(1.0), "std": pytest.approx(0.0),
-                                            "runs": pytest.approx([1.0] * 3)}
+def test_classifier_probes_skip_a_train_split_with_one_phase(tmp_path: Path) -> None:
+    ramp = np.arange(6, dtype=np.float32)[:, None]
+    videos = [video("t1", ramp, [1] * 6, split="train"), video("t2", ramp, [1, 1, 1, -1, -1, -1], split="train"),
+              video("v1", ramp, [0, 0, 1, 1, 2, 2]), video("v2", ramp, [0, 1, 1, 1, 2, 2])]
+    report = evaluate_embeddings(write_h5(tmp_path / "e.h5", videos), tasks=("classification", "few_shot", "kendall"),
+                                 few_shot_ks=(1,), few_shot_episodes=2)
+    reason = "the train videos carry fewer than 2 phase labels (found: 1); a classifier needs 2"
+    assert report["skipped"] == [{"action": "a", "task": "classification", "reason": reason},
+                                 {"action": "a", "task": "few_shot", "reason": reason}]
+    assert report["results"]["classification"] == {"0.1": None, "0.5": None, "1.0": None}
+    assert report["results"]["kendall"] is not None
