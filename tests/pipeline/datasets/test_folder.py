@@ -1,4 +1,5 @@
-"""The generic folder format: loading and validation messages."""
+"""The generic folder format: loading and validation messages; untrusted input (paths leaving the dataset root,
+video ids, every field type- and range-checked, encoding, over-long lines); a manifest that is a FIFO."""
 from __future__ import annotations
 
 import json
@@ -8,12 +9,12 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from tests.conftest import GOOD, write_entry
+from tests.helpers import cli, fifo_at, one_line_error, refused, without_blocking
 from vava.core.errors import VavaError
+from vava.core.records import MAX_FRAMES
 from vava.pipeline.datasets import load_dataset
 from vava.pipeline.datasets.folder import load_folder, write_manifest
-
-GOOD = {"id": "a", "path": "videos/a.mp4", "split": "train", "action": "pour", "labels": [0, 0, 1, 2],
-        "phases": ["start", "pour", "end"], "fps": 30, "background_label": 2}
 
 
 def write_lines(root: Path, lines: list[str]) -> None:
@@ -143,3 +144,104 @@ def test_a_huge_value_is_quoted_cut_short(tmp_path: Path, entry: dict) -> None:
         load_folder(root)
     message = str(caught.value)
     assert len(message) < len(str(root)) + 300 and re.search(r"'(\.|a/)?x{30,40}\.\.\.x{30,40}'", message), message
+
+
+# -- untrusted input: paths leaving the root, video ids, every field type- and range-checked, encoding
+
+
+@pytest.mark.parametrize("kind", ["absolute", "dotdot", "symlink"])
+def test_manifest_paths_leaving_the_root_are_refused_unless_allowed(tmp_path: Path, kind: str) -> None:
+    outside = tmp_path / "outside.mp4"
+    outside.write_bytes(b"secret")
+    root = tmp_path / "data"
+    root.mkdir()
+    (root / "link.mp4").symlink_to(outside)
+    path = {"absolute": str(outside), "dotdot": "../outside.mp4", "symlink": "link.mp4"}[kind]
+    write_entry(root, path=path)
+    with pytest.raises(VavaError, match=rf"manifest.jsonl:1: video 'a': path '{path}' leads outside the dataset "
+                                        r"root .* \(pass allow_outside_root if that is intended\)$"):
+        load_dataset("folder", root)
+    [record] = load_dataset("folder", root, allow_outside_root=True)
+    assert record.path == outside.resolve() and record.confined_to is None
+
+
+@pytest.mark.parametrize(
+    ("video_id", "message"),
+    [(None, r"video id must be a string, got NoneType None"),
+     (7, r"video id must be a string, got int 7"),
+     ("a\u0000b", r"video id: 'a\\x00b' contains a control character"),
+     ("a\nb", r"video id: 'a\\nb' contains a control character"),
+     ("x" * 300, r"video id 'x{40}'\.\.\. is 300 bytes long \(at most 250: it names a folder and a lock file"),
+     ("zarr.json", r"video id: 'zarr.json' is a reserved name")],
+)
+def test_video_ids_are_checked_when_the_manifest_is_read(tmp_path: Path, video_id: object, message: str) -> None:
+    write_entry(tmp_path, id=video_id)
+    with pytest.raises(VavaError, match=r"manifest.jsonl:1: " + message):
+        load_folder(tmp_path)
+
+
+@pytest.mark.parametrize(
+    ("change", "message"),
+    [({"action": None}, r"video 'a': action must be a non-empty string, got None"),
+     ({"action": 3}, r"video 'a': action must be a non-empty string, got 3"),
+     ({"path": None}, r"video 'a': path must be a non-empty string \(relative to the dataset root\), got None"),
+     ({"path": "a\u0000.mp4"}, r"video 'a': path 'a\\x00.mp4' contains a NUL byte"),
+     ({"phases": "abc"}, r"video 'a': phases must be a list of names \(strings\), got str"),
+     ({"phases": [1, 2, 3]}, r"video 'a': phases must be a list of names \(strings\), got list"),
+     ({"fps": float("nan")}, r"video 'a': fps must be a positive number, got nan"),
+     ({"fps": float("inf")}, r"video 'a': fps must be a positive number, got inf"),
+     ({"fps": True}, r"video 'a': fps must be a positive number, got True"),
+     ({"labels": [0, 10**30], "phases": []}, r"video 'a': label 10{30} is above the largest allowed, 9999"),
+     ({"labels": [0, 10_000], "phases": []}, r"video 'a': label 10000 is above the largest allowed, 9999"),
+     ({"background_label": 3}, r"video 'a': background_label 3 is out of range \(0\.\.2\)"),
+     ({"background_label": -1}, r"video 'a': background_label -1 is out of range \(0\.\.2\)"),
+     ({"background_label": True}, r"video 'a': background_label must be an integer, got True"),
+     ({"labels": [0] * (MAX_FRAMES + 1)},
+      rf"video 'a': {MAX_FRAMES + 1} labels, more than the {MAX_FRAMES} frames a video may have")],
+)
+def test_manifest_fields_are_type_and_range_checked(tmp_path: Path, change: dict, message: str) -> None:
+    write_entry(tmp_path, **change)
+    with pytest.raises(VavaError, match=r"manifest.jsonl:1: " + message + "$"):
+        load_folder(tmp_path)
+
+
+def test_non_utf8_manifest_names_file_and_line(tmp_path: Path) -> None:
+    (tmp_path / "manifest.jsonl").write_bytes(json.dumps(GOOD).encode() + b'\n{"id": "caf\xe9"}\n')
+    with pytest.raises(VavaError, match=r"manifest.jsonl:2: not UTF-8 text \(byte 0xe9 at column 12\); "
+                                        r"save the manifest as UTF-8$"):
+        load_folder(tmp_path)
+
+
+def test_a_utf8_bom_is_accepted(tmp_path: Path) -> None:
+    second = {**GOOD, "id": "b"}
+    (tmp_path / "manifest.jsonl").write_bytes(b"\xef\xbb\xbf" + f"{json.dumps(GOOD)}\n{json.dumps(second)}\n".encode())
+    assert [r.id for r in load_folder(tmp_path)] == ["a", "b"]
+
+
+def test_an_over_long_manifest_line_is_refused_before_parsing(tmp_path: Path, monkeypatch) -> None:
+    import vava.pipeline.datasets.folder as folder
+
+    monkeypatch.setattr(folder, "MAX_LINE_BYTES", 2**20)
+    write_entry(tmp_path, labels=[0] * 2**19)
+    with pytest.raises(VavaError, match=r"manifest.jsonl:1: line longer than 1 MiB$"):
+        load_folder(tmp_path)
+
+
+def test_a_lone_surrogate_id_is_refused_before_extraction(tiny_dataset: Path, tmp_path: Path) -> None:
+    """JSON lets an id hold "\\ud800"; that video used to fail late, on a UnicodeEncodeError in the cache."""
+    manifest = tiny_dataset / "manifest.jsonl"
+    entries = [json.loads(line) for line in manifest.read_text().splitlines()]
+    entries[0]["id"] = "\ud800" + entries[0]["id"]
+    manifest.write_text("".join(json.dumps(entry) + "\n" for entry in entries))  # ASCII: "\\ud800" escaped
+    result = cli("extract", "--root", tiny_dataset, "--cache", tmp_path / "cache", "--weights", "random",
+                 "--image-size", 64, "--device", "cpu", "--quiet")
+    one_line_error(result, r"manifest\.jsonl:1: video id: '\\ud800.*' contains a lone surrogate")
+    assert not (tmp_path / "cache").exists()
+
+
+# -- a manifest that is a FIFO ---------------------------------------------------------------------
+
+
+def test_a_manifest_that_is_a_fifo_is_refused(tmp_path: Path) -> None:
+    fifo = fifo_at(tmp_path / "manifest.jsonl")
+    refused(without_blocking(lambda: cli("data", "info", "--root", tmp_path), fifo), fifo)

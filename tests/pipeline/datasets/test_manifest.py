@@ -1,5 +1,5 @@
 """`vava data manifest` (pipeline/datasets/manifest.py) and `probe_video`: finding videos, probing them,
-splits, segments -> labels, and where the manifest may be written."""
+splits, segments -> labels, where the manifest may be written, and a CSV file given that is a FIFO."""
 from __future__ import annotations
 
 import json
@@ -12,7 +12,8 @@ import pytest
 from click.testing import CliRunner
 from PIL import Image
 
-from tests.conftest import moving_square
+from tests.conftest import make_folder_dataset, moving_square
+from tests.helpers import cli, fifo_at, refused, without_blocking
 from vava.core.errors import VavaError
 from vava.core.records import MAX_FRAMES, MAX_LABEL
 from vava.core.videoio import probe_video, write_video
@@ -280,3 +281,16 @@ def test_cli_warns_about_actions_with_fewer_than_two_val_videos(tmp_path: Path) 
         "`vava evaluate` will skip them for it (it needs 2: raise --val-fraction or add videos)",
         "warning: action 'wipe' has 0 val videos: Kendall's tau and AP@K compare val videos of one action, so "
         "`vava evaluate` will skip them for it (it needs 2: raise --val-fraction or add videos)"]
+
+
+# -- a CSV file given to data manifest that is a FIFO ----------------------------------------------
+
+
+@pytest.mark.parametrize("option", ["--segments", "--split-by"])
+def test_a_csv_file_of_data_manifest_that_is_a_fifo_is_refused(tmp_path: Path, option: str) -> None:
+    make_folder_dataset(tmp_path / "data", [8, 9])
+    fifo = fifo_at(tmp_path / "given.csv")
+    out = tmp_path / "data" / "videos" / "manifest.jsonl"
+    result = without_blocking(lambda: cli("data", "manifest", out.parent, "--out", out, option, fifo), fifo)
+    refused(result, fifo)
+    assert not out.exists()

@@ -1,4 +1,5 @@
-"""`vava sweep`: plans, one feature set for many runs, reuse, failures."""
+"""A sweep's results (pipeline/sweep/results.py): a seeded sweep's folders and its numbers as mean ± sd over the
+seeds, results.md byte for byte, summary tables from the probes and the diagnostics."""
 from __future__ import annotations
 
 import csv
@@ -11,7 +12,7 @@ import pytest
 
 from tests.conftest import write_toy_features
 from tests.stages.evaluate.helpers import wild_report
-from vava.core.errors import VavaError
+from tests.stages.train.helpers import TINY_OVERRIDES
 from vava.core.run_folder import load_checkpoint
 from vava.pipeline import sweep
 from vava.pipeline.diagnostics import Diagnostic
@@ -21,108 +22,12 @@ from vava.pipeline.sweep import run as sweep_run
 from vava.stages.evaluate.probes.base import Metric, Probe, Summary
 from vava.stages.evaluate.report import write_report
 
-PLAN = """
-runs:
-  pooled: {identity: true}
-  time: {identity: time}
-  vava: {objective: vava, set: {loss.mode: reference}}
-  broken: {objective: vava, set: {loss.gamma: -1}}
-tables:
-  "objectives": [time, pooled, vava]
-"""
-TINY = {"model": {"conv_channels": 8, "fc_channels": 8, "embedding_dim": 8},
-        "data": {"frames_per_video": 6, "batch_pairs": 1}}
-
-
-def test_sweep_trains_evaluates_reuses_and_reports_failures(toy_features: Path, tmp_path: Path) -> None:
-    plan_file = tmp_path / "plan.yaml"
-    plan_file.write_text(PLAN)
-    plan = load_plan(str(plan_file))
-    assert [r.name for r in plan.runs] == ["pooled", "time", "vava", "broken"]
-    lines: list[str] = []
-    markdown, failed = run_sweep(toy_features, tmp_path / "runs", plan, steps=2, overrides=TINY, log=lines.append)
-    assert list(failed) == ["broken"] and "gamma must be a finite number >= 0" in failed["broken"]
-    assert "## objectives" in markdown and "| pooled | with | frozen features (raw) |" in markdown
-    assert "| time | with | time only |" in markdown and "| vava |" in markdown
-    assert "### objectives: per action (as Table 5)" in markdown and "| a | vava |" in markdown
-    assert (tmp_path / "runs" / "vava" / "report.json").is_file()
-    assert (tmp_path / "runs" / "vava" / "virtual_mass.json").is_file()  # the vava objective's diagnostic
-    assert not (tmp_path / "runs" / "pooled" / "virtual_mass.json").exists()
-    assert "mode: reference" in (tmp_path / "runs" / "vava" / "config.yaml").read_text()
-
-    lines.clear()
-    run_sweep(toy_features, tmp_path / "runs", plan, steps=2, overrides=TINY, log=lines.append)
-    assert "[1/4] pooled: report exists, reused" in lines and "[3/4] vava: report exists, reused" in lines
-
-    other = write_toy_features(tmp_path / "cache" / "otherfeatures000", seed=1)
-    _, failed = run_sweep(other, tmp_path / "runs", plan, steps=2, overrides=TINY, log=lines.append)
-    assert "holds a run on feature set toyfeatures00000, not otherfeatures000" in failed["vava"]
-
-
-@pytest.mark.parametrize(
-    ("text", "message"),
-    [("runs: {a: {objective: vava, identity: true}}", "run 'a': give exactly one of objective, identity"),
-     ("runs: {a: {objective: vava, steps: 3}}", "run 'a': unknown key(s) steps"),
-     ("runs: {a: {identity: true}}\ntables: {t: [a, b]}", "table 't' names unknown run(s) b"),
-     ("runs: {}", "no runs"),
-     ("runs: {a: {identity: frames}}", "run 'a': identity: expected true, false or one of features, "
-                                       "features-standardised, time, got 'frames'"),
-     ("runs: {a: {identity: [time]}}", "run 'a': identity: expected true, false or one of"),
-     ("runs: {a: {identity: time, objective: vava}}", "run 'a': give exactly one of objective, identity"),
-     ("runs: {a: {identity: false}}", "run 'a': give exactly one of objective, identity")],
-)
-def test_bad_plans(tmp_path: Path, text: str, message: str) -> None:
-    path = tmp_path / "plan.yaml"
-    path.write_text(text)
-    with pytest.raises(VavaError) as error:
-        load_plan(str(path))
-    assert message in str(error.value)
-
-
-def test_identity_kinds_in_plans(tmp_path: Path) -> None:
-    path = tmp_path / "plan.yaml"
-    path.write_text("runs: {raw: {identity: true}, t: {identity: time}, z: {identity: features-standardised}, "
-                    "v: {objective: vava, identity: false}}")
-    assert [(run.name, run.identity, run.objective) for run in load_plan(str(path)).runs] == [
-        ("raw", "features", None), ("t", "time", None), ("z", "features-standardised", None), ("v", None, "vava")]
-
-
-def test_shipped_plans_load() -> None:
-    assert len(load_plan("ablations").runs) == 23 and len(load_plan("objectives").runs) == 12
-    references = ["time-only", "backbone-features", "backbone-features-standardised"]
-    for name in ("ablations", "objectives"):
-        plan = load_plan(name)
-        assert [(r.name, r.identity) for r in plan.runs if r.identity] == list(
-            zip(references, ["time", "features", "features-standardised"]))
-        assert all(members[:3] == references for members in plan.tables.values())  # every table shows them first
-    with pytest.raises(VavaError, match="neither a file nor a preset"):
-        load_plan("nope")
-
-
-def test_benchmark_plans_share_the_balanced_runs() -> None:
-    comparison, ablations = load_plan("benchmark"), load_plan("benchmark-ablations")
-    shared = {run.name: run for run in comparison.runs if run.name in {r.name for r in ablations.runs}}
-    assert sorted(shared) == ["vava", "vava-balanced", "vava-balanced-intra-only"]
-    assert all(shared[run.name] == run for run in ablations.runs if run.name in shared)  # same settings: reused
-    balanced = shared["vava-balanced"].overrides
-    assert balanced["loss.virtual"] == "partial" and balanced["loss.align_weight"] == 0.2
-    intra = shared["vava-balanced-intra-only"].overrides
-    assert intra == {**balanced, "loss.align_weight": 0.0, "loss.inter_weight": 0.0}
-
-
-def test_sweep_key_tells_reference_rows_apart() -> None:
-    keys = [sweep.sweep_key(None, "abc", kind) for kind in ("features", "features-standardised", "time")]
-    assert len({json.dumps(key, sort_keys=True) for key in keys}) == 3
-    assert keys[2]["identity"] == "time" and keys[2]["config"] is None
-
-
-# --------------------------------------------------------------------------------------------
-# --seeds: one sweep per seed in OUT/seed-S, numbers as mean ± sd over the seeds
+# -- --seeds: one sweep per seed in OUT/seed-S, numbers as mean ± sd over the seeds ------------------
 
 SEEDED = "runs:\n  pooled: {identity: true}\n  vava: {objective: vava}\n"
 SEEDS = (0, 1, 2)
 STEPS = 20  # the smallest budget with 2 logged steps in each of (0.8 S, 0.9 S] and (0.9 S, S]
-SEEDED_TINY = {**TINY, "checkpoint_every": 10}  # a checkpoint at S/2: the val plateau test's midpoint
+SEEDED_TINY = {**TINY_OVERRIDES, "checkpoint_every": 10}  # a checkpoint at S/2: the val plateau test's midpoint
 
 
 @pytest.fixture(scope="module")

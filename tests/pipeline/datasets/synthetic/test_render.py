@@ -1,26 +1,22 @@
-"""The synthetic procedural-video dataset: benchmarks 1 and 2 (kept as they were), benchmark 3 (background kinds),
-per-frame flags."""
+"""Rendering synthetic videos (pipeline/datasets/synthetic/render.py): determinism, labels, the effect of each
+variation, benchmarks 1 and 2 (kept as they were), benchmark 3 (background kinds), per-frame flags."""
 from __future__ import annotations
 
 import hashlib
-import json
 from dataclasses import replace
-from pathlib import Path
 
-import av
 import numpy as np
 import pytest
 
+from tests.pipeline.datasets.synthetic.helpers import SMALL, V2, V3
 from vava.core.errors import VavaError
 from vava.core.records import (
-    FLAG_BACKGROUND,
     FLAG_CUTAWAY,
     FLAG_DISTRACTION,
     FLAG_OUT_OF_ORDER,
     FLAG_REPEATED,
     frame_flags,
 )
-from vava.pipeline.datasets.folder import load_folder
 from vava.pipeline.datasets.synthetic import (
     ACTIONS,
     CLEAN,
@@ -30,13 +26,9 @@ from vava.pipeline.datasets.synthetic import (
     SynthConfig,
     Variations,
     render_video,
-    synthesize,
     video_rng,
 )
-from vava.pipeline.datasets.synthetic.background import _stretch_progress, hand_shown
-from vava.pipeline.datasets.synthetic.writer import _splits
 
-SMALL = dict(size=32, frames=(20, 30), benchmark=1)  # the tests up to "benchmark 2" are those of benchmark 1
 PER_ACTION = 4
 
 
@@ -48,15 +40,6 @@ def render_many(variations: Variations) -> list[tuple[str, np.ndarray, np.ndarra
         for a, action in enumerate(ACTIONS)
         for i in range(PER_ACTION)
     ]
-
-
-def decoded_frame_count(path: Path) -> int:
-    with av.open(str(path)) as container:
-        return sum(1 for _ in container.decode(video=0))
-
-
-def tiny_config(**overrides) -> SynthConfig:
-    return SynthConfig(**{"actions": 2, "videos": 3, **SMALL, **overrides})
 
 
 # -- determinism ---------------------------------------------------------------------------------
@@ -74,52 +57,7 @@ def test_render_is_deterministic_per_seed():
     assert frames_c.shape != frames_a.shape or not np.array_equal(frames_c, frames_a)
 
 
-def test_synthesize_is_byte_identical_for_a_seed(tmp_path):
-    config = tiny_config(variations=WILD)
-    first = synthesize(tmp_path / "a", config)
-    second = synthesize(tmp_path / "b", config)
-    other = synthesize(tmp_path / "c", replace(config, seed=1))
-    assert first == second
-    assert (tmp_path / "a/manifest.jsonl").read_bytes() == (tmp_path / "b/manifest.jsonl").read_bytes()
-    for entry in first:
-        assert (tmp_path / "a" / entry["path"]).read_bytes() == (tmp_path / "b" / entry["path"]).read_bytes()
-    assert [e["labels"] for e in other] != [e["labels"] for e in first]
-    assert (tmp_path / "c/videos/fill_000.mp4").read_bytes() != (tmp_path / "a/videos/fill_000.mp4").read_bytes()
-
-
-def test_a_video_does_not_depend_on_how_many_are_requested(tmp_path):
-    few = synthesize(tmp_path / "few", tiny_config(videos=2))
-    more = synthesize(tmp_path / "more", tiny_config(videos=4))
-    labels_more = {e["id"]: e["labels"] for e in more}
-    for entry in few:
-        assert entry["labels"] == labels_more[entry["id"]]
-        assert (tmp_path / "few" / entry["path"]).read_bytes() == (tmp_path / "more" / entry["path"]).read_bytes()
-
-
-# -- output format -------------------------------------------------------------------------------
-
-
-def test_manifest_matches_the_videos_and_loads(tmp_path):
-    calls = []
-    config = tiny_config(variations=WILD)
-    entries = synthesize(tmp_path, config, progress=lambda done, total: calls.append((done, total)))
-    assert calls == [(k, 6) for k in range(1, 7)]
-    assert [e["id"] for e in entries] == [f"{a}_{i:03d}" for a in list(ACTIONS)[:2] for i in range(3)]
-    records = load_folder(tmp_path)
-    assert [r.id for r in records] == [e["id"] for e in entries]
-    for record in records:
-        phases = ACTIONS[record.action]
-        assert record.phases == (*phases, "background")
-        assert record.background_label == len(phases)
-        assert record.fps == config.fps
-        assert decoded_frame_count(record.path) == record.num_frames
-        assert record.labels.min() >= 0 and record.labels.max() <= len(phases)
-        assert np.array_equal(record.flags, frame_flags(record.labels, len(phases)))
-    for action in list(ACTIONS)[:2]:
-        assert {r.split for r in records if r.action == action} == {"train", "val"}
-    provenance = json.loads((tmp_path / "synth.json").read_text())
-    assert provenance["config"]["variations"] == vars(WILD)
-    assert provenance["config"]["frames"] == [20, 30] and provenance["config"]["benchmark"] == 1
+# -- labels --------------------------------------------------------------------------------------
 
 
 def test_clean_videos_follow_the_procedure():
@@ -134,19 +72,6 @@ def test_wild_labels_stay_in_range():
     for action, frames, labels in render_many(WILD):
         assert labels.min() >= 0 and labels.max() <= len(ACTIONS[action])
         assert len(frames) == len(labels)
-
-
-def test_overwrites_its_own_dataset_but_refuses_other_folders(tmp_path):
-    synthesize(tmp_path / "data", tiny_config(videos=3))
-    synthesize(tmp_path / "data", tiny_config(videos=2))
-    names = sorted(p.name for p in (tmp_path / "data/videos").iterdir())
-    assert names == ["fill_000.mp4", "fill_001.mp4", "stations_000.mp4", "stations_001.mp4"]
-    assert len(load_folder(tmp_path / "data")) == 4
-    (tmp_path / "other").mkdir()
-    (tmp_path / "other/notes.txt").write_text("mine")
-    with pytest.raises(VavaError, match="not empty"):
-        synthesize(tmp_path / "other", tiny_config())
-    assert sorted(p.name for p in (tmp_path / "other").iterdir()) == ["notes.txt"]
 
 
 # -- variations ----------------------------------------------------------------------------------
@@ -277,8 +202,6 @@ def test_earlier_benchmarks_render_as_before(benchmark, preset):
 
 # -- benchmark 2 ---------------------------------------------------------------------------------
 
-V2 = dict(size=32, frames=(40, 60), benchmark=2)
-
 
 def render_v2(variations: Variations, per_action: int = 5) -> list[tuple[str, np.ndarray, np.ndarray]]:
     config = SynthConfig(variations=variations, **V2)
@@ -332,29 +255,7 @@ def test_v2_background_is_the_procedure_scene_left_idle():
     assert distance_to_procedure(WILD_V2, 2) < 0.03 and distance_to_procedure(WILD, 1) > 0.2
 
 
-def test_the_hand_shows_in_background_and_in_some_procedure_frames():
-    labels = np.r_[np.full(10, 4), np.repeat([0, 1, 2, 3], 10), np.full(5, 4), np.full(10, 4)]
-    shown = np.array([hand_shown(labels, 4, 0.5, np.random.default_rng(k)) for k in range(40)])
-    background = labels == 4
-    assert shown[:, background].mean() > 0.6 and 0.05 < shown[:, ~background].mean() < 0.4
-    assert not hand_shown(labels, 4, 0.0, np.random.default_rng(0)).any()
-
-
-def test_v2_synthesize_writes_flags_and_the_version(tmp_path):
-    entries = synthesize(tmp_path, SynthConfig(actions=2, videos=3, variations=WILD_V2, **V2))
-    assert json.loads((tmp_path / "synth.json").read_text())["config"]["benchmark"] == 2
-    for entry in entries:
-        assert entry["flags"] == frame_flags(np.array(entry["labels"]), entry["background_label"]).tolist()
-
-
 # -- benchmark 3 ---------------------------------------------------------------------------------
-
-V3 = dict(size=32, frames=(40, 60), benchmark=3)
-
-
-def test_stretch_progress():
-    on = np.array([0, 1, 1, 0, 1, 1, 1, 1], dtype=bool)
-    np.testing.assert_allclose(_stretch_progress(on), [0, 0.25, 0.75, 0, 0.125, 0.375, 0.625, 0.875])
 
 
 def test_v3_has_the_timeline_of_v2_and_one_background_kind_per_stretch():
@@ -395,45 +296,7 @@ def test_v3_background_kinds_look_as_described():
     assert median[0] < 0.03 < median[FLAG_DISTRACTION] < median[FLAG_CUTAWAY] and median[FLAG_CUTAWAY] > 0.15, median
 
 
-def test_v3_synthesize_writes_kind_flags(tmp_path):
-    entries = synthesize(tmp_path, SynthConfig(actions=2, videos=3, variations=WILD_V2, **V3))
-    flags = np.concatenate([entry["flags"] for entry in entries])
-    assert ((flags & FLAG_CUTAWAY) > 0).any() and ((flags & FLAG_DISTRACTION) > 0).any()
-    assert ((flags & (FLAG_CUTAWAY | FLAG_DISTRACTION) == 0) | (flags & FLAG_BACKGROUND > 0)).all()
-    assert {r.id: r.flags.tolist() for r in load_folder(tmp_path)} == {e["id"]: e["flags"] for e in entries}
-
-
-def test_thirty_videos_split_twenty_to_ten():
-    assert _splits(30, 0.34) == ["train"] * 20 + ["val"] * 10
-
-
 # -- validation ----------------------------------------------------------------------------------
-
-
-@pytest.mark.parametrize(
-    ("overrides", "message"),
-    [
-        ({"size": 33}, "^size: "),
-        ({"size": 16}, "^size: "),
-        ({"frames": (40, 30)}, "^frames: min 40 > max 30"),
-        ({"frames": (4, 30)}, "^frames: "),
-        ({"actions": len(ACTIONS) + 1}, "^actions: "),
-        ({"actions": 0}, "^actions: "),
-        ({"videos": 0}, "^videos: "),
-        ({"val_fraction": 1.0}, "^val_fraction: "),
-        ({"fps": 0}, "^fps: "),
-        ({"seed": -1}, "^seed: "),
-        ({"benchmark": 4}, "^benchmark: must be one of 1, 2, 3, got 4"),
-    ],
-)
-def test_config_validation_names_the_option(overrides, message):
-    with pytest.raises(VavaError, match=message):
-        SynthConfig(**overrides)
-
-
-def test_variation_strengths_are_validated():
-    with pytest.raises(VavaError, match="^noise: "):
-        Variations(noise=1.5)
 
 
 def test_unknown_action_is_refused():
