@@ -17,7 +17,7 @@ from typing import Any
 
 from vava.core.errors import ConfigError
 from vava.core.records import VideoRecord
-from vava.core.validation import RULE, Rule, validate
+from vava.core.validation import RULE, Rule, one_of, validate
 
 HELP = "vava.help"
 
@@ -28,9 +28,9 @@ def option(rule: Rule, default: Any, help: str) -> Any:
 
 
 def choice(*choices: str) -> Rule:
-    """One of `choices`, refused in the words "not one of a, b"."""
+    """`one_of(choices)`, refused in the words "not one of a, b" (as the adapters' errors have always read)."""
     listed = ", ".join(choices)
-    return Rule(lambda value: value in choices, f"one of {listed}", lambda _: f"not one of {listed}")
+    return dataclasses.replace(one_of(*choices), explain=lambda _: f"not one of {listed}")
 
 
 @dataclass(frozen=True)

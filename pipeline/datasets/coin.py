@@ -120,7 +120,7 @@ def _rate_and_count(path: Path, where: str) -> tuple[float, int]:
 
 
 def select_tasks(by_task: dict[str, list[str]], tasks: str, annotations: Path) -> list[str]:
-    """The tasks named by the `tasks` option: a preset of `TASK_PRESETS` or a comma-separated list."""
+    """The tasks named by the `tasks` option: `largest`, `vava` or a comma-separated list of task names."""
     if tasks == "largest":
         return sorted(by_task, key=lambda task: (-len(by_task[task]), task))[:LARGEST_COUNT]
     names = VAVA_TASKS if tasks == "vava" else tuple(dict.fromkeys(n.strip() for n in tasks.split(",") if n.strip()))

@@ -5,12 +5,11 @@ import dataclasses
 from pathlib import Path
 
 import pytest
-from click.testing import CliRunner
 
+from tests.helpers import cli
 from vava.core.embedder import EmbedderConfig
 from vava.core.errors import ConfigError, VavaError
 from vava.core.validation import rule_of
-from vava.pipeline.cli import main
 from vava.pipeline.datasets.synthetic import SynthConfig, Variations
 from vava.stages.evaluate.options import EvalOptions
 from vava.stages.extract.run import ExtractOptions
@@ -73,10 +72,6 @@ def test_nested_and_objective_keys_are_dotted_paths() -> None:
     assert error.value.key == "kendall_stride"
 
 
-def invoke(*args: object) -> object:
-    return CliRunner().invoke(main, [str(a) for a in args])
-
-
 @pytest.mark.parametrize(
     ("args", "hint", "message"),
     [(["--image-size", "100"], "--image-size", "100 is not a positive multiple of 16"),
@@ -86,7 +81,7 @@ def invoke(*args: object) -> object:
 )
 def test_extract_config_errors_reach_their_flag(tiny_dataset: Path, tmp_path: Path, args: list[str], hint: str,
                                                 message: str) -> None:
-    result = invoke("extract", "--weights", "random", "--root", tiny_dataset, "--cache", tmp_path / "c", *args)
+    result = cli("extract", "--weights", "random", "--root", tiny_dataset, "--cache", tmp_path / "c", *args)
     assert result.exit_code == 2 and f"Invalid value for {hint}: {message}" in result.output
 
 
@@ -98,24 +93,24 @@ def test_extract_config_errors_reach_their_flag(tiny_dataset: Path, tmp_path: Pa
      (["--size", "100000", "--frames", "16:16"], "--frames/--size", "a video of up to 16 frames")],
 )
 def test_synth_config_errors_reach_their_flag(tmp_path: Path, args: list[str], hint: str, message: str) -> None:
-    result = invoke("data", "synth", tmp_path / "s", *args)
+    result = cli("data", "synth", tmp_path / "s", *args)
     assert result.exit_code == 2 and f"Invalid value for {hint}: {message}" in result.output
     assert not (tmp_path / "s").exists()
 
 
 def test_evaluate_config_errors_reach_their_flag(toy_features: Path, tmp_path: Path) -> None:
     run_dir = tmp_path / "pooled"
-    missing = invoke("evaluate", "--run", run_dir)
+    missing = cli("evaluate", "--run", run_dir)
     assert missing.exit_code == 2 and "Invalid value for --run: " in missing.output
-    assert invoke("embed", "--run", run_dir, "--features", toy_features, "--identity", "--quiet").exit_code == 0
+    assert cli("embed", "--run", run_dir, "--features", toy_features, "--identity", "--quiet").exit_code == 0
     for args, hint, message in [(["--k", "1,0"], "--k", "must be at least 1, got 0"),  # key ks
                                 (["--fractions", "0"], "--fractions", "must be in (0, 1], got 0.0"),
                                 (["--kendall-stride", "0"], "--kendall-stride", "must be at least 1, got 0")]:
-        result = invoke("evaluate", "--run", run_dir, "--no-plots", *args)
+        result = cli("evaluate", "--run", run_dir, "--no-plots", *args)
         assert result.exit_code == 2 and f"Invalid value for {hint}: {message}" in result.output, result.output
 
 
 def test_config_errors_outside_option_commands_stay_one_line_exit_1(toy_features: Path, tmp_path: Path) -> None:
-    result = invoke("train", "--features", toy_features, "--out", tmp_path / "r", "--set", "data.batch_pairs=0")
+    result = cli("train", "--features", toy_features, "--out", tmp_path / "r", "--set", "data.batch_pairs=0")
     assert result.exit_code == 1
     assert result.output.strip().splitlines() == ["Error: data.batch_pairs must be at least 1, got 0"]

@@ -5,6 +5,7 @@ from __future__ import annotations
 import pytest
 import torch
 
+from tests.stages.train.objectives.reference import assert_rel
 from vava.stages.train.objectives.alignment import pairwise_sq_dists
 from vava.stages.train.objectives.base import PairBatch
 from vava.stages.train.objectives.vava import VavaConfig, VavaLoss, phi_schedule, prior_and_idm, vava_pair_terms
@@ -54,10 +55,6 @@ def seeded(seed: int, scale: float) -> tuple[torch.Tensor, torch.Tensor]:
 def trajectory(n: int, d: int = 16) -> torch.Tensor:
     t, k = grid(n, d)
     return torch.sin(0.4 * t * (1 + k / 8) + 0.25 * k)
-
-
-def assert_rel(value: torch.Tensor | float, expected: float, rel: float = REL) -> None:
-    assert float(torch.as_tensor(value).detach()) == pytest.approx(expected, rel=rel)
 
 
 # ---------------------------------------------------------------- reference values (docs/method.md#reference-values)
