@@ -18,9 +18,9 @@ from vava.pipeline.sweep.plan import (
     load_plan,
     parse_seeds,
 )
-from vava.pipeline.sweep.results import midpoint_report, midpoint_step, run_convergence
+from vava.pipeline.sweep.results import midpoint_score, midpoint_step, run_convergence
 from vava.pipeline.sweep.run import RunOptions, run_config, run_sweep
 
 __all__ = ["EVAL_KEYS", "LOSS_CURVES_NAME", "RESULTS_NAME", "SEED_FOLDER", "RunOptions", "SweepPlan", "SweepRun",
-           "load_plan", "midpoint_report", "midpoint_step", "parse_seeds", "recorded_seconds", "run_config",
+           "load_plan", "midpoint_score", "midpoint_step", "parse_seeds", "recorded_seconds", "run_config",
            "run_convergence", "run_steps", "run_sweep", "sweep_key"]

@@ -35,18 +35,17 @@ def midpoint_step(run_dir: Path) -> int | None:
     return found[-1] if found else None
 
 
-def midpoint_report(run_dir: Path | None) -> tuple[int, float] | None:
-    """(step, val classification at label fraction 1.0) of the run's midpoint checkpoint; None when it
-    has none or it was not scored."""
+def midpoint_score(run_dir: Path | None) -> float | None:
+    """Val classification (label fraction 1.0) of the run's midpoint checkpoint; None when it has none or it
+    was not scored."""
     step = midpoint_step(run_dir) if run_dir is not None else None
     path = None if step is None else run_dir / tagged_name(REPORT_JSON, checkpoint_tag(str(step)))
     if path is None or not path.is_file():
         return None
     try:
-        score = load_report(path)["results"]["classification"]["1.0"]
-    except (VavaError, KeyError, TypeError):
+        return _classification(load_report(path))
+    except VavaError:
         return None
-    return (step, float(score)) if over_seeds.numbers([score]) else None
 
 
 def _finished_runs(folders: dict[int | None, Path], plan: SweepPlan,
@@ -141,10 +140,10 @@ def _convergence_table(trained: dict[str, list[Path | None]], reports: dict[str,
         plateau = f"{sum(abs(c) < over_seeds.PLATEAU for c in found)}/{len(found)}" if found else "-"
         halves, changes = [], []
         for run_dir, report in zip(dirs, reports[name]):
-            midpoint, final = midpoint_report(run_dir), _classification(report)
+            midpoint, final = midpoint_score(run_dir), _classification(report)
             if midpoint is not None and final is not None:
-                halves.append(midpoint[1])
-                changes.append(100 * (final - midpoint[1]))
+                halves.append(midpoint)
+                changes.append(100 * (final - midpoint))
         val_plateau = f"{sum(abs(d) < over_seeds.VAL_PLATEAU for d in changes)}/{len(changes)}" if changes else "-"
         rows.append([name, over_seeds.summarise(found, fixed, seeds), plateau,
                      over_seeds.summarise(halves, percent, seeds),
@@ -163,7 +162,7 @@ def _convergence_table(trained: dict[str, list[Path | None]], reports: dict[str,
 
 def _classification(report: Report | None) -> float | None:
     """A report's val classification at label fraction 1.0 (None: none)."""
-    found = over_seeds.numbers([((report or {}).get("results", {}).get("classification") or {}).get("1.0")])
+    found = over_seeds.numbers([at(report, "results", "classification", "1.0")])
     return found[0] if found else None
 
 

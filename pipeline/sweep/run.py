@@ -22,7 +22,7 @@ from vava.core.run_folder import KEY_NAME, LOG_NAME, LOSS_PLOT_NAME, PLOTS, TIME
 from vava.pipeline.diagnostics import diagnose
 from vava.pipeline.sweep.freshness import checkpoint_step, prepare, sweep_key
 from vava.pipeline.sweep.plan import LOSS_CURVES_NAME, RESULTS_NAME, SEED_FOLDER, SweepPlan, SweepRun
-from vava.pipeline.sweep.results import by_name, midpoint_report, midpoint_step, results_markdown, write_loss_curves
+from vava.pipeline.sweep.results import by_name, midpoint_score, midpoint_step, results_markdown, write_loss_curves
 from vava.pipeline.val_probes import ValProbes
 from vava.stages.embed.run import embed
 from vava.stages.evaluate.plots import plot_loss_curve
@@ -124,7 +124,7 @@ def _sweep_run(features: str | Path, out: Path, run: SweepRun, title: str, confi
     reuse, note = prepare(run_dir, key, out, options.replace_other_features)
     if reuse:
         log(f"{title}: report exists, reused")
-        if run.identity is None and midpoint_report(run_dir) is None:
+        if run.identity is None and midpoint_score(run_dir) is None:
             _score_midpoint(run_dir, options)  # runs finished before the midpoint check existed
         return
     what = f"identity {run.identity}" if run.identity else f"{run.objective}, {config.steps} steps"
