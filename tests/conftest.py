@@ -7,6 +7,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+import torch
 
 from tests.stages.train.helpers import run_config
 from vava.cache.fingerprint import FORMAT_VERSION
@@ -17,6 +18,15 @@ from vava.pipeline.datasets.folder import write_manifest
 from vava.stages.train.loop import train
 
 SIZE = 64
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Tests marked `gpu` are skipped, saying why, on a machine without CUDA."""
+    if torch.cuda.is_available():
+        return
+    for item in items:
+        if item.get_closest_marker("gpu"):
+            item.add_marker(pytest.mark.skip(reason="no CUDA device"))
 GOOD = {"id": "a", "path": "videos/a.mp4", "split": "train", "action": "pour", "labels": [0, 0, 1, 2],
         "phases": ["start", "pour", "end"], "fps": 30, "background_label": 2}  # a valid manifest entry
 
