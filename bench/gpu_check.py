@@ -180,7 +180,7 @@ def run_part(title: str, part: Callable[[], str], failures: list[str]) -> str:
     print(f"gpu_check: {title} ...", file=sys.stderr, flush=True)
     try:
         body = part()
-    except Exception as err:
+    except Exception as err:  # noqa: BLE001 - any error: reported in its section, the next part still runs
         traceback.print_exc()
         failures.append(title)
         body = f"**failed**: {type(err).__name__}: {err}"
