@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# The GPU check, one prepared call on a GPU machine (an H100 with 16 cores: about 8 minutes, `make setup` included):
+# The GPU check, one prepared call on a GPU machine (sized for 8 minutes on an H100 with 16 cores, `make setup`
+# included):
 # the tests marked `gpu`, then bench/gpu_check.py (extraction with bf16 and channels_last and what bounds it,
 # host vs device data path training steps, faiss-gpu vs CPU retrieval). Everything goes to OUT/gpu_check.md
 # (with the tests' log beside it); bench/README.md quotes it. On a machine without CUDA it runs the CPU parts
@@ -7,7 +8,8 @@
 #
 #   bench/gpu_check.sh [--quick] [OUT]     OUT defaults to bench/out/gpu_check (git-ignored)
 #
-# The Python used is GPU_CHECK_PYTHON, else .venv/bin/python, made by `make setup` when missing.
+# The Python used is GPU_CHECK_PYTHON (one with this project installed), else .venv/bin/python, made by
+# `make setup` when missing.
 set -uo pipefail
 usage="usage: bench/gpu_check.sh [--quick] [OUT]"
 quick=""
