@@ -17,8 +17,6 @@ from vava.core.videoio import write_video
 from vava.pipeline.datasets.folder import write_manifest
 from vava.stages.train.loop import train
 
-SIZE = 64
-
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
     """Tests marked `gpu` are skipped, saying why, on a machine without CUDA."""
@@ -27,6 +25,9 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
     for item in items:
         if item.get_closest_marker("gpu"):
             item.add_marker(pytest.mark.skip(reason="no CUDA device"))
+
+
+SIZE = 64
 GOOD = {"id": "a", "path": "videos/a.mp4", "split": "train", "action": "pour", "labels": [0, 0, 1, 2],
         "phases": ["start", "pour", "end"], "fps": 30, "background_label": 2}  # a valid manifest entry
 
