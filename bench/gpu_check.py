@@ -102,7 +102,8 @@ def extraction(sizes: Sizes, work: Path, device: str) -> tuple[str, Path]:
         if not summary.ok:
             raise RuntimeError(f"extraction failed: {next(iter(summary.failed.values()))}")
         other = summary.seconds - summary.waiting_s - summary.backbone_s
-        bound = "decoding" if summary.waiting_s > summary.backbone_s else "backbone"
+        shares = {"decoding": summary.waiting_s, "backbone": summary.backbone_s, "writing": other}
+        bound = max(shares, key=shares.get)
         rows.append([workers, summary.frames, f"{summary.seconds:.1f}", f"**{summary.frames / summary.seconds:.0f}**",
                      f"{summary.waiting_s:.1f}", f"{summary.backbone_s:.1f}",
                      f"{summary.frames / summary.backbone_s:.0f}", f"{other:.1f}", bound])
@@ -113,8 +114,9 @@ def extraction(sizes: Sizes, work: Path, device: str) -> tuple[str, Path]:
             f"{sizes.batch_size}, device {device}" + (" (bf16 autocast, channels_last)" if device == "cuda" else
                                                       " (float32)"))
     note = ("The backbone thread's time, from the same run: waiting for decoded frames, running the backbone "
-            "(input copy and output back to the host included), and the rest (batching, handing maps to the "
-            "writer thread, which waits when writing falls behind).")
+            "(input copy and output back to the host included), and the rest (batching, and handing maps to the "
+            "writer thread, which blocks when writing falls behind); \"bound by\" names the largest: decoding, "
+            "backbone or writing.")
     return f"{what}.\n\n{table}\n\n{note}", summary.path
 
 
