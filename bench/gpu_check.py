@@ -94,11 +94,12 @@ def extraction(sizes: Sizes, work: Path, device: str) -> tuple[str, Path]:
     records = [dataclasses.replace(record, id=f"{record.id}_{copy}")
                for record in load_folder(work / "data") for copy in range(sizes.repeats)]
     rows, kept = [], work / "cache"
+    options = ExtractOptions(weights="random", image_size=sizes.image_size, batch_size=sizes.batch_size,
+                             device=device, progress=False)
+    extract(records[:1], work / "warm-up", options)  # CUDA and cuDNN start-up is not throughput
     for workers in sizes.workers:
         shutil.rmtree(kept, ignore_errors=True)  # every run extracts everything
-        options = ExtractOptions(weights="random", image_size=sizes.image_size, batch_size=sizes.batch_size,
-                                 workers=workers, device=device, progress=False)
-        summary = extract(records, kept, options)
+        summary = extract(records, kept, dataclasses.replace(options, workers=workers))
         if not summary.ok:
             raise RuntimeError(f"extraction failed: {next(iter(summary.failed.values()))}")
         other = summary.seconds - summary.waiting_s - summary.backbone_s
