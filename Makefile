@@ -3,7 +3,8 @@ PYTHON ?= python3
 VENV ?= .venv
 BIN := $(VENV)/bin
 # The torch build to install. Here the local mirror serves these versions; elsewhere
-# override, e.g. `make setup TORCH_SPEC="torch torchvision"`.
+# override, e.g. `make setup TORCH_SPEC="torch torchvision"`, or on a CPU-only machine that reaches PyTorch's
+# index (no CUDA libraries): `make setup TORCH_SPEC="torch torchvision --index-url https://download.pytorch.org/whl/cpu"`.
 TORCH_SPEC ?= torch==2.14.1 torchvision==0.29.1
 PYTEST_ARGS ?=
 

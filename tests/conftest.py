@@ -7,6 +7,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+import torch
 
 from tests.stages.train.helpers import run_config
 from vava.cache.fingerprint import FORMAT_VERSION
@@ -15,6 +16,16 @@ from vava.core.preprocess import Preprocessing
 from vava.core.videoio import write_video
 from vava.pipeline.datasets.folder import write_manifest
 from vava.stages.train.loop import train
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Tests marked `gpu` are skipped, saying why, on a machine without CUDA."""
+    if torch.cuda.is_available():
+        return
+    for item in items:
+        if item.get_closest_marker("gpu"):
+            item.add_marker(pytest.mark.skip(reason="no CUDA device"))
+
 
 SIZE = 64
 GOOD = {"id": "a", "path": "videos/a.mp4", "split": "train", "action": "pour", "labels": [0, 0, 1, 2],

@@ -102,6 +102,10 @@ class ExtractSummary:
     damaged: dict[str, str] = field(default_factory=dict)  # found damaged, so extracted again
     frames: int = 0
     seconds: float = 0.0  # spent decoding, embedding and writing (start-up not included)
+    # of `seconds`, what the backbone thread spent waiting for decoded frames and running the backbone:
+    # the larger of the two says whether decoding or the backbone bounds the extraction
+    waiting_s: float = 0.0
+    backbone_s: float = 0.0
 
     @property
     def ok(self) -> bool:
@@ -340,7 +344,9 @@ class _ExtractionRun:
         batch = self.options.batch_size
         while finished_workers < workers or pending:
             if finished_workers < workers:
+                waited = time.perf_counter()
                 item = frames_q.get()
+                self.summary.waiting_s += time.perf_counter() - waited
                 if item is _WORKER_DONE:
                     finished_workers += 1
                 else:
@@ -380,11 +386,13 @@ class _ExtractionRun:
 
     def _embed(self, segments: list[_Frames]) -> list[_Frames]:
         images = torch.cat([s.data for s in segments])
+        began = time.perf_counter()
         try:
-            maps = backbone_maps(self.backbone, images, self.device)
+            maps = backbone_maps(self.backbone, images, self.device)  # returns on the host: the GPU is done
         except torch.OutOfMemoryError:
             raise VavaError(f"{option_name('batch_size')}: {len(images)} frames do not fit in {self.device} memory; "
                             "use a smaller batch (videos finished so far are kept)") from None
+        self.summary.backbone_s += time.perf_counter() - began
         bounds = np.cumsum([0] + [len(s) for s in segments])
         bad = ~np.isfinite(maps).reshape(len(maps), -1).all(axis=1)  # cheap beside the backbone
         if bad.any():  # stored, such maps would fail every later check (and --repair would store them again)

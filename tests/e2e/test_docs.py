@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import re
+import subprocess
 from pathlib import Path
 
 import pytest
@@ -40,3 +41,16 @@ def test_shell_recipes_that_pass_output_on_stop_at_the_first_failure(doc: Path) 
     blocks = re.findall(r"```sh\n(.*?)```", doc.read_text(), flags=re.DOTALL)
     chained = [block for block in blocks if "$(vava " in block]
     assert [block for block in chained if not re.search(r"^set -e", block, flags=re.MULTILINE)] == []
+
+
+def test_every_torch_spec_the_readme_gives_reaches_pip_as_written(tmp_path: Path) -> None:
+    """`make setup TORCH_SPEC="..."` (the CPU-only install among them): make passes the spec to pip unchanged."""
+    specs = re.findall(r'make setup TORCH_SPEC="([^"]+)"', (ROOT / "README.md").read_text())
+    assert "torch torchvision --index-url https://download.pytorch.org/whl/cpu" in specs
+    venv = tmp_path / "venv"  # not there: make plans the whole setup (-n: prints it, runs nothing)
+    for spec in set(specs):
+        planned = subprocess.run(["make", "-n", "setup", f"VENV={venv}", f"TORCH_SPEC={spec}"], cwd=ROOT,
+                                 capture_output=True, text=True, check=True).stdout.splitlines()
+        assert f"{venv}/bin/pip install -q {spec}" in planned
+        assert planned[-2:] == [f'{venv}/bin/pip install -q -e ".[dev]"', f"touch {venv}/.installed"]
+    assert not venv.exists()

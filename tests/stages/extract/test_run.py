@@ -367,3 +367,33 @@ def test_extract_of_a_fully_cached_set_writes_nothing(tiny_dataset: Path, tmp_pa
     assert again.exit_code == 0 and again.stdout.strip().splitlines()[-1] == path
     assert "3 already cached" in again.stderr
     assert not (cache / ".locks").exists() and opened and all(read_only for _, read_only in opened)
+
+
+@pytest.mark.parametrize("slow", ["decoding", "backbone"])
+def test_the_summary_says_whether_decoding_or_the_backbone_bounds_the_run(slow: str, tiny_dataset: Path,
+                                                                          tmp_path: Path, monkeypatch) -> None:
+    """A sleep on one side of the frame queue shows up in that side's seconds (the GPU check reads them);
+    the backbone is replaced by zeros so that only the sleeps take time."""
+    import time
+
+    calls = []
+
+    class SlowDecoder(VideoDecoder):
+        def __iter__(self):
+            for chunk in super().__iter__():
+                time.sleep(0.2 if slow == "decoding" else 0)
+                yield chunk
+
+    def slow_backbone(backbone, images, device):
+        calls.append(time.sleep(0.2 if slow == "backbone" else 0))
+        return np.zeros((len(images), 1024, 4, 4), np.float16)
+
+    monkeypatch.setattr(extract_run, "VideoDecoder", SlowDecoder)
+    monkeypatch.setattr(extract_run, "backbone_maps", slow_backbone)
+    summary = extract(load_folder(tiny_dataset), tmp_path / "cache", FAST)
+    assert summary.ok and summary.frames == 65 and len(calls) == 10  # 65 frames in batches of 7
+    assert summary.waiting_s + summary.backbone_s <= summary.seconds
+    if slow == "backbone":
+        assert summary.backbone_s >= 0.2 * 10 > 5 * summary.waiting_s
+    else:  # 6 chunks of 16 frames on 2 workers: one of them sleeps at least 3 times in a row
+        assert summary.waiting_s >= 0.6 > 5 * summary.backbone_s
