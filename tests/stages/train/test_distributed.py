@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import csv
 import os
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -128,13 +129,17 @@ def same_curve(got: list[tuple[int, float]], expected: list[tuple[int, float]]) 
 def test_two_process_vava_run_and_its_resume_follow_the_single_process_curve(toy_features: Path,
                                                                              tmp_path: Path) -> None:
     """The global batch of 4 pairs split 2 + 2: VAVA's losses equal one process's; rank 0 alone printed and wrote
-    (one log row per step, the files of a single-process run); resumed under torchrun, the curve goes on as one
-    uninterrupted single-process run."""
+    (one log row per step, the files of a single-process run); resumed under torchrun, or in one process, the
+    curve goes on as one uninterrupted single-process run."""
     single, run = tmp_path / "single", tmp_path / "run"
     expected = one_process(toy_features, single, 6)
     first = train_with_torchrun(toy_features, run, 3)
     assert first.stdout.splitlines() == [str(run)]  # rank 0 alone reports
     same_curve(losses(run), expected[:3])
+    shutil.copytree(run, tmp_path / "alone")
+    train(toy_features, tmp_path / "alone", load_config(None, parse_overrides([*CONFIG, "steps=6"])), device="cpu",
+          resume=True, progress=False)
+    same_curve(losses(tmp_path / "alone"), expected)
     resumed = train_with_torchrun(toy_features, run, 6, "--resume")
     assert resumed.stdout.splitlines() == [str(run)] and "from step 3 to 6" in resumed.stderr
     same_curve(losses(run), expected)
