@@ -17,9 +17,10 @@ import torch.multiprocessing as mp
 from torch import nn
 
 from tests.stages.train.helpers import TINY
+from vava.cache.locks import FileLock
 from vava.core.config import parse_overrides
 from vava.core.errors import VavaError
-from vava.core.run_folder import load_checkpoint
+from vava.core.run_folder import LOCK_NAME, load_checkpoint
 from vava.stages.train.config import load_config
 from vava.stages.train.distributed import GlobalBatchNorm, agree, gather_rows
 from vava.stages.train.loop import train
@@ -156,3 +157,17 @@ def test_two_process_supervised_run_follows_the_single_process_curve(toy_feature
     expected = one_process(toy_features, tmp_path / "single", 4, "objective=supervised")
     train_with_torchrun(toy_features, tmp_path / "run", 4, "--objective", "supervised")
     same_curve(losses(tmp_path / "run"), expected)
+
+
+def test_a_locked_run_folder_stops_every_rank(toy_features: Path, tmp_path: Path) -> None:
+    """Rank 0 alone takes the run folder's lock; when another process holds it, rank 0 stops with the lock's
+    message and rank 1, instead of waiting for rank 0, stops naming it."""
+    run = tmp_path / "run"
+    run.mkdir()
+    with FileLock(run / LOCK_NAME):  # another process holds it
+        done = torchrun("train", "--features", toy_features, "--out", run, "--steps", 2, "--device", "cpu", "--quiet")
+    busy = f"--out: {run} is in use by another vava process (train, embed or evaluate); wait for it to finish"
+    assert done.returncode != 0 and done.stdout == ""
+    errors = sorted(line for line in done.stderr.splitlines() if line.startswith("Error: "))
+    assert errors == [f"Error: {busy}", f"Error: rank 0 stopped: {busy}"]
+    assert sorted(path.name for path in run.iterdir()) == [LOCK_NAME]
