@@ -22,7 +22,7 @@ import sys
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 import torch
 import yaml
@@ -102,6 +102,18 @@ def resolved(config: TrainConfig, derived: dict[str, Any] | None = None) -> Trai
     return dataclasses.replace(config, loss=dataclasses.asdict(build_config(config.objective, options)))
 
 
+class _Plan(NamedTuple):
+    """What `train` checked before touching the run folder, and trains with."""
+
+    run_dir: Path
+    feature_set: FeatureSet
+    videos: list[CachedVideo]
+    sampler: PairSampler
+    context: Context
+    classes: PhaseClasses
+    config: TrainConfig
+
+
 def train(features: str | Path, out: str | Path, config: TrainConfig, *, device: str = "auto",
           resume: bool = False, force: bool = False, progress: bool = True,
           allow_partial: bool = False, evaluator: Evaluator | None = None) -> TrainSummary:
@@ -116,22 +128,19 @@ def train(features: str | Path, out: str | Path, config: TrainConfig, *, device:
     torch_device = resolve_device(device)
     with process_group(torch_device) as ranks:
         torch_device = local_device(torch_device, ranks)
-        prepared = agree(lambda: _prepare(features, out, config, force, allow_partial, evaluator, torch_device,
-                                          ranks))
-        run_dir, feature_set, videos, sampler, context, classes, config = prepared
+        plan = agree(lambda: _prepare(features, out, config, force, allow_partial, evaluator, torch_device, ranks))
         with contextlib.ExitStack() as held:
             def claim() -> dict[str, Any] | None:
-                if ranks.is_main:
-                    held.enter_context(locked_run(run_dir, "out"))
-                return _start_state(run_dir, config, feature_set, resume)
+                if ranks.is_main:  # the other ranks write nothing: a lock per rank would only block them
+                    held.enter_context(locked_run(plan.run_dir, "out"))
+                return _start_state(plan.run_dir, plan.config, plan.feature_set, resume)
 
             state = agree(claim)
-            return _fit(run_dir, feature_set, videos, sampler, context, classes, config, state, torch_device,
-                        progress and ranks.is_main, evaluator, ranks)
+            return _fit(*plan, state, torch_device, progress and ranks.is_main, evaluator, ranks)
 
 
 def _prepare(features: str | Path, out: str | Path, config: TrainConfig, force: bool, allow_partial: bool,
-             evaluator: Evaluator | None, torch_device: torch.device, ranks: Ranks) -> tuple:
+             evaluator: Evaluator | None, torch_device: torch.device, ranks: Ranks) -> _Plan:
     """Everything `train` checks before it touches the run folder, and what it trains with."""
     check_evaluator(config, evaluator)
     run_dir = _check_out(Path(out), force)
@@ -156,7 +165,7 @@ def _prepare(features: str | Path, out: str | Path, config: TrainConfig, force: 
     check_step_fits(feature_set.frame_shape(videos[0].id), config, torch_device)
     sampler = PairSampler(videos, config.data.batch_pairs, config.data.frames_per_video, config.seed, ranks)
     context = Context.of(config.model, videos)
-    return run_dir, feature_set, videos, sampler, context, classes, config
+    return _Plan(run_dir, feature_set, videos, sampler, context, classes, config)
 
 
 def _check_out(run_dir: Path, force: bool) -> Path:
