@@ -115,13 +115,20 @@ class Embedder(nn.Module):
         self.input_std.copy_(std)
 
     def forward(self, maps: Tensor) -> Tensor:
+        return self.head(self.pool(maps))
+
+    def pool(self, maps: Tensor) -> Tensor:
+        """[N, K, C, H, W] maps -> [N, conv_channels]: the convolutions, max-pooled over time and space."""
         if self.config.standardize:
             maps = (maps - self.input_mean[:, None, None]) / self.input_std[:, None, None]
         x = maps.transpose(1, 2)  # [N, C, K, H, W]: time becomes the 3D depth axis
         for layer in self.convs:
             x = shallow_conv3d(layer, x) if isinstance(layer, nn.Conv3d) else layer(x)
-        x = x.amax(dim=(2, 3, 4))
-        x = self.embedding(self.fcs(x))
+        return x.amax(dim=(2, 3, 4))
+
+    def head(self, pooled: Tensor) -> Tensor:
+        """[N, conv_channels] pooled features -> [N, D] embeddings: the fully connected layers."""
+        x = self.embedding(self.fcs(pooled))
         return F.normalize(x, dim=-1) if self.config.l2_normalize else x
 
 

@@ -551,6 +551,7 @@ def train(features: Path, objective: str | None, out: Path, preset: str | None, 
           resume: bool, force: bool, allow_partial: bool, quiet: bool) -> None:
     """Train the frame embedder on a cached feature set. The last stdout line is the run folder."""
     from vava.core.config import merge, parse_overrides
+    from vava.core.distributed import current_ranks
     from vava.core.run_folder import BEST, CHECKPOINTS
     from vava.pipeline.val_probes import ValProbes
     from vava.stages.train.config import load_config
@@ -562,6 +563,8 @@ def train(features: Path, objective: str | None, out: Path, preset: str | None, 
     config = load_config(preset, merge(values, {k: v for k, v in direct.items() if v is not None}))
     summary = run_train(features, out, config, device=device, resume=resume, force=force, progress=not quiet,
                         allow_partial=allow_partial, evaluator=ValProbes())
+    if not current_ranks().is_main:  # under torchrun, rank 0 alone reports
+        return
     click.echo(f"trained {config.objective} from step {summary.start_step} to {summary.steps} in "
                f"{summary.seconds:.1f} s ({summary.data_path} data path), last loss {summary.loss:.6g}", err=True)
     if summary.best is not None:

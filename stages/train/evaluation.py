@@ -43,6 +43,11 @@ def check_evaluator(config: TrainConfig, evaluator: Evaluator | None) -> None:
                         f"{', '.join(evaluator.higher_is_better)}")
 
 
+def evaluation_due(config: TrainConfig, done: int) -> bool:
+    """Whether the embedder is scored after update `done`: every `eval_every` updates and after the last."""
+    return bool(config.eval_every) and (done % config.eval_every == 0 or done == config.steps)
+
+
 class Validation:
     """The evaluations of a run: when they are due, their log, and the best score so far.
 
@@ -55,9 +60,6 @@ class Validation:
         self.higher = evaluator.higher_is_better[config.eval_metric]
         self.best, self.best_step = _recorded_best(run_dir / CHECKPOINTS / BEST, config.eval_metric)
         self.log = CsvLog(run_dir / EVAL_LOG_NAME, start, "evaluation log", tensorboard, "eval")
-
-    def due(self, done: int) -> bool:
-        return done % self.config.eval_every == 0 or done == self.config.steps
 
     def score(self, embedder: Embedder, feature_set: FeatureSet, videos: list[CachedVideo],
               done: int) -> tuple[dict[str, float], bool]:

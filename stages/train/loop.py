@@ -6,9 +6,15 @@ with `eval_every`), `train_log.csv` (step, then the loss and every loss componen
 steps since the previous line, the learning rate, steps/s),
 `eval_log.csv` (with `eval_every`: step, every score, seconds) and the lock file of
 `vava.core.run_folder`. Every file is written by create-and-rename (`vava.core.files`).
+
+Under `torchrun` every rank trains on its part of each step's pairs (`config.data.batch_pairs` stays the
+global batch) through DistributedDataParallel, and the update equals the single-process one
+(`vava.stages.train.distributed`). Rank 0 alone locks the run folder and writes it; every rank resumes
+from the same checkpoint.
 """
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import json
 import math
@@ -16,16 +22,18 @@ import sys
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 import torch
 import yaml
+from torch.nn.parallel import DistributedDataParallel
 from tqdm import tqdm
 
 from vava.cache.inspect import require_complete
 from vava.cache.store import CachedVideo, FeatureSet
 from vava.core.config import from_dict, to_dict
 from vava.core.devices import resolve_device
+from vava.core.distributed import Ranks, barrier, local_device, process_group
 from vava.core.embedder import Embedder
 from vava.core.errors import VavaError, option_name
 from vava.core.files import atomic_write
@@ -53,11 +61,13 @@ from vava.stages.train.data import (
     choose_data_path,
     split_bytes,
 )
+from vava.stages.train.distributed import agree, global_batchnorm, share_random_state
 from vava.stages.train.estimate import StepClock
-from vava.stages.train.evaluation import Evaluator, Validation, check_evaluator
+from vava.stages.train.evaluation import Evaluator, Validation, check_evaluator, evaluation_due
 from vava.stages.train.logs import CsvLog, open_tensorboard
-from vava.stages.train.objectives import OBJECTIVES, PairBatch, build_config, build_objective
+from vava.stages.train.objectives import OBJECTIVES, build_config, build_objective
 from vava.stages.train.sampler import PairSampler
+from vava.stages.train.step import TrainStep
 
 # Keys that may differ when a run is resumed: how long it runs, how often it logs, saves and evaluates.
 RESUMABLE_CHANGES = SCHEDULE_KEYS
@@ -92,6 +102,18 @@ def resolved(config: TrainConfig, derived: dict[str, Any] | None = None) -> Trai
     return dataclasses.replace(config, loss=dataclasses.asdict(build_config(config.objective, options)))
 
 
+class _Plan(NamedTuple):
+    """What `train` checked before touching the run folder, and trains with."""
+
+    run_dir: Path
+    feature_set: FeatureSet
+    videos: list[CachedVideo]
+    sampler: PairSampler
+    context: Context
+    classes: PhaseClasses
+    config: TrainConfig
+
+
 def train(features: str | Path, out: str | Path, config: TrainConfig, *, device: str = "auto",
           resume: bool = False, force: bool = False, progress: bool = True,
           allow_partial: bool = False, evaluator: Evaluator | None = None) -> TrainSummary:
@@ -101,7 +123,25 @@ def train(features: str | Path, out: str | Path, config: TrainConfig, *, device:
     checkpoint); any other folder needs `force`. The folder is locked while training. A feature
     set missing some of its videos is refused unless `allow_partial`. With `config.eval_every`,
     `evaluator` scores the embedder every that many steps (`vava.stages.train.evaluation`).
+    Under torchrun every rank calls this; a check that fails on one rank stops all of them.
     """
+    torch_device = resolve_device(device)
+    with process_group(torch_device) as ranks:
+        torch_device = local_device(torch_device, ranks)
+        plan = agree(lambda: _prepare(features, out, config, force, allow_partial, evaluator, torch_device, ranks))
+        with contextlib.ExitStack() as held:
+            def claim() -> dict[str, Any] | None:
+                if ranks.is_main:  # the other ranks write nothing: a lock per rank would only block them
+                    held.enter_context(locked_run(plan.run_dir, "out"))
+                return _start_state(plan.run_dir, plan.config, plan.feature_set, resume)
+
+            state = agree(claim)
+            return _fit(*plan, state, torch_device, progress and ranks.is_main, evaluator, ranks)
+
+
+def _prepare(features: str | Path, out: str | Path, config: TrainConfig, force: bool, allow_partial: bool,
+             evaluator: Evaluator | None, torch_device: torch.device, ranks: Ranks) -> _Plan:
+    """Everything `train` checks before it touches the run folder, and what it trains with."""
     check_evaluator(config, evaluator)
     run_dir = _check_out(Path(out), force)
     feature_set = FeatureSet.open(features)
@@ -122,14 +162,10 @@ def train(features: str | Path, out: str | Path, config: TrainConfig, *, device:
         raise VavaError(f"{feature_set.path}: objective {config.objective} needs phase labels, but the train split "
                         "has no labels (every frame is -1); pick a self-supervised objective such as vava")
     config = resolved(config, {"num_classes": classes.count})
-    torch_device = resolve_device(device)
     check_step_fits(feature_set.frame_shape(videos[0].id), config, torch_device)
-    sampler = PairSampler(videos, config.data.batch_pairs, config.data.frames_per_video, config.seed)
+    sampler = PairSampler(videos, config.data.batch_pairs, config.data.frames_per_video, config.seed, ranks)
     context = Context.of(config.model, videos)
-    with locked_run(run_dir, "out"):
-        state = _start_state(run_dir, config, feature_set, resume)
-        return _fit(run_dir, feature_set, videos, sampler, context, classes, config, state, torch_device, progress,
-                    evaluator)
+    return _Plan(run_dir, feature_set, videos, sampler, context, classes, config)
 
 
 def _check_out(run_dir: Path, force: bool) -> Path:
@@ -145,17 +181,19 @@ def _check_out(run_dir: Path, force: bool) -> Path:
 
 def _fit(run_dir: Path, feature_set: FeatureSet, videos: list[CachedVideo], sampler: PairSampler, context: Context,
          classes: PhaseClasses, config: TrainConfig, state: dict[str, Any] | None, torch_device: torch.device,
-         progress: bool, evaluator: Evaluator | None) -> TrainSummary:
-    """The training loop from `state` (a checkpoint, or None for a new run) to `config.steps`."""
+         progress: bool, evaluator: Evaluator | None, ranks: Ranks) -> TrainSummary:
+    """The training loop from `state` (a checkpoint, or None for a new run) to `config.steps`; rank 0 alone
+    writes the run folder, the other ranks wait for its checkpoints and evaluations at a barrier."""
     checkpoints = run_dir / CHECKPOINTS
     start = state["step"] if state else 0
     if start >= config.steps:
         raise VavaError(f"{option_name('steps')}: the run is already at step {start}; ask for more steps to continue")
     features = str(feature_set.path.resolve())  # absolute: the run works from any working directory
-    # config.yaml is a loadable preset itself (`--config RUN/config.yaml`); the data it ran on goes beside it
-    atomic_write(run_dir / CONFIG_NAME, yaml.safe_dump(to_dict(config), sort_keys=False))
-    atomic_write(run_dir / RUN_INFO_NAME, json.dumps({"features": features, "fingerprint": feature_set.fingerprint},
-                                                     indent=2) + "\n")
+    main = ranks.is_main
+    if main:  # config.yaml is a loadable preset itself (`--config RUN/config.yaml`); the data it ran on goes beside it
+        atomic_write(run_dir / CONFIG_NAME, yaml.safe_dump(to_dict(config), sort_keys=False))
+        atomic_write(run_dir / RUN_INFO_NAME, json.dumps({"features": features,
+                                                          "fingerprint": feature_set.fingerprint}, indent=2) + "\n")
 
     frame_shape = feature_set.frame_shape(videos[0].id)
     in_channels = frame_shape[0]
@@ -163,24 +201,28 @@ def _fit(run_dir: Path, feature_set: FeatureSet, videos: list[CachedVideo], samp
     embedder = Embedder(in_channels, config.model)
     if config.model.standardize and not state:
         embedder.set_input_statistics(*channel_statistics(feature_set, videos))
-    embedder = embedder.to(torch_device)
-    objective = build_objective(config.objective, config.loss).to(torch_device)
+    objective = build_objective(config.objective, config.loss)
+    if ranks.distributed:  # BatchNorm over the global batch keeps the single-process statistics
+        embedder, objective = global_batchnorm(embedder), global_batchnorm(objective)
+    embedder, objective = embedder.to(torch_device), objective.to(torch_device)
     parameters = [*embedder.parameters(), *objective.parameters()]
     optimizer = torch.optim.Adam(parameters, lr=config.optim.lr, weight_decay=config.optim.weight_decay)
     if state:
         for key, target in (("embedder", embedder), ("objective", objective), ("optimizer", optimizer)):
             load_into(target, state[key], state["path"], key)
         torch.set_rng_state(state["rng"])
+    model: torch.nn.Module = TrainStep(embedder, objective, config.amp and torch_device.type == "cuda")
+    if ranks.distributed:
+        model = DistributedDataParallel(model)
 
     data_path = choose_data_path(config.data.path, split_bytes(feature_set, videos), torch_device)
     stream = batches(feature_set, videos, sampler, data_path, context, classes, start, config.steps, torch_device,
                      config.data.workers)
     meta = {"features": features, "fingerprint": feature_set.fingerprint, "in_channels": in_channels,
             "frame_shape": list(frame_shape)}
-    autocast = config.amp and torch_device.type == "cuda"
-    tensorboard = open_tensorboard(run_dir) if config.tensorboard else None
-    log = CsvLog(run_dir / LOG_NAME, start, "training log", tensorboard, "train")
-    validation = Validation(evaluator, config, run_dir, start, tensorboard) if config.eval_every else None
+    tensorboard = open_tensorboard(run_dir) if config.tensorboard and main else None
+    log = CsvLog(run_dir / LOG_NAME, start, "training log", tensorboard, "train") if main else None
+    validation = Validation(evaluator, config, run_dir, start, tensorboard) if config.eval_every and main else None
     actions = {v.action for v in videos}  # those trained on (`data.actions`)
     scored = [v for v in feature_set.videos() if v.split in ("train", "val") and v.action in actions]
     bar = tqdm(total=config.steps, initial=start, unit="step", desc=f"train {config.objective}", file=sys.stderr,
@@ -192,11 +234,7 @@ def _fit(run_dir: Path, feature_set: FeatureSet, videos: list[CachedVideo], samp
     objective.train()
     try:
         for step, batch in zip(range(start, config.steps), stream):
-            with torch.autocast(torch_device.type, dtype=torch.bfloat16, enabled=autocast):
-                maps = batch.maps.flatten(0, 2).float()  # [B*2*T, K, C, H, W]
-                embeddings = embedder(maps).float().view(*batch.frame_indices.shape, -1)
-            loss, components = objective(PairBatch(embeddings, batch.frame_indices, batch.video_lengths, batch.labels,
-                                                   step))
+            loss, components = model(batch, step)  # the global batch's loss, the same on every rank
             loss_value = float(loss.detach())
             if not math.isfinite(loss_value):
                 parts = ", ".join(f"{k}={float(v):.4g}" for k, v in components.items())
@@ -212,21 +250,27 @@ def _fit(run_dir: Path, feature_set: FeatureSet, videos: list[CachedVideo], samp
             for key, value in {"loss": loss_value, **{k: float(v) for k, v in components.items()}}.items():
                 window[key] = window.get(key, 0.0) + value
             bar.update(1)
-            for line in clock.tick(done):  # printed even without a progress bar: it may say to stop
+            for line in clock.tick(done) if main else ():  # printed even without a progress bar: it may say to stop
                 tqdm.write(line, file=sys.stderr)
-            if done % config.log_every == 0 or done == config.steps:
+            if main and (done % config.log_every == 0 or done == config.steps):
                 now = time.perf_counter()
                 log.write({"step": done, **{k: v / window_steps for k, v in window.items()},
                            "lr": optimizer.param_groups[0]["lr"], "steps_per_s": window_steps / (now - window_start)})
                 window_start, window_steps, window = now, 0, {}
                 bar.set_postfix(loss=f"{loss_value:.4g}")
-            scores, best = validation.score(embedder, feature_set, scored, done) \
-                if validation and validation.due(done) else ({}, False)
-            if done % config.checkpoint_every == 0 or done == config.steps or best:
+            evaluating = evaluation_due(config, done)
+            scores, best = validation.score(embedder, feature_set, scored, done) if validation and evaluating \
+                else ({}, False)
+            saving = done % config.checkpoint_every == 0 or done == config.steps or best
+            if main and saving:
                 save_checkpoint(checkpoints, done, to_dict(config), {
                     **meta, "embedder": embedder.state_dict(), "objective": objective.state_dict(),
                     "optimizer": optimizer.state_dict(), "rng": torch.get_rng_state(),
                     **({"eval": scores} if scores else {})}, best=best)
+            if evaluating:  # an evaluation may draw random numbers on rank 0 alone
+                share_random_state()
+            if evaluating or saving:
+                barrier()
     finally:
         bar.close()
         for closing in (log, validation, tensorboard):

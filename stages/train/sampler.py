@@ -1,7 +1,9 @@
 """Which videos and frames each training step sees.
 
 Every step is drawn from its own generator seeded with (seed, step), so a resumed run sees exactly
-the batches an uninterrupted one would, whichever data path or worker produces them.
+the batches an uninterrupted one would, whichever data path or worker produces them. Under torchrun
+every rank draws the same global batch and keeps its own consecutive block of its pairs, so the ranks'
+parts, in rank order, are exactly the single-process draw.
 """
 from __future__ import annotations
 
@@ -11,6 +13,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from vava.cache.store import CachedVideo
+from vava.core.distributed import Ranks
 from vava.core.errors import VavaError
 
 
@@ -32,16 +35,29 @@ class PairDraw:
     video_ids: list[tuple[str, str]]
     frame_indices: np.ndarray
 
+    def part(self, rank: int, world: int) -> PairDraw:
+        """Rank `rank`'s block of pairs among `world` equal consecutive blocks (the pair count divides by `world`)."""
+        size = len(self.video_ids) // world
+        block = slice(rank * size, (rank + 1) * size)
+        return PairDraw(self.video_ids[block], self.frame_indices[block])
+
 
 class PairSampler:
     """Pairs of different videos of the same action: the first drawn uniformly over all videos,
     its partner uniformly over the other videos of its action.
 
     Every action needs at least two videos: a video paired with itself is a trivial alignment
-    that would silently stand in for a real pair, so a lone video is refused by name.
+    that would silently stand in for a real pair, so a lone video is refused by name. `pairs` is the
+    global batch: with several `ranks`, `draw` gives this rank's `pairs / world` of them.
     """
 
-    def __init__(self, videos: list[CachedVideo], pairs: int, frames: int, seed: int):
+    def __init__(self, videos: list[CachedVideo], pairs: int, frames: int, seed: int,
+                 ranks: Ranks | None = None):
+        ranks = ranks or Ranks()
+        if pairs % ranks.world:
+            raise VavaError(f"data.batch_pairs: {pairs} pairs per step do not split evenly between {ranks.world} "
+                            f"processes; make it a multiple of {ranks.world} (it is the global batch, whatever "
+                            "the number of processes)")
         if not videos:
             raise VavaError("no training videos: the feature set has no complete video in the train split")
         self.videos = {v.id: v for v in videos}
@@ -56,9 +72,15 @@ class PairSampler:
             named += f" and {len(alone) - 5} more" if len(alone) > 5 else ""
             raise VavaError(f"no pair of distinct train videos for action(s) {named}: training pairs two videos of "
                             f"an action; give each action at least 2 train videos (split 'train' in the dataset)")
-        self.pairs, self.frames, self.seed = pairs, frames, seed
+        self.pairs, self.frames, self.seed, self.ranks = pairs, frames, seed, ranks
 
     def draw(self, step: int) -> PairDraw:
+        """This rank's part of step `step`'s pairs (all of them in a world of one)."""
+        whole = self.draw_all(step)
+        return whole.part(self.ranks.rank, self.ranks.world) if self.ranks.distributed else whole
+
+    def draw_all(self, step: int) -> PairDraw:
+        """Every pair of step `step`, the same on every rank."""
         rng = np.random.default_rng([self.seed, step])
         pairs = []
         for first in rng.choice(self.ids, size=self.pairs):

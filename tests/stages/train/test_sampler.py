@@ -10,6 +10,7 @@ import pytest
 from tests.conftest import write_toy_features
 from tests.stages.train.helpers import TINY_OVERRIDES
 from vava.cache.store import FeatureSet
+from vava.core.distributed import Ranks
 from vava.core.errors import VavaError
 from vava.stages.train.config import load_config
 from vava.stages.train.loop import train
@@ -48,3 +49,28 @@ def test_training_refuses_an_action_without_two_train_videos(tmp_path: Path) -> 
                                         r"'b' \(only 'toy2'\): training pairs two videos of an action"):
         train(features, tmp_path / "run", config, device="cpu", progress=False)
     assert not (tmp_path / "run").exists()
+
+
+# -- the ranks' parts of a step under torchrun -------------------------------------------------------
+
+
+@pytest.mark.parametrize("world", [1, 2, 4])
+def test_ranks_parts_make_up_the_single_draw(toy_features: Path, world: int) -> None:
+    """Each rank's part is a consecutive block of the global draw: in rank order the parts are exactly the
+    single-process draw, every pair once (none twice, none missed)."""
+    videos = [v for v in FeatureSet.open(toy_features).videos() if v.split == "train"]
+    single = PairSampler(videos, pairs=8, frames=12, seed=3)
+    for step in (0, 5):
+        parts = [PairSampler(videos, 8, 12, 3, Ranks(rank, world, rank)).draw(step) for rank in range(world)]
+        assert [len(part.video_ids) for part in parts] == [8 // world] * world
+        whole = single.draw(step)
+        assert [pair for part in parts for pair in part.video_ids] == whole.video_ids
+        assert np.array_equal(np.concatenate([part.frame_indices for part in parts]), whole.frame_indices)
+
+
+def test_ranks_refuse_a_batch_they_cannot_split_evenly(toy_features: Path) -> None:
+    videos = [v for v in FeatureSet.open(toy_features).videos() if v.split == "train"]
+    with pytest.raises(VavaError) as refused:
+        PairSampler(videos, 6, 12, 3, Ranks(1, 4, 1))
+    assert str(refused.value) == ("data.batch_pairs: 6 pairs per step do not split evenly between 4 processes; make "
+                                  "it a multiple of 4 (it is the global batch, whatever the number of processes)")
