@@ -95,8 +95,7 @@ def _now() -> str:
 
 
 def _one_line(err: Exception) -> str:
-    text = " ".join(str(err).split())
-    return text if isinstance(err, VavaError) else f"{type(err).__name__}: {text}"
+    return " ".join(str(err).split()) if isinstance(err, VavaError) else storage_reason(err)
 
 
 class _PlainFileStore(LocalStore):

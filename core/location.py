@@ -151,8 +151,13 @@ class RemotePath:
             self.fs.rm(self.key, recursive=True)
 
 
-def storage_reason(err: Exception) -> str:
-    """One line saying why an object-storage call failed."""
+def storage_reason(err: BaseException) -> str:
+    """One line saying why an object-storage call failed (an unreachable endpoint named once, not per object)."""
+    kwargs = getattr(err, "kwargs", None)  # botocore's EndpointConnectionError keeps the endpoint there
+    endpoint = kwargs.get("endpoint_url") if type(err).__name__ == "EndpointConnectionError" and kwargs else None
+    if endpoint:
+        scheme, _, rest = endpoint.partition("://")
+        return f"no answer from the endpoint {scheme}://{rest.split('/')[0]}: is the server up and the URL right?"
     text = " ".join(str(err).split()) or "no details"
     return f"{type(err).__name__}: {text}"
 

@@ -7,7 +7,6 @@ import numpy as np
 import pytest
 
 from tests.conftest import write_toy_features
-from tests.s3_server import s3_prefix, s3_server  # noqa: F401 (fixtures)
 from vava.cache.inspect import describe, verify
 from vava.cache.store import DamagedVideo, FeatureSet, remove_feature_set, scan_cache
 from vava.core.errors import VavaError
@@ -19,7 +18,7 @@ def local_and_remote(tmp_path: Path, s3_prefix: str) -> tuple[FeatureSet, Featur
     """The same toy feature set written to a local folder and to object storage."""
     local = write_toy_features(tmp_path / "cache" / "toyfeatures00000")
     remote = write_toy_features(as_location(f"{s3_prefix}/cache/toyfeatures00000"))
-    return FeatureSet.open(local), FeatureSet.open(f"{s3_prefix}/cache/toyfeatures00000")
+    return FeatureSet.open(local), FeatureSet.open(str(remote))
 
 
 def test_a_feature_set_in_object_storage_reads_back_what_was_written(local_and_remote) -> None:
