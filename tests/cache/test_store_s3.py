@@ -85,3 +85,14 @@ def test_cache_rm_deletes_every_object_of_the_set(local_and_remote, s3_prefix: s
     assert remote.path.sizes() == {}  # not one object left below it
     with pytest.raises(VavaError, match=r"not a feature set \(no zarr.json"):
         FeatureSet.open(remote.path)
+
+
+def test_a_local_set_copied_object_for_object_into_a_bucket_reads_and_verifies_the_same(tmp_path: Path,
+                                                                                       s3_prefix: str) -> None:
+    local = FeatureSet.open(write_toy_features(tmp_path / "cache" / "toyfeatures00000"))
+    remote = as_location(f"{s3_prefix}/copied/toyfeatures00000")
+    remote.fs.put(str(local.path), remote.key, recursive=True)  # as `aws s3 sync` or any copy tool would
+    copied = FeatureSet.open(remote)
+    assert verify(copied).ok and verify(copied).checked == 6
+    for video in local.videos():
+        np.testing.assert_array_equal(copied.read(video.id), local.read(video.id))

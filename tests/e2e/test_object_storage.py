@@ -92,6 +92,13 @@ def test_extract_into_object_storage_then_inspect_train_and_embed(dataset, s3_pr
     for key, value in embeddings["local"].items():
         np.testing.assert_array_equal(embeddings["remote"][key], value)
 
+    # train's zarr data path: DataLoader worker processes each open the set in the bucket themselves
+    losses = [cli("train", "--features", remote, "--out", tmp_path / f"zarr{workers}", *TINY, "--set", "data.path=zarr",
+                  "--set", f"data.workers={workers}") for workers in (0, 2)]
+    assert [result.exit_code for result in losses] == [0, 0], losses[1].output
+    assert "(zarr data path)" in losses[1].stderr
+    assert losses[0].stderr.rsplit("last loss ", 1)[1] == losses[1].stderr.rsplit("last loss ", 1)[1]
+
 
 @pytest.fixture
 def own_server(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[SeaweedServer]:
