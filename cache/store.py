@@ -20,6 +20,10 @@ The set's `members` map each video id it was extracted for to a key that the vid
 any other folder in `videos/` (copied from another set, or from another video) is foreign, reported by
 `videos(include_incomplete=True)` and never read as a video. (Sets made before members accept any folder.)
 A feature set is opened read-only; it is reopened for writing only when a video is written.
+
+CACHE may also be an object-storage URL (`s3://bucket/prefix`, see `vava.core.location`): the same hierarchy,
+object for file, through zarr's FsspecStore, without the lock folder. There each object is written whole, so the
+`complete` flag written last and the sizes checked against one listing keep readers safe without locks.
 """
 from __future__ import annotations
 
