@@ -67,8 +67,10 @@ class SeaweedServer:
         log = (self.folder / "weed.log").open("ab")
         self._process = subprocess.Popen(
             [self.weed, "server", f"-dir={self.folder}", "-ip=127.0.0.1", "-ip.bind=127.0.0.1", "-s3",
-             "-s3.port.iceberg=0", "-s3.port.lance=0", "-master.volumeSizeLimitMB=64", *flags],
-            stdout=log, stderr=subprocess.STDOUT, env={**os.environ, **self.credentials()})
+             "-s3.port.iceberg=0", "-s3.port.lance=0", "-master.volumeSizeLimitMB=64", *flags,
+             f"-filer.localSocket={self.folder / 'filer.sock'}", f"-s3.localSocket={self.folder / 's3.sock'}"],
+            stdout=log, stderr=subprocess.STDOUT,  # TMPDIR: its other sockets and logs go to the folder too
+            env={**os.environ, **self.credentials(), "TMPDIR": str(self.folder)})
         log.close()
         deadline = time.monotonic() + timeout
         while not self._answers():
@@ -92,6 +94,8 @@ class SeaweedServer:
             self._process.kill()
             self._process.wait()
             self._process = None
+            for service in ("master", "volume", "filer", "s3"):  # sockets it makes in /tmp whatever TMPDIR says
+                Path(f"/tmp/seaweedfs-{service}-grpc-{self.ports[service + '_grpc']}.sock").unlink(missing_ok=True)
 
     @staticmethod
     def credentials() -> dict[str, str]:
