@@ -89,8 +89,9 @@ def main() -> None:
             info = describe(FeatureSet.open(local))
             assert describe(FeatureSet.open(str(remote)))["bytes_on_disk"] == info["bytes_on_disk"]
             frames, stored = info["frames"], info["bytes_on_disk"]
+            kind = "SeaweedFS, loopback" if server else "given"
             print(f"{frames} frames of {info['frame_shape']} in {len(FeatureSet.open(local).videos())} videos, "
-                  f"{stored / 2**20:.1f} MiB stored; object storage: {url} ({'SeaweedFS, loopback' if server else 'given'})")
+                  f"{stored / 2**20:.1f} MiB stored; object storage: {url} ({kind})")
 
             results: dict[tuple[str, str], list[float]] = {}
             for _ in range(args.rounds):

@@ -37,10 +37,6 @@ def as_location(value: str | Path | RemotePath) -> Path | RemotePath:
     return Path(value.removeprefix("file://") if isinstance(value, str) else value)
 
 
-def is_remote(location: object) -> bool:
-    return isinstance(location, RemotePath)
-
-
 class RemotePath:
     """A file or folder (key prefix) in object storage; every failure to reach it is a one-line `VavaError`."""
 
