@@ -67,7 +67,8 @@ class SeaweedServer:
         log = (self.folder / "weed.log").open("ab")
         self._process = subprocess.Popen(
             [self.weed, "server", f"-dir={self.folder}", "-ip=127.0.0.1", "-ip.bind=127.0.0.1", "-s3",
-             "-s3.port.iceberg=0", "-s3.port.lance=0", "-master.volumeSizeLimitMB=64", *flags,
+             "-s3.port.iceberg=0", "-s3.port.lance=0", "-master.volumeSizeLimitMB=64",
+             "-volume.max=0", *flags,  # volumes as the disk allows: each bucket takes 7 (the default allows 8 in all)
              f"-filer.localSocket={self.folder / 'filer.sock'}", f"-s3.localSocket={self.folder / 's3.sock'}"],
             stdout=log, stderr=subprocess.STDOUT,  # TMPDIR: its other sockets and logs go to the folder too
             env={**os.environ, **self.credentials(), "TMPDIR": str(self.folder)})
@@ -122,8 +123,10 @@ def use_server(server: SeaweedServer, monkeypatch: pytest.MonkeyPatch) -> None:
         _endpoint[0] = server.endpoint
 
 
-def make_bucket(server: SeaweedServer, monkeypatch: pytest.MonkeyPatch, timeout: float = 60.0) -> None:
-    """Create the test bucket once the server takes writes (its volume server registers after the S3 port opens)."""
+def make_bucket(server: SeaweedServer, monkeypatch: pytest.MonkeyPatch, timeout: float = 60.0,
+                bucket: str = BUCKET) -> None:
+    """Create a bucket once the server takes writes into it (its volume server registers after the S3 port opens,
+    and each bucket's volumes are made on its first write)."""
     import s3fs
 
     use_server(server, monkeypatch)
@@ -131,9 +134,9 @@ def make_bucket(server: SeaweedServer, monkeypatch: pytest.MonkeyPatch, timeout:
     while True:
         try:
             fs = s3fs.S3FileSystem(skip_instance_cache=True)
-            if not fs.exists(BUCKET):
-                fs.mkdir(BUCKET)
-            fs.pipe(f"{BUCKET}/.ready", b"1")
+            if not fs.exists(bucket):
+                fs.mkdir(bucket)
+            fs.pipe(f"{bucket}/.ready", b"1")
             return
         except Exception:
             if time.monotonic() > deadline:

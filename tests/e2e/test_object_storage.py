@@ -17,7 +17,6 @@ import pytest
 from tests.conftest import make_folder_dataset
 from tests.helpers import EXTRACT, cli, single_line
 from tests.s3_server import SeaweedServer, make_bucket, start_server
-from vava.core.location import RemotePath
 from vava.cache.store import FeatureSet, VideoWriter
 from vava.core.embeddings_file import load_embeddings
 
@@ -148,10 +147,9 @@ def readme_recipe() -> str:
 
 
 @pytest.mark.skipif(shutil.which("bash") is None, reason="the recipe is for bash")
-def test_the_readme_recipe_runs_as_pasted(s3_prefix: str, tmp_path: Path) -> None:
-    bucket = RemotePath("s3://my-bucket")
-    if not bucket.exists():
-        bucket.fs.mkdir("my-bucket")
+def test_the_readme_recipe_runs_as_pasted(s3_server: SeaweedServer, monkeypatch: pytest.MonkeyPatch,
+                                          tmp_path: Path) -> None:
+    make_bucket(s3_server, monkeypatch, bucket="my-bucket")  # the recipe's bucket; the environment points at it
     script = readme_recipe()
     assert script.count("--config cpu") == 1 and script.count('--weights "$WEIGHTS"') == 1
     script = script.replace("--config cpu", "--config cpu --steps 2").replace(  # short, and small frames
