@@ -3,6 +3,9 @@
 `flock` locks vanish with the process that holds them, even on SIGKILL, so a killed run never
 leaves a stale lock behind. They live beside the feature sets, outside the zarr hierarchy.
 
+Object storage has no such locks: there every lock is a `NoLock`, and the writers rely on the
+lock-free protocol of `vava.cache.store` instead (README, "Object storage").
+
 Every process that writes into a feature set holds its set lock shared for as long as it writes;
 `vava cache rm` takes it exclusively, so it never deletes a set another process is writing into.
 """
@@ -13,6 +16,7 @@ import os
 from pathlib import Path
 
 from vava.core.errors import VavaError
+from vava.core.location import RemotePath
 from vava.core.records import stored_name
 
 
@@ -58,6 +62,16 @@ class FileLock:
         self.release()
 
 
+class NoLock(FileLock):
+    """The lock of a feature set in object storage: always taken at once, since nothing there can hold one."""
+
+    def acquire(self, blocking: bool) -> bool:
+        return True
+
+    def release(self) -> None:
+        pass
+
+
 def _is_current(fd: int, path: Path) -> bool:
     """Whether the open file `fd` is still the file at `path`."""
     try:
@@ -66,22 +80,27 @@ def _is_current(fd: int, path: Path) -> bool:
         return False
 
 
-def lock_folder(feature_set_path: Path) -> Path:
+def lock_folder(feature_set_path: Path | RemotePath) -> Path | RemotePath:
     """Where the locks of a feature set live."""
     return feature_set_path.parent / ".locks" / feature_set_path.name
 
 
-def video_lock(feature_set_path: Path, video_id: str) -> FileLock:
+def _lock(feature_set_path: Path | RemotePath, name: str, shared: bool = False) -> FileLock:
+    kind = NoLock if isinstance(feature_set_path, RemotePath) else FileLock
+    return kind(lock_folder(feature_set_path) / name, shared=shared)
+
+
+def video_lock(feature_set_path: Path | RemotePath, video_id: str) -> FileLock:
     """Held while one video of a feature set is being written (in a folder of their own, so that no video
     id, `set` included, names the set's lock)."""
-    return FileLock(lock_folder(feature_set_path) / "videos" / f"{stored_name(video_id)}.lock")
+    return _lock(feature_set_path, f"videos/{stored_name(video_id)}.lock")
 
 
-def creation_lock(feature_set_path: Path) -> FileLock:
+def creation_lock(feature_set_path: Path | RemotePath) -> FileLock:
     """Held while a feature set's group is created."""
-    return FileLock(lock_folder(feature_set_path) / "create.lock")
+    return _lock(feature_set_path, "create.lock")
 
 
-def set_lock(feature_set_path: Path, shared: bool) -> FileLock:
+def set_lock(feature_set_path: Path | RemotePath, shared: bool) -> FileLock:
     """Held shared by every process writing into a feature set, exclusively by `cache rm`."""
-    return FileLock(lock_folder(feature_set_path) / "set.lock", shared=shared)
+    return _lock(feature_set_path, "set.lock", shared=shared)

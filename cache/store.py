@@ -20,6 +20,10 @@ The set's `members` map each video id it was extracted for to a key that the vid
 any other folder in `videos/` (copied from another set, or from another video) is foreign, reported by
 `videos(include_incomplete=True)` and never read as a video. (Sets made before members accept any folder.)
 A feature set is opened read-only; it is reopened for writing only when a video is written.
+
+CACHE may also be an object-storage URL (`s3://bucket/prefix`, see `vava.core.location`): the same hierarchy,
+object for file, through zarr's FsspecStore, without the lock folder. There each object is written whole, so the
+`complete` flag written last and the sizes checked against one listing keep readers safe without locks.
 """
 from __future__ import annotations
 
@@ -43,6 +47,7 @@ from vava.cache.inputs import FeatureInputs
 from vava.cache.locks import creation_lock, lock_folder, set_lock
 from vava.core.errors import VavaError, invocation, option_name, quoted
 from vava.core.files import check_regular
+from vava.core.location import STORAGE_OPTIONS, RemotePath, as_location, storage_reason, unreachable
 from vava.core.records import stored_name, video_id_of
 
 FEATURE_SET_KIND = "vava-feature-set"
@@ -94,8 +99,7 @@ def _now() -> str:
 
 
 def _one_line(err: Exception) -> str:
-    text = " ".join(str(err).split())
-    return text if isinstance(err, VavaError) else f"{type(err).__name__}: {text}"
+    return " ".join(str(err).split()) if isinstance(err, VavaError) else storage_reason(err)
 
 
 class _PlainFileStore(LocalStore):
@@ -115,17 +119,46 @@ class _PlainFileStore(LocalStore):
         return await super().get_partial_values(prototype, key_ranges)
 
 
-def _file_sizes(folder: Path) -> dict[str, int]:
+Location = Path | RemotePath  # a local folder or a folder in object storage (`vava.core.location`)
+
+
+def _store(path: Location, read_only: bool) -> zarr.abc.store.Store:
+    """The zarr store of a folder: local (plain files only) or in object storage."""
+    if isinstance(path, RemotePath):
+        from zarr.storage import FsspecStore
+
+        with path.errors("open the object storage"):
+            return FsspecStore.from_url(str(path), storage_options=STORAGE_OPTIONS, read_only=read_only)
+    return _PlainFileStore(path, read_only=read_only)
+
+
+def _is_plain_file(path: Location) -> bool:
+    """Whether `path` is a file; a FIFO or device planted there locally is refused (`VavaError`)."""
+    return path.is_file() if isinstance(path, RemotePath) else check_regular(path).is_file()
+
+
+def _file_sizes(folder: Location) -> dict[str, int]:
     """Size of every file below a video's folder except its own zarr.json (rewritten to mark it complete)."""
-    return {f.relative_to(folder).as_posix(): f.stat().st_size
-            for f in sorted(folder.rglob("*")) if f.is_file() and f != folder / "zarr.json"}
+    if isinstance(folder, RemotePath):
+        sizes = folder.sizes()
+    else:
+        sizes = {f.relative_to(folder).as_posix(): f.stat().st_size for f in sorted(folder.rglob("*")) if f.is_file()}
+    sizes.pop("zarr.json", None)
+    return sizes
+
+
+@contextlib.contextmanager
+def _writing_to(path: Location, doing: str) -> Iterator[None]:
+    """Failures to reach object storage within the block as one-line errors (local paths: unchanged)."""
+    with path.errors(doing) if isinstance(path, RemotePath) else contextlib.nullcontext():
+        yield
 
 
 class FeatureSet:
     """One extracted feature set: open it by path, list videos, read frames, write videos."""
 
-    def __init__(self, path: str | Path, group: zarr.Group):
-        self.path = Path(path)
+    def __init__(self, path: str | Location, group: zarr.Group):
+        self.path = as_location(path)
         self._group = group
         self._writable: zarr.Group | None = None
         self._arrays: dict[str, zarr.Array] = {}
@@ -133,13 +166,13 @@ class FeatureSet:
 
     # -- opening -------------------------------------------------------------------------
     @classmethod
-    def open(cls, path: str | Path) -> FeatureSet:
-        """Open an existing feature set (read-only); `VavaError` if `path` is not one."""
-        path = Path(path)
-        if not check_regular(path / "zarr.json").is_file():
+    def open(cls, path: str | Location) -> FeatureSet:
+        """Open an existing feature set (read-only); `VavaError` if `path` (a folder or URL) is not one."""
+        path = as_location(path)
+        if not _is_plain_file(path / "zarr.json"):
             raise VavaError(f"{path}: not a feature set (no zarr.json; run `vava extract` or `vava cache ls`)")
         try:
-            group = zarr.open_group(store=_PlainFileStore(path, read_only=True), mode="r")
+            group = zarr.open_group(store=_store(path, read_only=True), mode="r")
             kind = group.attrs.get("kind")
         except Exception as err:  # whatever zarr makes of a damaged zarr.json
             raise VavaError(f"{path}: unreadable zarr.json ({_one_line(err)})") from None
@@ -148,7 +181,7 @@ class FeatureSet:
         return cls(path, group)
 
     @classmethod
-    def create(cls, path: str | Path, fingerprint: str, inputs: FeatureInputs, extra: dict[str, Any],
+    def create(cls, path: str | Location, fingerprint: str, inputs: FeatureInputs, extra: dict[str, Any],
                members: dict[str, str] | None = None) -> FeatureSet:
         """Open the feature set at `path`, creating it with these attributes (and `members`, video id -> key,
         see `vava.cache.fingerprint.SetFingerprint`) if it is new.
@@ -156,13 +189,13 @@ class FeatureSet:
         An existing set is opened without writing anything (no lock either), so a read-only
         cache can still be checked.
         """
-        path = Path(path)
+        path = as_location(path)
         if not (path / "zarr.json").is_file():
-            with creation_lock(path):
+            with creation_lock(path), _writing_to(path, "create the feature set"):
                 if not (path / "zarr.json").is_file():
                     # The root's metadata is written last: once it exists, so does `videos`.
-                    zarr.open_group(store=str(path / "videos"), mode="a")
-                    zarr.open_group(store=str(path), mode="a", attributes={
+                    zarr.open_group(store=_store(path / "videos", read_only=False), mode="a")
+                    zarr.open_group(store=_store(path, read_only=False), mode="a", attributes={
                         "kind": FEATURE_SET_KIND, "fingerprint": fingerprint, "inputs": inputs.attrs(),
                         "created": _now(), **extra, **({} if members is None else {"members": members})})
         return cls.open(path)
@@ -299,11 +332,10 @@ class FeatureSet:
         expected = self._video_group(video_id, complete=True).attrs.get("files")
         if expected is None:
             return None
-        folder = self.path / "videos" / stored_name(video_id)
+        found = _file_sizes(self.path / "videos" / stored_name(video_id))
         for name, size in expected.items():
-            try:
-                actual = (folder / name).stat().st_size
-            except FileNotFoundError:
+            actual = found.get(name)
+            if actual is None:
                 return f"{name} is missing"
             if actual != size:
                 return f"{name} has {actual} bytes, {size} when written"
@@ -355,6 +387,8 @@ class FeatureSet:
         except VavaError:
             raise
         except Exception as err:  # checksum mismatch, cut shard, bad array metadata: whatever zarr raised
+            if isinstance(self.path, RemotePath) and unreachable(err):  # the storage failed, not the data
+                raise VavaError(f"{self.path}: cannot read video {video_id!r} ({storage_reason(err)})") from None
             raise DamagedVideo(self.path, video_id, _one_line(err)) from None
 
     def _array(self, video_id: str) -> zarr.Array:
@@ -423,7 +457,8 @@ class FeatureSet:
     @property
     def _writable_videos(self) -> zarr.Group:
         if self._writable is None:
-            self._writable = zarr.open_group(store=_PlainFileStore(self.path), mode="r+")["videos"]
+            with _writing_to(self.path, "open the feature set for writing"):
+                self._writable = zarr.open_group(store=_store(self.path, read_only=False), mode="r+")["videos"]
         return self._writable
 
 
@@ -444,7 +479,7 @@ def _shape_problem(group: zarr.Group) -> str | None:
 class VideoWriter:
     """Appends a video's frames block by block, then marks it complete (last write)."""
 
-    def __init__(self, group: zarr.Group, array: zarr.Array, folder: Path):
+    def __init__(self, group: zarr.Group, array: zarr.Array, folder: Location):
         self._group = group
         self._array = array
         self._folder = folder
@@ -473,13 +508,13 @@ class VideoWriter:
                                   "files": _file_sizes(self._folder), "complete": True})
 
 
-def scan_cache(cache: str | Path) -> tuple[list[FeatureSet], dict[Path, str]]:
+def scan_cache(cache: str | Location) -> tuple[list[FeatureSet], dict[Location, str]]:
     """Every feature set under a cache folder in fingerprint order, and why each other folder was skipped."""
-    cache = Path(cache)
+    cache = as_location(cache)
     if not cache.is_dir():
         raise VavaError(f"cache folder {cache} does not exist")
     sets, skipped = [], {}
-    for child in sorted(cache.iterdir()):
+    for child in sorted(cache.iterdir(), key=lambda child: child.name):
         if not child.is_dir() or child.name.startswith("."):  # .locks
             continue
         try:
@@ -489,7 +524,7 @@ def scan_cache(cache: str | Path) -> tuple[list[FeatureSet], dict[Path, str]]:
     return sets, skipped
 
 
-def open_run_features(features: str | Path | None, recorded: str) -> FeatureSet:
+def open_run_features(features: str | Location | None, recorded: str) -> FeatureSet:
     """The feature set a run works on: `features` when given, else the one it `recorded` training on."""
     if features is not None:
         return FeatureSet.open(features)
@@ -500,22 +535,25 @@ def open_run_features(features: str | Path | None, recorded: str) -> FeatureSet:
                         "moved)") from None
 
 
-def open_feature_sets(cache: str | Path) -> list[FeatureSet]:
+def open_feature_sets(cache: str | Location) -> list[FeatureSet]:
     """Every (readable) feature set under a cache folder, in fingerprint order."""
     return scan_cache(cache)[0]
 
 
-def disk_usage(path: Path) -> int:
-    """Bytes on disk of every file below `path`."""
+def disk_usage(path: Location) -> int:
+    """Bytes on disk (or in object storage) of every file below `path`."""
+    if isinstance(path, RemotePath):
+        return sum(path.sizes().values())
     return sum(f.stat().st_size for f in path.rglob("*") if f.is_file())
 
 
-def removable_feature_set(path: str | Path) -> FeatureSet:
+def removable_feature_set(path: str | Location) -> FeatureSet:
     """The feature set at `path` if `cache rm` may delete that folder: its real folder (not a symlink), named by
     its fingerprint and holding nothing but the set. Anything else is refused: it would delete other files."""
-    if Path(path).is_symlink():
-        raise VavaError(f"{path}: is a symlink (to {Path(path).readlink()}); give the feature set's real folder")
-    feature_set = FeatureSet.open(Path(path).resolve())  # its lock is found beside its real folder
+    path = as_location(path)
+    if path.is_symlink():
+        raise VavaError(f"{path}: is a symlink (to {path.readlink()}); give the feature set's real folder")
+    feature_set = FeatureSet.open(path.resolve())  # its lock is found beside its real folder
     folder = feature_set.path
     if folder.name != feature_set.fingerprint:
         raise VavaError(f"{path}: its zarr.json is that of feature set {quoted(feature_set.fingerprint)}, whose folder "
@@ -527,7 +565,7 @@ def removable_feature_set(path: str | Path) -> FeatureSet:
     return feature_set
 
 
-def remove_feature_set(path: str | Path) -> None:
+def remove_feature_set(path: str | Location) -> None:
     """Delete a feature set and its lock folder (see `removable_feature_set`); `VavaError` while another process
     writes into it."""
     feature_set = removable_feature_set(path)
@@ -536,7 +574,10 @@ def remove_feature_set(path: str | Path) -> None:
         raise VavaError(f"{feature_set.path}: a running `vava extract` is writing into this feature set; "
                         "remove it once that has finished")
     try:
-        shutil.rmtree(feature_set.path)
-        shutil.rmtree(lock_folder(feature_set.path), ignore_errors=True)
+        if isinstance(feature_set.path, RemotePath):
+            feature_set.path.remove_tree()
+        else:
+            shutil.rmtree(feature_set.path)
+            shutil.rmtree(lock_folder(feature_set.path), ignore_errors=True)
     finally:
         lock.release()

@@ -11,8 +11,10 @@ from typing import TYPE_CHECKING
 import click
 
 from vava.core.errors import ConfigError, Naming, VavaError, naming
+from vava.core.location import as_location, is_url
 
 if TYPE_CHECKING:
+    from vava.core.location import RemotePath
     from vava.core.records import VideoRecord
     from vava.stages.evaluate.probes import Registry
     from vava.stages.evaluate.probes.base import Option
@@ -83,7 +85,24 @@ def _option_hint(key: str) -> str:
     return "/".join(map(_flag, key.split("/")))
 
 
-class _Printed(click.Path):
+class _Location(click.Path):
+    """A local path, or an object-storage URL (`s3://bucket/prefix`) kept as one (`vava.core.location`); with
+    `urls=False` a URL is refused, never read as a local folder named `s3:`."""
+
+    def __init__(self, urls: bool = True, **options: object):
+        super().__init__(path_type=Path, **options)
+        self.urls = urls
+
+    def convert(self, value: object, param: click.Parameter | None, ctx: click.Context | None) -> object:
+        if not is_url(value):
+            return super().convert(value, param, ctx)
+        if not self.urls:
+            self.fail(f"{value}: a local folder, please (object storage holds feature caches: --cache, --features)",
+                      param, ctx)
+        return as_location(value)
+
+
+class _Printed(_Location):
     """The path an earlier command prints last (`vava extract`: the feature set, `vava train`: the run folder).
 
     An empty value, what `FEATURES=$(vava extract ...)` holds when extract failed, is refused with that
@@ -91,7 +110,7 @@ class _Printed(click.Path):
     """
 
     def __init__(self, printer: str, **options: object):
-        super().__init__(path_type=Path, **options)
+        super().__init__(**options)
         self.printer = printer
 
     def convert(self, value: object, param: click.Parameter | None, ctx: click.Context | None) -> object:
@@ -102,7 +121,7 @@ class _Printed(click.Path):
 
 
 FEATURES = _Printed("vava extract")
-RUN = _Printed("vava train", file_okay=False)
+RUN = _Printed("vava train", urls=False, file_okay=False)
 
 
 # -- data ----------------------------------------------------------------------------------
@@ -355,12 +374,13 @@ def _extraction_options(func):
 
 @main.command(cls=_DatasetsCommand)
 @_dataset_options
-@click.option("--cache", required=True, type=click.Path(file_okay=False, path_type=Path), help="Feature cache folder.")
+@click.option("--cache", required=True, type=_Location(file_okay=False),
+              help="Feature cache folder, or object-storage URL (s3://bucket/prefix).")
 @_extraction_options
 @click.option("--repair", is_flag=True, help="Read all cached videos in full; re-extract those failing their checksums.")
 @click.option("--quiet", is_flag=True, help="No progress bar.")
 @click.option("--dry-run", is_flag=True, help="Only count videos, frames and the bytes they would take; write nothing.")
-def extract(dataset: str, root: Path, dataset_options: dict[str, str], cache: Path, quiet: bool,
+def extract(dataset: str, root: Path, dataset_options: dict[str, str], cache: Path | RemotePath, quiet: bool,
             allow_outside_root: bool, dry_run: bool, **options) -> None:
     """Decode videos, run the frozen backbone and cache its conv4 maps (zarr).
 
@@ -529,7 +549,7 @@ def reproduce(dataset: str, root: Path, dataset_options: dict[str, str], allow_o
 @main.command()
 @click.option("--features", required=True, type=FEATURES, help="Feature set (printed by extract).")
 @click.option("--objective", default=None, help="Training objective (default: the config's, vava).")
-@click.option("--out", required=True, type=click.Path(file_okay=False, path_type=Path), help="Run folder.")
+@click.option("--out", required=True, type=_Location(urls=False, file_okay=False), help="Run folder.")
 @click.option("--config", "preset", default=None, help="YAML file or preset name in configs/ (e.g. synthetic).")
 @click.option("--steps", type=int, default=None, help="Optimiser steps (overrides the config).")
 @click.option("--set", "overrides", multiple=True, metavar="KEY=VALUE",
@@ -735,8 +755,8 @@ def cache() -> None:
 
 
 @cache.command("ls")
-@click.argument("cache_dir", type=click.Path(file_okay=False, path_type=Path))
-def cache_ls(cache_dir: Path) -> None:
+@click.argument("cache_dir", type=_Location(file_okay=False))
+def cache_ls(cache_dir: Path | RemotePath) -> None:
     """List the feature sets in CACHE_DIR (folders that are none are reported on stderr)."""
 
     from vava.cache.inspect import LISTING_HEADER, listing_row
@@ -759,9 +779,9 @@ def cache_ls(cache_dir: Path) -> None:
 
 
 @cache.command("info")
-@click.argument("path", type=click.Path(path_type=Path))
+@click.argument("path", type=_Location())
 @click.option("--json", "as_json", is_flag=True, help="Print everything as JSON.")
-def cache_info(path: Path, as_json: bool) -> None:
+def cache_info(path: Path | RemotePath, as_json: bool) -> None:
     """Videos, frames, bytes on disk, compression and fingerprint inputs of a feature set."""
     from vava.cache.inspect import describe
     from vava.cache.store import FOREIGN, FeatureSet
@@ -788,8 +808,8 @@ def cache_info(path: Path, as_json: bool) -> None:
 
 
 @cache.command("verify")
-@click.argument("path", type=click.Path(path_type=Path))
-def cache_verify(path: Path) -> None:
+@click.argument("path", type=_Location())
+def cache_verify(path: Path | RemotePath) -> None:
     """Read every complete video; report incomplete and damaged ones (exit 1 if any)."""
     from vava.cache.inspect import verify
     from vava.cache.store import FOREIGN, FeatureSet
@@ -814,9 +834,9 @@ def cache_verify(path: Path) -> None:
 
 
 @cache.command("rm")
-@click.argument("path", type=click.Path(path_type=Path))
+@click.argument("path", type=_Location())
 @click.option("--yes", "-y", is_flag=True, help="Do not ask for confirmation.")
-def cache_rm(path: Path, yes: bool) -> None:
+def cache_rm(path: Path | RemotePath, yes: bool) -> None:
     """Delete a feature set."""
     from vava.cache.store import removable_feature_set, remove_feature_set
 

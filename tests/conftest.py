@@ -9,6 +9,7 @@ import numpy as np
 import pytest
 import torch
 
+from tests.s3_server import s3_prefix, s3_server  # noqa: F401 (the object-storage tests' fixtures)
 from tests.stages.train.helpers import run_config
 from vava.cache.fingerprint import FORMAT_VERSION
 from vava.cache.inputs import FeatureInputs, FeatureSettings, Sampling

@@ -32,6 +32,7 @@ from vava.core.backbone import BACKBONES, backbone_maps, load_backbone
 from vava.core.decode import VideoDecoder
 from vava.core.devices import resolve_device
 from vava.core.errors import VavaError, option_name
+from vava.core.location import RemotePath, as_location
 from vava.core.preprocess import RESIZE_MODES, Preprocessing
 from vava.core.records import UNKNOWN_LABEL, VideoRecord, check_video_id
 from vava.core.validation import (
@@ -93,7 +94,7 @@ class ExtractOptions:
 class ExtractSummary:
     """What one `extract` call did, video by video."""
 
-    path: Path
+    path: Path | RemotePath
     fingerprint: str
     extracted: list[str] = field(default_factory=list)
     cached: list[str] = field(default_factory=list)
@@ -135,7 +136,7 @@ def feature_settings(options: ExtractOptions, weights_identity: str) -> FeatureS
                            dtype=FEATURE_DTYPE)
 
 
-def extract(records: list[VideoRecord], cache: str | Path, options: ExtractOptions,
+def extract(records: list[VideoRecord], cache: str | Path | RemotePath, options: ExtractOptions,
             dataset: dict | None = None) -> ExtractSummary:
     """Extract every video of `records` into its feature set under `cache`; return the summary.
 
@@ -152,7 +153,7 @@ def extract(records: list[VideoRecord], cache: str | Path, options: ExtractOptio
     backbone, weights_identity = load_backbone(options.backbone, options.weights, options.seed)
     settings = feature_settings(options, weights_identity)
     fingerprint, inputs, members = feature_set_fingerprint(records, settings)
-    feature_set = FeatureSet.create(Path(cache) / fingerprint, fingerprint, inputs, {"dataset": dataset or {}},
+    feature_set = FeatureSet.create(as_location(cache) / fingerprint, fingerprint, inputs, {"dataset": dataset or {}},
                                     members)
     summary = ExtractSummary(path=feature_set.path, fingerprint=fingerprint,
                              damaged=drop_damaged(feature_set, [r.id for r in records], full=options.repair))
