@@ -1,7 +1,7 @@
 """Stage 1: decode videos, run the frozen backbone, write conv4 maps into the feature cache.
 
 Three kinds of threads overlap the work: decode workers (decode + preprocess, one video each at a
-time) feed a bounded queue; the calling thread fills fixed-size batches with frames from several
+time; threads, as PyAV and swscale release the GIL, and processes were no faster) feed a bounded queue; the calling thread fills fixed-size batches with frames from several
 videos and runs the backbone; a writer thread appends the results to the zarr store and marks each
 video complete. Per-video file locks let several processes share one cache.
 """
@@ -32,8 +32,9 @@ from vava.core.backbone import BACKBONES, backbone_maps, load_backbone
 from vava.core.decode import VideoDecoder
 from vava.core.devices import resolve_device
 from vava.core.errors import VavaError, option_name
-from vava.core.preprocess import RESIZE_MODES, Preprocessing
+from vava.core.preprocess import DECODERS, RESIZE_MODES, SCALERS, Preprocessing
 from vava.core.records import UNKNOWN_LABEL, VideoRecord, check_video_id
+from vava.core.torchcodec_decode import torchcodec_problem
 from vava.core.validation import (
     FLAG,
     TEXT,
@@ -65,6 +66,8 @@ class ExtractOptions:
     seed: int = checked(integer(), 0)
     image_size: int = checked(integer(), 224)  # a positive multiple of the backbone's stride (checked below)
     resize: str = checked(one_of(*RESIZE_MODES), "stretch")
+    scaler: str = checked(one_of(*SCALERS), "uint8")  # float: the path of sets extracted before the choice
+    decoder: str = checked(one_of(*DECODERS), "pyav")
     target_fps: float | None = checked(optional(number(above=0), "a positive finite number"), None)
     on_length_mismatch: str = checked(one_of(*LENGTH_MISMATCH_MODES), "error")
     batch_size: int = checked(at_least(1), 32)
@@ -87,6 +90,8 @@ class ExtractOptions:
         stride = BACKBONES[self.backbone].stride
         if self.image_size <= 0 or self.image_size % stride:
             raise invalid(self, "image_size", f"{self.image_size} is not a positive multiple of {stride}")
+        if self.decoder == "torchcodec" and (problem := torchcodec_problem()):
+            raise invalid(self, "decoder", f"torchcodec cannot be used: {problem}")
 
 
 @dataclass
@@ -126,7 +131,8 @@ def feature_settings(options: ExtractOptions, weights_identity: str) -> FeatureS
     `layer` is the backbone's cut (`layer3.2`, `layer3`), so two cuts of one network never share a feature set.
     """
     return FeatureSettings(backbone=options.backbone, layer=BACKBONES[options.backbone].cut, weights=weights_identity,
-                           preprocessing=Preprocessing(options.image_size, options.resize),
+                           preprocessing=Preprocessing(options.image_size, options.resize, scaler=options.scaler,
+                                                       decoder=options.decoder),
                            sampling=Sampling(options.target_fps), on_length_mismatch=options.on_length_mismatch,
                            dtype=FEATURE_DTYPE)
 
@@ -314,7 +320,7 @@ class _ExtractionRun:
                 self.summary.by_others.append(record.id)
             return
         job = _VideoJob(record, lock)
-        decoder = VideoDecoder(record, self.options.chunk_frames, self.options.target_fps)
+        decoder = VideoDecoder(record, self.options.chunk_frames, self.options.target_fps, self.preprocessing)
         try:
             for chunk in decoder:
                 self._put(frames_q, _Frames(job, self.preprocessing(chunk.frames), chunk.indices))

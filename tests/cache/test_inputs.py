@@ -58,7 +58,8 @@ def test_inputs_written_before_read_back_and_write_the_same_mapping(fingerprint:
 def test_a_set_written_before_reads_as_it_did(tmp_path: Path) -> None:
     feature_set = FeatureSet.open(write_old_set(tmp_path / "fd184ce07ba34b9d", "fd184ce07ba34b9d"))
     settings = feature_set.inputs.settings
-    assert settings.preprocessing == Preprocessing(32, "center_crop") and settings.sampling == Sampling(5.0)
+    assert settings.preprocessing == Preprocessing(32, "center_crop", scaler="float")  # the path before the choice
+    assert settings.sampling == Sampling(5.0)
     assert json.dumps(describe(feature_set)["inputs"]) == json.dumps(STORED)
     assert listing_row(feature_set)[1:] == ("resnet50/layer3.2", "32px", "random:0:bf7302bb91f1fa7", "0/2", "/data")
 
