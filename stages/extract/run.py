@@ -91,7 +91,7 @@ class ExtractOptions:
         if self.image_size <= 0 or self.image_size % stride:
             raise invalid(self, "image_size", f"{self.image_size} is not a positive multiple of {stride}")
         if self.decoder == "torchcodec" and (problem := torchcodec_problem()):
-            raise invalid(self, "decoder", f"torchcodec cannot be used: {problem}")
+            raise invalid(self, "decoder", problem)
 
 
 @dataclass
