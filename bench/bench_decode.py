@@ -94,14 +94,17 @@ def with_processes(pool: multiprocessing.pool.Pool, records: list[VideoRecord], 
     return sum(preprocessing(torch.from_numpy(a)).shape[0] for a in arrays)
 
 
-def best_rate(run: Callable[[], int], repeats: int) -> float:
-    """Frames/s of the fastest of `repeats` runs (the machine is shared: the best is the least disturbed)."""
-    rates = []
-    for _ in range(repeats):
-        start = time.perf_counter()
-        frames = run()
-        rates.append(frames / (time.perf_counter() - start))
-    return max(rates)
+def rate(run: Callable[[], int]) -> float:
+    start = time.perf_counter()
+    frames = run()
+    return frames / (time.perf_counter() - start)
+
+
+def best_rates(runs: list[Callable[[], int]], repeats: int) -> list[float]:
+    """Frames/s of each of `runs` (which return the frames they did), the best of `repeats`, taken in turns so that
+    a change in the machine's load hits all alike (it is shared: the best is the least disturbed)."""
+    rates = [[rate(run) for run in runs] for _ in range(repeats)]
+    return [max(column) for column in zip(*rates)]
 
 
 def on_cores(cores: set[int], threads: int, run: Callable[[], float]) -> float:
@@ -116,10 +119,12 @@ def on_cores(cores: set[int], threads: int, run: Callable[[], float]) -> float:
         torch.set_num_threads(torch_threads)
 
 
-def threads_rate(records: list[VideoRecord], preprocessing: Preprocessing, workers: int, cores: set[int],
-                 repeats: int) -> float:
-    """Best frames/s of `workers` decode threads on `cores` (torch on one thread, as in each decode worker)."""
-    return on_cores(cores, 1, lambda: best_rate(lambda: with_threads(records, preprocessing, workers), repeats))
+def scalers_rates(records: list[VideoRecord], scalers: list[Preprocessing], workers: int, cores: set[int],
+                  repeats: int) -> list[float]:
+    """Best frames/s of `workers` decode threads on `cores` with each preprocessing (torch on one thread, as in
+    each decode worker)."""
+    runs = [lambda p=p: with_threads(records, p, workers) for p in scalers]
+    return on_cores(cores, 1, lambda: best_rates(runs, repeats))
 
 
 def image_kernels(height: int, width: int, repeats: int) -> dict[str, float]:
@@ -134,7 +139,8 @@ def image_kernels(height: int, width: int, repeats: int) -> dict[str, float]:
         "float conversion, then torchvision resize (before)": lambda: TF.resize(batch.float() / 255, [SIZE, SIZE],
                                                                                  antialias=True),
     }
-    return {name: best_rate(lambda run=run: (run(), len(images))[1], repeats) for name, run in runs.items()}
+    rates = best_rates([lambda run=run: (run(), len(images))[1] for run in runs.values()], repeats)
+    return dict(zip(runs, rates))
 
 
 def main() -> None:
@@ -146,15 +152,15 @@ def main() -> None:
     cores = sorted(os.sched_getaffinity(0))
     workers = len(cores)
     old, new = Preprocessing(SIZE, scaler="float"), Preprocessing(SIZE, scaler="uint8")
-    print(f"machine: {len(cores)} usable cores; {args.videos} clips x {args.frames} frames per resolution, "
-          f"to {SIZE} px (stretch), best of {args.repeats}")
+    print(f"machine: {len(cores)} usable cores, load average {os.getloadavg()[0]:.1f}; {args.videos} clips x "
+          f"{args.frames} frames per resolution, to {SIZE} px (stretch), best of {args.repeats} runs taken in turns")
 
     with tempfile.TemporaryDirectory() as tmp:
         clips = upscaled_clips(Path(tmp), args.videos, args.frames)
         print("\ndecode + preprocess, frames/s         float (before)   uint8 (now)   uint8 / float")
         for name, records in clips.items():
             for label, cpus, threads in (("1 core ", {cores[0]}, 1), (f"{workers} cores", set(cores), workers)):
-                rates = [threads_rate(records, p, threads, cpus, args.repeats) for p in (old, new)]
+                rates = scalers_rates(records, [old, new], threads, cpus, args.repeats)
                 where = f"{label} ({threads} worker thread{'s' * (threads > 1)})"
                 print(f"{name:5s} {where:30s}{rates[0]:9.1f} {rates[1]:13.1f} {rates[1] / rates[0]:13.1f}x")
 
@@ -162,14 +168,15 @@ def main() -> None:
         with multiprocessing.get_context("spawn").Pool(workers) as pool:
             for name, records in clips.items():
                 with_processes(pool, records[:workers], new)  # start-up and imports out of the timing
-                threaded = best_rate(lambda r=records: with_threads(r, new, workers), args.repeats)
-                processes = best_rate(lambda r=records: with_processes(pool, r, new), args.repeats)
+                threaded, processes = best_rates([lambda r=records: with_threads(r, new, workers),
+                                                  lambda r=records: with_processes(pool, r, new)], args.repeats)
                 print(f"{name:5s}{threaded:39.1f} {processes:11.1f} {threaded / processes:17.2f}")
 
     print(f"\nimages (frame folders, TFRecord JPEGs) at 1080p to {SIZE} px, 1 core, images/s")
     rates = on_cores({cores[0]}, 1, lambda: image_kernels(1080, 1920, args.repeats))
-    for name, rate in rates.items():
-        print(f"  {name:52s} {rate:7.1f}")
+    for name, images_per_s in rates.items():
+        print(f"  {name:52s} {images_per_s:7.1f}")
+    print(f"load average at the end: {os.getloadavg()[0]:.1f}")
 
 
 if __name__ == "__main__":
