@@ -1,8 +1,9 @@
 """Stage 1: decode videos, run the frozen backbone, write conv4 maps into the feature cache.
 
 Three kinds of threads overlap the work: decode workers (decode + preprocess, one video each at a
-time; threads, as PyAV and swscale release the GIL, and processes were no faster) feed a bounded queue; the calling thread fills fixed-size batches with frames from several
-videos and runs the backbone; a writer thread appends the results to the zarr store and marks each
+time; threads, as PyAV and FFmpeg release the GIL: processes measured slower, bench/bench_decode.py)
+feed a bounded queue; the calling thread fills fixed-size batches with frames from several videos
+and runs the backbone; a writer thread appends the results to the zarr store and marks each
 video complete. Per-video file locks let several processes share one cache.
 """
 from __future__ import annotations
