@@ -128,6 +128,7 @@ reproduce-fixtures: setup
 
 bench: setup
 	$(BIN)/python bench/bench_extract.py
+	$(BIN)/python bench/bench_decode.py
 	$(BIN)/python bench/bench_cache.py
 	$(BIN)/python bench/bench_vava_loss.py
 	$(BIN)/python bench/bench_train.py
