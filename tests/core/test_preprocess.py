@@ -86,19 +86,30 @@ def test_both_scalers_give_identical_arrays_when_the_source_has_the_target_size(
         assert uint8.shape == (frames, 3, 64, 64) and torch.equal(uint8, float_)
 
 
-def test_uint8_scaler_stays_close_to_the_float_path_on_smooth_video(tmp_path: Path) -> None:
-    """Both are bilinear with antialiasing, but swscale's kernel is not torchvision's, it rounds to uint8 before the
-    float conversion, and it scales the half-resolution chroma planes before converting to RGB (the float path
-    converts at full resolution first), which moves colours by a few 8-bit steps where the chroma varies. Measured
-    here (steps of 1/255 over the smallest std, 144x256 -> 64): grey mean 1.3 / max 2.4 (stretch), 0.5 / 1.2 (crop);
-    colour mean 2.3 / max 10.4 (stretch), 1.2 / 4.4 (crop). The bounds leave some room over these."""
-    for colour, mean_steps, max_steps in ((False, 2.0, 4.0), (True, 3.0, 16.0)):
-        path = tmp_path / f"{colour}.mp4"
-        write_video(path, smooth_frames(3, 144, 256, colour), fps=15, crf=1)
-        for resize in ("stretch", "center_crop"):
-            uint8, float_ = (decoded(path, 3, Preprocessing(64, resize, scaler=s)) for s in ("uint8", "float"))
-            difference = (uint8 - float_).abs() / STEP
-            assert difference.mean() < mean_steps and difference.max() < max_steps, (colour, resize)
+def colour_blocks(count: int, height: int, width: int) -> np.ndarray:
+    """(count, height, width, 3) uint8 of saturated random colours in 16-pixel blocks (sharp colour edges)."""
+    rng = np.random.default_rng(0)
+    blocks = rng.choice(np.array([0, 255], dtype=np.uint8), size=(count, height // 16, width // 16, 3))
+    return blocks.repeat(16, axis=1).repeat(16, axis=2)
+
+
+@pytest.mark.parametrize(("content", "frames", "max_steps"), [
+    ("grey", smooth_frames(3, 144, 256, colour=False), 2.0),
+    ("colour", smooth_frames(3, 144, 256), 2.0),
+    ("saturated blocks", colour_blocks(3, 144, 256), 8.0)])
+def test_uint8_scaler_stays_close_to_the_float_path(tmp_path: Path, content: str, frames: np.ndarray,
+                                                    max_steps: float) -> None:
+    """Both resize RGB frames bilinearly with antialiasing (FFmpeg's swscale after the full-size RGB conversion,
+    with a kernel close to torchvision's), so on smooth content they differ by the rounding of the uint8 result.
+    Measured, in steps of 1/255 over the smallest std, 144x256 -> 64: mean 0.13-0.27 everywhere; max 1.2 on the
+    smooth frames, 5.7 at the sharp edges of the blocks with centre crop (256 -> 113 columns: the two kernels'
+    weights differ a little at such fractional scales). Resizing the YUV planes before the conversion instead gave
+    max 8.4 steps on the smooth colour frames and tens of steps at saturated edges."""
+    write_video(tmp_path / "v.mp4", frames, fps=15, crf=1)
+    for resize in ("stretch", "center_crop"):
+        uint8, float_ = (decoded(tmp_path / "v.mp4", 3, Preprocessing(64, resize, scaler=s)) for s in ("uint8", "float"))
+        difference = (uint8 - float_).abs() / STEP
+        assert difference.mean() < 0.5 and difference.max() < max_steps, (content, resize)
 
 
 def test_frame_rate_resampling_keeps_the_same_frames_when_scaling(tmp_path: Path) -> None:
