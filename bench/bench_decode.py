@@ -1,7 +1,8 @@
 """Decode + preprocess throughput of full-resolution H.264 (1080p, 720p) to 224 px: the float scaler (float
 conversion, then an antialiased resize at full resolution; the path before `--scaler`) against the uint8 one
-(FFmpeg resizes while converting to RGB), per core and with every core; then, on the uint8 path, decode workers
-as threads against processes; and the uint8 resize kernels for images (frame folders, TFRecord JPEGs).
+(FFmpeg converts to RGB, then resizes the 8-bit frames), per core and with every core; then, on the uint8 path,
+decode workers as threads against processes; the two decoders (PyAV, torchcodec where it loads); and the uint8
+resize kernels for images (frame folders, TFRecord JPEGs).
 
 The clips are the synthetic generator's frames (128 px) upscaled to 16:9 and encoded with libx264, in a temporary
 folder. Run: `.venv/bin/python bench/bench_decode.py [--videos 2] [--frames 48] [--repeats 2]`.
@@ -27,6 +28,7 @@ from torchvision.transforms.v2 import functional as TF
 from vava.core.decode import VideoDecoder
 from vava.core.preprocess import Preprocessing
 from vava.core.records import VideoRecord
+from vava.core.torchcodec_decode import torchcodec_problem
 from vava.core.videoio import write_video
 from vava.pipeline.datasets.folder import load_folder
 from vava.pipeline.datasets.synthetic import SynthConfig, synthesize
@@ -163,6 +165,16 @@ def main() -> None:
                 rates = scalers_rates(records, [old, new], threads, cpus, args.repeats)
                 where = f"{label} ({threads} worker thread{'s' * (threads > 1)})"
                 print(f"{name:5s} {where:30s}{rates[0]:9.1f} {rates[1]:13.1f} {rates[1] / rates[0]:13.1f}x")
+
+        problem = torchcodec_problem()
+        if problem:
+            print(f"\n--decoder torchcodec: not measured ({problem})")
+        else:
+            print("\nuint8 path, 1 core, frames/s                    pyav   torchcodec   torchcodec / pyav")
+            codec = Preprocessing(SIZE, scaler="uint8", decoder="torchcodec")
+            for name, records in clips.items():
+                pyav, torchcodec = scalers_rates(records, [new, codec], 1, {cores[0]}, args.repeats)
+                print(f"{name:5s}{pyav:42.1f} {torchcodec:12.1f} {torchcodec / pyav:19.2f}")
 
         print(f"\nuint8 path, {workers} decode workers, frames/s       threads   processes   threads / processes")
         with multiprocessing.get_context("spawn").Pool(workers) as pool:

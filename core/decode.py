@@ -72,9 +72,9 @@ class VideoDecoder:
     """Iterates a video's kept frames in chunks; `decoded_frames` is the total once exhausted.
 
     With `preprocessing`, video files are decoded by its `decoder`, and when it scales 8-bit frames
-    (`scaler` uint8) every chunk comes out resized and cropped to its image size: by FFmpeg while it
-    converts a video frame to RGB, by torchvision's uint8 kernel for images. Otherwise frames keep
-    their decoded size.
+    (`scaler` uint8) every chunk comes out resized and cropped to its image size: by FFmpeg once it
+    has converted a video frame to RGB, by torchvision's uint8 kernel for images. Otherwise frames
+    keep their decoded size.
     """
 
     def __init__(self, record: VideoRecord, chunk_frames: int = 16, target_fps: float | None = None,

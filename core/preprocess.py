@@ -12,7 +12,7 @@ from vava.core.validation import Rule, checked, integer, is_real, one_of, valida
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
 RESIZE_MODES = ("stretch", "center_crop")
-# uint8: resize the 8-bit frames (in FFmpeg while decoding video files), then convert to float;
+# uint8: resize the 8-bit RGB frames (in FFmpeg while decoding video files), then convert to float;
 # float: convert full-size frames to float, then resize (every set extracted before the choice existed)
 SCALERS = ("uint8", "float")
 DECODERS = ("pyav", "torchcodec")
@@ -24,10 +24,11 @@ class Preprocessing:
     """Resize to `image_size` (stretch both sides, as TCC does, or shorter side + centre crop),
     scale to [0, 1] and normalise with the ImageNet mean and std.
 
-    `scaler` says where the resize runs: `uint8` on the 8-bit frames, before any float conversion
+    `scaler` says where the resize runs: `uint8` on the 8-bit RGB frames, before any float conversion
     (FFmpeg's swscale while decoding a video file, torchvision's uint8 kernel for images), or `float`
     on full-size float frames. Both are bilinear with antialiasing and keep the same geometry; their
-    values differ slightly when the size changes and are identical when it does not. `decoder` is the
+    values differ by about the rounding to 8 bits when the size changes and are identical when it
+    does not. `decoder` is the
     library that decoded the video files (its colour conversion and scaling give its own values).
     """
 
