@@ -28,8 +28,8 @@ class Preprocessing:
     (FFmpeg's swscale while decoding a video file, torchvision's uint8 kernel for images), or `float`
     on full-size float frames. Both are bilinear with antialiasing and keep the same geometry; their
     values differ by about the rounding to 8 bits when the size changes and are identical when it
-    does not. `decoder` is the
-    library that decoded the video files (its colour conversion and scaling give its own values).
+    does not. `decoder` is the library that decodes video files (recorded, as another library or
+    FFmpeg build may give other values).
     """
 
     # Keys added after feature sets had been extracted, with the value those sets had: `describe` leaves
