@@ -73,12 +73,13 @@ BENCH_RUN = OMP_NUM_THREADS=$(BENCH_THREADS) $(BIN)/vava
 
 benchmark: benchmark-clean benchmark-wild
 
-# extract every time: a cached feature set is found at once, a removed one is made again
+# extract every time: a cached feature set is found at once, a removed one is made again. --scaler float: the
+# path the results' sets were extracted with, so they are found again (64 px from 64 px: no resize, the same arrays)
 $(BENCH)/%/features.txt: FORCE | setup
 	[ -f $(BENCH)/$*/data/manifest.jsonl ] || $(BIN)/vava data synth $(BENCH)/$*/data --benchmark 3 --$* \
 		--actions 4 --videos 30 --val-fraction 0.34 --size 64 --frames 40:80 --seed 0
 	$(BENCH_RUN) extract --root $(BENCH)/$*/data --cache $(BENCH)/cache \
-		--weights random --image-size 64 --workers 1 --quiet > $(BENCH)/$*/extract.out
+		--weights random --image-size 64 --scaler float --workers 1 --quiet > $(BENCH)/$*/extract.out
 	tail -n 1 $(BENCH)/$*/extract.out > $@
 
 benchmark-%: $(BENCH)/%/features.txt
@@ -128,6 +129,7 @@ reproduce-fixtures: setup
 
 bench: setup
 	$(BIN)/python bench/bench_extract.py
+	$(BIN)/python bench/bench_decode.py
 	$(BIN)/python bench/bench_cache.py
 	$(BIN)/python bench/bench_s3.py
 	$(BIN)/python bench/bench_vava_loss.py

@@ -9,7 +9,8 @@ their layout is fixed: another key or value would be another fingerprint, orphan
     backbone            str     a `vava.core.backbone.BACKBONES` name
     layer               str     its cut (`layer3.2`, `layer3`): two cuts never share a feature set
     weights             str     the weights' identity (`sha256:<hex>`, `random:<seed>:<hex>`)
-    preprocessing       {image_size, resize, mean, std, interpolation}: `Preprocessing.describe()`
+    preprocessing       {image_size, resize, mean, std[, scaler][, decoder], interpolation}: `Preprocessing.describe()`;
+                        scaler and decoder only when not at the values sets had before them (float, pyav)
     sampling            {target_fps}: null keeps every decoded frame
     on_length_mismatch  str     error | truncate
     dtype               str     of the stored maps
@@ -83,7 +84,7 @@ class FeatureInputs:
         own = [name for name in _names(cls) if name != "settings"]
         try:
             found = _fields(stored, "inputs", [*own, *_names(FeatureSettings)])
-            nested = {"preprocessing": _read(Preprocessing, found, "preprocessing"),
+            nested = {"preprocessing": _read(Preprocessing, found, "preprocessing", Preprocessing.UNSTATED),
                       "sampling": _read(Sampling, found, "sampling")}
             settings = FeatureSettings(**{name: nested.get(name, found[name]) for name in _names(FeatureSettings)})
             inputs = cls(settings, **{name: found[name] for name in own})
@@ -112,9 +113,13 @@ def _fields(value: Any, key: str, names: list[str]) -> dict[str, Any]:
     return {name: value[name] for name in names}
 
 
-def _read(cls: type, found: dict[str, Any], key: str) -> Any:
-    """Dataclass `cls` from the mapping `found[key]` (JSON lists as tuples), its rules checked."""
-    values = _fields(found[key], key, _names(cls))
+def _read(cls: type, found: dict[str, Any], key: str, unstated: dict[str, Any] | None = None) -> Any:
+    """Dataclass `cls` from the mapping `found[key]` (JSON lists as tuples), its rules checked; `unstated`: the
+    values of keys that a mapping stored before they existed lacks."""
+    stored = found[key]
+    if unstated and isinstance(stored, dict):
+        stored = {**unstated, **stored}
+    values = _fields(stored, key, _names(cls))
     try:
         return cls(**{name: tuple(v) if isinstance(v, list) else v for name, v in values.items()})
     except ConfigError as err:

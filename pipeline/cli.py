@@ -359,6 +359,12 @@ def _extraction_options(func):
         click.option("--seed", default=0, show_default=True, help="Seed of --weights random."),
         click.option("--image-size", default=224, show_default=True, help="Input size in pixels (multiple of 16)."),
         click.option("--resize", type=click.Choice(["stretch", "center_crop"]), default="stretch", show_default=True),
+        click.option("--scaler", type=click.Choice(["uint8", "float"]), default="uint8", show_default=True,
+                     help="uint8: resize the 8-bit RGB frames (in FFmpeg for video files), then convert, fast at "
+                          "any resolution; float: float conversion, then resize (feature sets extracted before it)."),
+        click.option("--decoder", type=click.Choice(["pyav", "torchcodec"]), default="pyav", show_default=True,
+                     help="Video file decoder; torchcodec is an extra (pip install 'vava-align[torchcodec]') "
+                          "that needs FFmpeg 4-9 shared libraries."),
         click.option("--fps", "target_fps", type=float, default=None,
                      help="Resample to this frame rate (default: every frame)."),
         click.option("--on-length-mismatch", type=click.Choice(["error", "truncate"]), default="error",

@@ -196,12 +196,14 @@ class TrainedRun:
         record = VideoRecord(id=path.name, path=path.resolve(), split="val", action="",
                              labels=np.empty(0, dtype=np.int64))
         decoder = VideoDecoder(record, DECODE_CHUNK, self.target_fps)
+        # the backbone's input decoded and resized as the feature set's were (by FFmpeg for its uint8 scaler)
+        inputs = VideoDecoder(record, DECODE_CHUNK, self.target_fps, self.settings.preprocessing)
         frames, maps = [], []
         with _decoding(record, self.target_fps, self.progress) as bar:
             bar.set_description(f"align: decode and embed {record.id}")
-            for chunk in decoder:
+            for chunk, scaled in zip(decoder, inputs):
                 frames.append(_display_frames(chunk.frames, self.height))
-                maps.append(backbone_maps(self.backbone, self.settings.preprocessing(chunk.frames), self.device))
+                maps.append(backbone_maps(self.backbone, self.settings.preprocessing(scaled.frames), self.device))
                 bar.update(len(chunk.indices))
         fps = _sampled_fps(decoder.source_fps, self.target_fps)
         video = CachedVideo(id=record.id, split="", action="", num_frames=sum(len(m) for m in maps),

@@ -1,8 +1,9 @@
 """Stage 1: decode videos, run the frozen backbone, write conv4 maps into the feature cache.
 
 Three kinds of threads overlap the work: decode workers (decode + preprocess, one video each at a
-time) feed a bounded queue; the calling thread fills fixed-size batches with frames from several
-videos and runs the backbone; a writer thread appends the results to the zarr store and marks each
+time; threads, as PyAV and FFmpeg release the GIL: processes measured slower, bench/bench_decode.py)
+feed a bounded queue; the calling thread fills fixed-size batches with frames from several videos
+and runs the backbone; a writer thread appends the results to the zarr store and marks each
 video complete. Per-video file locks let several processes share one cache.
 """
 from __future__ import annotations
@@ -33,8 +34,9 @@ from vava.core.decode import VideoDecoder
 from vava.core.devices import resolve_device
 from vava.core.errors import VavaError, option_name
 from vava.core.location import RemotePath, as_location
-from vava.core.preprocess import RESIZE_MODES, Preprocessing
+from vava.core.preprocess import DECODERS, RESIZE_MODES, SCALERS, Preprocessing
 from vava.core.records import UNKNOWN_LABEL, VideoRecord, check_video_id
+from vava.core.torchcodec_decode import torchcodec_problem
 from vava.core.validation import (
     FLAG,
     TEXT,
@@ -66,6 +68,8 @@ class ExtractOptions:
     seed: int = checked(integer(), 0)
     image_size: int = checked(integer(), 224)  # a positive multiple of the backbone's stride (checked below)
     resize: str = checked(one_of(*RESIZE_MODES), "stretch")
+    scaler: str = checked(one_of(*SCALERS), "uint8")  # float: the path of sets extracted before the choice
+    decoder: str = checked(one_of(*DECODERS), "pyav")
     target_fps: float | None = checked(optional(number(above=0), "a positive finite number"), None)
     on_length_mismatch: str = checked(one_of(*LENGTH_MISMATCH_MODES), "error")
     batch_size: int = checked(at_least(1), 32)
@@ -88,6 +92,8 @@ class ExtractOptions:
         stride = BACKBONES[self.backbone].stride
         if self.image_size <= 0 or self.image_size % stride:
             raise invalid(self, "image_size", f"{self.image_size} is not a positive multiple of {stride}")
+        if self.decoder == "torchcodec" and (problem := torchcodec_problem()):
+            raise invalid(self, "decoder", problem)
 
 
 @dataclass
@@ -131,7 +137,8 @@ def feature_settings(options: ExtractOptions, weights_identity: str) -> FeatureS
     `layer` is the backbone's cut (`layer3.2`, `layer3`), so two cuts of one network never share a feature set.
     """
     return FeatureSettings(backbone=options.backbone, layer=BACKBONES[options.backbone].cut, weights=weights_identity,
-                           preprocessing=Preprocessing(options.image_size, options.resize),
+                           preprocessing=Preprocessing(options.image_size, options.resize, scaler=options.scaler,
+                                                       decoder=options.decoder),
                            sampling=Sampling(options.target_fps), on_length_mismatch=options.on_length_mismatch,
                            dtype=FEATURE_DTYPE)
 
@@ -319,7 +326,7 @@ class _ExtractionRun:
                 self.summary.by_others.append(record.id)
             return
         job = _VideoJob(record, lock)
-        decoder = VideoDecoder(record, self.options.chunk_frames, self.options.target_fps)
+        decoder = VideoDecoder(record, self.options.chunk_frames, self.options.target_fps, self.preprocessing)
         try:
             for chunk in decoder:
                 self._put(frames_q, _Frames(job, self.preprocessing(chunk.frames), chunk.indices))

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import copy
+import dataclasses
 import json
 from pathlib import Path
 from typing import Any
@@ -58,9 +59,24 @@ def test_inputs_written_before_read_back_and_write_the_same_mapping(fingerprint:
 def test_a_set_written_before_reads_as_it_did(tmp_path: Path) -> None:
     feature_set = FeatureSet.open(write_old_set(tmp_path / "fd184ce07ba34b9d", "fd184ce07ba34b9d"))
     settings = feature_set.inputs.settings
-    assert settings.preprocessing == Preprocessing(32, "center_crop") and settings.sampling == Sampling(5.0)
+    assert settings.preprocessing == Preprocessing(32, "center_crop", scaler="float")  # the path before the choice
+    assert settings.sampling == Sampling(5.0)
     assert json.dumps(describe(feature_set)["inputs"]) == json.dumps(STORED)
     assert listing_row(feature_set)[1:] == ("resnet50/layer3.2", "32px", "random:0:bf7302bb91f1fa7", "0/2", "/data")
+
+
+@pytest.mark.parametrize("stored", list(WRITTEN_BEFORE.values()))
+def test_the_scaler_and_decoder_enter_the_fingerprint_and_read_back(stored: dict[str, Any]) -> None:
+    before = FeatureInputs.from_attrs(stored, "somewhere")
+    fingerprints = {}
+    for scaler, decoder in (("float", "pyav"), ("uint8", "pyav"), ("float", "torchcodec"), ("uint8", "torchcodec")):
+        preprocessing = dataclasses.replace(before.settings.preprocessing, scaler=scaler, decoder=decoder)
+        inputs = dataclasses.replace(before, settings=dataclasses.replace(before.settings, preprocessing=preprocessing))
+        attrs = json.loads(json.dumps(inputs.attrs()))  # as zarr.json holds them
+        assert FeatureInputs.from_attrs(attrs, "somewhere") == inputs
+        fingerprints[scaler, decoder] = stable_hash(attrs)[:16]
+    assert fingerprints["float", "pyav"] == stable_hash(stored)[:16]  # the path before the choice: as it was
+    assert len(set(fingerprints.values())) == 4
 
 
 def damaged(change: Any) -> dict[str, Any]:
@@ -85,6 +101,8 @@ def damaged(change: Any) -> dict[str, Any]:
     (damaged(lambda s: s["preprocessing"].update(interpolation="nearest")),
      "preprocessing.interpolation is 'nearest', not 'bilinear-antialias'"),
     (damaged(lambda s: s["preprocessing"].update(crop=1)), "preprocessing has an unknown key 'crop'"),
+    (damaged(lambda s: s["preprocessing"].update(scaler="fast")),
+     "preprocessing.scaler must be one of uint8, float, got 'fast'"),
     (damaged(lambda s: s["preprocessing"].pop("interpolation")), "preprocessing has no interpolation"),
     (damaged(lambda s: s["sampling"].update(target_fps=-1)),
      "sampling.target_fps must be a positive finite number or None, got -1"),

@@ -55,6 +55,26 @@ def test_cached_frames_equal_backbone_of_decoded_frames(tiny_dataset: Path, tmp_
     assert (video.split, video.action, video.fps, video.phases) == ("train", "slide", 15.0, ("left", "right"))
 
 
+def test_each_scaler_caches_the_backbone_of_its_own_frames(tiny_dataset: Path, tmp_path: Path) -> None:
+    """At 64 -> 32 px the two scalers give other values: two feature sets, each the backbone of the frames its
+    preprocessing makes (the uint8 one resized by FFmpeg while decoding)."""
+    records = load_folder(tiny_dataset)[:1]
+    net, _ = load_backbone("resnet50", "random", seed=0)
+    maps, sets = {}, set()
+    for scaler in ("uint8", "float"):
+        summary = extract(records, tmp_path / "cache", replace(FAST, image_size=32, scaler=scaler))
+        sets.add(summary.path)
+        feature_set = FeatureSet.open(summary.path)
+        preprocessing = feature_set.inputs.settings.preprocessing
+        assert summary.ok and preprocessing == Preprocessing(32, scaler=scaler)
+        frames = torch.cat([preprocessing(c.frames) for c in VideoDecoder(records[0], preprocessing=preprocessing)])
+        with torch.inference_mode():
+            expected = net(frames).numpy()
+        maps[scaler] = feature_set.read("v0").astype(np.float32)
+        assert np.abs(maps[scaler] - expected).max() < 2e-3 * np.abs(expected).max()
+    assert len(sets) == 2 and not np.array_equal(maps["uint8"], maps["float"])
+
+
 def test_the_two_resnet50_cuts_never_share_a_feature_set(tiny_dataset: Path) -> None:
     records = load_folder(tiny_dataset)
     default, full = (feature_settings(ExtractOptions(backbone=name), "sha256:same-file")
