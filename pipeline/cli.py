@@ -366,6 +366,7 @@ def extract(dataset: str, root: Path, dataset_options: dict[str, str], cache: Pa
 
     The last line printed on stdout is the feature set's path.
     """
+    from vava.core.distributed import current_ranks
     from vava.stages.extract.run import ExtractOptions
     from vava.stages.extract.run import extract as run_extract
 
@@ -378,6 +379,8 @@ def extract(dataset: str, root: Path, dataset_options: dict[str, str], cache: Pa
         return
     provenance = {"adapter": dataset, "root": str(root.resolve()), "options": dataset_options}
     summary = run_extract(records, cache, extract_options, dataset=provenance)
+    if not current_ranks().is_main:  # under torchrun rank 0 reports the whole job
+        sys.exit(1 if summary.failed else 0)
     for video_id, problem in summary.damaged.items():
         outcome = "extracted again" if video_id in summary.extracted else "not repaired (see failed)"
         click.echo(f"damaged, {outcome}: {video_id}: {problem}", err=True)

@@ -3,7 +3,8 @@
 Three kinds of threads overlap the work: decode workers (decode + preprocess, one video each at a
 time) feed a bounded queue; the calling thread fills fixed-size batches with frames from several
 videos and runs the backbone; a writer thread appends the results to the zarr store and marks each
-video complete. Per-video file locks let several processes share one cache.
+video complete. Per-video file locks let several processes share one cache; under `torchrun` the
+ranks split the videos between them (`vava.stages.extract.shards`).
 """
 from __future__ import annotations
 
@@ -14,8 +15,8 @@ import sys
 import threading
 import time
 from collections import deque
-from collections.abc import Iterator
-from dataclasses import dataclass, field
+from collections.abc import Iterable, Iterator
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import ClassVar
 
@@ -31,6 +32,7 @@ from vava.cache.store import FEATURE_DTYPE, FeatureSet, VideoWriter
 from vava.core.backbone import BACKBONES, backbone_maps, load_backbone
 from vava.core.decode import VideoDecoder
 from vava.core.devices import resolve_device
+from vava.core.distributed import all_gather_json, broadcast_json, current_ranks, local_device, process_group
 from vava.core.errors import VavaError, option_name
 from vava.core.preprocess import RESIZE_MODES, Preprocessing
 from vava.core.records import UNKNOWN_LABEL, VideoRecord, check_video_id
@@ -48,8 +50,12 @@ from vava.core.validation import (
     validate,
 )
 from vava.core.videoio import planned_frames
+from vava.stages.extract.shards import plan_shards
 
 LENGTH_MISMATCH_MODES = ("error", "truncate")
+# How long ranks wait for each other: for rank 0 checking the cache (with --repair, reading all of it) before
+# the others start, and for the slowest shard at the end. A rank that dies ends the job sooner: torchrun stops them all.
+RANK_WAIT_S = 24 * 3600.0
 BACKBONE = Rule(lambda name: name in BACKBONES, "a known backbone",
                 lambda name: f"unknown backbone {name!r} (known: {', '.join(sorted(BACKBONES))})")
 
@@ -107,6 +113,27 @@ class ExtractSummary:
     def ok(self) -> bool:
         return not self.failed
 
+    def to_json(self) -> dict:
+        return {**asdict(self), "path": str(self.path)}
+
+    @classmethod
+    def from_json(cls, value: dict) -> ExtractSummary:
+        return cls(**{**value, "path": Path(value["path"])})
+
+    @classmethod
+    def merged(cls, parts: Iterable[ExtractSummary]) -> ExtractSummary:
+        """One summary of the ranks' `parts`, which ran side by side (the time is the slowest one's)."""
+        parts = list(parts)
+        whole = cls(path=parts[0].path, fingerprint=parts[0].fingerprint)
+        for part in parts:
+            for name in ("extracted", "cached", "by_others"):
+                getattr(whole, name).extend(getattr(part, name))
+            whole.failed.update(part.failed)
+            whole.damaged.update(part.damaged)
+            whole.frames += part.frames
+            whole.seconds = max(whole.seconds, part.seconds)
+        return whole
+
     def account_for(self, video_ids: list[str]) -> None:
         """Leave each of `video_ids` in exactly one outcome: a failure overrides any other outcome,
         and a video with none becomes a failure, so an internal error never loses a video silently."""
@@ -140,24 +167,46 @@ def extract(records: list[VideoRecord], cache: str | Path, options: ExtractOptio
     out while the others go on; every video of `records` ends up in exactly one outcome of the
     summary. The feature set path is `cache/<fingerprint>`. Backbone output that is not finite stops
     the extraction (`VavaError` naming the weights); videos finished before are kept.
+
+    Under `torchrun` every rank calls this with the same arguments: rank 0 checks the cache and splits
+    the pending videos between the ranks by frame count, each rank extracts its share into the same
+    feature set, and every rank returns the summary of the whole job (only rank 0 shows progress).
     """
     options.validate()
     for record in records:
         check_video_id(record.id, "extract")
-    device = resolve_device(options.device)
+    device = local_device(resolve_device(options.device), current_ranks())
     backbone, weights_identity = load_backbone(options.backbone, options.weights, options.seed)
     settings = feature_settings(options, weights_identity)
     fingerprint, inputs, members = feature_set_fingerprint(records, settings)
-    feature_set = FeatureSet.create(Path(cache) / fingerprint, fingerprint, inputs, {"dataset": dataset or {}},
-                                    members)
-    summary = ExtractSummary(path=feature_set.path, fingerprint=fingerprint,
-                             damaged=drop_damaged(feature_set, [r.id for r in records], full=options.repair))
-    pending = []
-    for record in records:
-        if feature_set.is_complete(record.id):
-            summary.cached.append(record.id)
-        else:
-            pending.append(record)
+    path = Path(cache) / fingerprint
+    with process_group(device, timeout_s=RANK_WAIT_S) as ranks:
+        plan = None
+        if ranks.is_main:  # the others wait for its plan, so no two ranks check (or repair) the same video
+            feature_set = FeatureSet.create(path, fingerprint, inputs, {"dataset": dataset or {}}, members)
+            damaged = drop_damaged(feature_set, [r.id for r in records], full=options.repair)
+            pending = [record for record in records if not feature_set.is_complete(record.id)]
+            waiting = {record.id for record in pending}
+            plan = {"damaged": damaged, "cached": [r.id for r in records if r.id not in waiting],
+                    "shards": plan_shards(pending, ranks.world, options.target_fps)}
+        plan = broadcast_json(plan)
+        if not ranks.is_main:
+            feature_set = FeatureSet.open(path)
+            options = replace(options, progress=False)
+        summary = ExtractSummary(path=feature_set.path, fingerprint=fingerprint, cached=plan["cached"],
+                                 damaged=plan["damaged"] if ranks.is_main else {})
+        mine = set(plan["shards"][ranks.rank])
+        _extract_pending(feature_set, [r for r in records if r.id in mine], backbone, settings, options, device,
+                         summary)
+        summary = ExtractSummary.merged(map(ExtractSummary.from_json, all_gather_json(summary.to_json())))
+    summary.account_for([record.id for record in records])
+    return summary
+
+
+def _extract_pending(feature_set: FeatureSet, pending: list[VideoRecord], backbone: torch.nn.Module,
+                     settings: FeatureSettings, options: ExtractOptions, device: torch.device,
+                     summary: ExtractSummary) -> None:
+    """Extract `pending` into `feature_set`, recording each outcome and the time spent in `summary`."""
     start = time.perf_counter()
     if pending:
         backbone = backbone.to(device)
@@ -170,8 +219,6 @@ def extract(records: list[VideoRecord], cache: str | Path, options: ExtractOptio
             if deferred:  # held by another process: wait for it, then take over whatever it left undone
                 run.run(deferred, blocking=True)
     summary.seconds = time.perf_counter() - start
-    summary.account_for([record.id for record in records])
-    return summary
 
 
 @contextlib.contextmanager
