@@ -427,10 +427,15 @@ class _ExtractionRun:
 
     def _embed(self, segments: list[_Frames]) -> list[_Frames]:
         images = torch.cat([s.data for s in segments])
+        count, batch = len(images), self.options.batch_size
+        if count < batch:
+            # A frame's maps depend on the size of its batch (the kernels' blocking), not on the other frames in
+            # it: padded to one size, the maps are the same however the videos are split between runs and ranks.
+            images = torch.cat([images, images.new_zeros((batch - count, *images.shape[1:]))])
         try:
-            maps = backbone_maps(self.backbone, images, self.device)
+            maps = backbone_maps(self.backbone, images, self.device)[:count]
         except torch.OutOfMemoryError:
-            raise VavaError(f"{option_name('batch_size')}: {len(images)} frames do not fit in {self.device} memory; "
+            raise VavaError(f"{option_name('batch_size')}: {batch} frames do not fit in {self.device} memory; "
                             "use a smaller batch (videos finished so far are kept)") from None
         bounds = np.cumsum([0] + [len(s) for s in segments])
         bad = ~np.isfinite(maps).reshape(len(maps), -1).all(axis=1)  # cheap beside the backbone

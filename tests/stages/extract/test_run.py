@@ -55,6 +55,19 @@ def test_cached_frames_equal_backbone_of_decoded_frames(tiny_dataset: Path, tmp_
     assert (video.split, video.action, video.fps, video.phases) == ("train", "slide", 15.0, ("left", "right"))
 
 
+def test_a_frames_maps_do_not_depend_on_the_frames_batched_with_it(tiny_dataset: Path, tmp_path: Path) -> None:
+    """What lets a resumed or distributed extraction equal an uninterrupted one bit for bit."""
+    records = load_folder(tiny_dataset)
+    whole = FeatureSet.open(extract(records, tmp_path / "whole", FAST).path)  # v1 batched with v0 and v2
+    shutil.copytree(tmp_path / "whole", tmp_path / "again")
+    again = FeatureSet.open(tmp_path / "again" / whole.fingerprint)
+    again.remove_video("v1")
+    summary = extract(records, tmp_path / "again", FAST)  # v1 alone: batches of 7, 7, 7 and 1 frames
+    assert summary.extracted == ["v1"]
+    for record in records:
+        assert np.array_equal(again.read(record.id), whole.read(record.id))
+
+
 def test_the_two_resnet50_cuts_never_share_a_feature_set(tiny_dataset: Path) -> None:
     records = load_folder(tiny_dataset)
     default, full = (feature_settings(ExtractOptions(backbone=name), "sha256:same-file")
