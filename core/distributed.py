@@ -20,6 +20,10 @@ import torch.distributed as dist
 from vava.core.errors import VavaError
 
 _ENVIRONMENT = ("RANK", "WORLD_SIZE", "LOCAL_RANK")
+# How long ranks that split a stage's work (extract, embed) wait for each other: for rank 0's checks before the
+# others start (`extract --repair` reads the whole cache) and for the slowest share at the end. A rank that dies
+# ends the wait sooner: torchrun then stops the others.
+SHARE_WAIT_S = 24 * 3600.0
 
 
 @dataclass(frozen=True)

@@ -591,12 +591,14 @@ def train(features: Path, objective: str | None, out: Path, preset: str | None, 
 def embed(run_dir: Path, features: Path | None, splits: str, identity: str | None, checkpoint: str, batch_frames: int,
           device: str, allow_partial: bool, quiet: bool) -> None:
     """Embed every frame of every video into RUN/embeddings.h5 (the last stdout line is its path)."""
+    from vava.core.distributed import current_ranks
     from vava.stages.embed.run import embed as run_embed
 
     chosen = tuple(s.strip() for s in splits.split(",") if s.strip())
     path = run_embed(run_dir, features, chosen, identity=identity, device=device, chunk_frames=batch_frames,
                      progress=not quiet, allow_partial=allow_partial, checkpoint=checkpoint)
-    click.echo(str(path))
+    if current_ranks().is_main:  # under torchrun rank 0 wrote the file
+        click.echo(str(path))
 
 
 @main.command()

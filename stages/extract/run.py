@@ -32,7 +32,14 @@ from vava.cache.store import FEATURE_DTYPE, FeatureSet, VideoWriter
 from vava.core.backbone import BACKBONES, backbone_maps, load_backbone
 from vava.core.decode import VideoDecoder
 from vava.core.devices import resolve_device
-from vava.core.distributed import all_gather_json, broadcast_json, current_ranks, local_device, process_group
+from vava.core.distributed import (
+    SHARE_WAIT_S,
+    all_gather_json,
+    broadcast_json,
+    current_ranks,
+    local_device,
+    process_group,
+)
 from vava.core.errors import VavaError, option_name
 from vava.core.preprocess import RESIZE_MODES, Preprocessing
 from vava.core.records import UNKNOWN_LABEL, VideoRecord, check_video_id
@@ -53,9 +60,6 @@ from vava.core.videoio import planned_frames
 from vava.stages.extract.shards import plan_shards
 
 LENGTH_MISMATCH_MODES = ("error", "truncate")
-# How long ranks wait for each other: for rank 0 checking the cache (with --repair, reading all of it) before
-# the others start, and for the slowest shard at the end. A rank that dies ends the job sooner: torchrun stops them all.
-RANK_WAIT_S = 24 * 3600.0
 BACKBONE = Rule(lambda name: name in BACKBONES, "a known backbone",
                 lambda name: f"unknown backbone {name!r} (known: {', '.join(sorted(BACKBONES))})")
 
@@ -180,7 +184,7 @@ def extract(records: list[VideoRecord], cache: str | Path, options: ExtractOptio
     settings = feature_settings(options, weights_identity)
     fingerprint, inputs, members = feature_set_fingerprint(records, settings)
     path = Path(cache) / fingerprint
-    with process_group(device, timeout_s=RANK_WAIT_S) as ranks:
+    with process_group(device, timeout_s=SHARE_WAIT_S) as ranks:
         plan = None
         if ranks.is_main:  # the others wait for its plan, so no two ranks check (or repair) the same video
             feature_set = FeatureSet.create(path, fingerprint, inputs, {"dataset": dataset or {}}, members)

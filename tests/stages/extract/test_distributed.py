@@ -67,7 +67,7 @@ def assert_identical(result: FeatureSet, reference: FeatureSet) -> None:
 
 def test_two_processes_write_the_single_process_feature_set(dataset: Path, reference: FeatureSet,
                                                             tmp_path: Path) -> None:
-    done = subprocess.run(torchrun(*extract_args(dataset, tmp_path)), capture_output=True, text=True)
+    done = subprocess.run(torchrun(*extract_args(dataset, tmp_path)), capture_output=True, text=True, check=False)
     assert done.returncode == 0, done.stderr
     assert done.stdout.strip().splitlines() == [str(tmp_path / reference.fingerprint)]  # rank 0 alone prints
     summaries = [line for line in done.stderr.splitlines() if " videos: " in line]
@@ -83,7 +83,7 @@ def rank_process(marker: str, rank: int) -> int | None:
             environ = (entry / "environ").read_bytes().split(b"\0")
         except (OSError, ValueError):  # gone meanwhile, or another user's
             continue
-        if marker.encode() in environ and f"RANK={rank}".encode() in environ and b"LOCAL_RANK=" + str(rank).encode() in environ:
+        if marker.encode() in environ and f"RANK={rank}".encode() in environ:  # whole entries, not LOCAL_RANK
             return int(entry.name)
     return None
 
@@ -105,7 +105,7 @@ def test_a_killed_rank_leaves_its_videos_to_the_rerun(dataset: Path, reference: 
     left = [i for i in shard if not FeatureSet.open(path).is_complete(i)]
     assert left, "rank 1 finished its share before it was killed; the test proves nothing"
 
-    rerun = subprocess.run(torchrun(*extract_args(dataset, tmp_path)), capture_output=True, text=True)
+    rerun = subprocess.run(torchrun(*extract_args(dataset, tmp_path)), capture_output=True, text=True, check=False)
     assert rerun.returncode == 0, rerun.stderr
     assert rerun.stdout.strip().splitlines()[-1] == str(path)
     assert_identical(FeatureSet.open(path), reference)
