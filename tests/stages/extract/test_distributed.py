@@ -36,7 +36,7 @@ def extract_args(root: Path, cache: Path) -> list[str]:
 def torchrun(*args: str) -> list[str]:
     """The documented command: torchrun running the `vava` console script of this environment in 2 processes."""
     return [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc-per-node", "2", "--no-python",
-            str(Path(sys.executable).parent / "vava"), *args]
+            "--", str(Path(sys.executable).parent / "vava"), *args]
 
 
 @pytest.fixture(scope="module")
