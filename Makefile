@@ -127,6 +127,7 @@ reproduce-fixtures: setup
 
 bench: setup
 	$(BIN)/python bench/bench_extract.py
+	$(BIN)/python bench/bench_extract_ranks.py
 	$(BIN)/python bench/bench_cache.py
 	$(BIN)/python bench/bench_vava_loss.py
 	$(BIN)/python bench/bench_train.py

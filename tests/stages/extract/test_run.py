@@ -3,6 +3,7 @@ and the final accounting; damaged videos extracted again."""
 from __future__ import annotations
 
 import dataclasses
+import json
 import re
 import shutil
 from dataclasses import replace
@@ -310,6 +311,18 @@ def test_summary_accounting_leaves_each_video_in_one_outcome() -> None:
     summary.account_for(["a", "b", "c", "d"])
     assert summary.extracted == ["a"] and summary.cached == ["c"] and summary.by_others == []
     assert summary.failed["b"] == "broken" and "neither extracted nor failed" in summary.failed["d"]
+
+
+def test_the_ranks_summaries_merge_into_the_jobs() -> None:
+    rank0 = ExtractSummary(Path("fs"), "f", extracted=["a"], cached=["c"], damaged={"a": "unreadable"}, frames=30,
+                           seconds=2.5)
+    rank1 = ExtractSummary(Path("fs"), "f", extracted=["b"], by_others=["d"], failed={"e": "broken"}, frames=12,
+                           seconds=4.0)
+    travelled = [ExtractSummary.from_json(json.loads(json.dumps(part.to_json()))) for part in (rank0, rank1)]
+    assert travelled == [rank0, rank1]
+    assert ExtractSummary.merged(travelled) == ExtractSummary(
+        Path("fs"), "f", extracted=["a", "b"], cached=["c"], by_others=["d"], failed={"e": "broken"},
+        damaged={"a": "unreadable"}, frames=42, seconds=4.0)
 
 
 def test_extract_checks_ids_before_doing_anything(tiny_dataset: Path, tmp_path: Path) -> None:
