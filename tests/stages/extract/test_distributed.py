@@ -2,7 +2,9 @@
 mid-run leaves a set that the same command completes (real processes)."""
 from __future__ import annotations
 
+import json
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -74,6 +76,29 @@ def test_two_processes_write_the_single_process_feature_set(dataset: Path, refer
     assert len(summaries) == 1 and summaries[0].startswith(f"{len(LENGTHS)} videos: {len(LENGTHS)} extracted "
                                                             f"({sum(LENGTHS)} frames"), done.stderr
     assert_identical(FeatureSet.open(tmp_path / reference.fingerprint), reference)
+
+
+def test_a_failed_video_is_reported_once_by_rank_0(dataset: Path, reference: FeatureSet, tmp_path: Path) -> None:
+    root = tmp_path / "data"
+    shutil.copytree(dataset, root)
+    (root / "videos" / "broken.mp4").write_bytes(b"not a video")
+    with (root / "manifest.jsonl").open("a") as manifest:
+        manifest.write(json.dumps({"id": "broken", "path": "videos/broken.mp4", "split": "train", "action": "slide"})
+                       + "\n")
+    done = subprocess.run(torchrun(*extract_args(root, tmp_path / "cache")), capture_output=True, text=True,
+                          check=False)
+    assert done.returncode == 1, done.stderr
+    path = Path(done.stdout.strip())  # the one line, from rank 0
+    failures = [line for line in done.stderr.splitlines() if line.startswith("failed: ")]
+    assert len(failures) == 1 and "'broken'" in failures[0], done.stderr
+    summaries = [line for line in done.stderr.splitlines() if " videos: " in line]
+    assert len(summaries) == 1 and summaries[0].startswith(f"{len(LENGTHS) + 1} videos: {len(LENGTHS)} extracted "
+                                                            f"({sum(LENGTHS)} frames"), done.stderr
+    assert summaries[0].endswith(", 1 failed")
+    result = FeatureSet.open(path)
+    assert [v.id for v in result.videos(include_incomplete=True)] == [v.id for v in reference.videos()]
+    for video in reference.videos():
+        assert np.array_equal(result.read(video.id), reference.read(video.id))
 
 
 def rank_process(marker: str, rank: int) -> int | None:
