@@ -130,6 +130,7 @@ reproduce-fixtures: setup
 bench: setup
 	$(BIN)/python bench/bench_extract.py
 	$(BIN)/python bench/bench_decode.py
+	$(BIN)/python bench/bench_extract_ranks.py
 	$(BIN)/python bench/bench_cache.py
 	$(BIN)/python bench/bench_s3.py
 	$(BIN)/python bench/bench_vava_loss.py

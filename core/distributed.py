@@ -9,6 +9,7 @@ from __future__ import annotations
 import contextlib
 import datetime as dt
 import heapq
+import json
 import os
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
@@ -19,6 +20,10 @@ import torch.distributed as dist
 from vava.core.errors import VavaError
 
 _ENVIRONMENT = ("RANK", "WORLD_SIZE", "LOCAL_RANK")
+# How long ranks that split a stage's work (extract, embed) wait for each other: for rank 0's checks before the
+# others start (`extract --repair` reads the whole cache) and for the slowest share at the end. A rank that dies
+# ends the wait sooner: torchrun then stops the others.
+SHARE_WAIT_S = 24 * 3600.0
 
 
 @dataclass(frozen=True)
@@ -109,3 +114,47 @@ def shard_by_weight(weights: Sequence[float], world: int) -> list[list[int]]:
         shards[rank].append(index)
         heapq.heappush(loads, (load + weights[index], rank))
     return [sorted(shard) for shard in shards]
+
+
+def _collective_device() -> torch.device:
+    """Where a collective's tensors must live: the rank's GPU under `nccl`, the CPU under `gloo`."""
+    if dist.get_backend() == "nccl":
+        return torch.device("cuda", torch.cuda.current_device())
+    return torch.device("cpu")
+
+
+def _encoded(value: object, device: torch.device) -> torch.Tensor:
+    return torch.frombuffer(bytearray(json.dumps(value).encode()), dtype=torch.uint8).to(device)
+
+
+def broadcast_json(value: object) -> object:
+    """Rank 0's `value` (any JSON value), on every rank; the other ranks' `value` is ignored.
+
+    For decisions one rank makes for all (which videos each extracts), sent as JSON rather than pickled.
+    """
+    if not (dist.is_available() and dist.is_initialized()):
+        return value
+    device = _collective_device()
+    data = _encoded(value, device) if dist.get_rank() == 0 else None
+    size = torch.tensor([0 if data is None else data.numel()], dtype=torch.int64, device=device)
+    dist.broadcast(size, src=0)
+    if data is None:
+        data = torch.empty(int(size.item()), dtype=torch.uint8, device=device)
+    dist.broadcast(data, src=0)
+    return json.loads(data.cpu().numpy().tobytes())
+
+
+def all_gather_json(value: object) -> list[object]:
+    """Every rank's `value` (any JSON value), in rank order, on every rank."""
+    if not (dist.is_available() and dist.is_initialized()):
+        return [value]
+    device = _collective_device()
+    data = _encoded(value, device)
+    sizes = [torch.zeros(1, dtype=torch.int64, device=device) for _ in range(dist.get_world_size())]
+    dist.all_gather(sizes, torch.tensor([data.numel()], dtype=torch.int64, device=device))
+    longest = max(int(size.item()) for size in sizes)
+    padded = torch.zeros(longest, dtype=torch.uint8, device=device)
+    padded[: data.numel()] = data
+    gathered = [torch.empty(longest, dtype=torch.uint8, device=device) for _ in sizes]
+    dist.all_gather(gathered, padded)
+    return [json.loads(part[: int(size.item())].cpu().numpy().tobytes()) for part, size in zip(gathered, sizes)]

@@ -30,6 +30,7 @@ Background (`background`):
 from __future__ import annotations
 
 import datetime as dt
+import glob
 import io
 import re
 from dataclasses import dataclass, field, replace
@@ -91,6 +92,16 @@ class EmbeddingsFile:
         return sorted({v.action for v in self.videos}, key=natural_key)
 
 
+def part_path(path: Path, rank: int) -> Path:
+    """The file beside embeddings file `path` that rank `rank` of a `torchrun` embed writes its videos into."""
+    return path.with_name(f".{path.name}.rank{rank}.part")
+
+
+def part_paths(path: Path) -> list[Path]:
+    """The part files of embeddings file `path` there are, of whichever ranks (a job that died leaves its own)."""
+    return sorted(path.parent.glob(f".{glob.escape(path.name)}.rank*.part"))
+
+
 class VideoInfo(Protocol):
     """What the writer needs to know of a video (a cached video's metadata has it)."""
 
@@ -129,6 +140,10 @@ class EmbeddingsWriter:
         if exc_type is None:
             atomic_write(self.path, self._buffer.getbuffer())
         self._buffer = io.BytesIO()  # the file's bytes are not kept
+
+    def copy_video(self, source: h5py.File, video_id: str) -> None:
+        """Store a video as another embeddings file (`source`, open) holds it: a rank's part of a sharded embed."""
+        source.copy(source[f"videos/{video_id}"], self._handle.require_group("videos"), name=video_id)
 
     def add(self, video: VideoInfo, embeddings: np.ndarray, labels: np.ndarray, frame_index: np.ndarray,
             flags: np.ndarray) -> None:

@@ -392,6 +392,7 @@ def extract(dataset: str, root: Path, dataset_options: dict[str, str], cache: Pa
 
     The last line printed on stdout is the feature set's path.
     """
+    from vava.core.distributed import current_ranks
     from vava.stages.extract.run import ExtractOptions
     from vava.stages.extract.run import extract as run_extract
 
@@ -404,6 +405,8 @@ def extract(dataset: str, root: Path, dataset_options: dict[str, str], cache: Pa
         return
     provenance = {"adapter": dataset, "root": str(root.resolve()), "options": dataset_options}
     summary = run_extract(records, cache, extract_options, dataset=provenance)
+    if not current_ranks().is_main:  # under torchrun rank 0 reports the whole job
+        sys.exit(1 if summary.failed else 0)
     for video_id, problem in summary.damaged.items():
         outcome = "extracted again" if video_id in summary.extracted else "not repaired (see failed)"
         click.echo(f"damaged, {outcome}: {video_id}: {problem}", err=True)
@@ -617,12 +620,14 @@ def train(features: Path, objective: str | None, out: Path, preset: str | None, 
 def embed(run_dir: Path, features: Path | None, splits: str, identity: str | None, checkpoint: str, batch_frames: int,
           device: str, allow_partial: bool, quiet: bool) -> None:
     """Embed every frame of every video into RUN/embeddings.h5 (the last stdout line is its path)."""
+    from vava.core.distributed import current_ranks
     from vava.stages.embed.run import embed as run_embed
 
     chosen = tuple(s.strip() for s in splits.split(",") if s.strip())
     path = run_embed(run_dir, features, chosen, identity=identity, device=device, chunk_frames=batch_frames,
                      progress=not quiet, allow_partial=allow_partial, checkpoint=checkpoint)
-    click.echo(str(path))
+    if current_ranks().is_main:  # under torchrun rank 0 wrote the file
+        click.echo(str(path))
 
 
 @main.command()

@@ -23,6 +23,7 @@ from tqdm import tqdm
 from vava.cache.inspect import require_complete
 from vava.cache.store import CachedVideo, FeatureSet, open_run_features
 from vava.core.devices import resolve_device
+from vava.core.distributed import SHARE_WAIT_S, current_ranks, local_device, process_group
 from vava.core.embedder import NO_CONTEXT, EmbedderConfig, embed_video
 from vava.core.embeddings_file import EMBEDDINGS_NAME, IDENTITY_KINDS, EmbeddingsWriter, time_only
 from vava.core.errors import VavaError, option_name
@@ -32,9 +33,9 @@ from vava.core.run_folder import (
     checkpoint_tag,
     identity_tag,
     load_embedder,
-    locked_run,
     tagged_name,
 )
+from vava.stages.embed.sharded import shared_run, write_sharded
 
 SD_FLOOR = 1e-6  # a dimension constant over the train frames is centred, not divided by 0
 
@@ -53,7 +54,8 @@ def embed(run_dir: str | Path, features: str | Path | None = None, splits: tuple
     names some (`data.actions`). The file is embeddings.h5 for the last checkpoint, else it carries the
     checkpoint's tag (embeddings-best.h5); identity embeddings into a trained run go to
     embeddings-identity-<kind>.h5. The run folder is locked while embedding (so never while `vava train`
-    writes to it).
+    writes to it). Under `torchrun` the ranks share the videos and rank 0 writes the same file
+    (`vava.stages.embed.sharded`).
     """
     unknown = sorted(set(splits) - set(SPLITS))
     if unknown or not splits:
@@ -71,8 +73,9 @@ def embed(run_dir: str | Path, features: str | Path | None = None, splits: tuple
     if identity is not None and checkpoint != "last":
         raise VavaError(f"{option_name('identity')} embeds without a trained embedder; it takes no "
                         f"{option_name('checkpoint')}")
-    torch_device = resolve_device(device)
-    with locked_run(run_dir, "run", create=identity is not None) as run_dir:
+    torch_device = local_device(resolve_device(device), current_ranks())
+    with (process_group(torch_device, timeout_s=SHARE_WAIT_S) as ranks,
+          shared_run(run_dir, ranks, create=identity is not None) as run_dir):
         if identity is not None:
             feature_set = FeatureSet.open(features)
             require_complete(feature_set, allow_partial)
@@ -95,7 +98,10 @@ def embed(run_dir: str | Path, features: str | Path | None = None, splits: tuple
         trained_run = (run_dir / RUN_INFO_NAME).is_file()  # its embeddings.h5 is its embedder's: never replaced
         tag = identity_tag(identity) if identity is not None and trained_run else checkpoint_tag(checkpoint)
         out = run_dir / tagged_name(EMBEDDINGS_NAME, tag)
-        return write_embeddings(out, feature_set, videos, embed_one, attrs, progress)
+        if not ranks.distributed:
+            return write_embeddings(out, feature_set, videos, embed_one, attrs, progress)
+        return write_sharded(out, feature_set, videos, lambda path, share: write_embeddings(
+            path, feature_set, share, embed_one, attrs, progress and ranks.is_main), ranks)
 
 
 def write_embeddings(path: Path, feature_set: FeatureSet, videos: list[CachedVideo], embed_one: Embed,

@@ -4,7 +4,8 @@ Three kinds of threads overlap the work: decode workers (decode + preprocess, on
 time; threads, as PyAV and FFmpeg release the GIL: processes measured slower, bench/bench_decode.py)
 feed a bounded queue; the calling thread fills fixed-size batches with frames from several videos
 and runs the backbone; a writer thread appends the results to the zarr store and marks each
-video complete. Per-video file locks let several processes share one cache.
+video complete. Per-video file locks let several processes share one cache; under `torchrun` the
+ranks split the videos between them (`vava.stages.extract.shards`).
 """
 from __future__ import annotations
 
@@ -15,8 +16,8 @@ import sys
 import threading
 import time
 from collections import deque
-from collections.abc import Iterator
-from dataclasses import dataclass, field
+from collections.abc import Iterable, Iterator
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import ClassVar
 
@@ -32,6 +33,14 @@ from vava.cache.store import FEATURE_DTYPE, FeatureSet, VideoWriter
 from vava.core.backbone import BACKBONES, backbone_maps, load_backbone
 from vava.core.decode import VideoDecoder
 from vava.core.devices import resolve_device
+from vava.core.distributed import (
+    SHARE_WAIT_S,
+    all_gather_json,
+    broadcast_json,
+    current_ranks,
+    local_device,
+    process_group,
+)
 from vava.core.errors import VavaError, option_name
 from vava.core.location import RemotePath, as_location
 from vava.core.preprocess import DECODERS, RESIZE_MODES, SCALERS, Preprocessing
@@ -51,6 +60,7 @@ from vava.core.validation import (
     validate,
 )
 from vava.core.videoio import planned_frames
+from vava.stages.extract.shards import plan_shards
 
 LENGTH_MISMATCH_MODES = ("error", "truncate")
 BACKBONE = Rule(lambda name: name in BACKBONES, "a known backbone",
@@ -118,6 +128,27 @@ class ExtractSummary:
     def ok(self) -> bool:
         return not self.failed
 
+    def to_json(self) -> dict:
+        return {**asdict(self), "path": str(self.path)}
+
+    @classmethod
+    def from_json(cls, value: dict) -> ExtractSummary:
+        return cls(**{**value, "path": as_location(value["path"])})
+
+    @classmethod
+    def merged(cls, parts: Iterable[ExtractSummary]) -> ExtractSummary:
+        """One summary of the ranks' `parts`, which ran side by side (the time is the slowest one's)."""
+        parts = list(parts)
+        whole = cls(path=parts[0].path, fingerprint=parts[0].fingerprint)
+        for part in parts:
+            for name in ("extracted", "cached", "by_others"):
+                getattr(whole, name).extend(getattr(part, name))
+            whole.failed.update(part.failed)
+            whole.damaged.update(part.damaged)
+            whole.frames += part.frames
+            whole.seconds = max(whole.seconds, part.seconds)
+        return whole
+
     def account_for(self, video_ids: list[str]) -> None:
         """Leave each of `video_ids` in exactly one outcome: a failure overrides any other outcome,
         and a video with none becomes a failure, so an internal error never loses a video silently."""
@@ -152,24 +183,46 @@ def extract(records: list[VideoRecord], cache: str | Path | RemotePath, options:
     out while the others go on; every video of `records` ends up in exactly one outcome of the
     summary. The feature set path is `cache/<fingerprint>`. Backbone output that is not finite stops
     the extraction (`VavaError` naming the weights); videos finished before are kept.
+
+    Under `torchrun` every rank calls this with the same arguments: rank 0 checks the cache and splits
+    the pending videos between the ranks by frame count, each rank extracts its share into the same
+    feature set, and every rank returns the summary of the whole job (only rank 0 shows progress).
     """
     options.validate()
     for record in records:
         check_video_id(record.id, "extract")
-    device = resolve_device(options.device)
+    device = local_device(resolve_device(options.device), current_ranks())
     backbone, weights_identity = load_backbone(options.backbone, options.weights, options.seed)
     settings = feature_settings(options, weights_identity)
     fingerprint, inputs, members = feature_set_fingerprint(records, settings)
-    feature_set = FeatureSet.create(as_location(cache) / fingerprint, fingerprint, inputs, {"dataset": dataset or {}},
-                                    members)
-    summary = ExtractSummary(path=feature_set.path, fingerprint=fingerprint,
-                             damaged=drop_damaged(feature_set, [r.id for r in records], full=options.repair))
-    pending = []
-    for record in records:
-        if feature_set.is_complete(record.id):
-            summary.cached.append(record.id)
-        else:
-            pending.append(record)
+    path = as_location(cache) / fingerprint
+    with process_group(device, timeout_s=SHARE_WAIT_S) as ranks:
+        plan = None
+        if ranks.is_main:  # the others wait for its plan, so no two ranks check (or repair) the same video
+            feature_set = FeatureSet.create(path, fingerprint, inputs, {"dataset": dataset or {}}, members)
+            damaged = drop_damaged(feature_set, [r.id for r in records], full=options.repair)
+            pending = [record for record in records if not feature_set.is_complete(record.id)]
+            waiting = {record.id for record in pending}
+            plan = {"damaged": damaged, "cached": [r.id for r in records if r.id not in waiting],
+                    "shards": plan_shards(pending, ranks.world, options.target_fps)}
+        plan = broadcast_json(plan)
+        if not ranks.is_main:
+            feature_set = FeatureSet.open(path)
+            options = replace(options, progress=False)
+        summary = ExtractSummary(path=feature_set.path, fingerprint=fingerprint, cached=plan["cached"],
+                                 damaged=plan["damaged"] if ranks.is_main else {})
+        mine = set(plan["shards"][ranks.rank])
+        _extract_pending(feature_set, [r for r in records if r.id in mine], backbone, settings, options, device,
+                         summary)
+        summary = ExtractSummary.merged(map(ExtractSummary.from_json, all_gather_json(summary.to_json())))
+    summary.account_for([record.id for record in records])
+    return summary
+
+
+def _extract_pending(feature_set: FeatureSet, pending: list[VideoRecord], backbone: torch.nn.Module,
+                     settings: FeatureSettings, options: ExtractOptions, device: torch.device,
+                     summary: ExtractSummary) -> None:
+    """Extract `pending` into `feature_set`, recording each outcome and the time spent in `summary`."""
     start = time.perf_counter()
     if pending:
         backbone = backbone.to(device)
@@ -182,8 +235,6 @@ def extract(records: list[VideoRecord], cache: str | Path | RemotePath, options:
             if deferred:  # held by another process: wait for it, then take over whatever it left undone
                 run.run(deferred, blocking=True)
     summary.seconds = time.perf_counter() - start
-    summary.account_for([record.id for record in records])
-    return summary
 
 
 @contextlib.contextmanager
@@ -394,11 +445,16 @@ class _ExtractionRun:
 
     def _embed(self, segments: list[_Frames]) -> list[_Frames]:
         images = torch.cat([s.data for s in segments])
+        count, batch = len(images), self.options.batch_size
+        if count < batch:
+            # A frame's maps depend on the size of its batch (the kernels' blocking), not on the other frames in
+            # it: padded to one size, the maps are the same however the videos are split between runs and ranks.
+            images = torch.cat([images, images.new_zeros((batch - count, *images.shape[1:]))])
         began = time.perf_counter()
         try:
-            maps = backbone_maps(self.backbone, images, self.device)  # returns on the host: the GPU is done
+            maps = backbone_maps(self.backbone, images, self.device)[:count]  # returns on the host: the GPU is done
         except torch.OutOfMemoryError:
-            raise VavaError(f"{option_name('batch_size')}: {len(images)} frames do not fit in {self.device} memory; "
+            raise VavaError(f"{option_name('batch_size')}: {batch} frames do not fit in {self.device} memory; "
                             "use a smaller batch (videos finished so far are kept)") from None
         self.summary.backbone_s += time.perf_counter() - began
         bounds = np.cumsum([0] + [len(s) for s in segments])

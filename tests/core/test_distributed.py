@@ -3,8 +3,17 @@ from __future__ import annotations
 
 import pytest
 import torch
+import torch.distributed as dist
 
-from vava.core.distributed import Ranks, backend_for, current_ranks, local_device, shard_by_weight
+from vava.core.distributed import (
+    Ranks,
+    all_gather_json,
+    backend_for,
+    broadcast_json,
+    current_ranks,
+    local_device,
+    shard_by_weight,
+)
 from vava.core.errors import VavaError
 
 
@@ -58,3 +67,24 @@ def test_shard_by_weight_covers_every_item_once() -> None:
     assert shard_by_weight([3.0], 3) == [[0], [], []]
     with pytest.raises(ValueError, match="world"):
         shard_by_weight(weights, 0)
+
+
+VALUE = {"shards": [["v1", "v10"], []], "frames": 3, "seconds": 0.25, "name": "caf\u00e9 \u2713"}
+
+
+def test_json_without_a_process_group_is_the_value_itself() -> None:
+    assert not dist.is_initialized()
+    assert broadcast_json(VALUE) is VALUE
+    assert all_gather_json(VALUE) == [VALUE]
+
+
+def test_json_round_trips_through_a_gloo_group() -> None:
+    """A world of one in this process: the values travel through the collectives (the torchrun tests of
+    extract and embed run them between two processes)."""
+    dist.init_process_group("gloo", store=dist.HashStore(), rank=0, world_size=1)
+    try:
+        assert broadcast_json(VALUE) == VALUE
+        assert all_gather_json(VALUE) == [VALUE]
+        assert all_gather_json([]) == [[]]
+    finally:
+        dist.destroy_process_group()

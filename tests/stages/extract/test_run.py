@@ -3,6 +3,7 @@ and the final accounting; damaged videos extracted again."""
 from __future__ import annotations
 
 import dataclasses
+import json
 import re
 import shutil
 from dataclasses import replace
@@ -73,6 +74,19 @@ def test_each_scaler_caches_the_backbone_of_its_own_frames(tiny_dataset: Path, t
         maps[scaler] = feature_set.read("v0").astype(np.float32)
         assert np.abs(maps[scaler] - expected).max() < 2e-3 * np.abs(expected).max()
     assert len(sets) == 2 and not np.array_equal(maps["uint8"], maps["float"])
+
+
+def test_a_frames_maps_do_not_depend_on_the_frames_batched_with_it(tiny_dataset: Path, tmp_path: Path) -> None:
+    """What lets a resumed or distributed extraction equal an uninterrupted one bit for bit."""
+    records = load_folder(tiny_dataset)
+    whole = FeatureSet.open(extract(records, tmp_path / "whole", FAST).path)  # v1 batched with v0 and v2
+    shutil.copytree(tmp_path / "whole", tmp_path / "again")
+    again = FeatureSet.open(tmp_path / "again" / whole.fingerprint)
+    again.remove_video("v1")
+    summary = extract(records, tmp_path / "again", FAST)  # v1 alone: batches of 7, 7, 7 and 1 frames
+    assert summary.extracted == ["v1"]
+    for record in records:
+        assert np.array_equal(again.read(record.id), whole.read(record.id))
 
 
 def test_the_two_resnet50_cuts_never_share_a_feature_set(tiny_dataset: Path) -> None:
@@ -317,6 +331,18 @@ def test_summary_accounting_leaves_each_video_in_one_outcome() -> None:
     summary.account_for(["a", "b", "c", "d"])
     assert summary.extracted == ["a"] and summary.cached == ["c"] and summary.by_others == []
     assert summary.failed["b"] == "broken" and "neither extracted nor failed" in summary.failed["d"]
+
+
+def test_the_ranks_summaries_merge_into_the_jobs() -> None:
+    rank0 = ExtractSummary(Path("fs"), "f", extracted=["a"], cached=["c"], damaged={"a": "unreadable"}, frames=30,
+                           seconds=2.5)
+    rank1 = ExtractSummary(Path("fs"), "f", extracted=["b"], by_others=["d"], failed={"e": "broken"}, frames=12,
+                           seconds=4.0)
+    travelled = [ExtractSummary.from_json(json.loads(json.dumps(part.to_json()))) for part in (rank0, rank1)]
+    assert travelled == [rank0, rank1]
+    assert ExtractSummary.merged(travelled) == ExtractSummary(
+        Path("fs"), "f", extracted=["a", "b"], cached=["c"], by_others=["d"], failed={"e": "broken"},
+        damaged={"a": "unreadable"}, frames=42, seconds=4.0)
 
 
 def test_extract_checks_ids_before_doing_anything(tiny_dataset: Path, tmp_path: Path) -> None:
