@@ -109,18 +109,15 @@ class SeaweedServer:
                 "AWS_MAX_ATTEMPTS": "2"}
 
 
-_endpoint = [""]  # the endpoint the cached S3 file systems were made for
-
-
 def use_server(server: SeaweedServer, monkeypatch: pytest.MonkeyPatch) -> None:
-    """Point the S3 client at `server` (file systems made for another endpoint are dropped)."""
+    """Point the S3 client at `server`. Cached file systems are dropped: s3fs keys its instance cache by
+    its arguments, not by the endpoint botocore reads from the environment, so one made by an earlier
+    test for another endpoint would be reused."""
     import s3fs
 
     for name, value in server.environment().items():
         monkeypatch.setenv(name, value)
-    if _endpoint[0] != server.endpoint:
-        s3fs.S3FileSystem.clear_instance_cache()
-        _endpoint[0] = server.endpoint
+    s3fs.S3FileSystem.clear_instance_cache()
 
 
 def make_bucket(server: SeaweedServer, monkeypatch: pytest.MonkeyPatch, timeout: float = 60.0,

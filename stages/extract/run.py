@@ -137,16 +137,18 @@ class ExtractSummary:
 
     @classmethod
     def merged(cls, parts: Iterable[ExtractSummary]) -> ExtractSummary:
-        """One summary of the ranks' `parts`, which ran side by side (the time is the slowest one's)."""
+        """One summary of the ranks' `parts`, which ran side by side: the times are the slowest rank's, the one
+        that bounded the job."""
         parts = list(parts)
-        whole = cls(path=parts[0].path, fingerprint=parts[0].fingerprint)
+        slowest = max(parts, key=lambda part: part.seconds)
+        whole = cls(path=parts[0].path, fingerprint=parts[0].fingerprint, seconds=slowest.seconds,
+                    waiting_s=slowest.waiting_s, backbone_s=slowest.backbone_s)
         for part in parts:
             for name in ("extracted", "cached", "by_others"):
                 getattr(whole, name).extend(getattr(part, name))
             whole.failed.update(part.failed)
             whole.damaged.update(part.damaged)
             whole.frames += part.frames
-            whole.seconds = max(whole.seconds, part.seconds)
         return whole
 
     def account_for(self, video_ids: list[str]) -> None:

@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import pickle
 import socket
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -58,7 +59,7 @@ def test_failures_that_mean_the_storage_is_unreachable() -> None:
 
 
 @pytest.fixture
-def closed_endpoint(monkeypatch: pytest.MonkeyPatch) -> str:
+def closed_endpoint(monkeypatch: pytest.MonkeyPatch) -> Iterator[str]:
     """An endpoint nothing listens on, and credentials, in the environment."""
     pytest.importorskip("s3fs", reason="s3fs is not installed (pip install 'vava-align[s3]')")
     import s3fs
@@ -70,7 +71,8 @@ def closed_endpoint(monkeypatch: pytest.MonkeyPatch) -> str:
                         "AWS_DEFAULT_REGION": "us-east-1", "AWS_MAX_ATTEMPTS": "1"}.items():
         monkeypatch.setenv(name, value)
     s3fs.S3FileSystem.clear_instance_cache()
-    return endpoint
+    yield endpoint
+    s3fs.S3FileSystem.clear_instance_cache()  # its file systems point at nothing: no later test may get them
 
 
 def test_an_unreachable_endpoint_is_one_line_naming_it(closed_endpoint: str) -> None:

@@ -121,7 +121,8 @@ def test_a_killed_rank_leaves_its_videos_to_the_rerun(dataset: Path, reference: 
                            stderr=subprocess.PIPE, text=True)
     path = tmp_path / reference.fingerprint
     deadline = time.monotonic() + 120
-    while not (path.is_dir() and any(FeatureSet.open(path).is_complete(i) for i in shard)):
+    # the set counts as made once its zarr.json is written (its folder exists a moment before)
+    while not ((path / "zarr.json").is_file() and any(FeatureSet.open(path).is_complete(i) for i in shard)):
         assert job.poll() is None and time.monotonic() < deadline, "rank 1 finished no video"
         time.sleep(0.02)
     os.kill(rank_process(marker, 1), signal.SIGKILL)

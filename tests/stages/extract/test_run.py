@@ -335,14 +335,14 @@ def test_summary_accounting_leaves_each_video_in_one_outcome() -> None:
 
 def test_the_ranks_summaries_merge_into_the_jobs() -> None:
     rank0 = ExtractSummary(Path("fs"), "f", extracted=["a"], cached=["c"], damaged={"a": "unreadable"}, frames=30,
-                           seconds=2.5)
+                           seconds=2.5, waiting_s=0.5, backbone_s=1.5)
     rank1 = ExtractSummary(Path("fs"), "f", extracted=["b"], by_others=["d"], failed={"e": "broken"}, frames=12,
-                           seconds=4.0)
+                           seconds=4.0, waiting_s=3.0, backbone_s=0.5)
     travelled = [ExtractSummary.from_json(json.loads(json.dumps(part.to_json()))) for part in (rank0, rank1)]
     assert travelled == [rank0, rank1]
     assert ExtractSummary.merged(travelled) == ExtractSummary(
         Path("fs"), "f", extracted=["a", "b"], cached=["c"], by_others=["d"], failed={"e": "broken"},
-        damaged={"a": "unreadable"}, frames=42, seconds=4.0)
+        damaged={"a": "unreadable"}, frames=42, seconds=4.0, waiting_s=3.0, backbone_s=0.5)  # the slowest rank's
 
 
 def test_extract_checks_ids_before_doing_anything(tiny_dataset: Path, tmp_path: Path) -> None:
