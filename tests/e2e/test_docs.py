@@ -49,7 +49,9 @@ def test_every_torch_spec_the_readme_gives_reaches_pip_as_written(tmp_path: Path
     assert "torch torchvision --index-url https://download.pytorch.org/whl/cpu" in specs
     venv = tmp_path / "venv"  # not there: make plans the whole setup (-n: prints it, runs nothing)
     for spec in set(specs):
-        planned = subprocess.run(["make", "-n", "setup", f"VENV={venv}", f"TORCH_SPEC={spec}"], cwd=ROOT,
+        # --no-print-directory: under `make test` this make is a sub-make, which would add "Leaving directory"
+        planned = subprocess.run(["make", "-n", "--no-print-directory", "setup", f"VENV={venv}", f"TORCH_SPEC={spec}"],
+                                 cwd=ROOT,
                                  capture_output=True, text=True, check=True).stdout.splitlines()
         assert f"{venv}/bin/pip install -q {spec}" in planned
         assert planned[-2:] == [f'{venv}/bin/pip install -q -e ".[dev]"', f"touch {venv}/.installed"]
