@@ -401,7 +401,8 @@ def extract(dataset: str, root: Path, dataset_options: dict[str, str], cache: Pa
         extract_options.validate()
     records = _load_records(dataset, root, dataset_options, allow_outside_root)
     if dry_run:
-        _dry_run(records, extract_options)
+        if current_ranks().is_main:  # under torchrun every rank would print the same plan
+            _dry_run(records, extract_options)
         return
     provenance = {"adapter": dataset, "root": str(root.resolve()), "options": dataset_options}
     summary = run_extract(records, cache, extract_options, dataset=provenance)

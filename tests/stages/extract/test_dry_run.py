@@ -79,6 +79,21 @@ def test_cli_prints_the_plan_and_creates_no_cache(dataset: Path, tmp_path: Path)
          "(bench/README.md)")]
 
 
+
+def test_under_torchrun_rank_0_alone_prints_the_plan(dataset: Path, tmp_path: Path,
+                                                    monkeypatch: pytest.MonkeyPatch) -> None:
+    args = ["extract", "--root", str(dataset), "--cache", str(tmp_path / "cache"), "--dry-run", "--image-size", "64",
+            "--weights", "random"]
+    printed = {}
+    for rank in (0, 1):
+        for name, value in (("RANK", rank), ("LOCAL_RANK", rank), ("WORLD_SIZE", 2)):
+            monkeypatch.setenv(name, str(value))
+        result = CliRunner().invoke(main, args)
+        assert result.exit_code == 0, result.output
+        printed[rank] = result.output
+    assert printed[0].startswith("dry run, nothing decoded or written") and printed[1] == ""
+    assert not (tmp_path / "cache").exists()
+
 def test_missing_imagenet_weights_stop_the_dry_run_with_what_to_do(dataset: Path, tmp_path: Path,
                                                                    monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("TORCH_HOME", str(tmp_path / "empty-hub"))
