@@ -93,9 +93,14 @@ def local_device(device: torch.device, ranks: Ranks) -> torch.device:
     return device
 
 
+def joined_world() -> int:
+    """How many processes share the process group this process joined (1 when it joined none)."""
+    return dist.get_world_size() if dist.is_available() and dist.is_initialized() else 1
+
+
 def barrier() -> None:
     """Wait until every rank gets here (nothing to wait for in a world of one)."""
-    if dist.is_available() and dist.is_initialized():
+    if joined_world() > 1:
         dist.barrier()
 
 
@@ -132,7 +137,7 @@ def broadcast_json(value: object) -> object:
 
     For decisions one rank makes for all (which videos each extracts), sent as JSON rather than pickled.
     """
-    if not (dist.is_available() and dist.is_initialized()):
+    if joined_world() == 1:
         return value
     device = _collective_device()
     data = _encoded(value, device) if dist.get_rank() == 0 else None
@@ -146,7 +151,7 @@ def broadcast_json(value: object) -> object:
 
 def all_gather_json(value: object) -> list[object]:
     """Every rank's `value` (any JSON value), in rank order, on every rank."""
-    if not (dist.is_available() and dist.is_initialized()):
+    if joined_world() == 1:
         return [value]
     device = _collective_device()
     data = _encoded(value, device)

@@ -16,13 +16,10 @@ import torch
 import torch.distributed as dist
 from torch import Tensor, nn
 
+from vava.core.distributed import all_gather_json, joined_world
 from vava.core.errors import VavaError
 
 T = TypeVar("T")
-
-
-def _world() -> int:
-    return dist.get_world_size() if dist.is_available() and dist.is_initialized() else 1
 
 
 class _GatherRows(torch.autograd.Function):
@@ -45,7 +42,7 @@ class _GatherRows(torch.autograd.Function):
 
 def gather_rows(rows: Tensor) -> Tensor:
     """The rows of every rank (the same number on each), in rank order; `rows` itself in a world of one."""
-    return _GatherRows.apply(rows) if _world() > 1 else rows
+    return _GatherRows.apply(rows) if joined_world() > 1 else rows
 
 
 class GlobalBatchNorm(nn.BatchNorm3d):
@@ -58,7 +55,7 @@ class GlobalBatchNorm(nn.BatchNorm3d):
     """
 
     def forward(self, x: Tensor) -> Tensor:
-        world = _world()
+        world = joined_world()
         if not self.training or world == 1:
             return super().forward(x)
         dims = [0, *range(2, x.dim())]
@@ -103,9 +100,8 @@ def agree(step: Callable[[], T]) -> T:
         result, error = step(), None
     except VavaError as err:
         result, error = None, err
-    if _world() > 1:
-        messages: list[str | None] = [None] * _world()
-        dist.all_gather_object(messages, None if error is None else str(error))
+    if joined_world() > 1:
+        messages = all_gather_json(None if error is None else str(error))
         failed = next(((rank, text) for rank, text in enumerate(messages) if text is not None), None)
         if error is None and failed is not None:
             raise VavaError(f"rank {failed[0]} stopped: {failed[1]}")
@@ -116,7 +112,7 @@ def agree(step: Callable[[], T]) -> T:
 
 def share_random_state() -> None:
     """Give every rank rank 0's CPU random state (after work that rank 0 alone did, such as an evaluation)."""
-    if _world() > 1:
+    if joined_world() > 1:
         state = [torch.get_rng_state()]
         dist.broadcast_object_list(state, src=0)
         torch.set_rng_state(state[0])
