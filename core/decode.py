@@ -51,6 +51,15 @@ def kept_mask(frames: int, source_fps: float | None, target_fps: float | None) -
     return _kept(np.arange(frames, dtype=np.float64), source_fps, target_fps)
 
 
+def wanted_mask(record: VideoRecord, frames: int, source_fps: float | None, target_fps: float | None) -> np.ndarray:
+    """Which of `record`'s decoded frames 0..frames-1 a decode keeps (bool): `kept_mask` and the record's `keep`
+    mask (frames past the mask are kept)."""
+    wanted = kept_mask(frames, source_fps, target_fps)
+    if record.keep is not None:
+        wanted[: record.keep.shape[0]] &= record.keep[:frames]
+    return wanted
+
+
 def _kept(index: np.ndarray, source_fps: float | None, target_fps: float | None) -> np.ndarray:
     if target_fps is None or source_fps is None or target_fps >= source_fps:
         return np.ones(index.shape, dtype=bool)
@@ -181,7 +190,7 @@ class VideoDecoder:
         if video.fps:
             self.source_fps = video.fps
         self._check_fps(self.source_fps)
-        wanted = np.flatnonzero(self._wanted_mask(video.frames, self.source_fps))
+        wanted = np.flatnonzero(wanted_mask(self.record, video.frames, self.source_fps, self.target_fps))
         for start in range(0, wanted.shape[0], self.chunk_frames):
             batch = wanted[start:start + self.chunk_frames]
             yield from zip(batch.tolist(), video.frames_at(batch.tolist()))
@@ -228,14 +237,6 @@ class VideoDecoder:
         keep = self.record.keep
         in_mask = keep is None or index >= keep.shape[0] or bool(keep[index])
         return in_mask and is_kept(index, source_fps, self.target_fps)
-
-    def _wanted_mask(self, frames: int, source_fps: float | None) -> np.ndarray:
-        """`_wanted` for decoded frames 0..frames-1 at once (bool)."""
-        wanted = kept_mask(frames, source_fps, self.target_fps)
-        keep = self.record.keep
-        if keep is not None:
-            wanted[: keep.shape[0]] &= keep[:frames]
-        return wanted
 
     def _check_fps(self, source_fps: float | None) -> None:
         if self.target_fps is not None and not source_fps:

@@ -8,7 +8,7 @@ from pathlib import Path
 import av
 import numpy as np
 
-from vava.core.decode import frame_files, kept_mask
+from vava.core.decode import frame_files, wanted_mask
 from vava.core.errors import VavaError
 from vava.core.files import atomic_path
 from vava.core.records import MAX_FRAMES, VideoRecord
@@ -91,10 +91,7 @@ def kept_frames(record: VideoRecord, target_fps: float | None) -> int:
     source_fps = fps or record.fps
     if target_fps is not None and not source_fps:
         raise VavaError(f"frame rate unknown, cannot resample to {target_fps} fps (give `fps` in the manifest)")
-    kept = kept_mask(frames, source_fps, target_fps)
-    if record.keep is not None:
-        kept[: record.keep.shape[0]] &= record.keep[:frames]
-    return int(np.count_nonzero(kept))
+    return int(np.count_nonzero(wanted_mask(record, frames, source_fps, target_fps)))
 
 
 def planned_frames(records: list[VideoRecord], target_fps: float | None) -> int:
