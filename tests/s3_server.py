@@ -113,10 +113,21 @@ def use_server(server: SeaweedServer, monkeypatch: pytest.MonkeyPatch) -> None:
     """Point the S3 client at `server`. Cached file systems are dropped: s3fs keys its instance cache by
     its arguments, not by the endpoint botocore reads from the environment, so one made by an earlier
     test for another endpoint would be reused."""
-    import s3fs
-
     for name, value in server.environment().items():
         monkeypatch.setenv(name, value)
+    drop_cached_file_systems()
+
+
+def drop_cached_file_systems() -> None:
+    """Close the connections of every cached s3fs file system, then forget them. s3fs closes a synchronous one's
+    connection when it is collected, but not an asynchronous one's (zarr's), whose open aiohttp session would
+    otherwise warn (ResourceWarning) whenever the collector happens to run, inside whichever test runs then."""
+    import s3fs
+    from zarr.core.sync import sync
+
+    for fs in list(s3fs.S3FileSystem._cache.values()):
+        if fs.asynchronous and getattr(fs, "_s3creator", None) is not None:
+            sync(fs._s3creator.__aexit__(None, None, None))  # made on zarr's event loop, so closed there
     s3fs.S3FileSystem.clear_instance_cache()
 
 

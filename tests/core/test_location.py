@@ -9,6 +9,7 @@ from pathlib import Path
 import pytest
 
 from tests.helpers import cli, single_line
+from tests.s3_server import drop_cached_file_systems
 from vava.cache.locks import FileLock, NoLock, set_lock, video_lock
 from vava.cache.store import FeatureSet
 from vava.core.errors import VavaError
@@ -62,17 +63,15 @@ def test_failures_that_mean_the_storage_is_unreachable() -> None:
 def closed_endpoint(monkeypatch: pytest.MonkeyPatch) -> Iterator[str]:
     """An endpoint nothing listens on, and credentials, in the environment."""
     pytest.importorskip("s3fs", reason="s3fs is not installed (pip install 'vava-align[s3]')")
-    import s3fs
-
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         endpoint = f"http://127.0.0.1:{s.getsockname()[1]}"
     for name, value in {"AWS_ENDPOINT_URL": endpoint, "AWS_ACCESS_KEY_ID": "k", "AWS_SECRET_ACCESS_KEY": "s",
                         "AWS_DEFAULT_REGION": "us-east-1", "AWS_MAX_ATTEMPTS": "1"}.items():
         monkeypatch.setenv(name, value)
-    s3fs.S3FileSystem.clear_instance_cache()
+    drop_cached_file_systems()
     yield endpoint
-    s3fs.S3FileSystem.clear_instance_cache()  # its file systems point at nothing: no later test may get them
+    drop_cached_file_systems()  # its file systems point at nothing: no later test may get them
 
 
 def test_an_unreachable_endpoint_is_one_line_naming_it(closed_endpoint: str) -> None:
