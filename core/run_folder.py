@@ -17,6 +17,8 @@ here, or in the artefact module named beside it)::
     RUN/sweep_key.json, sweep_time.json   written by `vava sweep`: what the run is built for, and (last) its wall time
     RUN/virtual_mass.json `vava sweep`'s diagnostic of a VAVA run (`vava.pipeline.diagnostics`)
     RUN/.vava.lock        held by the one train, embed or evaluate process writing into the run
+    RUN/.vava-sync.json, .vava-sync.lock   in the local copy of a run folder in object storage: what was
+                          synced with it, and the lock of a sync (`vava.core.staged_run`)
 
 Embeddings, reports and plots of a checkpoint other than last.pt carry its tag (`checkpoint_tag`)
 in their names: embeddings-best.h5, report-step500.json, plots/tsne-best.png; so do the embeddings
@@ -63,6 +65,9 @@ EVAL_LOG_NAME = "eval_log.csv"
 # Config keys that may differ between the checkpoints of one run: a resumed run may change them.
 SCHEDULE_KEYS = frozenset({"steps", "checkpoint_every", "log_every", "eval_every"})
 LOCK_NAME = ".vava.lock"
+SYNC_MANIFEST_NAME = ".vava-sync.json"
+SYNC_LOCK_NAME = ".vava-sync.lock"
+BOOKKEEPING_NAMES = frozenset({LOCK_NAME, SYNC_MANIFEST_NAME, SYNC_LOCK_NAME})  # none of them make a folder a run
 SCRATCH_NAME = ".eval-embeddings.h5"  # where an evaluator may write the embeddings it scores (then removes them)
 PLOTS = "plots"
 TENSORBOARD = "tensorboard"

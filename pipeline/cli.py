@@ -97,8 +97,8 @@ class _Location(click.Path):
         if not is_url(value):
             return super().convert(value, param, ctx)
         if not self.urls:
-            self.fail(f"{value}: a local folder, please (object storage holds feature caches: --cache, --features)",
-                      param, ctx)
+            self.fail(f"{value}: a local path, please (object-storage URLs are taken for feature caches and run "
+                      "folders: --cache, --features, --run, and --out of train, sweep and diagnose)", param, ctx)
         return as_location(value)
 
 
@@ -121,7 +121,9 @@ class _Printed(_Location):
 
 
 FEATURES = _Printed("vava extract")
-RUN = _Printed("vava train", urls=False, file_okay=False)
+RUN = _Printed("vava train", file_okay=False)
+LOCAL_FOLDER = _Location(urls=False, file_okay=False)
+LOCAL_FILE = _Location(urls=False, dir_okay=False)
 
 
 # -- data ----------------------------------------------------------------------------------
@@ -139,7 +141,7 @@ def _frames_range(ctx: click.Context, param: click.Parameter, value: str) -> tup
 
 
 @data.command("synth")
-@click.argument("out_dir", type=click.Path(file_okay=False, path_type=Path))
+@click.argument("out_dir", type=LOCAL_FOLDER)
 @click.option("--actions", default=3, show_default=True, help="Number of action classes.")
 @click.option("--videos", default=10, show_default=True, help="Videos per action.")
 @click.option("--val-fraction", default=0.3, show_default=True, help="Share of each action's videos in val.")
@@ -204,7 +206,7 @@ def _dataset_options(func):
     for option in reversed([
         click.option("--dataset", default="folder", show_default=True,
                      help="Dataset adapter (`vava data info --help` lists them)."),
-        click.option("--root", required=True, type=click.Path(path_type=Path), help="Dataset root folder."),
+        click.option("--root", required=True, type=_Location(urls=False), help="Dataset root folder."),
         click.option("--dataset-option", "dataset_options", multiple=True, callback=_key_values, metavar="KEY=VALUE",
                      help="An option of the dataset adapter (repeatable), e.g. background=drop."),
         click.option("--allow-outside-root", is_flag=True,
@@ -244,7 +246,7 @@ class _DatasetsCommand(click.Command):
 
 @data.command("info", cls=_DatasetsCommand)
 @_dataset_options
-@click.option("--write-split", type=click.Path(dir_okay=False, path_type=Path),
+@click.option("--write-split", type=LOCAL_FILE,
               help="Also write the video ids of each split, as read, to this new JSON file "
                    '({"train": [...], "val": [...], "test": [...]}), e.g. for COIN\'s split_file option.')
 def data_info(dataset: str, root: Path, dataset_options: dict[str, str], allow_outside_root: bool,
@@ -286,16 +288,16 @@ def _report_left_out(dataset: str, root: Path, records: list[VideoRecord], datas
 
 
 @data.command("manifest")
-@click.argument("video_dir", type=click.Path(file_okay=False, path_type=Path))
-@click.option("--out", required=True, type=click.Path(dir_okay=False, path_type=Path),
+@click.argument("video_dir", type=LOCAL_FOLDER)
+@click.option("--out", required=True, type=LOCAL_FILE,
               help="The manifest to write: a manifest.jsonl in VIDEO_DIR or a folder above it.")
-@click.option("--split-by", "split_file", type=click.Path(dir_okay=False, path_type=Path), default=None,
+@click.option("--split-by", "split_file", type=LOCAL_FILE, default=None,
               help="File of 'video_id split' lines (or CSV video,split) giving every video's split.")
 @click.option("--val-fraction", type=float, default=None,
               help="Without --split-by: share of each action's videos put in val (default 0.2; at least one stays "
                    "in train).")
 @click.option("--seed", type=int, default=None, help="Seed of the --val-fraction draw (default 0).")
-@click.option("--segments", "segments_file", type=click.Path(dir_okay=False, path_type=Path), default=None,
+@click.option("--segments", "segments_file", type=LOCAL_FILE, default=None,
               help="CSV video,start,end,phase (seconds) of phase segments; videos without rows stay unlabelled.")
 @click.option("--action", default=None, help="Action of the videos directly in VIDEO_DIR (default: its name).")
 @click.option("--force", is_flag=True, help="Replace an existing manifest.")
@@ -326,7 +328,7 @@ def data_manifest(video_dir: Path, out: Path, split_file: Path | None, val_fract
 
 
 @data.command("fixture", cls=_DatasetsCommand)
-@click.argument("out_dir", required=False, type=click.Path(file_okay=False, path_type=Path))
+@click.argument("out_dir", required=False, type=LOCAL_FOLDER)
 @click.option("--dataset", help="Dataset adapter whose on-disk format to write.")
 @click.option("--list", "list_names", is_flag=True, help="Print the names of the datasets and stop.")
 def data_fixture(out_dir: Path | None, dataset: str | None, list_names: bool) -> None:
@@ -501,7 +503,7 @@ class _ReproduceCommand(_DatasetsCommand, _ProbeOptionsCommand):
 
 @main.command(cls=_ReproduceCommand)
 @_dataset_options
-@click.option("--out", required=True, type=click.Path(file_okay=False, path_type=Path),
+@click.option("--out", required=True, type=LOCAL_FOLDER,
               help="Folder of the reproduction: cache/, runs/ and results.md.")
 @click.option("--objectives", default="vava,tcc,lav", show_default=True, help="Objectives, comma or space separated.")
 @click.option("--per-action", is_flag=True,
@@ -559,7 +561,8 @@ def reproduce(dataset: str, root: Path, dataset_options: dict[str, str], allow_o
 @main.command()
 @click.option("--features", required=True, type=FEATURES, help="Feature set (printed by extract).")
 @click.option("--objective", default=None, help="Training objective (default: the config's, vava).")
-@click.option("--out", required=True, type=_Location(urls=False, file_okay=False), help="Run folder.")
+@click.option("--out", required=True, type=_Location(file_okay=False),
+              help="Run folder, or object-storage URL (s3://bucket/runs/name).")
 @click.option("--config", "preset", default=None, help="YAML file or preset name in configs/ (e.g. synthetic).")
 @click.option("--steps", type=int, default=None, help="Optimiser steps (overrides the config).")
 @click.option("--set", "overrides", multiple=True, metavar="KEY=VALUE",
@@ -576,13 +579,14 @@ def reproduce(dataset: str, root: Path, dataset_options: dict[str, str], allow_o
 @click.option("--force", is_flag=True, help="Train into --out even if it is a non-empty folder that is not a run.")
 @click.option("--allow-partial", is_flag=True, help="Train even if the feature set lacks some of its videos.")
 @click.option("--quiet", is_flag=True, help="No progress bar.")
-def train(features: Path, objective: str | None, out: Path, preset: str | None, steps: int | None,
+def train(features: Path, objective: str | None, out: Path | RemotePath, preset: str | None, steps: int | None,
           overrides: tuple[str, ...], device: str, seed: int | None, eval_every: int | None, eval_metric: str | None,
           resume: bool, force: bool, allow_partial: bool, quiet: bool) -> None:
     """Train the frame embedder on a cached feature set. The last stdout line is the run folder."""
     from vava.core.config import merge, parse_overrides
     from vava.core.distributed import current_ranks
     from vava.core.run_folder import BEST, CHECKPOINTS
+    from vava.core.staged_run import shown, staged
     from vava.pipeline.val_probes import ValProbes
     from vava.stages.train.config import load_config
     from vava.stages.train.loop import train as run_train
@@ -591,16 +595,19 @@ def train(features: Path, objective: str | None, out: Path, preset: str | None, 
     direct = {"objective": objective, "steps": steps, "seed": seed, "eval_every": eval_every,
               "eval_metric": eval_metric}
     config = load_config(preset, merge(values, {k: v for k, v in direct.items() if v is not None}))
-    summary = run_train(features, out, config, device=device, resume=resume, force=force, progress=not quiet,
-                        allow_partial=allow_partial, evaluator=ValProbes())
-    if not current_ranks().is_main:  # under torchrun, rank 0 alone reports
+    main = current_ranks().is_main
+    with staged(out, "vava train", writes=main) as run_dir:
+        summary = run_train(features, run_dir, config, device=device, resume=resume, force=force,
+                            progress=not quiet, allow_partial=allow_partial, evaluator=ValProbes())
+    if not main:  # under torchrun, rank 0 alone reports
         return
     click.echo(f"trained {config.objective} from step {summary.start_step} to {summary.steps} in "
                f"{summary.seconds:.1f} s ({summary.data_path} data path), last loss {summary.loss:.6g}", err=True)
     if summary.best is not None:
         metric, value, step = summary.best
-        click.echo(f"best {metric} {value:.6g} at step {step}: {summary.run_dir / CHECKPOINTS / BEST}", err=True)
-    click.echo(str(summary.run_dir))
+        click.echo(f"best {metric} {value:.6g} at step {step}: {shown(run_dir / CHECKPOINTS / BEST, run_dir, out)}",
+                   err=True)
+    click.echo(shown(summary.run_dir, run_dir, out))
 
 
 @main.command()
@@ -618,22 +625,26 @@ def train(features: Path, objective: str | None, out: Path, preset: str | None, 
 @click.option("--device", default="auto", show_default=True)
 @click.option("--allow-partial", is_flag=True, help="Embed even if the feature set lacks some of its videos.")
 @click.option("--quiet", is_flag=True, help="No progress bar.")
-def embed(run_dir: Path, features: Path | None, splits: str, identity: str | None, checkpoint: str, batch_frames: int,
+def embed(run_dir: Path | RemotePath, features: Path | None, splits: str, identity: str | None, checkpoint: str, batch_frames: int,
           device: str, allow_partial: bool, quiet: bool) -> None:
     """Embed every frame of every video into RUN/embeddings.h5 (the last stdout line is its path)."""
     from vava.core.distributed import current_ranks
+    from vava.core.staged_run import shown, staged
     from vava.stages.embed.run import embed as run_embed
 
     chosen = tuple(s.strip() for s in splits.split(",") if s.strip())
-    path = run_embed(run_dir, features, chosen, identity=identity, device=device, chunk_frames=batch_frames,
-                     progress=not quiet, allow_partial=allow_partial, checkpoint=checkpoint)
-    if current_ranks().is_main:  # under torchrun rank 0 wrote the file
-        click.echo(str(path))
+    main = current_ranks().is_main
+    with staged(run_dir, "vava embed", writes=main) as local:
+        path = run_embed(local, features, chosen, identity=identity, device=device, chunk_frames=batch_frames,
+                         progress=not quiet, allow_partial=allow_partial, checkpoint=checkpoint)
+    if main:  # under torchrun rank 0 wrote the file
+        click.echo(shown(path, local, run_dir))
 
 
 @main.command()
 @click.option("--features", required=True, type=FEATURES, help="Feature set to diagnose.")
-@click.option("--out", required=True, type=click.Path(file_okay=False, path_type=Path), help="Folder of the runs.")
+@click.option("--out", required=True, type=_Location(file_okay=False),
+              help="Folder of the runs, or object-storage URL.")
 @click.option("--config", "preset", default="synthetic", show_default=True,
               help="Training preset (YAML file or name in configs/) every rung trains with.")
 @click.option("--objectives", default="vava,tcc,lav", show_default=True,
@@ -641,18 +652,20 @@ def embed(run_dir: Path, features: Path | None, splits: str, identity: str | Non
 @click.option("--steps", type=int, default=None, help="Steps of every training run (default: the preset's).")
 @click.option("--set", "overrides", multiple=True, metavar="KEY=VALUE", help="Override for every run (repeatable).")
 @click.option("--device", default="auto", show_default=True)
-def diagnose(features: Path, out: Path, preset: str, objectives: str, steps: int | None, overrides: tuple[str, ...],
+def diagnose(features: Path, out: Path | RemotePath, preset: str, objectives: str, steps: int | None, overrides: tuple[str, ...],
              device: str) -> None:
     """The sanity ladder: frozen features, supervised (must fit its labels, converge and reach the frozen
     features on val), then self-supervised objectives. Writes OUT/ladder.md; exits 1 when supervised fails."""
     from vava.core.config import parse_overrides
+    from vava.core.staged_run import shown, staged
     from vava.pipeline.ladder import LADDER_NAME, run_ladder
 
     chosen = [name.strip() for name in objectives.split(",") if name.strip()]
-    ladder = run_ladder(features, out, preset, chosen, steps=steps, overrides=parse_overrides(overrides),
-                        device=device, log=lambda line: click.echo(line, err=True))
-    click.echo((out / LADDER_NAME).read_text(encoding="utf-8"))
-    click.echo(str(out / LADDER_NAME))
+    with staged(out, "vava diagnose", writes=True) as local:
+        ladder = run_ladder(features, local, preset, chosen, steps=steps, overrides=parse_overrides(overrides),
+                            device=device, log=lambda line: click.echo(line, err=True))
+    click.echo((local / LADDER_NAME).read_text(encoding="utf-8"))
+    click.echo(shown(local / LADDER_NAME, local, out))
     if not ladder.passed:
         sys.exit(1)
 
@@ -660,34 +673,39 @@ def diagnose(features: Path, out: Path, preset: str, objectives: str, steps: int
 @main.command()
 @click.option("--features", required=True, type=FEATURES, help="Feature set every run trains on.")
 @click.option("--plan", default="ablations", show_default=True, help="Plan file or name in configs/sweeps/.")
-@click.option("--out", required=True, type=click.Path(file_okay=False, path_type=Path), help="Folder of the runs.")
+@click.option("--out", required=True, type=_Location(file_okay=False),
+              help="Folder of the runs, or object-storage URL.")
 @click.option("--steps", type=int, default=None, help="Steps of every training run (default: the plan's base config).")
 @click.option("--set", "overrides", multiple=True, metavar="KEY=VALUE", help="Override for every run (repeatable).")
-@click.option("--results", type=click.Path(dir_okay=False, path_type=Path), default=None,
+@click.option("--results", type=LOCAL_FILE, default=None,
               help="Also write the result tables here (default: OUT/results.md only).")
 @click.option("--seeds", default=None, metavar="S,S,...",
               help="Run the whole sweep once per seed, in OUT/seed-S (every trained run's seed is S); "
                    "OUT/results.md shows mean ± sd over the seeds.")
 @click.option("--device", default="auto", show_default=True)
-def sweep(features: Path, plan: str, out: Path, steps: int | None, overrides: tuple[str, ...], results: Path | None,
+def sweep(features: Path, plan: str, out: Path | RemotePath, steps: int | None, overrides: tuple[str, ...], results: Path | None,
           seeds: str | None, device: str) -> None:
     """Train, embed and evaluate every run of a plan on one feature set; write comparison tables."""
     from vava.core.config import parse_overrides
     from vava.core.files import atomic_write
+    from vava.core.staged_run import shown, staged
     from vava.pipeline.sweep import RESULTS_NAME, load_plan, parse_seeds, run_sweep
 
     if results is not None and results.suffix != ".md":
         raise click.BadParameter(f"{results} does not end in .md (the tables are markdown)", param_hint="--results")
     with _option_errors():
         chosen = None if seeds is None else parse_seeds(seeds)
-    markdown, failed = run_sweep(features, out, load_plan(plan), steps=steps, overrides=parse_overrides(overrides),
-                                 device=device, seeds=chosen, log=lambda line: click.echo(line, err=True))
-    out.mkdir(parents=True, exist_ok=True)
-    for path in filter(None, (out / RESULTS_NAME, results)):
-        path.parent.mkdir(parents=True, exist_ok=True)
-        atomic_write(path, markdown)
+    runs = load_plan(plan)
+    with staged(out, "vava sweep", writes=True) as local:
+        markdown, failed = run_sweep(features, local, runs, steps=steps,
+                                     overrides=parse_overrides(overrides), device=device, seeds=chosen,
+                                     log=lambda line: click.echo(line, err=True))
+        local.mkdir(parents=True, exist_ok=True)
+        for path in filter(None, (local / RESULTS_NAME, results)):
+            path.parent.mkdir(parents=True, exist_ok=True)
+            atomic_write(path, markdown)
     click.echo(markdown)
-    click.echo(str(out / RESULTS_NAME))
+    click.echo(shown(local / RESULTS_NAME, local, out))
     if failed:
         sys.exit(1)
 
@@ -695,7 +713,7 @@ def sweep(features: Path, plan: str, out: Path, steps: int | None, overrides: tu
 # -- evaluate / align -----------------------------------------------------------------------
 @main.command(cls=_EvaluateCommand)
 @click.option("--run", "run_dir", type=RUN, help="Run folder to evaluate.")
-@click.option("--compare", "compare", type=click.Path(path_type=Path), multiple=True,
+@click.option("--compare", "compare", type=_Location(), multiple=True,
               help="Put the reports of these run folders into one table instead (repeatable).")
 @click.option("--plots/--no-plots", default=True, show_default=True, help="t-SNE, alignment and loss plots.")
 @click.option("--time-reference/--no-time-reference", default=True, show_default=True,
@@ -704,31 +722,37 @@ def sweep(features: Path, plan: str, out: Path, steps: int | None, overrides: tu
               help="Whose embeddings to evaluate: last, best, a step N or a checkpoint file, as given to "
                    "`vava embed` (or identity-KIND, for `vava embed --identity KIND` into a trained run); others "
                    "than last write report-<best|stepN|file stem>.json/.md and plots named alike.")
-def evaluate(run_dir: Path | None, compare: tuple[Path, ...], plots: bool, time_reference: bool, checkpoint: str,
+def evaluate(run_dir: Path | RemotePath | None, compare: tuple[Path | RemotePath, ...], plots: bool, time_reference: bool, checkpoint: str,
              **options) -> None:
     """Evaluate a run's embeddings (RUN/report.json, report.md, plots/), or --compare several runs."""
     from vava.core.report_file import REPORT_JSON, REPORT_MD
     from vava.core.run_folder import checkpoint_tag, tagged_name
+    from vava.core.staged_run import shown, staged
     from vava.stages.evaluate.report import compare_reports, load_comparable_report, render_text
     from vava.stages.evaluate.run import evaluate_run
     from vava.stages.evaluate.tables import skip_lines
 
     probes = click.get_current_context().command.registry()
     if compare:
-        click.echo(compare_reports([load_comparable_report(path) for path in compare], probes))
+        reports = []
+        for path in compare:  # a URL names a run folder: its report alone is fetched
+            with staged(path, "vava evaluate --compare", writes=False, wanted=REPORT_JSON.__eq__) as local:
+                reports.append(load_comparable_report(local))
+        click.echo(compare_reports(reports, probes))
         return
     if run_dir is None:
         raise click.UsageError("give --run RUN_DIR, or --compare RUN_DIR ...")
-    with _option_errors():
-        report, drawn = evaluate_run(run_dir, plots=plots, probes=probes, checkpoint=checkpoint,
+    with _option_errors(), staged(run_dir, "vava evaluate", writes=True) as local:
+        report, drawn = evaluate_run(local, plots=plots, probes=probes, checkpoint=checkpoint,
                                      time_reference=time_reference, **options)
     click.echo(render_text(report, probes))
     for line in skip_lines(report):
         click.echo(f"skipped {line}", err=True)
     tag = checkpoint_tag(checkpoint)
-    click.echo(f"report: {run_dir / tagged_name(REPORT_MD, tag)} and {tagged_name(REPORT_JSON, tag)}")
+    click.echo(f"report: {shown(local / tagged_name(REPORT_MD, tag), local, run_dir)} and "
+               f"{tagged_name(REPORT_JSON, tag)}")
     for png in drawn.written:
-        click.echo(f"plot:   {png}")
+        click.echo(f"plot:   {shown(png, local, run_dir)}")
     for name, reason in drawn.skipped.items():
         click.echo(f"skipped plot {name}: {reason}", err=True)
 
@@ -737,10 +761,10 @@ def evaluate(run_dir: Path | None, compare: tuple[Path, ...], plots: bool, time_
 @click.option("--run", "run_dir", required=True, type=RUN, help="Trained run.")
 @click.argument("video_a")
 @click.argument("video_b")
-@click.option("--out", required=True, type=click.Path(dir_okay=False, path_type=Path), help="Output .mp4.")
+@click.option("--out", required=True, type=LOCAL_FILE, help="Output .mp4.")
 @click.option("--method", type=click.Choice(["dtw", "nn"]), default="dtw", show_default=True,
               help="Monotonic DTW path, or each frame's nearest neighbour.")
-@click.option("--plot", type=click.Path(dir_okay=False, path_type=Path), default=None, help="Also write the alignment plot.")
+@click.option("--plot", type=LOCAL_FILE, default=None, help="Also write the alignment plot.")
 @click.option("--fps", type=float, default=None, help="Output frame rate (default: A's).")
 @click.option("--height", default=240, show_default=True, help="Height of each half in pixels.")
 @click.option("--weights", default=None, help="Backbone weights file, for videos outside the feature set.")
@@ -748,13 +772,15 @@ def evaluate(run_dir: Path | None, compare: tuple[Path, ...], plots: bool, time_
               help="Feature set of the video ids (default: the one the run was trained on).")
 @click.option("--device", default="auto", show_default=True)
 @click.option("--quiet", is_flag=True, help="No progress bars.")
-def align(run_dir: Path, video_a: str, video_b: str, out: Path, method: str, plot: Path | None, fps: float | None,
+def align(run_dir: Path | RemotePath, video_a: str, video_b: str, out: Path, method: str, plot: Path | None, fps: float | None,
           height: int, weights: str | None, features: Path | None, device: str, quiet: bool) -> None:
     """Side-by-side video of VIDEO_B re-timed to follow VIDEO_A (ids of the run's feature set, or files)."""
+    from vava.core.staged_run import staged
     from vava.stages.align.run import align_videos
 
-    path = align_videos(run_dir, video_a, video_b, out, method=method, plot_png=plot, fps=fps, height=height,
-                        weights=weights, device=device, features=features, progress=not quiet)
+    with staged(run_dir, "vava align", writes=False, wanted=lambda name: not name.endswith(".h5")) as local:
+        path = align_videos(local, video_a, video_b, out, method=method, plot_png=plot, fps=fps, height=height,
+                            weights=weights, device=device, features=features, progress=not quiet)
     if plot is not None:
         click.echo(f"plot: {plot}", err=True)
     click.echo(str(path))

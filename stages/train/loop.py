@@ -38,10 +38,10 @@ from vava.core.embedder import Embedder
 from vava.core.errors import VavaError, option_name
 from vava.core.files import atomic_write
 from vava.core.run_folder import (
+    BOOKKEEPING_NAMES,
     CHECKPOINTS,
     CONFIG_NAME,
     LAST,
-    LOCK_NAME,
     LOG_NAME,
     RUN_INFO_NAME,
     SCHEDULE_KEYS,
@@ -51,6 +51,7 @@ from vava.core.run_folder import (
     locked_run,
     save_checkpoint,
 )
+from vava.core.staged_run import publish
 from vava.stages.train.config import TrainConfig
 from vava.stages.train.data import (
     Context,
@@ -173,7 +174,7 @@ def _check_out(run_dir: Path, force: bool) -> Path:
     check_run_folder(run_dir, "out")
     if force or not run_dir.is_dir() or (run_dir / RUN_INFO_NAME).is_file():
         return run_dir
-    if any(path.name != LOCK_NAME for path in run_dir.iterdir()):
+    if any(path.name not in BOOKKEEPING_NAMES for path in run_dir.iterdir()):
         raise VavaError(f"{option_name('out')}: {run_dir} is not empty and is not a run folder (no {RUN_INFO_NAME}); "
                         f"pick a new folder, or pass {option_name('force')} to train into it anyway")
     return run_dir
@@ -267,6 +268,7 @@ def _fit(run_dir: Path, feature_set: FeatureSet, videos: list[CachedVideo], samp
                     **meta, "embedder": embedder.state_dict(), "objective": objective.state_dict(),
                     "optimizer": optimizer.state_dict(), "rng": torch.get_rng_state(),
                     **({"eval": scores} if scores else {})}, best=best)
+                publish(run_dir)  # a run folder in object storage gets each checkpoint (and the logs up to it)
             if evaluating:  # an evaluation may draw random numbers on rank 0 alone
                 share_random_state()
             if evaluating or saving:

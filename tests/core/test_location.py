@@ -84,8 +84,12 @@ def test_an_unreachable_endpoint_is_one_line_naming_it(closed_endpoint: str) -> 
     assert single_line(result.stderr) == f"Error: s3://bucket/cache: cannot read the object storage ({reason})"
 
 
-def test_run_folders_are_local(tmp_path: Path) -> None:
+def test_a_run_folder_url_at_an_unreachable_endpoint_is_one_line(closed_endpoint: str, tmp_path: Path,
+                                                                  monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("VAVA_STAGING", str(tmp_path / "staging"))
     result = cli("train", "--features", tmp_path, "--out", "s3://bucket/runs/a")
-    assert result.exit_code == 2
-    assert "s3://bucket/runs/a: a local folder, please (object storage holds feature caches: --cache, --features)" \
-        in result.stderr
+    reason = f"no answer from the endpoint {closed_endpoint}: is the server up and the URL right?"
+    assert result.exit_code == 1
+    assert single_line(result.stderr) == f"Error: s3://bucket/runs/a: cannot write its lease ({reason})"
+    result = cli("reproduce", "--dataset", "folder", "--root", tmp_path, "--out", "s3://bucket/runs")
+    assert result.exit_code == 2 and "s3://bucket/runs: a local path, please" in result.stderr

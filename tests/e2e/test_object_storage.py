@@ -19,6 +19,8 @@ from tests.helpers import EXTRACT, cli, single_line
 from tests.s3_server import SeaweedServer, make_bucket, start_server
 from vava.cache.store import FeatureSet, VideoWriter
 from vava.core.embeddings_file import load_embeddings
+from vava.core.location import RemotePath
+from vava.core.staged_run import STAGING_ENV, StagedRun, staging_folder
 
 TINY = ["--steps", "2", "--quiet", "--set", "model.conv_channels=8", "--set", "model.fc_channels=8",
         "--set", "data.frames_per_video=6", "--set", "data.batch_pairs=2"]
@@ -141,6 +143,39 @@ def test_the_server_stopped_mid_write_gives_a_clear_error_and_a_resumable_cache(
     assert cli("cache", "verify", resumed).exit_code == 0
 
 
+def test_a_run_folder_in_the_bucket_survives_the_server_stopping_mid_training(
+        dataset, own_server: SeaweedServer, monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    _, local = dataset
+    monkeypatch.setenv(STAGING_ENV, str(tmp_path / "staging"))
+    run = "s3://vava-test/runs/stopped"
+    push = StagedRun.push
+
+    def push_then_stop_the_server(self: StagedRun) -> None:
+        push(self)
+        own_server.stop()  # after the first checkpoint is uploaded
+
+    monkeypatch.setattr(StagedRun, "push", push_then_stop_the_server)
+    steps = ["--steps", "6", "--set", "checkpoint_every=2", "--set", "log_every=2"]
+    failed = cli("train", "--features", local, "--out", run, *TINY, *steps)
+    monkeypatch.setattr(StagedRun, "push", push)
+    unreachable = f"no answer from the endpoint {own_server.endpoint}: is the server up and the URL right?"
+    assert failed.exit_code == 1 and "Traceback" not in failed.output
+    error = single_line(failed.stderr.replace("estimate: ", "", 1).split("\n", 1)[1])  # after train's estimate
+    assert error == f"Error: {run}: cannot upload checkpoints/last.pt ({unreachable}) (not uploaded: the run is kept " \
+                    f"in {staging_folder(RemotePath(run))})"
+
+    own_server.start()
+    make_bucket(own_server, monkeypatch)
+    resumed = cli("train", "--features", local, "--out", run, *TINY, *steps, "--resume")
+    assert resumed.exit_code == 0 and "from step 4 to 6" in resumed.stderr, resumed.output
+    fs = RemotePath(run).fs
+    assert sorted(fs.ls("vava-test/runs/stopped/checkpoints")) == [
+        f"vava-test/runs/stopped/checkpoints/{name}" for name in
+        ("last.pt", "step_0000002.pt", "step_0000004.pt", "step_0000006.pt")]
+    log = fs.cat_file("vava-test/runs/stopped/train_log.csv").decode().splitlines()
+    assert [row.split(",")[0] for row in log] == ["step", "2", "4", "6"] and not fs.exists(f"{run}/.vava.lease")
+
+
 def readme_recipe() -> str:
     text = (ROOT / "README.md").read_text()
     return re.search(r"```sh\n(.*?)```", text[text.index("### Object storage"):], flags=re.DOTALL).group(1)
@@ -156,10 +191,16 @@ def test_the_readme_recipe_runs_as_pasted(s3_server: SeaweedServer, monkeypatch:
         '--weights "$WEIGHTS"', '--weights "$WEIGHTS" --image-size 64')
     path = f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}"  # `vava` on the PATH, as after activate
     done = subprocess.run(["bash", "-c", script], cwd=tmp_path, capture_output=True, text=True, timeout=600,
-                          env={**os.environ, "PATH": path, "WEIGHTS": "random"}, check=False)
+                          env={**os.environ, "PATH": path, "WEIGHTS": "random",
+                               STAGING_ENV: str(tmp_path / "staging")}, check=False)
     assert done.returncode == 0 and "Traceback" not in done.stderr, done.stderr
     features = next(line for line in done.stdout.splitlines() if line.startswith("s3://"))  # what `echo` printed
     assert re.fullmatch(r"s3://my-bucket/vava-cache/[0-9a-f]{16}", features), done.stdout
     assert f"{features}  resnet50/layer3.2  64px" in done.stdout and "6/6" in done.stdout  # cache ls
     assert "6 complete videos checked, 0 damaged, 0 incomplete" in done.stdout  # cache verify
-    assert (tmp_path / "runs" / "s3-demo" / "embeddings.h5").is_file()
+    run = "s3://my-bucket/runs/s3-demo"
+    assert f"\n{run}\n" in done.stdout and f"report: {run}/report.md and report.json" in done.stdout
+    bucket = RemotePath(run).fs
+    assert all(bucket.exists(f"my-bucket/runs/s3-demo/{name}") for name in
+               ("checkpoints/last.pt", "embeddings.h5", "report.json", "plots/tsne.png"))
+    assert not bucket.exists("my-bucket/runs/s3-demo/.vava.lease") and not (tmp_path / "runs").exists()

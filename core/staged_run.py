@@ -1,0 +1,310 @@
+"""Run folders in object storage (`s3://bucket/runs/vava`): a command works in a local copy synced with the URL.
+
+A command given a run-folder URL copies the run into its staging folder (`staging_folder`: under
+$VAVA_STAGING, default ~/.cache/vava/runs), works there exactly as in a local run folder, and uploads what
+it wrote: after each checkpoint (`publish`) and when it ends, also when it fails, so the URL keeps
+everything done. A manifest in the staging folder records, for every synced file, its object's version
+(ETag) and the local file's size and modification time, so a sync moves only what changed:
+
+- pulling, a file changed in the URL is downloaded (the URL is the truth: another machine wrote it), one
+  deleted there is deleted here unless it changed here since;
+- pushing, a file changed here is uploaded (also what an interrupted upload left to do), one deleted here
+  is deleted there; checkpoints go first, so the URL never holds a log behind its last checkpoint.
+
+Names starting with "." (the run lock, scratch and temporary files) are never synced. One process at a
+time writes into a run URL: it holds the lease object URL/.vava.lease, created only where none exists (a
+conditional write, S3's `If-None-Match: *`), naming its host and process. A lease left by a process of
+this host that no longer runs is taken over; any other is reported, never broken.
+"""
+from __future__ import annotations
+
+import contextlib
+import datetime as dt
+import hashlib
+import json
+import os
+import socket
+from collections.abc import Callable, Iterator
+from pathlib import Path, PurePosixPath
+from typing import Any
+
+from filelock import FileLock
+
+from vava.core.errors import VavaError
+from vava.core.files import atomic_path, atomic_write, has_control_character, is_inside
+from vava.core.location import RemotePath, storage_reason
+from vava.core.run_folder import CHECKPOINTS, SYNC_LOCK_NAME, SYNC_MANIFEST_NAME
+
+STAGING_ENV = "VAVA_STAGING"
+LEASE_NAME = ".vava.lease"
+
+_active: dict[Path, StagedRun] = {}  # staging folder -> its run, while a command works in it
+
+
+def staging_root() -> Path:
+    """Where run folders in object storage are copied: $VAVA_STAGING, or vava/runs in the user's cache folder."""
+    if chosen := os.environ.get(STAGING_ENV):
+        return Path(chosen).expanduser()
+    return Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache").expanduser() / "vava" / "runs"
+
+
+def staging_folder(url: RemotePath) -> Path:
+    """The local copy of the run at `url`: a folder of the URL's last name (what reports call the run) in one
+    named by a hash of the whole URL, so that every URL has its own copy and two commands on one machine
+    share it."""
+    name = url.name if url.name not in (".", "..") and not has_control_character(url.name) else "run"
+    return staging_root() / hashlib.sha256(str(url).encode()).hexdigest()[:16] / name
+
+
+class StagedRun:
+    """A run folder in object storage and its local copy."""
+
+    def __init__(self, url: RemotePath):
+        self.url, self.local = url, staging_folder(url)
+        if self.local.is_symlink():
+            raise VavaError(f"{self.local}: the staging folder of {url} is a symlink; remove it")
+        self.local.mkdir(parents=True, exist_ok=True)
+        self.manifest: dict[str, dict[str, Any]] = self._read_manifest()
+        self.lease: str | None = None
+
+    def pull(self, wanted: Callable[[str], bool] | None = None, restore: bool = False) -> None:
+        """Bring the local copy up to date with the URL (only the files `wanted` says yes to, when given).
+
+        A file deleted here since the last sync stays deleted (a writer's push deletes it there), unless
+        `restore` (a reader, which never pushes, wants the URL's copy).
+        """
+        with self._sync_lock():
+            self.manifest = self._read_manifest()
+            remote = self._remote_files()
+            for name, version in sorted(remote.items()):
+                known = self.manifest.get(name)
+                missing = restore and not (self.local / name).is_file()
+                if (wanted is None or wanted(name)) and (known is None or known["version"] != version or missing):
+                    self._download(name, version)
+            for name in [n for n in self.manifest if n not in remote]:
+                if not self._changed_here(name):
+                    (self.local / name).unlink(missing_ok=True)
+                    del self.manifest[name]
+            self._write_manifest()
+
+    def push(self) -> None:
+        """Upload what changed here since the last sync, then delete from the URL what was deleted here."""
+        with self._sync_lock():
+            here = self._local_files()
+            uploads = sorted((n for n in here if self._changed_here(n)),
+                             key=lambda n: (not n.startswith(f"{CHECKPOINTS}/"), n))
+            for name in uploads:
+                with self.url.errors(f"upload {name}"):
+                    self.url.fs.put_file(str(self.local / name), f"{self.url.key}/{name}")
+            gone = [n for n in self.manifest if n not in here]
+            for name in gone:
+                with self.url.errors(f"delete {name}"), contextlib.suppress(FileNotFoundError):
+                    self.url.fs.rm_file(f"{self.url.key}/{name}")
+                del self.manifest[name]
+            if uploads:
+                remote = self._remote_files()
+                for name in uploads:
+                    self.manifest[name] = {"version": remote.get(name), **_stat(self.local / name)}
+            self._write_manifest()
+
+    # -- the lease: one writer at a time -------------------------------------------------------------------
+    def take_lease(self, command: str) -> None:
+        """Hold the URL's lease for this process, or a one-line error naming the process that holds it."""
+        mine = json.dumps({"host": socket.gethostname(), "pid": os.getpid(), "command": command,
+                           "since": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds")})
+        for attempt in range(2):
+            try:
+                self.url.fs.pipe_file(self._lease_key, mine.encode(), mode="create")
+                self.lease = mine
+                return
+            except Exception as err:  # refused because a lease exists, or the storage failed: the lease tells which
+                failure = err
+            try:
+                holder = self._lease_holder()
+            except VavaError:
+                holder = None
+            if holder is None:  # no lease there, or none readable: the write itself failed
+                raise VavaError(f"{self.url}: cannot write its lease ({storage_reason(failure)})") from None
+            if attempt or not _stale(holder, self.url):
+                break
+            with self.url.errors("remove a stale lease"), contextlib.suppress(FileNotFoundError):
+                self.url.fs.rm_file(self._lease_key)
+        who = f"{holder.get('command', 'a command')} (process {holder.get('pid')} on {holder.get('host')}, " \
+              f"since {holder.get('since')})"
+        raise VavaError(f"{self.url}: {who} is writing into this run; wait for it to end, or delete "
+                        f"{self.url}/{LEASE_NAME} if that process is gone")
+
+    def release_lease(self) -> None:
+        """Delete the lease if it is still this process's."""
+        with self.url.errors("remove its lease"), contextlib.suppress(FileNotFoundError):
+            if self.lease is not None and self.url.fs.cat_file(self._lease_key).decode() == self.lease:
+                self.url.fs.rm_file(self._lease_key)
+
+    @property
+    def _lease_key(self) -> str:
+        return f"{self.url.key}/{LEASE_NAME}"
+
+    def _lease_holder(self) -> dict[str, Any] | None:
+        with self.url.errors("read its lease"):
+            try:
+                text = self.url.fs.cat_file(self._lease_key)
+            except FileNotFoundError:
+                return None
+        try:
+            holder = json.loads(text)
+        except ValueError:
+            holder = None
+        return holder if isinstance(holder, dict) else {"host": "?", "pid": "?", "since": "?"}
+
+    # -- files on both sides -------------------------------------------------------------------------------
+    def _remote_files(self) -> dict[str, str]:
+        """Each synced object below the URL, by its path relative to it: its version (ETag, or size and time)."""
+        with self.url.errors("list the run"):
+            found = self.url.fs.find(self.url.key, detail=True)
+        prefix = self.url.key + "/"
+        files = {}
+        for key, entry in found.items():
+            key = key.lstrip("/")  # some file systems (memory://) list absolute names
+            name = key[len(prefix):]
+            if entry.get("type") == "file" and key.startswith(prefix) and not _hidden(name):
+                files[_checked_name(name, self.url)] = _version(entry)
+        return files
+
+    def _local_files(self) -> set[str]:
+        return {path.relative_to(self.local).as_posix() for path in self.local.rglob("*")
+                if path.is_file() and not path.is_symlink() and not _hidden(path.relative_to(self.local).as_posix())}
+
+    def _changed_here(self, name: str) -> bool:
+        path, known = self.local / name, self.manifest.get(name)
+        if not path.is_file():
+            return known is not None
+        return known is None or {k: known.get(k) for k in ("size", "mtime_ns")} != _stat(path)
+
+    def _download(self, name: str, version: str) -> None:
+        target = self.local / name
+        if not is_inside(target.parent, self.local):
+            raise VavaError(f"{self.url}/{name}: leads outside the staging folder {self.local} (a symlink there?)")
+        target.parent.mkdir(parents=True, exist_ok=True)
+        with atomic_path(target) as tmp, self.url.errors(f"download {name}"):
+            self.url.fs.get_file(f"{self.url.key}/{name}", str(tmp))
+        self.manifest[name] = {"version": version, **_stat(target)}
+
+    def _read_manifest(self) -> dict[str, dict[str, Any]]:
+        path = self.local / SYNC_MANIFEST_NAME
+        try:
+            saved = json.loads(path.read_text(encoding="utf-8"))
+        except (OSError, ValueError):
+            return {}  # none yet, or damaged: every file is then compared afresh (the URL's copy wins)
+        files = saved.get("files") if isinstance(saved, dict) and saved.get("url") == str(self.url) else None
+        return {n: e for n, e in files.items() if isinstance(e, dict)} if isinstance(files, dict) else {}
+
+    def _write_manifest(self) -> None:
+        atomic_write(self.local / SYNC_MANIFEST_NAME, json.dumps({"url": str(self.url), "files": self.manifest}, indent=1))
+
+    def _sync_lock(self) -> FileLock:
+        return FileLock(self.local / SYNC_LOCK_NAME)
+
+
+@contextlib.contextmanager
+def staged(location: Path | RemotePath, command: str, *, writes: bool,
+           wanted: Callable[[str], bool] | None = None) -> Iterator[Path]:
+    """The local folder `command` works in: `location` itself, or for a URL its synced staging folder.
+
+    With `writes` the command holds the URL's lease and its changes are uploaded when the block ends, also
+    when it fails; without (a reader, or a rank of a torchrun job other than 0, which writes nothing) it
+    only pulls. `wanted` limits the pull to the files a reader needs (`vava evaluate --compare`: reports).
+    """
+    if not isinstance(location, RemotePath):
+        yield location
+        return
+    run = StagedRun(location)
+    if writes:
+        run.take_lease(command)
+    try:
+        run.pull(wanted, restore=not writes)
+        _active[run.local] = run
+        try:
+            yield run.local
+        except BaseException as err:
+            del _active[run.local]
+            _reword(err, lambda text: text.replace(str(run.local), str(run.url)))
+            if writes:  # upload what was done; if that fails too, the error says where it is kept
+                try:
+                    run.push()
+                except VavaError:
+                    _reword(err, lambda text: f"{text} (not uploaded: the run is kept in {run.local})")
+            raise
+        del _active[run.local]
+        if writes:
+            try:
+                run.push()
+            except VavaError as err:
+                raise VavaError(f"{err}; the run is kept in {run.local}: rerun the command to upload it") from None
+    finally:
+        if writes:
+            with contextlib.suppress(VavaError):  # a lease left behind names this process: the next run takes it over
+                run.release_lease()
+
+
+def publish(path: Path) -> None:
+    """Upload what changed in the staged run folder holding `path` (nothing to do for a local run)."""
+    for local, run in _active.items():
+        if path == local or is_inside(path, local):
+            run.push()
+
+
+def _reword(err: BaseException, change: Callable[[str], str]) -> None:
+    """Change the message of `err` (a `VavaError`, or a click usage error) in place, keeping its type."""
+    err.args = tuple(change(arg) if isinstance(arg, str) else arg for arg in err.args)
+    if isinstance(getattr(err, "message", None), str):
+        err.message = change(err.message)
+
+
+def _stat(path: Path) -> dict[str, int]:
+    info = path.stat()
+    return {"size": info.st_size, "mtime_ns": info.st_mtime_ns}
+
+
+def _version(entry: dict[str, Any]) -> str:
+    """What changes whenever an object is rewritten: its ETag where the storage has one."""
+    for key in ("ETag", "etag", "md5Hash", "generation"):
+        if entry.get(key):
+            return str(entry[key])
+    return f"{entry.get('size')}:{entry.get('LastModified') or entry.get('mtime') or entry.get('created')}"
+
+
+def _hidden(name: str) -> bool:
+    return any(part.startswith(".") for part in name.split("/"))
+
+
+def _checked_name(name: str, url: RemotePath) -> str:
+    """`name` if it is a plain relative path (the URL's objects are untrusted: no "..", "\\" or control characters)."""
+    parts = PurePosixPath(name).parts
+    if (not parts or name.startswith("/") or "\\" in name or has_control_character(name)
+            or any(part in ("", ".", "..") for part in name.split("/"))):
+        raise VavaError(f"{url}: holds an object named {name!r}, which is not a plain file path; remove it")
+    return name
+
+
+def _stale(holder: dict[str, Any], url: RemotePath) -> bool:
+    """Whether a lease was left by a process of this host that no longer runs, or by an earlier command of
+    this process (one that could not remove it, the storage being down)."""
+    if holder.get("host") != socket.gethostname() or not isinstance(holder.get("pid"), int):
+        return False
+    if holder["pid"] == os.getpid():
+        return all(run.url != url for run in _active.values())
+    try:
+        os.kill(holder["pid"], 0)
+    except ProcessLookupError:
+        return True
+    except OSError:  # alive, another user's
+        return False
+    return False
+
+
+def shown(path: Path, local: Path, location: Path | RemotePath) -> str:
+    """`path`, inside the folder a command worked in (`local`), as the user named it: below the URL when staged."""
+    if not isinstance(location, RemotePath):
+        return str(path)
+    relative = path.relative_to(local).as_posix()
+    return str(location) if relative == "." else f"{location}/{relative}"

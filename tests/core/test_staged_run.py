@@ -1,0 +1,230 @@
+"""Run folders in object storage (`vava.core.staged_run`): the sync rules, the lease and the commands that take
+a run-folder URL, on fsspec's in-memory file system (tests/e2e/test_object_storage.py does it against a real S3
+server)."""
+from __future__ import annotations
+
+import json
+import os
+import socket
+import subprocess
+import sys
+import uuid
+from pathlib import Path
+
+import fsspec
+import pytest
+
+from tests.helpers import cli, single_line
+from vava.core.errors import VavaError
+from vava.core.location import RemotePath
+from vava.core.staged_run import LEASE_NAME, STAGING_ENV, StagedRun, publish, shown, staged, staging_folder
+
+TINY = ["--quiet", "--set", "model.conv_channels=8", "--set", "model.fc_channels=8", "--set",
+        "data.frames_per_video=6", "--set", "data.batch_pairs=2", "--set", "checkpoint_every=2"]
+MEMORY = fsspec.filesystem("memory")
+
+
+@pytest.fixture
+def url(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> RemotePath:
+    """A fresh run URL in memory; this machine's staging folder is in tmp_path."""
+    monkeypatch.setenv(STAGING_ENV, str(tmp_path / "machine-a"))
+    return RemotePath(f"memory://bucket-{uuid.uuid4().hex[:8]}/runs/demo")
+
+
+def remote_files(url: RemotePath) -> dict[str, bytes]:
+    prefix = f"/{url.key}/"
+    return {name[len(prefix):]: MEMORY.cat_file(name) for name in MEMORY.find(f"/{url.key}")}
+
+
+def other_machine(monkeypatch: pytest.MonkeyPatch, tmp_path: Path, name: str = "machine-b") -> None:
+    monkeypatch.setenv(STAGING_ENV, str(tmp_path / name))
+
+
+def test_the_staging_folder_is_named_by_the_url(url: RemotePath, tmp_path: Path) -> None:
+    folder = staging_folder(url)
+    assert folder.parent.parent == tmp_path / "machine-a" and folder.name == "demo"  # reports call the run "demo"
+    assert staging_folder(RemotePath(f"{url}2")).parent != folder.parent
+    assert staging_folder(RemotePath("memory://b/..")).name == "run"
+
+
+def test_what_one_machine_pushes_another_pulls_byte_for_byte_without_hidden_files(
+        url: RemotePath, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    run = StagedRun(url)
+    (run.local / "checkpoints").mkdir()
+    (run.local / "checkpoints" / "last.pt").write_bytes(b"weights")
+    (run.local / "train_log.csv").write_text("step,loss\n1,0.5\n")
+    (run.local / ".vava.lock").write_text("")
+    (run.local / ".eval-embeddings.h5").write_bytes(b"scratch")
+    run.push()
+    assert remote_files(url) == {"checkpoints/last.pt": b"weights", "train_log.csv": b"step,loss\n1,0.5\n"}
+
+    other_machine(monkeypatch, tmp_path)
+    copy = StagedRun(url)
+    copy.pull()
+    assert copy.local != run.local
+    assert (copy.local / "checkpoints" / "last.pt").read_bytes() == b"weights"
+    assert sorted(p.name for p in copy.local.iterdir()) == [".vava-sync.json", ".vava-sync.lock", "checkpoints",
+                                                             "train_log.csv"]
+
+
+def test_a_sync_moves_only_what_changed_on_either_side(url: RemotePath, tmp_path: Path,
+                                                       monkeypatch: pytest.MonkeyPatch) -> None:
+    a = StagedRun(url)
+    for name in ("kept.txt", "changed-there.txt", "changed-here.txt", "deleted-there.txt", "deleted-here.txt"):
+        (a.local / name).write_text("v1")
+    a.push()
+    # another machine changes and deletes files in the URL
+    other_machine(monkeypatch, tmp_path)
+    b = StagedRun(url)
+    b.pull()
+    (b.local / "changed-there.txt").write_text("v2 from b")
+    (b.local / "deleted-there.txt").unlink()
+    (b.local / "new-there.txt").write_text("new")
+    b.push()
+    # meanwhile this machine changed and deleted others, not yet pushed (an upload that failed, say)
+    (a.local / "changed-here.txt").write_text("v2 from a")
+    (a.local / "deleted-here.txt").unlink()
+    MEMORY.rm_file(f"/{url.key}/kept.txt")  # and a file it kept was deleted in the URL
+    (a.local / "kept.txt").touch()  # ... after a changed it here: a's copy stays, to be uploaded
+    pushed = MEMORY.info(f"/{url.key}/changed-here.txt")["created"]
+
+    a.pull()
+    assert {p.name: p.read_text() for p in a.local.glob("*.txt")} == {
+        "kept.txt": "v1", "changed-there.txt": "v2 from b", "changed-here.txt": "v2 from a",
+        "new-there.txt": "new"}
+    assert MEMORY.info(f"/{url.key}/changed-here.txt")["created"] == pushed  # a pull writes nothing there
+    a.push()
+    assert remote_files(url) == {"kept.txt": b"v1", "changed-there.txt": b"v2 from b",
+                                 "changed-here.txt": b"v2 from a", "new-there.txt": b"new"}
+
+
+def test_a_pull_limited_to_wanted_files_leaves_the_others(url: RemotePath) -> None:
+    for name, data in (("report.json", b"{}"), ("embeddings.h5", b"big")):
+        MEMORY.pipe_file(f"/{url.key}/{name}", data)
+    run = StagedRun(url)
+    run.pull(wanted="report.json".__eq__)
+    assert sorted(p.name for p in run.local.iterdir() if not p.name.startswith(".")) == ["report.json"]
+    run.push()  # what was not pulled is not deleted
+    assert sorted(remote_files(url)) == ["embeddings.h5", "report.json"]
+
+
+def test_object_names_that_are_not_plain_paths_are_refused_or_never_copied(url: RemotePath) -> None:
+    MEMORY.pipe_file(f"/{url.key}/.hidden/../../escape", b"x")  # a part starting with ".": never synced
+    run = StagedRun(url)
+    run.pull()
+    assert not list(run.local.rglob("escape")) and not (run.local.parent / "escape").exists()
+    MEMORY.pipe_file(f"/{url.key}/sub\\..\\x", b"x")
+    with pytest.raises(VavaError) as caught:
+        run.pull()
+    assert str(caught.value) == f"{url}: holds an object named 'sub\\\\..\\\\x', which is not a plain file " \
+                                "path; remove it"
+
+
+def test_the_lease_admits_one_writer_and_names_the_other(url: RemotePath, tmp_path: Path,
+                                                         monkeypatch: pytest.MonkeyPatch) -> None:
+    with staged(url, "vava train", writes=True):
+        holder = json.loads(MEMORY.cat_file(f"/{url.key}/{LEASE_NAME}"))
+        assert holder["host"] == socket.gethostname() and holder["pid"] == os.getpid()
+        other_machine(monkeypatch, tmp_path)
+        second = StagedRun(url)
+        with pytest.raises(VavaError) as caught:
+            second.take_lease("vava embed")
+        assert str(caught.value) == (
+            f"{url}: vava train (process {os.getpid()} on {socket.gethostname()}, since {holder['since']}) is "
+            f"writing into this run; wait for it to end, or delete {url}/{LEASE_NAME} if that process is gone")
+        second.release_lease()  # not its lease: left alone
+        assert MEMORY.exists(f"/{url.key}/{LEASE_NAME}")
+    assert not MEMORY.exists(f"/{url.key}/{LEASE_NAME}")
+    second.take_lease("vava embed")
+    left = MEMORY.cat_file(f"/{url.key}/{LEASE_NAME}")
+    StagedRun(url).take_lease("vava evaluate")  # one this process could not remove (the storage was down)
+    assert MEMORY.cat_file(f"/{url.key}/{LEASE_NAME}") != left
+
+
+def test_a_lease_left_by_a_dead_process_of_this_host_is_taken_over(url: RemotePath) -> None:
+    dead = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True, text=True,
+                          check=True)
+    left = {"host": socket.gethostname(), "pid": int(dead.stdout), "command": "vava train", "since": "earlier"}
+    MEMORY.pipe_file(f"/{url.key}/{LEASE_NAME}", json.dumps(left).encode())
+    run = StagedRun(url)
+    run.take_lease("vava train")
+    assert json.loads(MEMORY.cat_file(f"/{url.key}/{LEASE_NAME}"))["pid"] == os.getpid()
+    MEMORY.pipe_file(f"/{url.key}/{LEASE_NAME}", json.dumps({**left, "host": "elsewhere"}).encode())
+    with pytest.raises(VavaError, match=r"process \d+ on elsewhere, since earlier\) is writing"):
+        StagedRun(url).take_lease("vava train")  # another host's process may still run: never broken
+
+
+def test_staged_uploads_what_was_done_when_the_command_fails_and_names_the_url(url: RemotePath) -> None:
+    with pytest.raises(VavaError) as caught, staged(url, "vava train", writes=True) as local:
+        (local / "checkpoints").mkdir()
+        (local / "checkpoints" / "step_2.pt").write_bytes(b"done")
+        publish(local / "checkpoints")
+        assert sorted(remote_files(url)) == [LEASE_NAME, "checkpoints/step_2.pt"]
+        (local / "train_log.csv").write_text("step\n2\n")
+        raise VavaError(f"{local / 'checkpoints' / 'step_4.pt'}: disk full")
+    assert str(caught.value) == f"{url}/checkpoints/step_4.pt: disk full"
+    assert sorted(remote_files(url)) == ["checkpoints/step_2.pt", "train_log.csv"]  # the lease is gone
+    with staged(url, "vava evaluate", writes=False) as local:  # a reader takes no lease and uploads nothing
+        (local / "scratch.txt").write_text("x")
+        assert not MEMORY.exists(f"/{url.key}/{LEASE_NAME}")
+    assert sorted(remote_files(url)) == ["checkpoints/step_2.pt", "train_log.csv"]
+
+
+def test_a_local_folder_is_used_as_it_is(tmp_path: Path) -> None:
+    with staged(tmp_path, "vava train", writes=True) as local:
+        assert local == tmp_path
+        assert shown(local / "report.md", local, tmp_path) == str(tmp_path / "report.md")
+    url = RemotePath("s3://b/run")
+    assert shown(Path("/stage/run/report.md"), Path("/stage/run"), url) == "s3://b/run/report.md"
+    assert shown(Path("/stage/run"), Path("/stage/run"), url) == "s3://b/run"
+
+
+def test_train_embed_evaluate_and_resume_elsewhere_through_a_run_url(toy_features: Path, url: RemotePath,
+                                                                     tmp_path: Path,
+                                                                     monkeypatch: pytest.MonkeyPatch) -> None:
+    trained = cli("train", "--features", toy_features, "--out", url, "--steps", "4", *TINY)
+    assert trained.exit_code == 0 and trained.stdout == f"{url}\n", trained.output
+    assert sorted(remote_files(url)) == ["checkpoints/last.pt", "checkpoints/step_0000002.pt",
+                                         "checkpoints/step_0000004.pt", "config.yaml", "run.json", "train_log.csv"]
+    embedded = cli("embed", "--run", url, "--quiet")
+    assert embedded.exit_code == 0 and embedded.stdout == f"{url}/embeddings.h5\n", embedded.output
+    evaluated = cli("evaluate", "--run", url, "--no-plots", "--no-time-reference")
+    assert evaluated.exit_code == 0, evaluated.output
+    assert f"report: {url}/report.md and report.json\n" in evaluated.stdout
+    assert "\ndemo " in evaluated.stdout  # the run is called by the URL's name
+    compared = cli("evaluate", "--compare", url)
+    assert compared.exit_code == 0 and "| demo |" in compared.stdout, compared.output
+
+    other_machine(monkeypatch, tmp_path)  # another machine continues the run from the URL
+    again = cli("train", "--features", toy_features, "--out", url, "--steps", "4", *TINY)
+    assert again.exit_code == 1
+    assert single_line(again.stderr) == f"Error: --out: {url} already holds a run; pass --resume to continue it " \
+                                        "or pick a new folder"
+    resumed = cli("train", "--features", toy_features, "--out", url, "--steps", "6", "--resume", *TINY)
+    assert resumed.exit_code == 0 and "from step 4 to 6" in resumed.stderr, resumed.output
+    log = MEMORY.cat_file(f"/{url.key}/train_log.csv").decode().splitlines()
+    assert [row.split(",")[0] for row in log] == ["step", "4", "6"]
+    assert not MEMORY.exists(f"/{url.key}/{LEASE_NAME}")
+
+
+def test_local_only_paths_refuse_urls(toy_features: Path) -> None:
+    refused = cli("data", "synth", "s3://bucket/data")
+    assert refused.exit_code == 2 and "Invalid value for 'OUT_DIR': s3://bucket/data: a local path, please " \
+                                      "(object-storage URLs are taken for feature caches and run folders" in refused.stderr
+    refused = cli("sweep", "--features", toy_features, "--out", "memory://b/sweep", "--results", "s3://b/r.md")
+    assert refused.exit_code == 2 and "'--results': s3://b/r.md: a local path, please" in refused.stderr
+
+
+def test_a_sweep_into_a_url_is_reused_from_there_on_another_machine(toy_features: Path, url: RemotePath,
+                                                                      tmp_path: Path,
+                                                                      monkeypatch: pytest.MonkeyPatch) -> None:
+    plan = tmp_path / "plan.yaml"
+    plan.write_text("base: synthetic\nruns:\n  tcn:\n    objective: tcn\n")
+    options = ["--features", toy_features, "--plan", plan, "--out", url, "--steps", "2",
+               "--set", "model.conv_channels=8", "--set", "model.fc_channels=8"]
+    first = cli("sweep", *options)
+    assert first.exit_code == 0 and first.stdout.endswith(f"\n{url}/results.md\n"), first.output
+    assert {"results.md", "tcn/report.json", "tcn/sweep_time.json"} <= set(remote_files(url))
+    other_machine(monkeypatch, tmp_path)
+    again = cli("sweep", *options)
+    assert again.exit_code == 0 and again.stderr == "[1/1] tcn: report exists, reused\n", again.output
