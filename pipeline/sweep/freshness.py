@@ -3,9 +3,9 @@
 Each run folder holds a "sweep key" (`sweep_key.json`: the run's resolved config, the feature set's
 fingerprint, the package version and any evaluation options given), written before the run is built,
 and `sweep_time.json`, written when it is finished. A finished run whose key matches is reused. When
-the key changed, a run whose steps or evaluation options alone changed trains on from its last
-checkpoint (if need be) and is evaluated again; any other change moves the old run into
-`OUT/stale/` (never deleted). Folders the sweep did not make are left alone.
+the key changed, a run whose steps (at a constant learning rate: `resumable_changes`) or evaluation
+options alone changed trains on from its last checkpoint (if need be) and is evaluated again; any other
+change moves the old run into `OUT/stale/` (never deleted). Folders the sweep did not make are left alone.
 """
 from __future__ import annotations
 
@@ -22,7 +22,7 @@ from vava.core.run_folder import KEY_NAME, TIME_NAME, checkpoint_path, load_chec
 from vava.pipeline.sweep.plan import STALE_NAME
 from vava.stages.evaluate.report import load_comparable_report
 from vava.stages.train.config import TrainConfig
-from vava.stages.train.loop import RESUMABLE_CHANGES, resolved
+from vava.stages.train.loop import RESUMABLE_CHANGES, resolved, resumable_changes
 
 # Config keys that change no report (scoring during training leaves the last checkpoint as it is): not in the key.
 EVAL_KEYS = ("eval_every", "eval_metric")
@@ -117,8 +117,8 @@ def _trains_on(saved: dict[str, Any], key: dict[str, Any], run_dir: Path) -> boo
     old, new = saved.get("config"), key["config"]
     if old is None or new is None or _beside_config(saved) != _beside_config(key):
         return False
-    if {k: v for k, v in old.items() if k not in RESUMABLE_CHANGES} != \
-            {k: v for k, v in new.items() if k not in RESUMABLE_CHANGES}:
+    allowed = resumable_changes(old)
+    if {k: v for k, v in old.items() if k not in allowed} != {k: v for k, v in new.items() if k not in allowed}:
         return False
     return not checkpoint_path(run_dir).is_file() or checkpoint_step(run_dir) <= new["steps"]
 

@@ -295,14 +295,26 @@ def _start_state(run_dir: Path, config: TrainConfig, feature_set: FeatureSet, re
         raise VavaError(f"{option_name('resume')}: no checkpoint in {checkpoints}")
     state = load_checkpoint(checkpoints / LAST)
     saved = to_dict(_saved_config(state))
-    changed = sorted(k for k, v in to_dict(config).items() if saved[k] != v and k not in RESUMABLE_CHANGES)
+    allowed = resumable_changes(saved)
+    changed = sorted(k for k, v in to_dict(config).items() if saved[k] != v and k not in allowed)
     if changed:
+        reason = "; optim.schedule is not constant: the learning rate of every step depends on steps" \
+            if "steps" in changed and len(changed) == 1 else ""
         raise VavaError(f"{option_name('resume')}: config differs from the saved run in {', '.join(changed)} "
-                        f"(only {', '.join(sorted(RESUMABLE_CHANGES))} may change)")
+                        f"(only {', '.join(sorted(allowed))} may change{reason}); train a new run instead")
     if state["fingerprint"] != feature_set.fingerprint:
         raise VavaError(f"{option_name('resume')}: the run was trained on feature set {state['fingerprint']}, "
                         f"not {feature_set.fingerprint}")
     return state
+
+
+def resumable_changes(config: dict[str, Any]) -> frozenset[str]:
+    """The config keys a resumed run may change (`config`: its saved config as a dict). `steps` only under a
+    constant learning rate: a schedule over the run's length (cosine) would give the steps already taken
+    other rates than the longer run's, so the result would not be the run its config describes."""
+    if config.get("optim", {}).get("schedule", "constant") == "constant":
+        return RESUMABLE_CHANGES
+    return RESUMABLE_CHANGES - {"steps"}
 
 
 def _saved_config(state: dict[str, Any]) -> TrainConfig:

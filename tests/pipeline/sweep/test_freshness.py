@@ -57,6 +57,17 @@ def test_more_steps_train_on_and_fewer_steps_start_afresh(toy_features: Path, tm
     assert load_checkpoint(out / "vava" / "checkpoints")["step"] == 2
 
 
+def test_more_steps_under_a_cosine_schedule_train_a_new_run(toy_features: Path, tmp_path: Path) -> None:
+    out = tmp_path / "runs"
+    plan = plan_file(tmp_path, "runs: {tcn: {objective: tcn, set: {optim.schedule: cosine}}}")
+    sweep_once(toy_features, out, plan, steps=2)
+    lines, failed = sweep_once(toy_features, out, plan, steps=3)
+    assert not failed and f"    settings changed since this run was made: the old run was moved to " \
+                          f"{out / 'stale' / 'tcn.1'}" in lines
+    assert load_checkpoint(out / "stale" / "tcn.1" / "checkpoints")["step"] == 2
+    assert load_checkpoint(out / "tcn" / "checkpoints")["step"] == 3  # trained from step 0 in a fresh folder
+
+
 def test_a_new_version_rebuilds_identity_runs(toy_features: Path, tmp_path: Path,
                                               monkeypatch: pytest.MonkeyPatch) -> None:
     out, plan = tmp_path / "runs", plan_file(tmp_path, "runs: {pooled: {identity: true}}")

@@ -85,6 +85,13 @@ def test_run_guards(toy_features: Path, tmp_path: Path) -> None:
         train(toy_features, run, config("steps=2"), resume=True, progress=False)
     with pytest.raises(VavaError, match=r"^resume: config differs from the saved run in optim"):
         train(toy_features, run, config("steps=4", "optim.lr=0.01"), resume=True, progress=False)
+    cosine = tmp_path / "cosine"
+    train(toy_features, cosine, config("steps=2", "optim.schedule=cosine"), progress=False)
+    with pytest.raises(VavaError) as caught:  # step 1 of 4 has another rate than step 1 of 2 under a cosine
+        train(toy_features, cosine, config("steps=4", "optim.schedule=cosine"), resume=True, progress=False)
+    assert str(caught.value) == ("resume: config differs from the saved run in steps (only checkpoint_every, "
+                                 "eval_every, log_every may change; optim.schedule is not constant: the learning "
+                                 "rate of every step depends on steps); train a new run instead")
     with pytest.raises(VavaError, match=r"objective vava: unknown option\(s\) gama"):
         train(toy_features, tmp_path / "other", config("loss.gama=1"), progress=False)
     with pytest.raises(VavaError, match="^objective: unknown objective 'nope'"):
