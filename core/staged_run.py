@@ -25,7 +25,7 @@ import json
 import os
 import socket
 from collections.abc import Callable, Iterator
-from pathlib import Path, PurePosixPath
+from pathlib import Path
 from typing import Any
 
 from filelock import FileLock
@@ -79,7 +79,8 @@ class StagedRun:
             for name, version in sorted(remote.items()):
                 known = self.manifest.get(name)
                 missing = restore and not (self.local / name).is_file()
-                if (wanted is None or wanted(name)) and (known is None or known["version"] != version or missing):
+                if (wanted is None or wanted(name)) and (known is None or known.get("version") != version
+                                                         or missing):
                     self._download(name, version)
             for name in [n for n in self.manifest if n not in remote]:
                 if not self._changed_here(name):
@@ -93,19 +94,18 @@ class StagedRun:
             here = self._local_files()
             uploads = sorted((n for n in here if self._changed_here(n)),
                              key=lambda n: (not n.startswith(f"{CHECKPOINTS}/"), n))
-            for name in uploads:
-                with self.url.errors(f"upload {name}"):
-                    self.url.fs.put_file(str(self.local / name), f"{self.url.key}/{name}")
-            gone = [n for n in self.manifest if n not in here]
-            for name in gone:
-                with self.url.errors(f"delete {name}"), contextlib.suppress(FileNotFoundError):
-                    self.url.fs.rm_file(f"{self.url.key}/{name}")
-                del self.manifest[name]
-            if uploads:
-                remote = self._remote_files()
+            try:  # the manifest records each file as it is done, so a push cut short is taken up where it stopped
                 for name in uploads:
-                    self.manifest[name] = {"version": remote.get(name), **_stat(self.local / name)}
-            self._write_manifest()
+                    key, local = f"{self.url.key}/{name}", _stat(self.local / name)
+                    with self.url.errors(f"upload {name}"):
+                        self.url.fs.put_file(str(self.local / name), key)
+                        self.manifest[name] = {"version": _version(self.url.fs.info(key)), **local}
+                for name in [n for n in self.manifest if n not in here]:
+                    with self.url.errors(f"delete {name}"), contextlib.suppress(FileNotFoundError):
+                        self.url.fs.rm_file(f"{self.url.key}/{name}")
+                    del self.manifest[name]
+            finally:
+                self._write_manifest()
 
     # -- the lease: one writer at a time -------------------------------------------------------------------
     def take_lease(self, command: str) -> None:
@@ -171,8 +171,10 @@ class StagedRun:
         return files
 
     def _local_files(self) -> set[str]:
+        """The synced files of the local copy: regular files inside it (never through a symlink), not hidden."""
         return {path.relative_to(self.local).as_posix() for path in self.local.rglob("*")
-                if path.is_file() and not path.is_symlink() and not _hidden(path.relative_to(self.local).as_posix())}
+                if path.is_file() and not path.is_symlink() and is_inside(path, self.local)
+                and not _hidden(path.relative_to(self.local).as_posix())}
 
     def _changed_here(self, name: str) -> bool:
         path, known = self.local / name, self.manifest.get(name)
@@ -196,7 +198,9 @@ class StagedRun:
         except (OSError, ValueError):
             return {}  # none yet, or damaged: every file is then compared afresh (the URL's copy wins)
         files = saved.get("files") if isinstance(saved, dict) and saved.get("url") == str(self.url) else None
-        return {n: e for n, e in files.items() if isinstance(e, dict)} if isinstance(files, dict) else {}
+        if not isinstance(files, dict):
+            return {}
+        return {n: e for n, e in files.items() if isinstance(e, dict) and _plain(n) and not _hidden(n)}
 
     def _write_manifest(self) -> None:
         atomic_write(self.local / SYNC_MANIFEST_NAME, json.dumps({"url": str(self.url), "files": self.manifest}, indent=1))
@@ -270,18 +274,25 @@ def _version(entry: dict[str, Any]) -> str:
     for key in ("ETag", "etag", "md5Hash", "generation"):
         if entry.get(key):
             return str(entry[key])
-    return f"{entry.get('size')}:{entry.get('LastModified') or entry.get('mtime') or entry.get('created')}"
+    stamp = entry.get("LastModified") or entry.get("mtime") or entry.get("created")
+    if isinstance(stamp, dt.datetime):  # some file systems give a time as a datetime in one call, a number in another
+        stamp = stamp.timestamp()
+    return f"{entry.get('size')}:{stamp}"
 
 
 def _hidden(name: str) -> bool:
     return any(part.startswith(".") for part in name.split("/"))
 
 
+def _plain(name: str) -> bool:
+    """Whether `name` is a plain relative path: no empty, "." or ".." part, no "\\" or control characters."""
+    return bool(name) and not name.startswith("/") and "\\" not in name and not has_control_character(name) \
+        and all(part not in ("", ".", "..") for part in name.split("/"))
+
+
 def _checked_name(name: str, url: RemotePath) -> str:
-    """`name` if it is a plain relative path (the URL's objects are untrusted: no "..", "\\" or control characters)."""
-    parts = PurePosixPath(name).parts
-    if (not parts or name.startswith("/") or "\\" in name or has_control_character(name)
-            or any(part in ("", ".", "..") for part in name.split("/"))):
+    """`name` if it is a plain relative path (the URL's objects are untrusted)."""
+    if not _plain(name):
         raise VavaError(f"{url}: holds an object named {name!r}, which is not a plain file path; remove it")
     return name
 

@@ -228,3 +228,36 @@ def test_a_sweep_into_a_url_is_reused_from_there_on_another_machine(toy_features
     other_machine(monkeypatch, tmp_path)
     again = cli("sweep", *options)
     assert again.exit_code == 0 and again.stderr == "[1/1] tcn: report exists, reused\n", again.output
+
+
+def test_a_push_cut_short_is_taken_up_where_it_stopped(url: RemotePath, monkeypatch: pytest.MonkeyPatch) -> None:
+    run = StagedRun(url)
+    for name in ("a.txt", "b.txt", "c.txt"):
+        (run.local / name).write_text(name)
+    put, sent, failing = type(MEMORY).put_file, [], [True]
+
+    def put_twice_then_fail(fs: object, local: str, key: str, **kwargs: object) -> None:
+        if failing[0] and len(sent) == 2:
+            raise ConnectionResetError("connection lost")
+        sent.append(Path(key).name)
+        put(fs, local, key, **kwargs)
+
+    monkeypatch.setattr(type(MEMORY), "put_file", put_twice_then_fail)
+    with pytest.raises(VavaError, match=rf"^{url}: cannot upload c.txt \(ConnectionResetError: connection lost\)$"):
+        run.push()
+    failing[0] = False
+    StagedRun(url).push()  # a later command reads what the manifest recorded
+    assert sent == ["a.txt", "b.txt", "c.txt"]  # c.txt alone the second time
+    assert remote_files(url) == {"a.txt": b"a.txt", "b.txt": b"b.txt", "c.txt": b"c.txt"}
+
+
+def test_files_behind_a_symlink_in_the_staging_folder_are_never_uploaded(url: RemotePath, tmp_path: Path) -> None:
+    secret = tmp_path / "elsewhere"
+    secret.mkdir()
+    (secret / "key.txt").write_text("secret")
+    run = StagedRun(url)
+    (run.local / "plots").symlink_to(secret)
+    (run.local / "report.md").symlink_to(secret / "key.txt")
+    (run.local / "train_log.csv").write_text("step\n")
+    run.push()
+    assert remote_files(url) == {"train_log.csv": b"step\n"}
