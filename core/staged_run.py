@@ -96,7 +96,7 @@ class StagedRun:
             for name in uploads:
                 with self.url.errors(f"upload {name}"):
                     self.url.fs.put_file(str(self.local / name), f"{self.url.key}/{name}")
-            gone = [n for n in self.manifest if n not in here]
+            gone = [n for n in self.manifest if n not in here and not self._behind_symlink(n)]
             for name in gone:
                 with self.url.errors(f"delete {name}"), contextlib.suppress(FileNotFoundError):
                     self.url.fs.rm_file(f"{self.url.key}/{name}")
@@ -173,6 +173,12 @@ class StagedRun:
     def _local_files(self) -> set[str]:
         return {path.relative_to(self.local).as_posix() for path in self.local.rglob("*")
                 if path.is_file() and not path.is_symlink() and not _hidden(path.relative_to(self.local).as_posix())}
+
+    def _behind_symlink(self, name: str) -> bool:
+        """Whether `name`'s local path is a symlink or lies under one (never synced: a file there is not
+        uploaded, and its absence from the sync is no deletion to copy to the URL)."""
+        path = self.local / name
+        return any(p.is_symlink() for p in (path, *path.parents) if p != self.local and p.is_relative_to(self.local))
 
     def _changed_here(self, name: str) -> bool:
         path, known = self.local / name, self.manifest.get(name)

@@ -228,3 +228,18 @@ def test_a_sweep_into_a_url_is_reused_from_there_on_another_machine(toy_features
     other_machine(monkeypatch, tmp_path)
     again = cli("sweep", *options)
     assert again.exit_code == 0 and again.stderr == "[1/1] tcn: report exists, reused\n", again.output
+
+
+def test_a_synced_folder_replaced_by_a_symlink_is_not_deleted_from_the_url(url: RemotePath, tmp_path: Path) -> None:
+    run = StagedRun(url)
+    (run.local / "checkpoints").mkdir()
+    (run.local / "checkpoints" / "last.pt").write_bytes(b"weights")
+    (run.local / "run.json").write_text("{}")
+    run.push()
+    elsewhere = tmp_path / "bigger-disk"  # the user moves the checkpoints to another disk and links them
+    (run.local / "checkpoints").rename(elsewhere)
+    (run.local / "checkpoints").symlink_to(elsewhere)
+    (run.local / "run.json").rename(tmp_path / "run.json")
+    (run.local / "run.json").symlink_to(tmp_path / "run.json")
+    run.push()  # what a writer does even when its command refuses the symlink
+    assert sorted(remote_files(url)) == ["checkpoints/last.pt", "run.json"]
