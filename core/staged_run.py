@@ -82,7 +82,7 @@ class StagedRun:
                 if (wanted is None or wanted(name)) and (known is None or known["version"] != version or missing):
                     self._download(name, version)
             for name in [n for n in self.manifest if n not in remote]:
-                if not self._changed_here(name):
+                if not self._changed_here(name) and not self._behind_symlink(name):
                     (self.local / name).unlink(missing_ok=True)
                     del self.manifest[name]
             self._write_manifest()
@@ -202,7 +202,9 @@ class StagedRun:
         except (OSError, ValueError):
             return {}  # none yet, or damaged: every file is then compared afresh (the URL's copy wins)
         files = saved.get("files") if isinstance(saved, dict) and saved.get("url") == str(self.url) else None
-        return {n: e for n, e in files.items() if isinstance(e, dict)} if isinstance(files, dict) else {}
+        # a name that is no plain path was never written here: whoever wrote it, it must not lead a deletion outside
+        return {n: e for n, e in files.items() if isinstance(e, dict) and isinstance(n, str) and _plain(n)} \
+            if isinstance(files, dict) else {}
 
     def _write_manifest(self) -> None:
         atomic_write(self.local / SYNC_MANIFEST_NAME, json.dumps({"url": str(self.url), "files": self.manifest}, indent=1))
@@ -283,11 +285,16 @@ def _hidden(name: str) -> bool:
     return any(part.startswith(".") for part in name.split("/"))
 
 
+def _plain(name: str) -> bool:
+    """Whether `name` is a plain relative path: no "..", "\\" or control characters."""
+    return bool(PurePosixPath(name).parts) and not (
+        name.startswith("/") or "\\" in name or has_control_character(name)
+        or any(part in ("", ".", "..") for part in name.split("/")))
+
+
 def _checked_name(name: str, url: RemotePath) -> str:
-    """`name` if it is a plain relative path (the URL's objects are untrusted: no "..", "\\" or control characters)."""
-    parts = PurePosixPath(name).parts
-    if (not parts or name.startswith("/") or "\\" in name or has_control_character(name)
-            or any(part in ("", ".", "..") for part in name.split("/"))):
+    """`name` if it is a plain relative path (the URL's objects are untrusted)."""
+    if not _plain(name):
         raise VavaError(f"{url}: holds an object named {name!r}, which is not a plain file path; remove it")
     return name
 

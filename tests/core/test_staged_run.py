@@ -243,3 +243,18 @@ def test_a_synced_folder_replaced_by_a_symlink_is_not_deleted_from_the_url(url: 
     (run.local / "run.json").symlink_to(tmp_path / "run.json")
     run.push()  # what a writer does even when its command refuses the symlink
     assert sorted(remote_files(url)) == ["checkpoints/last.pt", "run.json"]
+
+
+def test_a_manifest_naming_files_outside_the_staging_folder_deletes_nothing_there(url: RemotePath,
+                                                                                 tmp_path: Path) -> None:
+    run = StagedRun(url)
+    run.push()
+    victim = tmp_path / "victim.txt"
+    victim.write_text("precious")
+    info = victim.stat()
+    manifest = json.loads((run.local / ".vava-sync.json").read_text())
+    manifest["files"][os.path.relpath(victim, run.local)] = {"version": "x", "size": info.st_size,
+                                                             "mtime_ns": info.st_mtime_ns}
+    (run.local / ".vava-sync.json").write_text(json.dumps(manifest))
+    StagedRun(url).pull(restore=True)  # a reader: `vava evaluate --compare URL`
+    assert victim.read_text() == "precious"
