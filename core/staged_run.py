@@ -63,7 +63,11 @@ class StagedRun:
         self.url, self.local = url, staging_folder(url)
         if self.local.is_symlink():
             raise VavaError(f"{self.local}: the staging folder of {url} is a symlink; remove it")
-        self.local.mkdir(parents=True, exist_ok=True)
+        try:
+            self.local.mkdir(parents=True, exist_ok=True)
+        except OSError as err:
+            raise VavaError(f"{url}: cannot make its staging folder {self.local} ({err.strerror or err}); "
+                            f"set {STAGING_ENV} to a writable folder") from None
         self.manifest: dict[str, dict[str, Any]] = self._read_manifest()
         self.lease: str | None = None
 
@@ -166,8 +170,14 @@ class StagedRun:
         for key, entry in found.items():
             key = key.lstrip("/")  # some file systems (memory://) list absolute names
             name = key[len(prefix):]
+            if entry.get("type") == "file" and key == self.url.key:
+                raise VavaError(f"{self.url}: is a file, not a run folder")
             if entry.get("type") == "file" and key.startswith(prefix) and not _hidden(name):
                 files[_checked_name(name, self.url)] = _version(entry)
+        folders = {str(parent) for name in files for parent in PurePosixPath(name).parents}
+        if clash := min(folders & set(files), default=None):
+            raise VavaError(f"{self.url}: holds an object {clash!r} and objects below {clash}/: a file cannot "
+                            "also be a folder; remove one")
         return files
 
     def _local_files(self) -> set[str]:
@@ -190,7 +200,11 @@ class StagedRun:
         target = self.local / name
         if not is_inside(target.parent, self.local):
             raise VavaError(f"{self.url}/{name}: leads outside the staging folder {self.local} (a symlink there?)")
-        target.parent.mkdir(parents=True, exist_ok=True)
+        try:
+            target.parent.mkdir(parents=True, exist_ok=True)
+        except OSError as err:
+            raise VavaError(f"{self.url}/{name}: cannot make its folder in the staging folder {self.local} "
+                            f"({err.strerror or err})") from None
         with atomic_path(target) as tmp, self.url.errors(f"download {name}"):
             self.url.fs.get_file(f"{self.url.key}/{name}", str(tmp))
         self.manifest[name] = {"version": version, **_stat(target)}
@@ -209,8 +223,18 @@ class StagedRun:
     def _write_manifest(self) -> None:
         atomic_write(self.local / SYNC_MANIFEST_NAME, json.dumps({"url": str(self.url), "files": self.manifest}, indent=1))
 
-    def _sync_lock(self) -> FileLock:
-        return FileLock(self.local / SYNC_LOCK_NAME)
+    @contextlib.contextmanager
+    def _sync_lock(self) -> Iterator[None]:
+        lock = FileLock(self.local / SYNC_LOCK_NAME)
+        try:
+            lock.acquire()
+        except OSError as err:  # a symlink planted there (refused: O_NOFOLLOW), a read-only folder
+            raise VavaError(f"{self.local / SYNC_LOCK_NAME}: cannot lock the staging folder of {self.url} "
+                            f"({err.strerror or err}); remove it") from None
+        try:
+            yield
+        finally:
+            lock.release()
 
 
 @contextlib.contextmanager

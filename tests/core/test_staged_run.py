@@ -12,6 +12,7 @@ import uuid
 from pathlib import Path
 
 import fsspec
+from fsspec.implementations.memory import MemoryFile
 import pytest
 
 from tests.helpers import cli, single_line
@@ -258,3 +259,25 @@ def test_a_manifest_naming_files_outside_the_staging_folder_deletes_nothing_ther
     (run.local / ".vava-sync.json").write_text(json.dumps(manifest))
     StagedRun(url).pull(restore=True)  # a reader: `vava evaluate --compare URL`
     assert victim.read_text() == "precious"
+
+
+def test_what_the_staging_folder_or_the_url_cannot_be_is_one_line_not_a_traceback(
+        url: RemotePath, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    staging_folder(url).parent.mkdir(parents=True)
+    staging_folder(url).write_text("a file")
+    with pytest.raises(VavaError, match=r"cannot make its staging folder .* set VAVA_STAGING to a writable folder"):
+        StagedRun(url)
+    staging_folder(url).unlink()
+    run = StagedRun(url)
+    (run.local / ".vava-sync.lock").symlink_to(tmp_path / "elsewhere")
+    with pytest.raises(VavaError, match=r"\.vava-sync\.lock: cannot lock the staging folder of "):
+        run.pull()
+    (run.local / ".vava-sync.lock").unlink()
+    MEMORY.pipe_file(f"/{url.key}/plots/p.png", b"a folder")
+    MEMORY.store[f"/{url.key}/plots"] = MemoryFile(MEMORY, f"/{url.key}/plots", b"and a file")  # as S3 allows
+    with pytest.raises(VavaError, match=r"holds an object 'plots' and objects below plots/: a file cannot also"):
+        run.pull()
+    MEMORY.rm(f"/{url.key}", recursive=True)
+    MEMORY.pipe_file(f"/{url.key}", b"the URL itself is a file")
+    with pytest.raises(VavaError, match=r"is a file, not a run folder"):
+        StagedRun(url).pull()
