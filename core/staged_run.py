@@ -251,6 +251,10 @@ def staged(location: Path | RemotePath, command: str, *, writes: bool,
         return
     run = StagedRun(location)
     if writes:
+        with location.errors("look at the run"):
+            is_file = location.fs.isfile(location.key)
+        if is_file:  # before the lease, which would make it a folder too
+            raise VavaError(f"{location}: is a file, not a run folder")
         run.take_lease(command)
     try:
         run.pull(wanted, restore=not writes)

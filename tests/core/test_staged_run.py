@@ -281,3 +281,6 @@ def test_what_the_staging_folder_or_the_url_cannot_be_is_one_line_not_a_tracebac
     MEMORY.pipe_file(f"/{url.key}", b"the URL itself is a file")
     with pytest.raises(VavaError, match=r"is a file, not a run folder"):
         StagedRun(url).pull()
+    with pytest.raises(VavaError, match=r"is a file, not a run folder"), staged(url, "vava train", writes=True):
+        pass
+    assert MEMORY.cat_file(f"/{url.key}") == b"the URL itself is a file"
