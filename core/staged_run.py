@@ -168,6 +168,8 @@ class StagedRun:
         prefix = self.url.key + "/"
         files = {}
         for key, entry in found.items():
+            if key.endswith("/") and not entry.get("size"):
+                continue  # a folder marker ("Create folder" in a console, rclone, Hadoop): no file
             key = key.lstrip("/")  # some file systems (memory://) list absolute names
             name = key[len(prefix):]
             if entry.get("type") == "file" and key == self.url.key:

@@ -284,3 +284,17 @@ def test_what_the_staging_folder_or_the_url_cannot_be_is_one_line_not_a_tracebac
     with pytest.raises(VavaError, match=r"is a file, not a run folder"), staged(url, "vava train", writes=True):
         pass
     assert MEMORY.cat_file(f"/{url.key}") == b"the URL itself is a file"
+
+
+def test_folder_markers_in_the_url_are_no_files(url: RemotePath) -> None:
+    MEMORY.pipe_file(f"/{url.key}/checkpoints/last.pt", b"weights")
+    entry = {"type": "file", "size": 0, "ETag": '"d41d8cd98f00b204e9800998ecf8427e"'}
+    listed = {f"{url.key}/": {**entry, "name": f"{url.key}/"},  # what S3 lists for console-made folders
+              f"{url.key}/checkpoints/": {**entry, "name": f"{url.key}/checkpoints/"},
+              f"{url.key}/checkpoints/last.pt": {**entry, "size": 7, "ETag": '"1"'}}
+    run = StagedRun(url)
+    run.url.__dict__["fs"] = type("Listing", (), {"find": lambda self, *a, **k: listed,
+                                                  "get_file": MEMORY.get_file})()
+    run.pull()
+    assert sorted(str(p.relative_to(run.local)) for p in run.local.rglob("*") if not p.name.startswith(".")) \
+        == ["checkpoints", "checkpoints/last.pt"]
