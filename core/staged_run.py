@@ -114,7 +114,7 @@ class StagedRun:
     # -- the lease: one writer at a time -------------------------------------------------------------------
     def take_lease(self, command: str) -> None:
         """Hold the URL's lease for this process, or a one-line error naming the process that holds it."""
-        mine = json.dumps({"host": socket.gethostname(), "pid": os.getpid(), "command": command,
+        mine = json.dumps({"host": socket.gethostname(), "pid": os.getpid(), "pids": _process_space(), "command": command,
                            "since": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds")})
         for attempt in range(2):
             try:
@@ -334,6 +334,8 @@ def _stale(holder: dict[str, Any], url: RemotePath) -> bool:
     this process (one that could not remove it, the storage being down)."""
     if holder.get("host") != socket.gethostname() or not isinstance(holder.get("pid"), int):
         return False
+    if holder.get("pids", _process_space()) != _process_space():  # a container sharing the host name: its
+        return False  # process numbers are not ours to look up
     if holder["pid"] == os.getpid():
         return all(run.url != url for run in _active.values())
     try:
@@ -343,6 +345,15 @@ def _stale(holder: dict[str, Any], url: RemotePath) -> bool:
     except OSError:  # alive, another user's
         return False
     return False
+
+
+def _process_space() -> str | None:
+    """What makes a process number mean one process: this boot of the kernel and the PID namespace (containers
+    that share a host name, e.g. Docker's --network host, each number their processes from 1)."""
+    try:
+        return f"{Path('/proc/sys/kernel/random/boot_id').read_text().strip()}/{os.readlink('/proc/self/ns/pid')}"
+    except OSError:
+        return None
 
 
 def shown(path: Path, local: Path, location: Path | RemotePath) -> str:

@@ -12,8 +12,8 @@ import uuid
 from pathlib import Path
 
 import fsspec
-from fsspec.implementations.memory import MemoryFile
 import pytest
+from fsspec.implementations.memory import MemoryFile
 
 from tests.helpers import cli, single_line
 from vava.core.errors import VavaError
@@ -298,3 +298,11 @@ def test_folder_markers_in_the_url_are_no_files(url: RemotePath) -> None:
     run.pull()
     assert sorted(str(p.relative_to(run.local)) for p in run.local.rglob("*") if not p.name.startswith(".")) \
         == ["checkpoints", "checkpoints/last.pt"]
+
+
+def test_a_lease_from_another_process_space_of_this_host_name_is_never_broken(url: RemotePath) -> None:
+    left = {"host": socket.gethostname(), "pid": 2 ** 22 + 1, "pids": "another boot or container",
+            "command": "vava train", "since": "earlier"}  # a process number this host never gave
+    MEMORY.pipe_file(f"/{url.key}/{LEASE_NAME}", json.dumps(left).encode())
+    with pytest.raises(VavaError, match=r"since earlier\) is writing into this run"):
+        StagedRun(url).take_lease("vava train")
