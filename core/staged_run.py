@@ -25,7 +25,7 @@ import json
 import os
 import socket
 from collections.abc import Callable, Iterator
-from pathlib import Path
+from pathlib import Path, PurePosixPath
 from typing import Any
 
 from filelock import FileLock
@@ -63,7 +63,11 @@ class StagedRun:
         self.url, self.local = url, staging_folder(url)
         if self.local.is_symlink():
             raise VavaError(f"{self.local}: the staging folder of {url} is a symlink; remove it")
-        self.local.mkdir(parents=True, exist_ok=True)
+        try:
+            self.local.mkdir(parents=True, exist_ok=True)
+        except OSError as err:
+            raise VavaError(f"{url}: cannot make its staging folder {self.local} ({err.strerror or err}); "
+                            f"set {STAGING_ENV} to a writable folder") from None
         self.manifest: dict[str, dict[str, Any]] = self._read_manifest()
         self.lease: str | None = None
 
@@ -83,7 +87,7 @@ class StagedRun:
                                                          or missing):
                     self._download(name, version)
             for name in [n for n in self.manifest if n not in remote]:
-                if not self._changed_here(name):
+                if not self._changed_here(name) and not self._behind_symlink(name):
                     (self.local / name).unlink(missing_ok=True)
                     del self.manifest[name]
             self._write_manifest()
@@ -100,7 +104,7 @@ class StagedRun:
                     with self.url.errors(f"upload {name}"):
                         self.url.fs.put_file(str(self.local / name), key)
                         self.manifest[name] = {"version": _version(self.url.fs.info(key)), **local}
-                for name in [n for n in self.manifest if n not in here]:
+                for name in [n for n in self.manifest if n not in here and not self._behind_symlink(n)]:
                     with self.url.errors(f"delete {name}"), contextlib.suppress(FileNotFoundError):
                         self.url.fs.rm_file(f"{self.url.key}/{name}")
                     del self.manifest[name]
@@ -110,7 +114,7 @@ class StagedRun:
     # -- the lease: one writer at a time -------------------------------------------------------------------
     def take_lease(self, command: str) -> None:
         """Hold the URL's lease for this process, or a one-line error naming the process that holds it."""
-        mine = json.dumps({"host": socket.gethostname(), "pid": os.getpid(), "command": command,
+        mine = json.dumps({"host": socket.gethostname(), "pid": os.getpid(), "pids": _process_space(), "command": command,
                            "since": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds")})
         for attempt in range(2):
             try:
@@ -164,10 +168,18 @@ class StagedRun:
         prefix = self.url.key + "/"
         files = {}
         for key, entry in found.items():
+            if key.endswith("/") and not entry.get("size"):
+                continue  # a folder marker ("Create folder" in a console, rclone, Hadoop): no file
             key = key.lstrip("/")  # some file systems (memory://) list absolute names
             name = key[len(prefix):]
+            if entry.get("type") == "file" and key == self.url.key:
+                raise VavaError(f"{self.url}: is a file, not a run folder")
             if entry.get("type") == "file" and key.startswith(prefix) and not _hidden(name):
                 files[_checked_name(name, self.url)] = _version(entry)
+        folders = {str(parent) for name in files for parent in PurePosixPath(name).parents}
+        if clash := min(folders & set(files), default=None):
+            raise VavaError(f"{self.url}: holds an object {clash!r} and objects below {clash}/: a file cannot "
+                            "also be a folder; remove one")
         return files
 
     def _local_files(self) -> set[str]:
@@ -175,6 +187,12 @@ class StagedRun:
         return {path.relative_to(self.local).as_posix() for path in self.local.rglob("*")
                 if path.is_file() and not path.is_symlink() and is_inside(path, self.local)
                 and not _hidden(path.relative_to(self.local).as_posix())}
+
+    def _behind_symlink(self, name: str) -> bool:
+        """Whether `name`'s local path is a symlink or lies under one (never synced: a file there is not
+        uploaded, and its absence from the sync is no deletion to copy to the URL)."""
+        path = self.local / name
+        return any(p.is_symlink() for p in (path, *path.parents) if p != self.local and p.is_relative_to(self.local))
 
     def _changed_here(self, name: str) -> bool:
         path, known = self.local / name, self.manifest.get(name)
@@ -186,7 +204,11 @@ class StagedRun:
         target = self.local / name
         if not is_inside(target.parent, self.local):
             raise VavaError(f"{self.url}/{name}: leads outside the staging folder {self.local} (a symlink there?)")
-        target.parent.mkdir(parents=True, exist_ok=True)
+        try:
+            target.parent.mkdir(parents=True, exist_ok=True)
+        except OSError as err:
+            raise VavaError(f"{self.url}/{name}: cannot make its folder in the staging folder {self.local} "
+                            f"({err.strerror or err})") from None
         with atomic_path(target) as tmp, self.url.errors(f"download {name}"):
             self.url.fs.get_file(f"{self.url.key}/{name}", str(tmp))
         self.manifest[name] = {"version": version, **_stat(target)}
@@ -200,13 +222,25 @@ class StagedRun:
         files = saved.get("files") if isinstance(saved, dict) and saved.get("url") == str(self.url) else None
         if not isinstance(files, dict):
             return {}
-        return {n: e for n, e in files.items() if isinstance(e, dict) and _plain(n) and not _hidden(n)}
+        # a name that is no plain path was never written here: whoever wrote it, it must not lead a deletion outside
+        return {n: e for n, e in files.items()
+                if isinstance(e, dict) and isinstance(n, str) and _plain(n) and not _hidden(n)}
 
     def _write_manifest(self) -> None:
         atomic_write(self.local / SYNC_MANIFEST_NAME, json.dumps({"url": str(self.url), "files": self.manifest}, indent=1))
 
-    def _sync_lock(self) -> FileLock:
-        return FileLock(self.local / SYNC_LOCK_NAME)
+    @contextlib.contextmanager
+    def _sync_lock(self) -> Iterator[None]:
+        lock = FileLock(self.local / SYNC_LOCK_NAME)
+        try:
+            lock.acquire()
+        except OSError as err:  # a symlink planted there (refused: O_NOFOLLOW), a read-only folder
+            raise VavaError(f"{self.local / SYNC_LOCK_NAME}: cannot lock the staging folder of {self.url} "
+                            f"({err.strerror or err}); remove it") from None
+        try:
+            yield
+        finally:
+            lock.release()
 
 
 @contextlib.contextmanager
@@ -223,6 +257,10 @@ def staged(location: Path | RemotePath, command: str, *, writes: bool,
         return
     run = StagedRun(location)
     if writes:
+        with location.errors("look at the run"):
+            is_file = location.fs.isfile(location.key)
+        if is_file:  # before the lease, which would make it a folder too
+            raise VavaError(f"{location}: is a file, not a run folder")
         run.take_lease(command)
     try:
         run.pull(wanted, restore=not writes)
@@ -302,6 +340,8 @@ def _stale(holder: dict[str, Any], url: RemotePath) -> bool:
     this process (one that could not remove it, the storage being down)."""
     if holder.get("host") != socket.gethostname() or not isinstance(holder.get("pid"), int):
         return False
+    if holder.get("pids", _process_space()) != _process_space():  # a container sharing the host name: its
+        return False  # process numbers are not ours to look up
     if holder["pid"] == os.getpid():
         return all(run.url != url for run in _active.values())
     try:
@@ -311,6 +351,15 @@ def _stale(holder: dict[str, Any], url: RemotePath) -> bool:
     except OSError:  # alive, another user's
         return False
     return False
+
+
+def _process_space() -> str | None:
+    """What makes a process number mean one process: this boot of the kernel and the PID namespace (containers
+    that share a host name, e.g. Docker's --network host, each number their processes from 1)."""
+    try:
+        return f"{Path('/proc/sys/kernel/random/boot_id').read_text().strip()}/{os.readlink('/proc/self/ns/pid')}"
+    except OSError:
+        return None
 
 
 def shown(path: Path, local: Path, location: Path | RemotePath) -> str:

@@ -13,6 +13,7 @@ from pathlib import Path
 
 import fsspec
 import pytest
+from fsspec.implementations.memory import MemoryFile
 
 from tests.helpers import cli, single_line
 from vava.core.errors import VavaError
@@ -261,3 +262,80 @@ def test_files_behind_a_symlink_in_the_staging_folder_are_never_uploaded(url: Re
     (run.local / "train_log.csv").write_text("step\n")
     run.push()
     assert remote_files(url) == {"train_log.csv": b"step\n"}
+
+
+def test_a_synced_folder_replaced_by_a_symlink_is_not_deleted_from_the_url(url: RemotePath, tmp_path: Path) -> None:
+    run = StagedRun(url)
+    (run.local / "checkpoints").mkdir()
+    (run.local / "checkpoints" / "last.pt").write_bytes(b"weights")
+    (run.local / "run.json").write_text("{}")
+    run.push()
+    elsewhere = tmp_path / "bigger-disk"  # the user moves the checkpoints to another disk and links them
+    (run.local / "checkpoints").rename(elsewhere)
+    (run.local / "checkpoints").symlink_to(elsewhere)
+    (run.local / "run.json").rename(tmp_path / "run.json")
+    (run.local / "run.json").symlink_to(tmp_path / "run.json")
+    run.push()  # what a writer does even when its command refuses the symlink
+    assert sorted(remote_files(url)) == ["checkpoints/last.pt", "run.json"]
+
+
+def test_a_manifest_naming_files_outside_the_staging_folder_deletes_nothing_there(url: RemotePath,
+                                                                                 tmp_path: Path) -> None:
+    run = StagedRun(url)
+    run.push()
+    victim = tmp_path / "victim.txt"
+    victim.write_text("precious")
+    info = victim.stat()
+    manifest = json.loads((run.local / ".vava-sync.json").read_text())
+    manifest["files"][os.path.relpath(victim, run.local)] = {"version": "x", "size": info.st_size,
+                                                             "mtime_ns": info.st_mtime_ns}
+    (run.local / ".vava-sync.json").write_text(json.dumps(manifest))
+    StagedRun(url).pull(restore=True)  # a reader: `vava evaluate --compare URL`
+    assert victim.read_text() == "precious"
+
+
+def test_what_the_staging_folder_or_the_url_cannot_be_is_one_line_not_a_traceback(
+        url: RemotePath, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    staging_folder(url).parent.mkdir(parents=True)
+    staging_folder(url).write_text("a file")
+    with pytest.raises(VavaError, match=r"cannot make its staging folder .* set VAVA_STAGING to a writable folder"):
+        StagedRun(url)
+    staging_folder(url).unlink()
+    run = StagedRun(url)
+    (run.local / ".vava-sync.lock").symlink_to(tmp_path / "elsewhere")
+    with pytest.raises(VavaError, match=r"\.vava-sync\.lock: cannot lock the staging folder of "):
+        run.pull()
+    (run.local / ".vava-sync.lock").unlink()
+    MEMORY.pipe_file(f"/{url.key}/plots/p.png", b"a folder")
+    MEMORY.store[f"/{url.key}/plots"] = MemoryFile(MEMORY, f"/{url.key}/plots", b"and a file")  # as S3 allows
+    with pytest.raises(VavaError, match=r"holds an object 'plots' and objects below plots/: a file cannot also"):
+        run.pull()
+    MEMORY.rm(f"/{url.key}", recursive=True)
+    MEMORY.pipe_file(f"/{url.key}", b"the URL itself is a file")
+    with pytest.raises(VavaError, match=r"is a file, not a run folder"):
+        StagedRun(url).pull()
+    with pytest.raises(VavaError, match=r"is a file, not a run folder"), staged(url, "vava train", writes=True):
+        pass
+    assert MEMORY.cat_file(f"/{url.key}") == b"the URL itself is a file"
+
+
+def test_folder_markers_in_the_url_are_no_files(url: RemotePath) -> None:
+    MEMORY.pipe_file(f"/{url.key}/checkpoints/last.pt", b"weights")
+    entry = {"type": "file", "size": 0, "ETag": '"d41d8cd98f00b204e9800998ecf8427e"'}
+    listed = {f"{url.key}/": {**entry, "name": f"{url.key}/"},  # what S3 lists for console-made folders
+              f"{url.key}/checkpoints/": {**entry, "name": f"{url.key}/checkpoints/"},
+              f"{url.key}/checkpoints/last.pt": {**entry, "size": 7, "ETag": '"1"'}}
+    run = StagedRun(url)
+    run.url.__dict__["fs"] = type("Listing", (), {"find": lambda self, *a, **k: listed,
+                                                  "get_file": MEMORY.get_file})()
+    run.pull()
+    assert sorted(str(p.relative_to(run.local)) for p in run.local.rglob("*") if not p.name.startswith(".")) \
+        == ["checkpoints", "checkpoints/last.pt"]
+
+
+def test_a_lease_from_another_process_space_of_this_host_name_is_never_broken(url: RemotePath) -> None:
+    left = {"host": socket.gethostname(), "pid": 2 ** 22 + 1, "pids": "another boot or container",
+            "command": "vava train", "since": "earlier"}  # a process number this host never gave
+    MEMORY.pipe_file(f"/{url.key}/{LEASE_NAME}", json.dumps(left).encode())
+    with pytest.raises(VavaError, match=r"since earlier\) is writing into this run"):
+        StagedRun(url).take_lease("vava train")
