@@ -45,6 +45,8 @@ class RemotePath:
         key = key.strip("/")
         if not key:
             raise VavaError(f"{url}: name a bucket (and a prefix), e.g. {protocol}://bucket/cache")
+        if any(part in ("", ".", "..") for part in key.split("/")):  # object stores keep them, or drop them, or fail
+            raise VavaError(f"{url}: a URL with an empty, '.' or '..' part; write the path without it")
         self.protocol, self.key = protocol.lower(), key
 
     def __str__(self) -> str:
@@ -91,8 +93,10 @@ class RemotePath:
         except VavaError:
             raise
         except ImportError as err:
-            raise VavaError(f"{self}: {self.protocol}:// URLs need {err.name or 'an fsspec driver'} "
-                            f"(pip install 'vava-align[s3]')") from None
+            if self.protocol in ("s3", "s3a"):
+                raise VavaError(f"{self}: {self.protocol}:// URLs need {err.name or 's3fs'} "
+                                "(pip install 'vava-align[s3]')") from None
+            raise VavaError(f"{self}: {self.protocol}:// URLs need an fsspec driver ({err})") from None
         except Exception as err:
             raise VavaError(f"{self}: cannot {doing} ({storage_reason(err)})") from None
 

@@ -33,10 +33,22 @@ from filelock import FileLock
 from vava.core.errors import VavaError
 from vava.core.files import atomic_path, atomic_write, has_control_character, is_inside
 from vava.core.location import RemotePath, storage_reason
-from vava.core.run_folder import CHECKPOINTS, SYNC_LOCK_NAME, SYNC_MANIFEST_NAME
+from vava.core.embeddings_file import EMBEDDINGS_NAME
+from vava.core.report_file import REPORT_JSON
+from vava.core.run_folder import (
+    CHECKPOINTS,
+    CONFIG_NAME,
+    KEY_NAME,
+    RUN_INFO_NAME,
+    SYNC_LOCK_NAME,
+    SYNC_MANIFEST_NAME,
+)
 
 STAGING_ENV = "VAVA_STAGING"
 LEASE_NAME = ".vava.lease"
+# What the top of a run folder holds, one of them at least (a trained run, or a reference row `vava embed
+# --identity` made): a URL holding other things is no run folder.
+RUN_MARKERS = frozenset({RUN_INFO_NAME, CONFIG_NAME, CHECKPOINTS, KEY_NAME, EMBEDDINGS_NAME, REPORT_JSON})
 
 _active: dict[Path, StagedRun] = {}  # staging folder -> its run, while a command works in it
 
@@ -52,7 +64,7 @@ def staging_folder(url: RemotePath) -> Path:
     """The local copy of the run at `url`: a folder of the URL's last name (what reports call the run) in one
     named by a hash of the whole URL, so that every URL has its own copy and two commands on one machine
     share it."""
-    name = url.name if url.name not in (".", "..") and not has_control_character(url.name) else "run"
+    name = "run" if has_control_character(url.name) else url.name
     return staging_root() / hashlib.sha256(str(url).encode()).hexdigest()[:16] / name
 
 
@@ -69,96 +81,146 @@ class StagedRun:
             raise VavaError(f"{url}: cannot make its staging folder {self.local} ({err.strerror or err}); "
                             f"set {STAGING_ENV} to a writable folder") from None
         self.manifest: dict[str, dict[str, Any]] = self._read_manifest()
+        self.present: set[str] = set()  # the synced files here after the last pull or push
         self.lease: str | None = None
+        self.takeover: str | None = None  # the mark of the stale lease this process replaced
 
-    def pull(self, wanted: Callable[[str], bool] | None = None, restore: bool = False) -> None:
+    def pull(self, wanted: Callable[[str], bool] | None = None) -> None:
         """Bring the local copy up to date with the URL (only the files `wanted` says yes to, when given).
 
-        A file deleted here since the last sync stays deleted (a writer's push deletes it there), unless
-        `restore` (a reader, which never pushes, wants the URL's copy).
+        A synced file missing here is downloaded again (a cache cleaner may have removed it), unless a
+        command deleted it and could not yet delete it in the URL (the manifest marks it): its push does.
         """
         with self._sync_lock():
             self.manifest = self._read_manifest()
             remote = self._remote_files()
             for name, version in sorted(remote.items()):
-                known = self.manifest.get(name)
-                missing = restore and not (self.local / name).is_file()
-                if (wanted is None or wanted(name)) and (known is None or known.get("version") != version
-                                                         or missing):
+                known = self.manifest.get(name) or {}
+                missing = not (self.local / name).is_file() and not known.get("deleted")
+                if (wanted is None or wanted(name)) and (known.get("version") != version or missing):
                     self._download(name, version)
             for name in [n for n in self.manifest if n not in remote]:
                 if not self._changed_here(name) and not self._behind_symlink(name):
                     (self.local / name).unlink(missing_ok=True)
                     del self.manifest[name]
             self._write_manifest()
+            self.present = self._local_files()
 
     def push(self) -> None:
-        """Upload what changed here since the last sync, then delete from the URL what was deleted here."""
+        """Upload what changed here since the last sync, then delete from the URL what this command deleted
+        here (a file present after its pull, gone now); a file that went missing otherwise is left there."""
         with self._sync_lock():
             here = self._local_files()
             uploads = sorted((n for n in here if self._changed_here(n)),
                              key=lambda n: (not n.startswith(f"{CHECKPOINTS}/"), n))
+            deleted = [n for n, known in self.manifest.items() if n not in here and not self._behind_symlink(n)
+                       and (n in self.present or known.get("deleted"))]
+            for name in deleted:  # marked first: a deletion cut short is finished by the next push, not undone
+                self.manifest[name]["deleted"] = True
             try:  # the manifest records each file as it is done, so a push cut short is taken up where it stopped
                 for name in uploads:
                     key, local = f"{self.url.key}/{name}", _stat(self.local / name)
                     with self.url.errors(f"upload {name}"):
                         self.url.fs.put_file(str(self.local / name), key)
                         self.manifest[name] = {"version": _version(self.url.fs.info(key)), **local}
-                for name in [n for n in self.manifest if n not in here and not self._behind_symlink(n)]:
+                for name in deleted:
                     with self.url.errors(f"delete {name}"), contextlib.suppress(FileNotFoundError):
                         self.url.fs.rm_file(f"{self.url.key}/{name}")
                     del self.manifest[name]
             finally:
                 self._write_manifest()
+                self.present = here
 
     # -- the lease: one writer at a time -------------------------------------------------------------------
     def take_lease(self, command: str) -> None:
-        """Hold the URL's lease for this process, or a one-line error naming the process that holds it."""
-        mine = json.dumps({"host": socket.gethostname(), "pid": os.getpid(), "pids": _process_space(), "command": command,
-                           "since": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds")})
+        """Hold the URL's lease for this process, or a one-line error naming the process that holds it (here,
+        in a folder above, or in a run folder below: they share objects)."""
+        fs = self.url.fs  # outside the try below: a missing driver is its own one-line error
+        mine = json.dumps({"host": socket.gethostname(), "pid": os.getpid(), "pids": _process_space(),
+                           "command": command, "since": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds")})
+        holder: dict[str, Any] | None = None
         for attempt in range(2):
             try:
-                self.url.fs.pipe_file(self._lease_key, mine.encode(), mode="create")
+                fs.pipe_file(self._lease_key, mine.encode(), mode="create")
                 self.lease = mine
-                return
+                break
             except Exception as err:  # refused because a lease exists, or the storage failed: the lease tells which
                 failure = err
             try:
-                holder = self._lease_holder()
+                text, holder = self._lease_holder()
             except VavaError:
-                holder = None
-            if holder is None:  # no lease there, or none readable: the write itself failed
+                text = None
+            if text is None:  # no lease there, or none readable: the write itself failed
                 raise VavaError(f"{self.url}: cannot write its lease ({storage_reason(failure)})") from None
-            if attempt or not _stale(holder, self.url):
+            if attempt or not _stale(holder, self.url) or not self._claim_takeover(text):
                 break
             with self.url.errors("remove a stale lease"), contextlib.suppress(FileNotFoundError):
-                self.url.fs.rm_file(self._lease_key)
+                fs.rm_file(self._lease_key)
+        if self.lease is not None:
+            holder = self._nested_holder()
+            if holder is None:
+                return
+            self.release_lease()
         who = f"{holder.get('command', 'a command')} (process {holder.get('pid')} on {holder.get('host')}, " \
               f"since {holder.get('since')})"
-        raise VavaError(f"{self.url}: {who} is writing into this run; wait for it to end, or delete "
-                        f"{self.url}/{LEASE_NAME} if that process is gone")
+        where = holder.get("url", self.url)
+        raise VavaError(f"{self.url}: {who} is writing into {'this run' if where == self.url else where}; wait for "
+                        f"it to end, or delete {where}/{LEASE_NAME} if that process is gone")
 
     def release_lease(self) -> None:
-        """Delete the lease if it is still this process's."""
-        with self.url.errors("remove its lease"), contextlib.suppress(FileNotFoundError):
-            if self.lease is not None and self.url.fs.cat_file(self._lease_key).decode() == self.lease:
-                self.url.fs.rm_file(self._lease_key)
+        """Delete the lease if it is still this process's (and the mark of a stale lease it took over)."""
+        with self.url.errors("remove its lease"):
+            with contextlib.suppress(FileNotFoundError):
+                if self.lease is not None and self.url.fs.cat_file(self._lease_key).decode() == self.lease:
+                    self.url.fs.rm_file(self._lease_key)
+            with contextlib.suppress(FileNotFoundError):
+                if self.takeover is not None:
+                    self.url.fs.rm_file(self.takeover)
+        self.lease = self.takeover = None
+
+    def _claim_takeover(self, stale: bytes) -> bool:
+        """Whether this process is the one to replace the stale lease `stale`: the one that creates its
+        takeover mark (two processes finding one stale lease would otherwise each delete the other's new one)."""
+        mark = f"{self._lease_key}.takeover-{hashlib.sha256(stale).hexdigest()[:16]}"
+        try:
+            self.url.fs.pipe_file(mark, b"", mode="create")
+        except Exception:  # another process claimed it (or the storage failed: then the lease stays as it is)
+            return False
+        self.takeover = mark
+        return True
+
+    def _nested_holder(self) -> dict[str, Any] | None:
+        """The holder of a lease in a folder above the URL or in one below it (with its URL), if any."""
+        fs, key = self.url.fs, self.url.key
+        above = [f"{'/'.join(key.split('/')[:n])}/{LEASE_NAME}" for n in range(1, key.count("/") + 1)]
+        with self.url.errors("look for other leases"):
+            below = [k.lstrip("/") for k in fs.find(key) if k.endswith(f"/{LEASE_NAME}")]
+            for lease in [*above, *(k for k in below if k != self._lease_key)]:
+                try:
+                    holder = json.loads(fs.cat_file(lease))
+                except (FileNotFoundError, ValueError):
+                    continue
+                where = RemotePath(f"{self.url.protocol}://{lease.rpartition('/')[0]}")
+                if isinstance(holder, dict) and not _stale(holder, where):
+                    return {**holder, "url": where}
+        return None
 
     @property
     def _lease_key(self) -> str:
         return f"{self.url.key}/{LEASE_NAME}"
 
-    def _lease_holder(self) -> dict[str, Any] | None:
+    def _lease_holder(self) -> tuple[bytes | None, dict[str, Any]]:
+        """The URL's lease as stored (None when there is none) and what it says of its holder."""
         with self.url.errors("read its lease"):
             try:
                 text = self.url.fs.cat_file(self._lease_key)
             except FileNotFoundError:
-                return None
+                return None, {}
         try:
             holder = json.loads(text)
         except ValueError:
             holder = None
-        return holder if isinstance(holder, dict) else {"host": "?", "pid": "?", "since": "?"}
+        return text, holder if isinstance(holder, dict) else {"host": "?", "pid": "?", "since": "?"}
 
     # -- files on both sides -------------------------------------------------------------------------------
     def _remote_files(self) -> dict[str, str]:
@@ -244,28 +306,39 @@ class StagedRun:
 
 
 @contextlib.contextmanager
-def staged(location: Path | RemotePath, command: str, *, writes: bool,
-           wanted: Callable[[str], bool] | None = None) -> Iterator[Path]:
+def staged(location: Path | RemotePath, command: str, *, writes: bool, wanted: Callable[[str], bool] | None = None,
+           check: Callable[[set[str]], None] | None = None) -> Iterator[Path]:
     """The local folder `command` works in: `location` itself, or for a URL its synced staging folder.
 
     With `writes` the command holds the URL's lease and its changes are uploaded when the block ends, also
     when it fails; without (a reader, or a rank of a torchrun job other than 0, which writes nothing) it
     only pulls. `wanted` limits the pull to the files a reader needs (`vava evaluate --compare`: reports).
+    `check` sees the names at the URL's top first (default: it must be empty or hold a run, so that a
+    mistyped URL, a bucket's root say, is refused before anything is downloaded).
     """
     if not isinstance(location, RemotePath):
         yield location
         return
+    with location.errors("look at the run"):
+        if location.fs.isfile(location.key):  # checked before the lease, which would make it a folder too
+            raise VavaError(f"{location}: is a file, not a run folder")
+        try:
+            listed = location.fs.ls(location.key, detail=False)
+        except FileNotFoundError:  # nothing there yet
+            listed = []
+    names = {name.rstrip("/").rpartition("/")[2] for name in listed if name.strip("/") != location.key}
+    names = {name for name in names if name and not name.startswith(".")}
+    if check is not None:
+        check(names)
+    else:
+        _empty_or_a_run(location, names)
     run = StagedRun(location)
     if writes:
-        with location.errors("look at the run"):
-            is_file = location.fs.isfile(location.key)
-        if is_file:  # before the lease, which would make it a folder too
-            raise VavaError(f"{location}: is a file, not a run folder")
         run.take_lease(command)
     try:
-        run.pull(wanted, restore=not writes)
         _active[run.local] = run
         try:
+            run.pull(wanted)
             yield run.local
         except BaseException as err:
             del _active[run.local]
@@ -286,6 +359,12 @@ def staged(location: Path | RemotePath, command: str, *, writes: bool,
         if writes:
             with contextlib.suppress(VavaError):  # a lease left behind names this process: the next run takes it over
                 run.release_lease()
+
+
+def _empty_or_a_run(url: RemotePath, names: set[str]) -> None:
+    if names and not names & RUN_MARKERS:
+        raise VavaError(f"{url}: holds no run folder (none of {', '.join(sorted(RUN_MARKERS))} at its top); "
+                        "name a run's folder")
 
 
 def publish(path: Path) -> None:
@@ -323,9 +402,10 @@ def _hidden(name: str) -> bool:
 
 
 def _plain(name: str) -> bool:
-    """Whether `name` is a plain relative path: no empty, "." or ".." part, no "\\" or control characters."""
+    """Whether `name` is a plain relative path: no empty, "." or ".." part, no "\\" or control characters, and
+    no part longer than a file name may be (255 bytes)."""
     return bool(name) and not name.startswith("/") and "\\" not in name and not has_control_character(name) \
-        and all(part not in ("", ".", "..") for part in name.split("/"))
+        and all(part not in ("", ".", "..") and len(part.encode(errors="replace")) <= 255 for part in name.split("/"))
 
 
 def _checked_name(name: str, url: RemotePath) -> str:

@@ -589,6 +589,7 @@ def train(features: Path, objective: str | None, out: Path | RemotePath, preset:
     from vava.core.staged_run import shown, staged
     from vava.pipeline.val_probes import ValProbes
     from vava.stages.train.config import load_config
+    from vava.stages.train.loop import check_out_names
     from vava.stages.train.loop import train as run_train
 
     values = parse_overrides(overrides)
@@ -596,7 +597,7 @@ def train(features: Path, objective: str | None, out: Path | RemotePath, preset:
               "eval_metric": eval_metric}
     config = load_config(preset, merge(values, {k: v for k, v in direct.items() if v is not None}))
     main = current_ranks().is_main
-    with staged(out, "vava train", writes=main) as run_dir:
+    with staged(out, "vava train", writes=main, check=lambda names: check_out_names(out, names, force)) as run_dir:
         summary = run_train(features, run_dir, config, device=device, resume=resume, force=force,
                             progress=not quiet, allow_partial=allow_partial, evaluator=ValProbes())
     if not main:  # under torchrun, rank 0 alone reports
@@ -661,7 +662,7 @@ def diagnose(features: Path, out: Path | RemotePath, preset: str, objectives: st
     from vava.pipeline.ladder import LADDER_NAME, run_ladder
 
     chosen = [name.strip() for name in objectives.split(",") if name.strip()]
-    with staged(out, "vava diagnose", writes=True) as local:
+    with staged(out, "vava diagnose", writes=True, check=lambda names: None) as local:  # a folder of runs
         ladder = run_ladder(features, local, preset, chosen, steps=steps, overrides=parse_overrides(overrides),
                             device=device, log=lambda line: click.echo(line, err=True))
     click.echo((local / LADDER_NAME).read_text(encoding="utf-8"))
@@ -696,7 +697,7 @@ def sweep(features: Path, plan: str, out: Path | RemotePath, steps: int | None, 
     with _option_errors():
         chosen = None if seeds is None else parse_seeds(seeds)
     runs = load_plan(plan)
-    with staged(out, "vava sweep", writes=True) as local:
+    with staged(out, "vava sweep", writes=True, check=lambda names: None) as local:  # a folder of runs
         markdown, failed = run_sweep(features, local, runs, steps=steps,
                                      overrides=parse_overrides(overrides), device=device, seeds=chosen,
                                      log=lambda line: click.echo(line, err=True))

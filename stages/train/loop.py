@@ -172,12 +172,16 @@ def _prepare(features: str | Path, out: str | Path, config: TrainConfig, force: 
 def _check_out(run_dir: Path, force: bool) -> Path:
     """`run_dir` unless it is a folder with files that are not a run's (training would replace some)."""
     check_run_folder(run_dir, "out")
-    if force or not run_dir.is_dir() or (run_dir / RUN_INFO_NAME).is_file():
-        return run_dir
-    if any(path.name not in BOOKKEEPING_NAMES for path in run_dir.iterdir()):
-        raise VavaError(f"{option_name('out')}: {run_dir} is not empty and is not a run folder (no {RUN_INFO_NAME}); "
-                        f"pick a new folder, or pass {option_name('force')} to train into it anyway")
+    if run_dir.is_dir() and not (run_dir / RUN_INFO_NAME).is_file():
+        check_out_names(run_dir, {path.name for path in run_dir.iterdir()} - BOOKKEEPING_NAMES, force)
     return run_dir
+
+
+def check_out_names(out: object, names: set[str], force: bool) -> None:
+    """Refuse training into `out` (a folder, or a URL) holding `names` unless it is empty, a run or `force`."""
+    if names and RUN_INFO_NAME not in names and not force:
+        raise VavaError(f"{option_name('out')}: {out} is not empty and is not a run folder (no {RUN_INFO_NAME}); "
+                        f"pick a new folder, or pass {option_name('force')} to train into it anyway")
 
 
 def _fit(run_dir: Path, feature_set: FeatureSet, videos: list[CachedVideo], sampler: PairSampler, context: Context,

@@ -90,6 +90,6 @@ def test_a_run_folder_url_at_an_unreachable_endpoint_is_one_line(closed_endpoint
     result = cli("train", "--features", tmp_path, "--out", "s3://bucket/runs/a")
     reason = f"no answer from the endpoint {closed_endpoint}: is the server up and the URL right?"
     assert result.exit_code == 1
-    assert single_line(result.stderr) == f"Error: s3://bucket/runs/a: cannot write its lease ({reason})"
+    assert single_line(result.stderr) == f"Error: s3://bucket/runs/a: cannot look at the run ({reason})"
     result = cli("reproduce", "--dataset", "folder", "--root", tmp_path, "--out", "s3://bucket/runs")
     assert result.exit_code == 2 and "s3://bucket/runs: a local path, please" in result.stderr

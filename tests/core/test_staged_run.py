@@ -19,6 +19,7 @@ from tests.helpers import cli, single_line
 from vava.core.errors import VavaError
 from vava.core.location import RemotePath
 from vava.core.staged_run import LEASE_NAME, STAGING_ENV, StagedRun, publish, shown, staged, staging_folder
+from vava.stages.train.loop import check_out_names
 
 TINY = ["--quiet", "--set", "model.conv_channels=8", "--set", "model.fc_channels=8", "--set",
         "data.frames_per_video=6", "--set", "data.batch_pairs=2", "--set", "checkpoint_every=2"]
@@ -45,7 +46,6 @@ def test_the_staging_folder_is_named_by_the_url(url: RemotePath, tmp_path: Path)
     folder = staging_folder(url)
     assert folder.parent.parent == tmp_path / "machine-a" and folder.name == "demo"  # reports call the run "demo"
     assert staging_folder(RemotePath(f"{url}2")).parent != folder.parent
-    assert staging_folder(RemotePath("memory://b/..")).name == "run"
 
 
 def test_what_one_machine_pushes_another_pulls_byte_for_byte_without_hidden_files(
@@ -71,7 +71,8 @@ def test_what_one_machine_pushes_another_pulls_byte_for_byte_without_hidden_file
 def test_a_sync_moves_only_what_changed_on_either_side(url: RemotePath, tmp_path: Path,
                                                        monkeypatch: pytest.MonkeyPatch) -> None:
     a = StagedRun(url)
-    for name in ("kept.txt", "changed-there.txt", "changed-here.txt", "deleted-there.txt", "deleted-here.txt"):
+    for name in ("kept.txt", "changed-there.txt", "changed-here.txt", "deleted-there.txt", "deleted-here.txt",
+                 "cleaned-here.txt"):
         (a.local / name).write_text("v1")
     a.push()
     # another machine changes and deletes files in the URL
@@ -82,21 +83,53 @@ def test_a_sync_moves_only_what_changed_on_either_side(url: RemotePath, tmp_path
     (b.local / "deleted-there.txt").unlink()
     (b.local / "new-there.txt").write_text("new")
     b.push()
-    # meanwhile this machine changed and deleted others, not yet pushed (an upload that failed, say)
+    # meanwhile this machine changed a file, not yet uploaded (an upload that failed, say), and a cache cleaner
+    # removed another; a file it kept was deleted in the URL after it changed it here
     (a.local / "changed-here.txt").write_text("v2 from a")
-    (a.local / "deleted-here.txt").unlink()
-    MEMORY.rm_file(f"/{url.key}/kept.txt")  # and a file it kept was deleted in the URL
-    (a.local / "kept.txt").touch()  # ... after a changed it here: a's copy stays, to be uploaded
+    (a.local / "cleaned-here.txt").unlink()
+    MEMORY.rm_file(f"/{url.key}/kept.txt")
+    (a.local / "kept.txt").touch()
     pushed = MEMORY.info(f"/{url.key}/changed-here.txt")["created"]
 
-    a.pull()
+    a.pull()  # the next command on this machine
     assert {p.name: p.read_text() for p in a.local.glob("*.txt")} == {
-        "kept.txt": "v1", "changed-there.txt": "v2 from b", "changed-here.txt": "v2 from a",
-        "new-there.txt": "new"}
+        "kept.txt": "v1", "changed-there.txt": "v2 from b", "changed-here.txt": "v2 from a", "new-there.txt": "new",
+        "deleted-here.txt": "v1", "cleaned-here.txt": "v1"}  # the cleaned file is downloaded again
     assert MEMORY.info(f"/{url.key}/changed-here.txt")["created"] == pushed  # a pull writes nothing there
+    (a.local / "deleted-here.txt").unlink()  # the command deletes a file (a sweep moving a stale run, say)
     a.push()
-    assert remote_files(url) == {"kept.txt": b"v1", "changed-there.txt": b"v2 from b",
+    assert remote_files(url) == {"kept.txt": b"v1", "changed-there.txt": b"v2 from b", "cleaned-here.txt": b"v1",
                                  "changed-here.txt": b"v2 from a", "new-there.txt": b"new"}
+
+
+def test_a_file_that_went_missing_here_is_never_deleted_from_the_url(url: RemotePath) -> None:
+    run = StagedRun(url)
+    (run.local / "run.json").write_text("{}")
+    run.push()
+    (run.local / "run.json").unlink()  # between two commands: a cache cleaner, say
+    with staged(url, "vava embed", writes=True) as local:
+        assert (local / "run.json").read_text() == "{}"  # downloaded again by the pull
+        (local / "run.json").unlink()
+        StagedRun(url).push()  # a push of another object knows nothing of this command's pull: deletes nothing
+        assert remote_files(url)["run.json"] == b"{}"
+    assert "run.json" not in remote_files(url)  # this command deleted it: its push deletes it there
+
+
+def test_a_deletion_cut_short_is_finished_by_the_next_push(url: RemotePath, monkeypatch: pytest.MonkeyPatch) -> None:
+    run = StagedRun(url)
+    (run.local / "old.txt").write_text("old")
+    run.push()
+    (run.local / "old.txt").unlink()
+    rm = type(MEMORY).rm_file
+    monkeypatch.setattr(type(MEMORY), "rm_file", lambda fs, path: (_ for _ in ()).throw(ConnectionError("down")))
+    with pytest.raises(VavaError, match="cannot delete old.txt"):
+        run.push()
+    monkeypatch.setattr(type(MEMORY), "rm_file", rm)
+    later = StagedRun(url)
+    later.pull()  # not downloaded again: the manifest marks it deleted
+    assert not (later.local / "old.txt").exists()
+    later.push()
+    assert "old.txt" not in remote_files(url)
 
 
 def test_a_pull_limited_to_wanted_files_leaves_the_others(url: RemotePath) -> None:
@@ -290,7 +323,7 @@ def test_a_manifest_naming_files_outside_the_staging_folder_deletes_nothing_ther
     manifest["files"][os.path.relpath(victim, run.local)] = {"version": "x", "size": info.st_size,
                                                              "mtime_ns": info.st_mtime_ns}
     (run.local / ".vava-sync.json").write_text(json.dumps(manifest))
-    StagedRun(url).pull(restore=True)  # a reader: `vava evaluate --compare URL`
+    StagedRun(url).pull()  # a reader: `vava evaluate --compare URL`
     assert victim.read_text() == "precious"
 
 
@@ -339,3 +372,68 @@ def test_a_lease_from_another_process_space_of_this_host_name_is_never_broken(ur
     MEMORY.pipe_file(f"/{url.key}/{LEASE_NAME}", json.dumps(left).encode())
     with pytest.raises(VavaError, match=r"since earlier\) is writing into this run"):
         StagedRun(url).take_lease("vava train")
+
+
+def test_of_two_processes_finding_one_stale_lease_one_replaces_it(url: RemotePath, tmp_path: Path,
+                                                                  monkeypatch: pytest.MonkeyPatch) -> None:
+    stale = json.dumps({"host": socket.gethostname(), "pid": dead_pid(), "command": "vava train",
+                        "since": "earlier"}).encode()
+    MEMORY.pipe_file(f"/{url.key}/{LEASE_NAME}", stale)
+    late = StagedRun(url)  # read the stale lease, then was slow to act on it
+    with staged(url, "vava train", writes=True):
+        assert json.loads(MEMORY.cat_file(f"/{url.key}/{LEASE_NAME}"))["pid"] == os.getpid()
+        assert not late._claim_takeover(stale)  # it must not delete the new lease
+        other_machine(monkeypatch, tmp_path)
+        with pytest.raises(VavaError, match="vava train .* is writing into this run"):
+            StagedRun(url).take_lease("vava embed")
+    assert not [name for name in MEMORY.find(f"/{url.key}") if ".vava.lease" in name]  # the mark goes with it
+
+
+def test_leases_of_folders_above_and_below_exclude_each_other(url: RemotePath) -> None:
+    child = RemotePath(f"{url}/supervised")
+    with staged(url, "vava sweep", writes=True, check=lambda names: None):
+        with pytest.raises(VavaError) as caught:
+            StagedRun(child).take_lease("vava embed")
+        assert f"{child}: vava sweep (process {os.getpid()}" in str(caught.value)
+        assert str(caught.value).endswith(f"is writing into {url}; wait for it to end, or delete {url}/{LEASE_NAME} "
+                                          "if that process is gone")
+    assert not MEMORY.exists(f"/{child.key}/{LEASE_NAME}")  # the refused writer removed its own
+    with staged(child, "vava embed", writes=True):
+        with pytest.raises(VavaError, match=f"is writing into {child};"):
+            StagedRun(url).take_lease("vava sweep")
+
+
+def test_a_url_holding_no_run_is_refused_before_anything_is_downloaded(url: RemotePath) -> None:
+    bucket = RemotePath(f"memory://{url.key.split('/')[0]}")
+    MEMORY.pipe_file(f"/{url.key}/run.json", b"{}")
+    MEMORY.pipe_file(f"/{bucket.key}/big/data.bin", b"x" * 1000)
+    result = cli("evaluate", "--run", bucket)
+    assert result.exit_code == 1 and single_line(result.stderr) == (
+        f"Error: {bucket}: holds no run folder (none of checkpoints, config.yaml, embeddings.h5, report.json, "
+        "run.json, sweep_key.json at its top); name a run's folder")
+    assert not staging_folder(bucket).exists()
+    with pytest.raises(VavaError, match=rf"^out: {bucket} is not empty and is not a run folder \(no run.json\)"):
+        with staged(bucket, "vava train", writes=True, check=lambda names: check_out_names(bucket, names, False)):
+            pass
+
+
+def test_urls_and_object_names_that_no_file_system_keeps_alike_are_refused(url: RemotePath) -> None:
+    for bad in ("s3://b/runs//y", "s3://b/runs/../x", "s3://b/./x"):
+        with pytest.raises(VavaError, match=r": a URL with an empty, '\.' or '\.\.' part; write the path without it$"):
+            RemotePath(bad)
+    MEMORY.pipe_file(f"/{url.key}/run.json", b"{}")
+    MEMORY.pipe_file(f"/{url.key}/{'x' * 300}", b"")
+    with pytest.raises(VavaError, match=r"holds an object named 'x{300}', which is not a plain file path"):
+        StagedRun(url).pull()
+
+
+def test_a_missing_driver_is_one_line_naming_what_to_install(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv(STAGING_ENV, str(tmp_path))
+    result = cli("train", "--features", tmp_path, "--out", "nodriverfs://b/runs/x")
+    assert result.exit_code == 1 and single_line(result.stderr).startswith("Error: nodriverfs://b/runs/x: ")
+    assert "Traceback" not in result.output
+
+
+def dead_pid() -> int:
+    return int(subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True,
+                              text=True, check=True).stdout)
