@@ -2,6 +2,8 @@
 into `s3://`, `cache ls/info/verify`, train and embed from it; the server stopped mid-write; the README's recipe."""
 from __future__ import annotations
 
+import csv
+import io
 import json
 import os
 import re
@@ -17,6 +19,7 @@ import pytest
 from tests.conftest import make_folder_dataset
 from tests.helpers import EXTRACT, cli, single_line
 from tests.s3_server import SeaweedServer, make_bucket, start_server
+from tests.stages.train.test_distributed import one_process, same_curve, train_with_torchrun
 from vava.cache.store import FeatureSet, VideoWriter
 from vava.core.embeddings_file import load_embeddings
 from vava.core.location import RemotePath
@@ -174,6 +177,21 @@ def test_a_run_folder_in_the_bucket_survives_the_server_stopping_mid_training(
         ("last.pt", "step_0000002.pt", "step_0000004.pt", "step_0000006.pt")]
     log = fs.cat_file("vava-test/runs/stopped/train_log.csv").decode().splitlines()
     assert [row.split(",")[0] for row in log] == ["step", "2", "4", "6"] and not fs.exists(f"{run}/.vava.lease")
+
+
+def test_a_two_process_training_into_a_run_url_follows_the_single_process_curve(
+        toy_features: Path, s3_prefix: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Both ranks pull into one staging folder, rank 0 alone holds the lease and uploads; resumed on another
+    machine (another staging folder), the run continues the single-process curve."""
+    run = f"{s3_prefix}/runs/ddp"
+    monkeypatch.setenv(STAGING_ENV, str(tmp_path / "machine-a"))
+    train_with_torchrun(toy_features, run, 3)
+    monkeypatch.setenv(STAGING_ENV, str(tmp_path / "machine-b"))
+    train_with_torchrun(toy_features, run, 6, "--resume")
+    log = RemotePath(run).fs.cat_file(f"{RemotePath(run).key}/train_log.csv").decode()
+    got = [(int(row["step"]), float(row["loss"])) for row in csv.DictReader(io.StringIO(log))]
+    same_curve(got, one_process(toy_features, tmp_path / "local", 6))
+    assert not RemotePath(run).fs.exists(f"{RemotePath(run).key}/.vava.lease")
 
 
 def readme_recipe() -> str:
