@@ -75,11 +75,8 @@ class StagedRun:
         self.url, self.local = url, staging_folder(url)
         if self.local.is_symlink():
             raise VavaError(f"{self.local}: the staging folder of {url} is a symlink; remove it")
-        try:
-            self.local.mkdir(parents=True, exist_ok=True)
-        except OSError as err:
-            raise VavaError(f"{url}: cannot make its staging folder {self.local} ({err.strerror or err}); "
-                            f"set {STAGING_ENV} to a writable folder") from None
+        _make_folder(self.local, f"{url}: cannot make its staging folder {self.local}",
+                     f"; set {STAGING_ENV} to a writable folder")
         self.manifest: dict[str, dict[str, Any]] = self._read_manifest()
         self.present: set[str] = set()  # the synced files here after the last pull or push
         self.lease: str | None = None
@@ -266,11 +263,7 @@ class StagedRun:
         target = self.local / name
         if not is_inside(target.parent, self.local):
             raise VavaError(f"{self.url}/{name}: leads outside the staging folder {self.local} (a symlink there?)")
-        try:
-            target.parent.mkdir(parents=True, exist_ok=True)
-        except OSError as err:
-            raise VavaError(f"{self.url}/{name}: cannot make its folder in the staging folder {self.local} "
-                            f"({err.strerror or err})") from None
+        _make_folder(target.parent, f"{self.url}/{name}: cannot make its folder in the staging folder {self.local}")
         with atomic_path(target) as tmp, self.url.errors(f"download {name}"):
             self.url.fs.get_file(f"{self.url.key}/{name}", str(tmp))
         self.manifest[name] = {"version": version, **_stat(target)}
@@ -372,6 +365,14 @@ def publish(path: Path) -> None:
     for local, run in _active.items():
         if path == local or is_inside(path, local):
             run.push()
+
+
+def _make_folder(folder: Path, failure: str, hint: str = "") -> None:
+    """Make `folder` (and its parents), or one line: `failure` (why){hint}."""
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+    except OSError as err:
+        raise VavaError(f"{failure} ({err.strerror or err}){hint}") from None
 
 
 def _reword(err: BaseException, change: Callable[[str], str]) -> None:
