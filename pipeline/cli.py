@@ -612,7 +612,7 @@ def train(features: Path, objective: str | None, out: Path | RemotePath, preset:
 
 
 @main.command()
-@click.option("--run", "run_dir", required=True, type=RUN, help="Run folder.")
+@click.option("--run", "run_dir", required=True, type=RUN, help="Run folder, or object-storage URL.")
 @click.option("--features", type=FEATURES, default=None,
               help="Feature set (default: the one the run was trained on; required with --identity).")
 @click.option("--splits", default="train,val", show_default=True, help="Comma list of splits to embed.")
@@ -713,9 +713,9 @@ def sweep(features: Path, plan: str, out: Path | RemotePath, steps: int | None, 
 
 # -- evaluate / align -----------------------------------------------------------------------
 @main.command(cls=_EvaluateCommand)
-@click.option("--run", "run_dir", type=RUN, help="Run folder to evaluate.")
+@click.option("--run", "run_dir", type=RUN, help="Run folder to evaluate, or object-storage URL.")
 @click.option("--compare", "compare", type=_Location(), multiple=True,
-              help="Put the reports of these run folders into one table instead (repeatable).")
+              help="Put the reports of these run folders (or object-storage URLs) into one table instead (repeatable).")
 @click.option("--plots/--no-plots", default=True, show_default=True, help="t-SNE, alignment and loss plots.")
 @click.option("--time-reference/--no-time-reference", default=True, show_default=True,
               help="Also score each frame's time alone (t/T) with the same probes: a reference row in the report.")
@@ -759,7 +759,7 @@ def evaluate(run_dir: Path | RemotePath | None, compare: tuple[Path | RemotePath
 
 
 @main.command()
-@click.option("--run", "run_dir", required=True, type=RUN, help="Trained run.")
+@click.option("--run", "run_dir", required=True, type=RUN, help="Trained run folder, or object-storage URL.")
 @click.argument("video_a")
 @click.argument("video_b")
 @click.option("--out", required=True, type=LOCAL_FILE, help="Output .mp4.")

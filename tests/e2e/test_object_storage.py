@@ -214,8 +214,8 @@ def test_the_readme_recipe_runs_as_pasted(s3_server: SeaweedServer, monkeypatch:
     assert done.returncode == 0 and "Traceback" not in done.stderr, done.stderr
     features = next(line for line in done.stdout.splitlines() if line.startswith("s3://"))  # what `echo` printed
     assert re.fullmatch(r"s3://my-bucket/vava-cache/[0-9a-f]{16}", features), done.stdout
-    assert f"{features}  resnet50/layer3.2  64px" in done.stdout and "6/6" in done.stdout  # cache ls
-    assert "6 complete videos checked, 0 damaged, 0 incomplete" in done.stdout  # cache verify
+    assert f"{features}  resnet50/layer3.2  64px" in done.stdout and "12/12" in done.stdout  # cache ls
+    assert "12 complete videos checked, 0 damaged, 0 incomplete" in done.stdout  # cache verify
     run = "s3://my-bucket/runs/s3-demo"
     assert f"\n{run}\n" in done.stdout and f"report: {run}/report.md and report.json" in done.stdout
     bucket = RemotePath(run).fs
