@@ -22,7 +22,7 @@ def write_report_files(run_dir: str | Path, report: dict[str, object], markdown:
     run_dir = Path(run_dir)
     run_dir.mkdir(parents=True, exist_ok=True)
     json_path, md_path = run_dir / tagged_name(REPORT_JSON, tag), run_dir / tagged_name(REPORT_MD, tag)
-    atomic_write(json_path, json.dumps(_finite(report), indent=2) + "\n")
+    atomic_write(json_path, json.dumps(finite_json(report), indent=2) + "\n")
     atomic_write(md_path, markdown)
     return json_path, md_path
 
@@ -37,12 +37,12 @@ def load_report(path: str | Path) -> dict[str, object]:
         raise VavaError(f"{path}: not a readable report ({error})") from None
 
 
-def _finite(value: object) -> object:
-    """NaN/inf -> None, so report.json is strict JSON."""
+def finite_json(value: object) -> object:
+    """`value` with NaN/inf -> None at any depth, so what is written is strict JSON."""
     if isinstance(value, float) and not math.isfinite(value):
         return None
     if isinstance(value, dict):
-        return {k: _finite(v) for k, v in value.items()}
+        return {k: finite_json(v) for k, v in value.items()}
     if isinstance(value, list):
-        return [_finite(v) for v in value]
+        return [finite_json(v) for v in value]
     return value

@@ -711,6 +711,33 @@ def sweep(features: Path, plan: str, out: Path | RemotePath, steps: int | None, 
         sys.exit(1)
 
 
+@main.command()
+@click.argument("folders", nargs=-1, required=True, type=_Location(urls=False, exists=True, file_okay=False))
+@click.option("--plan", required=True, help="Plan file or name in configs/sweeps/: its runs and tables.")
+@click.option("--out", required=True, type=LOCAL_FILE, help="Markdown file of the tables (.md).")
+@click.option("--loss-curves", type=LOCAL_FILE, default=None,
+              help="Also plot each trained run's loss, mean over the seeds, here (.png).")
+def gather(folders: tuple[Path, ...], plan: str, out: Path, loss_curves: Path | None) -> None:
+    """Make a sweep's tables from the run records (sweep_record.json) under FOLDERS: seeds or parts of a
+    sweep built on other machines or in other sittings, one table."""
+    from vava.core.files import atomic_write
+    from vava.pipeline.sweep import gather_records, load_plan, records_markdown, write_loss_curves
+
+    for path, suffix, flag in ((out, ".md", "--out"), (loss_curves, ".png", "--loss-curves")):
+        if path is not None and path.suffix != suffix:
+            raise click.BadParameter(f"{path} does not end in {suffix}", param_hint=flag)
+    chosen = load_plan(plan)
+    runs, seeds = gather_records(folders, chosen)
+    markdown = records_markdown(runs, seeds, chosen, {})
+    out.parent.mkdir(parents=True, exist_ok=True)
+    atomic_write(out, markdown)
+    if loss_curves is not None:
+        loss_curves.parent.mkdir(parents=True, exist_ok=True)
+        write_loss_curves(runs, seeds, chosen, loss_curves)
+    click.echo(markdown)
+    click.echo(out)
+
+
 # -- evaluate / align -----------------------------------------------------------------------
 @main.command(cls=_EvaluateCommand)
 @click.option("--run", "run_dir", type=RUN, help="Run folder to evaluate, or object-storage URL.")

@@ -1,6 +1,9 @@
 """A sweep's results: the comparison tables as mean ± sd over the seeds, the probes' summary tables,
 both plateau tests (the loss's and the val score's from half to the full budget), wall times and
 failures (`results.md`), and the mean loss curves (`loss_curves.png`).
+
+The tables are made from run records (`record`): those of a sweep's own run folders (`folder_records`), or
+records gathered from several sweeps (`vava gather`).
 """
 from __future__ import annotations
 
@@ -8,12 +11,15 @@ import shlex
 import sys
 from pathlib import Path
 
+import numpy as np
+
 from vava.core.errors import VavaError
 from vava.core.report_file import REPORT_JSON, load_report
 from vava.core.run_folder import CHECKPOINTS, LOG_NAME, checkpoint_tag, saved_steps, tagged_name
 from vava.pipeline.diagnostics import DIAGNOSTICS
-from vava.pipeline.sweep.freshness import finished, recorded_seconds, run_steps
+from vava.pipeline.sweep.freshness import finished, recorded_seconds, run_steps, saved_key
 from vava.pipeline.sweep.plan import LOSS_CURVES_NAME, SweepPlan
+from vava.pipeline.sweep.record import RunRecord, thinned_curve
 from vava.stages.evaluate import seeds as over_seeds
 from vava.stages.evaluate import tables
 from vava.stages.evaluate.plots import plot_relative_losses, read_log
@@ -48,12 +54,23 @@ def midpoint_score(run_dir: Path | None) -> float | None:
         return None
 
 
-def _finished_runs(folders: dict[int | None, Path], plan: SweepPlan,
-                   failed: dict[Path, dict[str, str]]) -> dict[str, list[Path | None]]:
-    """Each run finished in some seed: its folder in every seed, None where it is not finished."""
-    found = {run.name: [folder / run.name if run.name not in failed.get(folder, {}) and finished(folder / run.name)
-                        else None for folder in folders.values()] for run in plan.runs}
-    return {name: dirs for name, dirs in found.items() if any(dirs)}
+def folder_record(run_dir: Path, seed: int | None) -> RunRecord | None:
+    """The record of the finished run in run_dir (None: not finished, or its report is damaged)."""
+    if not finished(run_dir):
+        return None
+    curve = _loss(run_dir)
+    return RunRecord(run_dir.name, seed, saved_key(run_dir) or {"features": "", "config": None},
+                     load_comparable_report(run_dir), recorded_seconds(run_dir), run_convergence(run_dir),
+                     midpoint_score(run_dir), None if curve is None else thinned_curve(*curve),
+                     {d.file: found for d in DIAGNOSTICS.values() if (found := d.read(run_dir))})
+
+
+def folder_records(folders: dict[int | None, Path], plan: SweepPlan,
+                   failed: dict[Path, dict[str, str]]) -> dict[str, list[RunRecord | None]]:
+    """Each run finished in some seed folder: its record in every seed, None where it is not finished."""
+    found = {run.name: [None if run.name in failed.get(folder, {}) else folder_record(folder / run.name, seed)
+                        for seed, folder in folders.items()] for run in plan.runs}
+    return {name: records for name, records in found.items() if any(records)}
 
 
 def _over(seeds: list[int | None]) -> str:
@@ -65,13 +82,14 @@ def _over(seeds: list[int | None]) -> str:
     return f" (mean ± sd over {len(seeds)} seeds: {', '.join(map(str, seeds))})"
 
 
-def results_markdown(folders: dict[int | None, Path], plan: SweepPlan, failed: dict[Path, dict[str, str]]) -> str:
-    """Markdown: one comparison table per plan table (finished runs; numbers as mean ± sd over the seeds), the
-    first per action too, then the probes' summary tables (targeted, alignment), convergence, timings and
-    failures."""
+def records_markdown(runs: dict[str, list[RunRecord | None]], seeds: list[int | None], plan: SweepPlan,
+                     failures: dict[str, str]) -> str:
+    """Markdown: one comparison table per plan table (finished runs, each with its record in every seed of
+    `seeds` or None; numbers as mean ± sd over the seeds), the first per action too, then the probes' summary
+    tables (targeted, alignment), convergence, timings and failures."""
     parts = [f"Command: `{' '.join(shlex.quote(a) for a in ['vava', *sys.argv[1:]])}`\n"]
-    runs, over, seeds = _finished_runs(folders, plan, failed), _over(list(folders)), len(folders)
-    reports = {name: [None if d is None else load_comparable_report(d) for d in dirs] for name, dirs in runs.items()}
+    over = _over(seeds)
+    reports = {name: [None if r is None else r.report for r in records] for name, records in runs.items()}
     for number, (title, names) in enumerate(plan.tables.items()):
         chosen = [reports[n] for n in names if n in reports]
         if not chosen:
@@ -83,17 +101,15 @@ def results_markdown(folders: dict[int | None, Path], plan: SweepPlan, failed: d
                          f"{tables.markdown(*over_seeds.per_action_comparison(chosen))}\n")
     if runs:
         trained = {run.name: runs[run.name] for run in plan.runs if not run.identity and run.name in runs}
-        parts += [*_summary_tables(runs, reports, seeds, over), _convergence_table(trained, reports, seeds, over),
-                  _timings_table(runs, seeds, over)]
-    failures = by_name(failed, list(folders) != [None])
+        parts += [*_summary_tables(runs, len(seeds), over), _convergence_table(trained, len(seeds), over),
+                  _timings_table(runs, len(seeds), over)]
     if failures:
         listed = "\n".join(f"- {name}: {reason}" for name, reason in failures.items())
         parts.append(f"## Failed runs\n\n{listed}\n")
     return "\n".join(parts)
 
 
-def _summary_tables(runs: dict[str, list[Path | None]], reports: dict[str, list[Report | None]], seeds: int,
-                    over: str) -> list[str]:
+def _summary_tables(runs: dict[str, list[RunRecord | None]], seeds: int, over: str) -> list[str]:
     """Each probe's summary table (`Probe.summary`, in run order) with the numbers that diagnostics add to it
     (`DIAGNOSTICS`, e.g. a vava run's virtual mass; "-" for the other runs), in percent."""
     found = []
@@ -104,10 +120,11 @@ def _summary_tables(runs: dict[str, list[Path | None]], reports: dict[str, list[
         header = ["Run", *(metric.title for metric in summary.metrics),
                   *(metric.title for diagnostic in added for metric in diagnostic.metrics[probe.name])]
         rows = []
-        for name, dirs in runs.items():
-            columns = [[at(report, "results", *metric.path) for report in reports[name]] for metric in summary.metrics]
+        for name, records in runs.items():
+            reports = [None if r is None else r.report for r in records]
+            columns = [[at(report, "results", *metric.path) for report in reports] for metric in summary.metrics]
             for diagnostic in added:
-                files = [diagnostic.read(run_dir) for run_dir in dirs]
+                files = [r.diagnostics.get(diagnostic.file, {}) if r is not None else {} for r in records]
                 columns += [[at(file, *metric.path) for file in files] for metric in diagnostic.metrics[probe.name]]
             rows.append([name, *(over_seeds.summarise(values, percent, seeds) for values in columns)])
         found.append(f"## {summary.title}{over}\n\n{tables.markdown(header, rows)}")
@@ -131,16 +148,15 @@ def run_convergence(run_dir: Path | None) -> float | None:
     return None if curve is None or budget is None else over_seeds.convergence(*curve, budget)
 
 
-def _convergence_table(trained: dict[str, list[Path | None]], reports: dict[str, list[Report | None]], seeds: int,
-                       over: str) -> str:
+def _convergence_table(trained: dict[str, list[RunRecord | None]], seeds: int, over: str) -> str:
     """The plateau test of each trained run's loss (c) and of its val classification (half budget -> full)."""
     rows = []
-    for name, dirs in trained.items():
-        found = over_seeds.numbers([run_convergence(d) for d in dirs])
+    for name, records in trained.items():
+        found = over_seeds.numbers([r.convergence for r in records if r is not None])
         plateau = f"{sum(abs(c) < over_seeds.PLATEAU for c in found)}/{len(found)}" if found else "-"
         halves, changes = [], []
-        for run_dir, report in zip(dirs, reports[name]):
-            midpoint, final = midpoint_score(run_dir), _classification(report)
+        for record in filter(None, records):
+            midpoint, final = record.midpoint, _classification(record.report)
             if midpoint is not None and final is not None:
                 halves.append(midpoint)
                 changes.append(100 * (final - midpoint))
@@ -166,23 +182,23 @@ def _classification(report: Report | None) -> float | None:
     return found[0] if found else None
 
 
-def _timings_table(runs: dict[str, list[Path | None]], seeds: int, over: str) -> str:
-    seconds = {name: [recorded_seconds(d) for d in dirs if d is not None] for name, dirs in runs.items()}
+def _timings_table(runs: dict[str, list[RunRecord | None]], seeds: int, over: str) -> str:
+    seconds = {name: [r.seconds for r in records if r is not None] for name, records in runs.items()}
     rows = "\n".join(f"| {name} | {over_seeds.summarise(s, '{:.0f}'.format, seeds)} |" for name, s in seconds.items())
     total = sum(over_seeds.numbers([s for values in seconds.values() for s in values]))
     return (f"## Wall time per run (train + embed + evaluate){over}\n\n| run | seconds |\n| --- | --- |\n{rows}\n"
             f"| total | {total:.0f} |\n")
 
 
-def write_loss_curves(folders: dict[int | None, Path], plan: SweepPlan, failed: dict[Path, dict[str, str]],
-                       out_png: Path) -> None:
-    """OUT/loss_curves.png: each trained run's loss over |its first logged value|, mean over the seeds."""
-    runs = _finished_runs(folders, plan, failed)
+def write_loss_curves(runs: dict[str, list[RunRecord | None]], seeds: list[int | None], plan: SweepPlan,
+                      out_png: Path) -> None:
+    """The mean loss curves plot: each trained run's loss over |its first logged value|, mean over the seeds."""
     curves = {}
     for run in plan.runs:
-        logged = [curve for d in runs.get(run.name, []) if (curve := _loss(d)) is not None]
+        logged = [(np.asarray(r.loss[0]), np.asarray(r.loss[1])) for r in runs.get(run.name, [])
+                  if r is not None and r.loss is not None]
         if not run.identity and (mean_curve := over_seeds.relative_curve(logged)) is not None:
             curves[run.name] = mean_curve
     if curves:
-        seeds = "" if list(folders) == [None] else f", mean over seeds {', '.join(map(str, folders))}"
-        plot_relative_losses(curves, out_png, f"each run's loss / |its first logged loss|{seeds}")
+        over = "" if seeds == [None] else f", mean over seeds {', '.join(map(str, seeds))}"
+        plot_relative_losses(curves, out_png, f"each run's loss / |its first logged loss|{over}")

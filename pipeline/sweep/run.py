@@ -22,7 +22,15 @@ from vava.core.run_folder import KEY_NAME, LOG_NAME, LOSS_PLOT_NAME, PLOTS, TIME
 from vava.pipeline.diagnostics import diagnose
 from vava.pipeline.sweep.freshness import checkpoint_step, prepare, sweep_key
 from vava.pipeline.sweep.plan import LOSS_CURVES_NAME, RESULTS_NAME, SEED_FOLDER, SweepPlan, SweepRun
-from vava.pipeline.sweep.results import by_name, midpoint_score, midpoint_step, results_markdown, write_loss_curves
+from vava.pipeline.sweep.record import write_record
+from vava.pipeline.sweep.results import (
+    by_name,
+    folder_records,
+    midpoint_score,
+    midpoint_step,
+    records_markdown,
+    write_loss_curves,
+)
 from vava.pipeline.val_probes import ValProbes
 from vava.stages.embed.run import embed
 from vava.stages.evaluate.plots import plot_loss_curve
@@ -47,8 +55,8 @@ def run_sweep(features: str | Path, out: str | Path, plan: SweepPlan, *, steps: 
               log: Callable[[str], None] = print, progress: bool = False, evaluation: dict[str, Any] | None = None,
               results_name: str = RESULTS_NAME, replace_other_features: bool = False) -> tuple[str, dict[str, str]]:
     """Train, embed and evaluate every run of `plan` in OUT or, with `seeds`, once per seed S in OUT/seed-S
-    (which also gets its own table, `results_name`); write OUT/loss_curves.png; return (results markdown,
-    failures by run: NAME, or seed-S/NAME).
+    (which also gets its own table, `results_name`); write each finished run's record (RUN/sweep_record.json)
+    and OUT/loss_curves.png; return (results markdown, failures by run: NAME, or seed-S/NAME).
 
     `evaluation` holds options of `vava evaluate` for every run (part of each run's sweep key); `progress`
     shows a bar while a run trains. A run that fails, for any reason short of an interrupt, is reported and
@@ -67,11 +75,16 @@ def run_sweep(features: str | Path, out: str | Path, plan: SweepPlan, *, steps: 
             log(f"seed {seed}: {folder}")
         failed[folder] = _sweep_folder(features, folder, plan, fingerprint, options, log,
                                        lambda run, seed=seed: run_config(run, plan.base, steps, overrides, seed))
+        records = folder_records({seed: folder}, plan, failed)
+        for name, (record,) in records.items():
+            write_record(folder / name, record)
         if seed is not None:
             folder.mkdir(parents=True, exist_ok=True)  # even when every run failed before making its folder
-            atomic_write(folder / results_name, results_markdown({seed: folder}, plan, failed))
-    write_loss_curves(folders, plan, failed, out / LOSS_CURVES_NAME)
-    return results_markdown(folders, plan, failed), by_name(failed, seeds is not None)
+            atomic_write(folder / results_name, records_markdown(records, [seed], plan, by_name(failed, True)))
+    runs = folder_records(folders, plan, failed)
+    write_loss_curves(runs, list(folders), plan, out / LOSS_CURVES_NAME)
+    return records_markdown(runs, list(folders), plan, by_name(failed, seeds is not None)), \
+        by_name(failed, seeds is not None)
 
 
 def _folders(out: Path, seeds: Sequence[int] | None) -> dict[int | None, Path]:

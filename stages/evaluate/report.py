@@ -94,16 +94,20 @@ def load_comparable_report(path: str | Path) -> dict[str, object]:
     """A report.json (or the one in a run folder), checked to have what the comparison tables read."""
     path = Path(path)
     path = path / REPORT_JSON if path.is_dir() else path
-    report = load_report(path)
+    return check_comparable_report(load_report(path), str(path))
+
+
+def check_comparable_report(report: object, where: str) -> dict[str, object]:
+    """`report` if it has what the comparison tables read; `VavaError` naming `where` otherwise."""
     try:  # a report that makes its own rows, with numeric columns, makes them beside any other
         tables.main_table([report], with_run_details=True)
         tables.per_action_comparison([report])
         numeric = all(isinstance(v, (int, float)) and not isinstance(v, bool)
                       for key in ("fractions", "ks") for v in report["options"][key])
     except (KeyError, TypeError, ValueError, AttributeError) as error:
-        raise VavaError(f"{path}: not a vava report ({type(error).__name__}: {error})") from None
+        raise VavaError(f"{where}: not a vava report ({type(error).__name__}: {error})") from None
     if not numeric:
-        raise VavaError(f"{path}: not a vava report (options.fractions and options.ks must hold numbers)")
+        raise VavaError(f"{where}: not a vava report (options.fractions and options.ks must hold numbers)")
     return report
 
 

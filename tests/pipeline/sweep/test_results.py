@@ -10,46 +10,18 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import write_toy_features
+from tests.pipeline.sweep.helpers import SEEDS, seeded_again
 from tests.stages.evaluate.helpers import wild_report
-from tests.stages.train.helpers import TINY_OVERRIDES
 from vava.core.run_folder import load_checkpoint
 from vava.pipeline import sweep
 from vava.pipeline.diagnostics import Diagnostic
-from vava.pipeline.sweep import load_plan, run_sweep
 from vava.pipeline.sweep import results as sweep_results
 from vava.pipeline.sweep import run as sweep_run
+from vava.pipeline.sweep.record import RunRecord
 from vava.stages.evaluate.probes.base import Metric, Probe, Summary
 from vava.stages.evaluate.report import write_report
 
 # -- --seeds: one sweep per seed in OUT/seed-S, numbers as mean ± sd over the seeds ------------------
-
-SEEDED = "runs:\n  pooled: {identity: true}\n  vava: {objective: vava}\n"
-SEEDS = (0, 1, 2)
-STEPS = 20  # the smallest budget with 2 logged steps in each of (0.8 S, 0.9 S] and (0.9 S, S]
-SEEDED_TINY = {**TINY_OVERRIDES, "checkpoint_every": 10}  # a checkpoint at S/2: the val plateau test's midpoint
-
-
-@pytest.fixture(scope="module")
-def seeded(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path, Path]:
-    """(feature set, plan file, OUT) of a sweep over SEEDS, made once; tests work on copies of OUT."""
-    root = tmp_path_factory.mktemp("seeded")
-    features = write_toy_features(root / "cache" / "toyfeatures00000")
-    plan = root / "plan.yaml"
-    plan.write_text(SEEDED)
-    _, failed = run_sweep(features, root / "runs", load_plan(str(plan)), steps=STEPS, overrides=SEEDED_TINY,
-                          seeds=SEEDS, log=lambda line: None)
-    assert not failed
-    return features, plan, root / "runs"
-
-
-def seeded_again(seeded: tuple[Path, Path, Path], out: Path) -> tuple[str, dict[str, str], list[str]]:
-    features, plan, _ = seeded
-    lines: list[str] = []
-    markdown, failed = run_sweep(features, out, load_plan(str(plan)), steps=STEPS, overrides=SEEDED_TINY,
-                                 seeds=SEEDS, log=lines.append)
-    return markdown, failed, lines
-
 
 def table(markdown: str, heading: str, keys: int = 1) -> dict[tuple[str, ...], dict[str, str]]:
     """The rows of the first table under the heading that starts with `heading`, by their first `keys` cells."""
@@ -202,7 +174,8 @@ def test_results_markdown_is_unchanged_byte_for_byte(tmp_path: Path, monkeypatch
             {"background": 0.6 + seed / 10, "procedure": 0.1, "pairs": 4, "alignment": 0.4,
              "alignment_background": {"idle": 0.9 - seed / 10, "cutaway": None, "distraction": None}}))
     monkeypatch.setattr(sweep_results.sys, "argv", ["vava", "sweep", "--plan", "plan.yaml"])
-    markdown = sweep_results.results_markdown(folders, plan, {folders[1]: {"broken": "VavaError: boom"}})
+    runs = sweep_results.folder_records(folders, plan, {folders[1]: {"broken": "VavaError: boom"}})
+    markdown = sweep_results.records_markdown(runs, [0, 1], plan, {"seed-1/broken": "VavaError: boom"})
     assert markdown == Path(__file__).with_name("expected_results.md").read_text()
 
 
@@ -221,12 +194,12 @@ def test_summary_tables_come_from_the_probes_with_the_diagnostics_numbers(tmp_pa
     monkeypatch.setattr(sweep_results, "PROBES", {"norms": Norms})
     toy = Diagnostic("toy.json", lambda run_dir: None, {"norms": (Metric("Toy", ("value",)),)})
     monkeypatch.setattr(sweep_results, "DIAGNOSTICS", {"toy": toy, "other": Diagnostic("other.json", toy.run, {})})
-    for name, value in (("a", 0.25), ("b", 0.75)):
-        (tmp_path / name).mkdir()
-        (tmp_path / name / "toy.json").write_text(json.dumps({"value": value}))
-    runs = {"a": [tmp_path / "a", tmp_path / "b"], "ref": [None, tmp_path / "ref"]}
-    reports = {"a": [{"results": {"norms": {"mean": 0.5, "max": None}}}, {"results": {"norms": {"mean": 0.7}}}],
-               "ref": [None, {"results": {}}]}
-    assert sweep_results._summary_tables(runs, reports, 2, " (over 2 seeds)") == [
+    key = {"features": "f", "config": None}
+    runs = {"a": [RunRecord("a", 0, key, {"results": {"norms": {"mean": 0.5, "max": None}}},
+                            diagnostics={"toy.json": {"value": 0.25}}),
+                  RunRecord("a", 1, key, {"results": {"norms": {"mean": 0.7}}},
+                            diagnostics={"toy.json": {"value": 0.75}})],
+            "ref": [None, RunRecord("ref", 1, key, {"results": {}})]}
+    assert sweep_results._summary_tables(runs, 2, " (over 2 seeds)") == [
         "## Norms (%) (over 2 seeds)\n\n| Run | Mean | Max | Toy |\n| --- | --- | --- | --- |\n"
         "| a | 60.00 ± 14.14 | - | 50.00 ± 35.36 |\n| ref | - | - | - |\n"]
