@@ -68,16 +68,23 @@ BENCH_SEEDS ?= 0,1,2
 BENCH_THREADS ?= 1
 # steps of every trained run; empty = the synthetic preset's
 BENCH_STEPS ?=
-BENCH_SWEEP = --seeds $(BENCH_SEEDS) $(if $(BENCH_STEPS),--steps $(BENCH_STEPS))
+# config overrides of every trained run, KEY=VALUE separated by spaces (docs/results' protocol 2:
+# BENCH_STEPS=24000 BENCH_SET=optim.schedule=cosine)
+BENCH_SET ?=
+BENCH_SWEEP = --seeds $(BENCH_SEEDS) $(if $(BENCH_STEPS),--steps $(BENCH_STEPS)) $(foreach s,$(BENCH_SET),--set $(s))
 BENCH_RUN = OMP_NUM_THREADS=$(BENCH_THREADS) $(BIN)/vava
 
 benchmark: benchmark-clean benchmark-wild
 
 # extract every time: a cached feature set is found at once, a removed one is made again. --scaler float: the
-# path the results' sets were extracted with, so they are found again (64 px from 64 px: no resize, the same arrays)
+# path the results' sets were extracted with, so they are found again (64 px from 64 px: no resize, the same arrays).
+# The videos get one fixed modification time (part of the fingerprint), so every machine that renders them makes
+# the same feature set and runs built on several machines or sittings gather into one table (`vava gather`).
+BENCH_MTIME ?= 2026-12-06 00:00:00 UTC
 $(BENCH)/%/features.txt: FORCE | setup
-	[ -f $(BENCH)/$*/data/manifest.jsonl ] || $(BIN)/vava data synth $(BENCH)/$*/data --benchmark 3 --$* \
-		--actions 4 --videos 30 --val-fraction 0.34 --size 64 --frames 40:80 --seed 0
+	[ -f $(BENCH)/$*/data/manifest.jsonl ] || { $(BIN)/vava data synth $(BENCH)/$*/data --benchmark 3 --$* \
+		--actions 4 --videos 30 --val-fraction 0.34 --size 64 --frames 40:80 --seed 0 && \
+		find $(BENCH)/$*/data -type f -exec touch -d "$(BENCH_MTIME)" {} + ; }
 	$(BENCH_RUN) extract --root $(BENCH)/$*/data --cache $(BENCH)/cache \
 		--weights random --image-size 64 --scaler float --workers 1 --quiet > $(BENCH)/$*/extract.out
 	tail -n 1 $(BENCH)/$*/extract.out > $@

@@ -40,3 +40,36 @@ def test_the_one_machine_recipes_run_as_pasted(tmp_path: Path) -> None:
     features, run = done.stdout.splitlines()  # what `echo` printed, then train's last line
     assert re.fullmatch(r"cache/[0-9a-f]{16}", features) and run == "runs/vava", done.stdout
     assert (tmp_path / "runs" / "vava" / "checkpoints" / "last.pt").is_file()
+
+
+def gather_recipe() -> str:
+    """The code block of "Gathering runs built elsewhere"."""
+    text = (ROOT / "README.md").read_text()
+    heading = "### Gathering runs built elsewhere"
+    return re.search(r"```sh\n(.*?)```", text[text.index(heading):], flags=re.DOTALL).group(1)
+
+
+@pytest.mark.skipif(shutil.which("bash") is None, reason="the recipe is for bash")
+def test_the_gather_recipe_runs_as_pasted_and_gives_the_tables_of_one_sweep_over_both_seeds(tmp_path: Path) -> None:
+    from tests.conftest import write_toy_features
+
+    features = write_toy_features(tmp_path / "cache" / "toyfeatures00000")
+    (tmp_path / "tiny.yaml").write_text("objective: vava\nsteps: 4\ncheckpoint_every: 2\nlog_every: 1\n"
+                                        "data: {frames_per_video: 6, batch_pairs: 1}\n"
+                                        "model: {conv_channels: 8, fc_channels: 8, embedding_dim: 8}\n")
+    (tmp_path / "plan.yaml").write_text(f"base: {tmp_path / 'tiny.yaml'}\n"
+                                        "runs:\n  time: {identity: time}\n  vava: {objective: vava}\n")
+    path = f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}"
+    done = subprocess.run(["bash", "-ec", gather_recipe()], cwd=tmp_path, capture_output=True, text=True,
+                          timeout=600, check=False,
+                          env={**os.environ, "PATH": path, "FEATURES": str(features), "PLAN": "plan.yaml"})
+    assert done.returncode == 0 and "Traceback" not in done.stderr, done.stderr
+    assert (tmp_path / "loss_curves.png").stat().st_size > 0
+    gathered = (tmp_path / "results.md").read_text()
+    assert "## all runs (mean ± sd over 2 seeds: 0, 1)" in gathered
+    both = cli("sweep", "--features", features, "--plan", tmp_path / "plan.yaml", "--seeds", "0,1",
+               "--out", tmp_path / "runs" / "both")  # the same runs made by one sweep
+    assert both.exit_code == 0
+    ones_own = (tmp_path / "runs" / "both" / "results.md").read_text()
+    table = gathered[gathered.index("## all runs"):gathered.index("## Wall time")]
+    assert table == ones_own[ones_own.index("## all runs"):ones_own.index("## Wall time")]  # times differ
