@@ -13,7 +13,7 @@ DEMO_SIZE ?= 64
 # random keeps the demo offline; use imagenet once resnet50-0676ba61.pth is in the torch hub cache
 DEMO_WEIGHTS ?= random
 
-.PHONY: setup test lint demo bench benchmark recipe clean-demo reproduce reproduce-fixtures FORCE
+.PHONY: setup test lint demo bench benchmark recipe clean-demo reproduce reproduce-fixtures protocol2-tables FORCE
 
 setup: $(VENV)/.installed
 
@@ -94,6 +94,15 @@ benchmark-%: $(BENCH)/%/features.txt
 		--results docs/results/$*.md
 	[ $* != wild ] || $(BENCH_RUN) sweep --features $$(cat $<) --plan benchmark-ablations $(BENCH_SWEEP) \
 		--out $(BENCH)/$*/runs --results docs/results/wild-ablations.md
+
+# Budget protocol 2 (docs/results/README.md: 24000 steps, cosine schedule) is built in parts; each finished run's
+# record is kept in $(P2)/records/SETTING/seed-S/NAME/ and the tables are gathered from them.
+P2 := docs/results/protocol2
+protocol2-tables: setup
+	$(BIN)/vava gather --plan benchmark $(P2)/records/wild --out $(P2)/wild.md --loss-curves $(P2)/loss-curves-wild.png
+	$(BIN)/vava gather --plan benchmark-ablations $(P2)/records/wild --out $(P2)/wild-ablations.md
+	[ ! -d $(P2)/records/clean ] || $(BIN)/vava gather --plan benchmark $(P2)/records/clean --out $(P2)/clean.md \
+		--loss-curves $(P2)/loss-curves-clean.png
 
 ladder-%: $(BENCH)/%/features.txt
 	$(BENCH_RUN) diagnose --features $$(cat $<) --out $(BENCH)/$*/ladder --config synthetic

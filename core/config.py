@@ -133,16 +133,19 @@ def merge(base: dict[str, Any], override: dict[str, Any]) -> dict[str, Any]:
     return merged
 
 
-def resolve_preset(name_or_path: str) -> Path:
-    """A YAML file path, or the name of a preset in `configs/` (e.g. `pouring`)."""
+def resolve_preset(name_or_path: str, option: str = "config", folder: str = "") -> Path:
+    """A YAML file path, or the name of a preset in `configs/` (e.g. `pouring`) or in its subfolder `folder`
+    (e.g. `sweeps`: the plans, given by `option` plan)."""
     path = Path(name_or_path)
     if path.is_file():
         return path
-    preset = CONFIG_DIR / f"{name_or_path}.yaml"
+    presets = CONFIG_DIR / folder
+    preset = presets / f"{name_or_path}.yaml"
     if preset.is_file():
         return preset
-    known = ", ".join(sorted(p.stem for p in CONFIG_DIR.glob("*.yaml")))
-    raise VavaError(f"{option_name('config')}: {name_or_path} is neither a file nor a preset (presets: {known})")
+    known = ", ".join(sorted(p.stem for p in presets.glob("*.yaml")))
+    what = "preset" if not folder else f"preset in configs/{folder}"
+    raise VavaError(f"{option_name(option)}: {name_or_path} is neither a file nor a {what} (presets: {known})")
 
 
 def read_yaml_mapping(path: Path) -> dict[str, Any]:

@@ -128,6 +128,15 @@ def check_regular(path: str | Path) -> Path:
     return Path(path)
 
 
+def make_folder(folder: Path, failure: str, hint: str = "") -> Path:
+    """Make `folder` (and its parents) and return it, or one line: `failure` (why){hint}."""
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+    except OSError as err:
+        raise VavaError(f"{failure} ({err.strerror or err}){hint}") from None
+    return folder
+
+
 def _disk_error(path: Path, err: OSError) -> VavaError:
     reason = "the disk is full" if err.errno in (errno.ENOSPC, errno.EDQUOT) else (err.strerror or str(err))
     return VavaError(f"{path}: cannot write ({reason}); nothing was replaced")

@@ -31,7 +31,7 @@ from typing import Any
 from filelock import FileLock
 
 from vava.core.errors import VavaError
-from vava.core.files import atomic_path, atomic_write, has_control_character, is_inside
+from vava.core.files import atomic_path, atomic_write, has_control_character, is_inside, make_folder
 from vava.core.location import RemotePath, storage_reason
 from vava.core.embeddings_file import EMBEDDINGS_NAME
 from vava.core.report_file import REPORT_JSON
@@ -75,7 +75,7 @@ class StagedRun:
         self.url, self.local = url, staging_folder(url)
         if self.local.is_symlink():
             raise VavaError(f"{self.local}: the staging folder of {url} is a symlink; remove it")
-        _make_folder(self.local, f"{url}: cannot make its staging folder {self.local}",
+        make_folder(self.local, f"{url}: cannot make its staging folder {self.local}",
                      f"; set {STAGING_ENV} to a writable folder")
         self.manifest: dict[str, dict[str, Any]] = self._read_manifest()
         self.present: set[str] = set()  # the synced files here after the last pull or push
@@ -263,7 +263,7 @@ class StagedRun:
         target = self.local / name
         if not is_inside(target.parent, self.local):
             raise VavaError(f"{self.url}/{name}: leads outside the staging folder {self.local} (a symlink there?)")
-        _make_folder(target.parent, f"{self.url}/{name}: cannot make its folder in the staging folder {self.local}")
+        make_folder(target.parent, f"{self.url}/{name}: cannot make its folder in the staging folder {self.local}")
         with atomic_path(target) as tmp, self.url.errors(f"download {name}"):
             self.url.fs.get_file(f"{self.url.key}/{name}", str(tmp))
         self.manifest[name] = {"version": version, **_stat(target)}
@@ -365,14 +365,6 @@ def publish(path: Path) -> None:
     for local, run in _active.items():
         if path == local or is_inside(path, local):
             run.push()
-
-
-def _make_folder(folder: Path, failure: str, hint: str = "") -> None:
-    """Make `folder` (and its parents), or one line: `failure` (why){hint}."""
-    try:
-        folder.mkdir(parents=True, exist_ok=True)
-    except OSError as err:
-        raise VavaError(f"{failure} ({err.strerror or err}){hint}") from None
 
 
 def _reword(err: BaseException, change: Callable[[str], str]) -> None:

@@ -688,7 +688,7 @@ def sweep(features: Path, plan: str, out: Path | RemotePath, steps: int | None, 
           seeds: str | None, device: str) -> None:
     """Train, embed and evaluate every run of a plan on one feature set; write comparison tables."""
     from vava.core.config import parse_overrides
-    from vava.core.files import atomic_write
+    from vava.core.files import atomic_write, make_folder
     from vava.core.staged_run import shown, staged
     from vava.pipeline.sweep import RESULTS_NAME, load_plan, parse_seeds, run_sweep
 
@@ -703,8 +703,7 @@ def sweep(features: Path, plan: str, out: Path | RemotePath, steps: int | None, 
                                      log=lambda line: click.echo(line, err=True))
         local.mkdir(parents=True, exist_ok=True)
         for path in filter(None, (local / RESULTS_NAME, results)):
-            path.parent.mkdir(parents=True, exist_ok=True)
-            atomic_write(path, markdown)
+            atomic_write(make_folder(path.parent, f"{path}: cannot make its folder") / path.name, markdown)
     click.echo(markdown)
     click.echo(shown(local / RESULTS_NAME, local, out))
     if failed:
@@ -720,20 +719,20 @@ def sweep(features: Path, plan: str, out: Path | RemotePath, steps: int | None, 
 def gather(folders: tuple[Path, ...], plan: str, out: Path, loss_curves: Path | None) -> None:
     """Make a sweep's tables from the run records (sweep_record.json) under FOLDERS: seeds or parts of a
     sweep built on other machines or in other sittings, one table."""
-    from vava.core.files import atomic_write
+    from vava.core.files import atomic_write, make_folder
     from vava.pipeline.sweep import gather_records, load_plan, records_markdown, write_loss_curves
 
     for path, suffix, flag in ((out, ".md", "--out"), (loss_curves, ".png", "--loss-curves")):
         if path is not None and path.suffix != suffix:
             raise click.BadParameter(f"{path} does not end in {suffix}", param_hint=flag)
+    for path in filter(None, (out, loss_curves)):  # both folders before anything is written
+        make_folder(path.parent, f"{path}: cannot make its folder")
     chosen = load_plan(plan)
-    runs, seeds = gather_records(folders, chosen)
-    markdown = records_markdown(runs, seeds, chosen, {})
-    out.parent.mkdir(parents=True, exist_ok=True)
+    gathered = gather_records(folders, chosen)
+    markdown = records_markdown(gathered.runs, gathered.seeds, chosen, {}, gathered.missing)
+    if loss_curves is not None and not write_loss_curves(gathered.runs, gathered.seeds, chosen, loss_curves):
+        click.echo(f"{loss_curves}: not written, no trained run has a logged loss", err=True)
     atomic_write(out, markdown)
-    if loss_curves is not None:
-        loss_curves.parent.mkdir(parents=True, exist_ok=True)
-        write_loss_curves(runs, seeds, chosen, loss_curves)
     click.echo(markdown)
     click.echo(out)
 

@@ -9,37 +9,60 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 from vava.core.errors import VavaError
-from vava.pipeline.sweep.plan import SweepPlan
+from vava.pipeline.sweep.plan import SEED_FOLDER, SweepPlan, SweepRun
 from vava.pipeline.sweep.record import RunRecord, find_records, load_record
 
 _ABSENT = object()  # a key one sweep key has and the other lacks
 
 
-def gather_records(folders: Sequence[Path], plan: SweepPlan) -> tuple[dict[str, list[RunRecord | None]],
-                                                                         list[int | None]]:
-    """(each of the plan's runs with a record: its record in every seed or None, the seeds in order)."""
-    wanted = {run.name for run in plan.runs}
+class Gathered(NamedTuple):
+    runs: dict[str, list[RunRecord | None]]  # each of the plan's runs with a record: its record in every seed or None
+    seeds: list[int | None]                  # in order
+    missing: list[str]                       # the plan's runs (NAME, or seed-S/NAME) without a record
+
+
+def gather_records(folders: Sequence[Path], plan: SweepPlan) -> Gathered:
+    """The records of the plan's runs under `folders` (a folder given twice, or inside another, is searched
+    once), checked to make one sweep."""
+    runs_by_name = {run.name: run for run in plan.runs}
     found: dict[tuple[int | None, str], tuple[Path, RunRecord]] = {}
-    for folder in folders:
-        for path in find_records(folder):
-            record = load_record(path)
-            if record.name not in wanted:
-                continue
-            if (record.seed, record.name) in found:
-                other = found[(record.seed, record.name)][0]
-                raise VavaError(f"{other} and {path}: two records of run {record.name}, seed {record.seed}; "
-                                f"gather one of them")
-            found[(record.seed, record.name)] = path, record
+    for path in dict.fromkeys(p.resolve() for folder in folders for p in find_records(folder)):
+        record = load_record(path)
+        if record.name not in runs_by_name:
+            continue
+        if (record.seed, record.name) in found:
+            other = found[(record.seed, record.name)][0]
+            raise VavaError(f"{other} and {path}: two records of run {record.name}, seed {record.seed}; "
+                            f"gather one of them")
+        _check_run(path, record, runs_by_name[record.name])
+        found[(record.seed, record.name)] = path, record
     if not found:
         raise VavaError(f"no record of a run of the plan under {', '.join(map(str, folders))} "
                         f"(records are the sweep_record.json files that vava sweep writes into each run folder)")
     _check_one_sweep(list(found.values()))
     seeds = sorted({seed for seed, _ in found}, key=lambda seed: -1 if seed is None else seed)
     runs = {run.name: [found.get((seed, run.name), (None, None))[1] for seed in seeds] for run in plan.runs}
-    return {name: records for name, records in runs.items() if any(records)}, seeds
+    missing = [run.name if seed is None else f"{SEED_FOLDER.format(seed)}/{run.name}"
+               for run in plan.runs for seed in seeds if (seed, run.name) not in found]
+    return Gathered({name: records for name, records in runs.items() if any(records)}, seeds, missing)
+
+
+def _check_run(path: Path, record: RunRecord, run: SweepRun) -> None:
+    """Refuse a record that is not of the plan's run of its name (another objective or reference kind), or
+    whose seed is not its config's."""
+    config = record.key.get("config")
+    if run.identity is not None:
+        if config is not None or record.key.get("identity") != run.identity:
+            raise VavaError(f"{path}: run {run.name} of the plan is the reference row {run.identity}, this record "
+                            f"is not")
+        return
+    if config is None or config.get("objective") != run.objective:
+        raise VavaError(f"{path}: run {run.name} of the plan trains {run.objective}, this record's run does not")
+    if record.seed is not None and config.get("seed") != record.seed:
+        raise VavaError(f"{path}: its seed {record.seed} is not its config's seed {config.get('seed')!r}")
 
 
 def _check_one_sweep(found: list[tuple[Path, RunRecord]]) -> None:

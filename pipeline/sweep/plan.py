@@ -45,9 +45,7 @@ class SweepPlan:
 
 def load_plan(name_or_path: str) -> SweepPlan:
     """A plan file, or the name of one in configs/sweeps/ (e.g. `ablations`), checked for shape."""
-    path = Path(name_or_path)
-    if not path.is_file():
-        path = resolve_preset(f"sweeps/{name_or_path}")
+    path = resolve_preset(name_or_path, "plan", "sweeps")
     data = read_yaml_mapping(path)
     unknown = sorted(str(key) for key in data if key not in _PLAN_KEYS)
     if unknown:

@@ -10,8 +10,9 @@ MAX_CURVE_POINTS of its logged steps (the loss-curve plot) and the files its dia
 from __future__ import annotations
 
 import json
+import math
 import os
-from collections.abc import Iterator
+import sys
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -22,6 +23,7 @@ from vava.core.errors import VavaError
 from vava.core.files import atomic_write, check_plain_name, read_regular
 from vava.core.report_file import finite_json
 from vava.core.validation import is_integer, is_real
+from vava.pipeline.sweep.plan import STALE_NAME
 from vava.stages.evaluate.report import check_comparable_report
 from vava.stages.train.config import MAX_SEED
 
@@ -76,18 +78,47 @@ def load_record(path: Path) -> RunRecord:
         data = json.loads(read_regular(path))
     except (OSError, ValueError) as error:
         raise VavaError(f"{path}: not a readable sweep record ({error})") from None
+    except RecursionError:
+        raise VavaError(f"{path}: not a readable sweep record (nested too deeply)") from None
     try:
+        _check_numbers(data)
         return _parsed(data)
-    except (VavaError, KeyError, TypeError, ValueError) as error:
+    except (VavaError, KeyError, TypeError, ValueError, ArithmeticError) as error:
         raise VavaError(f"{path}: not a vava sweep record ({error})") from None
+    except RecursionError:
+        raise VavaError(f"{path}: not a vava sweep record (nested too deeply)") from None
 
 
-def find_records(folder: Path) -> Iterator[Path]:
-    """Every RECORD_NAME file under `folder`, at any depth, in sorted order; links are not followed."""
-    for root, dirs, files in os.walk(folder, followlinks=False):
-        dirs.sort()
-        if RECORD_NAME in files and not (Path(root) / RECORD_NAME).is_symlink():
-            yield Path(root) / RECORD_NAME
+def find_records(folder: Path) -> list[Path]:
+    """Every RECORD_NAME file under `folder`, at any depth, in sorted order. Links are not followed, and the
+    runs a sweep moved aside (`stale/`, a name no run may take) are left out."""
+    def unreadable(error: OSError) -> None:
+        raise VavaError(f"{error.filename}: cannot read this folder ({error.strerror or error})")
+
+    found = []
+    try:
+        for root, dirs, files in os.walk(folder, onerror=unreadable, followlinks=False):
+            dirs[:] = sorted(d for d in dirs if d != STALE_NAME)
+            if RECORD_NAME in files and not (Path(root) / RECORD_NAME).is_symlink():
+                found.append(Path(root) / RECORD_NAME)
+    except RecursionError:
+        raise VavaError(f"{folder}: its folders are nested too deeply to search") from None
+    return found
+
+
+def _check_numbers(value: object) -> None:
+    """Every number in a record is finite, as `write_record` writes it (an integer too large for a float is
+    not)."""
+    if isinstance(value, dict):
+        for item in value.values():
+            _check_numbers(item)
+    elif isinstance(value, list):
+        for item in value:
+            _check_numbers(item)
+    elif isinstance(value, float) and not math.isfinite(value):
+        raise VavaError(f"{value!r} is not a finite number")
+    elif isinstance(value, int) and not isinstance(value, bool) and abs(value) > sys.float_info.max:
+        raise VavaError(f"an integer of {len(str(abs(value)))} digits is not a finite number")
 
 
 def _parsed(data: object) -> RunRecord:
@@ -108,6 +139,8 @@ def _parsed(data: object) -> RunRecord:
     report = check_comparable_report(data["report"], "report")
     numbers = {field_name: _optional_number(data[field_name], field_name)
                for field_name in ("seconds", "convergence", "midpoint")}
+    if numbers["seconds"] is not None and numbers["seconds"] < 0:
+        raise VavaError(f"seconds: expected null or a number >= 0, got {numbers['seconds']!r}")
     diagnostics = data["diagnostics"]
     if not isinstance(diagnostics, dict) or not all(isinstance(v, dict) for v in diagnostics.values()):
         raise VavaError("diagnostics: expected an object of objects")

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import shlex
 import sys
+from collections.abc import Sequence
 from pathlib import Path
 
 import numpy as np
@@ -83,10 +84,10 @@ def _over(seeds: list[int | None]) -> str:
 
 
 def records_markdown(runs: dict[str, list[RunRecord | None]], seeds: list[int | None], plan: SweepPlan,
-                     failures: dict[str, str]) -> str:
+                     failures: dict[str, str], missing: Sequence[str] = ()) -> str:
     """Markdown: one comparison table per plan table (finished runs, each with its record in every seed of
     `seeds` or None; numbers as mean ± sd over the seeds), the first per action too, then the probes' summary
-    tables (targeted, alignment), convergence, timings and failures."""
+    tables (targeted, alignment), convergence, timings, failures and the `missing` runs (no record gathered)."""
     parts = [f"Command: `{' '.join(shlex.quote(a) for a in ['vava', *sys.argv[1:]])}`\n"]
     over = _over(seeds)
     reports = {name: [None if r is None else r.report for r in records] for name, records in runs.items()}
@@ -106,6 +107,8 @@ def records_markdown(runs: dict[str, list[RunRecord | None]], seeds: list[int | 
     if failures:
         listed = "\n".join(f"- {name}: {reason}" for name, reason in failures.items())
         parts.append(f"## Failed runs\n\n{listed}\n")
+    if missing:
+        parts.append(f"## Runs without a record\n\n{', '.join(missing)}\n")
     return "\n".join(parts)
 
 
@@ -191,8 +194,9 @@ def _timings_table(runs: dict[str, list[RunRecord | None]], seeds: int, over: st
 
 
 def write_loss_curves(runs: dict[str, list[RunRecord | None]], seeds: list[int | None], plan: SweepPlan,
-                      out_png: Path) -> None:
-    """The mean loss curves plot: each trained run's loss over |its first logged value|, mean over the seeds."""
+                      out_png: Path) -> bool:
+    """The mean loss curves plot: each trained run's loss over |its first logged value|, mean over the seeds;
+    whether there was a curve to draw (none: nothing written)."""
     curves = {}
     for run in plan.runs:
         logged = [(np.asarray(r.loss[0]), np.asarray(r.loss[1])) for r in runs.get(run.name, [])
@@ -202,3 +206,4 @@ def write_loss_curves(runs: dict[str, list[RunRecord | None]], seeds: list[int |
     if curves:
         over = "" if seeds == [None] else f", mean over seeds {', '.join(map(str, seeds))}"
         plot_relative_losses(curves, out_png, f"each run's loss / |its first logged loss|{over}")
+    return bool(curves)

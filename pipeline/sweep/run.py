@@ -22,9 +22,10 @@ from vava.core.run_folder import KEY_NAME, LOG_NAME, LOSS_PLOT_NAME, PLOTS, TIME
 from vava.pipeline.diagnostics import diagnose
 from vava.pipeline.sweep.freshness import checkpoint_step, prepare, sweep_key
 from vava.pipeline.sweep.plan import LOSS_CURVES_NAME, RESULTS_NAME, SEED_FOLDER, SweepPlan, SweepRun
-from vava.pipeline.sweep.record import write_record
+from vava.pipeline.sweep.record import RECORD_NAME, write_record
 from vava.pipeline.sweep.results import (
     by_name,
+    folder_record,
     folder_records,
     midpoint_score,
     midpoint_step,
@@ -73,14 +74,12 @@ def run_sweep(features: str | Path, out: str | Path, plan: SweepPlan, *, steps: 
     for seed, folder in folders.items():
         if seed is not None:
             log(f"seed {seed}: {folder}")
-        failed[folder] = _sweep_folder(features, folder, plan, fingerprint, options, log,
+        failed[folder] = _sweep_folder(features, folder, seed, plan, fingerprint, options, log,
                                        lambda run, seed=seed: run_config(run, plan.base, steps, overrides, seed))
-        records = folder_records({seed: folder}, plan, failed)
-        for name, (record,) in records.items():
-            write_record(folder / name, record)
         if seed is not None:
             folder.mkdir(parents=True, exist_ok=True)  # even when every run failed before making its folder
-            atomic_write(folder / results_name, records_markdown(records, [seed], plan, by_name(failed, True)))
+            atomic_write(folder / results_name, records_markdown(folder_records({seed: folder}, plan, failed), [seed],
+                                                                 plan, by_name(failed, True)))
     runs = folder_records(folders, plan, failed)
     write_loss_curves(runs, list(folders), plan, out / LOSS_CURVES_NAME)
     return records_markdown(runs, list(folders), plan, by_name(failed, seeds is not None)), \
@@ -99,14 +98,15 @@ def _folders(out: Path, seeds: Sequence[int] | None) -> dict[int | None, Path]:
     return folders
 
 
-def _sweep_folder(features: str | Path, folder: Path, plan: SweepPlan, fingerprint: str, options: RunOptions,
-                  log: Callable[[str], None], config_of: Callable[[SweepRun], TrainConfig | None]) -> dict[str, str]:
-    """Every run of `plan` in `folder`; return the failures by run name."""
+def _sweep_folder(features: str | Path, folder: Path, seed: int | None, plan: SweepPlan, fingerprint: str,
+                  options: RunOptions, log: Callable[[str], None],
+                  config_of: Callable[[SweepRun], TrainConfig | None]) -> dict[str, str]:
+    """Every run of `plan` in `folder` (the sweep's seed: `seed`); return the failures by run name."""
     failed: dict[str, str] = {}
     for index, run in enumerate(plan.runs, start=1):
         try:
-            _sweep_run(features, folder, run, f"[{index}/{len(plan.runs)}] {run.name}", config_of(run), fingerprint,
-                       options, log)
+            _sweep_run(features, folder, seed, run, f"[{index}/{len(plan.runs)}] {run.name}", config_of(run),
+                       fingerprint, options, log)
         except VavaError as err:
             failed[run.name] = str(err)
         except Exception as err:  # a bug met by one run must not cost the others: reported, not raised
@@ -130,8 +130,9 @@ def run_config(run: SweepRun, base: str | None, steps: int | None, overrides: di
     return load_config(base, merge(merge(overrides, nest(run.overrides)), direct))
 
 
-def _sweep_run(features: str | Path, out: Path, run: SweepRun, title: str, config: TrainConfig | None,
-               fingerprint: str, options: RunOptions, log: Callable[[str], None]) -> None:
+def _sweep_run(features: str | Path, out: Path, seed: int | None, run: SweepRun, title: str,
+               config: TrainConfig | None, fingerprint: str, options: RunOptions, log: Callable[[str], None]) -> None:
+    """Build (or reuse) one run; its record is written when it is finished, and removed while it is rebuilt."""
     run_dir = out / run.name
     key = sweep_key(config, fingerprint, run.identity, options.evaluation)
     reuse, note = prepare(run_dir, key, out, options.replace_other_features)
@@ -139,7 +140,9 @@ def _sweep_run(features: str | Path, out: Path, run: SweepRun, title: str, confi
         log(f"{title}: report exists, reused")
         if run.identity is None and midpoint_score(run_dir) is None:
             _score_midpoint(run_dir, options)  # runs finished before the midpoint check existed
+        _keep_record(run_dir, seed)
         return
+    (run_dir / RECORD_NAME).unlink(missing_ok=True)  # an interrupted rebuild leaves no record of the old run
     what = f"identity {run.identity}" if run.identity else f"{run.objective}, {config.steps} steps"
     log(f"{title}: {' '.join([what, *(f'{k}={v}' for k, v in run.overrides.items())])}")
     if note:
@@ -156,7 +159,15 @@ def _sweep_run(features: str | Path, out: Path, run: SweepRun, title: str, confi
         plot_loss_curve(run_dir / LOG_NAME, run_dir / PLOTS / LOSS_PLOT_NAME)
     seconds = time.perf_counter() - began
     atomic_write(run_dir / TIME_NAME, json.dumps({"seconds": seconds}) + "\n")
+    _keep_record(run_dir, seed)
     log(f"    done in {seconds:.0f} s")
+
+
+def _keep_record(run_dir: Path, seed: int | None) -> None:
+    """RUN/sweep_record.json of the finished run in run_dir."""
+    record = folder_record(run_dir, seed)
+    if record is not None:
+        write_record(run_dir, record)
 
 
 def _train_and_embed(features: str | Path, run_dir: Path, identity: str | None, config: TrainConfig | None,

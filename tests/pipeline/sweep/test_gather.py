@@ -10,11 +10,12 @@ import numpy as np
 import pytest
 from click.testing import CliRunner
 
-from tests.pipeline.sweep.helpers import SEEDS, seeded_again
+from tests.pipeline.sweep.helpers import SEEDED_TINY, SEEDS, STEPS, seeded_again
 from tests.stages.evaluate.helpers import wild_report
 from vava.core.errors import VavaError
 from vava.pipeline.cli import main
-from vava.pipeline.sweep import RECORD_NAME, RunRecord, gather_records, load_plan, load_record, write_record
+from vava.pipeline.sweep import RECORD_NAME, RunRecord, gather_records, load_plan, load_record, run_sweep, write_record
+from vava.pipeline.sweep import run as sweep_run
 from vava.pipeline.sweep.record import MAX_CURVE_POINTS, thinned_curve
 
 
@@ -72,23 +73,26 @@ def test_a_record_reads_back_as_written_and_its_curve_is_thinned_evenly(tmp_path
     assert kept_steps[1] == 100  # index round(2399 / 255) = 9: step 100
     assert kept_loss == [float(loss[steps == s][0]) for s in kept_steps]
     assert thinned_curve(np.array([1, 2, 3]), np.array([1.0, 0.5, 0.25])) == ([1, 2, 3], [1.0, 0.5, 0.25])
-    record = RunRecord("vava", 2, {"features": "f" * 16, "config": {"seed": 2, "steps": 20}}, report,
+    record = RunRecord("vava", 2, _key(2), report,
                        12.5, 0.01, 0.5, (kept_steps, kept_loss), {"virtual_mass.json": {"background": 0.5}})
     (tmp_path / "vava").mkdir()
     assert load_record(write_record(tmp_path / "vava", record)) == record
 
 
+def _key(seed: int | None = 0, features: str = "a" * 16, **config: object) -> dict:
+    """A trained vava run's sweep key."""
+    return {"features": features, "config": {"objective": "vava", "seed": seed, "steps": 20, **config}}
+
+
 def _write(folder: Path, report: dict, **changes: object) -> Path:
     """A record of run vava (seed 0 unless changed) in folder/NAME-SEED/, with `changes` to its fields."""
-    fields = {"name": "vava", "seed": 0, "key": {"features": "a" * 16, "config": {"seed": 0, "steps": 20}},
-              "report": report, **changes}
-    record = RunRecord(**fields)
+    record = RunRecord(**{"name": "vava", "seed": 0, "key": _key(), "report": report, **changes})
     run_dir = folder / f"{record.name}-{record.seed}"
     run_dir.mkdir(parents=True)
     return write_record(run_dir, record)
 
 
-PLAN = "runs:\n  vava: {objective: vava}\n"
+PLAN = "runs:\n  time: {identity: time}\n  vava: {objective: vava}\n"
 
 
 @pytest.fixture()
@@ -98,35 +102,38 @@ def plan(tmp_path: Path) -> Path:
     return path
 
 
-def test_records_that_a_sweep_would_not_mix_are_refused_naming_both_files(tmp_path: Path, plan: Path,
-                                                                           report: dict) -> None:
+@pytest.mark.parametrize(("second", "message"), [
+    ({}, "{first} and {second}: two records of run vava, seed 0; gather one of them"),
+    ({"seed": 1, "key": _key(1, "b" * 16)}, "{second} is a run on feature set bbbbbbbbbbbbbbbb, {first} on "
+                                            "aaaaaaaaaaaaaaaa: gather the records of one feature set"),
+    ({"seed": 1, "key": _key(1, steps=40)}, "{first} and {second}: run vava was built with other settings (their "
+                                            "sweep keys differ in config.steps)"),
+    ({"seed": None, "key": _key(None)}, "{second} and {first}: one is a run of a sweep with --seeds, the other not"),
+    ({"seed": 1}, "{second}: its seed 1 is not its config's seed 0"),
+    ({"seed": 1, "key": _key(1, objective="tcc")}, "{second}: run vava of the plan trains vava, this record's run "
+                                                   "does not"),
+    ({"seed": 1, "name": "time"}, "{second}: run time of the plan is the reference row time, this record is not"),
+])
+def test_records_that_a_sweep_would_not_mix_are_refused_naming_the_files(
+        tmp_path: Path, plan: Path, report: dict, second: dict, message: str) -> None:
     first = _write(tmp_path / "a", report)
-    twin = _write(tmp_path / "b", report)
+    other = _write(tmp_path / "b", report, **second)
     with pytest.raises(VavaError) as caught:
         gather_records([tmp_path / "a", tmp_path / "b"], load_plan(str(plan)))
-    assert str(caught.value) == f"{first} and {twin}: two records of run vava, seed 0; gather one of them"
-    shutil.rmtree(twin.parent)
-    other = _write(tmp_path / "b", report, seed=1, key={"features": "b" * 16, "config": {"seed": 1, "steps": 20}})
-    with pytest.raises(VavaError) as caught:
-        gather_records([tmp_path / "a", tmp_path / "b"], load_plan(str(plan)))
-    assert str(caught.value) == (f"{other} is a run on feature set {'b' * 16}, {first} on {'a' * 16}: gather the "
-                                 "records of one feature set")
-    shutil.rmtree(other.parent)
-    longer = _write(tmp_path / "b", report, seed=1, key={"features": "a" * 16, "config": {"seed": 1, "steps": 40}})
-    with pytest.raises(VavaError) as caught:
-        gather_records([tmp_path / "a", tmp_path / "b"], load_plan(str(plan)))
-    assert str(caught.value) == (f"{first} and {longer}: run vava was built with other settings (their sweep keys "
-                                 "differ in config.steps)")
-    shutil.rmtree(longer.parent)
-    unseeded = _write(tmp_path / "b", report, seed=None)
-    with pytest.raises(VavaError) as caught:
-        gather_records([tmp_path / "a", tmp_path / "b"], load_plan(str(plan)))
-    assert str(caught.value) == f"{unseeded} and {first}: one is a run of a sweep with --seeds, the other not"
-    shutil.rmtree(unseeded.parent)
-    second = _write(tmp_path / "b", report, seed=1, key={"features": "a" * 16, "config": {"seed": 1, "steps": 20}})
-    runs, seeds = gather_records([tmp_path / "a", tmp_path / "b"], load_plan(str(plan)))
-    assert seeds == [0, 1] and [r.seed for r in runs["vava"]] == [0, 1]
-    assert load_record(second).key["config"]["seed"] == 1
+    assert str(caught.value) == message.format(first=first, second=other)
+
+
+def test_gathered_seeds_and_the_runs_without_a_record(tmp_path: Path, plan: Path, report: dict) -> None:
+    _write(tmp_path / "a", report)
+    _write(tmp_path / "b", report, seed=2, key=_key(2))
+    gathered = gather_records([tmp_path / "a", tmp_path, tmp_path / "b"], load_plan(str(plan)))  # overlapping
+    assert gathered.seeds == [0, 2] and [r.seed for r in gathered.runs["vava"]] == [0, 2]
+    assert list(gathered.runs) == ["vava"] and gathered.missing == ["seed-0/time", "seed-2/time"]
+    result = CliRunner().invoke(main, ["gather", "--plan", str(plan), "--out", str(tmp_path / "t.md"),
+                                       "--loss-curves", str(tmp_path / "l.png"), str(tmp_path)])
+    assert result.exit_code == 0 and not (tmp_path / "l.png").exists()  # no record has a loss: nothing to draw
+    assert f"{tmp_path / 'l.png'}: not written, no trained run has a logged loss" in result.output
+    assert (tmp_path / "t.md").read_text().endswith("## Runs without a record\n\nseed-0/time, seed-2/time\n")
 
 
 @pytest.mark.parametrize(("change", "reason"), [
@@ -151,6 +158,12 @@ def test_records_that_a_sweep_would_not_mix_are_refused_naming_both_files(tmp_pa
                                                                  "and loss (numbers) must be lists of one length)"),
     (lambda d: {**d, "diagnostics": {"x.json": 1}}, "not a vava sweep record (diagnostics: expected an object of "
                                                     "objects)"),
+    (lambda d: {**d, "seconds": -1.0}, "not a vava sweep record (seconds: expected null or a number >= 0, got -1.0)"),
+    (lambda d: {**d, "diagnostics": {"x.json": {"v": 10 ** 400}}}, "not a vava sweep record (an integer of 401 digits "
+                                                                   "is not a finite number)"),
+    (lambda d: json.dumps(d).replace('"results": {', '"results": {"odd": NaN, ', 1),
+     "not a vava sweep record (nan is not a finite number)"),
+    (lambda d: "[" * 100000 + "]" * 100000, "not a readable sweep record (nested too deeply)"),
 ])
 def test_a_damaged_or_forged_record_is_a_one_line_error_naming_the_file(
         tmp_path: Path, plan: Path, report: dict, change: object, reason: str) -> None:
@@ -177,3 +190,44 @@ def test_links_are_not_followed_and_no_record_is_an_error(tmp_path: Path, plan: 
                                        str(tmp_path / "elsewhere")])
     assert result.exit_code == 2 and f"Invalid value for --out: {tmp_path / 't.txt'} does not end in .md" \
         in result.output
+
+
+def test_an_output_folder_that_cannot_be_made_is_a_one_line_error_and_nothing_is_written(
+        tmp_path: Path, plan: Path, report: dict) -> None:
+    record = _write(tmp_path / "a", report)
+    for flag, path in (("--out", record / "t.md"), ("--loss-curves", record / "l.png")):
+        out = tmp_path / "t.md" if flag == "--loss-curves" else path
+        result = CliRunner().invoke(main, ["gather", "--plan", str(plan), "--out", str(out), flag, str(path),
+                                           str(tmp_path / "a")])
+        assert result.exit_code == 1 and result.output == f"Error: {path}: cannot make its folder (File exists)\n"
+        assert not (tmp_path / "t.md").exists()
+
+
+@pytest.mark.parametrize("change", ["steps", "settings"])
+def test_a_run_keeps_a_record_only_while_finished_and_moved_runs_are_not_gathered(
+        seeded: tuple[Path, Path, Path], tmp_path: Path, monkeypatch: pytest.MonkeyPatch, change: str) -> None:
+    """Records are written as each run finishes or is reused (before the sweep is interrupted), removed when a
+    run is rebuilt (here training on, or trained afresh after the old run moved to stale/, both interrupted)."""
+    features, plan, out = seeded
+    copy = tmp_path / "runs"
+    shutil.copytree(out, copy, symlinks=True)
+    for record in copy.glob(f"seed-*/pooled/{RECORD_NAME}"):
+        record.unlink()  # written again when the run is reused
+    for record in copy.glob(f"seed-[12]/vava/{RECORD_NAME}"):
+        record.unlink()  # the sweep stops at seed 0's vava
+
+    def interrupted(*args: object, **kwargs: object) -> None:
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(sweep_run, "train", interrupted)
+    overrides = {**SEEDED_TINY, "model": {**SEEDED_TINY["model"], "conv_channels": 4}} if change == "settings" \
+        else SEEDED_TINY
+    with pytest.raises(KeyboardInterrupt):
+        run_sweep(features, copy, load_plan(str(plan)), steps=STEPS * (2 if change == "steps" else 1),
+                  overrides=overrides, seeds=SEEDS, log=lambda line: None)
+    assert sorted(str(p.relative_to(copy)) for p in copy.rglob(RECORD_NAME)) == (
+        ["seed-0/pooled/sweep_record.json"] if change == "steps"
+        else ["seed-0/pooled/sweep_record.json", "seed-0/stale/vava.1/sweep_record.json"])
+    shutil.copy(out / "seed-1" / "vava" / RECORD_NAME, copy / "seed-1" / "vava" / RECORD_NAME)
+    gathered = gather_records([copy], load_plan(str(plan)))
+    assert gathered.seeds == [0, 1] and gathered.missing == ["seed-1/pooled", "seed-0/vava"]  # in plan order

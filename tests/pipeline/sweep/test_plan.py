@@ -49,7 +49,8 @@ def test_shipped_plans_load() -> None:
         assert [(r.name, r.identity) for r in plan.runs if r.identity] == list(
             zip(references, ["time", "features", "features-standardised"]))
         assert all(members[:3] == references for members in plan.tables.values())  # every table shows them first
-    with pytest.raises(VavaError, match="neither a file nor a preset"):
+    with pytest.raises(VavaError, match=r"^plan: nope is neither a file nor a preset in configs/sweeps \(presets: "
+                                         r"ablations, benchmark, benchmark-ablations, objectives, recipe\)$"):
         load_plan("nope")
 
 
