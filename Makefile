@@ -100,7 +100,8 @@ benchmark-%: $(BENCH)/%/features.txt
 P2 := docs/results/protocol2
 protocol2-tables: setup
 	$(BIN)/vava gather --plan benchmark $(P2)/records/wild --out $(P2)/wild.md --loss-curves $(P2)/loss-curves-wild.png
-	$(BIN)/vava gather --plan benchmark-ablations $(P2)/records/wild --out $(P2)/wild-ablations.md
+	[ -z "$$(find $(P2)/records/wild -path '*/vava*/sweep_record.json' -print -quit)" ] || \
+		$(BIN)/vava gather --plan benchmark-ablations $(P2)/records/wild --out $(P2)/wild-ablations.md
 	[ ! -d $(P2)/records/clean ] || $(BIN)/vava gather --plan benchmark $(P2)/records/clean --out $(P2)/clean.md \
 		--loss-curves $(P2)/loss-curves-clean.png
 
