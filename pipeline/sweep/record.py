@@ -165,4 +165,3 @@ def _curve(value: object) -> tuple[list[int], list[float]] | None:
     if any(b <= a for a, b in zip(steps, steps[1:])):
         raise VavaError("loss: steps must increase")
     return [int(s) for s in steps], [float(v) for v in loss]
-

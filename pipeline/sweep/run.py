@@ -80,10 +80,9 @@ def run_sweep(features: str | Path, out: str | Path, plan: SweepPlan, *, steps: 
             folder.mkdir(parents=True, exist_ok=True)  # even when every run failed before making its folder
             atomic_write(folder / results_name, records_markdown(folder_records({seed: folder}, plan, failed), [seed],
                                                                  plan, by_name(failed, True)))
-    runs = folder_records(folders, plan, failed)
+    runs, failures = folder_records(folders, plan, failed), by_name(failed, seeds is not None)
     write_loss_curves(runs, list(folders), plan, out / LOSS_CURVES_NAME)
-    return records_markdown(runs, list(folders), plan, by_name(failed, seeds is not None)), \
-        by_name(failed, seeds is not None)
+    return records_markdown(runs, list(folders), plan, failures), failures
 
 
 def _folders(out: Path, seeds: Sequence[int] | None) -> dict[int | None, Path]:

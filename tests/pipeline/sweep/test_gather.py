@@ -194,12 +194,13 @@ def test_links_are_not_followed_and_no_record_is_an_error(tmp_path: Path, plan: 
 
 def test_an_output_folder_that_cannot_be_made_is_a_one_line_error_and_nothing_is_written(
         tmp_path: Path, plan: Path, report: dict) -> None:
-    record = _write(tmp_path / "a", report)
-    for flag, path in (("--out", record / "t.md"), ("--loss-curves", record / "l.png")):
-        out = tmp_path / "t.md" if flag == "--loss-curves" else path
-        result = CliRunner().invoke(main, ["gather", "--plan", str(plan), "--out", str(out), flag, str(path),
-                                           str(tmp_path / "a")])
-        assert result.exit_code == 1 and result.output == f"Error: {path}: cannot make its folder (File exists)\n"
+    record = _write(tmp_path / "a", report)  # a file: no folder can be made below it
+    for unmakeable, options in ((record / "t.md", ["--out", str(record / "t.md")]),
+                                (record / "l.png", ["--out", str(tmp_path / "t.md"), "--loss-curves",
+                                                    str(record / "l.png")])):
+        result = CliRunner().invoke(main, ["gather", "--plan", str(plan), *options, str(tmp_path / "a")])
+        assert result.exit_code == 1
+        assert result.output == f"Error: {unmakeable}: cannot make its folder (File exists)\n"
         assert not (tmp_path / "t.md").exists()
 
 
