@@ -2,7 +2,7 @@
 
 A plan names runs, each an objective with config overrides or an `identity` (no training) reference
 row: `true` (pooled backbone features) or an identity kind (`vava.core.embeddings_file.IDENTITY_KINDS`),
-and the tables to build from their reports.
+the tables to build from their reports, and the pairs of runs to compare seed by seed (`differences`).
 """
 from __future__ import annotations
 
@@ -24,7 +24,7 @@ STALE_NAME = "stale"           # runs made with other settings are moved here
 LOSS_CURVES_NAME = "loss_curves.png"
 SEED_FOLDER = "seed-{}"
 RESERVED_NAMES = (RESULTS_NAME, STALE_NAME, LOSS_CURVES_NAME)
-_PLAN_KEYS = ("base", "runs", "tables")
+_PLAN_KEYS = ("base", "runs", "tables", "differences")
 _RUN_KEYS = ("objective", "set", "identity")
 
 
@@ -41,6 +41,7 @@ class SweepPlan:
     base: str | None
     runs: list[SweepRun]
     tables: dict[str, list[str]]
+    differences: dict[str, list[tuple[str, str]]] = field(default_factory=dict)  # title -> (A, B): A - B per seed
 
 
 def load_plan(name_or_path: str) -> SweepPlan:
@@ -58,7 +59,8 @@ def load_plan(name_or_path: str) -> SweepPlan:
         raise VavaError(f"{path}: no runs")
     names = [run.name for run in runs]
     tables = _parse_tables(path, _mapping(path, "tables", data.get("tables")), names)
-    return SweepPlan(base, runs, tables or {"all runs": names})
+    differences = _parse_differences(path, _mapping(path, "differences", data.get("differences")), names)
+    return SweepPlan(base, runs, tables or {"all runs": names}, differences)
 
 
 def _mapping(path: Path, what: str, value: Any) -> dict:
@@ -108,6 +110,23 @@ def _parse_tables(path: Path, tables: dict, names: list[str]) -> dict[str, list[
         if missing:
             raise VavaError(f"{path}: table {title!r} names unknown run(s) {', '.join(missing)}")
         parsed[str(title)] = members
+    return parsed
+
+
+def _parse_differences(path: Path, differences: dict, names: list[str]) -> dict[str, list[tuple[str, str]]]:
+    """`differences`: title -> a list of [A, B], two distinct runs of the plan (the table shows A - B)."""
+    parsed = {}
+    for title, pairs in differences.items():
+        where = f"{path}: differences {title!r}"
+        if not isinstance(pairs, list) or not pairs:
+            raise VavaError(f"{where}: expected a list of [A, B] run-name pairs, got {pairs!r:.60}")
+        for pair in pairs:
+            if not (isinstance(pair, list) and len(pair) == 2 and pair[0] != pair[1]):
+                raise VavaError(f"{where}: expected [A, B], two distinct run names, got {pair!r:.60}")
+            missing = [str(n) for n in pair if n not in names]
+            if missing:
+                raise VavaError(f"{where} names unknown run(s) {', '.join(missing)}")
+        parsed[str(title)] = [(a, b) for a, b in pairs]
     return parsed
 
 

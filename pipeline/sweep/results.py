@@ -100,6 +100,8 @@ def records_markdown(runs: dict[str, list[RunRecord | None]], seeds: list[int | 
         if number == 0:  # the main comparison, per action as well
             parts.append(f"### {title}: per action (as Table 5){over}\n\n"
                          f"{tables.markdown(*over_seeds.per_action_comparison(chosen))}\n")
+    for title, pairs in plan.differences.items():
+        parts.append(_differences_table(title, pairs, reports, over))
     if runs:
         trained = {run.name: runs[run.name] for run in plan.runs if not run.identity and run.name in runs}
         parts += [*_summary_tables(runs, len(seeds), over), _convergence_table(trained, len(seeds), over),
@@ -110,6 +112,16 @@ def records_markdown(runs: dict[str, list[RunRecord | None]], seeds: list[int | 
     if missing:
         parts.append(f"## Runs without a record\n\n{', '.join(missing)}\n")
     return "\n".join(parts)
+
+
+def _differences_table(title: str, pairs: list[tuple[str, str]], reports: dict[str, list[Report | None]],
+                       over: str) -> str:
+    """A plan's `differences` table: A - B of every number, seed by seed, then mean ± sd over the seeds."""
+    found = [(f"{a} − {b}", reports[a], reports[b]) for a, b in pairs if a in reports and b in reports]
+    header, rows = over_seeds.paired_differences(found)
+    table = tables.markdown(header, rows) if rows else "(no seed where both runs of a pair finished)\n"
+    return (f"## {title}{over}\n\nEach row: run A's number minus run B's in the same seed (percentages in points), "
+            f"then the mean ± sd of these differences over the seeds where both finished.\n\n{table}")
 
 
 def _summary_tables(runs: dict[str, list[RunRecord | None]], seeds: int, over: str) -> list[str]:

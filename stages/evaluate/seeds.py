@@ -104,6 +104,23 @@ def main_comparison(runs: Sequence[Sequence[Report | None]]) -> tables.Table:
     return seed_table(render, runs, settings)
 
 
+def _difference(values: list[float]) -> float | None:
+    """A - B from [A, B]; None unless both are numbers."""
+    return values[0] - values[1] if len(values) == 2 else None
+
+
+def paired_differences(pairs: Sequence[tuple[str, Sequence[Report | None], Sequence[Report | None]]]) -> tables.Table:
+    """The main table's numbers of A - B per seed, as mean ± sd over the seeds where both runs finished: each
+    pair is (label, A's report in every seed, B's). Pairs without a seed where both finished are left out."""
+    differences = [(label, [None if a is None or b is None else _on_skeleton(a, [a, b], _difference)
+                            for a, b in zip(first, second)]) for label, first, second in pairs]
+    kept = [(label, per_seed) for label, per_seed in differences if any(per_seed)]
+    if not kept:
+        return [], []
+    header, rows = seed_table(tables.main_table, [per_seed for _, per_seed in kept], 1)
+    return ["A − B", *header[1:]], [[label, *row[1:]] for (label, _), row in zip(kept, rows)]
+
+
 def per_action_comparison(runs: Sequence[Sequence[Report | None]]) -> tables.Table:
     """Classification per action and run (as the supplement's Table 5) over seeds."""
     return seed_table(tables.per_action_comparison, runs, 2)

@@ -54,6 +54,17 @@ def test_shipped_plans_load() -> None:
         load_plan("nope")
 
 
+def test_plan_differences_are_pairs_of_its_runs(tmp_path: Path) -> None:
+    path = plan_file(tmp_path, "runs: {a: {identity: true}, b: {identity: time}}\ndifferences: {d: [[a, b], [b, a]]}")
+    assert load_plan(str(path)).differences == {"d": [("a", "b"), ("b", "a")]}
+    assert load_plan("benchmark").differences == {"Paired by seed: the alignment term, and the official weighting": [
+        ("vava-balanced", "vava-balanced-intra-only"), ("vava", "vava-balanced-intra-only"), ("vava-reference", "vava")]}
+    ablations = load_plan("benchmark-ablations")
+    assert {b for pairs in ablations.differences.values() for _, b in pairs} == {"vava", "vava-balanced"}
+    assert sorted(a for pairs in ablations.differences.values() for a, _ in pairs) == sorted(
+        run.name for run in ablations.runs if run.name not in ("vava", "vava-balanced"))  # every other run, once
+
+
 def test_benchmark_plans_share_the_balanced_runs() -> None:
     comparison, ablations = load_plan("benchmark"), load_plan("benchmark-ablations")
     shared = {run.name: run for run in comparison.runs if run.name in {r.name for r in ablations.runs}}
@@ -98,7 +109,13 @@ def test_plan_run_names_must_be_plain(tmp_path: Path, runs: str, message: str) -
      ("runs: {a: {identity: true}}\ntables: [a]", "tables: expected a mapping, got a list"),
      ("runs: {a: {identity: true}}\ntables: {t: a}", "table 't': expected a list of run names, got a str"),
      ("base: [synthetic]\nruns: {a: {identity: true}}", "base: expected a config preset name or file"),
-     ("run: {a: {identity: true}}", "unknown key\\(s\\) run \\(known: base, runs, tables\\)")],
+     ("run: {a: {identity: true}}", "unknown key\\(s\\) run \\(known: base, runs, tables, differences\\)"),
+     ("runs: {a: {identity: true}}\ndifferences: {d: []}", "differences 'd': expected a list of \\[A, B\\] run-name pairs"),
+     ("runs: {a: {identity: true}}\ndifferences: [a]", "differences: expected a mapping, got a list"),
+     ("runs: {a: {identity: true}, b: {identity: time}}\ndifferences: {d: [[a, b, a]]}",
+      "differences 'd': expected \\[A, B\\], two distinct run names, got \\['a', 'b', 'a'\\]"),
+     ("runs: {a: {identity: true}}\ndifferences: {d: [[a, a]]}", "differences 'd': expected \\[A, B\\], two distinct"),
+     ("runs: {a: {identity: true}}\ndifferences: {d: [[a, c]]}", "differences 'd' names unknown run\\(s\\) c")],
 )
 def test_plans_of_the_wrong_shape_are_named(tmp_path: Path, text: str, message: str) -> None:
     path = plan_file(tmp_path, text)

@@ -203,3 +203,28 @@ def test_summary_tables_come_from_the_probes_with_the_diagnostics_numbers(tmp_pa
     assert sweep_results._summary_tables(runs, 2, " (over 2 seeds)") == [
         "## Norms (%) (over 2 seeds)\n\n| Run | Mean | Max | Toy |\n| --- | --- | --- | --- |\n"
         "| a | 60.00 ± 14.14 | - | 50.00 ± 35.36 |\n| ref | - | - | - |\n"]
+
+
+def test_differences_are_paired_by_seed(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    report = wild_report(tmp_path)
+
+    def record(name: str, seed: int, accuracy: float) -> RunRecord:
+        classification = {**report["results"]["classification"], "1.0": accuracy}
+        return RunRecord(name, seed, {"features": "f", "config": None},
+                         {**report, "results": {**report["results"], "classification": classification}})
+
+    runs = {"a": [record("a", 0, 0.5), record("a", 1, 0.7), record("a", 2, 0.9)],
+            "b": [record("b", 0, 0.4), record("b", 1, 0.5), None]}
+    plan = sweep.SweepPlan(None, [sweep.SweepRun(name, "vava") for name in "abc"], {"t": ["a", "b"]},
+                           {"a against b": [("a", "b"), ("b", "a"), ("a", "c")]})
+    monkeypatch.setattr(sweep_results.sys, "argv", ["vava", "gather"])
+    markdown = sweep_results.records_markdown(runs, [0, 1, 2], plan, {})
+    rows = table(markdown, "## a against b (mean ± sd over 3 seeds: 0, 1, 2)")
+    assert list(rows) == [("a − b",), ("b − a",)]  # a - c: c never finished
+    assert rows[("a − b",)]["Classification 1.0"] == "15.00 ± 7.07 (n=2)"  # seeds 0 and 1: 10 and 20 points
+    assert rows[("b − a",)]["Classification 1.0"] == "-15.00 ± 7.07 (n=2)"
+    assert rows[("a − b",)]["τ"] == "0.0000 ± 0.0000 (n=2)"  # the same number in both runs
+    only_c = sweep_results.records_markdown(runs, [0, 1, 2], sweep.SweepPlan(None, plan.runs, {"t": ["a"]},
+                                                                           {"c": [("a", "c")]}), {})
+    assert "## c (mean ± sd over 3 seeds: 0, 1, 2)\n\nEach row" in only_c
+    assert "(no seed where both runs of a pair finished)" in only_c
