@@ -4,7 +4,8 @@ small JSON file.
 Records let runs built in several places or sittings (seeds on other machines, sessions whose run folders
 are gone) make one set of tables (`vava gather`) without their checkpoints and embeddings. A record holds
 the run's name and seed, its sweep key, its report, its wall time, what the plateau tests read (c of its
-whole training log, the val classification of its checkpoint at half its budget), its loss at no more than
+whole training log and its last tenth's fall in standard errors, the val classification of its checkpoint at
+half its budget), its loss at no more than
 MAX_CURVE_POINTS of its logged steps (the loss-curve plot) and the files its diagnostics wrote.
 """
 from __future__ import annotations
@@ -28,9 +29,11 @@ from vava.stages.evaluate.report import check_comparable_report
 from vava.stages.train.config import MAX_SEED
 
 RECORD_NAME = "sweep_record.json"
-RECORD_FORMAT = 1
+RECORD_FORMAT = 2  # format 1 had no loss_fall_se; it is still read (as None)
 MAX_CURVE_POINTS = 256
-_FIELDS = ("format", "name", "seed", "key", "report", "seconds", "convergence", "midpoint", "loss", "diagnostics")
+_FIELDS = ("format", "name", "seed", "key", "report", "seconds", "convergence", "midpoint", "loss", "diagnostics",
+           "loss_fall_se")
+_FORMATS = {1: _FIELDS[:-1], RECORD_FORMAT: _FIELDS}
 
 
 @dataclass(frozen=True)
@@ -47,6 +50,7 @@ class RunRecord:
     midpoint: float | None = None
     loss: tuple[list[int], list[float]] | None = None
     diagnostics: dict[str, dict[str, Any]] = field(default_factory=dict)
+    loss_fall_se: float | None = None  # the last tenth's fall of loss in standard errors (`seeds.last_tenth_...`)
 
     @property
     def trained(self) -> bool:
@@ -57,7 +61,8 @@ class RunRecord:
         loss = None if self.loss is None else {"steps": self.loss[0], "loss": self.loss[1]}
         return {"format": RECORD_FORMAT, "name": self.name, "seed": self.seed, "key": self.key,
                 "report": self.report, "seconds": self.seconds, "convergence": self.convergence,
-                "midpoint": self.midpoint, "loss": loss, "diagnostics": self.diagnostics}
+                "midpoint": self.midpoint, "loss": loss, "diagnostics": self.diagnostics,
+                "loss_fall_se": self.loss_fall_se}
 
 
 def thinned_curve(steps: np.ndarray, values: np.ndarray) -> tuple[list[int], list[float]]:
@@ -124,10 +129,12 @@ def _check_numbers(value: object) -> None:
 def _parsed(data: object) -> RunRecord:
     if not isinstance(data, dict):
         raise VavaError(f"expected a JSON object, got {type(data).__name__}")
-    if sorted(data) != sorted(_FIELDS):
-        raise VavaError(f"expected the fields {', '.join(_FIELDS)}")
-    if data["format"] != RECORD_FORMAT:
-        raise VavaError(f"format {data['format']!r}, this version reads format {RECORD_FORMAT}")
+    fields = _FORMATS.get(data.get("format")) if is_integer(data.get("format")) else None
+    if fields is None:
+        raise VavaError(f"format {data.get('format')!r}, this version reads formats "
+                        f"{', '.join(map(str, _FORMATS))}")
+    if sorted(data) != sorted(fields):
+        raise VavaError(f"expected the fields {', '.join(fields)}")
     name = check_plain_name(data["name"], "name")
     seed = data["seed"]
     if seed is not None and not (is_integer(seed) and 0 <= seed <= MAX_SEED):
@@ -138,7 +145,7 @@ def _parsed(data: object) -> RunRecord:
         raise VavaError("key: expected a sweep key (features, config)")
     report = check_comparable_report(data["report"], "report")
     numbers = {field_name: _optional_number(data[field_name], field_name)
-               for field_name in ("seconds", "convergence", "midpoint")}
+               for field_name in ("seconds", "convergence", "midpoint", "loss_fall_se") if field_name in data}
     if numbers["seconds"] is not None and numbers["seconds"] < 0:
         raise VavaError(f"seconds: expected null or a number >= 0, got {numbers['seconds']!r}")
     diagnostics = data["diagnostics"]

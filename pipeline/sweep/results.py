@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import shlex
 import sys
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 
 import numpy as np
@@ -63,7 +63,8 @@ def folder_record(run_dir: Path, seed: int | None) -> RunRecord | None:
     return RunRecord(run_dir.name, seed, saved_key(run_dir) or {"features": "", "config": None},
                      load_comparable_report(run_dir), recorded_seconds(run_dir), run_convergence(run_dir),
                      midpoint_score(run_dir), None if curve is None else thinned_curve(*curve),
-                     {d.file: found for d in DIAGNOSTICS.values() if (found := d.read(run_dir))})
+                     {d.file: found for d in DIAGNOSTICS.values() if (found := d.read(run_dir))},
+                     _on_loss(run_dir, over_seeds.last_tenth_in_standard_errors))
 
 
 def folder_records(folders: dict[int | None, Path], plan: SweepPlan,
@@ -159,36 +160,56 @@ def _loss(run_dir: Path | None) -> over_seeds.Curve | None:
 
 def run_convergence(run_dir: Path | None) -> float | None:
     """The convergence measure c of a run (its steps from its sweep key), None when it cannot be computed."""
+    return _on_loss(run_dir, over_seeds.convergence)
+
+
+def _on_loss(run_dir: Path | None, measure: Callable[[np.ndarray, np.ndarray, int], float | None]) -> float | None:
+    """`measure` of a run's whole training log and its steps (None: no log or no steps known)."""
     curve, budget = _loss(run_dir), run_steps(run_dir)
-    return None if curve is None or budget is None else over_seeds.convergence(*curve, budget)
+    return None if curve is None or budget is None else measure(*curve, budget)
 
 
 def _convergence_table(trained: dict[str, list[RunRecord | None]], seeds: int, over: str) -> str:
     """The plateau test of each trained run's loss (c) and of its val classification (half budget -> full)."""
-    rows = []
+    rows, failing = [], []
     for name, records in trained.items():
         found = over_seeds.numbers([r.convergence for r in records if r is not None])
         plateau = f"{sum(abs(c) < over_seeds.PLATEAU for c in found)}/{len(found)}" if found else "-"
-        halves, changes = [], []
+        halves, changes, falls = [], [], []
         for record in filter(None, records):
             midpoint, final = record.midpoint, _classification(record.report)
-            if midpoint is not None and final is not None:
+            change = None if midpoint is None or final is None else 100 * (final - midpoint)
+            if change is not None:
                 halves.append(midpoint)
-                changes.append(100 * (final - midpoint))
+                changes.append(change)
+            falls.append(fall := record.loss_fall_se)
+            if record.convergence is not None and abs(record.convergence) >= over_seeds.PLATEAU:
+                failing.append(f"- {'' if record.seed is None else f'seed-{record.seed}/'}{name}: "
+                               f"c {record.convergence:+.3f}, last tenth's fall {_or_dash(fall, '{:+.1f} SE')}, "
+                               f"Δ {_or_dash(change, '{:+.2f} points')}")
         val_plateau = f"{sum(abs(d) < over_seeds.VAL_PLATEAU for d in changes)}/{len(changes)}" if changes else "-"
         rows.append([name, over_seeds.summarise(found, fixed, seeds), plateau,
-                     over_seeds.summarise(halves, percent, seeds),
+                     over_seeds.summarise(falls, "{:.1f}".format, seeds), over_seeds.summarise(halves, percent, seeds),
                      over_seeds.summarise(changes, "{:.2f}".format, seeds), val_plateau])
     limit, points = over_seeds.PLATEAU, over_seeds.VAL_PLATEAU
-    header = ["Run", "c", f"Plateau (-{limit} < c < {limit}), seeds", "Val cls 1.0 at half budget",
-              "Δ val cls 1.0 (full - half)", f"Val plateau (|Δ| < {points:g}), seeds"]
+    header = ["Run", "c", f"Plateau (-{limit} < c < {limit}), seeds", "Last tenth's fall (SE)",
+              "Val cls 1.0 at half budget", "Δ val cls 1.0 (full - half)", f"Val plateau (|Δ| < {points:g}), seeds"]
     table = tables.markdown(header, rows) if rows else "(no trained run)\n"
+    if failing:
+        table += "\nRuns that fail the loss plateau test:\n\n" + "\n".join(failing) + "\n"
     return (f"## Convergence{over}\n\nc = (m1 - m2) / |m0 - m2|, the mean loss over the logged steps in (0, 0.1 S] "
             f"(m0), (0.8 S, 0.9 S] (m1) and (0.9 S, S] (m2), S = the run's steps: the share of the run's whole change "
-            f"of loss made in its last tenth (\"-\": a window with fewer than 2 logged steps). Δ: the val "
+            f"of loss made in its last tenth (\"-\": a window with fewer than 2 logged steps). Last tenth's fall: "
+            f"m1 - m2 in standard errors of the two windows' means (\"-\": a record made before it was kept): whether the "
+            f"fall c measures stands out of the loss's noise (below 2: it does not, and c is mostly noise; many with a "
+            f"small c: a real but small fall). Δ: the val "
             f"classification (label fraction 1.0, in points) of the last checkpoint minus that of the latest one saved "
             f"at or before S/2 (RUN/report-stepN.json): what doubling the budget changed. Plateau tests, not proof of "
             f"convergence. Loss curves: `{LOSS_CURVES_NAME}` and RUN/plots/loss.png.\n\n{table}")
+
+
+def _or_dash(value: float | None, fmt: str) -> str:
+    return "-" if value is None else fmt.format(value)
 
 
 def _classification(report: Report | None) -> float | None:

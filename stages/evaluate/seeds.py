@@ -138,16 +138,37 @@ def convergence(steps: np.ndarray, loss: np.ndarray, budget: int) -> float | Non
 
     Positive c: the loss still fell over the last tenth. |c| < PLATEAU is a plateau, not proof of convergence.
     """
-    steps, loss = np.asarray(steps, dtype=np.int64), np.asarray(loss, dtype=np.float64)
-    windows = [(steps > 0) & (10 * steps <= budget),  # integers: exact window edges
-               (10 * steps > 8 * budget) & (10 * steps <= 9 * budget),
-               (10 * steps > 9 * budget) & (steps <= budget)]
-    if any(window.sum() < 2 for window in windows):
+    found = _windows(steps, loss, budget)
+    if found is None:
         return None
-    start, first, last = (loss[window].mean() for window in windows)
+    start, first, last = (window.mean() for window in found)
     if start == last:
         return 0.0 if first == last else None
     return float((first - last) / abs(start - last))
+
+
+def last_tenth_in_standard_errors(steps: np.ndarray, loss: np.ndarray, budget: int) -> float | None:
+    """z = (m1 - m2) / sqrt(se1² + se2²): the last tenth's fall of loss (windows as in `convergence`) in
+    standard errors of the two windows' means (se = sample sd / sqrt(n)): whether the fall that c measures stands
+    out of the loss's noise. A c above the plateau threshold with |z| < 2 is mostly noise (a loss that hardly
+    falls); a large z with a small c is a real but small fall (z grows with the number of logged steps). Logged
+    losses are correlated from step to step, so z overstates; a gauge, not a test. None as for `convergence`,
+    or when both windows are constant."""
+    found = _windows(steps, loss, budget)
+    if found is None:
+        return None
+    first, last = found[1], found[2]
+    error = np.sqrt(first.var(ddof=1) / len(first) + last.var(ddof=1) / len(last))
+    return float((first.mean() - last.mean()) / error) if error > 0 else None
+
+
+def _windows(steps: np.ndarray, loss: np.ndarray, budget: int) -> list[np.ndarray] | None:
+    """The logged losses in (0, 0.1 S], (0.8 S, 0.9 S] and (0.9 S, S]; None when one holds fewer than 2."""
+    steps, loss = np.asarray(steps, dtype=np.int64), np.asarray(loss, dtype=np.float64)
+    masks = [(steps > 0) & (10 * steps <= budget),  # integers: exact window edges
+             (10 * steps > 8 * budget) & (10 * steps <= 9 * budget),
+             (10 * steps > 9 * budget) & (steps <= budget)]
+    return None if any(mask.sum() < 2 for mask in masks) else [loss[mask] for mask in masks]
 
 
 def relative_curve(curves: Sequence[Curve]) -> Curve | None:

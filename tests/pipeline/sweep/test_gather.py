@@ -73,10 +73,14 @@ def test_a_record_reads_back_as_written_and_its_curve_is_thinned_evenly(tmp_path
     assert kept_steps[1] == 100  # index round(2399 / 255) = 9: step 100
     assert kept_loss == [float(loss[steps == s][0]) for s in kept_steps]
     assert thinned_curve(np.array([1, 2, 3]), np.array([1.0, 0.5, 0.25])) == ([1, 2, 3], [1.0, 0.5, 0.25])
-    record = RunRecord("vava", 2, _key(2), report,
-                       12.5, 0.01, 0.5, (kept_steps, kept_loss), {"virtual_mass.json": {"background": 0.5}})
+    record = RunRecord("vava", 2, _key(2), report, 12.5, 0.01, 0.5, (kept_steps, kept_loss),
+                       {"virtual_mass.json": {"background": 0.5}}, loss_fall_se=3.25)
     (tmp_path / "vava").mkdir()
-    assert load_record(write_record(tmp_path / "vava", record)) == record
+    path = write_record(tmp_path / "vava", record)
+    assert load_record(path) == record
+    older = {key: value for key, value in json.loads(path.read_text()).items() if key != "loss_fall_se"}
+    path.write_text(json.dumps({**older, "format": 1}))  # a record of format 1 (before loss_fall_se) still reads
+    assert load_record(path) == RunRecord(**{**record.__dict__, "loss_fall_se": None})
 
 
 def _key(seed: int | None = 0, features: str = "a" * 16, **config: object) -> dict:
@@ -140,9 +144,14 @@ def test_gathered_seeds_and_the_runs_without_a_record(tmp_path: Path, plan: Path
     (lambda d: "{", "not a readable sweep record (Expecting property name enclosed in double quotes: line 1 column 2 "
                     "(char 1))"),
     (lambda d: [], "not a vava sweep record (expected a JSON object, got list)"),
-    (lambda d: {**d, "format": 2}, "not a vava sweep record (format 2, this version reads format 1)"),
+    (lambda d: {**d, "format": 3}, "not a vava sweep record (format 3, this version reads formats 1, 2)"),
+    (lambda d: {**d, "format": "2"}, "not a vava sweep record (format '2', this version reads formats 1, 2)"),
     (lambda d: {**d, "extra": 1}, "not a vava sweep record (expected the fields format, name, seed, key, report, "
-                                  "seconds, convergence, midpoint, loss, diagnostics)"),
+                                  "seconds, convergence, midpoint, loss, diagnostics, loss_fall_se)"),
+    (lambda d: {**d, "format": 1}, "not a vava sweep record (expected the fields format, name, seed, key, report, "
+                                   "seconds, convergence, midpoint, loss, diagnostics)"),  # format 1 had no z
+    (lambda d: {**d, "loss_fall_se": [1]}, "not a vava sweep record (loss_fall_se: expected null or a number, "
+                                           "got [1])"),
     (lambda d: {**d, "name": "../x"}, "not a vava sweep record (name: '../x' must be a plain name, without '/' or "
                                       "'\\')"),
     (lambda d: {**d, "seed": True}, "not a vava sweep record (seed: expected null or an integer in "

@@ -89,7 +89,7 @@ def test_seeded_results_are_mean_and_sample_sd_of_hand_written_reports(
     shutil.copytree(seeded[2], out, symlinks=True)
     write_seed(out / "seed-0" / "vava", 0.5, (0.4, 0.6),
                {"unflagged_accuracy": 0.8, "out_of_order_accuracy": None, "repeated_accuracy": 0.5,
-                "background_f1": 0.9}, [2.0] * 2 + [1.5] * 16 + [1.0] * 2,  # c = (1.5 - 1) / (2 - 1)
+                "background_f1": 0.9}, [2.0] * 2 + [1.5] * 14 + [1.6, 1.4, 1.1, 0.9],  # c = (1.5 - 1) / (2 - 1)
                '{"background": 0.6, "procedure": 0.1, "pairs": 4, "alignment": 0.4, '
                '"alignment_background": {"idle": 0.9}}', midpoint=0.45)
     write_seed(out / "seed-1" / "vava", 0.6, (0.5, 0.7),
@@ -123,8 +123,11 @@ def test_seeded_results_are_mean_and_sample_sd_of_hand_written_reports(
     assert list(convergence) == [("vava",)]  # identity runs do not train
     assert convergence[("vava",)] == {  # val: 45 -> 50, 59.5 -> 60, 70 -> 70; a plateau where |change| < 1 point
         "Run": "vava", "c": "0.1633 ± 0.2916", "Plateau (-0.02 < c < 0.02), seeds": "2/3",
+        "Last tenth's fall (SE)": "3.5 (n=1)",  # seed 0: 0.5 / sqrt(0.02 / 2 + 0.02 / 2); the others: no noise
         "Val cls 1.0 at half budget": "58.17 ± 12.55", "Δ val cls 1.0 (full - half)": "1.83 ± 2.75",
         "Val plateau (|Δ| < 1), seeds": "2/3"}
+    assert "Runs that fail the loss plateau test:\n\n- seed-0/vava: c +0.500, last tenth's fall +3.5 SE, " \
+           "Δ +5.00 points\n" in markdown
 
     # a run missing in a seed: its cells show their n; the failure is named with its seed folder
     (out / "seed-2" / "vava" / "report.json").write_text("damaged")

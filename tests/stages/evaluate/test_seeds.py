@@ -11,7 +11,7 @@ from tests.helpers import pixels, png_size
 from vava.core.errors import VavaError
 from vava.stages.evaluate.plots import LOSS_ROW_HEIGHT, LOSS_WIDTH, plot_relative_losses, read_log
 from vava.stages.evaluate.probes.base import fixed, percent
-from vava.stages.evaluate.seeds import convergence, relative_curve, summarise
+from vava.stages.evaluate.seeds import convergence, last_tenth_in_standard_errors, relative_curve, summarise
 
 
 @pytest.mark.parametrize(
@@ -52,6 +52,24 @@ def test_convergence_of_a_hand_written_log(tmp_path: Path) -> None:
     # the windows' edges are exact: S = 30 -> (0, 3], (24, 27] and (27, 30]; steps 24 and 31 are outside
     steps = np.array([1, 3, 24, 25, 27, 28, 30, 31])
     assert convergence(steps, np.array([10.0, 10.0, 100.0, 4.0, 2.0, 1.5, 1.5, 100.0]), 30) == pytest.approx(1.5 / 8.5)
+
+
+def test_last_tenth_in_standard_errors_of_a_hand_written_log(tmp_path: Path) -> None:
+    # the log of the test above: (80, 90] holds 2.0, 1.0 (mean 1.5, sample variance 0.5), (90, 100] holds 1.2, 1.5
+    # (mean 1.35, variance 0.045): z = 0.15 / sqrt(0.5 / 2 + 0.045 / 2)
+    losses = {85: 2.0, 90: 1.0, 95: 1.2, 100: 1.5}
+    steps, series = read_log(write_log(tmp_path / "log.csv", [(s, losses.get(s, 9.0)) for s in range(5, 105, 5)]))
+    assert last_tenth_in_standard_errors(steps, series["loss"], 100) == pytest.approx(0.15 / np.sqrt(0.2725))
+    assert last_tenth_in_standard_errors(steps, -series["loss"], 100) == pytest.approx(-0.15 / np.sqrt(0.2725))
+    assert last_tenth_in_standard_errors(np.arange(10, 110, 10), np.ones(10), 100) is None  # 1 step per window
+    assert last_tenth_in_standard_errors(np.arange(1, 21), np.r_[np.ones(18), 0.5, 0.5], 20) is None  # no noise
+    # the same small fall (0.01) in loud and in quiet noise (+-a alternating: each window's sample variance is
+    # a² 100/99): c is alike, z = 0.01 / (a sqrt(2 / 99)) tells them apart
+    steps, noise = np.arange(1, 1001), np.tile([1.0, -1.0], 500)
+    falling = np.r_[np.full(800, 2.0), np.full(100, 1.01), np.full(100, 1.0)]
+    for a in (0.2, 0.002):
+        assert convergence(steps, falling + a * noise, 1000) == pytest.approx(0.01, abs=1e-9)
+        assert last_tenth_in_standard_errors(steps, falling + a * noise, 1000) == pytest.approx(0.01 / (a * np.sqrt(2 / 99)))
 
 
 def test_a_loss_falling_towards_zero_reaches_a_plateau() -> None:
