@@ -5,8 +5,8 @@ Records let runs built in several places or sittings (seeds on other machines, s
 are gone) make one set of tables (`vava gather`) without their checkpoints and embeddings. A record holds
 the run's name and seed, its sweep key, its report, its wall time, what the plateau tests read (c of its
 whole training log and its last tenth's fall in standard errors, the val classification of its checkpoint at
-half its budget), its loss at no more than
-MAX_CURVE_POINTS of its logged steps (the loss-curve plot) and the files its diagnostics wrote.
+half its budget), its loss at no more than MAX_CURVE_POINTS of its logged steps (the loss-curve plot) and the
+files its diagnostics wrote.
 """
 from __future__ import annotations
 
