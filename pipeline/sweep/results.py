@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import shlex
 import sys
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from pathlib import Path
 
 import numpy as np
@@ -59,12 +59,14 @@ def folder_record(run_dir: Path, seed: int | None) -> RunRecord | None:
     """The record of the finished run in run_dir (None: not finished, or its report is damaged)."""
     if not finished(run_dir):
         return None
-    curve = _loss(run_dir)
+    curve, budget = _loss(run_dir), run_steps(run_dir)  # the log is read once for c, the fall and the curve
+    measured = curve is not None and budget is not None
     return RunRecord(run_dir.name, seed, saved_key(run_dir) or {"features": "", "config": None},
-                     load_comparable_report(run_dir), recorded_seconds(run_dir), run_convergence(run_dir),
+                     load_comparable_report(run_dir), recorded_seconds(run_dir),
+                     over_seeds.convergence(*curve, budget) if measured else None,
                      midpoint_score(run_dir), None if curve is None else thinned_curve(*curve),
                      {d.file: found for d in DIAGNOSTICS.values() if (found := d.read(run_dir))},
-                     _on_loss(run_dir, over_seeds.last_tenth_in_standard_errors))
+                     over_seeds.last_tenth_in_standard_errors(*curve, budget) if measured else None)
 
 
 def folder_records(folders: dict[int | None, Path], plan: SweepPlan,
@@ -160,13 +162,8 @@ def _loss(run_dir: Path | None) -> over_seeds.Curve | None:
 
 def run_convergence(run_dir: Path | None) -> float | None:
     """The convergence measure c of a run (its steps from its sweep key), None when it cannot be computed."""
-    return _on_loss(run_dir, over_seeds.convergence)
-
-
-def _on_loss(run_dir: Path | None, measure: Callable[[np.ndarray, np.ndarray, int], float | None]) -> float | None:
-    """`measure` of a run's whole training log and its steps (None: no log or no steps known)."""
     curve, budget = _loss(run_dir), run_steps(run_dir)
-    return None if curve is None or budget is None else measure(*curve, budget)
+    return None if curve is None or budget is None else over_seeds.convergence(*curve, budget)
 
 
 def _convergence_table(trained: dict[str, list[RunRecord | None]], seeds: int, over: str) -> str:
