@@ -217,10 +217,10 @@ def _classification(report: Report | None) -> float | None:
 
 def _timings_table(runs: dict[str, list[RunRecord | None]], seeds: int, over: str) -> str:
     seconds = {name: [r.seconds for r in records if r is not None] for name, records in runs.items()}
-    rows = "\n".join(f"| {name} | {over_seeds.summarise(s, '{:.0f}'.format, seeds)} |" for name, s in seconds.items())
+    rows = [[name, over_seeds.summarise(s, "{:.0f}".format, seeds)] for name, s in seconds.items()]
     total = sum(over_seeds.numbers([s for values in seconds.values() for s in values]))
-    return (f"## Wall time per run (train + embed + evaluate){over}\n\n| run | seconds |\n| --- | --- |\n{rows}\n"
-            f"| total | {total:.0f} |\n")
+    table = tables.markdown(["run", "seconds"], [*rows, ["total", f"{total:.0f}"]])
+    return f"## Wall time per run (train + embed + evaluate){over}\n\n{table}"
 
 
 def write_loss_curves(runs: dict[str, list[RunRecord | None]], seeds: list[int | None], plan: SweepPlan,

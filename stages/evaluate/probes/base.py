@@ -238,5 +238,6 @@ def fixed(value: object) -> str:
 
 
 def markdown(header: list[str], rows: list[list[str]]) -> str:
+    """A markdown table; a `|` inside a cell is escaped, so it cannot split the cell."""
     lines = [header, ["---"] * len(header), *rows]
-    return "\n".join("| " + " | ".join(cells) + " |" for cells in lines) + "\n"
+    return "\n".join("| " + " | ".join(cell.replace("|", r"\|") for cell in cells) + " |" for cells in lines) + "\n"

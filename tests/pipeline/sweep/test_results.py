@@ -24,12 +24,13 @@ from vava.stages.evaluate.report import write_report
 # -- --seeds: one sweep per seed in OUT/seed-S, numbers as mean ± sd over the seeds ------------------
 
 def table(markdown: str, heading: str, keys: int = 1) -> dict[tuple[str, ...], dict[str, str]]:
-    """The rows of the first table under the heading that starts with `heading`, by their first `keys` cells."""
+    """The rows of the first table under the heading that starts with `heading`, by their first `keys` cells
+    (unescaped)."""
     lines = markdown.splitlines()
     below = lines[next(i for i, line in enumerate(lines) if line.startswith(heading)) + 1:]
     block = itertools.takewhile(lambda line: line.startswith("|"),
                                 itertools.dropwhile(lambda line: not line.startswith("|"), below))
-    header, _, *rows = ([cell.strip() for cell in line.strip("|").split(" | ")] for line in block)
+    header, _, *rows = ([cell.strip().replace("\\|", "|") for cell in line.strip("|").split(" | ")] for line in block)
     return {tuple(row[:keys]): dict(zip(header, row)) for row in rows}
 
 

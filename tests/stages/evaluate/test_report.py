@@ -15,7 +15,7 @@ from vava.core.embeddings_file import load_embeddings, natural_key
 from vava.core.errors import VavaError
 from vava.core.report_file import load_report
 from vava.stages.evaluate.report import compare_reports, evaluate_embeddings, render_text, write_report
-from vava.stages.evaluate.tables import report_markdown, skip_lines
+from vava.stages.evaluate.tables import markdown, report_markdown, skip_lines
 
 # --------------------------------------------------------------------------------------------
 # Loading, background, per-action averaging, degenerate input
@@ -118,6 +118,14 @@ def test_skip_lines_group_actions(tmp_path: Path) -> None:
     assert "## Skipped\n\n- classification (every action): no labelled val frames\n" in md_path.read_text()
     report["skipped"] = report["skipped"][:1]
     assert skip_lines(report) == ["classification (jump): no labelled val frames"]
+
+
+def test_markdown_escapes_a_pipe_inside_a_cell() -> None:
+    """A cell's `|` (a column name like "|Δ| < 1", or a run name) must not split it: every line of the table keeps
+    as many cells as the header, which GitHub needs to render the table at all."""
+    text = markdown(["Run", "Val plateau (|Δ| < 1)"], [["a|b", "2/3"]])
+    assert text == "| Run | Val plateau (\\|Δ\\| < 1) |\n| --- | --- |\n| a\\|b | 2/3 |\n"
+    assert {len(re.split(r"(?<!\\)\|", line)) for line in text.splitlines()} == {4}
 
 
 # --------------------------------------------------------------------------------------------
