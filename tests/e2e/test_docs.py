@@ -1,6 +1,7 @@
 """The documentation against the repository: `make` targets that exist, shell recipes that stop at a failure."""
 from __future__ import annotations
 
+import itertools
 import re
 import subprocess
 from pathlib import Path
@@ -32,6 +33,25 @@ def test_every_make_target_the_docs_name_exists(doc: Path) -> None:
     named += re.findall(r"^\s*make (?:-\S+ )*([a-z][\w-]*)", text, flags=re.MULTILINE)  # lines of code blocks
     targets = _targets()
     assert [name for name in named if not _covered(name, targets)] == []
+
+
+def _cells(line: str) -> int:
+    """The cells of a markdown table line; an escaped `\\|` is part of a cell."""
+    return len(re.split(r"(?<!\\)\|", line.strip().strip("|")))
+
+
+@pytest.mark.parametrize("doc", DOCS, ids=lambda path: str(path.relative_to(ROOT)))
+def test_every_table_line_has_as_many_cells_as_its_header(doc: Path) -> None:
+    """GitHub renders no table at all where the header and the delimiter row differ in cells (as an unescaped `|`
+    inside a header once made them), and drops or pads the cells of a row that differs."""
+    lines = doc.read_text().splitlines()
+    ragged = []
+    for i, line in enumerate(lines[1:], start=1):
+        if re.match(r"^\|\s*:?-{3,}", line):
+            header = _cells(lines[i - 1])
+            rows = itertools.takewhile(lambda row: row.startswith("|"), lines[i:])
+            ragged += [(i + j, row[:60]) for j, row in enumerate(rows) if _cells(row) != header]
+    assert ragged == []
 
 
 @pytest.mark.parametrize("doc", DOCS, ids=lambda path: str(path.relative_to(ROOT)))
