@@ -34,6 +34,7 @@ from vava.core.config import parse_overrides
 from vava.pipeline.datasets.folder import load_folder
 from vava.pipeline.datasets.synthetic import SynthConfig, synthesize
 from vava.stages.evaluate.probes.retrieval import exact_search, faiss_device, leave_one_video_out
+from vava.stages.evaluate.tables import markdown
 from vava.stages.extract.run import ExtractOptions, extract
 from vava.stages.train.config import load_config
 from vava.stages.train.loop import train
@@ -62,11 +63,6 @@ FULL = Sizes(video_size=256, image_size=224, videos=4, frames=(60, 90), repeats=
              train_steps=60, preset="paper", retrieval_videos=100, retrieval_frames=300)
 QUICK = Sizes(video_size=64, image_size=64, videos=3, frames=(16, 24), repeats=1, workers=(1, 2), batch_size=16,
               train_steps=4, preset="synthetic", retrieval_videos=20, retrieval_frames=60)
-
-
-def markdown_table(header: list[str], rows: list[list[object]]) -> str:
-    lines = [header, ["---"] * len(header), *rows]
-    return "\n".join("| " + " | ".join(map(str, line)) + " |" for line in lines)
 
 
 def machine() -> str:
@@ -105,11 +101,11 @@ def extraction(sizes: Sizes, work: Path, device: str) -> tuple[str, Path]:
         other = summary.seconds - summary.waiting_s - summary.backbone_s
         shares = {"decoding": summary.waiting_s, "backbone": summary.backbone_s, "writing": other}
         bound = max(shares, key=shares.get)
-        rows.append([workers, summary.frames, f"{summary.seconds:.1f}", f"**{summary.frames / summary.seconds:.0f}**",
-                     f"{summary.waiting_s:.1f}", f"{summary.backbone_s:.1f}",
-                     f"{summary.frames / summary.backbone_s:.0f}", f"{other:.1f}", bound])
-    table = markdown_table(["decode workers", "frames", "seconds", "frames/s", "waiting for frames (s)",
-                            "backbone (s)", "backbone alone (frames/s)", "other (s)", "bound by"], rows)
+        rows.append([str(workers), str(summary.frames), f"{summary.seconds:.1f}",
+                     f"**{summary.frames / summary.seconds:.0f}**", f"{summary.waiting_s:.1f}",
+                     f"{summary.backbone_s:.1f}", f"{summary.frames / summary.backbone_s:.0f}", f"{other:.1f}", bound])
+    table = markdown(["decode workers", "frames", "seconds", "frames/s", "waiting for frames (s)",
+                      "backbone (s)", "backbone alone (frames/s)", "other (s)", "bound by"], rows)
     what = (f"{len(records)} videos ({sizes.videos * 2} synthetic ones at {sizes.video_size} px, each extracted "
             f"{sizes.repeats}x under other ids), ResNet-50 to conv4 at {sizes.image_size} px, random weights, batch "
             f"{sizes.batch_size}, device {device}" + (" (bf16 autocast, channels_last)" if device == "cuda" else
@@ -118,7 +114,7 @@ def extraction(sizes: Sizes, work: Path, device: str) -> tuple[str, Path]:
             "(input copy and output back to the host included), and the rest (batching, and handing maps to the "
             "writer thread, which blocks when writing falls behind); \"bound by\" names the largest: decoding, "
             "backbone or writing.")
-    return f"{what}.\n\n{table}\n\n{note}", summary.path
+    return f"{what}.\n\n{table}\n{note}", summary.path
 
 
 def training(sizes: Sizes, features: Path, work: Path) -> str:
@@ -143,7 +139,7 @@ def training(sizes: Sizes, features: Path, work: Path) -> str:
             f"{model.conv_channels}/{model.fc_channels} channels, {model.context_frames} context frame(s)) on the "
             f"extracted features, {sizes.train_steps} steps on {device}; steps/s over the log windows after the "
             "first.\n\n"
-            + markdown_table(["data path", "steps/s", "notes"], rows))
+            + markdown(["data path", "steps/s", "notes"], rows))
 
 
 def retrieval(sizes: Sizes) -> str:
@@ -174,7 +170,7 @@ def retrieval(sizes: Sizes) -> str:
         rows.append(["gpu", "skipped", reason, "", ""])
     return (f"{videos} videos x {length} frames, 128-d, 15 nearest frames among the other videos (exact L2), "
             f"faiss {faiss.__version__}, {faiss.omp_get_max_threads()} CPU threads.\n\n"
-            + markdown_table(["faiss", "seconds", "query frames/s", "speed-up", "same 15 neighbours"], rows))
+            + markdown(["faiss", "seconds", "query frames/s", "speed-up", "same 15 neighbours"], rows))
 
 
 def run_part(title: str, part: Callable[[], str], failures: list[str]) -> str:
@@ -187,7 +183,7 @@ def run_part(title: str, part: Callable[[], str], failures: list[str]) -> str:
         traceback.print_exc()
         failures.append(title)
         body = f"**failed**: {type(err).__name__}: {err}"
-    return f"## {title}\n\n{body}\n\n({time.perf_counter() - started:.0f} s)\n"
+    return f"## {title}\n\n{body.rstrip()}\n\n({time.perf_counter() - started:.0f} s)\n"
 
 
 def main(argv: list[str] | None = None) -> int:
