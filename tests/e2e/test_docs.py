@@ -1,4 +1,5 @@
-"""The documentation against the repository: `make` targets that exist, shell recipes that stop at a failure."""
+"""The documentation against the repository: `make` targets that exist, links that reach a file and a heading,
+tables that render, shell recipes that stop at a failure."""
 from __future__ import annotations
 
 import itertools
@@ -52,6 +53,53 @@ def test_every_table_line_has_as_many_cells_as_its_header(doc: Path) -> None:
             rows = itertools.takewhile(lambda row: row.startswith("|"), lines[i:])
             ragged += [(i + j, row[:60]) for j, row in enumerate(rows) if _cells(row) != header]
     assert ragged == []
+
+
+_FENCED = re.compile(r"^```.*?^```", flags=re.DOTALL | re.MULTILINE)
+
+
+def _prose(doc: Path) -> str:
+    """The document without its fenced code blocks (a `#` line there is a comment, a `](` is code)."""
+    return _FENCED.sub("", doc.read_text())
+
+
+def _slug(heading: str) -> str:
+    """GitHub's anchor of a heading: link text for links, lower case, every character but letters, digits, `_`,
+    `-` and spaces dropped, spaces to `-`."""
+    text = re.sub(r"\[([^\]]*)\]\([^)]*\)", r"\1", heading.strip())
+    return re.sub(r"[^\w\- ]", "", text.lower()).replace(" ", "-")
+
+
+def _anchors(doc: Path) -> set[str]:
+    """The anchors of a document's headings; a repeated heading's get `-1`, `-2`, ... as on GitHub."""
+    seen: dict[str, int] = {}
+    anchors = set()
+    for heading in re.findall(r"^#{1,6} (.+)$", _prose(doc), flags=re.MULTILINE):
+        slug = _slug(heading)
+        anchors.add(f"{slug}-{seen[slug]}" if slug in seen else slug)
+        seen[slug] = seen.get(slug, 0) + 1
+    return anchors
+
+
+def test_slug_follows_github() -> None:
+    assert _slug("Protocol 2 at S = 24000: built in parts, kept as run records") == (
+        "protocol-2-at-s--24000-built-in-parts-kept-as-run-records"
+    )
+    assert _slug("A training step, part by part (`bench/bench_step.py`)") == "a-training-step-part-by-part-benchbench_steppy"
+    assert _slug("Does VAVA's [alignment](x.md) term matter?") == "does-vavas-alignment-term-matter"
+
+
+@pytest.mark.parametrize("doc", DOCS, ids=lambda path: str(path.relative_to(ROOT)))
+def test_every_relative_link_reaches_a_file_and_its_heading(doc: Path) -> None:
+    broken = []
+    for target in re.findall(r"\]\(([^)\s]+)\)", _prose(doc)):
+        if re.match(r"[a-z]+:", target):  # https:, mailto:
+            continue
+        path, _, anchor = target.partition("#")
+        linked = doc.parent / path if path else doc
+        if not linked.exists() or (anchor and linked.suffix == ".md" and anchor not in _anchors(linked)):
+            broken.append(target)
+    assert broken == []
 
 
 @pytest.mark.parametrize("doc", DOCS, ids=lambda path: str(path.relative_to(ROOT)))
