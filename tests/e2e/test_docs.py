@@ -102,6 +102,20 @@ def test_every_relative_link_reaches_a_file_and_its_heading(doc: Path) -> None:
     assert broken == []
 
 
+def test_every_docs_reference_in_the_code_reaches_its_heading() -> None:
+    """Docstrings and configs point at a heading of a page in `docs/` for what they do not repeat (a page named
+    without a heading may be one a make target writes)."""
+    folders = ("pipeline", "stages", "cache", "core", "configs", "bench", "tests")
+    sources = [path for folder in folders for path in (ROOT / folder).rglob("*") if path.suffix in (".py", ".yaml")]
+    broken = []
+    for source in sources:
+        for path, anchor in re.findall(r"\b((?:docs/[\w/.-]+|README)\.md)#([\w-]+)", source.read_text()):
+            linked = ROOT / path
+            if not linked.exists() or anchor not in _anchors(linked):
+                broken.append(f"{source.relative_to(ROOT)}: {path}#{anchor}")
+    assert broken == []
+
+
 @pytest.mark.parametrize("doc", DOCS, ids=lambda path: str(path.relative_to(ROOT)))
 def test_shell_recipes_that_pass_output_on_stop_at_the_first_failure(doc: Path) -> None:
     """A block that feeds one command's output to the next (`X=$(vava ...)`) would otherwise go on after a failure
