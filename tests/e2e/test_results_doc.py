@@ -1,0 +1,136 @@
+"""The protocol-2 summary tables of docs/results/README.md against the committed run records: every cell is
+recomputed from the records (mean ± sample sd over the seeds, rounded once) and must read as written."""
+from __future__ import annotations
+
+import re
+import statistics
+from collections.abc import Callable
+from pathlib import Path
+
+import pytest
+
+from vava.pipeline.sweep.record import RunRecord, find_records, load_record
+
+ROOT = Path(__file__).resolve().parents[2]
+RESULTS = ROOT / "docs" / "results" / "README.md"
+RECORDS = ROOT / "docs" / "results" / "protocol2" / "records"
+SECTION = re.compile(r"^## (Wild|Clean), 3 seeds, 24000 annealed steps", flags=re.MULTILINE)
+PLATEAU_C, PLATEAU_DELTA = 0.02, 1.0  # the two plateau tests' thresholds (c; Δ in points)
+
+
+def _results(record: RunRecord) -> dict:
+    return record.report["results"]
+
+
+def _targeted(key: str) -> Callable[[RunRecord], float | None]:
+    return lambda record: _results(record)["targeted"][key]
+
+
+def _plan(record: RunRecord) -> float | None:
+    mass = record.diagnostics.get("virtual_mass.json")
+    return None if mass is None else mass["alignment"]
+
+
+def _delta(record: RunRecord) -> float | None:
+    """Δ val in points: val classification at the end minus at half the budget."""
+    return None if record.midpoint is None else 100 * (_results(record)["classification"]["1.0"] - record.midpoint)
+
+
+PERCENT: dict[str, Callable[[RunRecord], float | None]] = {
+    "classification 1.0": lambda record: _results(record)["classification"]["1.0"],
+    "align acc DTW": lambda record: _results(record)["alignment"]["dtw"],
+    "align acc NN": lambda record: _results(record)["alignment"]["nearest"],
+    "plan (VAVA)": _plan,
+    "unflagged": _targeted("unflagged_accuracy"),
+    "out of order": _targeted("out_of_order_accuracy"),
+    "repeated": _targeted("repeated_accuracy"),
+    "background F1": _targeted("background_f1"),
+    "idle bg": _targeted("idle_background_accuracy"),
+    "cut-away bg": _targeted("cutaway_background_accuracy"),
+    "distraction bg": _targeted("distraction_background_accuracy"),
+}
+
+
+def _number(values: list[float], digits: int = 1) -> str:
+    """Mean ± sample sd, or the value alone where every seed gives the same; `(n=k)` if not every seed has one."""
+    if not values:
+        return "-"
+    text = f"{values[0]:.{digits}f}" if len(set(values)) == 1 else (
+        f"{statistics.mean(values):.{digits}f} ± {statistics.stdev(values):.{digits}f}")
+    return text if len(values) == 3 else f"{text} (n={len(values)})"
+
+
+def _cell(column: str, records: list[RunRecord]) -> str:
+    if column in PERCENT:
+        return _number([100 * v for v in map(PERCENT[column], records) if v is not None])
+    if column == "c":
+        return _number([r.convergence for r in records if r.convergence is not None], digits=3)
+    if column == "Δ val":
+        return _number([d for d in map(_delta, records) if d is not None])
+    passed = {"loss plateau": lambda r: abs(r.convergence) < PLATEAU_C,
+              "val plateau": lambda r: abs(_delta(r)) < PLATEAU_DELTA}[column]
+    trained = [r for r in records if r.trained]
+    return f"{sum(map(passed, trained))}/{len(trained)}" if trained else "-"
+
+
+def _paired_cell(column: str, pairs: list[tuple[RunRecord, RunRecord]]) -> str:
+    values = [(PERCENT[column](a), PERCENT[column](b)) for a, b in pairs]
+    return _number([100 * (a - b) for a, b in values if a is not None and b is not None])
+
+
+def _tables(section: str) -> list[list[list[str]]]:
+    """The markdown tables of a section, each as rows of cells (the delimiter row left out)."""
+    tables, rows = [], []
+    for line in [*section.splitlines(), ""]:
+        if line.startswith("|"):
+            cells = [cell.strip() for cell in line.strip().strip("|").split("|")]
+            if not cells[0].startswith("---"):
+                rows.append(cells)
+        elif rows:
+            tables.append(rows)
+            rows = []
+    return tables
+
+
+def _sections() -> list[tuple[str, str]]:
+    """(setting, text) of each protocol-2 section of the results page."""
+    text = RESULTS.read_text()
+    starts = [(m.start(), m.group(1).lower()) for m in SECTION.finditer(text)]
+    sections = []
+    for start, setting in starts:
+        end = text.find("\n## ", start + 1)
+        sections.append((setting, text[start:] if end < 0 else text[start:end]))
+    return sections
+
+
+def _records(setting: str) -> dict[str, list[RunRecord]]:
+    by_name: dict[str, list[RunRecord]] = {}
+    for path in find_records(RECORDS / setting):
+        record = load_record(path)
+        by_name.setdefault(record.name, []).append(record)
+    return by_name
+
+
+def test_the_results_page_has_a_protocol_2_summary() -> None:
+    assert [setting for setting, _ in _sections()][:1] == ["wild"]
+
+
+@pytest.mark.parametrize("setting, section", [pytest.param(*s, id=s[0]) for s in _sections()])
+def test_every_summary_cell_is_what_the_records_give(setting: str, section: str) -> None:
+    records = _records(setting)
+    wrong, checked = [], 0
+    for header, *rows in _tables(section):
+        for row in rows:
+            if header[0] == "run":
+                expected = [_cell(column, records[row[0]]) for column in header[1:]]
+            elif header[0] == "A − B (points)":
+                a, b = (records[name] for name in row[0].split(" − "))
+                pairs = [(x, y) for x in a for y in b if x.seed == y.seed]
+                expected = [_paired_cell(column, pairs) for column in header[1:]]
+            else:
+                continue
+            checked += 1
+            wrong += [(row[0], column, written, want)
+                      for column, written, want in zip(header[1:], row[1:], expected) if written != want]
+    assert checked > 0
+    assert wrong == []
