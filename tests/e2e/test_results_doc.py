@@ -10,12 +10,12 @@ from pathlib import Path
 import pytest
 
 from vava.pipeline.sweep.record import RunRecord, find_records, load_record
+from vava.stages.evaluate import seeds as over_seeds
 
 ROOT = Path(__file__).resolve().parents[2]
 RESULTS = ROOT / "docs" / "results" / "README.md"
 RECORDS = ROOT / "docs" / "results" / "protocol2" / "records"
 SECTION = re.compile(r"^## (Wild|Clean), 3 seeds, 24000 annealed steps", flags=re.MULTILINE)
-PLATEAU_C, PLATEAU_DELTA = 0.02, 1.0  # the two plateau tests' thresholds (c; Δ in points)
 
 
 def _results(record: RunRecord) -> dict:
@@ -67,8 +67,8 @@ def _cell(column: str, records: list[RunRecord]) -> str:
         return _number([r.convergence for r in records if r.convergence is not None], digits=3)
     if column == "Δ val":
         return _number([d for d in map(_delta, records) if d is not None])
-    passed = {"loss plateau": lambda r: abs(r.convergence) < PLATEAU_C,
-              "val plateau": lambda r: abs(_delta(r)) < PLATEAU_DELTA}[column]
+    passed = {"loss plateau": lambda r: abs(r.convergence) < over_seeds.PLATEAU,
+              "val plateau": lambda r: abs(_delta(r)) < over_seeds.VAL_PLATEAU}[column]
     trained = [r for r in records if r.trained]
     return f"{sum(map(passed, trained))}/{len(trained)}" if trained else "-"
 
