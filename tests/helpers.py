@@ -1,5 +1,6 @@
-"""Helpers shared by tests of several folders: the CLI run in-process, PNG checks (plots, align), calls that
-might block on a FIFO, damaging a feature set's stored frames, and a run folder's checkpoints."""
+"""Helpers shared by tests of several folders: the CLI run in-process, PNG checks (plots, align), markdown
+tables, calls that might block on a FIFO, damaging a feature set's stored frames, and a run folder's
+checkpoints."""
 from __future__ import annotations
 
 import os
@@ -59,6 +60,27 @@ def png_size(path: Path) -> tuple[int, int]:
 
 def pixels(size: tuple[float, float]) -> tuple[int, int]:
     return round(size[0] * DPI), round(size[1] * DPI)
+
+
+# -- markdown tables -------------------------------------------------------------------------------
+
+def table_cells(line: str) -> list[str]:
+    """The cells of a markdown table line, stripped; an escaped `\\|` is part of its cell and comes back as `|`."""
+    return [cell.strip().replace("\\|", "|") for cell in re.split(r"(?<!\\)\|", line.strip().strip("|"))]
+
+
+def markdown_tables(text: str) -> list[list[list[str]]]:
+    """The tables of a markdown text in order, each as its rows of cells (header first, delimiter row left out)."""
+    tables: list[list[list[str]]] = []
+    rows: list[list[str]] = []
+    for line in [*text.splitlines(), ""]:
+        if line.startswith("|"):
+            if not re.match(r"^\|\s*:?-{3,}", line):
+                rows.append(table_cells(line))
+        elif rows:
+            tables.append(rows)
+            rows = []
+    return tables
 
 
 # -- FIFOs -----------------------------------------------------------------------------------------

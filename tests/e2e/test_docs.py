@@ -9,6 +9,8 @@ from pathlib import Path
 
 import pytest
 
+from tests.helpers import table_cells
+
 ROOT = Path(__file__).resolve().parents[2]
 DOCS = sorted([ROOT / "README.md", ROOT / "bench" / "README.md", *(ROOT / "docs").rglob("*.md")])
 
@@ -36,11 +38,6 @@ def test_every_make_target_the_docs_name_exists(doc: Path) -> None:
     assert [name for name in named if not _covered(name, targets)] == []
 
 
-def _cells(line: str) -> int:
-    """The cells of a markdown table line; an escaped `\\|` is part of a cell."""
-    return len(re.split(r"(?<!\\)\|", line.strip().strip("|")))
-
-
 @pytest.mark.parametrize("doc", DOCS, ids=lambda path: str(path.relative_to(ROOT)))
 def test_every_table_line_has_as_many_cells_as_its_header(doc: Path) -> None:
     """GitHub renders no table at all where the header and the delimiter row differ in cells (as an unescaped `|`
@@ -49,9 +46,9 @@ def test_every_table_line_has_as_many_cells_as_its_header(doc: Path) -> None:
     ragged = []
     for i, line in enumerate(lines[1:], start=1):
         if re.match(r"^\|\s*:?-{3,}", line):
-            header = _cells(lines[i - 1])
+            header = len(table_cells(lines[i - 1]))
             rows = itertools.takewhile(lambda row: row.startswith("|"), lines[i:])
-            ragged += [(i + j, row[:60]) for j, row in enumerate(rows) if _cells(row) != header]
+            ragged += [(i + j, row[:60]) for j, row in enumerate(rows) if len(table_cells(row)) != header]
     assert ragged == []
 
 

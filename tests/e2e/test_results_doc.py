@@ -9,6 +9,7 @@ from pathlib import Path
 
 import pytest
 
+from tests.helpers import markdown_tables
 from vava.pipeline.sweep.record import RunRecord, find_records, load_record
 from vava.stages.evaluate import seeds as over_seeds
 
@@ -78,20 +79,6 @@ def _paired_cell(column: str, pairs: list[tuple[RunRecord, RunRecord]]) -> str:
     return _number([100 * (a - b) for a, b in values if a is not None and b is not None])
 
 
-def _tables(section: str) -> list[list[list[str]]]:
-    """The markdown tables of a section, each as rows of cells (the delimiter row left out)."""
-    tables, rows = [], []
-    for line in [*section.splitlines(), ""]:
-        if line.startswith("|"):
-            cells = [cell.strip() for cell in line.strip().strip("|").split("|")]
-            if not cells[0].startswith("---"):
-                rows.append(cells)
-        elif rows:
-            tables.append(rows)
-            rows = []
-    return tables
-
-
 def _sections() -> list[tuple[str, str]]:
     """(setting, text) of each protocol-2 section of the results page."""
     text = RESULTS.read_text()
@@ -119,7 +106,7 @@ def test_the_results_page_has_a_protocol_2_summary() -> None:
 def test_every_summary_cell_is_what_the_records_give(setting: str, section: str) -> None:
     records = _records(setting)
     wrong, checked = [], 0
-    for header, *rows in _tables(section):
+    for header, *rows in markdown_tables(section):
         for row in rows:
             if header[0] == "run":
                 expected = [_cell(column, records[row[0]]) for column in header[1:]]

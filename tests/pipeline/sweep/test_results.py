@@ -3,13 +3,13 @@ seeds, results.md byte for byte, summary tables from the probes and the diagnost
 from __future__ import annotations
 
 import csv
-import itertools
 import json
 import shutil
 from pathlib import Path
 
 import pytest
 
+from tests.helpers import markdown_tables
 from tests.pipeline.sweep.helpers import SEEDS, seeded_again
 from tests.stages.evaluate.helpers import wild_report
 from vava.core.run_folder import load_checkpoint
@@ -27,10 +27,8 @@ def table(markdown: str, heading: str, keys: int = 1) -> dict[tuple[str, ...], d
     """The rows of the first table under the heading that starts with `heading`, by their first `keys` cells
     (unescaped)."""
     lines = markdown.splitlines()
-    below = lines[next(i for i, line in enumerate(lines) if line.startswith(heading)) + 1:]
-    block = itertools.takewhile(lambda line: line.startswith("|"),
-                                itertools.dropwhile(lambda line: not line.startswith("|"), below))
-    header, _, *rows = ([cell.strip().replace("\\|", "|") for cell in line.strip("|").split(" | ")] for line in block)
+    start = next(i for i, line in enumerate(lines) if line.startswith(heading))
+    header, *rows = markdown_tables("\n".join(lines[start + 1:]))[0]
     return {tuple(row[:keys]): dict(zip(header, row)) for row in rows}
 
 
