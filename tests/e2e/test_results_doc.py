@@ -1,5 +1,6 @@
-"""The protocol-2 summary tables of docs/results/README.md against the committed run records: every cell is
-recomputed from the records (mean ± sample sd over the seeds, rounded once) and must read as written."""
+"""The protocol-2 tables of docs/results/README.md against the committed run records: every cell of the 3-seed
+summaries is recomputed from the records (mean ± sample sd over the seeds, rounded once) and must read as
+written, as must the 24000-step cells of the wild seed-0 table."""
 from __future__ import annotations
 
 import re
@@ -121,3 +122,16 @@ def test_every_summary_cell_is_what_the_records_give(setting: str, section: str)
                       for column, written, want in zip(header[1:], row[1:], expected) if written != want]
     assert checked > 0
     assert wrong == []
+
+
+def test_the_seed_0_table_at_24000_steps_is_what_the_records_give() -> None:
+    """The 24000-step half of the wild seed-0 table (3000 steps beside 24000): val classification, DTW, c, Δ."""
+    text = RESULTS.read_text()
+    header, *rows = markdown_tables(text[text.index("\n### Seed 0 at 3000 and 24000 steps"):])[0]
+    first = header.index("24000, annealed: val cls")
+    records = _records("wild")
+    seed_0 = [next(r for r in records[row[0]] if r.seed == 0) for row in rows]
+    expected = [[f"{100 * _results(r)['classification']['1.0']:.1f}", f"{100 * _results(r)['alignment']['dtw']:.1f}",
+                 f"{r.convergence:+.3f}", f"{_delta(r):+.1f}"] for r in seed_0]
+    assert len(rows) == 10
+    assert [row[first:first + 4] for row in rows] == expected
