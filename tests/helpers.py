@@ -64,6 +64,9 @@ def pixels(size: tuple[float, float]) -> tuple[int, int]:
 
 # -- markdown tables -------------------------------------------------------------------------------
 
+DELIMITER_ROW = re.compile(r"^\|\s*:?-{3,}")  # the `|---|---|` line under a table's header
+
+
 def table_cells(line: str) -> list[str]:
     """The cells of a markdown table line, stripped; an escaped `\\|` is part of its cell and comes back as `|`."""
     return [cell.strip().replace("\\|", "|") for cell in re.split(r"(?<!\\)\|", line.strip().strip("|"))]
@@ -75,7 +78,7 @@ def markdown_tables(text: str) -> list[list[list[str]]]:
     rows: list[list[str]] = []
     for line in [*text.splitlines(), ""]:
         if line.startswith("|"):
-            if not re.match(r"^\|\s*:?-{3,}", line):
+            if not DELIMITER_ROW.match(line):
                 rows.append(table_cells(line))
         elif rows:
             tables.append(rows)

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.helpers import table_cells
+from tests.helpers import DELIMITER_ROW, table_cells
 
 ROOT = Path(__file__).resolve().parents[2]
 DOCS = sorted([ROOT / "README.md", ROOT / "bench" / "README.md", *(ROOT / "docs").rglob("*.md")])
@@ -45,7 +45,7 @@ def test_every_table_line_has_as_many_cells_as_its_header(doc: Path) -> None:
     lines = doc.read_text().splitlines()
     ragged = []
     for i, line in enumerate(lines[1:], start=1):
-        if re.match(r"^\|\s*:?-{3,}", line):
+        if DELIMITER_ROW.match(line):
             header = len(table_cells(lines[i - 1]))
             rows = itertools.takewhile(lambda row: row.startswith("|"), lines[i:])
             ragged += [(i + j, row[:60]) for j, row in enumerate(rows) if len(table_cells(row)) != header]
