@@ -7,6 +7,8 @@ BIN := $(VENV)/bin
 # index (no CUDA libraries): `make setup TORCH_SPEC="torch torchvision --index-url https://download.pytorch.org/whl/cpu"`.
 TORCH_SPEC ?= torch==2.14.1 torchvision==0.29.1
 PYTEST_ARGS ?=
+# test worker processes (pytest-xdist): auto = one per core, 0 = none (in this process)
+TEST_WORKERS ?= auto
 
 DEMO ?= demo
 DEMO_SIZE ?= 64
@@ -25,7 +27,7 @@ $(VENV)/.installed: pyproject.toml setup.py
 	touch $@
 
 test: setup
-	$(BIN)/python -m pytest -q $(PYTEST_ARGS)
+	$(BIN)/python -m pytest -q -n $(TEST_WORKERS) --dist loadfile $(PYTEST_ARGS)
 
 # The layer contracts (pyproject.toml [tool.importlinter]), checked on the source folders themselves,
 # and no command-line flag spelt below the CLI (pipeline/).

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import json
+import os
 import shutil
 from pathlib import Path
 
@@ -17,6 +18,14 @@ from vava.core.preprocess import Preprocessing
 from vava.core.videoio import write_video
 from vava.pipeline.datasets.folder import write_manifest
 from vava.stages.train.loop import train
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    """Under pytest-xdist each worker's torch takes its share of the cores: N workers with N threads each
+    would oversubscribe them."""
+    workers = os.environ.get("PYTEST_XDIST_WORKER_COUNT")
+    if workers:
+        torch.set_num_threads(max(1, (os.cpu_count() or 1) // int(workers)))
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
