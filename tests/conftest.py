@@ -21,11 +21,11 @@ from vava.stages.train.loop import train
 
 
 def pytest_configure(config: pytest.Config) -> None:
-    """Under pytest-xdist each worker's torch takes its share of the cores: N workers with N threads each
-    would oversubscribe them."""
+    """Under pytest-xdist each worker's torch takes its share of the cores this process may use (those
+    `-n auto` counts): N workers with N threads each would oversubscribe them."""
     workers = os.environ.get("PYTEST_XDIST_WORKER_COUNT")
     if workers:
-        torch.set_num_threads(max(1, (os.cpu_count() or 1) // int(workers)))
+        torch.set_num_threads(max(1, len(os.sched_getaffinity(0)) // int(workers)))
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
