@@ -25,7 +25,9 @@ def pytest_configure(config: pytest.Config) -> None:
     `-n auto` counts): N workers with N threads each would oversubscribe them."""
     workers = os.environ.get("PYTEST_XDIST_WORKER_COUNT")
     if workers:
-        torch.set_num_threads(max(1, len(os.sched_getaffinity(0)) // int(workers)))
+        # sched_getaffinity is Linux-only; elsewhere every core counts.
+        cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
+        torch.set_num_threads(max(1, cores // int(workers)))
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:

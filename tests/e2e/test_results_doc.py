@@ -99,7 +99,7 @@ def _records(setting: str) -> dict[str, list[RunRecord]]:
     return by_name
 
 
-def test_the_results_page_has_a_protocol_2_summary() -> None:
+def test_the_results_page_has_a_protocol_2_summary_per_setting() -> None:
     assert [setting for setting, _ in _sections()] == ["wild", "clean"]
 
 
