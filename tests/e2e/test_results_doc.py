@@ -1,6 +1,6 @@
 """The protocol-2 tables of docs/results/README.md against the committed run records: every cell of the 3-seed
-summaries is recomputed from the records (mean ± sample sd over the seeds, rounded once) and must read as
-written, as must the 24000-step cells of the wild seed-0 table."""
+summaries and of the wild ablations is recomputed from the records (mean ± sample sd over the seeds, rounded
+once) and must read as written, as must the 24000-step cells of the wild seed-0 table."""
 from __future__ import annotations
 
 import re
@@ -17,7 +17,7 @@ from vava.stages.evaluate import seeds as over_seeds
 ROOT = Path(__file__).resolve().parents[2]
 RESULTS = ROOT / "docs" / "results" / "README.md"
 RECORDS = ROOT / "docs" / "results" / "protocol2" / "records"
-SECTION = re.compile(r"^## (Wild|Clean), 3 seeds, 24000 annealed steps", flags=re.MULTILINE)
+SECTION = re.compile(r"^## (Wild|Clean)( ablations)?, 3 seeds, 24000 annealed steps", flags=re.MULTILINE)
 
 
 def _results(record: RunRecord) -> dict:
@@ -81,13 +81,14 @@ def _paired_cell(column: str, pairs: list[tuple[RunRecord, RunRecord]]) -> str:
 
 
 def _sections() -> list[tuple[str, str]]:
-    """(setting, text) of each protocol-2 section of the results page."""
+    """(setting, text) of each protocol-2 section of the results page; the setting of an ablation
+    section ends in "-ablations" (its records are the setting's own)."""
     text = RESULTS.read_text()
-    starts = [(m.start(), m.group(1).lower()) for m in SECTION.finditer(text)]
     sections = []
-    for start, setting in starts:
-        end = text.find("\n## ", start + 1)
-        sections.append((setting, text[start:] if end < 0 else text[start:end]))
+    for match in SECTION.finditer(text):
+        end = text.find("\n## ", match.start() + 1)
+        setting = match.group(1).lower() + ("-ablations" if match.group(2) else "")
+        sections.append((setting, text[match.start():] if end < 0 else text[match.start():end]))
     return sections
 
 
@@ -99,13 +100,13 @@ def _records(setting: str) -> dict[str, list[RunRecord]]:
     return by_name
 
 
-def test_the_results_page_has_a_protocol_2_summary_per_setting() -> None:
-    assert [setting for setting, _ in _sections()] == ["wild", "clean"]
+def test_the_results_page_has_a_protocol_2_summary_per_setting_and_the_wild_ablations() -> None:
+    assert [setting for setting, _ in _sections()] == ["wild", "clean", "wild-ablations"]
 
 
 @pytest.mark.parametrize("setting, section", [pytest.param(*s, id=s[0]) for s in _sections()])
 def test_every_summary_cell_is_what_the_records_give(setting: str, section: str) -> None:
-    records = _records(setting)
+    records = _records(setting.removesuffix("-ablations"))
     wrong, checked = [], 0
     for header, *rows in markdown_tables(section):
         for row in rows:
