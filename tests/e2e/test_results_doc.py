@@ -80,15 +80,16 @@ def _paired_cell(column: str, pairs: list[tuple[RunRecord, RunRecord]]) -> str:
     return _number([100 * (a - b) for a, b in values if a is not None and b is not None])
 
 
-def _sections() -> list[tuple[str, str]]:
-    """(setting, text) of each protocol-2 section of the results page; the setting of an ablation
-    section ends in "-ablations" (its records are the setting's own)."""
+def _sections() -> list[tuple[str, str, str]]:
+    """(name, setting, text) of each protocol-2 section of the results page: an ablation section's name
+    ends in "-ablations", its setting (whose records it reads) does not."""
     text = RESULTS.read_text()
     sections = []
     for match in SECTION.finditer(text):
         end = text.find("\n## ", match.start() + 1)
-        setting = match.group(1).lower() + ("-ablations" if match.group(2) else "")
-        sections.append((setting, text[match.start():] if end < 0 else text[match.start():end]))
+        setting = match.group(1).lower()
+        name = setting + ("-ablations" if match.group(2) else "")
+        sections.append((name, setting, text[match.start():] if end < 0 else text[match.start():end]))
     return sections
 
 
@@ -101,12 +102,12 @@ def _records(setting: str) -> dict[str, list[RunRecord]]:
 
 
 def test_the_results_page_has_a_protocol_2_summary_per_setting_and_the_wild_ablations() -> None:
-    assert [setting for setting, _ in _sections()] == ["wild", "clean", "wild-ablations"]
+    assert [name for name, _, _ in _sections()] == ["wild", "clean", "wild-ablations"]
 
 
-@pytest.mark.parametrize("setting, section", [pytest.param(*s, id=s[0]) for s in _sections()])
+@pytest.mark.parametrize("setting, section", [pytest.param(s, text, id=name) for name, s, text in _sections()])
 def test_every_summary_cell_is_what_the_records_give(setting: str, section: str) -> None:
-    records = _records(setting.removesuffix("-ablations"))
+    records = _records(setting)
     wrong, checked = [], 0
     for header, *rows in markdown_tables(section):
         for row in rows:
